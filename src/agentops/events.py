@@ -1,0 +1,214 @@
+"""The events the engine emits, and the result records they carry.
+
+The engine knows nothing about SQLite or Rich: storage, the terminal view and
+anything added later (tracing, a web view) subscribe to these events. A
+subscriber is any callable taking one ``Event``; it is called synchronously on
+the engine's event loop, in emission order, so it must be quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Union
+
+from .spec import Workflow
+
+
+class AgentStatus(str, Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def settled(self) -> bool:
+        return self not in (AgentStatus.WAITING, AgentStatus.RUNNING)
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # every agent succeeded
+    FAILED = "failed"  # finished, with failed or skipped agents
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, whole-run timeout, or a dead process
+
+
+@dataclass
+class Usage:
+    """Token counts; addable. ``estimated`` when the provider reported none."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.estimated or other.estimated,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass
+class Attempt:
+    """One call to a provider, as the engine saw it."""
+
+    number: int  # 1-based
+    status: str  # "succeeded" | "failed" | "cancelled"
+    started_at: float  # unix time
+    duration: float  # seconds
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = 0.0  # None: the model has no known price
+    error: str | None = None
+    error_type: str | None = None
+    http_status: int | None = None
+
+
+@dataclass
+class AgentResult:
+    name: str
+    status: AgentStatus
+    model: str
+    provider: str
+    output: str | None = None
+    error: str | None = None  # for failed: the last error; for skipped: the reason
+    prompt: str | None = None  # the rendered messages, as sent
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = 0.0  # None: some attempt had no known price
+    attempts: list[Attempt] = field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+    reused: bool = False  # taken from an earlier run by resume, not called again
+
+    @property
+    def retries(self) -> int:
+        return max(0, len(self.attempts) - 1)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass
+class WorkflowResult:
+    workflow: str
+    status: RunStatus
+    agents: dict[str, AgentResult]
+    started_at: float
+    finished_at: float
+    workflow_run_id: int | None = None  # set when the run was recorded in a store
+    cost_cap: float | None = None
+
+    @property
+    def cost(self) -> float:
+        return sum(a.cost or 0.0 for a in self.agents.values() if not a.reused)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for result in self.agents.values():
+            if not result.reused:
+                total = total + result.usage
+        return total
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def exit_code(self) -> int:
+        """0 all succeeded, 1 finished with failed/skipped agents, 130 interrupted."""
+        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1}.get(self.status, 130)
+
+
+# --- events -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowStarted:
+    workflow: Workflow
+    source: str  # the workflow definition as run (YAML text)
+    source_path: str | None
+    inputs: Mapping[str, Any]
+    started_at: float
+    resumed_from: int | None = None  # workflow_run_id this run continues
+    reused: Mapping[str, AgentResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentStarted:
+    name: str
+    model: str
+    provider: str
+    prompt: str
+    started_at: float
+
+
+@dataclass(frozen=True)
+class AttemptStarted:
+    name: str
+    number: int
+
+
+@dataclass(frozen=True)
+class TokensStreamed:
+    name: str
+    text: str  # the new text only
+
+
+@dataclass(frozen=True)
+class AttemptFailed:
+    name: str
+    attempt: Attempt
+    will_retry: bool
+    retry_in: float | None  # seconds, when will_retry
+
+
+@dataclass(frozen=True)
+class AttemptSucceeded:
+    name: str
+    attempt: Attempt
+
+
+@dataclass(frozen=True)
+class AgentFinished:
+    """An agent settled: succeeded, failed, skipped or cancelled (see result.status)."""
+
+    result: AgentResult
+
+
+@dataclass(frozen=True)
+class CostWarning:
+    """Something about cost the user must know (e.g. a model with no known price)."""
+
+    message: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowFinished:
+    result: WorkflowResult
+
+
+Event = Union[
+    WorkflowStarted,
+    AgentStarted,
+    AttemptStarted,
+    TokensStreamed,
+    AttemptFailed,
+    AttemptSucceeded,
+    AgentFinished,
+    CostWarning,
+    WorkflowFinished,
+]
+
+Subscriber = Callable[[Event], None]

@@ -1,0 +1,295 @@
+"""Dependency conditions (AND / OR) and the workflow's dependency graph.
+
+A condition names upstream agents. An agent waits until every agent its
+condition names has settled, then runs if the condition holds over the ones
+that succeeded; otherwise it is skipped. ``parse_condition`` accepts every form
+a user may write under ``depends_on`` (see ``spec.DependsOn``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .spec import DependsOn, Workflow
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+Condition = Union[Ref, AllOf, AnyOf]
+
+
+class ConditionSyntaxError(ValueError):
+    """A ``depends_on`` value that is not a valid condition; the message says why."""
+
+
+def parse_condition(raw: DependsOn) -> Condition | None:
+    """Turn a ``depends_on`` value into a condition (None: no dependencies)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return _parse_text(raw) if _looks_like_expression(raw) else Ref(raw.strip())
+    if isinstance(raw, list):
+        if not raw:
+            return None
+        return _flatten(AllOf(tuple(_parse_item(item) for item in raw)))
+    if isinstance(raw, dict):
+        return _parse_item(raw)
+    raise ConditionSyntaxError(
+        f"depends_on must be a name, a list of names, {{all: [...]}} or {{any: [...]}}, not {type(raw).__name__}"
+    )
+
+
+def _parse_item(item: Any) -> Condition:
+    if isinstance(item, str):
+        parsed = parse_condition(item)
+        if parsed is None:  # pragma: no cover - a non-empty string always parses to something
+            raise ConditionSyntaxError("empty dependency name")
+        return parsed
+    if isinstance(item, dict):
+        if len(item) != 1 or next(iter(item)) not in ("all", "any"):
+            keys = ", ".join(map(str, item)) or "nothing"
+            raise ConditionSyntaxError(
+                f"a dependency mapping takes exactly one key, 'all' or 'any' (found {keys})"
+            )
+        key, value = next(iter(item.items()))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise ConditionSyntaxError(f"'{key}:' takes a non-empty list of dependencies")
+        items = tuple(_parse_item(v) for v in value)
+        return _flatten(AllOf(items) if key == "all" else AnyOf(items))
+    raise ConditionSyntaxError(f"a dependency must be a name or a mapping, not {type(item).__name__}")
+
+
+def _flatten(condition: Condition) -> Condition:
+    if isinstance(condition, (AllOf, AnyOf)) and len(condition.items) == 1:
+        return condition.items[0]
+    return condition
+
+
+# --- the string form: "a && (b || c)" ---------------------------------------------
+
+_TOKEN = re.compile(r"\s*(?:(&&|\|\||\(|\))|([A-Za-z_][\w\-]*))")
+
+
+def _looks_like_expression(text: str) -> bool:
+    return any(op in text for op in ("&&", "||", "(", ")"))
+
+
+def _parse_text(text: str) -> Condition:
+    tokens: list[str] = []
+    position = 0
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN.match(text, position)
+        if not match:
+            raise ConditionSyntaxError(
+                f"cannot parse dependency expression {text!r} at column {position + 1}: "
+                "use names joined by && and ||, with parentheses"
+            )
+        tokens.append(match.group(1) or match.group(2))
+        position = match.end()
+    parser = _ExpressionParser(tokens, text)
+    condition = parser.parse_or()
+    if parser.position != len(tokens):
+        raise ConditionSyntaxError(f"unexpected {tokens[parser.position]!r} in dependency expression {text!r}")
+    return condition
+
+
+class _ExpressionParser:
+    """Recursive descent: or := and ('||' and)*; and := atom ('&&' atom)*; atom := name | '(' or ')'."""
+
+    def __init__(self, tokens: list[str], text: str) -> None:
+        self.tokens = tokens
+        self.text = text
+        self.position = 0
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def parse_or(self) -> Condition:
+        items = [self.parse_and()]
+        while self._peek() == "||":
+            self.position += 1
+            items.append(self.parse_and())
+        return _flatten(AnyOf(tuple(items)))
+
+    def parse_and(self) -> Condition:
+        items = [self.parse_atom()]
+        while self._peek() == "&&":
+            self.position += 1
+            items.append(self.parse_atom())
+        return _flatten(AllOf(tuple(items)))
+
+    def parse_atom(self) -> Condition:
+        token = self._peek()
+        if token is None:
+            raise ConditionSyntaxError(f"dependency expression {self.text!r} ends too early")
+        self.position += 1
+        if token == "(":
+            inner = self.parse_or()
+            if self._peek() != ")":
+                raise ConditionSyntaxError(f"missing ')' in dependency expression {self.text!r}")
+            self.position += 1
+            return inner
+        if token in ("&&", "||", ")"):
+            raise ConditionSyntaxError(f"unexpected {token!r} in dependency expression {self.text!r}")
+        return Ref(token)
+
+
+# --- evaluation -----------------------------------------------------------------
+
+
+def condition_names(condition: Condition | None) -> frozenset[str]:
+    if condition is None:
+        return frozenset()
+    if isinstance(condition, Ref):
+        return frozenset((condition.name,))
+    return frozenset().union(*(condition_names(item) for item in condition.items))
+
+
+def condition_holds(condition: Condition | None, succeeded: Iterable[str]) -> bool:
+    done = succeeded if isinstance(succeeded, (set, frozenset)) else set(succeeded)
+    return _holds(condition, done)
+
+
+def _holds(condition: Condition | None, succeeded: set[str] | frozenset[str]) -> bool:
+    if condition is None:
+        return True
+    if isinstance(condition, Ref):
+        return condition.name in succeeded
+    if isinstance(condition, AllOf):
+        return all(_holds(item, succeeded) for item in condition.items)
+    return any(_holds(item, succeeded) for item in condition.items)
+
+
+def describe_condition(condition: Condition | None) -> str:
+    """The condition as an expression: ``a && (b || c)``."""
+    if condition is None:
+        return ""
+    if isinstance(condition, Ref):
+        return condition.name
+    joiner = " && " if isinstance(condition, AllOf) else " || "
+    parts = []
+    for item in condition.items:
+        text = describe_condition(item)
+        parts.append(f"({text})" if isinstance(item, (AllOf, AnyOf)) else text)
+    return joiner.join(parts)
+
+
+def unmet_reason(condition: Condition | None, statuses: Mapping[str, str]) -> str:
+    """Why a settled condition does not hold, e.g. ``researcher failed``."""
+    names = sorted(condition_names(condition))
+    not_ok = [f"{name} {statuses.get(name, 'did not run')}" for name in names if statuses.get(name) != "succeeded"]
+    return ", ".join(not_ok) or "dependencies not met"
+
+
+# --- the graph ---------------------------------------------------------------------
+
+
+class WorkflowGraph:
+    """The dependency graph of a validated workflow (every name known, no cycle)."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self.conditions: dict[str, Condition | None] = {
+            agent.name: parse_condition(agent.depends_on) for agent in workflow.agents
+        }
+        self.dependencies: dict[str, frozenset[str]] = {
+            name: condition_names(condition) for name, condition in self.conditions.items()
+        }
+        self.dependents: dict[str, list[str]] = {name: [] for name in self.conditions}
+        for name, deps in self.dependencies.items():
+            for dep in sorted(deps):
+                if dep in self.dependents:
+                    self.dependents[dep].append(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.conditions)
+
+    def sinks(self) -> list[str]:
+        """Agents nothing depends on: their outputs are the workflow's results."""
+        return [name for name, users in self.dependents.items() if not users]
+
+    def find_cycle(self) -> list[str] | None:
+        """A dependency cycle as a path ``[a, b, c, a]``, or None."""
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+        stack: list[str] = []
+
+        def visit(name: str) -> list[str] | None:
+            state[name] = 1
+            stack.append(name)
+            for dep in sorted(self.dependencies.get(name, ())):
+                if dep not in self.dependencies:
+                    continue
+                if state.get(dep) == 1:
+                    return [*stack[stack.index(dep) :], dep]
+                if dep not in state and (cycle := visit(dep)):
+                    return cycle
+            stack.pop()
+            state[name] = 2
+            return None
+
+        for name in self.dependencies:
+            if name not in state and (cycle := visit(name)):
+                return cycle
+        return None
+
+    def topological_order(self) -> list[str]:
+        """Agents in an order where each comes after everything it names (file order on ties)."""
+        remaining = {name: len(deps) for name, deps in self.dependencies.items()}
+        ready = [name for name, count in remaining.items() if count == 0]
+        order: list[str] = []
+        while ready:
+            name = ready.pop(0)
+            order.append(name)
+            for user in self.dependents[name]:
+                remaining[user] -= 1
+                if remaining[user] == 0:
+                    ready.append(user)
+        return order
+
+    def levels(self) -> dict[str, int]:
+        """Depth of each agent: 0 for roots, else 1 + the deepest dependency."""
+        depth: dict[str, int] = {}
+        for name in self.topological_order():
+            deps = self.dependencies[name]
+            depth[name] = 1 + max(depth[d] for d in deps) if deps else 0
+        return depth
+
+    def critical_path(self, weights: Mapping[str, float]) -> tuple[list[str], float]:
+        """The heaviest chain of dependencies, with each agent weighing ``weights[name]``."""
+        best: dict[str, tuple[float, str | None]] = {}
+        for name in self.topological_order():
+            previous = max(
+                ((best[d][0], d) for d in self.dependencies[name]), default=(0.0, None)
+            )
+            best[name] = (previous[0] + weights.get(name, 0.0), previous[1])
+        if not best:
+            return [], 0.0
+        end = max(best, key=lambda n: best[n][0])
+        total = best[end][0]
+        path: list[str] = []
+        cursor: str | None = end
+        while cursor is not None:
+            path.append(cursor)
+            cursor = best[cursor][1]
+        return list(reversed(path)), total

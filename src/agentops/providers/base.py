@@ -1,0 +1,69 @@
+"""The provider boundary: one small protocol every model backend implements.
+
+A provider turns a ``ChatRequest`` into a ``ChatResponse``, streaming text
+through ``on_text`` as it arrives. It raises only ``errors.ProviderError``
+subclasses: SDK exceptions are translated at this boundary, in one place per
+provider, so the engine's retry policy sees one vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from ..events import Usage
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str  # the model name as the provider knows it (prefix already removed)
+    messages: tuple[Message, ...]
+    max_tokens: int  # always set: the cost cap depends on it
+    temperature: float | None = None
+    timeout: float | None = None  # seconds for this attempt; the engine also enforces it
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+
+
+TextCallback = Callable[[str], None]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A configured backend. One instance per provider per run, shared by its agents."""
+
+    name: str  # as shown and recorded: "openai", "azure", "local", or a workflow-defined name
+    kind: str  # "openai" | "azure" | "local" | "fake": which price table applies
+
+    async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one agent's calls go, decided without importing any SDK.
+
+    ``provider`` is the name shown and recorded ("openai", "azure", "local", or
+    a key of the workflow's ``providers:``); ``kind`` selects the implementation
+    and the price table; ``model`` is what is sent (prefix removed, the Azure
+    deployment name for Azure).
+    """
+
+    provider: str
+    kind: str  # "openai" | "azure" | "local" | "fake"
+    model: str

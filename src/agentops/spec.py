@@ -1,0 +1,109 @@
+"""Pydantic models of a workflow file: Workflow, Agent, Policies and friends.
+
+Every model forbids unknown keys so that a typo is an error, never silently
+ignored. Cross-field checks that need the whole workflow (unknown dependencies,
+cycles, template references) live in ``graph`` and ``templates``; ``loader``
+turns all of them into ``file:line:column`` diagnostics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_RETRIES = 2
+DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_MAX_TOKENS = 1024
+
+# What a user may write under ``depends_on``: a name, a list (all of), a
+# ``{all: [...]}`` / ``{any: [...]}`` mapping (nesting), or a string expression
+# such as ``"a && (b || c)"``. ``graph.parse_condition`` gives it meaning.
+DependsOn = Union[str, list[Union[str, dict[str, Any]]], dict[str, Any], None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Backoff(_Strict):
+    """Exponential backoff with full jitter: delay = uniform(0, min(max, base * 2**n))."""
+
+    base: float = Field(default=1.0, ge=0, description="seconds before the first retry (upper bound)")
+    max: float = Field(default=30.0, ge=0, description="the longest delay between two attempts")
+
+
+class Policies(_Strict):
+    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=100)
+    cost_cap: float | None = Field(default=None, ge=0, description="USD; the run never spends more")
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=100_000)
+    timeout: float | None = Field(default=None, gt=0, description="seconds for the whole run")
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    backoff: Backoff = Backoff()
+
+
+class ProviderSpec(_Strict):
+    """A named endpoint, used by ``provider: NAME`` on an agent."""
+
+    type: Literal["openai", "azure", "local"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None
+    deployment: str | None = None
+
+
+class InputSpec(_Strict):
+    description: str | None = None
+    default: str | int | float | bool | None = None
+    required: bool | None = None
+
+
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class Agent(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][\w\-]*$")
+    model: str = Field(min_length=1)
+    task: str = Field(min_length=1)
+    depends_on: DependsOn = None
+    provider: str | None = None
+    system: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0, description="seconds per attempt")
+    retries: int | None = Field(default=None, ge=0, le=100)
+
+
+class Workflow(_Strict):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    policies: Policies = Policies()
+    inputs: dict[str, InputSpec | str | int | float | bool | None] = {}
+    prices: dict[str, Price] = {}
+    providers: dict[str, ProviderSpec] = {}
+    agents: list[Agent] = Field(min_length=1)
+
+    def agent(self, name: str) -> Agent:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)
+
+    def input_default(self, name: str) -> Any:
+        """The default of a declared input, or None when it has none."""
+        declared = self.inputs[name]
+        return declared.default if isinstance(declared, InputSpec) else declared
+
+    def effective_retries(self, agent: Agent) -> int:
+        return self.policies.retries if agent.retries is None else agent.retries
+
+    def effective_max_tokens(self, agent: Agent) -> int:
+        return agent.max_tokens or self.policies.max_tokens
+
+    def effective_temperature(self, agent: Agent) -> float | None:
+        return self.policies.temperature if agent.temperature is None else agent.temperature

@@ -1,0 +1,89 @@
+"""Prompt templates: ``{{ agent.output }}`` and ``{{ inputs.name }}``, and nothing else.
+
+Substitution is plain text replacement: a template cannot execute code, read
+attributes or call filters. Agents whose output a task places explicitly get no
+automatic context block; the others' outputs are appended in a labelled block.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .providers.base import Message
+from .spec import Agent
+
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_REFERENCE = re.compile(r"^\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)\s*$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    kind: str  # "agent" | "input" | "invalid"
+    name: str
+    text: str  # the whole placeholder, braces included
+    offset: int  # where it starts in the task text
+
+
+def references(task: str) -> list[Reference]:
+    """Every ``{{ ... }}`` placeholder in a task, classified."""
+    found = []
+    for match in PLACEHOLDER.finditer(task):
+        inner = _REFERENCE.match(match.group(1))
+        if inner and inner.group(1) == "inputs":
+            found.append(Reference("input", inner.group(2), match.group(0), match.start()))
+        elif inner and inner.group(2) == "output":
+            found.append(Reference("agent", inner.group(1), match.group(0), match.start()))
+        else:
+            found.append(Reference("invalid", match.group(1).strip(), match.group(0), match.start()))
+    return found
+
+
+def referenced_agents(task: str) -> set[str]:
+    return {ref.name for ref in references(task) if ref.kind == "agent"}
+
+
+def render(task: str, outputs: Mapping[str, str], inputs: Mapping[str, Any]) -> str:
+    """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty."""
+
+    def replace(match: re.Match[str]) -> str:
+        inner = _REFERENCE.match(match.group(1))
+        if not inner:
+            return match.group(0)
+        owner, attribute = inner.groups()
+        if owner == "inputs":
+            value = inputs.get(attribute)
+            return "" if value is None else str(value)
+        return outputs.get(owner, "") if attribute == "output" else match.group(0)
+
+    return PLACEHOLDER.sub(replace, task)
+
+
+CONTEXT_HEADER = "--- Outputs of upstream agents ---"
+CONTEXT_FOOTER = "--- End of upstream outputs ---"
+
+
+def build_messages(
+    agent: Agent,
+    upstream_outputs: Mapping[str, str],
+    inputs: Mapping[str, Any],
+) -> tuple[Message, ...]:
+    """The messages sent for ``agent``, given its succeeded direct dependencies' outputs."""
+    text = render(agent.task, upstream_outputs, inputs)
+    placed = referenced_agents(agent.task)
+    block = [(name, output) for name, output in upstream_outputs.items() if name not in placed]
+    if block:
+        sections = "\n\n".join(f"### {name}\n{output}" for name, output in block)
+        text = f"{text}\n\n{CONTEXT_HEADER}\n{sections}\n{CONTEXT_FOOTER}"
+    messages = []
+    if agent.system:
+        messages.append(Message("system", render(agent.system, upstream_outputs, inputs)))
+    messages.append(Message("user", text))
+    return tuple(messages)
+
+
+def prompt_text(messages: tuple[Message, ...]) -> str:
+    """Messages as one readable text, for the history and the terminal."""
+    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
