@@ -10,12 +10,17 @@ them so ``--help`` and the history commands start fast.
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from .errors import AgentOpsError
+
+if TYPE_CHECKING:
+    from .events import WorkflowResult
 
 app = typer.Typer(
     name="agentops",
@@ -43,11 +48,167 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 # Commands are added below by their owners; keep each a thin layer.
 # ---------------------------------------------------------------------------------
 
+InputOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--input", "-i", help="A workflow input, KEY=VALUE (repeatable)."),
+]
+CostCapOption = Annotated[
+    Optional[float],
+    typer.Option("--cost-cap", min=0, help="Override policies.cost_cap (USD) for this run."),
+]
+
+
+RunStarter = Callable[..., Awaitable["WorkflowResult"]]
+
+
+def _execute(start: RunStarter, *, db: Optional[Path], json_output: bool) -> None:
+    """Run ``start`` (arun/aresume partial) with the live view and signals; exit with its code."""
+    import json
+
+    from rich.console import Console
+
+    from .launch import result_json, run_with_signals
+    from .store import default_db_path
+    from .ui import make_reporter
+
+    console = Console(stderr=json_output)
+    reporter = make_reporter(console)
+    db_path = db or default_db_path()
+    with reporter:
+        result = run_with_signals(
+            lambda control: start(db=db_path, subscribers=[reporter], control=control)
+        )
+    if json_output:
+        typer.echo(json.dumps(result_json(result), indent=2))
+    elif result.workflow_run_id is not None:
+        console.print(
+            f"Recorded as workflow run {result.workflow_run_id} in {db_path} "
+            f"(agentops show-workflow-run {result.workflow_run_id})",
+            markup=False, highlight=False,
+        )
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("run")
+def run_command(
+    file: Annotated[Path, typer.Argument(help="The workflow YAML file.")],
+    input_: InputOption = None,
+    db: DbOption = None,
+    cost_cap: CostCapOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run a workflow. Exit code: 0 all agents succeeded, 1 some failed or were skipped,
+    2 invalid workflow or usage, 130 interrupted."""
+    from functools import partial
+
+    from .api import arun
+    from .inputs import parse_input_args
+
+    inputs = parse_input_args(input_ or [])
+    _execute(partial(arun, file, inputs=inputs, cost_cap=cost_cap), db=db, json_output=json_output)
+
+
+@app.command("resume")
+def resume_command(
+    workflow_run_id: Annotated[int, typer.Argument(help="The workflow run to continue.")],
+    input_: InputOption = None,
+    db: DbOption = None,
+    cost_cap: CostCapOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Continue a failed, interrupted or cost-capped run: succeeded agents are reused, not called."""
+    from functools import partial
+
+    from .api import aresume
+    from .inputs import parse_input_args
+
+    inputs = parse_input_args(input_ or [])
+    _execute(partial(aresume, workflow_run_id, inputs=inputs, cost_cap=cost_cap), db=db, json_output=json_output)
+
+
+@app.command("plan")
+def plan_command(
+    file: Annotated[Path, typer.Argument(help="The workflow YAML file.")],
+    input_: InputOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the execution order, the critical path and worst-case costs, calling no model."""
+    import json
+
+    from .inputs import parse_input_args, resolve_inputs
+    from .loader import load_workflow
+    from .plan import make_plan, render_plan
+
+    workflow = load_workflow(file).workflow
+    plan = make_plan(workflow, resolve_inputs(workflow, parse_input_args(input_ or [])))
+    if json_output:
+        typer.echo(json.dumps(plan.to_json(), indent=2))
+    else:
+        for line in render_plan(plan):
+            typer.echo(line)
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+
+
+@app.command("validate")
+def validate_command(
+    files: Annotated[list[Path], typer.Argument(help="Workflow YAML files to check.", metavar="FILE")],
+) -> None:
+    """Check workflow files without running anything. Prints "OK FILE", or one
+    FILE:LINE:COL: message per problem. Exit code: 0 all valid, 2 otherwise."""
+    from .errors import WorkflowError
+    from .loader import load_workflow
+
+    failed = False
+    for file in files:
+        try:
+            load_workflow(file)
+        except WorkflowError as error:
+            failed = True
+            for diagnostic in error.diagnostics:
+                typer.echo(str(diagnostic))
+        except AgentOpsError as error:
+            failed = True
+            typer.echo(str(error))
+        else:
+            typer.echo(f"OK {file}")
+    raise typer.Exit(2 if failed else 0)
+
+
+@app.command("graph")
+def graph_command(
+    file: Annotated[Path, typer.Argument(help="The workflow YAML file.", metavar="FILE")],
+    format_: Annotated[
+        GraphFormat,
+        typer.Option("--format", "-f", help="mermaid (renders in Markdown) or dot (Graphviz)."),
+    ] = GraphFormat.mermaid,
+) -> None:
+    """Print the dependency graph. Edges point from a dependency to the agent that
+    uses it; alternatives (any: / ||) are dashed and labelled "or"."""
+    from .errors import WorkflowError
+    from .graph import WorkflowGraph, to_dot, to_mermaid
+    from .loader import load_workflow
+
+    try:
+        workflow = load_workflow(file).workflow
+    except WorkflowError as error:
+        for diagnostic in error.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        raise typer.Exit(error.exit_code) from None
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    graph = WorkflowGraph(workflow)
+    typer.echo(to_mermaid(graph) if format_ is GraphFormat.mermaid else to_dot(graph), nl=False)
+
 
 def main() -> None:
     """Console entry point: run the app, mapping our errors to one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, a command's ``typer.Exit(code)`` comes back as the return value.
+        code = app(standalone_mode=False)
     except AgentOpsError as error:
         for line in str(error).splitlines() or [type(error).__name__]:
             typer.echo(f"error: {line}", err=True)
@@ -60,12 +221,13 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except Exception as error:  # the last line of defence against tracebacks
+        # Typer vendors its own click: its usage errors derive from typer.TyperException.
+        show = getattr(error, "show", None)
+        if isinstance(error, typer.TyperException) and callable(show):
+            show()
+            sys.exit(getattr(error, "exit_code", 2))
         typer.echo(f"error: internal error: {type(error).__name__}: {error} "
                    "(please report this with the command you ran)", err=True)
         sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)

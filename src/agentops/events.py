@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Union
 
 from .spec import Workflow
 
 
-class AgentStatus(str, Enum):
+class AgentStatus(StrEnum):
     WAITING = "waiting"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -29,7 +29,7 @@ class AgentStatus(str, Enum):
         return self not in (AgentStatus.WAITING, AgentStatus.RUNNING)
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"  # every agent succeeded
     FAILED = "failed"  # finished, with failed or skipped agents

@@ -1,4 +1,5 @@
-"""Dependency conditions (AND / OR) and the workflow's dependency graph.
+"""Dependency conditions (AND / OR), the workflow's dependency graph, and its
+rendering as Mermaid or Graphviz DOT.
 
 A condition names upstream agents. An agent waits until every agent its
 condition names has settled, then runs if the condition holds over the ones
@@ -9,6 +10,7 @@ a user may write under ``depends_on`` (see ``spec.DependsOn``).
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
@@ -92,7 +94,18 @@ def _looks_like_expression(text: str) -> bool:
     return any(op in text for op in ("&&", "||", "(", ")"))
 
 
+MAX_EXPRESSION_DEPTH = 32  # the parser recurses once per parenthesis
+
+
 def _parse_text(text: str) -> Condition:
+    depth = deepest = 0
+    for character in text:
+        depth += (character == "(") - (character == ")")
+        deepest = max(deepest, depth)
+    if deepest > MAX_EXPRESSION_DEPTH:
+        raise ConditionSyntaxError(
+            f"dependency expression nests parentheses deeper than {MAX_EXPRESSION_DEPTH} levels; simplify it"
+        )
     tokens: list[str] = []
     position = 0
     while position < len(text):
@@ -231,35 +244,15 @@ class WorkflowGraph:
 
     def find_cycle(self) -> list[str] | None:
         """A dependency cycle as a path ``[a, b, c, a]``, or None."""
-        state: dict[str, int] = {}  # 1 visiting, 2 done
-        stack: list[str] = []
-
-        def visit(name: str) -> list[str] | None:
-            state[name] = 1
-            stack.append(name)
-            for dep in sorted(self.dependencies.get(name, ())):
-                if dep not in self.dependencies:
-                    continue
-                if state.get(dep) == 1:
-                    return [*stack[stack.index(dep) :], dep]
-                if dep not in state and (cycle := visit(dep)):
-                    return cycle
-            stack.pop()
-            state[name] = 2
-            return None
-
-        for name in self.dependencies:
-            if name not in state and (cycle := visit(name)):
-                return cycle
-        return None
+        return find_cycle(self.dependencies)
 
     def topological_order(self) -> list[str]:
         """Agents in an order where each comes after everything it names (file order on ties)."""
         remaining = {name: len(deps) for name, deps in self.dependencies.items()}
-        ready = [name for name, count in remaining.items() if count == 0]
+        ready = deque(name for name, count in remaining.items() if count == 0)
         order: list[str] = []
         while ready:
-            name = ready.pop(0)
+            name = ready.popleft()
             order.append(name)
             for user in self.dependents[name]:
                 remaining[user] -= 1
@@ -293,3 +286,125 @@ class WorkflowGraph:
             path.append(cursor)
             cursor = best[cursor][1]
         return list(reversed(path)), total
+
+
+def find_cycle(dependencies: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A cycle in ``{agent: names it depends on}`` as a path ``[a, b, c, a]``, or None.
+
+    Each agent in the path depends on the next. Names that are not keys are
+    ignored. Iterative, so a long chain of agents cannot exhaust the stack.
+    """
+    edges = {name: sorted(dep for dep in deps if dep in dependencies) for name, deps in dependencies.items()}
+    state: dict[str, int] = {}  # 1 on the current path, 2 finished
+    for root in edges:
+        if root in state:
+            continue
+        state[root] = 1
+        path = [root]
+        pending = [iter(edges[root])]
+        while pending:
+            for dep in pending[-1]:
+                if state.get(dep) == 1:
+                    return [*path[path.index(dep) :], dep]
+                if dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(iter(edges[dep]))
+                    break
+            else:
+                state[path.pop()] = 2
+                pending.pop()
+    return None
+
+
+# --- rendering: Mermaid and Graphviz DOT ---------------------------------------------
+
+
+def dependency_edges(condition: Condition | None) -> dict[str, bool]:
+    """Each name a condition depends on, with True when it is one of alternatives (under ``any``).
+
+    A name that is required somewhere (outside every ``any``) counts as required.
+    """
+    edges: dict[str, bool] = {}
+
+    def walk(item: Condition, alternative: bool) -> None:
+        if isinstance(item, Ref):
+            edges[item.name] = edges.get(item.name, True) and alternative
+            return
+        for child in item.items:
+            walk(child, alternative or isinstance(item, AnyOf))
+
+    if condition is not None:
+        walk(condition, False)
+    return edges
+
+
+def _edges_in_file_order(graph: WorkflowGraph) -> list[tuple[str, str, bool]]:
+    order = {name: index for index, name in enumerate(graph.names)}
+    found = []
+    for name, condition in graph.conditions.items():
+        edges = dependency_edges(condition)
+        for dep in sorted(edges, key=lambda dep: order.get(dep, len(order))):
+            found.append((dep, name, edges[dep]))
+    return found
+
+
+_MERMAID_KEYWORDS = {
+    "end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click",
+    "linkstyle", "default", "direction", "call", "href",
+}
+
+
+def _mermaid_ids(names: list[str]) -> dict[str, str]:
+    """Readable node ids where Mermaid allows them, ``n<i>`` otherwise ('-' and keywords break it)."""
+    ids: dict[str, str] = {}
+    for index, name in enumerate(names):
+        safe = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in _MERMAID_KEYWORDS
+        ids[name] = name if safe else f"n{index}"
+    if len(set(ids.values())) != len(ids):  # a name like "n3" collided with a generated id
+        ids = {name: f"n{index}" for index, name in enumerate(names)}
+    return ids
+
+
+def _mermaid_text(text: str) -> str:
+    text = " ".join(text.split())  # a label is one line
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def to_mermaid(graph: WorkflowGraph) -> str:
+    """The DAG as a Mermaid flowchart; edges point from a dependency to its user.
+
+    Alternatives (``any:`` / ``||``) are dashed arrows labelled "or".
+    """
+    ids = _mermaid_ids(graph.names)
+    lines = ["flowchart TD", f"    %% workflow: {' '.join(graph.workflow.name.split())}"]
+    for agent in graph.workflow.agents:
+        label = f"{_mermaid_text(agent.name)}<br/>{_mermaid_text(agent.model)}"
+        lines.append(f'    {ids[agent.name]}["{label}"]')
+    for dep, user, alternative in _edges_in_file_order(graph):
+        if dep in ids:
+            arrow = "-. or .->" if alternative else "-->"
+            lines.append(f"    {ids[dep]} {arrow} {ids[user]}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(graph: WorkflowGraph) -> str:
+    """The DAG in Graphviz DOT; alternatives (``any:`` / ``||``) are dashed edges labelled "or"."""
+    lines = [
+        f"digraph {_dot_text(graph.workflow.name)} {{",
+        "    rankdir=TB;",
+        '    node [shape=box, style=rounded, fontname="Helvetica"];',
+    ]
+    for agent in graph.workflow.agents:
+        label = _dot_text(f"{agent.name}\n{agent.model}")
+        lines.append(f"    {_dot_text(agent.name)} [label={label}];")
+    for dep, user, alternative in _edges_in_file_order(graph):
+        if dep in graph.conditions:
+            style = ' [style=dashed, label="or"]' if alternative else ""
+            lines.append(f"    {_dot_text(dep)} -> {_dot_text(user)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+"""Run every benchmark and print one table: ``.venv/bin/python benchmarks/run_all.py``.
+
+Each (shape, scheduler) pair runs in a fresh process against a server in
+another process, so peak memory and client CPU are the scheduler's own.
+Figures are ratios against an ideal measured in the same run; nothing here
+asserts a time (these machines are noisy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from shapes import SHAPES, ideal_seconds  # noqa: E402
+
+PYTHON = sys.executable
+CORE_SHAPES = ["fan_in_1000", "layers_5x20", "chain_50", "sketch_pipeline_6", "staggered_10x10"]
+REPEATS = 3  # best of N: the least disturbed run
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [PYTHON, str(HERE / "bench_server.py")], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    return server, server.stdout.readline().strip()
+
+
+def measure(shape: str, implementation: str, base_url: str) -> dict[str, float]:
+    runs = []
+    for _ in range(REPEATS if shape != "fan_in_10000" else 1):
+        output = subprocess.run(
+            [PYTHON, str(HERE / "bench_one.py"), shape, implementation, base_url],
+            capture_output=True, text=True, check=False, timeout=600,
+        )
+        if output.returncode != 0:
+            raise SystemExit(f"{shape}/{implementation} failed: {output.stderr.strip()[-2000:]}")
+        runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
+    return min(runs, key=lambda r: r["wall"])
+
+
+def cold_start(arguments: list[str], env: dict[str, str]) -> float:
+    agentops = str(Path(PYTHON).parent / "agentops")
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        subprocess.run([agentops, *arguments], capture_output=True, check=True, env=env)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    server, base_url = start_server()
+    rows = []
+    try:
+        for shape in CORE_SHAPES:
+            ideal = ideal_seconds(SHAPES[shape]())
+            reference = measure(shape, "reference", base_url)
+            ours = measure(shape, "agentops", base_url)
+            rows.append((shape, ideal, reference, ours))
+        big_ideal = ideal_seconds(SHAPES["fan_in_10000"]())
+        big = measure("fan_in_10000", "agentops", base_url)
+        big_db = measure("fan_in_10000", "agentops_db", base_url)
+    finally:
+        server.terminate()
+
+    print(f"{'shape':<20}{'agentops s':>11}{'reference s':>12}{'÷ reference':>12}{'÷ ideal':>9}"
+          f"{'CPU/call ms':>12}{'ref CPU/call':>13}{'peak MB':>9}")
+    for shape, ideal, reference, ours in rows:
+        print(f"{shape:<20}{ours['wall']:>11.3f}{reference['wall']:>12.3f}"
+              f"{ours['wall'] / reference['wall']:>12.3f}{ours['wall'] / ideal:>9.3f}"
+              f"{ours['cpu_per_call_ms']:>12.2f}{reference['cpu_per_call_ms']:>13.2f}{ours['peak_mb']:>9.0f}")
+    print()
+    print(f"10,000 agents: {big['wall']:.2f} s without history, {big_db['wall']:.2f} s recording every run "
+          f"(+{(big_db['wall'] / big['wall'] - 1) * 100:.1f} %), ideal {big_ideal:.2f} s; "
+          f"peak memory {big['peak_mb']:.0f} MB / {big_db['peak_mb']:.0f} MB (target ≤ 300 MB)")
+
+    with_db = dict(os.environ, AGENTOPS_DB=str(HERE / ".bench-cold.db"))
+    print(f"cold start: agentops --help {cold_start(['--help'], with_db):.3f} s, "
+          f"agentops list-runs {cold_start(['list-runs'], with_db):.3f} s (target ≤ 0.3 s)")
+    history = subprocess.run([PYTHON, str(HERE / "bench_history.py")], capture_output=True, text=True)
+    print(history.stdout.strip() or history.stderr.strip()[-500:])
+
+
+if __name__ == "__main__":
+    main()

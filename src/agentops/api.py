@@ -1,0 +1,183 @@
+"""The Python API: ``run`` / ``arun`` a workflow, ``resume`` / ``aresume`` a recorded run.
+
+The CLI's ``run`` and ``resume`` are thin layers over these. Everything that can
+be checked before spending money is checked here, before the first event:
+the workflow, the inputs, where every agent's calls go, and prices under a cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine, RunOptions
+from .events import AgentResult, Subscriber, WorkflowResult
+from .executor import Executor
+from .inputs import resolve_inputs
+from .loader import LoadedWorkflow, load_workflow, load_workflow_text, validate_workflow
+from .pricing import PriceBook
+from .providers.base import Provider, Route
+from .providers.registry import ProviderRegistry
+from .spec import Workflow
+
+WorkflowSource = str | Path | Workflow | LoadedWorkflow
+ProviderOverride = Provider | Mapping[str, Provider] | None
+
+
+@dataclass
+class PreparedRun:
+    """A workflow checked and routed, ready to run or to plan."""
+
+    loaded: LoadedWorkflow
+    inputs: dict[str, Any]
+    registry: ProviderRegistry
+    routes: dict[str, Route]
+    prices: PriceBook
+
+    @property
+    def workflow(self) -> Workflow:
+        return self.loaded.workflow
+
+
+def load(source: WorkflowSource) -> LoadedWorkflow:
+    """A workflow from a path, YAML text in a LoadedWorkflow, or a Workflow built in Python."""
+    if isinstance(source, LoadedWorkflow):
+        return source
+    if isinstance(source, Workflow):
+        validate_workflow(source)
+        import yaml
+
+        text = yaml.safe_dump(source.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        return LoadedWorkflow(workflow=source, source=text, path=None)
+    return load_workflow(source)
+
+
+def prepare(
+    source: WorkflowSource,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    provider: ProviderOverride = None,
+    env: Mapping[str, str] | None = None,
+) -> PreparedRun:
+    loaded = load(source)
+    workflow = loaded.workflow
+    registry = ProviderRegistry(
+        workflow,
+        env=env,
+        max_connections=workflow.policies.max_concurrency,
+        override=provider,
+    )
+    routes = {agent.name: registry.route(agent) for agent in workflow.agents}
+    return PreparedRun(
+        loaded=loaded,
+        inputs=resolve_inputs(workflow, inputs or {}),
+        registry=registry,
+        routes=routes,
+        prices=PriceBook(workflow.prices),
+    )
+
+
+async def arun(
+    source: WorkflowSource,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    db: str | Path | None = None,
+    subscribers: Iterable[Subscriber] = (),
+    provider: ProviderOverride = None,
+    env: Mapping[str, str] | None = None,
+    cost_cap: float | None = None,
+    executor: Executor | None = None,
+    control: Callable[[Engine], None] | None = None,
+    _resume: _ResumeContext | None = None,
+) -> WorkflowResult:
+    """Run a workflow and return per-agent status, output, tokens, cost and attempts.
+
+    ``db``: record the run in this SQLite file (None: do not record).
+    ``provider``: a Provider for every agent (e.g. ``FakeProvider``) or a mapping
+    from provider name to Provider. ``control`` receives the engine before it
+    starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
+    """
+    prepared = prepare(source, inputs=inputs, provider=provider, env=env)
+    reused = _resume.reused if _resume else {}
+    for route in {prepared.routes[a.name] for a in prepared.workflow.agents if a.name not in reused}:
+        prepared.registry.get(route)  # configuration errors surface before anything runs
+    store = None
+    recorder = None
+    all_subscribers = list(subscribers)
+    if db is not None:
+        from .store import RunRecorder, open_store
+
+        store = open_store(db)
+        recorder = RunRecorder(store)
+        all_subscribers.insert(0, recorder)
+    engine = Engine(
+        prepared.workflow,
+        routes=prepared.routes,
+        providers=prepared.registry.get,
+        prices=prepared.prices,
+        options=RunOptions(
+            inputs=prepared.inputs,
+            source=prepared.loaded.source,
+            source_path=prepared.loaded.path,
+            reused=reused,
+            resumed_from=_resume.workflow_run_id if _resume else None,
+            spent_before=_resume.spent if _resume else 0.0,
+            cost_cap=cost_cap,
+        ),
+        subscribers=all_subscribers,
+        executor=executor,
+    )
+    if control is not None:
+        control(engine)
+    try:
+        result = await engine.run()
+    finally:
+        await prepared.registry.aclose()
+        if store is not None:
+            store.close()
+    if recorder is not None:
+        result.workflow_run_id = recorder.workflow_run_id
+    return result
+
+
+def run(source: WorkflowSource, **options: Any) -> WorkflowResult:
+    """Blocking twin of ``arun``."""
+    return asyncio.run(arun(source, **options))
+
+
+@dataclass
+class _ResumeContext:
+    workflow_run_id: int
+    reused: dict[str, AgentResult]
+    spent: float
+
+
+async def aresume(
+    workflow_run_id: int,
+    *,
+    db: str | Path | None = None,
+    **options: Any,
+) -> WorkflowResult:
+    """Continue a failed, interrupted or cost-capped run recorded in ``db``.
+
+    Agents that succeeded are not called again: their recorded outputs feed
+    their dependents. The workflow definition recorded with the run is used, and
+    a new workflow run linked to the old one is recorded. The cost cap covers
+    the whole chain: what the earlier runs spent counts against it.
+    """
+    from .store import open_store
+
+    with open_store(db) as store:
+        state = store.load_run_for_resume(workflow_run_id)
+    loaded = load_workflow_text(state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>")
+    inputs = {**state.inputs, **dict(options.pop("inputs", None) or {})}
+    context = _ResumeContext(workflow_run_id, dict(state.succeeded), state.cost_spent)
+    return await arun(loaded, inputs=inputs, db=store.path, _resume=context, **options)
+
+
+def resume(workflow_run_id: int, **options: Any) -> WorkflowResult:
+    """Blocking twin of ``aresume``."""
+    return asyncio.run(aresume(workflow_run_id, **options))

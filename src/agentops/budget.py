@@ -1,0 +1,75 @@
+"""The cost ceiling: reserve an attempt's worst case before the call, settle the actual after.
+
+With every in-flight attempt holding a reservation no smaller than what it can
+cost, ``spent`` can never pass ``cap``. All methods run on the engine's event
+loop, so no lock is needed beyond the condition used to wait for settlements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .providers.base import ChatRequest
+
+# Byte-level BPE tokenizers never produce more tokens than UTF-8 bytes; chat
+# templates add a few tokens per message and to prime the reply.
+TOKENS_PER_MESSAGE = 16
+TOKENS_PER_REQUEST = 16
+
+
+def input_token_bound(request: ChatRequest) -> int:
+    """An upper bound on the input tokens ``request`` can be billed for."""
+    return TOKENS_PER_REQUEST + sum(
+        TOKENS_PER_MESSAGE + len(message.content.encode("utf-8")) for message in request.messages
+    )
+
+
+@dataclass
+class Reservation:
+    amount: float
+    settled: bool = False
+
+
+class Budget:
+    """Tracks spend against an optional cap. ``spent`` may start above zero (resume)."""
+
+    def __init__(self, cap: float | None, spent: float = 0.0) -> None:
+        self.cap = cap
+        self.spent = spent
+        self.reserved = 0.0
+        self._changed = asyncio.Condition()
+
+    def fits(self, amount: float, *, counting_reserved: bool = True) -> bool:
+        if self.cap is None:
+            return True
+        held = self.reserved if counting_reserved else 0.0
+        return self.spent + held + amount <= self.cap
+
+    async def reserve(self, amount: float) -> Reservation | None:
+        """Hold ``amount``; wait while only other reservations stand in the way.
+
+        Returns None when it cannot fit even once every in-flight attempt has
+        settled: the caller then skips the agent ("cost cap").
+        """
+        async with self._changed:
+            while not self.fits(amount):
+                if self.reserved == 0 or not self.fits(amount, counting_reserved=False):
+                    return None
+                await self._changed.wait()
+            self.reserved += amount
+            return Reservation(amount)
+
+    async def settle(self, reservation: Reservation, actual: float) -> None:
+        """Replace the hold by what the attempt really cost."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        async with self._changed:
+            self.reserved -= reservation.amount
+            self.spent += actual
+            self._changed.notify_all()
+
+    @property
+    def remaining(self) -> float | None:
+        return None if self.cap is None else max(0.0, self.cap - self.spent)

@@ -1,0 +1,429 @@
+"""Checks that need the whole workflow, beyond what each field's type says.
+
+Duplicate and reserved agent names, unparseable or unknown dependencies,
+cycles, template placeholders (``{{ agent.output }}`` only for the agent's own
+dependencies, ``{{ inputs.name }}`` only for declared inputs), unknown
+providers and contradictory inputs.
+
+They run on ``WorkflowFacts``: built from a validated ``Workflow`` (for
+workflows made in Python) or, best effort, from the raw YAML data (so that a
+file with a type error elsewhere still gets every other problem reported at
+once). Each problem carries the path of the value it is about and, for text,
+the character offset, so the loader can point at the exact line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .graph import (
+    Condition,
+    ConditionSyntaxError,
+    Ref,
+    condition_names,
+    find_cycle,
+    parse_condition,
+)
+from .spec import InputSpec, Workflow
+from .suggest import closest, did_you_mean
+from .templates import PLACEHOLDER, references
+
+PathKey = tuple[str | int, ...]
+
+BUILTIN_PROVIDERS = ("openai", "azure", "local")
+RESERVED_AGENT_NAMES = frozenset({"inputs"})
+_INPUT_NAME = re.compile(r"^[A-Za-z_]\w*$")
+_MAX_CYCLES_REPORTED = 10
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: PathKey
+    message: str
+    offset: int | None = None  # into the string at ``path``
+    at_key: bool = False  # point at the key rather than its value
+
+
+@dataclass(frozen=True)
+class AgentFacts:
+    index: int
+    name: str | None
+    depends_on: Any
+    task: str | None
+    system: str | None
+    provider: str | None
+
+    @property
+    def label(self) -> str:
+        return f"agent '{self.name}'" if self.name else f"agent #{self.index + 1}"
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    default: Any
+    required: bool | None
+
+
+@dataclass(frozen=True)
+class WorkflowFacts:
+    agents: tuple[AgentFacts, ...]
+    inputs: Mapping[str, InputFacts] | None  # None: unknown (the inputs section is malformed)
+    providers: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_workflow(cls, workflow: Workflow) -> WorkflowFacts:
+        agents = tuple(
+            AgentFacts(i, a.name, a.depends_on, a.task, a.system, a.provider)
+            for i, a in enumerate(workflow.agents)
+        )
+        inputs = {
+            name: InputFacts(spec.default, spec.required) if isinstance(spec, InputSpec) else InputFacts(spec, None)
+            for name, spec in workflow.inputs.items()
+        }
+        return cls(agents, inputs, frozenset(workflow.providers))
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> WorkflowFacts:
+        """Whatever can be trusted in raw data; anything of the wrong type is left out."""
+        raw_agents = data.get("agents")
+        agents = tuple(
+            AgentFacts(
+                i,
+                _text(item.get("name")),
+                item.get("depends_on"),
+                _text(item.get("task")),
+                _text(item.get("system")),
+                _text(item.get("provider")),
+            )
+            for i, item in enumerate(raw_agents if isinstance(raw_agents, list) else [])
+            if isinstance(item, dict)
+        )
+        raw_inputs = data.get("inputs", {})
+        inputs: dict[str, InputFacts] | None = None
+        if isinstance(raw_inputs, dict):
+            inputs = {
+                str(name): InputFacts(spec.get("default"), spec.get("required"))
+                if isinstance(spec, dict)
+                else InputFacts(spec, None)
+                for name, spec in raw_inputs.items()
+            }
+        raw_providers = data.get("providers")
+        providers = frozenset(map(str, raw_providers)) if isinstance(raw_providers, dict) else frozenset()
+        return cls(agents, inputs, providers)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def find_problems(facts: WorkflowFacts) -> list[Problem]:
+    """Every cross-field problem in the workflow."""
+    problems: list[Problem] = []
+    problems += _name_problems(facts)
+    conditions, condition_problems = _parse_conditions(facts)
+    problems += condition_problems
+    problems += _unknown_dependencies(facts, conditions)
+    problems += _cycles(facts, conditions)
+    problems += _template_problems(facts, conditions)
+    problems += _provider_problems(facts)
+    problems += _input_problems(facts)
+    return problems
+
+
+# --- names -----------------------------------------------------------------------
+
+
+def _name_problems(facts: WorkflowFacts) -> list[Problem]:
+    problems = []
+    first: dict[str, int] = {}
+    for agent in facts.agents:
+        if agent.name is None:
+            continue
+        path: PathKey = ("agents", agent.index, "name")
+        if agent.name in RESERVED_AGENT_NAMES:
+            problems.append(Problem(
+                path, f"agent name '{agent.name}' is reserved for {{{{ inputs.NAME }}}} placeholders; rename the agent"
+            ))
+        if agent.name in first:
+            problems.append(Problem(
+                path,
+                f"duplicate agent name '{agent.name}' (also agent #{first[agent.name] + 1}); "
+                "give each agent a unique name",
+            ))
+        else:
+            first[agent.name] = agent.index
+    return problems
+
+
+# --- dependencies --------------------------------------------------------------------
+
+
+def _parse_conditions(facts: WorkflowFacts) -> tuple[dict[int, Condition | None], list[Problem]]:
+    """Parsed conditions by agent index; agents whose condition does not parse are left out."""
+    conditions: dict[int, Condition | None] = {}
+    problems = []
+    for agent in facts.agents:
+        path: PathKey = ("agents", agent.index, "depends_on")
+        try:
+            conditions[agent.index] = parse_condition(agent.depends_on)
+        except ConditionSyntaxError as error:
+            problems.append(Problem(path, f"{agent.label}: {error}"))
+    return conditions, problems
+
+
+def _unknown_dependencies(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) -> list[Problem]:
+    known = _agent_names(facts)
+    problems = []
+    for agent in facts.agents:
+        for ref in _refs(conditions.get(agent.index)):
+            name = ref.name
+            if name in known:
+                continue
+            where, offset = locate_dependency(agent.depends_on, name)
+            path: PathKey = ("agents", agent.index, "depends_on", *where)
+            if not name:
+                message = f"{agent.label}: depends_on has an empty name; write an agent name or remove it"
+            elif re.search(r"[&|!]", name):
+                message = (
+                    f"{agent.label}: cannot read depends_on {name!r}: join names with && (all of) "
+                    "or || (any of), grouped with parentheses"
+                )
+            elif re.search(r"[\s,;]", name):
+                parts = [part for part in re.split(r"[\s,;]+", name) if part]
+                message = (
+                    f"{agent.label} depends on unknown agent '{name}'; for several dependencies "
+                    f"write a list [{', '.join(parts)}] or an expression \"{' && '.join(parts)}\""
+                )
+            else:
+                others = [other for other in known if other != agent.name]
+                hint = did_you_mean(name, others) or (
+                    f"; known agents: {', '.join(others)}" if 0 < len(others) <= 10 else ""
+                )
+                message = f"{agent.label} depends on unknown agent '{name}'{hint}"
+            problems.append(Problem(path, message, offset))
+    return problems
+
+
+def _agent_names(facts: WorkflowFacts) -> dict[str, None]:
+    """Agent names in file order, as a dict for fast membership tests."""
+    return dict.fromkeys(agent.name for agent in facts.agents if agent.name)
+
+
+def _refs(condition: Condition | None) -> list[Ref]:
+    if condition is None:
+        return []
+    if isinstance(condition, Ref):
+        return [condition]
+    return [ref for item in condition.items for ref in _refs(item)]
+
+
+def locate_dependency(raw: Any, name: str) -> tuple[PathKey, int | None]:
+    """Where ``name`` is written inside a ``depends_on`` value: sub-path and offset in that string."""
+    if isinstance(raw, str):
+        if raw.strip() == name:
+            return (), len(raw) - len(raw.lstrip())
+        match = re.search(rf"(?<![\w\-]){re.escape(name)}(?![\w\-])", raw) if name else None
+        return (), match.start() if match else None
+    items: list[tuple[str | int, Any]] = []
+    if isinstance(raw, list):
+        items = list(enumerate(raw))
+    elif isinstance(raw, dict):
+        items = [(key, value) for key, value in raw.items() if isinstance(key, str)]
+    for key, value in items:
+        if _mentions(value, name):
+            sub, offset = locate_dependency(value, name)
+            return (key, *sub), offset
+    return (), None
+
+
+def _mentions(raw: Any, name: str) -> bool:
+    if isinstance(raw, str):
+        return raw.strip() == name or bool(
+            name and re.search(rf"(?<![\w\-]){re.escape(name)}(?![\w\-])", raw)
+        )
+    if isinstance(raw, list):
+        return any(_mentions(item, name) for item in raw)
+    if isinstance(raw, dict):
+        return any(_mentions(value, name) for value in raw.values())
+    return False
+
+
+def _cycles(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) -> list[Problem]:
+    names = {agent.name for agent in facts.agents if agent.name}
+    dependencies: dict[str, set[str]] = {}
+    by_name: dict[str, AgentFacts] = {}
+    for agent in facts.agents:
+        if agent.name and agent.index in conditions:
+            dependencies.setdefault(agent.name, set()).update(
+                condition_names(conditions[agent.index]) & names
+            )
+            by_name.setdefault(agent.name, agent)
+    problems = []
+    for _ in range(_MAX_CYCLES_REPORTED):
+        cycle = find_cycle(dependencies)
+        if cycle is None:
+            break
+        first, second = cycle[0], cycle[1]
+        dependencies[first].discard(second)  # look for further, different cycles
+        agent = by_name[first]
+        where, offset = locate_dependency(agent.depends_on, second)
+        if len(cycle) == 2:
+            message = f"agent '{first}' depends on itself; remove '{first}' from its depends_on"
+        else:
+            message = (
+                f"dependency cycle {' → '.join(cycle)} (each agent depends on the next); "
+                "remove one of these dependencies"
+            )
+        problems.append(Problem(("agents", agent.index, "depends_on", *where), message, offset))
+    return problems
+
+
+# --- templates -----------------------------------------------------------------------
+
+_JINJA_TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_DOLLAR = re.compile(r"\$\{\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)\s*\}")
+_SINGLE_BRACES = re.compile(r"(?<!\{)\{\s*([A-Za-z_][\w\-]*)\s*\}(?!\})")
+_TEMPLATE_FORMS = "{{ AGENT.output }} or {{ inputs.NAME }}"
+
+
+def _snippet(text: str, limit: int = 60) -> str:
+    """Template text as shown in a one-line message: whitespace collapsed, long text cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _template_problems(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) -> list[Problem]:
+    problems = []
+    known = _agent_names(facts)
+    for agent in facts.agents:
+        upstream = condition_names(conditions[agent.index]) if agent.index in conditions else None
+        for field_name in ("task", "system"):
+            text = getattr(agent, field_name)
+            if text:
+                path: PathKey = ("agents", agent.index, field_name)
+                for offset, message in _text_problems(text, facts, known, upstream):
+                    problems.append(Problem(path, f"{agent.label}: {field_name} {message}", offset))
+    return problems
+
+
+def _text_problems(
+    text: str,
+    facts: WorkflowFacts,
+    known: Mapping[str, None],
+    upstream: frozenset[str] | None,
+) -> list[tuple[int, str]]:
+    inputs = facts.inputs or {}
+    found: list[tuple[int, str]] = []
+    for ref in references(text):
+        if ref.kind == "agent" and ref.name not in known:
+            hint = did_you_mean(ref.name, known)
+            found.append((ref.offset, f"refers to unknown agent '{ref.name}' in {ref.text}{hint}"))
+        elif ref.kind == "agent" and upstream is not None and ref.name not in upstream:
+            found.append((
+                ref.offset,
+                f"uses {ref.text}, but '{ref.name}' is not in its depends_on; add it there "
+                "so that it runs first",
+            ))
+        elif ref.kind == "input" and facts.inputs is not None and ref.name not in facts.inputs:
+            hint = did_you_mean(ref.name, inputs) or _declared_inputs_hint(inputs)
+            found.append((ref.offset, f"refers to undeclared input '{ref.name}' in {ref.text}{hint}"))
+        elif ref.kind == "invalid":
+            hint = _placeholder_hint(ref.name, known, inputs)
+            found.append((
+                ref.offset,
+                f"has an unsupported placeholder {_snippet(ref.text)}; only {_TEMPLATE_FORMS} are allowed{hint}",
+            ))
+    covered = [match.span() for match in PLACEHOLDER.finditer(text)]
+    start = 0
+    while (at := text.find("{{", start)) >= 0:
+        if not any(low <= at < high for low, high in covered):
+            found.append((at, "has '{{' without a closing '}}'; close the placeholder"))
+            break
+        start = at + 2
+    if match := _JINJA_TAG.search(text):  # the first is enough: the others are the same mistake
+        found.append((
+            match.start(), f"has '{_snippet(match.group(0))}': Jinja tags are not supported, only {_TEMPLATE_FORMS}"
+        ))
+    for match in _DOLLAR.finditer(text):
+        owner, attribute = match.groups()
+        suggestion = f"{{{{ inputs.{attribute} }}}}" if owner in ("inputs", "input") else f"{{{{ {owner}.output }}}}"
+        found.append((match.start(), f"has {match.group(0)}; write {suggestion} instead"))
+    for match in _SINGLE_BRACES.finditer(text):
+        name = match.group(1)
+        if name in inputs:
+            found.append((match.start(), f"has {match.group(0)}; to insert the input write {{{{ inputs.{name} }}}}"))
+        elif name in known:
+            found.append((match.start(), f"has {match.group(0)}; to insert its output write {{{{ {name}.output }}}}"))
+    return found
+
+
+def _declared_inputs_hint(inputs: Collection[str]) -> str:
+    if not inputs:
+        return "; declare it under inputs:"
+    return f"; declared inputs: {', '.join(inputs)}" if len(inputs) <= 10 else ""
+
+
+def _placeholder_hint(inner: str, agents: Collection[str], inputs: Collection[str]) -> str:
+    """A did-you-mean for a placeholder in another tool's style (Argo, promptflow, Jinja)."""
+    if "|" in inner:
+        return " (filters are not supported)"
+    parts = [part for part in re.split(r"[.\s\[\]'\"]+", inner) if part]
+    if not parts:
+        return ""
+    head, tail = parts[0], parts[-1]
+    suggestion = None
+    if head in ("tasks", "steps", "agents", "nodes") and len(parts) >= 2:
+        suggestion = f"{parts[1]}.output"
+    elif head.lower() in ("inputs", "input", "params", "parameters", "workflow") and len(parts) >= 2:
+        input_name = tail if tail in inputs else closest(tail, inputs) or tail
+        suggestion = f"inputs.{input_name}"
+    elif head in agents:
+        suggestion = f"{head}.output"
+    elif head in inputs:
+        suggestion = f"inputs.{head}"
+    elif (agent := closest(head, agents)) is not None:
+        suggestion = f"{agent}.output"
+    elif (name := closest(head, inputs)) is not None:
+        suggestion = f"inputs.{name}"
+    return f"; did you mean {{{{ {suggestion} }}}}?" if suggestion else ""
+
+
+# --- providers and inputs --------------------------------------------------------------
+
+
+def _provider_problems(facts: WorkflowFacts) -> list[Problem]:
+    choices = [*BUILTIN_PROVIDERS, *sorted(facts.providers - set(BUILTIN_PROVIDERS))]
+    problems = []
+    for agent in facts.agents:
+        if agent.provider is not None and agent.provider not in choices:
+            hint = did_you_mean(agent.provider, choices)
+            problems.append(Problem(
+                ("agents", agent.index, "provider"),
+                f"{agent.label}: unknown provider '{agent.provider}'{hint} "
+                f"(use {', '.join(BUILTIN_PROVIDERS)} or a name defined under providers:)",
+            ))
+    return problems
+
+
+def _input_problems(facts: WorkflowFacts) -> list[Problem]:
+    problems = []
+    for name, spec in (facts.inputs or {}).items():
+        path: PathKey = ("inputs", name)
+        if not _INPUT_NAME.match(name):
+            problems.append(Problem(
+                path,
+                f"input name '{name}' cannot be used in {{{{ inputs.NAME }}}}; "
+                "use letters, digits and '_' (not starting with a digit)",
+                at_key=True,
+            ))
+        if spec.required is True and spec.default is not None:
+            problems.append(Problem(
+                path,
+                f"input '{name}' has a default and required: true; remove one "
+                "(an input with a default is optional)",
+                at_key=True,
+            ))
+    return problems

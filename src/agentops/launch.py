@@ -1,0 +1,88 @@
+"""Running a workflow from the command line: live view, Ctrl-C / SIGTERM, exit code.
+
+The first Ctrl-C (or SIGTERM) asks the engine to stop: in-flight calls are
+cancelled and recorded, finished work is kept, the run is recorded as
+interrupted and the exit code is 130. A second Ctrl-C exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .engine import Engine
+from .events import RunStatus, WorkflowResult
+
+EXIT_INTERRUPTED = 130
+
+
+def run_with_signals(start: Callable[[Callable[[Engine], None]], Awaitable[WorkflowResult]]) -> WorkflowResult:
+    """Run ``start(control)`` on a fresh loop, wiring SIGINT/SIGTERM to ``engine.stop``."""
+
+    async def main() -> WorkflowResult:
+        loop = asyncio.get_running_loop()
+        engines: list[Engine] = []
+        interrupts = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1 or not engines:
+                os.write(2, b"\ninterrupted again: exiting now\n")
+                os._exit(EXIT_INTERRUPTED)
+            name = signal.Signals(signum).name
+            os.write(2, f"\n{name}: stopping (finished agents are kept; press Ctrl-C again to exit now)\n".encode())
+            engines[0].stop(f"interrupted by {name}", RunStatus.INTERRUPTED)
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+        try:
+            return await start(engines.append)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(main())
+
+
+def result_json(result: WorkflowResult) -> dict[str, Any]:
+    """A run's result as JSON-ready data (``agentops run --json``)."""
+    return {
+        "workflow": result.workflow,
+        "workflow_run_id": result.workflow_run_id,
+        "status": result.status.value,
+        "cost": result.cost,
+        "cost_cap": result.cost_cap,
+        "input_tokens": result.usage.input_tokens,
+        "output_tokens": result.usage.output_tokens,
+        "duration": result.finished_at - result.started_at,
+        "agents": {
+            name: {
+                "status": agent.status.value,
+                "model": agent.model,
+                "provider": agent.provider,
+                "output": agent.output,
+                "error": agent.error,
+                "attempts": len(agent.attempts),
+                "input_tokens": agent.usage.input_tokens,
+                "output_tokens": agent.usage.output_tokens,
+                "tokens_estimated": agent.usage.estimated,
+                "cost": agent.cost,
+                "reused": agent.reused,
+            }
+            for name, agent in result.agents.items()
+        },
+    }
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

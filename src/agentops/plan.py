@@ -1,0 +1,136 @@
+"""``agentops plan``: what a run would do and could cost, without calling any model.
+
+Per agent the worst case is what the engine would reserve: an upper bound on
+input tokens (the prompt's UTF-8 bytes plus per-message overhead, with each
+upstream output counted at its ``max_tokens``) times the input price, plus
+``max_tokens`` times the output price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .budget import TOKENS_PER_MESSAGE, input_token_bound
+from .errors import ConfigurationError
+from .events import Usage
+from .graph import WorkflowGraph, describe_condition
+from .pricing import PriceBook
+from .providers.base import ChatRequest, Route
+from .providers.registry import ProviderRegistry
+from .spec import Workflow
+from .templates import build_messages
+
+
+@dataclass
+class PlannedAgent:
+    name: str
+    step: int  # earliest step it can start in (0: at once)
+    depends_on: str
+    model: str
+    provider: str | None
+    max_tokens: int
+    input_tokens_bound: int
+    worst_case_cost: float | None  # None: unknown price or provider
+    note: str | None = None
+
+
+@dataclass
+class Plan:
+    workflow: str
+    agents: list[PlannedAgent]
+    critical_path: list[str]
+    cost_cap: float | None
+    max_concurrency: int
+
+    @property
+    def worst_case_total(self) -> float | None:
+        costs = [a.worst_case_cost for a in self.agents]
+        return None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "worst_case_total": self.worst_case_total}
+
+
+def make_plan(workflow: Workflow, inputs: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Plan:
+    graph = WorkflowGraph(workflow)
+    levels = graph.levels()
+    registry = ProviderRegistry(workflow, env=env, max_connections=workflow.policies.max_concurrency)
+    prices = PriceBook(workflow.prices)
+    planned = []
+    for name in sorted(graph.names, key=lambda n: (levels[n], graph.names.index(n))):
+        agent = workflow.agent(name)
+        max_tokens = workflow.effective_max_tokens(agent)
+        upstream = {dep: "" for dep in sorted(graph.dependencies[name])}
+        request = ChatRequest(agent.model, build_messages(agent, upstream, inputs), max_tokens)
+        upstream_tokens = sum(
+            workflow.effective_max_tokens(workflow.agent(dep)) + TOKENS_PER_MESSAGE for dep in upstream
+        )
+        bound = input_token_bound(request) + upstream_tokens
+        route: Route | None = None
+        note = None
+        try:
+            route = registry.route(agent)
+        except ConfigurationError as error:
+            note = str(error)
+        cost = prices.cost(route, Usage(bound, max_tokens)) if route else None
+        if route and cost is None:
+            note = f"no known price for {route.model!r}: add it under prices:"
+        planned.append(
+            PlannedAgent(
+                name=name,
+                step=levels[name],
+                depends_on=describe_condition(graph.conditions[name]),
+                model=route.model if route else agent.model,
+                provider=route.provider if route else None,
+                max_tokens=max_tokens,
+                input_tokens_bound=bound,
+                worst_case_cost=cost,
+                note=note,
+            )
+        )
+    path, _ = graph.critical_path({name: 1.0 for name in graph.names})
+    return Plan(
+        workflow=workflow.name,
+        agents=planned,
+        critical_path=path,
+        cost_cap=workflow.policies.cost_cap,
+        max_concurrency=workflow.policies.max_concurrency,
+    )
+
+
+def render_plan(plan: Plan) -> list[str]:
+    """The plan as plain text lines (no markup: names come from user files)."""
+    cap = f"cost cap ${plan.cost_cap:g}" if plan.cost_cap is not None else "no cost cap"
+    lines = [
+        f"Plan for {plan.workflow}: {len(plan.agents)} agents, max_concurrency {plan.max_concurrency}, {cap}",
+        "",
+        "Execution order (each agent starts as soon as its dependencies settle):",
+    ]
+    width = max(len(a.name) for a in plan.agents)
+    for agent in plan.agents:
+        cost = "unknown" if agent.worst_case_cost is None else f"${agent.worst_case_cost:.6f}"
+        after = f"after {agent.depends_on}" if agent.depends_on else "at start"
+        where = f"{agent.provider}:{agent.model}" if agent.provider else agent.model
+        lines.append(
+            f"  step {agent.step + 1}  {agent.name:<{width}}  {where}  {after}; "
+            f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens, worst case {cost}"
+        )
+        if agent.note:
+            lines.append(f"          note: {agent.note}")
+    lines.append("")
+    lines.append(f"Critical path ({len(plan.critical_path)} calls): {' → '.join(plan.critical_path)}")
+    total = plan.worst_case_total
+    if total is None:
+        lines.append("Worst-case total: unknown (some agents have no known price or provider)")
+    elif plan.cost_cap is None:
+        lines.append(f"Worst-case total: ${total:.6f} (no cap)")
+    else:
+        verdict = (
+            "fits under the cap"
+            if total <= plan.cost_cap
+            else "exceeds the cap: agents that would not fit are skipped with reason 'cost cap'"
+        )
+        lines.append(f"Worst-case total: ${total:.6f} of ${plan.cost_cap:g} cap ({verdict})")
+    return lines

@@ -1,0 +1,62 @@
+"""What a call costs: genai-prices data, or the workflow's ``prices:`` overrides.
+
+Prices are USD. The local model costs nothing. A model with no known price
+yields ``None`` (unknown), never a silent $0. genai-prices is imported on first
+use only, so commands that never price anything stay light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+from .events import Usage
+from .providers.base import Route
+from .spec import Price
+
+FREE_KINDS = frozenset({"local", "fake"})
+_PROVIDER_IDS = {"openai": "openai", "azure": "azure"}
+
+
+class PriceBook:
+    """Prices for one workflow: overrides first (by model as written or as sent), then genai-prices."""
+
+    def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
+        self.overrides = dict(overrides or {})
+
+    def override_for(self, route: Route) -> Price | None:
+        for key in (f"{route.provider}:{route.model}", route.model):
+            if key in self.overrides:
+                return self.overrides[key]
+        return None
+
+    def is_known(self, route: Route) -> bool:
+        return self.cost(route, Usage(1, 1)) is not None
+
+    def cost(self, route: Route, usage: Usage) -> float | None:
+        """USD for ``usage`` on ``route``; None when the model has no known price."""
+        override = self.override_for(route)
+        if override is not None:
+            return (usage.input_tokens * override.input + usage.output_tokens * override.output) / 1e6
+        if route.kind in FREE_KINDS:
+            return 0.0
+        provider_id = _PROVIDER_IDS.get(route.kind)
+        if provider_id is None:
+            return None
+        return _library_cost(route.model, provider_id, usage.input_tokens, usage.output_tokens)
+
+
+@lru_cache(maxsize=4096)
+def _library_cost(model: str, provider_id: str, input_tokens: int, output_tokens: int) -> float | None:
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
+    try:
+        calculation = calc_price(
+            PriceUsage(input_tokens=input_tokens, output_tokens=output_tokens),
+            model_ref=model,
+            provider_id=provider_id,
+        )
+    except LookupError:
+        return None
+    return float(calculation.total_price)

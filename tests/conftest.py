@@ -1,0 +1,31 @@
+"""Per-test isolation: no provider credentials leak in from the machine, and history
+goes to a fresh SQLite file under the test's tmp_path unless a test says otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROVIDER_VARIABLES = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_VERSION",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_GPT5_KEY",
+    "AZURE_GPT5_ENDPOINT",
+    "AZURE_GPT5_VERSION",
+    "AZURE_GPT5_DEPLOYMENT",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in PROVIDER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AGENTOPS_DB", str(tmp_path / "agentops.db"))
+    yield
