@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import openai  # noqa: E402, F401 - imported before timing, for both schedulers
-import yaml  # noqa: E402
+import openai  # noqa: F401 - imported before timing, for both schedulers
+import yaml
+from shapes import SHAPES, Shape, task_for, to_workflow_document
 
-import agentops  # noqa: E402
-from agentops.loader import LoadedWorkflow, load_workflow_text  # noqa: E402
-from shapes import SHAPES, Shape, task_for, to_workflow_document  # noqa: E402
+import agentops
+from agentops.loader import LoadedWorkflow, load_workflow_text
 
 API_KEY_ENV = "AGENTOPS_BENCH_KEY"
 

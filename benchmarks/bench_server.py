@@ -12,9 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from shapes import latency_from_prompt  # noqa: E402
-
-from agentops.testing.server import OpenAITestServer  # noqa: E402
+from agentops.testing.server import OpenAITestServer
+from shapes import latency_from_prompt
 
 if __name__ == "__main__":
     with OpenAITestServer(latency=latency_from_prompt, reply_tokens=8) as server:

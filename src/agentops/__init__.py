@@ -1,6 +1,84 @@
-"""AgentOps: a runtime for multi-agent LLM workflows defined in YAML."""
+"""AgentOps: a runtime for multi-agent LLM workflows defined in YAML.
 
-from .errors import AgentOpsError
+The public Python API is exactly ``__all__``. Names are imported on first use
+(PEP 562) so that ``agentops --help`` and the history commands stay light.
+"""
 
-__all__ = ["AgentOpsError"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AgentOpsError,
+    ConfigurationError,
+    CostCapError,
+    ProviderError,
+    RunNotFoundError,
+    StoreError,
+    UsageError,
+    WorkflowError,
+)
+
+if TYPE_CHECKING:
+    from .api import aresume, arun, resume, run
+    from .events import AgentResult, AgentStatus, Attempt, RunStatus, Usage, WorkflowResult
+    from .loader import LoadedWorkflow, load_workflow, load_workflow_text
+    from .providers.fake import FakeProvider
+    from .spec import Workflow
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "run": ".api",
+    "arun": ".api",
+    "resume": ".api",
+    "aresume": ".api",
+    "AgentResult": ".events",
+    "AgentStatus": ".events",
+    "Attempt": ".events",
+    "RunStatus": ".events",
+    "Usage": ".events",
+    "WorkflowResult": ".events",
+    "LoadedWorkflow": ".loader",
+    "load_workflow": ".loader",
+    "load_workflow_text": ".loader",
+    "FakeProvider": ".providers.fake",
+    "Workflow": ".spec",
+}
+
+__all__ = [
+    "AgentOpsError",
+    "AgentResult",
+    "AgentStatus",
+    "Attempt",
+    "ConfigurationError",
+    "CostCapError",
+    "FakeProvider",
+    "LoadedWorkflow",
+    "ProviderError",
+    "RunNotFoundError",
+    "RunStatus",
+    "StoreError",
+    "Usage",
+    "UsageError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowResult",
+    "__version__",
+    "aresume",
+    "arun",
+    "load_workflow",
+    "load_workflow_text",
+    "resume",
+    "run",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
