@@ -12,8 +12,7 @@ from agentops.testing.server import Fault, OpenAITestServer
 import agentops
 from agentops.errors import CostCapError
 from agentops.events import AgentStatus, CostWarning, RunStatus
-
-from .engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
+from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 # Deliberately expensive, so that a handful of calls reach the cap.
 PRICES = {"gpt-4o-mini": {"input": 1000.0, "output": 4000.0}}

@@ -11,8 +11,7 @@ from agentops.testing.server import Fault, OpenAITestServer
 import agentops
 from agentops.engine import Engine
 from agentops.events import AgentFinished, AgentStatus, AttemptFailed, RunStatus
-
-from .engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
+from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,7 @@ from agentops.testing.server import OpenAITestServer
 
 import agentops
 from agentops.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
-
-from .engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
+from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 
 @pytest.fixture(autouse=True)

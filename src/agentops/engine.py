@@ -147,6 +147,8 @@ class Engine:
                 started_at=started_at,
                 resumed_from=self.options.resumed_from,
                 reused=dict(self.options.reused),
+                cost_cap=self.budget.cap,
+                spent_before=self.options.spent_before,
             )
         )
         timeout = self.workflow.policies.timeout

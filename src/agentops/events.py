@@ -142,6 +142,8 @@ class WorkflowStarted:
     started_at: float
     resumed_from: int | None = None  # workflow_run_id this run continues
     reused: Mapping[str, AgentResult] = field(default_factory=dict)
+    cost_cap: float | None = None  # the cap in force (None: see workflow.policies.cost_cap)
+    spent_before: float = 0.0  # spent by the runs this one resumes; counts against the cap
 
 
 @dataclass(frozen=True)
