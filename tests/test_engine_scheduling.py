@@ -72,9 +72,11 @@ def test_upstream_outputs_reach_the_prompt_in_a_labelled_block(server: OpenAITes
     result = agentops.run(workflow_on(server, agents))
     research = result.agents["researcher"].output
     assert research
-    sent = {r.body["messages"][-1]["content"].split("\n")[0]: r.body["messages"][-1]["content"] for r in server.requests}
-    assert "### researcher\n" + research in sent["Summarise."]
-    assert sent[f"Text: {research.splitlines()[0]}"] .startswith(f"Text: {research}!")
+    sent = [r.body["messages"][-1]["content"] for r in server.requests]
+    summarise = next(text for text in sent if text.startswith("Summarise."))
+    placed = next(text for text in sent if text.startswith("Text: "))
+    assert "### researcher\n" + research in summarise
+    assert placed == f"Text: {research}!"
     assert "Outputs of upstream agents" not in result.agents["placer"].prompt  # type: ignore[operator]
 
 

@@ -263,6 +263,7 @@ class Engine:
             max_tokens=self.workflow.effective_max_tokens(agent),
             temperature=self.workflow.effective_temperature(agent),
             timeout=agent.timeout,
+            agent=agent.name,
         )
         try:
             await self._attempt_until_settled(agent, route, request, result)

@@ -30,6 +30,7 @@ class ChatRequest:
     max_tokens: int  # always set: the cost cap depends on it
     temperature: float | None = None
     timeout: float | None = None  # seconds for this attempt; the engine also enforces it
+    agent: str | None = None  # the agent's name, for providers that script by agent (FakeProvider)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,21 @@ class ChatResponse:
 
 
 TextCallback = Callable[[str], None]
+
+
+def estimate_tokens(text: str) -> int:
+    """About four UTF-8 bytes per token, rounded up: for servers that report no usage."""
+    return -(-len(text.encode("utf-8")) // 4)
+
+
+def estimated_usage(request: ChatRequest, reply: str) -> Usage:
+    """Usage for a reply whose server reported none, flagged ``estimated``.
+
+    The output estimate never exceeds ``max_tokens``, so it stays within what the
+    cost cap reserved for the call.
+    """
+    prompt = sum(estimate_tokens(message.content) for message in request.messages)
+    return Usage(prompt, min(estimate_tokens(reply), request.max_tokens), estimated=True)
 
 
 @runtime_checkable

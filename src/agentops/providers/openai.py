@@ -1,0 +1,259 @@
+"""OpenAI, Azure OpenAI and any OpenAI-compatible server, through the official ``openai`` SDK.
+
+One async client per provider per run, on the SDK's aiohttp transport with a
+connection pool sized to the run's concurrency, and ``max_retries=0``: the
+engine makes every retry itself, so each attempt is counted and recorded. Every
+SDK exception is translated into an ``errors`` type in one place,
+``translate_errors``, and no message ever carries the API key.
+
+Imported only when a provider of the ``openai`` or ``azure`` kind is built: it
+pulls in the SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import aiohttp
+import httpx2
+import openai
+
+from ..errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyError,
+    MalformedResponseError,
+    ModelNotFoundError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ServerError,
+)
+from ..events import Usage
+from .base import ChatRequest, ChatResponse, TextCallback, estimated_usage
+from .registry import Endpoint
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+DEFAULT_TIMEOUT = 600.0  # seconds per attempt when the agent sets none (the SDK's own default)
+CONNECT_TIMEOUT = 10.0
+CONTENT_POLICY_CODES = frozenset({"content_filter", "content_policy_violation"})
+_DETAIL_LIMIT = 300
+
+
+class OpenAIProvider:
+    """A Provider of the ``openai`` or ``azure`` kind, shared by every agent routed to it."""
+
+    def __init__(self, endpoint: Endpoint, *, max_connections: int = 16) -> None:
+        self.name = endpoint.name
+        self.kind = endpoint.kind
+        self.endpoint = endpoint
+        # The aiohttp transport sizes its connector (``limit``) from max_connections.
+        http_client = openai.DefaultAioHttpClient(
+            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=httpx2.Timeout(DEFAULT_TIMEOUT, connect=CONNECT_TIMEOUT),
+        )
+        self.client: openai.AsyncOpenAI
+        if endpoint.kind == "azure":
+            self.client = openai.AsyncAzureOpenAI(
+                api_key=endpoint.api_key,
+                azure_endpoint=endpoint.url,
+                api_version=endpoint.api_version,
+                max_retries=0,
+                http_client=http_client,
+            )
+        else:
+            self.client = openai.AsyncOpenAI(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=http_client,
+            )
+
+    async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
+        messages = cast(
+            "list[ChatCompletionMessageParam]",
+            [{"role": m.role, "content": m.content} for m in request.messages],
+        )
+        timeout = request.timeout or DEFAULT_TIMEOUT
+        pieces: list[str] = []
+        usage: Usage | None = None
+        finish_reason: str | None = None
+        with translate_errors(self.endpoint, request.model):
+            stream = await self.client.chat.completions.create(
+                model=request.model,
+                messages=messages,
+                max_tokens=request.max_tokens,
+                temperature=openai.omit if request.temperature is None else request.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            )
+            try:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                    for choice in chunk.choices:
+                        content = choice.delta.content if choice.delta else None
+                        if content:
+                            pieces.append(content)
+                            on_text(content)
+                        if choice.finish_reason:
+                            finish_reason = choice.finish_reason
+            finally:
+                # Also on cancellation: the connection goes back to the pool.
+                await asyncio.shield(stream.close())
+        if finish_reason is None:
+            raise MalformedResponseError(
+                f"{self.name}: the stream for {request.model!r} ended before the answer was complete"
+            )
+        if finish_reason == "content_filter":
+            raise ContentPolicyError(f"{self.name}: the content filter stopped the answer for {request.model!r}")
+        text = "".join(pieces)
+        return ChatResponse(text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+@contextmanager
+def translate_errors(endpoint: Endpoint, model: str) -> Iterator[None]:
+    """Turn every SDK and transport exception into an ``errors`` type, with no key in any message."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except openai.APIConnectionError as error:  # APITimeoutError included
+        failure = _connection_failure(error, endpoint)
+        if failure is not None:
+            raise ProviderConnectionError(failure) from error
+        raise ProviderTimeoutError(f"{endpoint.name} did not answer in time for {model!r}") from error
+    except openai.APIStatusError as error:
+        raise _status_error(error, endpoint, model) from error
+    except (openai.APIResponseValidationError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise MalformedResponseError(
+            f"{endpoint.name} sent a response that is not valid JSON for {model!r}: {_detail(error, endpoint)}"
+        ) from error
+    except openai.APIError as error:  # an error event inside a 200 stream
+        raise ServerError(f"{endpoint.name} reported an error mid-answer: {_detail(error, endpoint)}") from error
+    except TimeoutError as error:
+        raise ProviderTimeoutError(f"{endpoint.name} did not answer in time for {model!r}") from error
+    except (httpx2.HTTPError, aiohttp.ClientError, OSError) as error:
+        raise ProviderConnectionError(f"the connection to {endpoint.name} failed: {_detail(error, endpoint)}") from error
+    except openai.OpenAIError as error:
+        raise MalformedResponseError(f"{endpoint.name}: {_detail(error, endpoint)}") from error
+
+
+def _status_error(error: openai.APIStatusError, endpoint: Endpoint, model: str) -> ProviderError:
+    status = error.status_code
+    detail = _scrub(_error_message(error), endpoint.api_key)[:_DETAIL_LIMIT]
+    code = _error_code(error)
+    where = f"{endpoint.name} ({status})"
+    if status in (401, 403):
+        return AuthenticationError(
+            f"{where} rejected the API key: {detail}; set {endpoint.key_source} to a valid key", status=status
+        )
+    if status == 404:
+        if endpoint.kind == "azure":
+            what = f"deployment {model!r} not found at {endpoint.url}; check the agent's model or AZURE_GPT5_DEPLOYMENT"
+        else:
+            what = f"model {model!r} not found at {endpoint.url}; check the agent's model"
+        return ModelNotFoundError(f"{where}: {what} ({detail})", status=status)
+    if status == 429 and code == "insufficient_quota":
+        return QuotaExhaustedError(f"{where}: quota exhausted ({detail}); check your plan and billing", status=status)
+    if status == 429:
+        return RateLimitError(
+            f"{where}: rate limited ({detail})", status=status, retry_after=retry_after(error.response.headers)
+        )
+    if status in (408, 409) or status >= 500:
+        return ServerError(f"{where}: {detail}", status=status, retry_after=retry_after(error.response.headers))
+    if code in CONTENT_POLICY_CODES:
+        return ContentPolicyError(f"{where}: the provider refused the content ({detail})", status=status)
+    return BadRequestError(f"{where} refused the request for {model!r}: {detail}", status=status)
+
+
+def _error_body(error: openai.APIStatusError) -> Mapping[str, Any]:
+    body = error.body
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        return body["error"]  # type: ignore[no-any-return]
+    return body if isinstance(body, Mapping) else {}
+
+
+def _error_message(error: openai.APIStatusError) -> str:
+    message = _error_body(error).get("message")
+    return str(message) if message else error.message
+
+
+def _error_code(error: openai.APIStatusError) -> str | None:
+    body = _error_body(error)
+    for key in ("code", "type"):
+        value = body.get(key)
+        if value and str(value) in CONTENT_POLICY_CODES | {"insufficient_quota"}:
+            return str(value)
+    code = body.get("code")
+    return str(code) if code else None
+
+
+def _connection_failure(error: BaseException, endpoint: Endpoint) -> str | None:
+    """What went wrong with the connection, or None when the call really timed out.
+
+    The SDK's aiohttp transport reports every aiohttp connection error (refused,
+    server hung up) as a timeout; the original error is further down the chain.
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
+            return f"could not connect to {endpoint.name} at {endpoint.url} ({_detail(seen, endpoint)})"
+        if isinstance(seen, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError)):
+            return f"{endpoint.name} closed the connection without answering ({_detail(seen, endpoint)})"
+        if isinstance(seen, TimeoutError):
+            return None
+        seen = seen.__cause__ or seen.__context__
+    if type(error) is openai.APIConnectionError:
+        return f"could not reach {endpoint.name} at {endpoint.url} ({_detail(error, endpoint)})"
+    return None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked to wait: ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _detail(error: BaseException, endpoint: Endpoint) -> str:
+    text = str(error) or type(error).__name__
+    return _scrub(text, endpoint.api_key)[:_DETAIL_LIMIT]
+
+
+def _scrub(text: str, secret: str) -> str:
+    """Remove the key from text a server or a library produced, in case it echoes it."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
+__all__ = ["OpenAIProvider", "retry_after", "translate_errors"]

@@ -1,0 +1,522 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1, for tests and benchmarks.
+
+It speaks chat completions, as JSON and as SSE streams, on OpenAI's route and
+on Azure's, records every request, and injects scripted or random faults. It
+runs its own event loop in a background thread, so synchronous tests and the
+code under test (on its own loop) can share it::
+
+    from agentops.testing.server import Fault, OpenAITestServer
+
+    with OpenAITestServer(latency=0.05) as server:
+        server.base_url          # "http://127.0.0.1:PORT/v1"   (OpenAI and compatible clients)
+        server.azure_endpoint    # "http://127.0.0.1:PORT"      (AsyncAzureOpenAI's azure_endpoint)
+        server.inject(Fault(kind="status", status=429, retry_after=0.5), times=2)
+        ...                      # run the code under test
+        assert len(server.requests) == 3
+
+Routes
+    ``POST /v1/chat/completions`` (also ``/chat/completions``), Azure's
+    ``POST /openai/deployments/{name}/chat/completions?api-version=...`` and
+    ``GET /v1/models`` (a readiness probe).
+
+Replies (deterministic)
+    By default ``"reply from <model> to: <first 40 characters of the last user
+    message>"``, padded with filler words or cut so that it has exactly
+    ``min(max_tokens, reply_tokens)`` words: one word is one "token".
+    ``prompt_tokens`` is the number of whitespace-separated words in all the
+    messages. A ``reply`` hook (parsed body → text) replaces the text; its
+    completion tokens are its words. Streams honour
+    ``stream_options.include_usage``; ``send_usage=False`` never reports usage.
+
+Knobs (constructor arguments, also plain attributes you may change while it runs)
+    ``latency``: seconds before answering, a float or ``callable(body) -> float``
+    (per-agent latencies, e.g. from a marker in the prompt); ``chunk_delay``:
+    seconds between streamed chunks; ``chunk_words``: words per chunk;
+    ``reply_tokens``; ``send_usage``; ``reply``.
+
+Faults (``Fault.kind``), applied on every route after the latency
+    ``status``   an HTTP error: ``status`` (default 500); ``retry_after`` seconds
+                 sends ``retry-after-ms`` and ``Retry-After`` (``retry_after_format``:
+                 ``both``, ``ms``, ``seconds`` or an HTTP ``date``); ``quota=True``
+                 makes a 429 the ``insufficient_quota`` kind; ``code`` sets the
+                 error code (e.g. ``content_filter`` on a 400), ``message`` its text.
+    ``hang``     answer nothing for ``seconds`` (None: until the client gives up),
+                 then answer normally.
+    ``drop``     close the connection without any response.
+    ``malformed`` a 200 whose JSON body (or SSE event) is not valid JSON.
+    ``truncate`` stream a first chunk, then end the response cleanly without a
+                 finish reason or ``[DONE]`` (a JSON request gets half a body).
+
+    ``inject(fault, times=n, match=None)`` queues a fault for the next ``n``
+    requests (that ``match(body)``, or ``server.fault_match`` when set);
+    ``inject_for(predicate, **fault_fields)`` applies one to every matching
+    request for ever; ``clear_faults()`` removes all. ``fault_rate = 0.3``
+    additionally gives that share of requests a fault drawn by a seeded RNG
+    from ``random_faults`` (default: 429 with a short Retry-After, 500, drop,
+    truncated stream; add ``Fault(kind="hang", seconds=...)`` when your client
+    has a short timeout).
+
+Records
+    ``server.requests``: one ``RecordedRequest`` per request, in arrival order,
+    with ``path``, ``query``, ``headers`` (lowercase names), ``body`` (parsed
+    JSON), ``started_at``/``finished_at`` (``time.monotonic()``), ``status``
+    returned (None for a dropped connection), ``usage`` reported (None when
+    none was) and the ``fault`` applied. ``faults_injected`` counts faults.
+
+Also runnable: ``python -m agentops.testing.server --port 0 --latency 0.05``
+prints its base URL on the first line of stdout and serves until killed.
+Nothing is logged: it is built to take thousands of concurrent requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import email.utils
+import json
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+Body = dict[str, Any]
+Latency = float | Callable[[Body], float]
+FaultKind = Literal["status", "hang", "drop", "malformed", "truncate"]
+RetryAfterFormat = Literal["both", "ms", "seconds", "date"]
+
+REPLY_PREFIX_CHARS = 40
+_MAX_HANG = 3600.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted failure; see the module docstring for each kind."""
+
+    kind: FaultKind = "status"
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_format: RetryAfterFormat = "both"
+    quota: bool = False
+    code: str | None = None
+    message: str | None = None  # the error message sent (default: one like OpenAI's)
+    seconds: float | None = None  # for hang; None: until the client disconnects
+
+
+DEFAULT_RANDOM_FAULTS = (
+    Fault(kind="status", status=429, retry_after=0.05),
+    Fault(kind="status", status=500),
+    Fault(kind="drop"),
+    Fault(kind="truncate"),
+)
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Body
+    started_at: float  # time.monotonic()
+    finished_at: float | None = None
+    status: int | None = None
+    usage: dict[str, int] | None = None
+    fault: Fault | None = None
+
+
+@dataclass
+class _Scripted:
+    fault: Fault
+    remaining: int | None  # None: for ever
+    match: Callable[[Body], bool] | None = None
+
+
+class OpenAITestServer:
+    """See the module docstring. Safe to use from any thread."""
+
+    def __init__(
+        self,
+        *,
+        latency: Latency = 0.0,
+        reply_tokens: int = 20,
+        send_usage: bool = True,
+        reply: Callable[[Body], str] | None = None,
+        chunk_words: int = 4,
+        chunk_delay: float = 0.0,
+        port: int = 0,
+        seed: int = 1234,
+    ) -> None:
+        self.latency = latency
+        self.reply_tokens = reply_tokens
+        self.send_usage = send_usage
+        self.reply = reply
+        self.chunk_words = max(1, chunk_words)
+        self.chunk_delay = chunk_delay
+        self.fault_rate = 0.0
+        self.random_faults: tuple[Fault, ...] = DEFAULT_RANDOM_FAULTS
+        self.fault_match: Callable[[Body], bool] | None = None
+        self.requests: list[RecordedRequest] = []
+        self.faults_injected = 0
+        self.port = 0
+        self._requested_port = port
+        self._scripted: list[_Scripted] = []
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # --- where it listens -------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- faults ----------------------------------------------------------------------
+
+    def inject(self, fault: Fault, times: int = 1, match: Callable[[Body], bool] | None = None) -> None:
+        """The next ``times`` requests matching ``match`` (else ``fault_match``, else all) get ``fault``."""
+        with self._lock:
+            self._scripted.append(_Scripted(fault, times, match))
+
+    def inject_for(self, predicate: Callable[[Body], bool], **fault: Any) -> None:
+        """Every request whose body matches ``predicate`` gets ``Fault(**fault)``, for ever."""
+        with self._lock:
+            self._scripted.append(_Scripted(Fault(**fault), None, predicate))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._scripted.clear()
+            self.fault_rate = 0.0
+
+    def _choose_fault(self, body: Body) -> Fault | None:
+        with self._lock:
+            for scripted in self._scripted:
+                match = scripted.match or self.fault_match
+                if match is not None and not match(body):
+                    continue
+                if scripted.remaining is None:
+                    return scripted.fault
+                if scripted.remaining > 0:
+                    scripted.remaining -= 1
+                    return scripted.fault
+            if self.fault_rate and self.random_faults and self._rng.random() < self.fault_rate:
+                return self._rng.choice(self.random_faults)
+        return None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> OpenAITestServer:
+        self._thread = threading.Thread(target=self._serve, name="openai-test-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the test server did not start within 30 s")
+        if self._startup_error is not None:
+            raise RuntimeError(f"the test server could not start: {self._startup_error}")
+        return self
+
+    def stop(self) -> None:
+        loop, runner = self._loop, self._runner
+        if loop is None or runner is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(30)
+            self._loop = self._runner = None
+
+    def __enter__(self) -> OpenAITestServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/chat/completions", self._chat)
+            app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
+            app.router.add_get("/v1/models", self._models)
+            # handler_cancellation: a hanging handler ends when its client gives up;
+            # a short shutdown_timeout keeps stop() quick with hangs in flight.
+            runner = web.AppRunner(
+                app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+            )
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, "127.0.0.1", self._requested_port, backlog=16384)
+            loop.run_until_complete(site.start())
+            self.port = runner.addresses[0][1]
+            self._runner = runner
+            self._loop = loop
+        except BaseException as error:  # reported to start(), in the caller's thread
+            self._startup_error = error
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.close()
+
+    # --- handlers --------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        record = RecordedRequest(
+            path=request.path,
+            query=dict(request.query),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body={},
+            started_at=time.monotonic(),
+        )
+        with self._lock:
+            self.requests.append(record)
+        try:
+            body = await request.json()
+        except ValueError:
+            return _finish(record, _error(400, "the request body is not valid JSON", "invalid_request_error"))
+        if not isinstance(body, dict):
+            return _finish(record, _error(400, "the request body must be a JSON object", "invalid_request_error"))
+        record.body = body
+        if "deployment" in request.match_info and not body.get("model"):
+            body = {**body, "model": request.match_info["deployment"]}  # the recorded body stays as sent
+        latency = self.latency(body) if callable(self.latency) else self.latency
+        if latency > 0:
+            await asyncio.sleep(latency)
+        fault = self._choose_fault(body)
+        if fault is not None:
+            record.fault = fault
+            with self._lock:
+                self.faults_injected += 1
+            early = await self._apply_fault(request, record, fault)
+            if early is not None:
+                return early
+        text = self.reply(body) if self.reply is not None else _default_reply(body, self._reply_size(body))
+        completion_tokens = len(text.split())
+        prompt_tokens = _prompt_tokens(body)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        truncated = fault is not None and fault.kind == "truncate"
+        malformed = fault is not None and fault.kind == "malformed"
+        if body.get("stream"):
+            return await self._stream(request, record, body, text, usage, truncated=truncated, malformed=malformed)
+        if malformed or truncated:
+            payload = json.dumps(_completion(body, text, usage))
+            cut = '{"id": "chatcmpl-test", "choices": [' if malformed else payload[: len(payload) // 2]
+            return _finish(record, web.Response(text=cut, content_type="application/json"))
+        reported = usage if self.send_usage else None
+        record.usage = reported
+        return _finish(record, web.json_response(_completion(body, text, reported)))
+
+    async def _apply_fault(
+        self, request: web.Request, record: RecordedRequest, fault: Fault
+    ) -> web.StreamResponse | None:
+        """Answer for a fault that replaces the reply; None to go on with a (damaged) reply."""
+        if fault.kind == "status":
+            return _finish(record, _status_fault(fault))
+        if fault.kind == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            record.finished_at = time.monotonic()
+            # Writing to the closed transport fails with ConnectionError, which
+            # aiohttp swallows quietly: the client sees a bare disconnect.
+            return web.Response(status=500)
+        if fault.kind == "hang":
+            await asyncio.sleep(_MAX_HANG if fault.seconds is None else fault.seconds)
+        return None
+
+    def _reply_size(self, body: Body) -> int:
+        limit = body.get("max_tokens") or body.get("max_completion_tokens") or self.reply_tokens
+        return max(1, min(int(limit), self.reply_tokens))
+
+    async def _stream(
+        self,
+        request: web.Request,
+        record: RecordedRequest,
+        body: Body,
+        text: str,
+        usage: dict[str, int],
+        *,
+        truncated: bool,
+        malformed: bool,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        record.status = 200
+        if malformed:
+            await response.write(b"data: {not json\n\n")
+            await response.write_eof()
+            record.finished_at = time.monotonic()
+            return response
+        pieces = _pieces(text, self.chunk_words)
+        await response.write(_sse(_chunk(body, {"role": "assistant", "content": ""}, None)))
+        for index, piece in enumerate(pieces):
+            if self.chunk_delay > 0 and index:
+                await asyncio.sleep(self.chunk_delay)
+            await response.write(_sse(_chunk(body, {"content": piece}, None)))
+            if truncated:
+                break
+        if not truncated:
+            await response.write(_sse(_chunk(body, {}, "stop")))
+            options = body.get("stream_options") or {}
+            if self.send_usage and options.get("include_usage"):
+                final = _chunk(body, None, None)
+                final["choices"] = []
+                final["usage"] = usage
+                await response.write(_sse(final))
+                record.usage = usage
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        record.finished_at = time.monotonic()
+        return response
+
+
+def _finish(record: RecordedRequest, response: web.Response) -> web.Response:
+    record.status = response.status
+    record.finished_at = time.monotonic()
+    return response
+
+
+def _prompt_tokens(body: Body) -> int:
+    return sum(len(str(message.get("content") or "").split()) for message in _messages(body))
+
+
+def _messages(body: Body) -> list[Body]:
+    messages = body.get("messages")
+    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+def _default_reply(body: Body, size: int) -> str:
+    users = [m for m in _messages(body) if m.get("role") == "user"] or _messages(body) or [{}]
+    quoted = str(users[-1].get("content") or "")[:REPLY_PREFIX_CHARS]
+    words = f"reply from {body.get('model', 'model')} to: {quoted}".split()
+    words += [f"w{i}" for i in range(len(words), size)]
+    return " ".join(words[:size])
+
+
+def _pieces(text: str, words_per_piece: int) -> list[str]:
+    """Split text into chunks of a few words whose concatenation is exactly ``text``."""
+    words = text.split(" ")
+    pieces = [" ".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)]
+    return [piece + " " for piece in pieces[:-1]] + pieces[-1:]
+
+
+def _completion(body: Body, text: str, usage: dict[str, int] | None) -> Body:
+    payload: Body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "test-model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    }
+    if usage is not None:
+        payload["usage"] = usage
+    return payload
+
+
+def _chunk(body: Body, delta: Body | None, finish_reason: str | None) -> Body:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "test-model"),
+        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish_reason}],
+    }
+
+
+def _sse(payload: Body) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind, "code": code, "param": None}}, status=status)
+
+
+_STATUS_MESSAGES: dict[int, tuple[str, str, str | None]] = {
+    400: ("bad request: the test server was told to refuse it", "invalid_request_error", None),
+    401: ("Incorrect API key provided", "invalid_request_error", "invalid_api_key"),
+    403: ("forbidden", "invalid_request_error", None),
+    404: ("The model does not exist or you do not have access to it", "invalid_request_error", "model_not_found"),
+    408: ("request timeout", "server_error", None),
+    409: ("conflict", "server_error", None),
+    422: ("unprocessable request", "invalid_request_error", None),
+    429: ("Rate limit reached", "requests", "rate_limit_exceeded"),
+}
+
+
+def _status_fault(fault: Fault) -> web.Response:
+    status = fault.status or 500
+    message, kind, code = _STATUS_MESSAGES.get(status, ("internal server error", "server_error", None))
+    if fault.quota:
+        message, kind, code = "You exceeded your current quota", "insufficient_quota", "insufficient_quota"
+    if fault.code is not None:
+        code = fault.code
+    if fault.message is not None:
+        message = fault.message
+    response = _error(status, message, kind, code)
+    if fault.retry_after is not None:
+        seconds = fault.retry_after
+        if fault.retry_after_format in ("both", "ms"):
+            response.headers["retry-after-ms"] = str(int(seconds * 1000))
+        if fault.retry_after_format == "both":
+            response.headers["Retry-After"] = str(math.ceil(seconds))
+        elif fault.retry_after_format == "seconds":
+            response.headers["Retry-After"] = f"{seconds:g}"
+        elif fault.retry_after_format == "date":
+            response.headers["Retry-After"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
+    return response
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="An OpenAI-compatible test server on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--reply-tokens", type=int, default=20)
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--no-usage", action="store_true", help="never report token usage")
+    arguments = parser.parse_args(argv)
+    server = OpenAITestServer(
+        latency=arguments.latency,
+        reply_tokens=arguments.reply_tokens,
+        chunk_delay=arguments.chunk_delay,
+        send_usage=not arguments.no_usage,
+        port=arguments.port,
+        seed=arguments.seed,
+    )
+    server.fault_rate = arguments.fault_rate
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with server:
+        print(server.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["DEFAULT_RANDOM_FAULTS", "Fault", "OpenAITestServer", "RecordedRequest"]

