@@ -28,13 +28,17 @@ import agentops
 from agentops.loader import LoadedWorkflow, load_workflow_text
 
 API_KEY_ENV = "AGENTOPS_BENCH_KEY"
+CONCURRENCY = 20_000  # as policies.max_concurrency in shapes.to_workflow_document
 
 
 async def reference(shape: Shape, base_url: str) -> int:
+    import httpx2
     from openai import AsyncOpenAI, DefaultAioHttpClient
 
+    # The same client configuration AgentOps builds: aiohttp transport, pool sized to the concurrency.
+    limits = httpx2.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     client = AsyncOpenAI(
-        base_url=base_url, api_key="bench", max_retries=0, http_client=DefaultAioHttpClient()
+        base_url=base_url, api_key="bench", max_retries=0, http_client=DefaultAioHttpClient(limits=limits)
     )
     done: dict[str, asyncio.Future[str]] = {}
     loop = asyncio.get_running_loop()

@@ -52,6 +52,8 @@ class Budget:
         Returns None when it cannot fit even once every in-flight attempt has
         settled: the caller then skips the agent ("cost cap").
         """
+        if self.cap is None:  # nothing to guard: skip the condition's lock
+            return Reservation(amount)
         async with self._changed:
             while not self.fits(amount):
                 if self.reserved == 0 or not self.fits(amount, counting_reserved=False):
@@ -65,6 +67,9 @@ class Budget:
         if reservation.settled:
             return
         reservation.settled = True
+        if self.cap is None:
+            self.spent += actual
+            return
         async with self._changed:
             self.reserved -= reservation.amount
             self.spent += actual

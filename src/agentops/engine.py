@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -64,7 +65,6 @@ class RunOptions:
     resumed_from: int | None = None
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
     cost_cap: float | None = None  # None: the workflow's policy
-    retry_seed: int | None = None
 
 
 class Engine:
@@ -101,7 +101,7 @@ class Engine:
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.INTERRUPTED
         self._warned_models: set[str] = set()
-        self._rng_seed = self.options.retry_seed
+        self._rng = random.Random()
         self._slots = asyncio.Semaphore(policies.max_concurrency)
 
     # --- public ---------------------------------------------------------------
@@ -280,9 +280,8 @@ class Engine:
         policy = RetryPolicy(
             retries=self.workflow.effective_retries(agent),
             backoff=self.workflow.policies.backoff,
+            rng=self._rng,
         )
-        if self._rng_seed is not None:
-            policy.rng.seed(f"{self._rng_seed}:{agent.name}")
         provider = self.providers(route)
         worst_case = self._cost_or_zero(route, Usage(input_token_bound(request), request.max_tokens))
         number = 0
@@ -338,8 +337,11 @@ class Engine:
             async with self._slots:
                 clock = time.monotonic()
                 started = time.time()
-                async with asyncio.timeout(agent.timeout):
+                if agent.timeout is None:  # no timeout scope: it costs a task lookup per call
                     response = await self.executor.call(provider, request, on_text)
+                else:
+                    async with asyncio.timeout(agent.timeout):
+                        response = await self.executor.call(provider, request, on_text)
                 usage = response.usage
                 text = response.text
         except TimeoutError:
