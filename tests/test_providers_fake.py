@@ -99,8 +99,8 @@ FLOW = {
 
 def test_a_whole_workflow_runs_on_the_fake_with_a_retry() -> None:
     fake = FakeProvider(
-        {"gpt-4o": "findings: A, B and C", "gpt-4o-mini": lambda r: f"summary of {len(r.messages)} messages"},
-        errors={"gpt-4o": [ServerError("temporarily down", status=503)]},
+        {"researcher": "findings: A, B and C", "gpt-4o-mini": lambda r: f"summary of {len(r.messages)} messages"},
+        errors={"researcher": [ServerError("temporarily down", status=503)]},
     )
     loaded = load_workflow_text(yaml.safe_dump(FLOW), filename="fake_flow.yaml")
     result = agentops.run(loaded, provider=fake)
@@ -111,7 +111,8 @@ def test_a_whole_workflow_runs_on_the_fake_with_a_retry() -> None:
     assert summarizer.output is not None and summarizer.output.startswith("summary of")
     assert researcher.provider == "fake" and researcher.cost == 0.0
     # The summarizer's prompt carried the researcher's output.
-    (summary_request,) = fake.requests_for("gpt-4o-mini")
+    assert [r.agent for r in fake.requests_for("researcher")] == ["researcher", "researcher"]
+    (summary_request,) = fake.requests_for("summarizer")
     assert any("findings: A, B and C" in m.content for m in summary_request.messages)
 
 

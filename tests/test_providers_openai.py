@@ -300,6 +300,46 @@ def test_missing_usage_is_estimated_and_flagged() -> None:
     assert 0 < outcome.usage.output_tokens <= 10  # never above max_tokens: the cost cap reserved that much
 
 
+def test_an_error_raised_by_on_text_is_not_mistaken_for_a_provider_failure() -> None:
+    def broken(piece: str) -> None:
+        raise KeyError("a subscriber bug")
+
+    with OpenAITestServer(chunk_words=1, reply_tokens=20) as server:
+
+        async def run() -> Outcome:
+            provider = OpenAIProvider(openai_endpoint(server), max_connections=1)
+            try:
+                with pytest.raises(KeyError, match="a subscriber bug"):
+                    await provider.complete(request(), broken)
+                return await complete(provider, request(timeout=5))  # the only pooled connection is free again
+            finally:
+                await provider.aclose()
+
+        outcome = asyncio.run(run())
+    assert outcome.error is None
+
+
+def test_a_call_cancelled_mid_stream_gives_its_connection_back() -> None:
+    with OpenAITestServer(chunk_words=1, chunk_delay=0.2, reply_tokens=20) as server:
+
+        async def run() -> Outcome:
+            provider = OpenAIProvider(openai_endpoint(server), max_connections=1)
+            try:
+                first_piece = asyncio.Event()
+                task = asyncio.create_task(provider.complete(request(), lambda _: first_piece.set()))
+                await first_piece.wait()
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                server.chunk_delay = 0.0
+                return await complete(provider, request(timeout=5))  # the only pooled connection is free again
+            finally:
+                await provider.aclose()
+
+        outcome = asyncio.run(run())
+    assert outcome.error is None and len(outcome.text.split()) == 16
+
+
 # --- one shared client -----------------------------------------------------------------------
 
 

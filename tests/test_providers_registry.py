@@ -80,6 +80,7 @@ def test_openai_is_the_default_when_only_its_key_is_set() -> None:
     endpoint = reg.endpoint("openai")
     assert endpoint.base_url == "https://api.openai.com/v1"
     assert endpoint.api_key == TEST_KEY
+    assert TEST_KEY not in repr(endpoint)  # an endpoint may be logged; its key may not
 
 
 def test_openai_base_url_points_at_a_compatible_server_which_may_need_no_key() -> None:
@@ -174,6 +175,18 @@ def test_local_routes_to_the_bundled_model_without_any_key() -> None:
     reg = registry(env={})
     assert reg.route(agent(model="local:smollm2")) == Route("local", "local", "smollm2")
     assert reg.route(agent(model="smollm2", provider="local")) == Route("local", "local", "smollm2")
+
+
+@needs_llama
+def test_a_named_local_provider_shares_the_loaded_models() -> None:
+    from agentops.providers.local import LocalProvider
+
+    reg = registry(env={}, providers={"tiny": {"type": "local"}, "small": {"type": "local"}})
+    tiny = reg.get(reg.route(agent(model="smollm2", provider="tiny")))
+    small = reg.get(reg.route(agent(model="small:smollm2")))
+    assert isinstance(tiny, LocalProvider) and isinstance(small, LocalProvider)
+    assert (tiny.name, small.name) == ("tiny", "small")
+    assert tiny._models is small._models  # one load per file per run, whichever name is used
 
 
 @needs_llama

@@ -13,10 +13,10 @@ pulls in the SDK.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -97,19 +97,29 @@ class OpenAIProvider:
                 stream_options={"include_usage": True},
                 timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             )
-            try:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                    for choice in chunk.choices:
-                        content = choice.delta.content if choice.delta else None
-                        if content:
-                            pieces.append(content)
-                            on_text(content)
-                        if choice.finish_reason:
-                            finish_reason = choice.finish_reason
-            finally:
-                # Also on cancellation: the connection goes back to the pool.
+        chunks = stream.__aiter__()
+        try:
+            while True:
+                # Only the SDK's work is translated: an error raised by on_text is
+                # the caller's own and must not pass for a provider failure.
+                with translate_errors(self.endpoint, request.model):
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                for choice in chunk.choices:
+                    content = choice.delta.content if choice.delta else None
+                    if content:
+                        pieces.append(content)
+                        on_text(content)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        finally:
+            # Also on cancellation: the connection goes back to the pool. A failure
+            # to close must not replace the error (or cancellation) under way.
+            with contextlib.suppress(Exception):
                 await asyncio.shield(stream.close())
         if finish_reason is None:
             raise MalformedResponseError(
@@ -124,7 +134,7 @@ class OpenAIProvider:
         await self.client.close()
 
 
-@contextmanager
+@contextlib.contextmanager
 def translate_errors(endpoint: Endpoint, model: str) -> Iterator[None]:
     """Turn every SDK and transport exception into an ``errors`` type, with no key in any message."""
     try:
