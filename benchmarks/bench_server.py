@@ -12,8 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agentops.testing.server import OpenAITestServer
 from shapes import latency_from_prompt
+
+from agentops.testing.server import OpenAITestServer
 
 if __name__ == "__main__":
     with OpenAITestServer(latency=latency_from_prompt, reply_tokens=8) as server:

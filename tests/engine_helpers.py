@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from agentops.testing.server import OpenAITestServer
 
 from agentops.loader import LoadedWorkflow, load_workflow_text
+from agentops.testing.server import OpenAITestServer
 
 TEST_KEY_ENV = "AGENTOPS_TEST_KEY"
 TEST_KEY = "sk-test-0123456789abcdef"

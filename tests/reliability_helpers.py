@@ -55,6 +55,7 @@ def workflow_document(
     prices: Mapping[str, Any] | None = None,
     provider: str = "test",
     key_env: str = KEY_ENV,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A workflow whose agents call ``base_url`` through a named OpenAI-compatible provider."""
     document: dict[str, Any] = {
@@ -68,6 +69,8 @@ def workflow_document(
     }
     if prices is not None:
         document["prices"] = dict(prices)
+    if inputs is not None:
+        document["inputs"] = dict(inputs)
     return document
 
 

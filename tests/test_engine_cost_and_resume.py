@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentops.testing.server import Fault, OpenAITestServer
 
 import agentops
 from agentops.errors import CostCapError
 from agentops.events import AgentStatus, CostWarning, RunStatus
+from agentops.testing.server import Fault, OpenAITestServer
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 # Deliberately expensive, so that a handful of calls reach the cap.

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from agentops.testing.server import Fault, OpenAITestServer
 
 import agentops
 from agentops.engine import Engine
 from agentops.events import AgentFinished, AgentStatus, AttemptFailed, RunStatus
+from agentops.testing.server import Fault, OpenAITestServer
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 

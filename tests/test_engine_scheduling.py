@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentops.testing.server import OpenAITestServer
 
 import agentops
 from agentops.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
+from agentops.testing.server import OpenAITestServer
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 

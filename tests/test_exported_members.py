@@ -14,9 +14,12 @@ def test_every_exported_name_resolves() -> None:
 
 
 def test_no_public_name_is_left_out_of_all() -> None:
-    public = {name for name in agentops._LAZY} | {
-        name for name in vars(agentops) if not name.startswith("_") and name[0].isupper()
+    defined_here = {
+        name
+        for name, value in vars(agentops).items()
+        if not name.startswith("_") and str(getattr(value, "__module__", "")).startswith("agentops")
     }
+    public = set(agentops._LAZY) | defined_here
     assert public <= set(agentops.__all__)
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentops.testing.server import OpenAITestServer
 
+from agentops.testing.server import OpenAITestServer
 from reliability_helpers import (
     agent_of,
     agent_runs,

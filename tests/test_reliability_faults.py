@@ -26,7 +26,7 @@ from reliability_helpers import (
     write_workflow,
 )
 
-AGENTS = layered_agents([[f"gather{n}" for n in range(6)], ["merge_a", "merge_b"], ["report"]])
+AGENTS = layered_agents([[f"gather{n}" for n in range(20)], ["merge_a", "merge_b", "merge_c"], ["report"]])
 PRICES = {"gpt-4o-mini": {"input": 1000.0, "output": 4000.0}}  # dear, so a few calls reach the cap
 
 
@@ -55,7 +55,10 @@ def test_thirty_percent_transient_faults_complete_and_every_attempt_is_recorded(
     tmp_path: Path, server: OpenAITestServer
 ) -> None:
     server.fault_rate = 0.3
-    server.inject(Fault(kind="hang", seconds=30), times=2)  # and two calls that never answer
+    # Besides the random ones: two calls that never answer, a dropped connection, a cut stream.
+    server.inject(Fault(kind="hang", seconds=30), times=2)
+    server.inject(Fault(kind="drop"), times=1)
+    server.inject(Fault(kind="truncate"), times=1)
     flow = write_workflow(
         tmp_path / "flow.yaml", server.base_url, [{**a, "timeout": 1.0} for a in AGENTS],
         policies={"retries": 10, "backoff": {"base": 0.01, "max": 0.05}},
@@ -65,7 +68,7 @@ def test_thirty_percent_transient_faults_complete_and_every_attempt_is_recorded(
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
     assert server.faults_injected >= 5, "the fault rate did not apply"
-    assert {r.fault.kind for r in server.requests if r.fault} >= {"status", "hang"}
+    assert {r.fault.kind for r in server.requests if r.fault} >= {"status", "hang", "drop", "truncate"}
     (run,) = workflow_runs(db)
     recorded = agent_runs(db, int(run["id"]))
     by_agent = requests_by_agent(server)

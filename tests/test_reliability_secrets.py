@@ -2,7 +2,7 @@
 
 Runs that succeed and runs refused with 401 go through real ``agentops`` processes
 with every kind of key set; then the database files (with WAL and journal) and
-everything every command printed are searched for each key.
+everything every command printed (warnings and logs go to stderr) are searched for each key.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ def test_keys_never_reach_the_database_or_any_output(tmp_path: Path, server: Ope
         AZURE_GPT5_KEY=AZURE_KEY,
         AZURE_GPT5_ENDPOINT=server.azure_endpoint,
         AZURE_GPT5_VERSION="2024-02-15-preview",
-        AGENTOPS_LOG="debug",
     )
     agents = [
         {"name": "named"},  # the workflow's own provider, keyed by KEY_ENV
@@ -52,22 +51,29 @@ def test_keys_never_reach_the_database_or_any_output(tmp_path: Path, server: Ope
     db = tmp_path / "history.db"
     printed: list[str] = []
 
-    def agentops(*args: str | Path) -> str:
-        completed = run_agentops(*args, "--db", db, env=env) if args[0] != "validate" else run_agentops(*args, env=env)
-        printed.append(completed.stdout + completed.stderr)
-        return completed.stdout + completed.stderr
+    def agentops(*args: str | Path, code: int = 0) -> str:
+        completed = run_agentops(*args, "--db", db, env=env)
+        output = completed.stdout + completed.stderr
+        printed.append(output)
+        assert completed.returncode == code, (args, output)
+        return output
 
     agentops("run", flow)
     agentops("run", flow, "--json")
     server.inject(Fault(kind="status", status=401), times=1)
-    refused = agentops("run", flow)
-    assert KEY_ENV in refused  # the error names the variable to fix, not its value
+    assert KEY_ENV in agentops("run", flow, code=1)  # the error names the variable to fix, not its value
+    for agent, variable in ((agents[1], "OPENAI_API_KEY"), (agents[2], "AZURE_GPT5_KEY")):
+        alone = write_workflow(tmp_path / f"{agent['name']}.yaml", server.base_url, [{**agent, "depends_on": None}])
+        server.inject(Fault(kind="status", status=401), times=1)
+        assert variable in agentops("run", alone, code=1)
     for command in (
         ("list-workflow-runs",), ("list-workflow-runs", "--json"), ("list-runs",), ("list-runs", "--json"),
         ("show-workflow-run", "1"), ("show-workflow-run", "1", "--json"),
-        ("show-workflow-run", "3"), ("show-workflow-run", "3", "--json"), ("resume", "3"),
+        ("show-workflow-run", "3"), ("show-workflow-run", "3", "--json"),
+        ("show-workflow-run", "4", "--json"), ("show-workflow-run", "5", "--json"),
     ):
         agentops(*command)
+    agentops("resume", "3")
 
     # The keys were really in use: the server received them.
     authorizations = {r.headers.get("authorization", "") for r in server.requests}

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentops.testing.server import OpenAITestServer
 
+from agentops.testing.server import OpenAITestServer
 from reliability_helpers import ROOT, agentops_command, cli_env, run_agentops, write_workflow
 
 HOSTILE = (

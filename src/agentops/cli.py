@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from .errors import AgentOpsError
+from .store.queries import CostGrouping
 
 if TYPE_CHECKING:
     from .events import WorkflowResult
+    from .store import Store
 
 app = typer.Typer(
     name="agentops",
@@ -36,6 +38,7 @@ DbOption = Annotated[
     typer.Option("--db", envvar="AGENTOPS_DB", help="History database file [default: ./agentops.db]."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+_MAX_ID = 2**63 - 1  # SQLite's largest integer: ids beyond it are usage errors, not crashes
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -110,7 +113,7 @@ def run_command(
 
 @app.command("resume")
 def resume_command(
-    workflow_run_id: Annotated[int, typer.Argument(help="The workflow run to continue.")],
+    workflow_run_id: Annotated[int, typer.Argument(min=1, max=_MAX_ID, help="The workflow run to continue.")],
     input_: InputOption = None,
     db: DbOption = None,
     cost_cap: CostCapOption = None,
@@ -202,6 +205,101 @@ def graph_command(
         raise fail(str(error), error.exit_code) from None
     graph = WorkflowGraph(workflow)
     typer.echo(to_mermaid(graph) if format_ is GraphFormat.mermaid else to_dot(graph), nl=False)
+
+
+# --- history: reading the runs recorded in the database ---------------------------------
+
+LimitOption = Annotated[
+    int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many to show, newest first.")
+]
+WorkflowFilter = Annotated[Optional[str], typer.Option("--workflow", "-w", help="Only runs of this workflow.")]
+
+
+def _show_history(db: Optional[Path], show: Callable[[Store], None]) -> None:
+    """Open the history (a missing file reads as empty and is not created), show, map errors."""
+    from .store import open_store
+
+    try:
+        with open_store(db, create=False) as store:
+            show(store)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+
+
+@app.command("list-runs")
+def list_runs_command(limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False) -> None:
+    """List recent agent runs, newest first: status, model, tokens, cost and the start of the output."""
+    from .history import show_agent_runs
+
+    _show_history(db, lambda store: show_agent_runs(store, limit=limit, json_output=json_output))
+
+
+@app.command("show-runs")
+def show_runs_command(
+    workflow: Annotated[str, typer.Option("--workflow", "-w", help="The workflow's name.")],
+    limit: LimitOption = 20,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the recent agent runs of one workflow, each with its full output."""
+    from .history import show_agent_runs
+
+    _show_history(db, lambda store: show_agent_runs(store, workflow=workflow, limit=limit, json_output=json_output))
+
+
+@app.command("list-workflow-runs")
+def list_workflow_runs_command(
+    workflow: WorkflowFilter = None, limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False
+) -> None:
+    """List recent workflow runs, newest first: status (interrupted if its process died),
+    agents succeeded, tokens, cost."""
+    from .history import show_workflow_runs
+
+    _show_history(db, lambda store: show_workflow_runs(store, workflow=workflow, limit=limit, json_output=json_output))
+
+
+@app.command("show-workflow-run")
+def show_workflow_run_command(
+    workflow_run_id: Annotated[
+        int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="A workflow run id (see list-workflow-runs).")
+    ],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show one workflow run: every agent with status, attempts, tokens, cost and output."""
+    from .history import show_workflow_run
+
+    _show_history(db, lambda store: show_workflow_run(store, workflow_run_id, json_output=json_output))
+
+
+@app.command("show-run")
+def show_run_command(
+    run_id: Annotated[
+        int, typer.Argument(min=1, max=_MAX_ID, metavar="RUN_ID", help="An agent run id (see list-runs).")
+    ],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show one agent run: the prompt as sent, every attempt, and the output."""
+    from .history import show_agent_run
+
+    _show_history(db, lambda store: show_agent_run(store, run_id, json_output=json_output))
+
+
+@app.command("costs")
+def costs_command(
+    by: Annotated[CostGrouping, typer.Option("--by", help="Group spend by workflow, model or day.")] = (
+        CostGrouping.workflow
+    ),
+    since: Annotated[Optional[str], typer.Option("--since", help="From this UTC day on (YYYY-MM-DD).")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Up to and including this UTC day.")] = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show spend and tokens of recorded agent runs, grouped by workflow, model or day."""
+    from .history import show_costs
+
+    _show_history(db, lambda store: show_costs(store, by=by, since=since, until=until, json_output=json_output))
 
 
 def main() -> None:

@@ -163,12 +163,19 @@ class Engine:
             async with asyncio.TaskGroup() as group:
                 self._task_group = group
                 ready: deque[str] = deque()
-                for name, previous in self.options.reused.items():
-                    if name in self._remaining:
-                        self.results[name] = previous
-                        self._succeeded.add(name)
-                        self._release_dependents(name, ready)
-                ready.extend(n for n, count in self._remaining.items() if count == 0 and n not in self.results)
+                reused = [name for name in self.options.reused if name in self._remaining]
+                # All reused results first: releasing one must not queue another reused agent.
+                for name in reused:
+                    self.results[name] = self.options.reused[name]
+                    self._succeeded.add(name)
+                for name in reused:
+                    self._release_dependents(name, ready)
+                # Agents released by reused ones are already queued: queue each only once.
+                queued = set(ready)
+                ready.extend(
+                    n for n, count in self._remaining.items()
+                    if count == 0 and n not in self.results and n not in queued
+                )
                 self._decide(ready)
         except asyncio.CancelledError:
             task = asyncio.current_task()

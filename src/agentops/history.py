@@ -1,0 +1,450 @@
+"""The history commands' output: Rich tables for people, ``--json`` for programs.
+
+Each ``show_*`` function reads through ``store.queries`` and prints. Everything
+that came from a model or a workflow file (outputs, errors, prompts, names)
+passes through ``sanitize`` and is rendered as ``rich.text.Text``, never as
+markup, so an output cannot colour, move or rewrite the terminal. When stdout
+is not a terminal, Rich prints plain text. JSON keeps the same keys in the
+same order every time; ``ensure_ascii`` keeps control characters escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from rich import box
+from rich.console import Console, JustifyMethod
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from .errors import RunNotFoundError, UsageError
+from .events import Usage
+from .store import Store
+from .store.queries import (
+    AgentRunRecord,
+    AttemptRecord,
+    CostGroup,
+    CostGrouping,
+    WorkflowRunRecord,
+    agent_run,
+    agent_runs,
+    recorded_workflows,
+    spend,
+    workflow_is_recorded,
+    workflow_run,
+    workflow_runs,
+)
+from .suggest import did_you_mean
+from .ui.format import format_cap, format_cost, format_duration, format_tokens, plural
+from .ui.sanitize import one_line, sanitize
+
+PREVIEW_WIDTH = 60
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def show_agent_runs(store: Store, *, workflow: str | None = None, limit: int = 20, json_output: bool = False) -> None:
+    """``list-runs`` (a table) and ``show-runs --workflow`` (each run with its output)."""
+    if workflow is not None:
+        _require_workflow(store, workflow)
+    runs = agent_runs(store, workflow=workflow, limit=limit)
+    if json_output:
+        print_json([run.to_json() for run in runs])
+        return
+    console = make_console()
+    if not runs:
+        console.print(Text(f"No agent runs recorded yet in {store.path}."))
+        return
+    if workflow is None:
+        console.print(_agent_runs_table(console, runs))
+        return
+    for run in runs:
+        console.print(_agent_run_heading(run))
+        _print_block(console, run.output if run.status == "succeeded" else run.error or run.output)
+        console.print()
+
+
+def show_workflow_runs(
+    store: Store, *, workflow: str | None = None, limit: int = 20, json_output: bool = False
+) -> None:
+    """``list-workflow-runs``."""
+    if workflow is not None:
+        _require_workflow(store, workflow)
+    runs = workflow_runs(store, workflow=workflow, limit=limit)
+    if json_output:
+        print_json([run.to_json() for run in runs])
+        return
+    console = make_console()
+    if not runs:
+        console.print(Text(f"No workflow runs recorded yet in {store.path}."))
+        return
+    console.print(_workflow_runs_table(console, runs))
+
+
+def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool = False) -> None:
+    """``show-workflow-run ID``: every agent with status, attempts, tokens, cost and output."""
+    detail = workflow_run(store, workflow_run_id)
+    if json_output:
+        print_json(detail.to_json())
+        return
+    run = detail.run
+    console = make_console()
+    console.print(_line("Workflow run ", str(run.id), " · ", clean(run.workflow), " · ", run.status))
+    facts = [f"started {short_time(run.started_at)} UTC"]
+    if run.duration is not None:
+        facts.append(f"took {format_duration(run.duration)}")
+    if run.resumed_from is not None:
+        facts.append(f"resumed from workflow run {run.resumed_from}")
+    console.print(_line("  ", " · ".join(facts)))
+    spent = f"{format_cost(run.cost)} ({'no cap' if run.cost_cap is None else format_cap(run.cost_cap) + ' cap'})"
+    console.print(_line("  cost ", spent, " · tokens ", _tokens(run.input_tokens, run.output_tokens, run.tokens_estimated)))
+    if detail.definition_sha256:
+        source = clean(run.source_path) if run.source_path else "definition"
+        console.print(_line("  ", source, f" (sha256 {detail.definition_sha256[:12]})"))
+    if detail.inputs:
+        shown = ", ".join(f"{key}={one_line(str(value))}" for key, value in detail.inputs.items())
+        console.print(_line("  inputs: ", _cut(shown, 200)))
+    if not detail.agents:
+        console.print(Text("No agent has finished in this run."))
+        return
+    console.print(_agents_table(console, detail.agents))
+    for agent in detail.agents:
+        console.print(Rule(_line(clean(agent.agent), f" (agent run {agent.id})"), align="left", style="dim"))
+        for attempt in agent.attempts:
+            if attempt.status != "succeeded":
+                console.print(_line("  ", describe_attempt(attempt)))
+        if agent.reused:
+            console.print(Text(f"  reused from agent run {agent.reused_from_run_id or '?'} (not called again)"))
+        if agent.status == "succeeded":
+            _print_block(console, agent.output)
+        else:
+            console.print(_line(agent.status or "?", ": ", clean(agent.error) or "-"))
+
+
+def show_agent_run(store: Store, run_id: int, *, json_output: bool = False) -> None:
+    """``show-run RUN_ID``: one agent run with its prompt, attempts and output."""
+    run = agent_run(store, run_id)
+    if json_output:
+        print_json(run.to_json(detail=True))
+        return
+    console = make_console()
+    console.print(_agent_run_heading(run))
+    console.print(_line("  provider ", clean(run.provider) or "-", " · finished ", short_time(run.finished_at), " UTC"))
+    if run.reused:
+        console.print(Text(f"  reused from agent run {run.reused_from_run_id or '?'} (not called again)"))
+    if run.attempts:
+        console.print(_attempts_table(console, run.attempts))
+    if run.error:
+        console.print(_line("Error: ", clean(run.error)))
+    console.print(Rule("Prompt", align="left", style="dim"))
+    _print_block(console, run.prompt)
+    console.print(Rule("Output", align="left", style="dim"))
+    _print_block(console, run.output)
+
+
+def show_costs(
+    store: Store,
+    *,
+    by: CostGrouping = CostGrouping.workflow,
+    since: str | None = None,
+    until: str | None = None,
+    json_output: bool = False,
+) -> None:
+    """``costs``: spend and tokens grouped by workflow, model or day, between two dates."""
+    first, last = parse_day(since, "--since"), parse_day(until, "--until")
+    if first and last and first > last:
+        raise UsageError(f"--since {first} is after --until {last}; swap them")
+    bounds = (
+        first.isoformat() if first else None,
+        (last + timedelta(days=1)).isoformat() if last else None,  # --until is inclusive
+    )
+    groups = spend(store, by=by, since=bounds[0], until=bounds[1])
+    totals = spend(store, by=None, since=bounds[0], until=bounds[1])
+    total = totals[0] if totals else CostGroup("total", 0, 0, 0, 0, False, 0.0, 0)
+    if json_output:
+        print_json(
+            {
+                "by": by.value,
+                "since": first.isoformat() if first else None,
+                "until": last.isoformat() if last else None,
+                "groups": [group.to_json() for group in groups],
+                "total": total.to_json(),
+            }
+        )
+        return
+    console = make_console()
+    period = f"{first or 'the first run'} to {last or 'today'} (UTC days)" if first or last else "all recorded runs"
+    if not groups:
+        console.print(Text(f"No agent runs in {period} in {store.path}."))
+        return
+    console.print(Text(f"Spend by {by.value}, {period}"))
+    columns = [
+        Column(by.value, cap=40), Column("workflow runs", "right"), Column("agent runs", "right"),
+        Column("tokens", "right"), Column("cost", "right"),
+    ]
+    table = fitted_table(console, columns, [_cost_row(group) for group in groups], footer=_cost_row(total))
+    console.print(table)
+    if total.unpriced_runs:
+        console.print(
+            Text(f"Cost unknown for {plural(total.unpriced_runs, 'agent run')} (no price for the model); not included above.")
+        )
+
+
+# --- pieces --------------------------------------------------------------------------------------
+
+
+def make_console() -> Console:
+    return Console(highlight=False, emoji=False, markup=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    import typer
+
+    typer.echo(json.dumps(data, indent=2))
+
+
+def clean(text: str | None) -> Text:
+    """Untrusted text (a name, an error, an output) made inert for the terminal."""
+    return Text(sanitize(text or ""))
+
+
+def preview(text: str | None, width: int = PREVIEW_WIDTH) -> Text:
+    """The start of ``text`` on one line, "…" when cut."""
+    return Text(_cut(one_line(text or ""), width))
+
+
+def short_time(iso: str | None) -> str:
+    """"2024-05-01 12:00:03" from a stored timestamp ("-" when missing)."""
+    return iso[:19].replace("T", " ") if iso else "-"
+
+
+def describe_attempt(attempt: AttemptRecord) -> Text:
+    """"attempt 1 failed after 0.4s (HTTP 503): ServerError: upstream busy"."""
+    text = Text(f"attempt {attempt.number} {attempt.status}")
+    if attempt.duration is not None:
+        text.append(f" after {format_duration(attempt.duration)}")
+    if attempt.http_status is not None:
+        text.append(f" (HTTP {attempt.http_status})")
+    error = _attempt_error(attempt)
+    if error:
+        text.append(": ")
+        text.append_text(preview(error, 300))
+    return text
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a date; use YYYY-MM-DD, e.g. {option} 2024-05-01") from None
+
+
+def _require_workflow(store: Store, workflow: str) -> None:
+    if workflow_is_recorded(store, workflow):
+        return
+    known = recorded_workflows(store)
+    if not known:
+        raise RunNotFoundError(f"no workflow runs recorded yet in {store.path}")
+    hint = did_you_mean(workflow, known) or f"; recorded workflows: {', '.join(known[:10])}"
+    raise RunNotFoundError(f"no runs of workflow {workflow!r} in {store.path}{hint}")
+
+
+def _line(*parts: str | Text) -> Text:
+    """Our own words (plain strings) and cleaned untrusted text, joined as one Text."""
+    text = Text()
+    for part in parts:
+        if isinstance(part, Text):
+            text.append_text(part)
+        else:
+            text.append(part)
+    return text
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _tokens(input_tokens: int, output_tokens: int, estimated: bool) -> str:
+    return format_tokens(Usage(input_tokens, output_tokens, estimated))
+
+
+def _group_tokens(group: CostGroup) -> str:
+    return _tokens(group.input_tokens, group.output_tokens, group.tokens_estimated)
+
+
+def _status(run: AgentRunRecord) -> str:
+    return "succeeded (reused)" if run.reused else run.status or "?"
+
+
+def _table_status(run: AgentRunRecord) -> str:
+    return "reused" if run.reused else run.status or "?"
+
+
+def _attempt_error(attempt: AttemptRecord) -> str:
+    """The error with its type in front, once (the engine's message may start with it already)."""
+    error = attempt.error or ""
+    if attempt.error_type and not error.startswith(attempt.error_type):
+        return f"{attempt.error_type}: {error}" if error else attempt.error_type
+    return error
+
+
+def _cost_row(group: CostGroup) -> list[Text]:
+    return [
+        clean(group.key),
+        Text(str(group.workflow_runs)),
+        Text(str(group.agent_runs)),
+        Text(_group_tokens(group)),
+        Text(format_cost(group.cost)),
+    ]
+
+
+def _print_block(console: Console, text: str | None) -> None:
+    """A whole output or prompt, unwrapped (the terminal wraps), so it copies as it was."""
+    console.print(clean(text) if text else Text("(none)"), soft_wrap=True)
+
+
+def _agent_run_heading(run: AgentRunRecord) -> Text:
+    if run.reused:  # not called in this run: its tokens, cost and attempts belong to the original
+        facts = [_status(run), run.model or "-", f"from agent run {run.reused_from_run_id or '?'}",
+                 f"workflow run {run.workflow_run_id}"]
+        return _line(f"Agent run {run.id} · ", clean(run.agent), " of ", clean(run.workflow), " · ", " · ".join(facts))
+    facts = [
+        _status(run),
+        run.model or "-",
+        _tokens(run.input_tokens, run.output_tokens, run.tokens_estimated) + " tokens",
+        format_cost(run.cost),
+        format_duration(run.duration),
+        plural(len(run.attempts), "attempt") if run.attempts else plural((run.retries or 0) + 1, "attempt"),
+        f"workflow run {run.workflow_run_id}",
+    ]
+    return _line(f"Agent run {run.id} · ", clean(run.agent), " of ", clean(run.workflow), " · ", " · ".join(facts))
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    justify: JustifyMethod = "left"
+    cap: int | None = None  # set: a flexible column, at most this wide...
+    floor: int = 8  # ...and narrowed down to this when the console is narrow
+
+
+def fitted_table(
+    console: Console, columns: list[Column], rows: list[list[Text]], footer: list[Text] | None = None
+) -> Table:
+    """A one-line-per-row table that fits the console: fixed columns keep their width,
+    flexible ones (last first) give way, and cut text ends with "…"."""
+    cells = [[Text(column.title) for column in columns], *rows, *([footer] if footer else [])]
+    widths = [max(row[k].cell_len for row in cells) for k in range(len(columns))]
+    widths = [min(width, column.cap) if column.cap else width for width, column in zip(widths, columns, strict=True)]
+    excess = sum(widths) + 3 * (len(columns) - 1) - console.width  # 3: padding and the divider
+    for k in reversed(range(len(columns))):
+        if excess <= 0:
+            break
+        if columns[k].cap:
+            cut = max(0, min(excess, widths[k] - columns[k].floor))
+            widths[k] -= cut
+            excess -= cut
+    table = Table(box=box.SIMPLE if footer else box.SIMPLE_HEAD, show_edge=False, pad_edge=False, show_footer=footer is not None)
+    for k, column in enumerate(columns):
+        table.add_column(
+            column.title,
+            justify=column.justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            width=widths[k],
+            footer=footer[k] if footer else "",
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _agent_runs_table(console: Console, runs: list[AgentRunRecord]) -> Table:
+    columns = [
+        Column("id", "right"), Column("run", "right"), Column("workflow", cap=24), Column("agent", cap=24),
+        Column("status"), Column("tokens", "right"), Column("cost", "right"), Column("output", cap=60, floor=10),
+    ]
+    rows = [
+        [
+            Text(str(run.id)),
+            Text(str(run.workflow_run_id if run.workflow_run_id is not None else "-")),
+            clean(run.workflow),
+            clean(run.agent),
+            Text(_table_status(run)),
+            Text(_tokens(run.input_tokens, run.output_tokens, run.tokens_estimated)),
+            Text(format_cost(run.cost)),
+            preview(run.output if run.status == "succeeded" else run.error),
+        ]
+        for run in runs
+    ]
+    return fitted_table(console, columns, rows)
+
+
+def _workflow_runs_table(console: Console, runs: list[WorkflowRunRecord]) -> Table:
+    # Tokens are left to show-workflow-run and costs: with them the table overflows 80 columns.
+    columns = [
+        Column("id", "right"), Column("workflow", cap=30), Column("status"), Column("started (UTC)"),
+        Column("time", "right"), Column("agents", "right"), Column("cost", "right"), Column("from", "right"),
+    ]
+    rows = [
+        [
+            Text(str(run.id)),
+            clean(run.workflow),
+            Text(run.status),
+            Text(short_time(run.started_at)[:16]),
+            Text(format_duration(run.duration)),
+            Text(f"{run.agents_succeeded}/{run.agents_total}"),
+            Text(format_cost(run.cost)),
+            Text(str(run.resumed_from) if run.resumed_from is not None else ""),
+        ]
+        for run in runs
+    ]
+    return fitted_table(console, columns, rows)
+
+
+def _agents_table(console: Console, agents: list[AgentRunRecord]) -> Table:
+    columns = [
+        Column("agent", cap=30), Column("run id", "right"), Column("status"), Column("attempts", "right"),
+        Column("model", cap=30), Column("tokens", "right"), Column("cost", "right"), Column("time", "right"),
+    ]
+    rows = [
+        [
+            clean(agent.agent),
+            Text(str(agent.id)),
+            Text(_table_status(agent)),
+            Text(str(len(agent.attempts))),
+            clean(agent.model or "-"),
+            Text(_tokens(agent.input_tokens, agent.output_tokens, agent.tokens_estimated)),
+            Text(format_cost(agent.cost)),
+            Text(format_duration(agent.duration)),
+        ]
+        for agent in agents
+    ]
+    return fitted_table(console, columns, rows)
+
+
+def _attempts_table(console: Console, attempts: list[AttemptRecord]) -> Table:
+    columns = [
+        Column("#", "right"), Column("status"), Column("http", "right"), Column("time", "right"),
+        Column("tokens", "right"), Column("cost", "right"), Column("error", cap=100, floor=10),
+    ]
+    rows = [
+        [
+            Text(str(attempt.number)),
+            Text(attempt.status),
+            Text(str(attempt.http_status or "")),
+            Text(format_duration(attempt.duration)),
+            Text(_tokens(attempt.input_tokens, attempt.output_tokens, attempt.tokens_estimated)),
+            Text(format_cost(attempt.cost)),
+            preview(_attempt_error(attempt), 100),
+        ]
+        for attempt in attempts
+    ]
+    return fitted_table(console, columns, rows)

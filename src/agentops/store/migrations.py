@@ -1,0 +1,212 @@
+"""The history schema, as numbered migrations recorded in the ``_migrations`` table.
+
+Migration 1 creates exactly the two tables of the original AgentOps sketch
+(``CREATE TABLE IF NOT EXISTS``), so a file written by that program — those two
+tables and no ``_migrations`` table — is upgraded in place by the later
+migrations, its rows kept. Never edit a released migration: add the next one.
+
+Every pending migration runs in one ``BEGIN IMMEDIATE`` transaction, so a process
+killed half-way leaves the file as it was, and processes opening a new file at
+the same moment apply them exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..errors import StoreError
+
+if TYPE_CHECKING:
+    from .sqlite import Store
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    statements: tuple[str, ...]
+
+
+# Sketch-era timestamps are SQLite's CURRENT_TIMESTAMP ("2024-05-01 12:00:00", UTC);
+# ours are ISO-8601 with microseconds and an offset, so text order is time order.
+_SKETCH_TIMESTAMP = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]'"
+
+
+def _to_iso(column: str) -> str:
+    return (
+        f"UPDATE workflow_runs SET {column} = strftime('%Y-%m-%dT%H:%M:%S.000000+00:00', {column}) "
+        f"WHERE {column} GLOB {_SKETCH_TIMESTAMP}"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "sketch_tables",
+        (
+            """CREATE TABLE IF NOT EXISTS runs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                workflow_run_id INTEGER,
+                workflow TEXT,
+                agent TEXT,
+                status TEXT,
+                cost REAL,
+                output TEXT,
+                error TEXT,
+                retries INTEGER
+            )""",
+            """CREATE TABLE IF NOT EXISTS workflow_runs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                workflow TEXT,
+                started_at DATETIME DEFAULT CURRENT_TIMESTAMP,
+                finished_at DATETIME
+            )""",
+        ),
+    ),
+    Migration(
+        2,
+        "history_indexes",
+        (
+            # show-workflow-run, resume and the per-run counts in list-workflow-runs
+            "CREATE INDEX IF NOT EXISTS runs_by_workflow_run ON runs (workflow_run_id, id)",
+            # show-runs --workflow NAME: newest first, from the index
+            "CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, id)",
+            # list-workflow-runs --workflow NAME
+            "CREATE INDEX IF NOT EXISTS workflow_runs_by_workflow ON workflow_runs (workflow, id)",
+        ),
+    ),
+    Migration(
+        3,
+        "workflow_run_details",
+        (
+            "ALTER TABLE workflow_runs ADD COLUMN status TEXT NOT NULL DEFAULT 'running'",
+            "ALTER TABLE workflow_runs ADD COLUMN definition TEXT",
+            "ALTER TABLE workflow_runs ADD COLUMN definition_sha256 TEXT",
+            "ALTER TABLE workflow_runs ADD COLUMN source_path TEXT",
+            "ALTER TABLE workflow_runs ADD COLUMN inputs TEXT",
+            "ALTER TABLE workflow_runs ADD COLUMN resumed_from INTEGER",
+            "ALTER TABLE workflow_runs ADD COLUMN cost_cap REAL",
+            "ALTER TABLE workflow_runs ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE workflow_runs ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE workflow_runs ADD COLUMN tokens_estimated INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE workflow_runs ADD COLUMN cost REAL NOT NULL DEFAULT 0",
+            "ALTER TABLE workflow_runs ADD COLUMN pid INTEGER",
+            "ALTER TABLE workflow_runs ADD COLUMN hostname TEXT",
+            "ALTER TABLE workflow_runs ADD COLUMN process_start TEXT",
+            _to_iso("started_at"),
+            _to_iso("finished_at"),
+            # Sketch-era runs: finished if finish was recorded; failed if any agent did not succeed.
+            """UPDATE workflow_runs SET status = CASE
+                WHEN finished_at IS NULL THEN 'interrupted'
+                WHEN EXISTS (
+                    SELECT 1 FROM runs WHERE runs.workflow_run_id = workflow_runs.id
+                    AND coalesce(runs.status, '') NOT IN ('succeeded', 'success')
+                ) THEN 'failed'
+                ELSE 'succeeded' END""",
+            """UPDATE workflow_runs SET cost = coalesce(
+                (SELECT sum(runs.cost) FROM runs WHERE runs.workflow_run_id = workflow_runs.id), 0)""",
+        ),
+    ),
+    Migration(
+        4,
+        "agent_run_details",
+        (
+            "ALTER TABLE runs ADD COLUMN model TEXT",
+            "ALTER TABLE runs ADD COLUMN provider TEXT",
+            "ALTER TABLE runs ADD COLUMN prompt TEXT",
+            "ALTER TABLE runs ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE runs ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE runs ADD COLUMN tokens_estimated INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE runs ADD COLUMN started_at TEXT",
+            "ALTER TABLE runs ADD COLUMN finished_at TEXT",
+            "ALTER TABLE runs ADD COLUMN duration REAL",
+            # A resumed run's agents taken from an earlier run: recorded, not called (cost 0 here).
+            "ALTER TABLE runs ADD COLUMN reused INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE runs ADD COLUMN reused_from_run_id INTEGER",
+            # The sketch wrote "success"; the rest of the product says "succeeded".
+            "UPDATE runs SET status = 'succeeded' WHERE status = 'success'",
+            """UPDATE runs SET finished_at = (
+                SELECT coalesce(w.finished_at, w.started_at) FROM workflow_runs w
+                WHERE w.id = runs.workflow_run_id)""",
+            # costs --since/--until: agent runs by when they finished
+            "CREATE INDEX IF NOT EXISTS runs_by_finished_at ON runs (finished_at)",
+        ),
+    ),
+    Migration(
+        5,
+        "attempts",
+        (
+            """CREATE TABLE IF NOT EXISTS attempts (
+                id INTEGER PRIMARY KEY,
+                run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                number INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                http_status INTEGER,
+                error TEXT,
+                error_type TEXT,
+                started_at TEXT,
+                duration REAL,
+                input_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens INTEGER NOT NULL DEFAULT 0,
+                tokens_estimated INTEGER NOT NULL DEFAULT 0,
+                cost REAL,
+                UNIQUE (run_id, number)
+            )""",
+        ),
+    ),
+)
+
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (
+    number INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+# Tables a file must have (if it has any) for us to add ours to it.
+_OURS = {"_migrations", "runs", "workflow_runs"}
+
+
+def migrate(store: Store) -> list[int]:
+    """Apply every migration the file lacks; return their numbers (empty: up to date)."""
+    if not _pending(store.connection):
+        return []  # the common case costs one read and takes no write lock
+    return store.write(lambda connection: _apply(connection, store))
+
+
+def _pending(connection: sqlite3.Connection) -> list[Migration]:
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    applied: set[int] = set()
+    if "_migrations" in tables:
+        applied = {row[0] for row in connection.execute("SELECT number FROM _migrations")}
+    return [m for m in MIGRATIONS if m.number not in applied]
+
+
+def _apply(connection: sqlite3.Connection, store: Store) -> list[int]:
+    # Read again under the write lock: another process may have just migrated the file.
+    pending = _pending(connection)
+    if not pending:
+        return []
+    tables = {
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    if tables and not tables & _OURS:
+        raise StoreError(
+            f"{store.path} is a SQLite database of something else (tables: {', '.join(sorted(tables))}), "
+            "not agentops history; point --db (or AGENTOPS_DB) at another file"
+        )
+    connection.execute(_MIGRATIONS_TABLE)
+    applied_at = datetime.now(UTC).isoformat(timespec="microseconds")
+    for migration in pending:
+        for statement in migration.statements:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO _migrations (number, name, applied_at) VALUES (?, ?, ?)",
+            (migration.number, migration.name, applied_at),
+        )
+    return [m.number for m in pending]

@@ -1,0 +1,384 @@
+"""Reading the history: the queries behind the history commands, and their records.
+
+Every query here is served by an index (see migrations): listings read the
+newest rows first (``ORDER BY id DESC LIMIT n`` walks the primary key or a
+``(workflow, id)`` index), details look rows up by id or ``workflow_run_id``.
+Records are plain dataclasses; ``to_json()`` gives the ``--json`` shape, with
+the same keys in the same order every time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ..errors import RunNotFoundError
+from .liveness import effective_status
+from .sqlite import Store
+from .timestamps import from_iso
+
+# --- records ---------------------------------------------------------------------------------
+
+
+@dataclass
+class AttemptRecord:
+    number: int
+    status: str
+    http_status: int | None
+    error: str | None
+    error_type: str | None
+    started_at: str | None
+    duration: float | None
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AgentRunRecord:
+    """One row of ``runs``: an agent's run within a workflow run."""
+
+    id: int
+    workflow_run_id: int | None
+    workflow: str | None
+    agent: str | None
+    status: str | None
+    model: str | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost: float | None
+    retries: int | None
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None
+    reused: bool
+    reused_from_run_id: int | None
+    output: str | None
+    error: str | None
+    prompt: str | None = None  # loaded by agent_run() only
+    attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
+
+    def to_json(self, *, detail: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not detail:
+            del data["prompt"], data["attempts"]
+        return data
+
+
+@dataclass
+class WorkflowRunRecord:
+    """One row of ``workflow_runs``; ``status`` is the effective one (see liveness)."""
+
+    id: int
+    workflow: str | None
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None
+    agents_total: int
+    agents_succeeded: int
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost: float
+    cost_cap: float | None
+    resumed_from: int | None
+    source_path: str | None
+    hostname: str | None
+    pid: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WorkflowRunDetail:
+    run: WorkflowRunRecord
+    definition: str | None
+    definition_sha256: str | None
+    inputs: dict[str, Any]
+    agents: list[AgentRunRecord]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.run.to_json(),
+            "definition_sha256": self.definition_sha256,
+            "inputs": self.inputs,
+            "definition": self.definition,
+            "agents": [agent.to_json(detail=True) for agent in self.agents],
+        }
+
+
+class CostGrouping(StrEnum):
+    workflow = "workflow"
+    model = "model"
+    day = "day"
+
+
+@dataclass
+class CostGroup:
+    key: str
+    workflow_runs: int
+    agent_runs: int
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost: float
+    unpriced_runs: int  # agent runs whose cost is unknown (no price for the model)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- agent runs --------------------------------------------------------------------------------
+
+_AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
+    output_tokens, tokens_estimated, cost, retries, started_at, finished_at, duration, reused,
+    reused_from_run_id, output, error"""
+
+
+def _agent_run(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRunRecord:
+    return AgentRunRecord(
+        id=row["id"],
+        workflow_run_id=row["workflow_run_id"],
+        workflow=row["workflow"],
+        agent=row["agent"],
+        status=row["status"],
+        model=row["model"],
+        provider=row["provider"],
+        input_tokens=row["input_tokens"] or 0,
+        output_tokens=row["output_tokens"] or 0,
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"],
+        retries=row["retries"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration=row["duration"],
+        reused=bool(row["reused"]),
+        reused_from_run_id=row["reused_from_run_id"],
+        output=row["output"],
+        error=row["error"],
+        prompt=row["prompt"] if with_prompt else None,
+    )
+
+
+def agent_runs(store: Store, *, workflow: str | None = None, limit: int = 20) -> list[AgentRunRecord]:
+    """The newest agent runs, optionally of one workflow (``runs_by_workflow`` index)."""
+    if workflow is None:
+        rows = store.read(f"SELECT {_AGENT_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+    else:
+        rows = store.read(
+            f"SELECT {_AGENT_COLUMNS} FROM runs WHERE workflow = ? ORDER BY id DESC LIMIT ?",
+            (workflow, limit),
+        )
+    return [_agent_run(row) for row in rows]
+
+
+def agent_run(store: Store, run_id: int) -> AgentRunRecord:
+    """One agent run with its prompt and attempts; ``RunNotFoundError`` if there is none."""
+    rows = store.read(f"SELECT {_AGENT_COLUMNS}, prompt FROM runs WHERE id = ?", (run_id,))
+    if not rows:
+        raise _not_found(store, "runs", "agent run", run_id)
+    record = _agent_run(rows[0], with_prompt=True)
+    record.attempts = attempts_of(store, [record.id]).get(record.id, [])
+    return record
+
+
+def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecord]]:
+    """Attempts of the given agent runs, in order, by run id."""
+    found: dict[int, list[AttemptRecord]] = {}
+    for start in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = run_ids[start : start + 500]
+        rows = store.read(
+            f"""SELECT run_id, number, status, http_status, error, error_type, started_at, duration,
+                input_tokens, output_tokens, tokens_estimated, cost FROM attempts
+            WHERE run_id IN ({", ".join("?" * len(chunk))}) ORDER BY run_id, number""",
+            tuple(chunk),
+        )
+        for row in rows:
+            found.setdefault(row["run_id"], []).append(
+                AttemptRecord(
+                    number=row["number"],
+                    status=row["status"],
+                    http_status=row["http_status"],
+                    error=row["error"],
+                    error_type=row["error_type"],
+                    started_at=row["started_at"],
+                    duration=row["duration"],
+                    input_tokens=row["input_tokens"],
+                    output_tokens=row["output_tokens"],
+                    tokens_estimated=bool(row["tokens_estimated"]),
+                    cost=row["cost"],
+                )
+            )
+    return found
+
+
+# --- workflow runs -------------------------------------------------------------------------------
+
+_WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
+    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id) AS agents_total,
+    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.status = 'succeeded')
+        AS agents_succeeded,
+    w.input_tokens, w.output_tokens, w.tokens_estimated, w.cost, w.cost_cap, w.resumed_from,
+    w.source_path, w.hostname, w.pid, w.process_start"""
+
+
+def _workflow_run(row: sqlite3.Row) -> WorkflowRunRecord:
+    return WorkflowRunRecord(
+        id=row["id"],
+        workflow=row["workflow"],
+        status=effective_status(row["status"], row["pid"], row["hostname"], row["process_start"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration=_seconds_between(row["started_at"], row["finished_at"]),
+        agents_total=row["agents_total"],
+        agents_succeeded=row["agents_succeeded"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"] or 0.0,
+        cost_cap=row["cost_cap"],
+        resumed_from=row["resumed_from"],
+        source_path=row["source_path"],
+        hostname=row["hostname"],
+        pid=row["pid"],
+    )
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    started, finished = from_iso(start), from_iso(end)
+    return None if started is None or finished is None else finished - started
+
+
+def workflow_runs(store: Store, *, workflow: str | None = None, limit: int = 20) -> list[WorkflowRunRecord]:
+    """The newest workflow runs, optionally of one workflow (``workflow_runs_by_workflow`` index)."""
+    if workflow is None:
+        sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow_runs w ORDER BY w.id DESC LIMIT ?"
+        rows = store.read(sql, (limit,))
+    else:
+        sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow_runs w WHERE w.workflow = ? ORDER BY w.id DESC LIMIT ?"
+        rows = store.read(sql, (workflow, limit))
+    return [_workflow_run(row) for row in rows]
+
+
+def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
+    """A workflow run with every agent run (and their attempts); ``RunNotFoundError`` if none."""
+    rows = store.read(
+        f"""SELECT {_WORKFLOW_COLUMNS}, w.definition, w.definition_sha256, w.inputs
+        FROM workflow_runs w WHERE w.id = ?""",
+        (workflow_run_id,),
+    )
+    if not rows:
+        raise _not_found(store, "workflow_runs", "workflow run", workflow_run_id)
+    row = rows[0]
+    agent_rows = store.read(
+        f"SELECT {_AGENT_COLUMNS}, prompt FROM runs WHERE workflow_run_id = ? ORDER BY id",
+        (workflow_run_id,),
+    )
+    agents = [_agent_run(agent_row, with_prompt=True) for agent_row in agent_rows]
+    attempts = attempts_of(store, [agent.id for agent in agents])
+    for agent in agents:
+        agent.attempts = attempts.get(agent.id, [])
+    return WorkflowRunDetail(
+        run=_workflow_run(row),
+        definition=row["definition"],
+        definition_sha256=row["definition_sha256"],
+        inputs=decode_inputs(row["inputs"]),
+        agents=agents,
+    )
+
+
+def decode_inputs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def recorded_workflows(store: Store) -> list[str]:
+    """Names of every workflow with a recorded run (for "did you mean")."""
+    rows = store.read("SELECT DISTINCT workflow FROM workflow_runs WHERE workflow IS NOT NULL ORDER BY workflow")
+    return [row[0] for row in rows]
+
+
+def workflow_is_recorded(store: Store, workflow: str) -> bool:
+    return bool(store.read("SELECT 1 FROM workflow_runs WHERE workflow = ? LIMIT 1", (workflow,)))
+
+
+# --- spend -----------------------------------------------------------------------------------------
+
+_GROUP_KEYS = {
+    CostGrouping.workflow: "coalesce(workflow, '(unknown)')",
+    CostGrouping.model: "coalesce(provider || ':' || model, model, '(unknown)')",
+    CostGrouping.day: "coalesce(substr(finished_at, 1, 10), '(unknown)')",
+}
+
+
+def spend(
+    store: Store,
+    *,
+    by: CostGrouping | None = CostGrouping.workflow,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[CostGroup]:
+    """Spend and tokens of agent runs grouped ``by`` (None: one "total" group, none
+    if nothing matched), for runs finished in [since, until).
+
+    ``since`` / ``until`` are stored-format timestamps or dates (see timestamps).
+    Reused results are left out: they were paid for by the run they came from.
+    """
+    conditions = ["reused = 0"]
+    parameters: list[object] = []
+    if since is not None:
+        conditions.append("finished_at >= ?")
+        parameters.append(since)
+    if until is not None:
+        conditions.append("finished_at < ?")
+        parameters.append(until)
+    key = "'total'" if by is None else _GROUP_KEYS[by]
+    rows = store.read(
+        f"""SELECT {key} AS key, count(DISTINCT workflow_run_id) AS workflow_runs, count(*) AS agent_runs,
+            coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+            coalesce(max(tokens_estimated), 0) AS tokens_estimated, coalesce(sum(cost), 0) AS cost,
+            count(*) - count(cost) AS unpriced_runs
+        FROM runs WHERE {" AND ".join(conditions)} GROUP BY key ORDER BY key""",
+        tuple(parameters),
+    )
+    return [
+        CostGroup(
+            key=row["key"],
+            workflow_runs=row["workflow_runs"],
+            agent_runs=row["agent_runs"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            tokens_estimated=bool(row["tokens_estimated"]),
+            cost=row["cost"],
+            unpriced_runs=row["unpriced_runs"],
+        )
+        for row in rows
+    ]
+
+
+# --- not found -------------------------------------------------------------------------------------
+
+
+def _not_found(store: Store, table: str, what: str, wanted: int) -> RunNotFoundError:
+    """"no workflow run 42; latest is 17", or "no workflow runs recorded yet in agentops.db"."""
+    rows = store.read(f"SELECT max(id) FROM {table}")
+    latest = rows[0][0] if rows else None
+    if latest is None:
+        return RunNotFoundError(f"no {what}s recorded yet in {store.path}")
+    return RunNotFoundError(f"no {what} {wanted}; latest is {latest} (in {store.path})")

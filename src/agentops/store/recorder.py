@@ -1,0 +1,247 @@
+"""Recording a run as it happens: an events subscriber that writes the history.
+
+Each write is one short transaction, committed before the engine goes on: the
+workflow run row when the run starts (with the agents a resume reuses), each
+agent run with its attempts the moment the agent settles, the totals and final
+status when the run ends. A crash therefore loses nothing that had finished.
+
+Nothing here sees an API key: the events carry outputs, prompts and error
+messages, never request headers or provider configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+
+from ..errors import StoreError
+from ..events import (
+    AgentFinished,
+    AgentResult,
+    AgentStatus,
+    Event,
+    WorkflowFinished,
+    WorkflowResult,
+    WorkflowStarted,
+)
+from .liveness import hostname, process_start
+from .sqlite import Store
+from .timestamps import to_iso
+
+# A well-formed str holds no surrogates at all: any here is half of a broken pair.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class RunRecorder:
+    """Records one workflow run in ``store``; pass it to the engine as a subscriber.
+
+    ``workflow_run_id`` is set once ``WorkflowStarted`` has been recorded.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.workflow_run_id: int | None = None
+        self._workflow: str = ""
+        self._recorded: set[str] = set()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, WorkflowStarted):
+            self._record_start(event)
+        elif isinstance(event, AgentFinished):
+            self._record_agent(event.result)
+        elif isinstance(event, WorkflowFinished):
+            self._record_finish(event.result)
+
+    # --- the three writes ------------------------------------------------------------
+
+    def _record_start(self, event: WorkflowStarted) -> None:
+        workflow = event.workflow
+        cap = event.cost_cap if event.cost_cap is not None else workflow.policies.cost_cap
+        pid = os.getpid()
+        name = storable(workflow.name) or ""
+        row = (
+            name,
+            to_iso(event.started_at),
+            "running",
+            storable(event.source),
+            hashlib.sha256(event.source.encode("utf-8", "surrogatepass")).hexdigest(),
+            storable(event.source_path),
+            json.dumps(dict(event.inputs), sort_keys=True, default=str),
+            event.resumed_from,
+            cap,
+            pid,
+            hostname(),
+            process_start(pid),
+        )
+
+        def work(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                """INSERT INTO workflow_runs (workflow, started_at, status, definition, definition_sha256,
+                    source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                row,
+            )
+            workflow_run_id = _row_id(cursor)
+            for agent, result in event.reused.items():
+                origin = _origin_of(connection, event.resumed_from, storable(agent) or "")
+                _insert_agent_run(connection, workflow_run_id, name, result, reused_from=origin)
+            return workflow_run_id
+
+        self.workflow_run_id = self.store.write(work)
+        self._workflow = name
+        self._recorded = set(event.reused)
+
+    def _record_agent(self, result: AgentResult) -> None:
+        workflow_run_id = self._require_started()
+
+        def work(connection: sqlite3.Connection) -> None:
+            _insert_agent_run(connection, workflow_run_id, self._workflow, result)
+            if not result.reused:
+                connection.execute(
+                    """UPDATE workflow_runs SET input_tokens = input_tokens + ?,
+                        output_tokens = output_tokens + ?, tokens_estimated = max(tokens_estimated, ?),
+                        cost = cost + ? WHERE id = ?""",
+                    (
+                        result.usage.input_tokens,
+                        result.usage.output_tokens,
+                        int(result.usage.estimated),
+                        result.cost or 0.0,
+                        workflow_run_id,
+                    ),
+                )
+
+        self.store.write(work)
+        self._recorded.add(result.name)
+
+    def _record_finish(self, result: WorkflowResult) -> None:
+        workflow_run_id = self._require_started()
+        # Agents the engine settled without an AgentFinished we recorded (a failed write,
+        # say) are recorded now, so the run is complete in the history.
+        missing = [r for name, r in result.agents.items() if name not in self._recorded]
+        usage = result.usage
+
+        def work(connection: sqlite3.Connection) -> None:
+            for agent in missing:
+                _insert_agent_run(connection, workflow_run_id, self._workflow, agent)
+            connection.execute(
+                """UPDATE workflow_runs SET finished_at = ?, status = ?, input_tokens = ?,
+                    output_tokens = ?, tokens_estimated = ?, cost = ? WHERE id = ?""",
+                (
+                    to_iso(result.finished_at),
+                    result.status.value,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    int(usage.estimated),
+                    result.cost,
+                    workflow_run_id,
+                ),
+            )
+
+        self.store.write(work)
+        self._recorded.update(agent.name for agent in missing)
+        if result.workflow_run_id is None:
+            result.workflow_run_id = workflow_run_id
+
+    def _require_started(self) -> int:
+        if self.workflow_run_id is None:
+            raise StoreError("the run was not recorded: WorkflowStarted was not received or not written")
+        return self.workflow_run_id
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+def storable(text: str | None) -> str | None:
+    """``text`` as SQLite can store it: a lone surrogate (JSON can decode one from a model's
+    reply) cannot be encoded as UTF-8, so it becomes U+FFFD rather than losing the row."""
+    if text is None:
+        return None
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+        raise StoreError("the history database did not return the new row's id")
+    return cursor.lastrowid
+
+
+def _origin_of(connection: sqlite3.Connection, resumed_from: int | None, agent: str) -> int | None:
+    """The agent run that first produced what ``agent`` reuses (following earlier reuses)."""
+    if resumed_from is None:
+        return None
+    row = connection.execute(
+        """SELECT coalesce(reused_from_run_id, id) FROM runs
+        WHERE workflow_run_id = ? AND agent = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1""",
+        (resumed_from, agent),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _insert_agent_run(
+    connection: sqlite3.Connection,
+    workflow_run_id: int,
+    workflow: str,
+    result: AgentResult,
+    *,
+    reused_from: int | None = None,
+) -> int:
+    """One ``runs`` row and its attempts. A reused result costs nothing in this run and
+    has no attempts here: both stay with the run it was taken from."""
+    reused = result.reused or reused_from is not None
+    status = AgentStatus.SUCCEEDED.value if reused else result.status.value
+    usage = result.usage
+    cursor = connection.execute(
+        """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries,
+            model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
+            started_at, finished_at, duration, reused, reused_from_run_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            workflow_run_id,
+            workflow,
+            storable(result.name),
+            status,
+            0.0 if reused else result.cost,
+            storable(result.output),
+            storable(result.error),
+            0 if reused else result.retries,
+            storable(result.model),
+            storable(result.provider),
+            storable(result.prompt),
+            0 if reused else usage.input_tokens,
+            0 if reused else usage.output_tokens,
+            0 if reused else int(usage.estimated),
+            to_iso(result.started_at),
+            to_iso(result.finished_at),
+            result.duration,
+            int(reused),
+            reused_from,
+        ),
+    )
+    run_id = _row_id(cursor)
+    if not reused:
+        connection.executemany(
+            """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
+                duration, input_tokens, output_tokens, tokens_estimated, cost)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    run_id,
+                    attempt.number,
+                    attempt.status,
+                    attempt.http_status,
+                    storable(attempt.error),
+                    attempt.error_type,
+                    to_iso(attempt.started_at),
+                    attempt.duration,
+                    attempt.usage.input_tokens,
+                    attempt.usage.output_tokens,
+                    int(attempt.usage.estimated),
+                    attempt.cost,
+                )
+                for attempt in result.attempts
+            ],
+        )
+    return run_id

@@ -1,0 +1,111 @@
+"""What ``resume`` needs from a recorded run: its definition, inputs, the agents
+that succeeded (with their outputs, to feed their dependents again) and what the
+chain of runs it continues has spent, which counts against the cost cap."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import RunNotFoundError, StoreError
+from ..events import AgentResult, AgentStatus, Attempt, Usage
+from .liveness import RUNNING, hostname
+from .queries import AgentRunRecord, agent_run, workflow_run
+from .sqlite import Store
+from .timestamps import from_iso
+
+
+@dataclass
+class ResumeState:
+    workflow_run_id: int
+    workflow: str
+    source: str
+    source_path: str | None
+    inputs: dict[str, Any]
+    status: str  # effective: "interrupted" when the recording process died
+    succeeded: dict[str, AgentResult]  # reused=True, with the usage, cost and attempts of their run
+    cost_spent: float  # actual cost recorded by this run and every run it resumed
+
+
+def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
+    detail = workflow_run(store, workflow_run_id)  # raises RunNotFoundError
+    run = detail.run
+    if detail.definition is None:
+        raise StoreError(
+            f"workflow run {workflow_run_id} was recorded without its workflow definition "
+            "(by an older version of agentops), so it cannot be resumed; run the workflow again"
+        )
+    if run.status == RUNNING and run.hostname == hostname():
+        raise StoreError(
+            f"workflow run {workflow_run_id} is still running (pid {run.pid}); "
+            "wait for it to finish or stop it before resuming"
+        )
+    succeeded = {
+        record.agent: _reused_result(store, record)
+        for record in detail.agents
+        if record.status == AgentStatus.SUCCEEDED.value and record.agent
+    }
+    return ResumeState(
+        workflow_run_id=workflow_run_id,
+        workflow=run.workflow or "",
+        source=detail.definition,
+        source_path=run.source_path,
+        inputs=detail.inputs,
+        status=run.status,
+        succeeded=succeeded,
+        cost_spent=_chain_spend(store, workflow_run_id),
+    )
+
+
+def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
+    """The result as first produced: a reused row points at the run that made it."""
+    origin = record
+    if record.reused_from_run_id is not None:
+        # If the original row is gone, what this row says is all there is.
+        with suppress(RunNotFoundError):
+            origin = agent_run(store, record.reused_from_run_id)
+    return AgentResult(
+        name=record.agent or "",
+        status=AgentStatus.SUCCEEDED,
+        model=origin.model or "",
+        provider=origin.provider or "",
+        output=record.output,
+        prompt=origin.prompt,
+        usage=Usage(origin.input_tokens, origin.output_tokens, origin.tokens_estimated),
+        cost=origin.cost,
+        attempts=[
+            Attempt(
+                number=a.number,
+                status=a.status,
+                started_at=from_iso(a.started_at) or 0.0,
+                duration=a.duration or 0.0,
+                usage=Usage(a.input_tokens, a.output_tokens, a.tokens_estimated),
+                cost=a.cost,
+                error=a.error,
+                error_type=a.error_type,
+                http_status=a.http_status,
+            )
+            for a in origin.attempts
+        ],
+        started_at=from_iso(origin.started_at),
+        finished_at=from_iso(origin.finished_at),
+        reused=True,
+    )
+
+
+def _chain_spend(store: Store, workflow_run_id: int) -> float:
+    """Actual cost of agent runs in this run and every run it resumed, transitively."""
+    rows = store.read(
+        """WITH RECURSIVE chain(id) AS (
+            SELECT ?
+            UNION
+            SELECT w.resumed_from FROM workflow_runs w JOIN chain ON w.id = chain.id
+            WHERE w.resumed_from IS NOT NULL
+        )
+        SELECT coalesce(sum(r.cost), 0) FROM runs r WHERE r.workflow_run_id IN (SELECT id FROM chain)""",
+        (workflow_run_id,),
+    )
+    value = rows[0][0] if rows else 0.0
+    return float(value) if isinstance(value, int | float) else 0.0
+

@@ -1,0 +1,64 @@
+"""The history commands start fast: neither ``--help`` nor a real answer imports the
+provider SDK, the price data or the local model (checked in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentops.events import RunStatus
+from agentops.store import open_store
+from store_helpers import record, succeeded, workflow_of
+
+HEAVY = ("openai", "genai_prices", "llama_cpp")
+
+# Runs ``agentops ARGS`` through the console entry point, then reports what was imported.
+PROBE = f"""
+import json, sys
+sys.argv = ["agentops", *json.loads(sys.argv[1])]
+from agentops.cli import main
+try:
+    main()
+except SystemExit as exit_:
+    code = exit_.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {set(HEAVY)!r})
+print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+"""
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("imports") / "agentops.db"
+    with open_store(path) as store:
+        record(store, workflow_of("flow", ["a"]), [succeeded("a", "done")], RunStatus.SUCCEEDED)
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list-runs", "--help"],
+        ["list-runs"],
+        ["list-runs", "--json"],
+        ["show-runs", "--workflow", "flow"],
+        ["list-workflow-runs"],
+        ["show-workflow-run", "1"],
+        ["show-run", "1", "--json"],
+        ["costs", "--by", "model"],
+    ],
+    ids=" ".join,
+)
+def test_history_commands_do_not_import_heavy_modules(db: Path, args: list[str]) -> None:
+    if "--help" not in args:
+        args = [*args, "--db", str(db)]
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, timeout=60, check=False
+    )
+    report = json.loads(completed.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0, completed.stdout + completed.stderr
+    assert completed.stdout.strip(), "the command printed nothing"
+    assert report["heavy"] == [], f"{' '.join(args)} imported {report['heavy']}"

@@ -1,0 +1,201 @@
+"""The recorder, driven by engine events built by hand, checked against the rows it
+wrote (read with plain sqlite3); resume state; the dead-process rule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentops.errors import RunNotFoundError, StoreError
+from agentops.events import AgentFinished, AgentStatus, RunStatus
+from agentops.store import RunRecorder, effective_status, open_store
+from agentops.store.liveness import hostname, process_start
+from agentops.store.queries import workflow_runs
+from store_helpers import (
+    T0,
+    failed,
+    finished,
+    make_sketch_database,
+    not_run,
+    record,
+    rows,
+    source_of,
+    started,
+    succeeded,
+    workflow_of,
+)
+
+FLOW = workflow_of("research", ["gather", "check", "write", "review"], cost_cap=1.5)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_run_is_recorded_row_by_row(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    results = [
+        succeeded("gather", "three sources", failures=2, cost=0.004),
+        failed("check", "BadRequestError: 400 prompt too long"),
+        not_run("write", AgentStatus.SKIPPED, "needs check (failed)"),
+        not_run("review", AgentStatus.CANCELLED, "interrupted by SIGINT"),
+    ]
+    with open_store(db) as store:
+        run_id = record(store, FLOW, results, RunStatus.FAILED, inputs={"topic": "sqlite"})
+
+    (run,) = rows(db, "SELECT * FROM workflow_runs")
+    assert run["id"] == run_id and run["workflow"] == "research" and run["status"] == "failed"
+    assert run["started_at"] == "2024-05-01T12:00:00.000000+00:00"
+    assert run["finished_at"] == "2024-05-01T12:00:10.000000+00:00"
+    assert run["definition"] == source_of(FLOW)
+    assert run["definition_sha256"] == hashlib.sha256(source_of(FLOW).encode()).hexdigest()
+    assert run["source_path"] == "research.yaml"
+    assert json.loads(run["inputs"]) == {"topic": "sqlite"}
+    assert run["cost_cap"] == 1.5 and run["resumed_from"] is None
+    assert (run["pid"], run["hostname"]) == (os.getpid(), hostname())
+    assert (run["input_tokens"], run["output_tokens"], run["cost"]) == (100, 50, pytest.approx(0.004))
+
+    agents = {r["agent"]: r for r in rows(db, "SELECT * FROM runs ORDER BY id")}
+    assert list(agents) == ["gather", "check", "write", "review"]
+    gather = agents["gather"]
+    assert (gather["status"], gather["retries"], gather["output"], gather["error"]) == ("succeeded", 2, "three sources", None)
+    assert (gather["model"], gather["provider"], gather["prompt"]) == ("gpt-4o-mini", "openai", "[user]\ndo gather")
+    assert (gather["input_tokens"], gather["output_tokens"], gather["cost"]) == (100, 50, pytest.approx(0.004))
+    assert gather["duration"] == pytest.approx(3.0) and gather["workflow_run_id"] == run_id
+    assert agents["check"]["status"] == "failed" and agents["check"]["error"].startswith("BadRequestError")
+    assert agents["write"]["status"] == "skipped" and agents["write"]["error"] == "needs check (failed)"
+    assert agents["review"]["status"] == "cancelled" and agents["review"]["started_at"] is None
+
+    attempts = rows(db, "SELECT * FROM attempts WHERE run_id = ? ORDER BY number", gather["id"])
+    assert [(a["number"], a["status"], a["http_status"], a["error_type"]) for a in attempts] == [
+        (1, "failed", 503, "ServerError"), (2, "failed", 503, "ServerError"), (3, "succeeded", None, None),
+    ]
+    assert attempts[2]["input_tokens"] == 100 and attempts[2]["cost"] == pytest.approx(0.004)
+    assert [a["status"] for a in rows(db, "SELECT * FROM attempts WHERE run_id = ?", agents["check"]["id"])] == ["failed"]
+    assert rows(db, "SELECT count(*) FROM attempts WHERE run_id IN (?, ?)", agents["write"]["id"], agents["review"]["id"])[0][0] == 0
+
+
+def test_each_finished_agent_is_committed_before_the_run_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        recorder = RunRecorder(store)
+        recorder(started(FLOW))
+        assert [r["status"] for r in rows(db, "SELECT status FROM workflow_runs")] == ["running"]
+        recorder(AgentFinished(succeeded("gather", "found", cost=0.01)))
+        # Another connection (another process) sees it already: nothing waits for the run's end.
+        (row,) = rows(db, "SELECT agent, status, output FROM runs")
+        assert tuple(row) == ("gather", "succeeded", "found")
+        assert rows(db, "SELECT cost, input_tokens FROM workflow_runs")[0]["cost"] == pytest.approx(0.01)
+        recorder(AgentFinished(succeeded("check", "fine", cost=0.02)))
+        assert rows(db, "SELECT cost FROM workflow_runs")[0]["cost"] == pytest.approx(0.03)
+
+
+def test_the_finish_records_agents_whose_own_event_was_missed(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    results = {"gather": succeeded("gather", "a"), "check": succeeded("check", "b")}
+    with open_store(db) as store:
+        recorder = RunRecorder(store)
+        recorder(started(FLOW))
+        recorder(AgentFinished(results["gather"]))
+        recorder(finished(FLOW, results, RunStatus.SUCCEEDED))
+        assert recorder.workflow_run_id is not None
+    assert [r["agent"] for r in rows(db, "SELECT agent FROM runs ORDER BY id")] == ["gather", "check"]
+
+
+def test_text_sqlite_cannot_encode_is_stored_not_lost(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        record(store, FLOW, [succeeded("gather", "half a pair: \ud83d end")], RunStatus.SUCCEEDED)
+    assert rows(db, "SELECT output FROM runs")[0]["output"] == "half a pair: \ufffd end"
+
+
+def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        first = record(
+            store, FLOW,
+            [succeeded("gather", "sources", failures=1, cost=0.01), failed("check", "400"),
+             not_run("write", AgentStatus.SKIPPED, "needs check"), not_run("review", AgentStatus.SKIPPED, "needs write")],
+            RunStatus.FAILED, inputs={"topic": "wal"},
+        )
+        state = store.load_run_for_resume(first)
+        assert (state.workflow_run_id, state.workflow, state.status) == (first, "research", "failed")
+        assert state.source == source_of(FLOW) and state.source_path == "research.yaml"
+        assert state.inputs == {"topic": "wal"} and state.cost_spent == pytest.approx(0.01)
+        (gather,) = state.succeeded.values()
+        assert gather.reused and gather.status is AgentStatus.SUCCEEDED and gather.output == "sources"
+        assert (gather.usage.input_tokens, len(gather.attempts)) == (100, 2)
+        assert gather.cost == pytest.approx(0.01)
+        assert gather.attempts[0].http_status == 503 and gather.started_at == pytest.approx(T0)
+
+        second = record(
+            store, FLOW, [succeeded("check", "ok", cost=0.02), failed("write", "400"),
+                          not_run("review", AgentStatus.SKIPPED, "needs write")],
+            RunStatus.FAILED, resumed_from=first, reused=state.succeeded,
+        )
+        state = store.load_run_for_resume(second)
+        assert sorted(state.succeeded) == ["check", "gather"]
+        assert state.succeeded["gather"].cost == pytest.approx(0.01)  # as first paid, not the reused row's 0
+        assert state.cost_spent == pytest.approx(0.03)  # the whole chain
+        third = record(store, FLOW, [succeeded("write", "w", cost=0.04), succeeded("review", "r", cost=0.04)],
+                       RunStatus.SUCCEEDED, resumed_from=second, reused=state.succeeded)
+        assert store.load_run_for_resume(third).cost_spent == pytest.approx(0.11)
+
+    original = rows(db, "SELECT id FROM runs WHERE workflow_run_id = ? AND agent = 'gather'", first)[0]["id"]
+    reused = rows(db, "SELECT * FROM runs WHERE reused = 1 AND agent = 'gather' ORDER BY id")
+    assert [(r["workflow_run_id"], r["reused_from_run_id"], r["cost"], r["output"]) for r in reused] == [
+        (second, original, 0.0, "sources"), (third, original, 0.0, "sources"),  # the origin, not the copy
+    ]
+    assert rows(db, "SELECT count(*) FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE reused = 1)")[0][0] == 0
+    chain = rows(db, "SELECT id, resumed_from, status FROM workflow_runs ORDER BY id")
+    assert [tuple(r) for r in chain] == [(first, None, "failed"), (second, first, "failed"), (third, second, "succeeded")]
+
+
+def test_a_run_whose_process_died_reads_interrupted_and_can_be_resumed(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        run_id = record(store, FLOW, [succeeded("gather", "kept")], None)  # no WorkflowFinished: killed
+        assert [r.status for r in workflow_runs(store)] == ["running"]  # this process is alive
+        with pytest.raises(StoreError, match=f"workflow run {run_id} is still running"):
+            store.load_run_for_resume(run_id)
+
+        store.connection.execute("UPDATE workflow_runs SET pid = ?", (dead_pid(),))
+        assert [r.status for r in workflow_runs(store)] == ["interrupted"]
+        state = store.load_run_for_resume(run_id)
+        assert state.status == "interrupted" and list(state.succeeded) == ["gather"]
+    assert rows(db, "SELECT status FROM workflow_runs")[0]["status"] == "running"  # as recorded
+
+
+def test_the_dead_process_rule() -> None:
+    me, here, mine = os.getpid(), hostname(), process_start(os.getpid())
+    assert effective_status("running", me, here, mine) == "running"
+    assert effective_status("running", dead_pid(), here, None) == "interrupted"
+    assert effective_status("running", None, here) == "interrupted"
+    assert effective_status("running", dead_pid(), "another-host") == "running"  # cannot check there
+    assert effective_status("failed", dead_pid(), here) == "failed"  # finished runs are what they were
+    if mine is not None:  # where the system tells start times: a pid reused by another process
+        assert effective_status("running", me, here, mine + "0") == "interrupted"
+
+
+def test_unknown_runs_and_runs_that_cannot_be_resumed(tmp_path: Path) -> None:
+    with (
+        open_store(tmp_path / "empty.db") as store,
+        pytest.raises(RunNotFoundError, match=r"no workflow runs recorded yet in .*empty\.db"),
+    ):
+        store.load_run_for_resume(1)
+    db = tmp_path / "sketch.db"
+    make_sketch_database(db)
+    with open_store(db) as store:
+        with pytest.raises(RunNotFoundError, match="no workflow run 42; latest is 2"):
+            store.load_run_for_resume(42)
+        with pytest.raises(StoreError, match="without its workflow definition"):
+            store.load_run_for_resume(2)

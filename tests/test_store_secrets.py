@@ -1,0 +1,51 @@
+"""API keys never reach the history database: a real run over HTTP (127.0.0.1) with keys in
+the environment, one call refused with 401, then the database's bytes are searched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentops
+from agentops.events import AgentStatus
+from agentops.testing.server import Fault, OpenAITestServer
+from engine_helpers import TEST_KEY_ENV, workflow_on
+
+KEY = "sk-store-test-5ecret-key-0123456789abcdef"
+OTHER_KEY = "sk-openai-unused-5ecret-fedcba9876543210"
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer(latency=0.0) as running:
+        yield running
+
+
+def database_bytes(db: Path) -> bytes:
+    """The file and its WAL / shared-memory / journal companions."""
+    companions = (db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal")))
+    return b"".join(path.read_bytes() for path in companions if path.exists())
+
+
+def test_no_key_or_authorization_header_is_stored(
+    server: OpenAITestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TEST_KEY_ENV, KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", OTHER_KEY)
+    server.inject(Fault(kind="status", status=401), times=1, match=lambda body: "refused" in str(body["messages"]))
+    db = tmp_path / "history.db"
+    agents: list[dict[str, Any]] = [{"name": "writer"}, {"name": "refused", "task": "refused step", "retries": 0}]
+    result = agentops.run(workflow_on(server, agents), db=db)
+
+    assert result.agents["writer"].status is AgentStatus.SUCCEEDED
+    assert result.agents["refused"].status is AgentStatus.FAILED
+    assert any(r.headers.get("authorization") == f"Bearer {KEY}" for r in server.requests)  # the key was used
+    stored = database_bytes(db)
+    assert b"writer" in stored and TEST_KEY_ENV.encode() in stored  # rows and the 401's hint are there
+    for secret in (KEY, OTHER_KEY):
+        for fragment in (secret, secret[-16:], secret[:16]):
+            assert fragment.encode() not in stored, fragment
+    assert b"Bearer " not in stored
