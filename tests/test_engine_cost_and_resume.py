@@ -114,3 +114,55 @@ def test_resume_calls_only_what_did_not_succeed(server: OpenAITestServer, tmp_pa
     with sqlite3.connect(db) as connection:
         rows = connection.execute("SELECT id, resumed_from FROM workflow_runs ORDER BY id").fetchall()
     assert rows == [(first.workflow_run_id, None), (second.workflow_run_id, first.workflow_run_id)]
+
+
+def test_an_agent_the_cap_refuses_is_skipped_without_ever_starting(server: OpenAITestServer) -> None:
+    from agentops.events import AgentStarted
+
+    log = EventLog()
+    # One worst case (max_tokens x $4000 per million) is $4: it can never fit under $1.
+    workflow = workflow_on(server, [{"name": "big", "max_tokens": 1000}], policies={"cost_cap": 1.0}, prices=PRICES)
+    result = agentops.run(workflow, subscribers=[log])
+    assert result.agents["big"].status is AgentStatus.SKIPPED
+    assert result.agents["big"].error == "cost cap"
+    assert log.of(AgentStarted) == []
+    assert server.requests == []
+
+
+def test_resume_keeps_the_cost_cap_given_on_the_command_line(server: OpenAITestServer, tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    workflow = workflow_on(server, [{"name": "a", "max_tokens": 100}, {"name": "b", "max_tokens": 100}], prices=PRICES)
+    # Each worst case is about $0.4 (+ the prompt): a $0.5 cap admits one call, not two.
+    first = agentops.run(workflow, db=db, cost_cap=0.5)
+    assert sorted(a.status for a in first.agents.values()) == [AgentStatus.SKIPPED, AgentStatus.SUCCEEDED]
+    calls = len(server.requests)
+    second = agentops.resume(first.workflow_run_id, db=db)
+    assert second.cost_cap == 0.5
+    assert len(server.requests) == calls, "the cap (with the first run's spend) leaves no room for another call"
+    assert second.cost + first.cost <= 0.5
+
+
+def test_a_deployment_named_in_the_environment_is_priced_as_the_model_written() -> None:
+    from agentops.events import Usage
+    from agentops.pricing import PriceBook
+    from agentops.providers.base import Route
+    from agentops.spec import Price
+
+    route = Route("azure", "azure", "prod-gpt4o-eastus", priced_as="gpt-4o")
+    assert PriceBook().cost(route, Usage(1_000_000, 0)) == pytest.approx(2.5)
+    book = PriceBook({"my-model": Price(input=1.0, output=2.0)})
+    assert book.cost(Route("azure", "azure", "deployment-x", priced_as="my-model"), Usage(0, 1_000_000)) == 2.0
+    assert book.cost(Route("azure", "azure", "deployment-x"), Usage(1, 1)) is None
+
+
+def test_a_resumed_run_still_names_the_workflow_file(server: OpenAITestServer, tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(workflow_on(server, [{"name": "a", "task": "flaky step", "retries": 0}]).source)
+    db = tmp_path / "history.db"
+    server.inject(Fault(kind="status", status=400), times=1)
+    first = agentops.run(flow, db=db)
+    second = agentops.resume(first.workflow_run_id, db=db)
+    assert second.status is RunStatus.SUCCEEDED
+    with sqlite3.connect(db) as connection:
+        paths = [row[0] for row in connection.execute("SELECT source_path FROM workflow_runs ORDER BY id")]
+    assert paths == [str(flow), str(flow)]

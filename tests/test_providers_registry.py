@@ -60,7 +60,7 @@ def test_the_sketch_azure_variables_win_when_no_provider_is_named() -> None:
 
 def test_the_deployment_variable_replaces_the_model_unless_a_prefix_names_one() -> None:
     reg = registry(env={**AZURE, "AZURE_GPT5_DEPLOYMENT": "team-gpt5"})
-    assert reg.route(agent(model="gpt-4o")) == Route("azure", "azure", "team-gpt5")
+    assert reg.route(agent(model="gpt-4o")) == Route("azure", "azure", "team-gpt5", priced_as="gpt-4o")
     assert reg.route(agent(model="azure:other-deployment")).model == "other-deployment"
 
 
@@ -144,7 +144,7 @@ def test_a_named_azure_provider_with_its_own_deployment() -> None:
         }
     }
     reg = registry(env={"EU_AZURE_KEY": "eu-key"}, providers=providers)
-    assert reg.route(agent(model="gpt-4o", provider="eu")) == Route("eu", "azure", "eu-gpt4o")
+    assert reg.route(agent(model="gpt-4o", provider="eu")) == Route("eu", "azure", "eu-gpt4o", priced_as="gpt-4o")
     endpoint = reg.endpoint("eu")
     assert (endpoint.azure_endpoint, endpoint.api_key, endpoint.api_version) == (
         "https://eu.openai.azure.com",

@@ -13,6 +13,7 @@ from agentops.testing.server import OpenAITestServer
 from reliability_helpers import (
     agent_of,
     agent_runs,
+    attempts_of,
     integrity_check,
     json_of,
     run_agentops,
@@ -69,6 +70,9 @@ def test_a_signal_stops_the_run_and_keeps_what_finished(
     }
     assert recorded["quick"]["output"] and recorded["after_quick"]["output"]
     assert signal.Signals(signum).name in (recorded["stuck"]["error"] or "")
+    # The call in flight was made (and may be billed): it is recorded as a cancelled attempt.
+    assert [a["status"] for a in attempts_of(db, int(recorded["stuck"]["id"]))] == ["cancelled"]
+    assert attempts_of(db, int(recorded["after_stuck"]["id"])) == []
 
     shown = json_of(run_agentops("show-workflow-run", str(run["id"]), "--json", "--db", db))
     assert shown["status"] == "interrupted"

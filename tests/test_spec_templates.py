@@ -152,3 +152,14 @@ def test_skipped_alternative_renders_empty() -> None:
     workflow = load(text).workflow
     (user,) = build_messages(workflow.agent("writer"), {"critic": "ok"}, {})
     assert user.content == "A= B=ok"
+
+
+def test_an_output_placed_in_the_system_prompt_is_not_repeated_in_the_block() -> None:
+    workflow = load(
+        "name: x\nagents:\n  - {name: a, model: m, task: t}\n  - {name: b, model: m, task: t}\n"
+        "  - {name: c, model: m, depends_on: [a, b], system: 'Style guide: {{ a.output }}', task: go}\n"
+    )
+    system, user = build_messages(workflow.workflow.agents[2], {"a": "GUIDE-A", "b": "TEXT-B"}, {})
+    assert system.content == "Style guide: GUIDE-A"
+    assert CONTEXT_HEADER in user.content and "TEXT-B" in user.content
+    assert "GUIDE-A" not in user.content

@@ -125,7 +125,9 @@ def test_cost_cap_from_the_engine_and_earlier_spend_count_against_the_cap() -> N
     previous.reused = True
     feed(reporter, [started(demo_workflow(), reused={"researcher": previous}, cost_cap=2.0, spent_before=0.25)])
     view = render(reporter)
-    assert view.splitlines()[0].split()[1:] == ["1/3", "done", "1.0s", "$0.2500", "of", "$2.00", "cap"]
+    assert view.splitlines()[0].split()[1:] == [
+        "1/3", "done", "1.0s", "$0.0000", "(+", "$0.2500", "by", "earlier", "runs)", "of", "$2.00", "cap"
+    ]
     assert row(view, "researcher") == "researcher succeeded (reused) 2.3s 120+45 $0.5000 kept from run 4"
 
 

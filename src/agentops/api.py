@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,9 @@ async def aresume(
     with open_store(db) as store:
         state = store.load_run_for_resume(workflow_run_id)
     loaded = load_workflow_text(state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>")
+    loaded = replace(loaded, path=state.source_path)  # the resumed run keeps naming its file
+    if options.get("cost_cap") is None:  # a cap given on the command line last time still holds
+        options["cost_cap"] = state.cost_cap
     inputs = {**state.inputs, **dict(options.pop("inputs", None) or {})}
     context = _ResumeContext(workflow_run_id, dict(state.succeeded), state.cost_spent)
     return await arun(loaded, inputs=inputs, db=store.path, _resume=context, **options)

@@ -196,6 +196,7 @@ class Engine:
             started_at=started_at,
             finished_at=time.time(),
             cost_cap=self.budget.cap,
+            spent_before=self.options.spent_before,
         )
         self._emit(WorkflowFinished(result))
         return result
@@ -262,8 +263,7 @@ class Engine:
             if self.results[dep].status is AgentStatus.SUCCEEDED
         }
         messages = build_messages(agent, upstream, self.options.inputs)
-        result = self._new_result(name, AgentStatus.RUNNING, prompt=prompt_text(messages), started_at=time.time())
-        self._emit(AgentStarted(name, route.model, route.provider, result.prompt or "", result.started_at or 0.0))
+        result = self._new_result(name, AgentStatus.RUNNING, prompt=prompt_text(messages))
         request = ChatRequest(
             model=route.model,
             messages=messages,
@@ -299,10 +299,10 @@ class Engine:
                 result.status = AgentStatus.SKIPPED
                 result.error = COST_CAP_REASON if number == 1 else f"{COST_CAP_REASON} (after {number - 1} attempts)"
                 return
-            attempt, error, text = await self._attempt(agent, route, provider, request, reservation, number)
-            result.attempts.append(attempt)
-            result.usage = result.usage + attempt.usage
-            result.cost = None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
+            if number == 1:  # started only once its first call fits under the cost cap
+                result.started_at = time.time()
+                self._emit(AgentStarted(agent.name, route.model, route.provider, result.prompt or "", result.started_at))
+            attempt, error, text = await self._attempt(agent, route, provider, request, reservation, number, result)
             if error is None:
                 result.status = AgentStatus.SUCCEEDED
                 result.output = text
@@ -326,8 +326,10 @@ class Engine:
         request: ChatRequest,
         reservation: Reservation,
         number: int,
+        result: AgentResult,
     ) -> tuple[Attempt, ProviderError | None, str | None]:
-        """One call, holding a concurrency slot and a cost reservation; always settles both."""
+        """One call, holding a concurrency slot and a cost reservation; always settles both
+        and adds the attempt to ``result`` (a cancelled one too: it may have been billed)."""
         self._emit(AttemptStarted(agent.name, number))
         streamed: list[str] = []
 
@@ -356,7 +358,18 @@ class Engine:
         except ProviderError as caught:
             error = caught
         except asyncio.CancelledError:
-            await self._settle_cost(route, reservation, self._partial_usage(request, streamed))
+            usage = self._partial_usage(request, streamed)
+            cost = await self._settle_cost(route, reservation, usage)
+            attempt = Attempt(
+                number=number,
+                status="cancelled",
+                started_at=started,
+                duration=time.monotonic() - clock,
+                usage=usage,
+                cost=cost,
+                error=self._stop_reason or "cancelled",
+            )
+            self._add_attempt(result, attempt)
             raise
         except Exception as caught:  # a provider bug must fail one agent, not the run
             logger.exception("provider %s raised an unexpected error", route.provider)
@@ -375,7 +388,14 @@ class Engine:
             error_type=None if error is None else type(error).__name__,
             http_status=None if error is None else error.status,
         )
+        self._add_attempt(result, attempt)
         return attempt, error, text
+
+    @staticmethod
+    def _add_attempt(result: AgentResult, attempt: Attempt) -> None:
+        result.attempts.append(attempt)
+        result.usage = result.usage + attempt.usage
+        result.cost = None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
 
     @staticmethod
     def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:

@@ -33,7 +33,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"  # every agent succeeded
     FAILED = "failed"  # finished, with failed or skipped agents
-    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, whole-run timeout, or a dead process
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, or a dead process (a whole-run timeout is FAILED)
 
 
 @dataclass
@@ -107,6 +107,7 @@ class WorkflowResult:
     finished_at: float
     workflow_run_id: int | None = None  # set when the run was recorded in a store
     cost_cap: float | None = None
+    spent_before: float = 0.0  # spent by the runs this one resumes; counts against cost_cap
 
     @property
     def cost(self) -> float:

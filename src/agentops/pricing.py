@@ -25,9 +25,10 @@ class PriceBook:
         self.overrides = dict(overrides or {})
 
     def override_for(self, route: Route) -> Price | None:
-        for key in (f"{route.provider}:{route.model}", route.model):
-            if key in self.overrides:
-                return self.overrides[key]
+        for model in _names_of(route):
+            for key in (f"{route.provider}:{model}", model):
+                if key in self.overrides:
+                    return self.overrides[key]
         return None
 
     def is_known(self, route: Route) -> bool:
@@ -43,7 +44,16 @@ class PriceBook:
         provider_id = _PROVIDER_IDS.get(route.kind)
         if provider_id is None:
             return None
-        return _library_cost(route.model, provider_id, usage.input_tokens, usage.output_tokens)
+        for model in _names_of(route):
+            cost = _library_cost(model, provider_id, usage.input_tokens, usage.output_tokens)
+            if cost is not None:
+                return cost
+        return None
+
+
+def _names_of(route: Route) -> tuple[str, ...]:
+    """The model as sent first (a deployment may be priced under its own name), then as written."""
+    return (route.model,) if route.priced_as is None else (route.model, route.priced_as)
 
 
 @lru_cache(maxsize=4096)

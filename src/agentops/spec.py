@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 
 class Backoff(_Strict):
-    """Exponential backoff with full jitter: delay = uniform(0, min(max, base * 2**n))."""
+    """Exponential backoff with full jitter: delay before retry n (1, 2, ...) = uniform(0, min(max, base * 2**(n-1)))."""
 
     base: float = Field(default=1.0, ge=0, description="seconds before the first retry (upper bound)")
     max: float = Field(default=30.0, ge=0, description="the longest delay between two attempts")

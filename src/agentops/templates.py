@@ -72,7 +72,8 @@ def build_messages(
 ) -> tuple[Message, ...]:
     """The messages sent for ``agent``, given its succeeded direct dependencies' outputs."""
     text = render(agent.task, upstream_outputs, inputs)
-    placed = referenced_agents(agent.task)
+    # An output placed in the system prompt is placed too: do not send it twice.
+    placed = referenced_agents(agent.task) | referenced_agents(agent.system or "")
     block = [(name, output) for name, output in upstream_outputs.items() if name not in placed]
     if block:
         sections = "\n\n".join(f"### {name}\n{output}" for name, output in block)

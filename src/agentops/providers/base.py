@@ -77,9 +77,12 @@ class Route:
     ``provider`` is the name shown and recorded ("openai", "azure", "local", or
     a key of the workflow's ``providers:``); ``kind`` selects the implementation
     and the price table; ``model`` is what is sent (prefix removed, the Azure
-    deployment name for Azure).
+    deployment name for Azure). ``priced_as`` is the model the user wrote when
+    what is sent differs (an Azure deployment named in the environment), so
+    prices can still be found under the model's own name.
     """
 
     provider: str
     kind: str  # "openai" | "azure" | "local" | "fake"
     model: str
+    priced_as: str | None = None

@@ -110,8 +110,8 @@ class ProviderRegistry:
             check_local_model(model, where=f"agent '{agent.name}'")
             return Route(name, "local", model)
         endpoint = self.endpoint(name)
-        if endpoint.kind == "azure" and endpoint.deployment and not prefixed:
-            model = endpoint.deployment
+        if endpoint.kind == "azure" and endpoint.deployment and not prefixed and endpoint.deployment != model:
+            return Route(name, endpoint.kind, endpoint.deployment, priced_as=model)
         return Route(name, endpoint.kind, model)
 
     def _choose(self, agent: Agent) -> tuple[str, str, bool]:

@@ -26,6 +26,7 @@ class ResumeState:
     status: str  # effective: "interrupted" when the recording process died
     succeeded: dict[str, AgentResult]  # reused=True, with the usage, cost and attempts of their run
     cost_spent: float  # actual cost recorded by this run and every run it resumed
+    cost_cap: float | None  # the cap the run had (a --cost-cap override included)
 
 
 def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
@@ -55,6 +56,7 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
         status=run.status,
         succeeded=succeeded,
         cost_spent=_chain_spend(store, workflow_run_id),
+        cost_cap=run.cost_cap,
     )
 
 

@@ -18,9 +18,12 @@ def format_cap(cap: float | None) -> str:
     return f"${cap:.2f}" if round(cap, 2) == cap else f"${cap:g}"
 
 
-def format_spend(spent: float, unknown: bool, cap: float | None) -> str:
-    """Spend against the cap: "$0.0123 of $1.00 cap", "$0.0123 (no cap)"."""
+def format_spend(spent: float, unknown: bool, cap: float | None, *, earlier: float = 0.0) -> str:
+    """Spend against the cap: "$0.0123 of $1.00 cap", "$0.0123 (no cap)"; ``earlier``
+    (spent by the runs a resume continues, which the cap also covers) is shown apart."""
     amount = format_cost(spent) + (" + unknown" if unknown else "")
+    if earlier:
+        amount += f" (+ {format_cost(earlier)} by earlier runs)"
     return f"{amount} (no cap)" if cap is None else f"{amount} of {format_cap(cap)} cap"
 
 

@@ -80,7 +80,7 @@ class LiveView:
         header = Text()
         header.append(one_line(state.workflow), style="bold")
         header.append(f"  {state.done}/{len(state.rows)} done  {elapsed}  ")
-        header.append(format_spend(state.spent, state.cost_unknown, state.cost_cap), style="bold")
+        header.append(format_spend(state.spent, state.cost_unknown, state.cost_cap, earlier=state.spent_before), style="bold")
         return header
 
     def _counts(self) -> Text:

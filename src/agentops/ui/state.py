@@ -141,7 +141,8 @@ class RunState:
 
     @property
     def spent(self) -> float:
-        return self.spent_before + sum(r.cost or 0.0 for r in self.rows.values() if not r.reused)
+        """Spent by this run (``spent_before`` is shown apart)."""
+        return sum(r.cost or 0.0 for r in self.rows.values() if not r.reused)
 
     @property
     def cost_unknown(self) -> bool:

@@ -69,7 +69,7 @@ def run_line(result: WorkflowResult) -> Text:
         f"workflow {one_line(result.workflow)} {result.status} in "
         f"{format_duration(result.finished_at - result.started_at)}: "
         f"{succeeded}/{len(agents)} agents succeeded, {format_tokens(result.usage)} tokens, "
-        f"{format_spend(result.cost, unknown, result.cost_cap)}"
+        f"{format_spend(result.cost, unknown, result.cost_cap, earlier=result.spent_before)}"
     )
 
 
