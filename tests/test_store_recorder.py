@@ -199,3 +199,27 @@ def test_unknown_runs_and_runs_that_cannot_be_resumed(tmp_path: Path) -> None:
             store.load_run_for_resume(42)
         with pytest.raises(StoreError, match="without its workflow definition"):
             store.load_run_for_resume(2)
+
+
+def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next(tmp_path: Path) -> None:
+    """Inside an event loop, results wait for the end of the loop turn (one commit for all),
+    which comes before any task the engine starts in that turn takes its first step."""
+    import asyncio
+
+    db = tmp_path / "agentops.db"
+
+    async def scenario() -> tuple[int, int, int]:
+        with open_store(db) as store:
+            recorder = RunRecorder(store)
+            recorder(started(FLOW))
+            recorder(AgentFinished(succeeded("gather", "three sources")))
+            recorder(AgentFinished(succeeded("check", "all true")))
+            during_the_turn = len(rows(db, "SELECT id FROM runs"))
+            # A task created now (as the engine starts a dependent) sees both committed.
+            seen_by_a_new_task = await asyncio.create_task(asyncio.to_thread(
+                lambda: len(rows(db, "SELECT id FROM runs"))
+            ))
+            totals = rows(db, "SELECT cost FROM workflow_runs")[0]["cost"]
+            return during_the_turn, seen_by_a_new_task, round(totals * 1000)
+
+    assert asyncio.run(scenario()) == (0, 2, 4)

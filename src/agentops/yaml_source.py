@@ -27,8 +27,9 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 40
 """Deepest nesting of mappings and lists accepted."""
 
-MAX_NODES = 100_000
-"""Most values (keys, scalars, lists, mappings) one file may hold; parsing is pure Python."""
+MAX_NODES = 300_000
+"""Most values (keys, scalars, lists, mappings) one file may hold; parsing is pure Python.
+Room for 10,000 agents with every option set (about 21 values each), a bound for alias bombs."""
 
 MAX_ALIAS_NODES = 5_000
 """Most values that ``*alias`` references may expand to, in total."""

@@ -83,7 +83,12 @@ class OpenAIProvider:
             "list[ChatCompletionMessageParam]",
             [{"role": m.role, "content": m.content} for m in request.messages],
         )
-        timeout = request.timeout or DEFAULT_TIMEOUT
+        # Without an agent timeout the client's own (DEFAULT_TIMEOUT) applies: no per-call options to merge.
+        timeout = (
+            openai.not_given
+            if request.timeout is None
+            else httpx2.Timeout(request.timeout, connect=min(request.timeout, CONNECT_TIMEOUT))
+        )
         pieces: list[str] = []
         usage: Usage | None = None
         finish_reason: str | None = None
@@ -95,9 +100,10 @@ class OpenAIProvider:
                 temperature=openai.omit if request.temperature is None else request.temperature,
                 stream=True,
                 stream_options={"include_usage": True},
-                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+                timeout=timeout,
             )
         chunks = stream.__aiter__()
+        consumed = False
         try:
             while True:
                 # Only the SDK's work is translated: an error raised by on_text is
@@ -106,6 +112,7 @@ class OpenAIProvider:
                     try:
                         chunk = await chunks.__anext__()
                     except StopAsyncIteration:
+                        consumed = True
                         break
                 if chunk.usage is not None:
                     usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
@@ -117,10 +124,12 @@ class OpenAIProvider:
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
         finally:
-            # Also on cancellation: the connection goes back to the pool. A failure
-            # to close must not replace the error (or cancellation) under way.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(stream.close())
+            # A stream read to its end has closed its response (the SDK does). Otherwise,
+            # also on cancellation, close it so the connection goes back to the pool; a
+            # failure to close must not replace the error (or cancellation) under way.
+            if not consumed:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(stream.close())
         if finish_reason is None:
             raise MalformedResponseError(
                 f"{self.name}: the stream for {request.model!r} ended before the answer was complete"
