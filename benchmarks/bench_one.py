@@ -26,6 +26,7 @@ from shapes import CONCURRENCY, SHAPES, UNBOUNDED, Shape, task_for, to_workflow_
 
 import agentops
 from agentops.events import Usage
+from agentops.launch import tune_gc_for_run
 from agentops.loader import LoadedWorkflow, load_workflow_text
 from agentops.pricing import PriceBook
 from agentops.providers.base import Route
@@ -97,6 +98,8 @@ def main() -> None:
     loaded = load_shape(shape_name, shape, base_url) if implementation != "reference" else None
     folder = tempfile.mkdtemp()
     db = Path(folder) / "bench.db" if implementation == "agentops_db" else None
+    if loaded is not None:
+        tune_gc_for_run()  # as `agentops run` does; the reference keeps CPython's defaults
     wall_start = time.perf_counter()
     cpu_start = time.process_time()
     if loaded is None:

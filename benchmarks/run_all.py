@@ -36,7 +36,7 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 
 def measure(shape: str, implementation: str, base_url: str) -> dict[str, float]:
     runs = []
-    for _ in range(REPEATS if shape != "fan_in_10000" else 1):
+    for _ in range(REPEATS if shape != "fan_in_10000" else 2):
         output = subprocess.run(
             [PYTHON, str(HERE / "bench_one.py"), shape, implementation, base_url],
             capture_output=True, text=True, check=False, timeout=600,

