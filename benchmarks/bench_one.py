@@ -1,6 +1,6 @@
 """Run one shape with one scheduler in this (fresh) process and print a JSON line.
 
-    python benchmarks/bench_one.py SHAPE agentops|agentops_db|reference BASE_URL
+    python benchmarks/bench_one.py SHAPE agentops|agentops_db|agentops_default_gc|reference BASE_URL
 
 ``reference`` is a minimal hand-written asyncio scheduler (each node awaits its
 dependencies, then calls) over the same SDK client AgentOps uses: the yardstick
@@ -98,8 +98,9 @@ def main() -> None:
     loaded = load_shape(shape_name, shape, base_url) if implementation != "reference" else None
     folder = tempfile.mkdtemp()
     db = Path(folder) / "bench.db" if implementation == "agentops_db" else None
-    if loaded is not None:
-        tune_gc_for_run()  # as `agentops run` does; the reference keeps CPython's defaults
+    if implementation != "agentops_default_gc":
+        # As `agentops run` does, for the reference too: the ratio is orchestration alone.
+        tune_gc_for_run()
     wall_start = time.perf_counter()
     cpu_start = time.process_time()
     if loaded is None:

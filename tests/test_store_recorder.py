@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from agentops.errors import RunNotFoundError, StoreError
+from agentops.errors import RunNotFoundError, StoreError, UsageError
 from agentops.events import AgentFinished, AgentStatus, RunStatus
 from agentops.store import RunRecorder, effective_status, open_store
 from agentops.store.liveness import hostname, process_start
 from agentops.store.queries import workflow_runs
+from agentops.store.resume import chain_spend
 from store_helpers import (
     T0,
     failed,
@@ -148,7 +149,10 @@ def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
         assert state.cost_spent == pytest.approx(0.03)  # the whole chain
         third = record(store, FLOW, [succeeded("write", "w", cost=0.04), succeeded("review", "r", cost=0.04)],
                        RunStatus.SUCCEEDED, resumed_from=second, reused=state.succeeded)
-        assert store.load_run_for_resume(third).cost_spent == pytest.approx(0.11)
+        assert chain_spend(store, third) == pytest.approx(0.11)
+        with pytest.raises(UsageError, match=rf"workflow run {third} already succeeded: nothing to resume; "
+                           r"to run it again use agentops run research.yaml"):
+            store.load_run_for_resume(third)
 
     original = rows(db, "SELECT id FROM runs WHERE workflow_run_id = ? AND agent = 'gather'", first)[0]["id"]
     reused = rows(db, "SELECT * FROM runs WHERE reused = 1 AND agent = 'gather' ORDER BY id")

@@ -8,7 +8,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RunNotFoundError, StoreError
+from ..errors import RunNotFoundError, StoreError, UsageError
 from ..events import AgentResult, AgentStatus, Attempt, Usage
 from .liveness import RUNNING, hostname
 from .queries import AgentRunRecord, agent_run, workflow_run
@@ -42,6 +42,11 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
             f"workflow run {workflow_run_id} is still running (pid {run.pid}); "
             "wait for it to finish or stop it before resuming"
         )
+    if run.status == AgentStatus.SUCCEEDED.value:
+        raise UsageError(
+            f"workflow run {workflow_run_id} already succeeded: nothing to resume; "
+            f"to run it again use agentops run {run.source_path or 'FILE'}"
+        )
     succeeded = {
         record.agent: _reused_result(store, record)
         for record in detail.agents
@@ -55,7 +60,7 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
         inputs=detail.inputs,
         status=run.status,
         succeeded=succeeded,
-        cost_spent=_chain_spend(store, workflow_run_id),
+        cost_spent=chain_spend(store, workflow_run_id),
         cost_cap=run.cost_cap,
     )
 
@@ -96,7 +101,7 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
     )
 
 
-def _chain_spend(store: Store, workflow_run_id: int) -> float:
+def chain_spend(store: Store, workflow_run_id: int) -> float:
     """Actual cost of agent runs in this run and every run it resumed, transitively."""
     rows = store.read(
         """WITH RECURSIVE chain(id) AS (
