@@ -359,43 +359,51 @@ class Engine:
             error = caught
         except asyncio.CancelledError:
             usage = self._partial_usage(request, streamed)
-            cost = await self._settle_cost(route, reservation, usage)
-            attempt = Attempt(
-                number=number,
-                status="cancelled",
-                started_at=started,
-                duration=time.monotonic() - clock,
-                usage=usage,
-                cost=cost,
-                error=self._stop_reason or "cancelled",
-            )
-            self._add_attempt(result, attempt)
+            cancelled = self._stop_reason or "cancelled"
+            await self._close_attempt(result, route, reservation, number, started, clock, usage, "cancelled", cancelled)
             raise
         except Exception as caught:  # a provider bug must fail one agent, not the run
             logger.exception("provider %s raised an unexpected error", route.provider)
             error = MalformedResponseError(f"{type(caught).__name__}: {caught}")
         if error is not None:
             usage = self._partial_usage(request, streamed)
-        cost = await self._settle_cost(route, reservation, usage)
-        attempt = Attempt(
-            number=number,
-            status="succeeded" if error is None else "failed",
-            started_at=started,
-            duration=time.monotonic() - clock,
-            usage=usage,
-            cost=cost,
-            error=None if error is None else f"{type(error).__name__}: {error}",
-            error_type=None if error is None else type(error).__name__,
-            http_status=None if error is None else error.status,
-        )
-        self._add_attempt(result, attempt)
+        status = "succeeded" if error is None else "failed"
+        attempt = await self._close_attempt(result, route, reservation, number, started, clock, usage, status, error)
         return attempt, error, text
 
-    @staticmethod
-    def _add_attempt(result: AgentResult, attempt: Attempt) -> None:
+    async def _close_attempt(
+        self,
+        result: AgentResult,
+        route: Route,
+        reservation: Reservation,
+        number: int,
+        started: float,
+        clock: float,
+        usage: Usage,
+        status: str,
+        error: ProviderError | str | None,
+    ) -> Attempt:
+        """Settle the reservation to what the attempt cost, and add the attempt to ``result``."""
+        duration = time.monotonic() - clock
+        cost = await self._settle_cost(route, reservation, usage)
+        message: str | None = error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
+        error_type = type(error).__name__ if isinstance(error, ProviderError) else None
+        http_status = error.status if isinstance(error, ProviderError) else None
+        attempt = Attempt(
+            number=number,
+            status=status,
+            started_at=started,
+            duration=duration,
+            usage=usage,
+            cost=cost,
+            error=message,
+            error_type=error_type,
+            http_status=http_status,
+        )
         result.attempts.append(attempt)
         result.usage = result.usage + attempt.usage
         result.cost = None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
+        return attempt
 
     @staticmethod
     def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:

@@ -6,10 +6,11 @@ settle, the totals and final status when the run ends.
 
 Agents that settle in the same turn of the event loop are committed together,
 by a callback queued when the first of them settles: one commit instead of one
-each, or on wide workflows the history would cost more than the scheduling. The engine emits ``AgentFinished`` before it starts any
-dependent, and the loop runs callbacks in order, so that commit lands before a
-dependent's first step: no output reaches a prompt before it is on disk, and a
-crash loses at most agents whose results nothing had used yet.
+each, or on wide workflows the history would cost more than the scheduling.
+The engine emits ``AgentFinished`` before it starts any dependent, and the loop
+runs callbacks in order, so that commit lands before a dependent's first step:
+no output reaches a prompt before it is on disk, and a crash loses at most
+agents whose results nothing had used yet.
 
 Nothing here sees an API key: the events carry outputs, prompts and error
 messages, never request headers or provider configuration.
