@@ -9,6 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agentops import yaml_source
 from agentops.errors import UsageError, WorkflowError
 from agentops.graph import AnyOf, Ref, parse_condition
 from agentops.loader import (
@@ -640,3 +641,30 @@ def test_fuzz_well_formed_yaml_of_any_shape(data: object) -> None:
     agent = {"name": "a", "model": "m", "task": "t", "depends_on": data}
     for document in (data, {"name": "x", "agents": data}, {"name": "x", "inputs": data, "agents": [agent]}):
         _expect_clean(yaml.safe_dump(document))
+
+
+_PARITY_CASES = [
+    *(p.read_text() for p in sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))),
+    "name: x\nname: y\nagents: []\n",  # a duplicate key
+    "name: x\nagents:\n  - {name: a, model: m, task: t}\n  - &b {name: b, model: m, task: !!binary aGk=}\n",
+    "defaults: &d {model: m}\nagents:\n  - {<<: *d, name: a, task: 't {{ inputs.q }}'}\n  - {1: x}\n",
+    "name: x\nagents:\n  - name: a\n    task: |\n      line one\n      {{ b.output }} here\n",
+]
+
+
+@pytest.mark.parametrize("text", _PARITY_CASES)
+def test_the_libyaml_path_reads_exactly_what_the_pure_python_path_reads(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = yaml_source._parse_with_libyaml(text)
+    assert fast is not None, "libyaml should read this file"
+    monkeypatch.setattr(yaml_source.yaml, "__with_libyaml__", False)
+    slow = yaml_source.parse_yaml(text)
+    assert (fast.data, fast.problems) == (slow.data, slow.problems)
+    positions = {path: yaml_source.node_position(node) for path, node in slow.values.items()}
+    assert {path: yaml_source.node_position(node) for path, node in fast.values.items()} == positions
+    assert fast.keys.keys() == slow.keys.keys()
+
+
+def test_libyaml_is_there_so_that_the_fast_path_is_tested() -> None:
+    assert yaml.__with_libyaml__, "PyYAML was built without libyaml: the tests above compare one path with itself"
