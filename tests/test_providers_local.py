@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sqlite3
 import subprocess
 import sys
 import time
@@ -155,3 +156,21 @@ def test_a_prompt_longer_than_the_context_is_a_bad_request(gguf: Path) -> None:
 def test_an_unknown_local_model_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="neither 'smollm2'"):
         registry(env={}).route(agent(model="local:tinyllama"))
+
+
+def test_the_local_example_runs_end_to_end_through_the_cli(tmp_path: Path) -> None:
+    """What `scripts/demo.sh` runs: the quick start's promise, on the real model, in CI."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "local_workflow.yaml"
+    db = tmp_path / "agentops.db"
+    completed = subprocess.run(
+        [sys.executable, "-m", "agentops", "run", str(example), "--db", str(db)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "succeeded" in completed.stdout and "Traceback" not in completed.stderr
+    with sqlite3.connect(db) as connection:
+        (status,) = connection.execute("SELECT status FROM workflow_runs").fetchone()
+        agents = connection.execute("SELECT agent, status, output, cost, provider FROM runs").fetchall()
+    assert status == "succeeded"
+    assert len(agents) == 4
+    assert all(s == "succeeded" and (output or "").strip() and cost == 0 and p == "local" for _, s, output, cost, p in agents)

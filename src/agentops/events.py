@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from .spec import Workflow
+if TYPE_CHECKING:  # pydantic stays unloaded for the history commands, which read Usage only
+    from .spec import Workflow
 
 
 class AgentStatus(StrEnum):
