@@ -127,3 +127,12 @@ def test_real_process_help_and_validate(files: tuple[Path, Path]) -> None:
     graph = _agentops("graph", str(bad))
     assert graph.returncode == 2 and "Traceback" not in graph.stderr
     assert graph.stderr.splitlines()[0].startswith(f"{bad}:6:5:")
+
+
+def test_version_is_the_installed_one() -> None:
+    from importlib.metadata import version
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "agentops", "--version"], capture_output=True, text=True, check=False
+    )
+    assert (completed.returncode, completed.stdout) == (0, f"agentops {version('agentops')}\n")

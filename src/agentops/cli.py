@@ -41,6 +41,24 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 _MAX_ID = 2**63 - 1  # SQLite's largest integer: ids beyond it are usage errors, not crashes
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        from importlib.metadata import version
+
+        typer.echo(f"agentops {version('agentops')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Run multi-agent LLM workflows defined in YAML, and inspect their history."""
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
