@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RunNotFoundError, StoreError, UsageError
-from ..events import AgentResult, AgentStatus, Attempt, Usage
+from ..events import AgentResult, AgentStatus, Attempt, RunStatus, Usage
 from .liveness import RUNNING, hostname
 from .queries import AgentRunRecord, agent_run, workflow_run
 from .sqlite import Store
@@ -42,7 +42,7 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
             f"workflow run {workflow_run_id} is still running (pid {run.pid}); "
             "wait for it to finish or stop it before resuming"
         )
-    if run.status == AgentStatus.SUCCEEDED.value:
+    if run.status == RunStatus.SUCCEEDED.value:
         raise UsageError(
             f"workflow run {workflow_run_id} already succeeded: nothing to resume; "
             f"to run it again use agentops run {run.source_path or 'FILE'}"
