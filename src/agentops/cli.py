@@ -65,9 +65,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-# ---------------------------------------------------------------------------------
-# Commands are added below by their owners; keep each a thin layer.
-# ---------------------------------------------------------------------------------
+# --- running: each command a thin layer over agentops.api ----------------------------
 
 InputOption = Annotated[
     Optional[list[str]],
