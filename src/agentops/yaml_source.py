@@ -116,11 +116,7 @@ def parse_yaml(text: str) -> YamlDocument:
     except yaml.reader.ReaderError as error:
         raise YamlSyntaxError(_text_position(text, error.position), _reader_message(error)) from None
     try:
-        root = loader.get_single_node()
-        document = YamlDocument(text=text, data=None)
-        if root is not None:
-            document.data = _Builder(loader, document).build(root, ())
-        return document
+        return _read_document(loader, text)
     except yaml.reader.ReaderError as error:
         raise YamlSyntaxError(_text_position(text, error.position), _reader_message(error)) from None
     except yaml.MarkedYAMLError as error:
@@ -133,17 +129,22 @@ def parse_yaml(text: str) -> YamlDocument:
         loader.dispose()
 
 
+def _read_document(loader: yaml.SafeLoader | yaml.CSafeLoader, text: str) -> YamlDocument:
+    """Compose the single document with ``loader`` and build its values and positions."""
+    root = loader.get_single_node()
+    document = YamlDocument(text=text, data=None)
+    if root is not None:
+        document.data = _Builder(loader, document).build(root, ())
+    return document
+
+
 def _parse_with_libyaml(text: str) -> YamlDocument | None:
     """The document read by libyaml, or None where the pure-Python path must say why."""
     if not yaml.__with_libyaml__ or not _within_limits(text):
         return None
     loader = yaml.CSafeLoader(text)
     try:
-        root = loader.get_single_node()
-        document = YamlDocument(text=text, data=None)
-        if root is not None:
-            document.data = _Builder(loader, document).build(root, ())
-        return document
+        return _read_document(loader, text)
     except Exception:  # the pure-Python parser reports it, with its position
         return None
     finally:
