@@ -27,6 +27,5 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   echo "Installing agentops[$extras] into .venv..." >&2
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
-  .venv/bin/python -m pip check >&2
   touch "$stamp"
 fi
