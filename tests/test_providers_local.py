@@ -1,4 +1,4 @@
-"""Real models: SmolLM2 in-process (the local provider), and behind llama-cpp-python's own
+"""Real models: SmolLM2 in a worker process (the local provider), and behind llama-cpp-python's own
 OpenAI-compatible server (a third-party server, driven through the openai provider).
 
 Both need the [local] extra; they are skipped, saying so, when llama_cpp is not importable.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +22,8 @@ import pytest
 
 from agentops.errors import ConfigurationError
 from agentops.providers.local import LocalProvider, bundled_model_path
-from provider_helpers import agent, complete, complete_once, free_port, registry, request
+from agentops.providers.local_process import LocalWorkers
+from provider_helpers import Outcome, agent, complete, complete_once, free_port, registry, request
 
 pytestmark = [
     pytest.mark.local_model,
@@ -95,7 +97,18 @@ def test_a_real_third_party_server_through_the_openai_provider(llama_server: str
     assert outcome.response is not None and outcome.response.finish_reason in ("stop", "length")
 
 
-def test_the_local_provider_generates_in_process_with_the_model_token_counts(gguf: Path) -> None:
+def test_the_installed_library_is_a_portable_build_with_no_amx_or_avx512_kernels() -> None:
+    """scripts/setup.sh builds llama.cpp for x86-64-v3; a native build (AMX on some Xeons,
+    which crashes in llama_decode) must not slip back in through pip's wheel cache."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    assert "CPU" in info, info  # the report names the CPU backend's features, "NAME = 1"
+    enabled = {part.split("=")[0].strip() for part in info.split("|") if part.strip().endswith("= 1")}
+    assert not {flag for flag in enabled if flag.startswith(("AMX", "AVX512"))}, info
+
+
+def test_the_local_provider_generates_in_a_worker_with_the_model_token_counts(gguf: Path) -> None:
     outcome = complete_once(
         registry(env={}),
         agent(model="local:smollm2"),
@@ -110,19 +123,60 @@ def test_the_local_provider_generates_in_process_with_the_model_token_counts(ggu
     assert 1 <= usage.output_tokens <= 6
 
 
-def test_calls_share_one_loaded_model_are_serialised_and_repeatable(gguf: Path) -> None:
-    async def run() -> tuple[list[str], int]:
-        provider = LocalProvider(models={})
-        chat = request(str(gguf), "Count to three.", max_tokens=5, temperature=0.7)
+def test_calls_share_one_worker_and_the_same_prompt_gives_the_same_answer(gguf: Path) -> None:
+    async def run() -> tuple[list[str], list[int]]:
+        provider = LocalProvider()
+        chat = request(str(gguf), "Write a sentence about the world.", max_tokens=12, temperature=0.7)
         try:
             outcomes = await asyncio.gather(*(complete(provider, chat) for _ in range(3)))
-            return [o.text for o in outcomes], len(provider._models)
+            sequential = [await complete(provider, chat) for _ in range(2)]
+            return [o.text for o in [*outcomes, *sequential]], provider.workers.pids()
         finally:
             await provider.aclose()
 
-    texts, loaded = asyncio.run(run())
-    assert loaded == 1  # a GGUF path works as the model, and loads once
-    assert texts[0] and texts.count(texts[0]) == 3  # a fixed seed: the same prompt, the same answer
+    texts, pids = asyncio.run(run())
+    assert len(pids) == 1  # a GGUF path works as the model, and loads once
+    assert texts[0].strip() and texts.count(texts[0]) == 5, texts  # seeded per call, not per model
+
+
+def test_a_fresh_worker_gives_the_same_answer_as_the_first(gguf: Path) -> None:
+    async def one_answer() -> str:
+        provider = LocalProvider()
+        try:
+            return (await complete(provider, request("smollm2", "Describe rain.", max_tokens=12, temperature=0.9))).text
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(one_answer()) == asyncio.run(one_answer())
+
+
+def test_a_schema_constrains_the_local_model_to_valid_json(gguf: Path) -> None:
+    """Grammar-constrained decoding (llama.cpp's JSON-schema grammar), for structured outputs."""
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"type": "string"}, "count": {"type": "integer"}},
+        "required": ["colour", "count"],
+        "additionalProperties": False,
+    }
+
+    async def run() -> str:
+        workers = LocalWorkers()
+        try:
+            worker = await workers.get(gguf)
+            pieces: list[str] = []
+            done = await worker.complete(
+                {"messages": [{"role": "user", "content": "Give a colour and a count as JSON."}],
+                 "max_tokens": 60, "temperature": 0.7, "seed": 7, "json_schema": schema},
+                pieces.append,
+            )
+            assert done["finish_reason"] == "stop"
+            return "".join(pieces)
+        finally:
+            await workers.close()
+
+    value = json.loads(asyncio.run(run()))
+    assert set(value) == {"colour", "count"}
+    assert isinstance(value["colour"], str) and isinstance(value["count"], int)
 
 
 def test_a_cancelled_local_call_frees_the_model_for_the_next(gguf: Path) -> None:
@@ -137,7 +191,7 @@ def test_a_cancelled_local_call_frees_the_model_for_the_next(gguf: Path) -> None
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            follow_up = await complete(provider, request("smollm2", "Say yes.", max_tokens=3))
+            follow_up = await asyncio.wait_for(complete(provider, request("smollm2", "Say yes.", max_tokens=3)), 30)
             return follow_up.text
         finally:
             await provider.aclose()
@@ -148,7 +202,14 @@ def test_a_cancelled_local_call_frees_the_model_for_the_next(gguf: Path) -> None
 def test_a_prompt_longer_than_the_context_is_a_bad_request(gguf: Path) -> None:
     from agentops.errors import BadRequestError
 
-    outcome = asyncio.run(complete(LocalProvider(), request("smollm2", "word " * 5000, max_tokens=4)))
+    async def run() -> Outcome:
+        provider = LocalProvider()
+        try:
+            return await complete(provider, request("smollm2", "word " * 5000, max_tokens=4))
+        finally:
+            await provider.aclose()
+
+    outcome = asyncio.run(run())
     assert isinstance(outcome.error, BadRequestError)
     assert "2048" in str(outcome.error)
 

@@ -178,7 +178,7 @@ def test_local_routes_to_the_bundled_model_without_any_key() -> None:
 
 
 @needs_llama
-def test_a_named_local_provider_shares_the_loaded_models() -> None:
+def test_named_local_providers_share_the_workers() -> None:
     from agentops.providers.local import LocalProvider
 
     reg = registry(env={}, providers={"tiny": {"type": "local"}, "small": {"type": "local"}})
@@ -186,7 +186,7 @@ def test_a_named_local_provider_shares_the_loaded_models() -> None:
     small = reg.get(reg.route(agent(model="small:smollm2")))
     assert isinstance(tiny, LocalProvider) and isinstance(small, LocalProvider)
     assert (tiny.name, small.name) == ("tiny", "small")
-    assert tiny._models is small._models  # one load per file per run, whichever name is used
+    assert tiny.workers is small.workers  # one worker per file per run, whichever name is used
 
 
 @needs_llama

