@@ -20,8 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import Budget, Reservation, input_token_bound
-from .errors import CostCapError, MalformedResponseError, ProviderError, ProviderTimeoutError
+from .budget import Reservation, input_token_bound
+from .errors import (
+    CostCapError,
+    MalformedResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
 from .events import (
     AgentFinished,
     AgentResult,
@@ -40,12 +46,14 @@ from .events import (
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
+    wants_tokens,
 )
 from .executor import Executor, InProcessExecutor
 from .graph import WorkflowGraph, condition_holds, unmet_reason
+from .limits import CallLimits
 from .pricing import PriceBook
 from .providers.base import ChatRequest, Provider, Route
-from .retry import RetryPolicy
+from .retry import MAX_RETRY_AFTER, RetryPolicy
 from .spec import Agent, Workflow
 from .templates import build_messages, prompt_text
 
@@ -65,6 +73,8 @@ class RunOptions:
     resumed_from: int | None = None
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
     cost_cap: float | None = None  # None: the workflow's policy
+    batch_id: int | None = None  # this run is row ``batch_row`` of that batch
+    batch_row: int | None = None
 
 
 class Engine:
@@ -80,6 +90,7 @@ class Engine:
         options: RunOptions | None = None,
         subscribers: Iterable[Subscriber] = (),
         executor: Executor | None = None,
+        limits: CallLimits | None = None,
     ) -> None:
         self.workflow = workflow
         self.graph = WorkflowGraph(workflow)
@@ -91,7 +102,11 @@ class Engine:
         self.executor = executor or InProcessExecutor()
         policies = workflow.policies
         cap = self.options.cost_cap if self.options.cost_cap is not None else policies.cost_cap
-        self.budget = Budget(cap, spent=self.options.spent_before)
+        # A batch passes the limits every row shares; a run on its own makes its own.
+        self.limits = limits or CallLimits.create(policies.max_concurrency, cap, self.options.spent_before)
+        self.budget = self.limits.budget
+        # Without a subscriber that shows tokens, calls need not stream (far less client CPU).
+        self._stream = any(wants_tokens(subscriber) for subscriber in self.subscribers)
         self.results: dict[str, AgentResult] = {}
         self._succeeded: set[str] = set()
         self._agents = {agent.name: agent for agent in workflow.agents}
@@ -102,7 +117,7 @@ class Engine:
         self._stop_status = RunStatus.INTERRUPTED
         self._warned_models: set[str] = set()
         self._rng = random.Random()
-        self._slots = asyncio.Semaphore(policies.max_concurrency)
+        self._slots = self.limits.slots
 
     # --- public ---------------------------------------------------------------
 
@@ -149,6 +164,8 @@ class Engine:
                 reused=dict(self.options.reused),
                 cost_cap=self.budget.cap,
                 spent_before=self.options.spent_before,
+                batch_id=self.options.batch_id,
+                batch_row=self.options.batch_row,
             )
         )
         timeout = self.workflow.policies.timeout
@@ -271,6 +288,7 @@ class Engine:
             temperature=self.workflow.effective_temperature(agent),
             timeout=agent.timeout,
             agent=agent.name,
+            stream=self._stream,
         )
         try:
             await self._attempt_until_settled(agent, route, request, result)
@@ -335,7 +353,8 @@ class Engine:
 
         def on_text(text: str) -> None:
             streamed.append(text)
-            self._emit(TokensStreamed(agent.name, text))
+            if request.stream:
+                self._emit(TokensStreamed(agent.name, text))
 
         started = time.time()
         clock = time.monotonic()
@@ -343,14 +362,19 @@ class Engine:
         usage = Usage()
         text: str | None = None
         try:
+            await self.limits.pauses.wait(route.provider)  # a 429 elsewhere paused this provider
             async with self._slots:
                 clock = time.monotonic()
                 started = time.time()
-                if agent.timeout is None:  # no timeout scope: it costs a task lookup per call
-                    response = await self.executor.call(provider, request, on_text)
-                else:
-                    async with asyncio.timeout(agent.timeout):
+                self.limits.in_flight += 1
+                try:
+                    if agent.timeout is None:  # no timeout scope: it costs a task lookup per call
                         response = await self.executor.call(provider, request, on_text)
+                    else:
+                        async with asyncio.timeout(agent.timeout):
+                            response = await self.executor.call(provider, request, on_text)
+                finally:
+                    self.limits.in_flight -= 1
                 usage = response.usage
                 text = response.text
         except TimeoutError:
@@ -367,6 +391,9 @@ class Engine:
             error = MalformedResponseError(f"{type(caught).__name__}: {caught}")
         if error is not None:
             usage = self._partial_usage(request, streamed)
+        if isinstance(error, RateLimitError) and error.retry_after:
+            # Every call to this provider waits, not just this attempt's retry: the limit is theirs.
+            self.limits.pauses.pause(route.provider, min(error.retry_after, MAX_RETRY_AFTER))
         status = "succeeded" if error is None else "failed"
         attempt = await self._close_attempt(result, route, reservation, number, started, clock, usage, status, error)
         return attempt, error, text

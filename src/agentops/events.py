@@ -146,6 +146,8 @@ class WorkflowStarted:
     reused: Mapping[str, AgentResult] = field(default_factory=dict)
     cost_cap: float | None = None  # the cap in force (None: see workflow.policies.cost_cap)
     spent_before: float = 0.0  # spent by the runs this one resumes; counts against the cap
+    batch_id: int | None = None  # set when this run is one row of a batch
+    batch_row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -216,3 +218,9 @@ Event = Union[
 ]
 
 Subscriber = Callable[[Event], None]
+
+
+def wants_tokens(subscriber: Subscriber) -> bool:
+    """Whether ``subscriber`` needs ``TokensStreamed``. One that sets ``wants_tokens = False``
+    (the history, plain lines) lets the calls skip streaming; any other callable gets them."""
+    return bool(getattr(subscriber, "wants_tokens", True))

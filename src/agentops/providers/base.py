@@ -31,6 +31,7 @@ class ChatRequest:
     temperature: float | None = None
     timeout: float | None = None  # seconds for this attempt; the engine also enforces it
     agent: str | None = None  # the agent's name, for providers that script by agent (FakeProvider)
+    stream: bool = True  # False: nobody watches tokens; a provider may answer in one piece
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,41 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # 6 and 7 are taken by the web view (agent starts) and tool calls.
+    Migration(
+        8,
+        "batches",
+        (
+            """CREATE TABLE IF NOT EXISTS batches (
+                id INTEGER PRIMARY KEY,
+                workflow TEXT NOT NULL,
+                definition TEXT NOT NULL,
+                source_path TEXT,
+                data_path TEXT NOT NULL,
+                data_sha256 TEXT NOT NULL,
+                row_count INTEGER NOT NULL,
+                input_map TEXT NOT NULL DEFAULT '{}',
+                cost_cap REAL,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                rows_succeeded INTEGER NOT NULL DEFAULT 0,
+                rows_failed INTEGER NOT NULL DEFAULT 0,
+                rows_skipped INTEGER NOT NULL DEFAULT 0,
+                input_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens INTEGER NOT NULL DEFAULT 0,
+                cost REAL NOT NULL DEFAULT 0,
+                pauses INTEGER NOT NULL DEFAULT 0,
+                paused_seconds REAL NOT NULL DEFAULT 0,
+                pid INTEGER,
+                hostname TEXT,
+                process_start TEXT
+            )""",
+            "ALTER TABLE workflow_runs ADD COLUMN batch_id INTEGER REFERENCES batches (id)",
+            "ALTER TABLE workflow_runs ADD COLUMN batch_row INTEGER",
+            "CREATE INDEX IF NOT EXISTS workflow_runs_by_batch_row ON workflow_runs (batch_id, batch_row, id)",
+        ),
+    ),
 )
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (

@@ -52,6 +52,8 @@ class RunRecorder:
     ``workflow_run_id`` is set once ``WorkflowStarted`` has been recorded.
     """
 
+    wants_tokens = False  # outputs are recorded whole, when an agent settles
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.workflow_run_id: int | None = None
@@ -87,13 +89,16 @@ class RunRecorder:
             pid,
             hostname(),
             process_start(pid),
+            event.batch_id,
+            event.batch_row,
         )
 
         def work(connection: sqlite3.Connection) -> int:
             cursor = connection.execute(
                 """INSERT INTO workflow_runs (workflow, started_at, status, definition, definition_sha256,
-                    source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start,
+                    batch_id, batch_row)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 row,
             )
             workflow_run_id = _row_id(cursor)

@@ -86,6 +86,7 @@ class PlainReporter(Reporter):
     """Prints ``plain_lines`` for each event, then the unstyled summary."""
 
     styled = False
+    wants_tokens = False  # streamed text is not printed: calls need not stream
 
     def __init__(self, console: Console) -> None:
         super().__init__(console)
