@@ -44,7 +44,7 @@ from .events import (
 from .executor import Executor, InProcessExecutor
 from .graph import WorkflowGraph, condition_holds, unmet_reason
 from .pricing import PriceBook
-from .providers.base import ChatRequest, Provider, Route
+from .providers.base import ChatRequest, ChatResponse, Provider, Route
 from .retry import RetryPolicy
 from .spec import Agent, Workflow
 from .templates import build_messages, prompt_text
@@ -65,6 +65,8 @@ class RunOptions:
     resumed_from: int | None = None
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
     cost_cap: float | None = None  # None: the workflow's policy
+    trace_id: str | None = None  # the OpenTelemetry trace this run's spans go to (see ``tracing``)
+    trace_span_id: str | None = None
 
 
 class Engine:
@@ -149,6 +151,8 @@ class Engine:
                 reused=dict(self.options.reused),
                 cost_cap=self.budget.cap,
                 spent_before=self.options.spent_before,
+                trace_id=self.options.trace_id,
+                trace_span_id=self.options.trace_span_id,
             )
         )
         timeout = self.workflow.policies.timeout
@@ -302,11 +306,12 @@ class Engine:
             if number == 1:  # started only once its first call fits under the cost cap
                 result.started_at = time.time()
                 self._emit(AgentStarted(agent.name, route.model, route.provider, result.prompt or "", result.started_at))
-            attempt, error, text = await self._attempt(agent, route, provider, request, reservation, number, result)
+            attempt, error, response = await self._attempt(agent, route, provider, request, reservation, number, result)
             if error is None:
+                assert response is not None
                 result.status = AgentStatus.SUCCEEDED
-                result.output = text
-                self._emit(AttemptSucceeded(agent.name, attempt))
+                result.output = response.text
+                self._emit(AttemptSucceeded(agent.name, attempt, response))
                 return
             retry = policy.should_retry(error, number) and self._stop_reason is None
             delay = policy.delay(error, number) if retry else None
@@ -327,10 +332,10 @@ class Engine:
         reservation: Reservation,
         number: int,
         result: AgentResult,
-    ) -> tuple[Attempt, ProviderError | None, str | None]:
+    ) -> tuple[Attempt, ProviderError | None, ChatResponse | None]:
         """One call, holding a concurrency slot and a cost reservation; always settles both
         and adds the attempt to ``result`` (a cancelled one too: it may have been billed)."""
-        self._emit(AttemptStarted(agent.name, number))
+        self._emit(AttemptStarted(agent.name, number, request))
         streamed: list[str] = []
 
         def on_text(text: str) -> None:
@@ -341,7 +346,7 @@ class Engine:
         clock = time.monotonic()
         error: ProviderError | None = None
         usage = Usage()
-        text: str | None = None
+        response: ChatResponse | None = None
         try:
             async with self._slots:
                 clock = time.monotonic()
@@ -352,7 +357,6 @@ class Engine:
                     async with asyncio.timeout(agent.timeout):
                         response = await self.executor.call(provider, request, on_text)
                 usage = response.usage
-                text = response.text
         except TimeoutError:
             error = ProviderTimeoutError(f"no answer within {agent.timeout:g}s (the agent's timeout)")
         except ProviderError as caught:
@@ -367,9 +371,10 @@ class Engine:
             error = MalformedResponseError(f"{type(caught).__name__}: {caught}")
         if error is not None:
             usage = self._partial_usage(request, streamed)
+            response = None
         status = "succeeded" if error is None else "failed"
         attempt = await self._close_attempt(result, route, reservation, number, started, clock, usage, status, error)
-        return attempt, error, text
+        return attempt, error, response
 
     async def _close_attempt(
         self,

@@ -92,6 +92,7 @@ class OpenAIProvider:
         pieces: list[str] = []
         usage: Usage | None = None
         finish_reason: str | None = None
+        answered_by: str | None = None
         with translate_errors(self.endpoint, request.model):
             stream = await self.client.chat.completions.create(
                 model=request.model,
@@ -114,6 +115,7 @@ class OpenAIProvider:
                     except StopAsyncIteration:
                         consumed = True
                         break
+                answered_by = chunk.model or answered_by
                 if chunk.usage is not None:
                     usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
                 for choice in chunk.choices:
@@ -137,7 +139,9 @@ class OpenAIProvider:
         if finish_reason == "content_filter":
             raise ContentPolicyError(f"{self.name}: the content filter stopped the answer for {request.model!r}")
         text = "".join(pieces)
-        return ChatResponse(text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason)
+        return ChatResponse(
+            text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason, model=answered_by
+        )
 
     async def aclose(self) -> None:
         await self.client.close()

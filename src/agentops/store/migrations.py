@@ -157,6 +157,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # 6-8 are taken by work on other branches (tools, the web view); numbers need not be contiguous.
+    Migration(
+        9,
+        "workflow_run_trace",
+        (
+            # The OpenTelemetry trace and workflow span of a traced run, so a resume can link to it.
+            "ALTER TABLE workflow_runs ADD COLUMN trace_id TEXT",
+            "ALTER TABLE workflow_runs ADD COLUMN trace_span_id TEXT",
+        ),
+    ),
 )
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (
