@@ -1,8 +1,10 @@
-"""Per-test isolation: no provider credentials leak in from the machine, and history
-goes to a fresh SQLite file under the test's tmp_path unless a test says otherwise."""
+"""Per-test isolation: no provider credentials or OpenTelemetry settings leak in from the
+machine, and history goes to a fresh SQLite file under the test's tmp_path unless a test
+says otherwise."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,5 +29,7 @@ PROVIDER_VARIABLES = (
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     for name in PROVIDER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:  # a collector set up on this machine
+        monkeypatch.delenv(name)
     monkeypatch.setenv("AGENTOPS_DB", str(tmp_path / "agentops.db"))
     yield

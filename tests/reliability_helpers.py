@@ -101,7 +101,7 @@ def layered_agents(names_by_layer: list[list[str]]) -> list[dict[str, Any]]:
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of an ``agentops`` process: no inherited credentials, plain output."""
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED and not k.startswith("OTEL_")}
     env.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "120", KEY_ENV: KEY})
     env.update(extra)
     return env

@@ -1,5 +1,5 @@
 """The history commands start fast: neither ``--help`` nor a real answer imports the
-provider SDK, the price data or the local model (checked in a fresh interpreter)."""
+provider SDK, the price data, the local model or OpenTelemetry (checked in a fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from agentops.events import RunStatus
 from agentops.store import open_store
 from store_helpers import record, succeeded, workflow_of
 
-HEAVY = ("openai", "genai_prices", "llama_cpp")
+HEAVY = ("openai", "genai_prices", "llama_cpp", "opentelemetry")
 
 # Runs ``agentops ARGS`` through the console entry point, then reports what was imported.
 PROBE = f"""

@@ -8,10 +8,10 @@ the workflow, the inputs, where every agent's calls go, and prices under a cap.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import Engine, RunOptions
 from .events import AgentResult, Subscriber, WorkflowResult
@@ -22,6 +22,10 @@ from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .providers.registry import ProviderRegistry
 from .spec import Workflow
+from .tracing import SpanRef, open_tracing
+
+if TYPE_CHECKING:
+    from .tracing.session import TracingSession
 
 WorkflowSource = str | Path | Workflow | LoadedWorkflow
 ProviderOverride = Provider | Mapping[str, Provider] | None
@@ -91,6 +95,9 @@ async def arun(
     cost_cap: float | None = None,
     executor: Executor | None = None,
     control: Callable[[Engine], None] | None = None,
+    otel: bool | None = None,
+    tracing: TracingSession | None = None,
+    trace_links: Sequence[SpanRef] = (),
     _resume: _ResumeContext | None = None,
 ) -> WorkflowResult:
     """Run a workflow and return per-agent status, output, tokens, cost and attempts.
@@ -99,48 +106,81 @@ async def arun(
     ``provider``: a Provider for every agent (e.g. ``FakeProvider``) or a mapping
     from provider name to Provider. ``control`` receives the engine before it
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
+    ``otel``: True traces the run with OpenTelemetry (the ``[otel]`` extra), False
+    never; None (the default) traces when an OTLP endpoint variable is set.
+    ``tracing``: a session shared by several runs (a batch opens one and gives each
+    row's run the batch span in ``trace_links``); the caller closes it.
     """
     prepared = prepare(source, inputs=inputs, provider=provider, env=env)
     reused = _resume.reused if _resume else {}
     for route in {prepared.routes[a.name] for a in prepared.workflow.agents if a.name not in reused}:
         prepared.registry.get(route)  # configuration errors surface before anything runs
+    own_tracing = open_tracing(otel) if tracing is None and otel is not False else None
+    tracing = tracing or own_tracing
     store = None
     recorder = None
     all_subscribers = list(subscribers)
-    if db is not None:
-        from .store import RunRecorder, open_store
+    try:
+        tracer = None
+        if tracing is not None:
+            from .tracing.targets import chat_targets
 
-        store = open_store(db)
-        recorder = RunRecorder(store)
-        all_subscribers.insert(0, recorder)
+            resumed = [_resume.trace] if _resume is not None and _resume.trace is not None else []
+            tracer = tracing.run_tracer(
+                chat_targets(prepared.routes.values(), prepared.registry.http_endpoint),
+                links=[*resumed, *trace_links],
+            )
+            all_subscribers.append(tracer)  # last: it reads the run id the recorder sets
+        if db is not None:
+            from .store import RunRecorder, open_store
+
+            store = open_store(db)
+            recorder = RunRecorder(store)
+            all_subscribers.insert(0, recorder)
+        result = await _run_engine(
+            prepared, all_subscribers, executor, control,
+            RunOptions(
+                inputs=prepared.inputs,
+                source=prepared.loaded.source,
+                source_path=prepared.loaded.path,
+                reused=reused,
+                resumed_from=_resume.workflow_run_id if _resume else None,
+                spent_before=_resume.spent if _resume else 0.0,
+                cost_cap=cost_cap,
+                trace_id=tracer.ids.trace_id if tracer is not None else None,
+                trace_span_id=tracer.ids.span_id if tracer is not None else None,
+            ),
+        )
+    finally:
+        await prepared.registry.aclose()
+        if store is not None:
+            store.close()
+        if own_tracing is not None:  # in a thread: a second Ctrl-C can still exit at once
+            await asyncio.to_thread(own_tracing.close)
+    if recorder is not None:
+        result.workflow_run_id = recorder.workflow_run_id
+    return result
+
+
+async def _run_engine(
+    prepared: PreparedRun,
+    subscribers: list[Subscriber],
+    executor: Executor | None,
+    control: Callable[[Engine], None] | None,
+    options: RunOptions,
+) -> WorkflowResult:
     engine = Engine(
         prepared.workflow,
         routes=prepared.routes,
         providers=prepared.registry.get,
         prices=prepared.prices,
-        options=RunOptions(
-            inputs=prepared.inputs,
-            source=prepared.loaded.source,
-            source_path=prepared.loaded.path,
-            reused=reused,
-            resumed_from=_resume.workflow_run_id if _resume else None,
-            spent_before=_resume.spent if _resume else 0.0,
-            cost_cap=cost_cap,
-        ),
-        subscribers=all_subscribers,
+        options=options,
+        subscribers=subscribers,
         executor=executor,
     )
     if control is not None:
         control(engine)
-    try:
-        result = await engine.run()
-    finally:
-        await prepared.registry.aclose()
-        if store is not None:
-            store.close()
-    if recorder is not None:
-        result.workflow_run_id = recorder.workflow_run_id
-    return result
+    return await engine.run()
 
 
 def run(source: WorkflowSource, **options: Any) -> WorkflowResult:
@@ -153,6 +193,7 @@ class _ResumeContext:
     workflow_run_id: int
     reused: dict[str, AgentResult]
     spent: float
+    trace: SpanRef | None = None  # the resumed run's workflow span, when it was traced
 
 
 async def aresume(
@@ -177,7 +218,8 @@ async def aresume(
     if options.get("cost_cap") is None:  # a cap given on the command line last time still holds
         options["cost_cap"] = state.cost_cap
     inputs = {**state.inputs, **dict(options.pop("inputs", None) or {})}
-    context = _ResumeContext(workflow_run_id, dict(state.succeeded), state.cost_spent)
+    trace = SpanRef(state.trace_id, state.trace_span_id) if state.trace_id and state.trace_span_id else None
+    context = _ResumeContext(workflow_run_id, dict(state.succeeded), state.cost_spent, trace)
     return await arun(loaded, inputs=inputs, db=store.path, _resume=context, **options)
 
 

@@ -75,6 +75,14 @@ CostCapOption = Annotated[
     Optional[float],
     typer.Option("--cost-cap", min=0, help="Override policies.cost_cap (USD) for this run."),
 ]
+OtelOption = Annotated[
+    bool,
+    typer.Option(
+        "--otel",
+        help="Send OpenTelemetry traces over OTLP (needs the [otel] extra). Also on when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT is set.",
+    ),
+]
 
 
 RunStarter = Callable[..., Awaitable["WorkflowResult"]]
@@ -115,6 +123,7 @@ def run_command(
     db: DbOption = None,
     cost_cap: CostCapOption = None,
     json_output: JsonOption = False,
+    otel: OtelOption = False,
 ) -> None:
     """Run a workflow. Exit code: 0 all agents succeeded, 1 some failed or were skipped,
     2 invalid workflow or usage, 130 interrupted."""
@@ -124,7 +133,8 @@ def run_command(
     from .inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    _execute(partial(arun, file, inputs=inputs, cost_cap=cost_cap), db=db, json_output=json_output)
+    start = partial(arun, file, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
+    _execute(start, db=db, json_output=json_output)
 
 
 @app.command("resume")
@@ -134,6 +144,7 @@ def resume_command(
     db: DbOption = None,
     cost_cap: CostCapOption = None,
     json_output: JsonOption = False,
+    otel: OtelOption = False,
 ) -> None:
     """Continue a failed, interrupted or cost-capped run: succeeded agents are reused, not called."""
     from functools import partial
@@ -142,7 +153,8 @@ def resume_command(
     from .inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    _execute(partial(aresume, workflow_run_id, inputs=inputs, cost_cap=cost_cap), db=db, json_output=json_output)
+    start = partial(aresume, workflow_run_id, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
+    _execute(start, db=db, json_output=json_output)
 
 
 @app.command("plan")

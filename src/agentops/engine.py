@@ -52,7 +52,7 @@ from .executor import Executor, InProcessExecutor
 from .graph import WorkflowGraph, condition_holds, unmet_reason
 from .limits import CallLimits
 from .pricing import PriceBook
-from .providers.base import ChatRequest, Provider, Route
+from .providers.base import ChatRequest, ChatResponse, Provider, Route
 from .retry import MAX_RETRY_AFTER, RetryPolicy
 from .spec import Agent, Workflow
 from .templates import build_messages, prompt_text
@@ -75,6 +75,8 @@ class RunOptions:
     cost_cap: float | None = None  # None: the workflow's policy
     batch_id: int | None = None  # this run is row ``batch_row`` of that batch
     batch_row: int | None = None
+    trace_id: str | None = None  # the OpenTelemetry trace this run's spans go to (see ``tracing``)
+    trace_span_id: str | None = None
 
 
 class Engine:
@@ -166,6 +168,8 @@ class Engine:
                 spent_before=self.options.spent_before,
                 batch_id=self.options.batch_id,
                 batch_row=self.options.batch_row,
+                trace_id=self.options.trace_id,
+                trace_span_id=self.options.trace_span_id,
             )
         )
         timeout = self.workflow.policies.timeout
@@ -320,11 +324,12 @@ class Engine:
             if number == 1:  # started only once its first call fits under the cost cap
                 result.started_at = time.time()
                 self._emit(AgentStarted(agent.name, route.model, route.provider, result.prompt or "", result.started_at))
-            attempt, error, text = await self._attempt(agent, route, provider, request, reservation, number, result)
+            attempt, error, response = await self._attempt(agent, route, provider, request, reservation, number, result)
             if error is None:
+                assert response is not None
                 result.status = AgentStatus.SUCCEEDED
-                result.output = text
-                self._emit(AttemptSucceeded(agent.name, attempt))
+                result.output = response.text
+                self._emit(AttemptSucceeded(agent.name, attempt, response))
                 return
             retry = policy.should_retry(error, number) and self._stop_reason is None
             delay = policy.delay(error, number) if retry else None
@@ -345,10 +350,10 @@ class Engine:
         reservation: Reservation,
         number: int,
         result: AgentResult,
-    ) -> tuple[Attempt, ProviderError | None, str | None]:
+    ) -> tuple[Attempt, ProviderError | None, ChatResponse | None]:
         """One call, holding a concurrency slot and a cost reservation; always settles both
         and adds the attempt to ``result`` (a cancelled one too: it may have been billed)."""
-        self._emit(AttemptStarted(agent.name, number))
+        self._emit(AttemptStarted(agent.name, number, request))
         streamed: list[str] = []
 
         def on_text(text: str) -> None:
@@ -360,7 +365,7 @@ class Engine:
         clock = time.monotonic()
         error: ProviderError | None = None
         usage = Usage()
-        text: str | None = None
+        response: ChatResponse | None = None
         try:
             await self.limits.pauses.wait(route.provider)  # a 429 elsewhere paused this provider
             async with self._slots:
@@ -376,7 +381,6 @@ class Engine:
                 finally:
                     self.limits.in_flight -= 1
                 usage = response.usage
-                text = response.text
         except TimeoutError:
             error = ProviderTimeoutError(f"no answer within {agent.timeout:g}s (the agent's timeout)")
         except ProviderError as caught:
@@ -391,12 +395,13 @@ class Engine:
             error = MalformedResponseError(f"{type(caught).__name__}: {caught}")
         if error is not None:
             usage = self._partial_usage(request, streamed)
+            response = None
         if isinstance(error, RateLimitError) and error.retry_after:
             # Every call to this provider waits, not just this attempt's retry: the limit is theirs.
             self.limits.pauses.pause(route.provider, min(error.retry_after, MAX_RETRY_AFTER))
         status = "succeeded" if error is None else "failed"
         attempt = await self._close_attempt(result, route, reservation, number, started, clock, usage, status, error)
-        return attempt, error, text
+        return attempt, error, response
 
     async def _close_attempt(
         self,

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:  # pydantic stays unloaded for the history commands, which read Usage only
+    from .providers.base import ChatRequest, ChatResponse
     from .spec import Workflow
 
 
@@ -148,6 +149,8 @@ class WorkflowStarted:
     spent_before: float = 0.0  # spent by the runs this one resumes; counts against the cap
     batch_id: int | None = None  # set when this run is one row of a batch
     batch_row: int | None = None
+    trace_id: str | None = None  # the OpenTelemetry trace of this run (32 hex digits), when traced
+    trace_span_id: str | None = None  # its workflow span (16 hex digits)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class AgentStarted:
 class AttemptStarted:
     name: str
     number: int
+    request: ChatRequest | None = None  # what this attempt sends
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,7 @@ class AttemptFailed:
 class AttemptSucceeded:
     name: str
     attempt: Attempt
+    response: ChatResponse | None = None  # what the provider answered
 
 
 @dataclass(frozen=True)

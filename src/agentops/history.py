@@ -109,6 +109,8 @@ def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool =
     if detail.inputs:
         shown = ", ".join(f"{key}={one_line(str(value))}" for key, value in detail.inputs.items())
         console.print(_line("  inputs: ", _cut(shown, 200)))
+    if detail.trace_id:
+        console.print(_line("  trace ", clean(detail.trace_id)))
     if not detail.agents:
         console.print(Text("No agent has finished in this run."))
         return

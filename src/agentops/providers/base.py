@@ -39,6 +39,7 @@ class ChatResponse:
     text: str
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
+    model: str | None = None  # the model that answered, as the server named it (None: not reported)
 
 
 TextCallback = Callable[[str], None]

@@ -75,7 +75,9 @@ class FakeProvider:
         for piece in re.findall(r"\S*\s*", text):
             if piece:
                 on_text(piece)
-        return ChatResponse(text=text, usage=estimated_usage(request, text), finish_reason="stop")
+        return ChatResponse(
+            text=text, usage=estimated_usage(request, text), finish_reason="stop", model=request.model
+        )
 
     async def aclose(self) -> None:
         return None

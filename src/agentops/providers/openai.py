@@ -95,6 +95,7 @@ class OpenAIProvider:
         pieces: list[str] = []
         usage: Usage | None = None
         finish_reason: str | None = None
+        answered_by: str | None = None
         with translate_errors(self.endpoint, request.model):
             stream = await self.client.chat.completions.create(
                 model=request.model,
@@ -117,6 +118,7 @@ class OpenAIProvider:
                     except StopAsyncIteration:
                         consumed = True
                         break
+                answered_by = chunk.model or answered_by
                 if chunk.usage is not None:
                     usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
                 for choice in chunk.choices:
@@ -137,7 +139,7 @@ class OpenAIProvider:
             raise MalformedResponseError(
                 f"{self.name}: the stream for {request.model!r} ended before the answer was complete"
             )
-        return self._response(request, "".join(pieces), usage, finish_reason)
+        return self._response(request, "".join(pieces), usage, finish_reason, answered_by)
 
     async def _complete_whole(
         self, request: ChatRequest, messages: list[ChatCompletionMessageParam], timeout: Any
@@ -167,12 +169,17 @@ class OpenAIProvider:
             usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0))
         if not isinstance(text, str) or not isinstance(finish_reason, str):
             raise MalformedResponseError(f"{self.name} sent a completion of the wrong shape for {request.model!r}")
-        return self._response(request, text, usage, finish_reason)
+        model = body.get("model")
+        return self._response(request, text, usage, finish_reason, model if isinstance(model, str) else None)
 
-    def _response(self, request: ChatRequest, text: str, usage: Usage | None, finish_reason: str) -> ChatResponse:
+    def _response(
+        self, request: ChatRequest, text: str, usage: Usage | None, finish_reason: str, answered_by: str | None
+    ) -> ChatResponse:
         if finish_reason == "content_filter":
             raise ContentPolicyError(f"{self.name}: the content filter stopped the answer for {request.model!r}")
-        return ChatResponse(text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason)
+        return ChatResponse(
+            text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason, model=answered_by
+        )
 
     async def aclose(self) -> None:
         await self.client.close()

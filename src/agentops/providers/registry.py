@@ -299,6 +299,14 @@ class ProviderRegistry:
             raise ConfigurationError(f"set the environment variable {variable} ({why}) to the API key")
         return value
 
+    def http_endpoint(self, route: Route) -> Endpoint | None:
+        """Where ``route``'s calls go over HTTP; None for the local model and for overrides."""
+        if self._override_all is not None or route.provider in self._override_by_name:
+            return None
+        if route.kind not in ("openai", "azure"):
+            return None
+        return self.endpoint(route.provider)
+
     # --- providers -------------------------------------------------------------------
 
     def get(self, route: Route) -> Provider:

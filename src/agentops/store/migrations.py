@@ -157,7 +157,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
-    # 6 and 7 are taken by the web view (agent starts) and tool calls.
+    # 6 and 7 are taken by the web view (agent starts) and tool calls; numbers need not be contiguous.
     Migration(
         8,
         "batches",
@@ -190,6 +190,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE workflow_runs ADD COLUMN batch_id INTEGER REFERENCES batches (id)",
             "ALTER TABLE workflow_runs ADD COLUMN batch_row INTEGER",
             "CREATE INDEX IF NOT EXISTS workflow_runs_by_batch_row ON workflow_runs (batch_id, batch_row, id)",
+        ),
+    ),
+    Migration(
+        9,
+        "workflow_run_trace",
+        (
+            # The OpenTelemetry trace and workflow span of a traced run, so a resume can link to it.
+            "ALTER TABLE workflow_runs ADD COLUMN trace_id TEXT",
+            "ALTER TABLE workflow_runs ADD COLUMN trace_span_id TEXT",
         ),
     ),
 )

@@ -107,12 +107,16 @@ class WorkflowRunDetail:
     definition_sha256: str | None
     inputs: dict[str, Any]
     agents: list[AgentRunRecord]
+    trace_id: str | None = None  # the run's OpenTelemetry trace, when it was traced
+    trace_span_id: str | None = None  # its workflow span
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.run.to_json(),
             "definition_sha256": self.definition_sha256,
             "inputs": self.inputs,
+            "trace_id": self.trace_id,
+            "trace_span_id": self.trace_span_id,
             "definition": self.definition,
             "agents": [agent.to_json(detail=True) for agent in self.agents],
         }
@@ -274,7 +278,8 @@ def workflow_runs(store: Store, *, workflow: str | None = None, limit: int = 20)
 def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
     """A workflow run with every agent run (and their attempts); ``RunNotFoundError`` if none."""
     rows = store.read(
-        f"""SELECT {_WORKFLOW_COLUMNS}, w.definition, w.definition_sha256, w.inputs
+        f"""SELECT {_WORKFLOW_COLUMNS}, w.definition, w.definition_sha256, w.inputs,
+            w.trace_id, w.trace_span_id
         FROM workflow_runs w WHERE w.id = ?""",
         (workflow_run_id,),
     )
@@ -295,6 +300,8 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
         definition_sha256=row["definition_sha256"],
         inputs=decode_inputs(row["inputs"]),
         agents=agents,
+        trace_id=row["trace_id"],
+        trace_span_id=row["trace_span_id"],
     )
 
 

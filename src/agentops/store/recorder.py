@@ -91,14 +91,16 @@ class RunRecorder:
             process_start(pid),
             event.batch_id,
             event.batch_row,
+            event.trace_id,
+            event.trace_span_id,
         )
 
         def work(connection: sqlite3.Connection) -> int:
             cursor = connection.execute(
                 """INSERT INTO workflow_runs (workflow, started_at, status, definition, definition_sha256,
                     source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start,
-                    batch_id, batch_row)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    batch_id, batch_row, trace_id, trace_span_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 row,
             )
             workflow_run_id = _row_id(cursor)

@@ -27,6 +27,8 @@ class ResumeState:
     succeeded: dict[str, AgentResult]  # reused=True, with the usage, cost and attempts of their run
     cost_spent: float  # actual cost recorded by this run and every run it resumed
     cost_cap: float | None  # the cap the run had (a --cost-cap override included)
+    trace_id: str | None = None  # its OpenTelemetry trace and workflow span, when it was traced
+    trace_span_id: str | None = None
 
 
 def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
@@ -62,6 +64,8 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
         succeeded=succeeded,
         cost_spent=chain_spend(store, workflow_run_id),
         cost_cap=run.cost_cap,
+        trace_id=detail.trace_id,
+        trace_span_id=detail.trace_span_id,
     )
 
 

@@ -1,0 +1,364 @@
+"""One run's events as spans, following the OpenTelemetry GenAI semantic conventions
+(semantic conventions v1.41.0, the ``gen_ai.*`` namespace: development status).
+
+    invoke_workflow WORKFLOW      INTERNAL, the root: one per workflow run
+    └── invoke_agent AGENT        INTERNAL, one per agent that ran (reused and skipped agents did not)
+        ├── chat MODEL            CLIENT, one per attempt (retries and cancelled calls included)
+        └── execute_tool TOOL     INTERNAL, one per tool call (``record_tool_call``)
+
+Spans carry the times the engine measured, not the times their events reached
+this subscriber: a chat span starts when its call got its concurrency slot and ends
+when the call settled. A resumed run's root links to the root of the run it resumes.
+
+Prompts and outputs are recorded (``gen_ai.input.messages`` / ``gen_ai.output.messages``)
+only when ``content`` is on. Nothing here sees an API key: the events carry none,
+and a server is known by host and port only (``targets``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from ..events import (
+    AgentFinished,
+    AgentResult,
+    AgentStarted,
+    AgentStatus,
+    Attempt,
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    Event,
+    RunStatus,
+    Usage,
+    WorkflowFinished,
+    WorkflowResult,
+    WorkflowStarted,
+)
+from . import SpanRef
+from .targets import ChatTarget
+
+if TYPE_CHECKING:
+    from ..providers.base import ChatRequest, ChatResponse
+    from .session import TracingSession
+
+SEMCONV_VERSION = "1.41.0"
+
+# gen_ai.* and the general attributes the GenAI conventions use.
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+AGENT_NAME = "gen_ai.agent.name"
+WORKFLOW_NAME = "gen_ai.workflow.name"
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+RESPONSE_MODEL = "gen_ai.response.model"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_TYPE = "gen_ai.tool.type"
+TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
+TOOL_RESULT = "gen_ai.tool.call.result"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+HTTP_STATUS = "http.response.status_code"
+
+# Ours, for what the conventions have no name for.
+RUN_ID = "agentops.workflow_run.id"
+RESUMED_FROM = "agentops.workflow_run.resumed_from"
+RUN_STATUS = "agentops.workflow_run.status"
+AGENT_STATUS = "agentops.agent.status"
+ATTEMPTS = "agentops.agent.attempts"
+ATTEMPT_NUMBER = "agentops.attempt.number"
+COST = "agentops.cost_usd"  # what this span's calls cost; absent when a price is unknown
+COST_CAP = "agentops.cost_cap_usd"
+SPENT_BEFORE = "agentops.spent_before_usd"
+TOKENS_ESTIMATED = "agentops.usage.estimated"
+
+CANCELLED = "cancelled"  # error.type of a call or agent cut off by an interrupt or a run timeout
+COST_CAP_REACHED = "cost_cap"  # error.type of an agent skipped by the cost cap after attempts
+OTHER_ERROR = "_OTHER"
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+@dataclass
+class _RunningAgent:
+    span: Span
+    provider: str  # the provider's name in the workflow (targets are keyed by it)
+    model: str
+    request: ChatRequest | None = None  # the latest attempt's
+    spanned: set[int] = field(default_factory=set)  # attempt numbers that have a chat span
+
+
+class RunTracer:
+    """Turns one run's events into spans. Pass it to the engine as a subscriber.
+
+    ``targets`` maps provider names to where their calls go; ``ids`` are the workflow
+    span's ids (chosen by the session beforehand, so the history can record them);
+    ``links`` are spans the workflow span links to (the run it resumes, a batch).
+    """
+
+    wants_tokens = False  # spans carry whole outputs: tracing alone does not make calls stream
+
+    def __init__(
+        self,
+        session: TracingSession,
+        targets: Mapping[str, ChatTarget],
+        *,
+        ids: SpanRef,
+        links: Sequence[SpanRef] = (),
+        content: bool = False,
+    ) -> None:
+        self.session = session
+        self.tracer = session.tracer
+        self.targets = targets
+        self.ids = ids
+        self.links = list(links)
+        self.content = content
+        self._root: Span | None = None
+        self._agents: dict[str, _RunningAgent] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, WorkflowStarted):
+            self._start_workflow(event)
+        elif isinstance(event, AgentStarted):
+            self._start_agent(event)
+        elif isinstance(event, AttemptStarted):
+            running = self._agents.get(event.name)
+            if running is not None and event.request is not None:
+                running.request = event.request
+        elif isinstance(event, AttemptSucceeded | AttemptFailed):
+            running = self._agents.get(event.name)
+            if running is not None:
+                response = event.response if isinstance(event, AttemptSucceeded) else None
+                self._record_chat(running, event.attempt, response)
+        elif isinstance(event, AgentFinished):
+            self._finish_agent(event.result)
+        elif isinstance(event, WorkflowFinished):
+            self._finish_workflow(event.result)
+
+    # --- the hook for tool calls ------------------------------------------------------
+
+    def record_tool_call(
+        self,
+        agent: str,
+        tool: str,
+        *,
+        call_id: str | None,
+        started_at: float,
+        finished_at: float,
+        error_type: str | None = None,
+        error: str | None = None,
+        arguments: str | None = None,
+        result: str | None = None,
+        tool_type: str = "function",
+    ) -> None:
+        """An ``execute_tool TOOL`` span under ``agent``'s span, for a tool call that has
+        settled (times are unix seconds). ``arguments`` and ``result`` are content:
+        recorded only when capture is on. The engine's tool events call this."""
+        attributes: dict[str, Any] = {
+            OPERATION: "execute_tool",
+            AGENT_NAME: agent,
+            TOOL_NAME: tool,
+            TOOL_TYPE: tool_type,
+        }
+        if call_id is not None:
+            attributes[TOOL_CALL_ID] = call_id
+        if self.content and arguments is not None:
+            attributes[TOOL_ARGUMENTS] = arguments
+        if self.content and result is not None:
+            attributes[TOOL_RESULT] = result
+        running = self._agents.get(agent)
+        span = self.tracer.start_span(
+            f"execute_tool {tool}",
+            context=self._context_of(running.span if running is not None else self._root),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=_ns(started_at),
+        )
+        if error_type is not None or error is not None:
+            _fail(span, error_type or OTHER_ERROR, error)
+        span.end(end_time=_ns(finished_at))
+
+    # --- the workflow ---------------------------------------------------------------
+
+    def _start_workflow(self, event: WorkflowStarted) -> None:
+        workflow = event.workflow
+        attributes: dict[str, Any] = {OPERATION: "invoke_workflow", WORKFLOW_NAME: workflow.name}
+        cap = event.cost_cap if event.cost_cap is not None else workflow.policies.cost_cap
+        if cap is not None:
+            attributes[COST_CAP] = cap
+        if event.resumed_from is not None:
+            attributes[RESUMED_FROM] = event.resumed_from
+            attributes[SPENT_BEFORE] = event.spent_before
+        links = [Link(_remote(ref)) for ref in self.links]
+        self._root = self.session.start_root_span(
+            self.ids,
+            lambda: self.tracer.start_span(
+                f"invoke_workflow {workflow.name}",
+                context=trace.set_span_in_context(trace.INVALID_SPAN),
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                links=links,
+                start_time=_ns(event.started_at),
+            ),
+        )
+
+    def _finish_workflow(self, result: WorkflowResult) -> None:
+        for name in list(self._agents):  # the engine settles every agent first; this is a safety net
+            if name in result.agents:
+                self._finish_agent(result.agents[name])
+            else:
+                self._agents.pop(name).span.end()
+        root = self._root
+        if root is None:
+            return
+        usage = result.usage
+        root.set_attributes({RUN_STATUS: result.status.value, COST: result.cost, **_tokens(usage)})
+        if result.workflow_run_id is not None:
+            root.set_attribute(RUN_ID, result.workflow_run_id)
+        if result.status is not RunStatus.SUCCEEDED:
+            unsettled = [n for n, a in result.agents.items() if a.status is not AgentStatus.SUCCEEDED]
+            _fail(root, result.status.value, f"{len(unsettled)} of {len(result.agents)} agents did not succeed")
+        root.end(end_time=_ns(result.finished_at))
+        self._root = None
+
+    # --- agents ---------------------------------------------------------------------
+
+    def _start_agent(self, event: AgentStarted) -> None:
+        target = self._target(event.provider)
+        span = self.tracer.start_span(
+            f"invoke_agent {event.name}",
+            context=self._context_of(self._root),
+            kind=SpanKind.INTERNAL,
+            attributes={
+                OPERATION: "invoke_agent",
+                AGENT_NAME: event.name,
+                PROVIDER: target.provider_name,
+                REQUEST_MODEL: event.model,
+            },
+            start_time=_ns(event.started_at),
+        )
+        self._agents[event.name] = _RunningAgent(span, event.provider, event.model)
+
+    def _finish_agent(self, result: AgentResult) -> None:
+        running = self._agents.pop(result.name, None)
+        if running is None:  # never started: skipped, reused, or cancelled while waiting
+            return
+        for attempt in result.attempts:  # a call cut off by an interrupt emitted no attempt event
+            if attempt.number not in running.spanned:
+                self._record_chat(running, attempt, None)
+        span = running.span
+        span.set_attributes({AGENT_STATUS: result.status.value, ATTEMPTS: len(result.attempts), **_tokens(result.usage)})
+        if result.cost is not None:
+            span.set_attribute(COST, result.cost)
+        if result.status is AgentStatus.FAILED:
+            last = result.attempts[-1] if result.attempts else None
+            _fail(span, (last.error_type if last else None) or OTHER_ERROR, result.error)
+        elif result.status is AgentStatus.CANCELLED:
+            _fail(span, CANCELLED, result.error)
+        elif result.status is AgentStatus.SKIPPED:
+            _fail(span, COST_CAP_REACHED, result.error)
+        span.end(end_time=_ns(result.finished_at) if result.finished_at is not None else None)
+
+    # --- calls ----------------------------------------------------------------------
+
+    def _record_chat(self, running: _RunningAgent, attempt: Attempt, response: ChatResponse | None) -> None:
+        request = running.request
+        model = request.model if request is not None else running.model
+        target = self._target(running.provider)
+        attributes: dict[str, Any] = {OPERATION: "chat", PROVIDER: target.provider_name, REQUEST_MODEL: model}
+        if target.server_address is not None:
+            attributes[SERVER_ADDRESS] = target.server_address
+            if target.server_port is not None:
+                attributes[SERVER_PORT] = target.server_port
+        if request is not None:
+            attributes[REQUEST_MAX_TOKENS] = request.max_tokens
+            if request.temperature is not None:
+                attributes[REQUEST_TEMPERATURE] = request.temperature
+        span = self.tracer.start_span(
+            f"chat {model}",
+            context=self._context_of(running.span),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=_ns(attempt.started_at),
+        )
+        running.spanned.add(attempt.number)
+        span.set_attributes({ATTEMPT_NUMBER: attempt.number, **_tokens(attempt.usage)})
+        if attempt.cost is not None:
+            span.set_attribute(COST, attempt.cost)
+        if response is not None:
+            if response.model:
+                span.set_attribute(RESPONSE_MODEL, response.model)
+            if response.finish_reason:
+                span.set_attribute(FINISH_REASONS, [response.finish_reason])
+        if self.content and request is not None:
+            span.set_attribute(INPUT_MESSAGES, _input_messages(request))
+            if response is not None:
+                span.set_attribute(OUTPUT_MESSAGES, _output_messages(response))
+        if attempt.status == "cancelled":
+            _fail(span, CANCELLED, attempt.error)
+        elif attempt.status != "succeeded":
+            if attempt.http_status is not None:
+                span.set_attribute(HTTP_STATUS, attempt.http_status)
+            _fail(span, attempt.error_type or OTHER_ERROR, attempt.error)
+        span.end(end_time=_ns(attempt.started_at + attempt.duration))
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _target(self, provider: str) -> ChatTarget:
+        return self.targets.get(provider) or ChatTarget(provider)
+
+    @staticmethod
+    def _context_of(span: Span | None) -> Any:
+        return trace.set_span_in_context(span if span is not None else trace.INVALID_SPAN)
+
+
+def _fail(span: Span, error_type: str, description: str | None) -> None:
+    span.set_attribute(ERROR_TYPE, error_type)
+    span.set_status(Status(StatusCode.ERROR, description))
+
+
+def _tokens(usage: Usage) -> dict[str, Any]:
+    return {
+        INPUT_TOKENS: usage.input_tokens,
+        OUTPUT_TOKENS: usage.output_tokens,
+        TOKENS_ESTIMATED: usage.estimated,
+    }
+
+
+def _remote(ref: SpanRef) -> SpanContext:
+    return SpanContext(
+        int(ref.trace_id, 16), int(ref.span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
+
+
+def _input_messages(request: ChatRequest) -> str:
+    """The messages as sent, in the conventions' input-messages JSON schema."""
+    return json.dumps(
+        [{"role": m.role, "parts": [{"type": "text", "content": m.content}]} for m in request.messages],
+        ensure_ascii=False,
+    )
+
+
+def _output_messages(response: ChatResponse) -> str:
+    message: dict[str, Any] = {"role": "assistant", "parts": [{"type": "text", "content": response.text}]}
+    message["finish_reason"] = response.finish_reason or "stop"
+    return json.dumps([message], ensure_ascii=False)
+
+
+__all__ = ["SEMCONV_VERSION", "RunTracer"]
