@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from agentops.cli import app
 from agentops.events import AgentStatus, RunStatus
-from agentops.store import open_store
+from agentops.store import load_resume_state, open_store
 from store_helpers import T0, failed, make_sketch_database, not_run, record, succeeded, workflow_of
 
 HOSTILE = (
@@ -50,7 +50,7 @@ def history(tmp_path: Path) -> Iterator[History]:
              failed("write", "BadRequestError: 400 [red]too long[/red]", at=T0 + DAY)],
             RunStatus.FAILED, at=T0 + DAY,
         )
-        state = store.load_run_for_resume(second)
+        state = load_resume_state(store, second)
         third = record(
             store, research, [succeeded("write", "final draft", at=T0 + 2 * DAY, cost=0.04)], RunStatus.SUCCEEDED,
             resumed_from=second, reused=state.succeeded, at=T0 + 2 * DAY,

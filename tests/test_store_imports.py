@@ -1,5 +1,6 @@
 """The history commands start fast: neither ``--help`` nor a real answer imports the
-provider SDK, the price data, the local model or OpenTelemetry (checked in a fresh interpreter)."""
+provider SDK, the price data, the local model, OpenTelemetry or the web stack (checked in a fresh
+interpreter); only ``agentops ui`` itself loads the web stack."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from agentops.events import RunStatus
 from agentops.store import open_store
 from store_helpers import record, succeeded, workflow_of
 
-HEAVY = ("openai", "genai_prices", "llama_cpp", "opentelemetry")
+HEAVY = ("openai", "genai_prices", "llama_cpp", "opentelemetry", "starlette", "uvicorn", "jinja2", "sse_starlette", "grandalf")
 
 # Runs ``agentops ARGS`` through the console entry point, then reports what was imported.
 PROBE = f"""
@@ -49,6 +50,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["show-workflow-run", "1"],
         ["show-run", "1", "--json"],
         ["costs", "--by", "model"],
+        ["ui", "--help"],
+        ["--help"],
     ],
     ids=" ".join,
 )

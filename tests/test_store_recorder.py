@@ -14,7 +14,7 @@ import pytest
 
 from agentops.errors import RunNotFoundError, StoreError, UsageError
 from agentops.events import AgentFinished, AgentStatus, RunStatus
-from agentops.store import RunRecorder, effective_status, open_store
+from agentops.store import RunRecorder, effective_status, load_resume_state, open_store
 from agentops.store.liveness import hostname, process_start
 from agentops.store.queries import workflow_runs
 from agentops.store.resume import chain_spend
@@ -128,7 +128,7 @@ def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
              not_run("write", AgentStatus.SKIPPED, "needs check"), not_run("review", AgentStatus.SKIPPED, "needs write")],
             RunStatus.FAILED, inputs={"topic": "wal"},
         )
-        state = store.load_run_for_resume(first)
+        state = load_resume_state(store, first)
         assert (state.workflow_run_id, state.workflow, state.status) == (first, "research", "failed")
         assert state.source == source_of(FLOW) and state.source_path == "research.yaml"
         assert state.inputs == {"topic": "wal"} and state.cost_spent == pytest.approx(0.01)
@@ -143,7 +143,7 @@ def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
                           not_run("review", AgentStatus.SKIPPED, "needs write")],
             RunStatus.FAILED, resumed_from=first, reused=state.succeeded,
         )
-        state = store.load_run_for_resume(second)
+        state = load_resume_state(store, second)
         assert sorted(state.succeeded) == ["check", "gather"]
         assert state.succeeded["gather"].cost == pytest.approx(0.01)  # as first paid, not the reused row's 0
         assert state.cost_spent == pytest.approx(0.03)  # the whole chain
@@ -152,7 +152,7 @@ def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
         assert chain_spend(store, third) == pytest.approx(0.11)
         with pytest.raises(UsageError, match=rf"workflow run {third} already succeeded: nothing to resume; "
                            r"to run it again use agentops run research.yaml"):
-            store.load_run_for_resume(third)
+            load_resume_state(store, third)
 
     original = rows(db, "SELECT id FROM runs WHERE workflow_run_id = ? AND agent = 'gather'", first)[0]["id"]
     reused = rows(db, "SELECT * FROM runs WHERE reused = 1 AND agent = 'gather' ORDER BY id")
@@ -170,11 +170,11 @@ def test_a_run_whose_process_died_reads_interrupted_and_can_be_resumed(tmp_path:
         run_id = record(store, FLOW, [succeeded("gather", "kept")], None)  # no WorkflowFinished: killed
         assert [r.status for r in workflow_runs(store)] == ["running"]  # this process is alive
         with pytest.raises(StoreError, match=f"workflow run {run_id} is still running"):
-            store.load_run_for_resume(run_id)
+            load_resume_state(store, run_id)
 
         store.connection.execute("UPDATE workflow_runs SET pid = ?", (dead_pid(),))
         assert [r.status for r in workflow_runs(store)] == ["interrupted"]
-        state = store.load_run_for_resume(run_id)
+        state = load_resume_state(store, run_id)
         assert state.status == "interrupted" and list(state.succeeded) == ["gather"]
     assert rows(db, "SELECT status FROM workflow_runs")[0]["status"] == "running"  # as recorded
 
@@ -195,14 +195,14 @@ def test_unknown_runs_and_runs_that_cannot_be_resumed(tmp_path: Path) -> None:
         open_store(tmp_path / "empty.db") as store,
         pytest.raises(RunNotFoundError, match=r"no workflow runs recorded yet in .*empty\.db"),
     ):
-        store.load_run_for_resume(1)
+        load_resume_state(store, 1)
     db = tmp_path / "sketch.db"
     make_sketch_database(db)
     with open_store(db) as store:
         with pytest.raises(RunNotFoundError, match="no workflow run 42; latest is 2"):
-            store.load_run_for_resume(42)
+            load_resume_state(store, 42)
         with pytest.raises(StoreError, match="without its workflow definition"):
-            store.load_run_for_resume(2)
+            load_resume_state(store, 2)
 
 
 def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next(tmp_path: Path) -> None:

@@ -209,10 +209,10 @@ async def aresume(
     a new workflow run linked to the old one is recorded. The cost cap covers
     the whole chain: what the earlier runs spent counts against it.
     """
-    from .store import open_store
+    from .store import load_resume_state, open_store
 
     with open_store(db) as store:
-        state = store.load_run_for_resume(workflow_run_id)
+        state = load_resume_state(store, workflow_run_id)
     loaded = load_workflow_text(state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>")
     loaded = replace(loaded, path=state.source_path)  # the resumed run keeps naming its file
     if options.get("cost_cap") is None:  # a cap given on the command line last time still holds

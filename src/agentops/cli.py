@@ -330,6 +330,34 @@ def costs_command(
     _show_history(db, lambda store: show_costs(store, by=by, since=since, until=until, json_output=json_output))
 
 
+# --- the web view -----------------------------------------------------------------------------
+
+
+@app.command("ui")
+def ui_command(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")] = 8765,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a --host other than loopback (prints a warning).")
+    ] = False,
+) -> None:
+    """Serve a local web view of the history: runs, each run's graph coloured by status,
+    every agent's prompt, output and attempts, live while a run is going. Read-only."""
+    try:
+        from .web.serve import serve
+    except ImportError as error:
+        raise fail(
+            f"the web view needs the ui extra ({error.name} is missing): pip install 'agentops[ui]'"
+        ) from None
+    from .store import default_db_path
+
+    try:
+        serve(db or default_db_path(), host=host, port=port, allow_remote=allow_remote)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+
+
 def main() -> None:
     """Console entry point: run the app, mapping our errors to one line and an exit code."""
     try:

@@ -3,12 +3,17 @@
     with open_store("agentops.db") as store:        # migrates the file on open
         engine = Engine(..., subscribers=[RunRecorder(store)])
         ...
-        state = store.load_run_for_resume(12)
+        state = load_resume_state(store, 12)
 
-Modules: ``sqlite`` (the file, its pragmas, write transactions with retry),
-``migrations`` (numbered schema changes), ``liveness`` (is a ``running`` run's
-process still there), ``recorder`` (an events subscriber that writes),
-``queries`` (what the history commands read), ``resume`` (what resume reads).
+    reader = SqliteHistoryReader.open("agentops.db")  # read-only, typed records (the web view)
+
+Modules: ``sqlite`` (the connection and write transactions with retry; a leaf),
+``opening`` (opening a file for writing, migrated, or read-only), ``migrations``
+(numbered schema changes), ``liveness`` (is a ``running`` run's process still
+there), ``recorder`` (an events subscriber that writes), ``records`` (the typed
+records every reader returns), ``queries`` (what the history commands read),
+``reader`` (the read interface, a Protocol), ``browse`` and ``sqlite_reader``
+(its SQLite implementation), ``resume`` (what resume reads).
 ``RunRecorder`` and ``ResumeState`` need the engine's event types, so they are
 imported on first use: the history commands never load them.
 """
@@ -19,23 +24,36 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .liveness import effective_status
-from .sqlite import DEFAULT_DB_NAME, Store, default_db_path, open_store
+from .opening import open_reader, open_store
+from .sqlite import DEFAULT_DB_NAME, Store, default_db_path
 
 if TYPE_CHECKING:
+    from .reader import HistoryReader
     from .recorder import RunRecorder
-    from .resume import ResumeState
+    from .resume import ResumeState, load_resume_state
+    from .sqlite_reader import SqliteHistoryReader
 
 __all__ = [
     "DEFAULT_DB_NAME",
+    "HistoryReader",
     "ResumeState",
     "RunRecorder",
+    "SqliteHistoryReader",
     "Store",
     "default_db_path",
     "effective_status",
+    "load_resume_state",
+    "open_reader",
     "open_store",
 ]
 
-_LAZY = {"RunRecorder": ".recorder", "ResumeState": ".resume"}
+_LAZY = {
+    "HistoryReader": ".reader",
+    "RunRecorder": ".recorder",
+    "ResumeState": ".resume",
+    "load_resume_state": ".resume",
+    "SqliteHistoryReader": ".sqlite_reader",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -15,12 +15,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from ..errors import StoreError
-
-if TYPE_CHECKING:
-    from .sqlite import Store
+from .sqlite import Store
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
-    # 6 and 7 are taken by the web view (agent starts) and tool calls; numbers need not be contiguous.
+    Migration(
+        6,
+        "agent_starts",
+        (
+            # Agents that started and have not settled yet: the live view's "running". A row
+            # in runs is still only ever a settled agent; these rows go when the run ends.
+            """CREATE TABLE IF NOT EXISTS agent_starts (
+                id INTEGER PRIMARY KEY,
+                workflow_run_id INTEGER NOT NULL REFERENCES workflow_runs (id) ON DELETE CASCADE,
+                agent TEXT NOT NULL,
+                model TEXT,
+                provider TEXT,
+                prompt TEXT,
+                started_at TEXT,
+                UNIQUE (workflow_run_id, agent)
+            )""",
+            # the web view's run list filtered by status, with or without a workflow
+            "CREATE INDEX IF NOT EXISTS workflow_runs_by_status ON workflow_runs (status, id)",
+            "CREATE INDEX IF NOT EXISTS workflow_runs_by_workflow_status ON workflow_runs (workflow, status, id)",
+            # the resume chain: the runs that continued this one
+            "CREATE INDEX IF NOT EXISTS workflow_runs_by_resumed_from ON workflow_runs (resumed_from)",
+        ),
+    ),
+    # 7 is taken by tool calls; numbers need not be contiguous.
     Migration(
         8,
         "batches",
@@ -215,12 +235,13 @@ _OURS = {"_migrations", "runs", "workflow_runs"}
 
 def migrate(store: Store) -> list[int]:
     """Apply every migration the file lacks; return their numbers (empty: up to date)."""
-    if not _pending(store.connection):
+    if not pending_migrations(store.connection):
         return []  # the common case costs one read and takes no write lock
     return store.write(lambda connection: _apply(connection, store))
 
 
-def _pending(connection: sqlite3.Connection) -> list[Migration]:
+def pending_migrations(connection: sqlite3.Connection) -> list[Migration]:
+    """The migrations the file at ``connection`` lacks, in order."""
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     applied: set[int] = set()
     if "_migrations" in tables:
@@ -230,7 +251,7 @@ def _pending(connection: sqlite3.Connection) -> list[Migration]:
 
 def _apply(connection: sqlite3.Connection, store: Store) -> list[int]:
     # Read again under the write lock: another process may have just migrated the file.
-    pending = _pending(connection)
+    pending = pending_migrations(connection)
     if not pending:
         return []
     tables = {

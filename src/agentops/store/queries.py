@@ -3,154 +3,54 @@
 Every query here is served by an index (see migrations): listings read the
 newest rows first (``ORDER BY id DESC LIMIT n`` walks the primary key or a
 ``(workflow, id)`` index), details look rows up by id or ``workflow_run_id``.
-Records are plain dataclasses; ``to_json()`` gives the ``--json`` shape, with
-the same keys in the same order every time.
+Records are the dataclasses of ``records``.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from ..errors import RunNotFoundError
 from .liveness import effective_status
+from .records import (
+    AgentRunRecord,
+    AttemptRecord,
+    CostGroup,
+    CostGrouping,
+    WorkflowRunDetail,
+    WorkflowRunRecord,
+)
 from .sqlite import Store
 from .timestamps import from_iso
 
-# --- records ---------------------------------------------------------------------------------
-
-
-@dataclass
-class AttemptRecord:
-    number: int
-    status: str
-    http_status: int | None
-    error: str | None
-    error_type: str | None
-    started_at: str | None
-    duration: float | None
-    input_tokens: int
-    output_tokens: int
-    tokens_estimated: bool
-    cost: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class AgentRunRecord:
-    """One row of ``runs``: an agent's run within a workflow run."""
-
-    id: int
-    workflow_run_id: int | None
-    workflow: str | None
-    agent: str | None
-    status: str | None
-    model: str | None
-    provider: str | None
-    input_tokens: int
-    output_tokens: int
-    tokens_estimated: bool
-    cost: float | None
-    retries: int | None
-    started_at: str | None
-    finished_at: str | None
-    duration: float | None
-    reused: bool
-    reused_from_run_id: int | None
-    output: str | None
-    error: str | None
-    prompt: str | None = None  # loaded by agent_run() only
-    attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
-
-    def to_json(self, *, detail: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        if not detail:
-            del data["prompt"], data["attempts"]
-        return data
-
-
-@dataclass
-class WorkflowRunRecord:
-    """One row of ``workflow_runs``; ``status`` is the effective one (see liveness)."""
-
-    id: int
-    workflow: str | None
-    status: str
-    started_at: str | None
-    finished_at: str | None
-    duration: float | None
-    agents_total: int
-    agents_succeeded: int
-    input_tokens: int
-    output_tokens: int
-    tokens_estimated: bool
-    cost: float
-    cost_cap: float | None
-    resumed_from: int | None
-    source_path: str | None
-    hostname: str | None
-    pid: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class WorkflowRunDetail:
-    run: WorkflowRunRecord
-    definition: str | None
-    definition_sha256: str | None
-    inputs: dict[str, Any]
-    agents: list[AgentRunRecord]
-    trace_id: str | None = None  # the run's OpenTelemetry trace, when it was traced
-    trace_span_id: str | None = None  # its workflow span
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.run.to_json(),
-            "definition_sha256": self.definition_sha256,
-            "inputs": self.inputs,
-            "trace_id": self.trace_id,
-            "trace_span_id": self.trace_span_id,
-            "definition": self.definition,
-            "agents": [agent.to_json(detail=True) for agent in self.agents],
-        }
-
-
-class CostGrouping(StrEnum):
-    workflow = "workflow"
-    model = "model"
-    day = "day"
-
-
-@dataclass
-class CostGroup:
-    key: str
-    workflow_runs: int
-    agent_runs: int
-    input_tokens: int
-    output_tokens: int
-    tokens_estimated: bool
-    cost: float
-    unpriced_runs: int  # agent runs whose cost is unknown (no price for the model)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
+__all__ = [
+    "AgentRunRecord",
+    "AttemptRecord",
+    "CostGroup",
+    "CostGrouping",
+    "WorkflowRunDetail",
+    "WorkflowRunRecord",
+    "agent_run",
+    "agent_runs",
+    "attempts_of",
+    "decode_inputs",
+    "recorded_workflows",
+    "spend",
+    "workflow_is_recorded",
+    "workflow_run",
+    "workflow_runs",
+]
 
 # --- agent runs --------------------------------------------------------------------------------
 
-_AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
+AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
     output_tokens, tokens_estimated, cost, retries, started_at, finished_at, duration, reused,
     reused_from_run_id, output, error"""
 
 
-def _agent_run(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRunRecord:
+def agent_run_record(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRunRecord:
     return AgentRunRecord(
         id=row["id"],
         workflow_run_id=row["workflow_run_id"],
@@ -178,21 +78,21 @@ def _agent_run(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRunRecord
 def agent_runs(store: Store, *, workflow: str | None = None, limit: int = 20) -> list[AgentRunRecord]:
     """The newest agent runs, optionally of one workflow (``runs_by_workflow`` index)."""
     if workflow is None:
-        rows = store.read(f"SELECT {_AGENT_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        rows = store.read(f"SELECT {AGENT_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
     else:
         rows = store.read(
-            f"SELECT {_AGENT_COLUMNS} FROM runs WHERE workflow = ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {AGENT_COLUMNS} FROM runs WHERE workflow = ? ORDER BY id DESC LIMIT ?",
             (workflow, limit),
         )
-    return [_agent_run(row) for row in rows]
+    return [agent_run_record(row) for row in rows]
 
 
 def agent_run(store: Store, run_id: int) -> AgentRunRecord:
     """One agent run with its prompt and attempts; ``RunNotFoundError`` if there is none."""
-    rows = store.read(f"SELECT {_AGENT_COLUMNS}, prompt FROM runs WHERE id = ?", (run_id,))
+    rows = store.read(f"SELECT {AGENT_COLUMNS}, prompt FROM runs WHERE id = ?", (run_id,))
     if not rows:
-        raise _not_found(store, "runs", "agent run", run_id)
-    record = _agent_run(rows[0], with_prompt=True)
+        raise not_found(store, "runs", "agent run", run_id)
+    record = agent_run_record(rows[0], with_prompt=True)
     record.attempts = attempts_of(store, [record.id]).get(record.id, [])
     return record
 
@@ -229,7 +129,7 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
 
 # --- workflow runs -------------------------------------------------------------------------------
 
-_WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
+WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
     (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id) AS agents_total,
     (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.status = 'succeeded')
         AS agents_succeeded,
@@ -237,7 +137,7 @@ _WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
     w.source_path, w.hostname, w.pid, w.process_start"""
 
 
-def _workflow_run(row: sqlite3.Row) -> WorkflowRunRecord:
+def workflow_run_record(row: sqlite3.Row) -> WorkflowRunRecord:
     return WorkflowRunRecord(
         id=row["id"],
         workflow=row["workflow"],
@@ -267,35 +167,35 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 def workflow_runs(store: Store, *, workflow: str | None = None, limit: int = 20) -> list[WorkflowRunRecord]:
     """The newest workflow runs, optionally of one workflow (``workflow_runs_by_workflow`` index)."""
     if workflow is None:
-        sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow_runs w ORDER BY w.id DESC LIMIT ?"
+        sql = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_runs w ORDER BY w.id DESC LIMIT ?"
         rows = store.read(sql, (limit,))
     else:
-        sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow_runs w WHERE w.workflow = ? ORDER BY w.id DESC LIMIT ?"
+        sql = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_runs w WHERE w.workflow = ? ORDER BY w.id DESC LIMIT ?"
         rows = store.read(sql, (workflow, limit))
-    return [_workflow_run(row) for row in rows]
+    return [workflow_run_record(row) for row in rows]
 
 
 def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
     """A workflow run with every agent run (and their attempts); ``RunNotFoundError`` if none."""
     rows = store.read(
-        f"""SELECT {_WORKFLOW_COLUMNS}, w.definition, w.definition_sha256, w.inputs,
+        f"""SELECT {WORKFLOW_COLUMNS}, w.definition, w.definition_sha256, w.inputs,
             w.trace_id, w.trace_span_id
         FROM workflow_runs w WHERE w.id = ?""",
         (workflow_run_id,),
     )
     if not rows:
-        raise _not_found(store, "workflow_runs", "workflow run", workflow_run_id)
+        raise not_found(store, "workflow_runs", "workflow run", workflow_run_id)
     row = rows[0]
     agent_rows = store.read(
-        f"SELECT {_AGENT_COLUMNS}, prompt FROM runs WHERE workflow_run_id = ? ORDER BY id",
+        f"SELECT {AGENT_COLUMNS}, prompt FROM runs WHERE workflow_run_id = ? ORDER BY id",
         (workflow_run_id,),
     )
-    agents = [_agent_run(agent_row, with_prompt=True) for agent_row in agent_rows]
+    agents = [agent_run_record(agent_row, with_prompt=True) for agent_row in agent_rows]
     attempts = attempts_of(store, [agent.id for agent in agents])
     for agent in agents:
         agent.attempts = attempts.get(agent.id, [])
     return WorkflowRunDetail(
-        run=_workflow_run(row),
+        run=workflow_run_record(row),
         definition=row["definition"],
         definition_sha256=row["definition_sha256"],
         inputs=decode_inputs(row["inputs"]),
@@ -382,7 +282,7 @@ def spend(
 # --- not found -------------------------------------------------------------------------------------
 
 
-def _not_found(store: Store, table: str, what: str, wanted: int) -> RunNotFoundError:
+def not_found(store: Store, table: str, what: str, wanted: int) -> RunNotFoundError:
     """"no workflow run 42; latest is 17", or "no workflow runs recorded yet in agentops.db"."""
     rows = store.read(f"SELECT max(id) FROM {table}")
     latest = rows[0][0] if rows else None

@@ -1,12 +1,16 @@
 """Recording a run as it happens: an events subscriber that writes the history.
 
 Each write is one short transaction: the workflow run row when the run starts
-(with the agents a resume reuses), agent runs with their attempts as they
-settle, the totals and final status when the run ends.
+(with the agents a resume reuses), agent starts (``agent_starts``, what a live
+view shows as running) and agent runs with their attempts as they settle, the
+totals and final status when the run ends. A row in ``runs`` is only ever a
+settled agent: a start is a row of its own, deleted when the agent settles, and
+the run's end deletes any left, so nothing that reads ``runs`` mistakes a
+running agent for a finished one.
 
-Agents that settle in the same turn of the event loop are committed together,
-by a callback queued when the first of them settles: one commit instead of one
-each, or on wide workflows the history would cost more than the scheduling.
+Agents that start or settle in the same turn of the event loop are committed
+together, by a callback queued when the first of them does: one commit instead
+of one each, or on wide workflows the history would cost more than the scheduling.
 The engine emits ``AgentFinished`` before it starts any dependent, and the loop
 runs callbacks in order, so that commit lands before a dependent's first step:
 no output reaches a prompt before it is on disk, and a crash loses at most
@@ -30,6 +34,7 @@ from ..errors import StoreError
 from ..events import (
     AgentFinished,
     AgentResult,
+    AgentStarted,
     AgentStatus,
     Event,
     WorkflowFinished,
@@ -59,11 +64,15 @@ class RunRecorder:
         self.workflow_run_id: int | None = None
         self._workflow: str = ""
         self._recorded: set[str] = set()
-        self._pending: list[AgentResult] = []  # settled, to be committed at the end of this loop turn
+        self._started: set[str] = set()  # agents whose start row was committed
+        # started or settled, to be committed at the end of this loop turn
+        self._pending: list[AgentStarted | AgentResult] = []
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, WorkflowStarted):
             self._record_start(event)
+        elif isinstance(event, AgentStarted):
+            self._record_agent(event)
         elif isinstance(event, AgentFinished):
             self._record_agent(event.result)
         elif isinstance(event, WorkflowFinished):
@@ -113,9 +122,9 @@ class RunRecorder:
         self._workflow = name
         self._recorded = set(event.reused)
 
-    def _record_agent(self, result: AgentResult) -> None:
+    def _record_agent(self, change: AgentStarted | AgentResult) -> None:
         self._require_started()
-        self._pending.append(result)
+        self._pending.append(change)
         if len(self._pending) > 1:
             return  # the commit is already queued
         try:
@@ -132,10 +141,20 @@ class RunRecorder:
             logger.exception("recording agent results failed; retrying when the run ends")
 
     def _flush_pending(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
+        pending, self._pending = self._pending, []
+        if not pending:
             return
         workflow_run_id = self._require_started()
+        batch = [change for change in pending if isinstance(change, AgentResult)]
+        settled = {result.name for result in batch}
+        started = [c for c in pending if isinstance(c, AgentStarted) and c.name not in settled]
+        starts = [
+            (workflow_run_id, storable(c.name), storable(c.model), storable(c.provider), storable(c.prompt),
+             to_iso(c.started_at))
+            for c in started
+        ]
+        # Agents whose start row is on disk: their outcome replaces it.
+        ended = [(workflow_run_id, storable(r.name)) for r in batch if r.name in self._started]
         called = [r for r in batch if not r.reused]
         totals = (
             sum(r.usage.input_tokens for r in called),
@@ -146,8 +165,20 @@ class RunRecorder:
         )
 
         def work(connection: sqlite3.Connection) -> None:
+            if starts:
+                connection.executemany(
+                    """INSERT OR REPLACE INTO agent_starts (workflow_run_id, agent, model, provider, prompt,
+                        started_at) VALUES (?, ?, ?, ?, ?, ?)""",
+                    starts,
+                )
+            if not batch:
+                return
             for result in batch:
                 _insert_agent_run(connection, workflow_run_id, self._workflow, result)
+            if ended:
+                connection.executemany(
+                    "DELETE FROM agent_starts WHERE workflow_run_id = ? AND agent = ?", ended
+                )
             connection.execute(
                 """UPDATE workflow_runs SET input_tokens = input_tokens + ?,
                     output_tokens = output_tokens + ?, tokens_estimated = max(tokens_estimated, ?),
@@ -156,11 +187,14 @@ class RunRecorder:
             )
 
         self.store.write(work)
-        self._recorded.update(r.name for r in batch)
+        self._recorded.update(settled)
+        self._started.difference_update(settled)
+        self._started.update(c.name for c in started)
 
     def _record_finish(self, result: WorkflowResult) -> None:
         workflow_run_id = self._require_started()
         self._pending = []  # every agent is in result.agents; those not yet written are written below
+        self._started = set()  # the run's end deletes every start row of the run
         # Agents the engine settled without an AgentFinished we recorded (a failed write,
         # say) are recorded now, so the run is complete in the history.
         missing = [r for name, r in result.agents.items() if name not in self._recorded]
@@ -169,6 +203,7 @@ class RunRecorder:
         def work(connection: sqlite3.Connection) -> None:
             for agent in missing:
                 _insert_agent_run(connection, workflow_run_id, self._workflow, agent)
+            connection.execute("DELETE FROM agent_starts WHERE workflow_run_id = ?", (workflow_run_id,))
             connection.execute(
                 """UPDATE workflow_runs SET finished_at = ?, status = ?, input_tokens = ?,
                     output_tokens = ?, tokens_estimated = ?, cost = ? WHERE id = ?""",

@@ -1,5 +1,8 @@
-"""The history database file: where it is, opening it, and short write transactions
+"""The history database file: where it is, its connection, and short write transactions
 that survive several ``agentops`` processes writing to it at the same time.
+
+A leaf: it imports nothing else of the store. Opening a file (creating and
+migrating it, or read-only for the web view) is ``opening``'s job.
 
 Concurrency: WAL mode (readers never wait for the writer), a 30 s busy timeout,
 and on top of it an application-level retry of whole ``BEGIN IMMEDIATE``
@@ -17,13 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from ..errors import StoreError
-from .liveness import effective_status
-
-if TYPE_CHECKING:
-    from .resume import ResumeState
 
 DEFAULT_DB_NAME = "agentops.db"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -88,11 +87,13 @@ class Store:
     """An open history database. Use as a context manager, or call ``close()``.
 
     ``path`` is the file as given (for messages); one thread at a time may use a Store.
+    A ``read_only`` store (see ``opening.open_reader``) refuses ``write``.
     """
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, connection: sqlite3.Connection, *, read_only: bool = False) -> None:
         self.path = path
         self.connection = connection
+        self.read_only = read_only
 
     # --- lifetime ------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ class Store:
 
         ``work`` may run more than once, so it must only touch the database.
         """
+        if self.read_only:
+            raise StoreError(f"history database {self.path} was opened read-only; nothing can be written to it")
         connection = self.connection
 
         def attempt() -> T:
@@ -141,62 +144,3 @@ class Store:
             return retry_when_locked(lambda: self.connection.execute(sql, parameters).fetchall())
         except sqlite3.Error as error:
             raise StoreError(describe(error, self.path)) from error
-
-    # --- runs ------------------------------------------------------------------------
-
-    def load_run_for_resume(self, workflow_run_id: int) -> ResumeState:
-        """What ``resume`` needs from a recorded run (raises ``RunNotFoundError``)."""
-        from .resume import load_resume_state
-
-        return load_resume_state(self, workflow_run_id)
-
-    effective_status = staticmethod(effective_status)
-
-
-def open_store(path: str | Path | None = None, *, create: bool = True) -> Store:
-    """Open (and create, and migrate) the history database at ``path``.
-
-    ``None``: ``$AGENTOPS_DB`` or ``./agentops.db``. With ``create=False`` a file
-    that does not exist is not created: the store is empty (in memory), which
-    is what the history commands want.
-    """
-    from .migrations import migrate
-
-    target = Path(path) if path is not None else default_db_path()
-    if target.is_dir():
-        raise StoreError(f"{target} is a directory; give --db a file path, e.g. {target / DEFAULT_DB_NAME}")
-    in_memory = not create and not target.exists()
-    if not in_memory and not target.parent.exists():
-        raise StoreError(f"cannot create history database {target}: directory {target.parent} does not exist")
-    try:
-        connection = sqlite3.connect(
-            ":memory:" if in_memory else target,
-            timeout=BUSY_TIMEOUT_SECONDS,
-            isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-            check_same_thread=False,  # opened in one thread, closed in another is fine
-        )
-    except sqlite3.Error as error:
-        raise StoreError(describe(error, target)) from error
-    connection.row_factory = sqlite3.Row
-    store = Store(target, connection)
-    try:
-        _configure(connection)
-        migrate(store)
-    except sqlite3.Error as error:
-        connection.close()
-        raise StoreError(describe(error, target)) from error
-    except BaseException:
-        connection.close()
-        raise
-    return store
-
-
-def _configure(connection: sqlite3.Connection) -> None:
-    connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-    connection.execute("PRAGMA foreign_keys = ON")
-    # Switching to WAL takes a lock the busy handler does not always wait for.
-    retry_when_locked(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
-    # NORMAL in WAL mode: a commit survives a killed or crashed process (it is in the WAL
-    # file), and the file is never corrupted; only an OS crash or power cut may roll back the
-    # last commits. FULL would fsync every commit on the event loop: +15 % on 10,000 agents.
-    connection.execute("PRAGMA synchronous = NORMAL")

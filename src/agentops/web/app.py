@@ -1,0 +1,234 @@
+"""The web view's ASGI application: its pages, the live updates (server-sent events),
+the static assets, and the headers that keep it safe.
+
+Every page reads through ``HistoryReader`` (one read-only connection per worker
+thread) and renders a Jinja2 template with autoescaping on, so text from models,
+tools and workflow files is always escaped. The Content-Security-Policy allows
+scripts, styles and connections from this server only and no inline script or
+style; nothing is loaded from another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sse_starlette.event import ServerSentEvent
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import RunNotFoundError
+from ..store.reader import HistoryReader
+from . import pages
+from .layout import draw
+from .state import run_state
+
+HERE = Path(__file__).parent
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+LIVE_POLL_SECONDS = 0.5  # how often a live page's stream reads the database
+RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
+
+T = TypeVar("T")
+
+
+class _Readers:
+    """One reader per worker thread (a SQLite connection belongs to one thread)."""
+
+    def __init__(self, open_reader: Callable[[], HistoryReader]) -> None:
+        self._open = open_reader
+        self._local = threading.local()
+        self._all: list[HistoryReader] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> HistoryReader:
+        reader: HistoryReader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._open()
+            self._local.reader = reader
+            with self._lock:
+                self._all.append(reader)
+        return reader
+
+    def close(self) -> None:
+        with self._lock:
+            readers, self._all = self._all, []
+        for reader in readers:
+            reader.close()
+
+
+class _SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.encode() not in present:
+                        headers.append((name.encode(), value.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(open_reader: Callable[[], HistoryReader], *, allowed_hosts: Iterable[str] = ("*",)) -> Starlette:
+    """The web view over the readers ``open_reader`` makes (called once per worker thread).
+
+    ``allowed_hosts``: Host header values accepted (the CLI passes the address it binds,
+    so a page on another site cannot reach this server through DNS rebinding).
+    """
+    readers = _Readers(open_reader)
+    templates = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.filters.update(pages.FILTERS)
+
+    async def read(work: Callable[[HistoryReader], T]) -> T:
+        return await run_in_threadpool(lambda: work(readers.get()))
+
+    def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code)
+
+    async def run_list(request: Request) -> Response:
+        query = pages.RunListQuery.parse(request.query_params)
+        page, names = await read(
+            lambda reader: (
+                reader.workflow_run_page(
+                    workflow=query.workflow, status=query.status, before=query.before, after=query.after,
+                    limit=query.limit,
+                ),
+                reader.workflow_names(),
+            )
+        )
+        return render("runs.html", page=page, query=query, workflows=names, statuses=RUN_STATUSES,
+                      url=request.url)
+
+    async def run_page(request: Request) -> Response:
+        workflow_run_id = _run_id(request)
+        expanded = pages.expanded_groups(request.query_params.get("expand"))
+
+        def gather(reader: HistoryReader) -> dict[str, Any]:
+            header = reader.workflow_run_header(workflow_run_id)
+            state = run_state(reader, header)
+            return {"header": header, "state": state, "chain": reader.resume_chain(workflow_run_id)}
+
+        found = await read(gather)
+        state = found["state"]
+        drawing = await run_in_threadpool(draw, state.blueprint, expanded)
+        return render(
+            "run.html", header=found["header"], state=state, chain=found["chain"], drawing=drawing,
+            graph=pages.graph_view(state, drawing, expanded), expanded=expanded,
+            events_url=_events_url(request, workflow_run_id),
+        )
+
+    async def agent_page(request: Request) -> Response:
+        workflow_run_id = _run_id(request)
+        name = request.path_params["name"]
+        view = await read(lambda reader: pages.agent_view(reader, workflow_run_id, name))
+        if view is None:
+            raise HTTPException(404, f"workflow run {workflow_run_id} has no agent named {name!r}")
+        return render("agent.html", view=view, events_url=_events_url(request, workflow_run_id))
+
+    async def agent_fragment(request: Request) -> Response:
+        """The agent page's body alone: what its live script swaps in when the agent settles."""
+        workflow_run_id = _run_id(request)
+        name = request.path_params["name"]
+        view = await read(lambda reader: pages.agent_view(reader, workflow_run_id, name))
+        if view is None:
+            raise HTTPException(404, f"workflow run {workflow_run_id} has no agent named {name!r}")
+        return render("_agent_body.html", view=view)
+
+    async def run_events(request: Request) -> Response:
+        workflow_run_id = _run_id(request)
+        expanded = pages.expanded_groups(request.query_params.get("expand"))
+        await read(lambda reader: reader.workflow_run_record(workflow_run_id))  # 404 before streaming
+
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            last: str | None = None
+            while True:
+                snapshot = await read(lambda reader: pages.live_snapshot(reader, workflow_run_id, expanded))
+                text = json.dumps(snapshot, sort_keys=True)
+                if text != last:
+                    last = text
+                    yield ServerSentEvent(text, event="update")
+                if snapshot["run"]["status"] != "running":
+                    yield ServerSentEvent(text, event="end")
+                    return
+                await asyncio.sleep(LIVE_POLL_SECONDS)
+
+        return EventSourceResponse(stream(), ping=15, send_timeout=30)
+
+    async def not_found(request: Request, error: Exception) -> Response:
+        if isinstance(error, HTTPException):
+            return render("error.html", status_code=error.status_code, message=error.detail)
+        return render("error.html", status_code=404, message=str(error))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        readers.close()
+
+    routes = [
+        Route("/", run_list),
+        Route("/runs/{workflow_run_id:int}", run_page),
+        Route("/runs/{workflow_run_id:int}/events", run_events),
+        Route("/runs/{workflow_run_id:int}/agents/{name:str}", agent_page),
+        Route("/runs/{workflow_run_id:int}/agents/{name:str}/body", agent_fragment),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
+        exception_handlers={RunNotFoundError: not_found, HTTPException: not_found},
+        lifespan=lifespan,
+    )
+    return app
+
+
+def _run_id(request: Request) -> int:
+    value = request.path_params["workflow_run_id"]
+    if not isinstance(value, int) or not 1 <= value < 2**63:
+        raise HTTPException(404, "no such workflow run")
+    return value
+
+
+def _events_url(request: Request, workflow_run_id: int) -> str:
+    url = URL(f"/runs/{workflow_run_id}/events")
+    expand = request.query_params.get("expand")
+    return str(url.include_query_params(expand=expand)) if expand else str(url)

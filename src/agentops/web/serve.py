@@ -1,0 +1,89 @@
+"""``agentops ui``: check the address, open the history, bind, print the URL, serve.
+
+It binds 127.0.0.1 by default. The history holds prompts and outputs, so any
+other address needs ``allow_remote`` and prints a warning; the app then accepts
+only the Host header of the address it was bound to (and localhost), which stops
+a page on another site from reading it through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from pathlib import Path
+
+from ..errors import StoreError, UsageError
+
+LOOPBACK_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str, *, allow_remote: bool) -> str | None:
+    """The warning to print for ``host`` (None for a loopback address); ``UsageError`` without the flag."""
+    if is_loopback(host):
+        return None
+    if not allow_remote:
+        raise UsageError(
+            f"--host {host} would serve your run history (prompts, outputs) to other machines; "
+            "pass --allow-remote as well if you mean it, or leave --host at 127.0.0.1"
+        )
+    return (
+        f"warning: serving the run history on {host}: anyone who can reach this address can read "
+        "every prompt and output in it (there is no login)"
+    )
+
+
+def prepare_history(db: Path) -> None:
+    """Upgrade an older file once (as every agentops command does) so it can be read read-only."""
+    from ..store.opening import open_reader, open_store
+
+    if not db.exists():
+        raise StoreError(f"no history database at {db}; run a workflow first (agentops run FILE), or pass --db")
+    with open_store(db, create=False):
+        pass
+    open_reader(db).close()  # fails now, with the reason, rather than on the first page
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if port and error.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+            raise UsageError(f"port {port} on {host} is in use; choose another with --port (0: any free port)") from None
+        raise UsageError(f"cannot listen on {host}:{port} ({error.strerror}); check --host and --port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(db: Path, *, host: str, port: int, allow_remote: bool = False) -> None:
+    warning = check_host(host, allow_remote=allow_remote)
+    prepare_history(db)
+    import uvicorn
+
+    from ..store.sqlite_reader import SqliteHistoryReader
+    from .app import create_app
+
+    sock = bind(host, port)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    allowed = {*LOOPBACK_NAMES, host, shown, f"{shown}:{bound_port}", "[::1]"}
+    app = create_app(lambda: SqliteHistoryReader.open(db), allowed_hosts=allowed)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    print(f"AgentOps history view of {db} at http://{shown}:{bound_port}/ (Ctrl-C to stop)", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run(sockets=[sock])

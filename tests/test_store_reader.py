@@ -1,0 +1,248 @@
+"""The store's read interface (what the web view reads) and the agent starts the
+recorder writes for it: a started agent is never a settled one to any other reader,
+pages are keyset-paged and indexed, and a read-only reader never writes nor blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from agentops.errors import RunNotFoundError, StoreError
+from agentops.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
+from agentops.store import (
+    RunRecorder,
+    SqliteHistoryReader,
+    load_resume_state,
+    open_reader,
+    open_store,
+)
+from agentops.store.browse import workflow_run_page
+from agentops.store.queries import agent_runs, spend, workflow_runs
+from store_helpers import T0, failed, finished, record, rows, started, succeeded, workflow_of
+
+
+def start_of(name: str, at: float = T0) -> AgentStarted:
+    return AgentStarted(name=name, model="gpt-4o-mini", provider="openai", prompt=f"[user]\ndo {name}", started_at=at)
+
+
+def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    workflow = workflow_of("flow", ["a", "b"])
+
+    async def scenario(store_path: Path) -> None:
+        with open_store(store_path) as store:
+            recorder = RunRecorder(store)
+            recorder(started(workflow))
+            recorder(start_of("a"))
+            recorder(start_of("b"))
+            await asyncio.sleep(0)  # the batched commit runs at the end of the loop turn
+            await asyncio.sleep(0)
+            in_flight = rows(db, "SELECT agent, prompt FROM agent_starts ORDER BY id")
+            assert [(r["agent"], r["prompt"]) for r in in_flight] == [("a", "[user]\ndo a"), ("b", "[user]\ndo b")]
+            assert rows(db, "SELECT count(*) FROM runs")[0][0] == 0  # nothing settled yet
+            with open_store(db, create=False) as other:
+                listed = workflow_runs(other)[0]
+                assert (listed.status, listed.agents_total, listed.agents_succeeded) == ("running", 0, 0)
+                assert agent_runs(other) == []
+                assert spend(other, by=None) == []
+                reader = SqliteHistoryReader(other)
+                assert [s.agent for s in reader.agent_starts(1)] == ["a", "b"]
+                assert reader.agent_run_in(1, "a") is None
+                start = reader.agent_start(1, "a")
+                assert start is not None and start.prompt == "[user]\ndo a"
+
+            a = succeeded("a", "done")
+            recorder(AgentFinished(a))
+            await asyncio.sleep(0)
+            assert [r["agent"] for r in rows(db, "SELECT agent FROM agent_starts")] == ["b"]  # a's outcome replaced it
+            assert [r["agent"] for r in rows(db, "SELECT agent FROM runs")] == ["a"]
+            b = failed("b", "BadRequestError: no")
+            recorder(AgentFinished(b))
+            recorder(finished(workflow, {"a": a, "b": b}, RunStatus.FAILED))
+        assert rows(db, "SELECT count(*) FROM agent_starts")[0][0] == 0
+
+    asyncio.run(scenario(db))
+
+
+def test_a_killed_runs_started_agents_are_not_outcomes_and_resume_reruns_them(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    workflow = workflow_of("flow", ["a", "b"])
+    with open_store(db) as store:
+        recorder = RunRecorder(store)
+        recorder(started(workflow))
+        recorder(start_of("a"))
+        recorder(start_of("b"))  # outside an event loop each is committed at once
+        recorder(AgentFinished(succeeded("a", "done")))
+        # the process dies here: b started and never settled; the run never finished
+        store.connection.execute("UPDATE workflow_runs SET pid = 0")
+    with open_store(db, create=False) as store:
+        state = load_resume_state(store, 1)
+        assert state.status == "interrupted" and set(state.succeeded) == {"a"}
+        assert [run.agent for run in agent_runs(store)] == ["a"]
+        reader = SqliteHistoryReader(store)
+        assert [s.agent for s in reader.agent_starts(1)] == ["b"]
+        assert [o.agent for o in reader.agent_outcomes(1)] == ["a"]
+
+
+def history_with_runs(db: Path) -> None:
+    """Runs 1..12 of workflows "alpha" (odd) and "beta" (even); every third failed;
+    run 12 resumes 9, run 9 resumed 6."""
+    with open_store(db) as store:
+        for n in range(1, 13):
+            name = "alpha" if n % 2 else "beta"
+            status = RunStatus.FAILED if n % 3 == 0 else RunStatus.SUCCEEDED
+            agents = [failed("a", "nope")] if status is RunStatus.FAILED else [succeeded("a", "ok")]
+            resumed = {12: 9, 9: 6}.get(n)
+            record(store, workflow_of(name, ["a"]), agents, status, resumed_from=resumed, at=T0 + n)
+
+
+def test_pages_are_newest_first_with_keyset_cursors_and_filters(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    history_with_runs(db)
+    reader = SqliteHistoryReader.open(db)
+    try:
+        first = reader.workflow_run_page(limit=5)
+        assert [r.id for r in first.runs] == [12, 11, 10, 9, 8] and first.newer is None and first.older == 8
+        second = reader.workflow_run_page(before=first.older, limit=5)
+        assert [r.id for r in second.runs] == [7, 6, 5, 4, 3] and (second.newer, second.older) == (7, 3)
+        last = reader.workflow_run_page(before=second.older, limit=5)
+        assert [r.id for r in last.runs] == [2, 1] and (last.newer, last.older) == (2, None)
+        back = reader.workflow_run_page(after=last.newer, limit=5)
+        assert [r.id for r in back.runs] == [7, 6, 5, 4, 3] and (back.newer, back.older) == (7, 3)
+        top = reader.workflow_run_page(after=8, limit=5)
+        assert [r.id for r in top.runs] == [12, 11, 10, 9] and (top.newer, top.older) == (None, 9)
+
+        failed_beta = reader.workflow_run_page(workflow="beta", status="failed", limit=10)
+        assert [r.id for r in failed_beta.runs] == [12, 6]
+        assert all(r.workflow == "beta" and r.status == "failed" for r in failed_beta.runs)
+        assert [r.id for r in reader.workflow_run_page(status="succeeded", limit=3).runs] == [11, 10, 8]
+        assert reader.workflow_run_page(workflow="gamma").runs == []
+        assert reader.workflow_names() == ["alpha", "beta"]
+        assert [r.id for r in reader.resume_chain(9)] == [6, 9, 12]
+        assert [r.id for r in reader.resume_chain(1)] == [1]
+        with pytest.raises(RunNotFoundError, match="no workflow run 99; latest is 12"):
+            reader.workflow_run_header(99)
+    finally:
+        reader.close()
+
+
+def test_interrupted_and_running_filters_read_the_effective_status(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        record(store, workflow_of("w", ["a"]), [], None)  # still running: this process recorded it
+        record(store, workflow_of("w", ["a"]), [], None)
+        store.connection.execute("UPDATE workflow_runs SET pid = 0 WHERE id = 2")  # its process is gone
+    with open_store(db, create=False) as store:
+        assert [r.id for r in workflow_run_page(store, status="running").runs] == [1]
+        assert [r.id for r in workflow_run_page(store, status="interrupted").runs] == [2]
+
+
+def test_tool_calls_are_none_without_their_table_and_read_from_it_when_there(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        record(store, workflow_of("w", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED)
+    reader = SqliteHistoryReader.open(db)
+    assert reader.tool_calls(1) == []
+    reader.close()
+    connection = sqlite3.connect(db)  # the shape the tools feature may give it
+    connection.execute("CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, run_id INTEGER, name TEXT, "
+                       "arguments TEXT, result TEXT, error TEXT)")
+    connection.execute("""INSERT INTO tool_calls (run_id, name, arguments, result) VALUES (1, 'search', '{"q": 1}', 'hit')""")
+    connection.commit()
+    connection.close()
+    reader = SqliteHistoryReader.open(db)
+    try:
+        [call] = reader.tool_calls(1)
+        assert (call.number, call.name, call.arguments, call.result, call.status) == (1, "search", '{"q": 1}', "hit", None)
+    finally:
+        reader.close()
+
+
+def test_the_reader_is_read_only_and_never_blocks_a_writer(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    history_with_runs(db)
+    reader = open_reader(db)
+    with pytest.raises(StoreError, match="read-only"):
+        reader.write(lambda connection: None)
+    with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
+        reader.connection.execute("DELETE FROM runs")
+    # A read transaction held open (a page being rendered) while another process writes.
+    reader.connection.execute("BEGIN")
+    assert reader.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 12
+    with open_store(db) as writer:
+        writer.connection.execute("PRAGMA busy_timeout = 0")
+        clock = time.monotonic()
+        record(writer, workflow_of("w", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED)
+        assert time.monotonic() - clock < 1.0
+    assert reader.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 12  # its snapshot
+    reader.connection.execute("COMMIT")
+    assert reader.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 13
+    reader.close()
+
+
+def test_reading_needs_a_file_and_an_up_to_date_schema(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no history database at"):
+        open_reader(tmp_path / "missing.db")
+    old = tmp_path / "old.db"
+    connection = sqlite3.connect(old)
+    connection.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY)")
+    connection.execute("CREATE TABLE workflow_runs (id INTEGER PRIMARY KEY)")
+    connection.close()
+    with pytest.raises(StoreError, match=r"older agentops.*list-workflow-runs --db"):
+        open_reader(old)
+
+
+def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    history_with_runs(db)
+    reader = SqliteHistoryReader.open(db)
+    calls = {
+        "page": lambda: reader.workflow_run_page(limit=3),
+        "page before": lambda: reader.workflow_run_page(before=5, limit=3),
+        "page after": lambda: reader.workflow_run_page(after=5, limit=3),
+        "page by workflow": lambda: reader.workflow_run_page(workflow="beta", limit=3),
+        "page by status": lambda: reader.workflow_run_page(status="failed", limit=3),
+        "page by both": lambda: reader.workflow_run_page(workflow="beta", status="failed", before=12, limit=3),
+        "names": lambda: reader.workflow_names(),
+        "header": lambda: reader.workflow_run_header(3),
+        "outcomes": lambda: reader.agent_outcomes(3),
+        "starts": lambda: reader.agent_starts(3),
+        "agent": lambda: reader.agent_run_in(3, "a"),
+        "chain": lambda: reader.resume_chain(9),
+    }
+    try:
+        for label, call in calls.items():
+            statements: list[str] = []
+            reader.store.connection.set_trace_callback(statements.append)
+            call()
+            reader.store.connection.set_trace_callback(None)
+            assert statements, label
+            for sql in statements:
+                plan = [r["detail"] for r in reader.store.connection.execute(f"EXPLAIN QUERY PLAN {sql}")]
+                assert not any("FOR ORDER BY" in step for step in plan), (label, sql, plan)
+                scans = [  # a full read of a table (the CTEs' own rows are a few ids)
+                    step for step in plan
+                    if step.startswith("SCAN") and step.split()[1] not in ("names", "earlier", "later", "CONSTANT")
+                ]
+                if label not in ("page", "page before", "page after", "chain"):
+                    assert not scans, (label, sql, plan)
+    finally:
+        reader.close()
+
+
+def test_a_skipped_agent_has_no_start(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        workflow = workflow_of("w", ["a"])
+        recorder = RunRecorder(store)
+        recorder(started(workflow))
+        from store_helpers import not_run
+
+        skipped = not_run("a", AgentStatus.SKIPPED, "cost cap")
+        recorder(AgentFinished(skipped))
+        assert rows(db, "SELECT count(*) FROM agent_starts")[0][0] == 0
+        assert rows(db, "SELECT status FROM runs")[0][0] == "skipped"
