@@ -21,6 +21,7 @@ from .errors import AgentOpsError
 from .store.queries import CostGrouping
 
 if TYPE_CHECKING:
+    from .batch import BatchSummary
     from .events import WorkflowResult
     from .store import Store
 
@@ -161,22 +162,53 @@ def resume_command(
 def plan_command(
     file: Annotated[Path, typer.Argument(help="The workflow YAML file.")],
     input_: InputOption = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Plan a batch over these rows (.jsonl or .csv) instead.")
+    ] = None,
+    map_: Annotated[Optional[list[str]], typer.Option("--map", help="With --data: INPUT=COLUMN.")] = None,
+    cost_cap: Annotated[
+        Optional[float], typer.Option("--cost-cap", min=0, help="With --data: the batch's cap (USD).")
+    ] = None,
+    max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=1, help="With --data: the first N rows.")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show the execution order, the critical path and worst-case costs, calling no model."""
+    """Show the execution order, the critical path and worst-case costs, calling no model.
+    With --data, also the worst case of the whole batch."""
     import json
 
     from .inputs import parse_input_args, resolve_inputs
     from .loader import load_workflow
-    from .plan import make_plan, render_plan
+    from .plan import make_batch_plan, make_plan, render_batch_plan, render_plan
 
     workflow = load_workflow(file).workflow
-    plan = make_plan(workflow, resolve_inputs(workflow, parse_input_args(input_ or [])))
+    if data is None:
+        plan = make_plan(workflow, resolve_inputs(workflow, parse_input_args(input_ or [])))
+        if json_output:
+            typer.echo(json.dumps(plan.to_json(), indent=2))
+        else:
+            for line in render_plan(plan):
+                typer.echo(line)
+        return
+    from .datasets import InputMapping, check_rows, parse_map_args, read_rows
+
+    mapping = InputMapping(workflow, parse_map_args(map_ or []))
+    rows = check_rows(data, mapping, max_rows).rows
+    first = next(read_rows(data))
+    plan = make_plan(workflow, resolve_inputs(workflow, mapping.inputs_of(first, data)))
+    batch_plan = make_batch_plan(
+        workflow,
+        (resolve_inputs(workflow, mapping.inputs_of(row, data)) for row in read_rows(data) if row.number <= rows),
+        cost_cap=cost_cap,
+    )
     if json_output:
-        typer.echo(json.dumps(plan.to_json(), indent=2))
-    else:
-        for line in render_plan(plan):
-            typer.echo(line)
+        typer.echo(json.dumps({"first_row": plan.to_json(), "batch": batch_plan.to_json()}, indent=2))
+        return
+    typer.echo(f"Row 1 of {data}:")
+    for line in render_plan(plan):
+        typer.echo(line)
+    typer.echo("")
+    for line in render_batch_plan(batch_plan):
+        typer.echo(line)
 
 
 class GraphFormat(StrEnum):
@@ -233,6 +265,90 @@ def graph_command(
         raise fail(str(error), error.exit_code) from None
     graph = WorkflowGraph(workflow)
     typer.echo(to_mermaid(graph) if format_ is GraphFormat.mermaid else to_dot(graph), nl=False)
+
+
+# --- batches: one workflow over every row of a data file ----------------------------------
+
+DataOption = Annotated[Path, typer.Option("--data", help="The rows: a .jsonl file (one JSON object per line) or a .csv file with a header.")]
+OutOption = Annotated[
+    Optional[Path], typer.Option("--out", help="Write every row's result here as JSONL, in input order.")
+]
+
+
+def _execute_batch(start: Callable[..., Awaitable[BatchSummary]], *, db: Optional[Path], json_output: bool) -> None:
+    """Run ``start`` (arun_batch/aresume_batch partial) with progress and signals; exit with its code."""
+    import json
+
+    from rich.console import Console
+
+    from .launch import run_with_signals
+    from .store import default_db_path
+    from .ui.batch import BatchProgress
+
+    console = Console(stderr=json_output)
+    db_path = db or default_db_path()
+    with BatchProgress(console) as progress:
+        summary = run_with_signals(lambda control: start(db=db_path, observer=progress, control=control))
+    if json_output:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command("batch")
+def batch_command(
+    file: Annotated[Path, typer.Argument(help="The workflow YAML file.")],
+    data: DataOption,
+    out: OutOption = None,
+    map_: Annotated[
+        Optional[list[str]],
+        typer.Option("--map", help="Feed input INPUT from column COLUMN: INPUT=COLUMN (repeatable)."),
+    ] = None,
+    cost_cap: Annotated[
+        Optional[float],
+        typer.Option("--cost-cap", min=0, help="Cap (USD) for the whole batch; wins over policies.cost_cap."),
+    ] = None,
+    max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=1, help="Only the first N rows.")] = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    otel: OtelOption = False,
+) -> None:
+    """Run the workflow once per row of a JSONL or CSV file, under one cost cap for the whole batch.
+    Exit code: 0 every row succeeded, 1 some failed or were skipped, 2 bad input, 130 interrupted."""
+    from functools import partial
+
+    from .batch import arun_batch
+    from .datasets import parse_map_args
+
+    mapping = parse_map_args(map_ or [])
+    _execute_batch(
+        partial(
+            arun_batch, file, data=data, input_map=mapping, cost_cap=cost_cap, max_rows=max_rows, out=out,
+            otel=otel or None,
+        ),
+        db=db, json_output=json_output,
+    )
+
+
+@app.command("resume-batch")
+def resume_batch_command(
+    batch_id: Annotated[int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="The batch to continue.")],
+    out: OutOption = None,
+    cost_cap: Annotated[
+        Optional[float],
+        typer.Option("--cost-cap", min=0, help="A new cap (USD) for the whole batch; what it spent counts."),
+    ] = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    otel: OtelOption = False,
+) -> None:
+    """Continue a batch after a crash, Ctrl-C or the cost cap: succeeded rows are reused, the rest run."""
+    from functools import partial
+
+    from .batch import aresume_batch
+
+    _execute_batch(
+        partial(aresume_batch, batch_id, out=out, cost_cap=cost_cap, otel=otel or None), db=db, json_output=json_output
+    )
 
 
 # --- history: reading the runs recorded in the database ---------------------------------
@@ -356,6 +472,26 @@ def ui_command(
         serve(db or default_db_path(), host=host, port=port, allow_remote=allow_remote)
     except AgentOpsError as error:
         raise fail(str(error), error.exit_code) from None
+
+
+@app.command("list-batches")
+def list_batches_command(limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False) -> None:
+    """List recent batches, newest first: status, rows succeeded / failed / skipped, cost and cap."""
+    from .history import show_batches
+
+    _show_history(db, lambda store: show_batches(store, limit=limit, json_output=json_output))
+
+
+@app.command("show-batch")
+def show_batch_command(
+    batch_id: Annotated[int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="A batch id (see list-batches).")],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show one batch: its file, progress by row status, totals, and the rows that did not succeed."""
+    from .history import show_batch
+
+    _show_history(db, lambda store: show_batch(store, batch_id, json_output=json_output))
 
 
 def main() -> None:

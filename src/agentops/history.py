@@ -200,6 +200,76 @@ def show_costs(
 # --- pieces --------------------------------------------------------------------------------------
 
 
+def show_batches(store: Store, *, limit: int = 20, json_output: bool = False) -> None:
+    """``list-batches``: newest first, with rows done and spend against the cap."""
+    from .store.batches import list_batches
+
+    batches = list_batches(store, limit=limit)
+    if json_output:
+        print_json([record.to_json() for record in batches])
+        return
+    console = make_console()
+    if not batches:
+        console.print(Text(f"No batches recorded yet in {store.path}."))
+        return
+    # The data file and the cap are left to show-batch: with them the table overflows 80 columns.
+    columns = [
+        Column("id", "right"), Column("workflow", cap=20), Column("status"), Column("rows", "right"),
+        Column("failed", "right"), Column("skipped", "right"), Column("cost", "right"), Column("started (UTC)"),
+    ]
+    rows = [
+        [
+            Text(str(record.id)), clean(record.workflow), Text(record.status),
+            Text(f"{record.rows_done}/{record.row_count}"), Text(str(record.rows_failed)),
+            Text(str(record.rows_skipped)), Text(format_cost(record.cost)), Text(short_time(record.started_at)[5:16]),
+        ]
+        for record in batches
+    ]
+    table = fitted_table(console, columns, rows)
+    console.print(table)
+
+
+def show_batch(store: Store, batch_id: int, *, json_output: bool = False, limit: int = 20) -> None:
+    """``show-batch ID``: the batch, its progress, and its first rows that did not succeed."""
+    from .store.batches import RowOutcome, batch, progress, row_outcomes
+
+    record = batch(store, batch_id)
+    counts = progress(store, batch_id)
+    problems: list[RowOutcome] = []
+    for outcome in row_outcomes(store, batch_id):
+        if outcome.status != "succeeded" and len(problems) < limit:
+            problems.append(outcome)
+    if json_output:
+        print_json({**record.to_json(), "progress": counts, "rows_not_succeeded": [p.to_json() for p in problems]})
+        return
+    console = make_console()
+    console.print(_line("Batch ", str(record.id), " · ", clean(record.workflow), " · ", record.status))
+    done = sum(counts.values())
+    console.print(_line(
+        "  ", clean(record.data_path), f" (sha256 {record.data_sha256[:12]}) · {done}/{record.row_count} rows run: ",
+        ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none yet",
+    ))
+    facts = [f"started {short_time(record.started_at)} UTC"]
+    if record.finished_at:
+        facts.append(f"finished {short_time(record.finished_at)} UTC")
+    if record.input_map:
+        facts.append("map " + ", ".join(f"{k}={v}" for k, v in record.input_map.items()))
+    console.print(_line("  ", " · ".join(facts)))
+    cap = "no cap" if record.cost_cap is None else format_cap(record.cost_cap) + " cap"
+    console.print(_line(
+        "  cost ", format_cost(record.cost), f" ({cap}) · tokens ",
+        _tokens(record.input_tokens, record.output_tokens, False),
+        f" · rate-limit pauses {record.pauses} ({record.paused_seconds:.1f}s)" if record.pauses else "",
+    ))
+    for outcome in problems:
+        console.print(_line(
+            f"  row {outcome.row} ", outcome.status, f" (workflow run {outcome.workflow_run_id}): ",
+            clean(one_line(outcome.error or "")),
+        ))
+    if record.status != "succeeded" and record.status != "running":
+        console.print(Text(f"  resume with: agentops resume-batch {record.id}"))
+
+
 def make_console() -> Console:
     return Console(highlight=False, emoji=False, markup=False, soft_wrap=True)
 

@@ -13,9 +13,8 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from .engine import Engine
 from .events import RunStatus, WorkflowResult
 
 EXIT_INTERRUPTED = 130
@@ -34,14 +33,24 @@ def tune_gc_for_run() -> None:
     gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
 
 
-def run_with_signals(start: Callable[[Callable[[Engine], None]], Awaitable[WorkflowResult]]) -> WorkflowResult:
-    """Run ``start(control)`` on a fresh loop, wiring SIGINT/SIGTERM to ``engine.stop``."""
+class Stoppable(Protocol):
+    """What a signal stops: an ``Engine``, or a ``BatchRunner`` (every row's engine)."""
+
+    def stop(self, reason: str, status: RunStatus = ...) -> None: ...
+
+
+Outcome = TypeVar("Outcome")
+
+
+def run_with_signals(start: Callable[[Callable[[Any], None]], Awaitable[Outcome]]) -> Outcome:
+    """Run ``start(control)`` on a fresh loop; ``control`` receives the ``Stoppable`` that
+    SIGINT/SIGTERM stop (the engine of a run, the runner of a batch)."""
 
     tune_gc_for_run()
 
-    async def main() -> WorkflowResult:
+    async def main() -> Outcome:
         loop = asyncio.get_running_loop()
-        engines: list[Engine] = []
+        engines: list[Stoppable] = []
         interrupts = 0
 
         def on_signal(signum: int) -> None:
@@ -51,7 +60,7 @@ def run_with_signals(start: Callable[[Callable[[Engine], None]], Awaitable[Workf
                 os.write(2, b"\ninterrupted again: exiting now\n")
                 os._exit(EXIT_INTERRUPTED)
             name = signal.Signals(signum).name
-            os.write(2, f"\n{name}: stopping (finished agents are kept; press Ctrl-C again to exit now)\n".encode())
+            os.write(2, f"\n{name}: stopping (finished work is kept; press Ctrl-C again to exit now)\n".encode())
             engines[0].stop(f"interrupted by {name}", RunStatus.INTERRUPTED)
 
         installed = []

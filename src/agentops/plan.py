@@ -8,7 +8,7 @@ upstream output counted at its ``max_tokens``) times the input price, plus
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -54,50 +54,124 @@ class Plan:
 
 
 def make_plan(workflow: Workflow, inputs: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Plan:
-    graph = WorkflowGraph(workflow)
-    levels = graph.levels()
-    registry = ProviderRegistry(workflow, env=env, max_connections=workflow.policies.max_concurrency)
-    prices = PriceBook(workflow.prices)
-    planned = []
-    for name in sorted(graph.names, key=lambda n: (levels[n], graph.names.index(n))):
-        agent = workflow.agent(name)
-        max_tokens = workflow.effective_max_tokens(agent)
-        upstream = {dep: "" for dep in sorted(graph.dependencies[name])}
-        request = ChatRequest(agent.model, build_messages(agent, upstream, inputs), max_tokens)
-        upstream_tokens = sum(
-            workflow.effective_max_tokens(workflow.agent(dep)) + TOKENS_PER_MESSAGE for dep in upstream
+    return _Planner(workflow, env).plan(inputs)
+
+
+class _Planner:
+    """Plans one workflow for any inputs: the graph, routes and prices are worked out once."""
+
+    def __init__(self, workflow: Workflow, env: Mapping[str, str] | None) -> None:
+        self.workflow = workflow
+        self.graph = WorkflowGraph(workflow)
+        self.levels = self.graph.levels()
+        self.registry = ProviderRegistry(workflow, env=env, max_connections=workflow.policies.max_concurrency)
+        self.prices = PriceBook(workflow.prices)
+
+    def plan(self, inputs: Mapping[str, Any]) -> Plan:
+        workflow, graph, levels, registry, prices = (
+            self.workflow, self.graph, self.levels, self.registry, self.prices
         )
-        bound = input_token_bound(request) + upstream_tokens
-        route: Route | None = None
-        note = None
-        try:
-            route = registry.route(agent)
-        except ConfigurationError as error:
-            note = str(error)
-        cost = prices.cost(route, Usage(bound, max_tokens)) if route else None
-        if route and cost is None:
-            note = f"no known price for {route.model!r}: add it under prices:"
-        planned.append(
-            PlannedAgent(
-                name=name,
-                step=levels[name],
-                depends_on=describe_condition(graph.conditions[name]),
-                model=route.model if route else agent.model,
-                provider=route.provider if route else None,
-                max_tokens=max_tokens,
-                input_tokens_bound=bound,
-                worst_case_cost=cost,
-                note=note,
+        planned = []
+        for name in sorted(graph.names, key=lambda n: (levels[n], graph.names.index(n))):
+            agent = workflow.agent(name)
+            max_tokens = workflow.effective_max_tokens(agent)
+            upstream = {dep: "" for dep in sorted(graph.dependencies[name])}
+            request = ChatRequest(agent.model, build_messages(agent, upstream, inputs), max_tokens)
+            upstream_tokens = sum(
+                workflow.effective_max_tokens(workflow.agent(dep)) + TOKENS_PER_MESSAGE for dep in upstream
             )
+            bound = input_token_bound(request) + upstream_tokens
+            route: Route | None = None
+            note = None
+            try:
+                route = registry.route(agent)
+            except ConfigurationError as error:
+                note = str(error)
+            cost = prices.cost(route, Usage(bound, max_tokens)) if route else None
+            if route and cost is None:
+                note = f"no known price for {route.model!r}: add it under prices:"
+            planned.append(
+                PlannedAgent(
+                    name=name,
+                    step=levels[name],
+                    depends_on=describe_condition(graph.conditions[name]),
+                    model=route.model if route else agent.model,
+                    provider=route.provider if route else None,
+                    max_tokens=max_tokens,
+                    input_tokens_bound=bound,
+                    worst_case_cost=cost,
+                    note=note,
+                )
+            )
+        path, _ = graph.critical_path({name: 1.0 for name in graph.names})
+        return Plan(
+            workflow=workflow.name,
+            agents=planned,
+            critical_path=path,
+            cost_cap=workflow.policies.cost_cap,
+            max_concurrency=workflow.policies.max_concurrency,
         )
-    path, _ = graph.critical_path({name: 1.0 for name in graph.names})
-    return Plan(
-        workflow=workflow.name,
-        agents=planned,
-        critical_path=path,
-        cost_cap=workflow.policies.cost_cap,
-        max_concurrency=workflow.policies.max_concurrency,
-    )
+
+
+@dataclass
+class BatchPlan:
+    """The worst case of a whole batch: every row's worst case, summed."""
+
+    rows: int
+    worst_case_total: float | None  # None: some agent has no known price
+    largest_row: int  # the row with the largest worst case
+    largest_row_cost: float | None
+    cost_cap: float | None  # the batch's cap: --cost-cap, else policies.cost_cap
+    rows_within_cap: int | None  # rows, in order, whose worst cases fit under the cap together
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_batch_plan(
+    workflow: Workflow,
+    rows: Iterable[Mapping[str, Any]],
+    cost_cap: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> BatchPlan:
+    """Plan every row (``rows``: each row's resolved inputs) as ``make_plan`` plans one run."""
+    planner = _Planner(workflow, env)
+    cap = cost_cap if cost_cap is not None else workflow.policies.cost_cap
+    total: float | None = 0.0
+    count = largest_row = 0
+    largest: float | None = 0.0
+    within: int | None = 0 if cap is not None else None
+    for count, inputs in enumerate(rows, 1):
+        worst = planner.plan(inputs).worst_case_total
+        if worst is None:
+            total = largest = within = None
+            continue
+        if total is not None and largest is not None:
+            if within is not None and cap is not None and total + worst <= cap and within == count - 1:
+                within = count
+            total += worst
+            if worst > largest:
+                largest, largest_row = worst, count
+    return BatchPlan(count, total, largest_row, largest, cap, within)
+
+
+def render_batch_plan(plan: BatchPlan) -> list[str]:
+    if plan.worst_case_total is None:
+        return [f"Worst case of the batch ({plan.rows} rows): unknown (some agents have no known price or provider)"]
+    lines = [
+        f"Worst case of the batch ({plan.rows} rows): ${plan.worst_case_total:.6f} "
+        f"(largest row: row {plan.largest_row}, ${plan.largest_row_cost or 0.0:.6f})"
+    ]
+    if plan.cost_cap is None:
+        lines.append("No cost cap for the batch: set --cost-cap or policies.cost_cap to bound it")
+    elif plan.worst_case_total <= plan.cost_cap:
+        lines.append(f"It fits under the batch's ${plan.cost_cap:g} cap")
+    else:
+        lines.append(
+            f"It exceeds the batch's ${plan.cost_cap:g} cap: by worst case the first {plan.rows_within_cap} rows fit; "
+            "rows that cannot start under the cap are skipped (real costs are usually far lower)"
+        )
+    return lines
 
 
 def render_plan(plan: Plan) -> list[str]:

@@ -361,4 +361,29 @@ def _output_messages(response: ChatResponse) -> str:
     return json.dumps([message], ensure_ascii=False)
 
 
-__all__ = ["SEMCONV_VERSION", "RunTracer"]
+BATCH_ID = "agentops.batch.id"
+BATCH_ROWS = "agentops.batch.rows"
+BATCH_STATUS = "agentops.batch.status"
+
+
+class BatchSpan:
+    """``invoke_batch WORKFLOW``: one span for a whole batch, in a trace of its own. Each row
+    is a trace of its own too (a row is a workflow run), whose root links to this span."""
+
+    def __init__(self, session: TracingSession, workflow: str, batch_id: int, rows: int) -> None:
+        self.span = session.tracer.start_span(
+            f"invoke_batch {workflow}",
+            kind=SpanKind.INTERNAL,
+            attributes={WORKFLOW_NAME: workflow, BATCH_ID: batch_id, BATCH_ROWS: rows},
+        )
+        context = self.span.get_span_context()
+        self.ref = SpanRef(f"{context.trace_id:032x}", f"{context.span_id:016x}")
+
+    def end(self, status: str, cost: float, rows_succeeded: int) -> None:
+        self.span.set_attributes({BATCH_STATUS: status, COST: cost, "agentops.batch.rows_succeeded": rows_succeeded})
+        if status != RunStatus.SUCCEEDED.value:
+            _fail(self.span, status, f"{rows_succeeded} rows succeeded")
+        self.span.end()
+
+
+__all__ = ["SEMCONV_VERSION", "BatchSpan", "RunTracer"]

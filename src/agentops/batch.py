@@ -1,0 +1,428 @@
+"""Batches: one workflow over every row of a JSONL or CSV file, under one cost cap.
+
+``arun_batch`` checks every row before the first call, records a ``batches`` row,
+then runs each row as a workflow run of its own (recorded by ``RunRecorder``, linked
+to the batch by ``batch_id`` and ``batch_row``). Rows run concurrently with no
+barrier between them: every row's engine shares one ``CallLimits``, so
+``policies.max_concurrency`` caps the calls in flight for the whole batch, the cost
+cap holds for the whole batch (reserve before spend, as in a run), and a 429 with
+Retry-After pauses that provider for every row. At most ``max_concurrency`` rows are
+open at once, so memory stays flat however long the file is; results are read back
+from the history, never held.
+
+``aresume_batch`` runs the rows that did not succeed (a failed or interrupted row
+resumes its own workflow run, reusing its succeeded agents) under the same cap,
+counting what the batch already spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .api import WorkflowSource, load, prepare
+from .datasets import DataFileError, InputMapping, Row, check_rows, file_sha256, read_rows
+from .engine import COST_CAP_REASON, Engine, RunOptions
+from .events import AgentResult, RunStatus, Subscriber, WorkflowResult
+from .inputs import resolve_inputs
+from .limits import CallLimits
+from .loader import LoadedWorkflow, load_workflow_text
+from .providers.base import Provider
+from .store import Store, open_store
+from .store.batches import (
+    RowState,
+    batch,
+    create_batch,
+    finish_batch,
+    mark_batch_running,
+    row_outcomes,
+    row_states,
+)
+from .tracing import SpanRef, open_tracing
+
+if TYPE_CHECKING:
+    from .tracing.session import TracingSession
+
+RowStatus = str  # "succeeded" | "failed" | "skipped" | "interrupted"
+
+
+class BatchObserver(Protocol):
+    """Sees a batch's progress (the CLI's progress bar); every method is quick."""
+
+    def batch_started(self, batch_id: int, rows: int, done: int, limits: CallLimits) -> None: ...
+
+    def row_finished(self, row: int, status: RowStatus, result: WorkflowResult) -> None: ...
+
+    def batch_finished(self, summary: BatchSummary) -> None: ...
+
+
+@dataclass
+class BatchSummary:
+    batch_id: int
+    workflow: str
+    status: RunStatus
+    rows: int
+    succeeded: int = 0  # in this batch so far, reused rows included
+    failed: int = 0
+    skipped: int = 0  # by the cost cap
+    reused: int = 0  # succeeded in an earlier run of the batch, not called again
+    not_run: int = 0  # interrupted before they started
+    cost: float = 0.0  # this invocation's spend
+    spent_before: float = 0.0  # what earlier runs of the batch spent (resume)
+    cost_cap: float | None = None
+    pauses: int = 0
+    paused_seconds: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    out: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1}.get(self.status, 130)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "status": self.status.value, "out": str(self.out) if self.out else None,
+                "exit_code": self.exit_code}
+
+
+def row_status(result: WorkflowResult) -> RowStatus:
+    """A row the cap left no room for before its first call is *skipped*, not failed."""
+    if result.status is RunStatus.FAILED:
+        agents = list(result.agents.values())
+        if not any(a.attempts for a in agents) and any(a.error == COST_CAP_REASON for a in agents):
+            return "skipped"
+    return result.status.value
+
+
+@dataclass
+class _Batch:
+    """Everything one invocation of a batch needs, settled before any row runs."""
+
+    loaded: LoadedWorkflow
+    data: Path
+    mapping: InputMapping
+    row_count: int
+    store: Store
+    batch_id: int
+    cost_cap: float | None
+    spent_before: float = 0.0
+    earlier: dict[int, RowState] = field(default_factory=dict)
+
+
+class BatchRunner:
+    """Runs the rows of one batch; ``stop()`` ends it early (Ctrl-C), keeping what finished."""
+
+    def __init__(
+        self,
+        job: _Batch,
+        *,
+        provider: Provider | Mapping[str, Provider] | None = None,
+        env: Mapping[str, str] | None = None,
+        subscribers: Iterable[Subscriber] = (),
+        observer: BatchObserver | None = None,
+        tracing: TracingSession | None = None,
+    ) -> None:
+        self.job = job
+        self.tracing = tracing
+        workflow = job.loaded.workflow
+        self.prepared = prepare(job.loaded, inputs=self._first_inputs(), provider=provider, env=env)
+        self.limits = CallLimits.create(workflow.policies.max_concurrency, job.cost_cap, job.spent_before)
+        self.subscribers = list(subscribers)
+        self.observer = observer
+        self._engines: set[Engine] = set()
+        self._stop: tuple[str, RunStatus] | None = None
+        self._rows_open = asyncio.Semaphore(workflow.policies.max_concurrency)
+        self._trace_links: list[SpanRef] = []
+
+    def _first_inputs(self) -> dict[str, Any]:
+        first = next(read_rows(self.job.data))
+        return self.job.mapping.inputs_of(first, self.job.data)
+
+    def stop(self, reason: str, status: RunStatus = RunStatus.INTERRUPTED) -> None:
+        if self._stop is None:
+            self._stop = (reason, status)
+        for engine in list(self._engines):
+            engine.stop(reason, status)
+
+    async def run(self) -> BatchSummary:
+        job = self.job
+        for route in set(self.prepared.routes.values()):
+            self.prepared.registry.get(route)  # configuration errors surface before any row runs
+        summary = BatchSummary(
+            job.batch_id, job.loaded.workflow.name, RunStatus.RUNNING, job.row_count,
+            cost_cap=job.cost_cap, spent_before=job.spent_before, started_at=time.time(),
+        )
+        done = sum(1 for state in job.earlier.values() if state.status == "succeeded")
+        batch_span = None
+        if self.tracing is not None:
+            from .tracing.spans import BatchSpan
+
+            batch_span = BatchSpan(self.tracing, job.loaded.workflow.name, job.batch_id, job.row_count)
+            self._trace_links = [batch_span.ref]
+        if self.observer is not None:
+            self.observer.batch_started(job.batch_id, job.row_count, done, self.limits)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for row in read_rows(job.data):
+                    if row.number > job.row_count:
+                        break
+                    earlier = job.earlier.get(row.number)
+                    if earlier is not None and earlier.status == "succeeded":
+                        summary.succeeded += 1
+                        summary.reused += 1
+                        continue
+                    await self._rows_open.acquire()
+                    if self._stop is not None:
+                        self._rows_open.release()
+                        break
+                    group.create_task(self._run_row(row, earlier, summary), name=f"row:{row.number}")
+        finally:
+            await self.prepared.registry.aclose()
+        summary.not_run = job.row_count - summary.succeeded - summary.failed - summary.skipped
+        summary.status = self._final_status(summary)
+        summary.cost = self.limits.budget.spent - job.spent_before
+        summary.pauses = self.limits.pauses.count
+        summary.paused_seconds = self.limits.pauses.seconds
+        summary.finished_at = time.time()
+        finish_batch(
+            job.store, job.batch_id, status=summary.status.value, finished_at=summary.finished_at,
+            pauses=summary.pauses, paused=summary.paused_seconds,
+        )
+        if batch_span is not None:
+            batch_span.end(summary.status.value, summary.cost, summary.succeeded)
+        return summary
+
+    def _final_status(self, summary: BatchSummary) -> RunStatus:
+        if self._stop is not None:
+            return self._stop[1]
+        if summary.succeeded == summary.rows:
+            return RunStatus.SUCCEEDED
+        return RunStatus.FAILED
+
+    async def _run_row(self, row: Row, earlier: RowState | None, summary: BatchSummary) -> None:
+        try:
+            result = await self._run_engine(row, earlier)
+        finally:
+            self._rows_open.release()
+        status = row_status(result)
+        if status == "succeeded":
+            summary.succeeded += 1
+        elif status == "skipped":
+            summary.skipped += 1
+        elif status == "failed":
+            summary.failed += 1
+        if self.observer is not None:
+            self.observer.row_finished(row.number, status, result)
+
+    async def _run_engine(self, row: Row, earlier: RowState | None) -> WorkflowResult:
+        from .store import RunRecorder, load_resume_state
+
+        job = self.job
+        workflow = job.loaded.workflow
+        reused: dict[str, AgentResult] = {}
+        if earlier is not None:  # a row that failed or was interrupted keeps its succeeded agents
+            reused = dict(load_resume_state(job.store, earlier.workflow_run_id).succeeded)
+        subscribers: list[Subscriber] = [RunRecorder(job.store), *self.subscribers]
+        tracer = None
+        if self.tracing is not None:  # one trace per row, linked to the batch's span
+            from .tracing.targets import chat_targets
+
+            targets = chat_targets(self.prepared.routes.values(), self.prepared.registry.http_endpoint)
+            tracer = self.tracing.run_tracer(targets, links=self._trace_links)
+            subscribers.append(tracer)  # last: it reads the run id the recorder sets
+        engine = Engine(
+            workflow,
+            routes=self.prepared.routes,
+            providers=self.prepared.registry.get,
+            prices=self.prepared.prices,
+            options=RunOptions(
+                inputs=resolve_inputs(workflow, job.mapping.inputs_of(row, job.data)),
+                source=job.loaded.source,
+                source_path=job.loaded.path,
+                reused=reused,
+                resumed_from=earlier.workflow_run_id if earlier is not None else None,
+                cost_cap=job.cost_cap,
+                batch_id=job.batch_id,
+                batch_row=row.number,
+                trace_id=tracer.ids.trace_id if tracer is not None else None,
+                trace_span_id=tracer.ids.span_id if tracer is not None else None,
+            ),
+            subscribers=subscribers,
+            limits=self.limits,
+        )
+        self._engines.add(engine)
+        try:
+            if self._stop is not None:
+                engine.stop(*self._stop)
+            return await engine.run()
+        finally:
+            self._engines.discard(engine)
+
+
+Control = Callable[[BatchRunner], None]
+
+
+async def arun_batch(
+    source: WorkflowSource,
+    *,
+    data: str | Path,
+    db: str | Path | None = None,
+    input_map: Mapping[str, str] | None = None,
+    cost_cap: float | None = None,
+    max_rows: int | None = None,
+    out: str | Path | None = None,
+    provider: Provider | Mapping[str, Provider] | None = None,
+    env: Mapping[str, str] | None = None,
+    subscribers: Iterable[Subscriber] = (),
+    observer: BatchObserver | None = None,
+    control: Control | None = None,
+    otel: bool | None = None,
+) -> BatchSummary:
+    """Run ``source`` once per row of ``data``; the batch is recorded in ``db`` (None: the default file).
+
+    ``cost_cap`` caps the whole batch; without it the workflow's ``policies.cost_cap`` does
+    (for the whole batch, not per row). Every row is checked before the first call.
+    """
+    loaded = load(source)
+    path = Path(data)
+    mapping = InputMapping(loaded.workflow, input_map or {})
+    checked = check_rows(path, mapping, max_rows)
+    cap = cost_cap if cost_cap is not None else loaded.workflow.policies.cost_cap
+    with open_store(db) as store:
+        batch_id = create_batch(
+            store,
+            workflow=loaded.workflow.name,
+            definition=loaded.source,
+            source_path=loaded.path,
+            data_path=str(path.resolve()),
+            data_sha256=checked.sha256,
+            row_count=checked.rows,
+            input_map=mapping.renames,
+            cost_cap=cap,
+            started_at=time.time(),
+        )
+        job = _Batch(loaded, path, mapping, checked.rows, store, batch_id, cap)
+        return await _run(job, provider, env, subscribers, observer, control, out, otel)
+
+
+async def aresume_batch(
+    batch_id: int,
+    *,
+    db: str | Path | None = None,
+    out: str | Path | None = None,
+    cost_cap: float | None = None,
+    provider: Provider | Mapping[str, Provider] | None = None,
+    env: Mapping[str, str] | None = None,
+    subscribers: Iterable[Subscriber] = (),
+    observer: BatchObserver | None = None,
+    control: Control | None = None,
+    otel: bool | None = None,
+) -> BatchSummary:
+    """Run the rows of batch ``batch_id`` that did not succeed, under the batch's cap, or under
+    ``cost_cap`` (which then becomes the batch's cap): what the batch spent counts against it."""
+    with open_store(db) as store:
+        record = batch(store, batch_id)  # raises RunNotFoundError
+        if record.status == "running":
+            raise DataFileError(f"batch {batch_id} is still running (pid alive); wait for it or stop it first")
+        path = Path(record.data_path)
+        if not path.is_file():
+            raise DataFileError(f"{path}: the data file of batch {batch_id} is gone; put it back to resume")
+        if file_sha256(path) != record.data_sha256:
+            raise DataFileError(
+                f"{path} changed since batch {batch_id} started (its sha256 differs); restore it, "
+                "or start a new batch with agentops batch"
+            )
+        loaded = load_workflow_text(record.definition, filename=record.source_path or f"<batch {batch_id}>")
+        loaded = LoadedWorkflow(loaded.workflow, loaded.source, record.source_path)
+        mapping = InputMapping(loaded.workflow, record.input_map)
+        earlier = row_states(store, batch_id)
+        cap = record.cost_cap if cost_cap is None else cost_cap
+        mark_batch_running(store, batch_id, cost_cap=cap)
+        job = _Batch(
+            loaded, path, mapping, record.row_count, store, batch_id, cap,
+            spent_before=_spent(store, batch_id), earlier=earlier,
+        )
+        return await _run(job, provider, env, subscribers, observer, control, out, otel)
+
+
+def _spent(store: Store, batch_id: int) -> float:
+    (cost,) = store.connection.execute(
+        "SELECT coalesce(sum(cost), 0) FROM workflow_runs WHERE batch_id = ?", (batch_id,)
+    ).fetchone()
+    return float(cost)
+
+
+async def _run(
+    job: _Batch,
+    provider: Provider | Mapping[str, Provider] | None,
+    env: Mapping[str, str] | None,
+    subscribers: Iterable[Subscriber],
+    observer: BatchObserver | None,
+    control: Control | None,
+    out: str | Path | None,
+    otel: bool | None,
+) -> BatchSummary:
+    tracing = open_tracing(otel) if otel is not False else None
+    try:
+        runner = BatchRunner(
+            job, provider=provider, env=env, subscribers=subscribers, observer=observer, tracing=tracing
+        )
+        if control is not None:
+            control(runner)
+        summary = await runner.run()
+    finally:
+        if tracing is not None:  # in a thread: a second Ctrl-C can still exit at once
+            await asyncio.to_thread(tracing.close)
+    if out is not None and summary.status is not RunStatus.INTERRUPTED:
+        summary.out = Path(out)
+        write_results(job.store, job.batch_id, summary.out)
+    if observer is not None:
+        observer.batch_finished(summary)
+    return summary
+
+
+def write_results(store: Store, batch_id: int, out: Path) -> None:
+    """Every row's result as JSONL, in input order, replacing ``out`` in one step."""
+    import json
+
+    folder = out.resolve().parent
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            for outcome in row_outcomes(store, batch_id):
+                stream.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+        os.replace(temporary, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def run_batch(source: WorkflowSource, **options: Any) -> BatchSummary:
+    """Blocking twin of ``arun_batch``."""
+    return asyncio.run(arun_batch(source, **options))
+
+
+def resume_batch(batch_id: int, **options: Any) -> BatchSummary:
+    """Blocking twin of ``aresume_batch``."""
+    return asyncio.run(aresume_batch(batch_id, **options))
+
+
+__all__ = [
+    "BatchObserver",
+    "BatchRunner",
+    "BatchSummary",
+    "aresume_batch",
+    "arun_batch",
+    "resume_batch",
+    "row_status",
+    "run_batch",
+    "write_results",
+]

@@ -1,0 +1,264 @@
+"""Batches in the history: the ``batches`` row, and each row's workflow runs read back.
+
+A batch's rows are ordinary workflow runs (recorded by ``RunRecorder``) carrying
+``batch_id`` and ``batch_row``. A row run again by ``resume-batch`` gets a new
+workflow run; the latest run of each row is its result, and its cost counts every
+run of that row. A row is *skipped* when its run failed before any attempt because
+the cost cap had no room for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import RunNotFoundError, StoreError
+from .liveness import effective_status, hostname, process_start
+from .sqlite import Store
+from .timestamps import to_iso
+
+# The row's result: its latest run; "skipped" when that run made no attempt for lack of budget.
+_ROW_STATUS = """CASE
+    WHEN w.status = 'failed'
+     AND NOT EXISTS (SELECT 1 FROM runs r JOIN attempts a ON a.run_id = r.id WHERE r.workflow_run_id = w.id)
+     AND EXISTS (SELECT 1 FROM runs r WHERE r.workflow_run_id = w.id AND r.error = 'cost cap')
+    THEN 'skipped' ELSE w.status END"""
+_LATEST = """w.id = (SELECT max(l.id) FROM workflow_runs l WHERE l.batch_id = w.batch_id AND l.batch_row = w.batch_row)"""
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: int
+    workflow: str
+    definition: str
+    source_path: str | None
+    data_path: str
+    data_sha256: str
+    row_count: int
+    input_map: dict[str, str]
+    cost_cap: float | None
+    status: str  # effective: "interrupted" when the recording process died
+    started_at: str
+    finished_at: str | None
+    rows_succeeded: int
+    rows_failed: int
+    rows_skipped: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    pauses: int
+    paused_seconds: float
+
+    @property
+    def rows_done(self) -> int:
+        return self.rows_succeeded + self.rows_failed + self.rows_skipped
+
+    def to_json(self) -> dict[str, Any]:
+        fields = dict(self.__dict__)
+        del fields["definition"]
+        return fields
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """One row's result as ``--out`` writes it."""
+
+    row: int
+    status: str
+    inputs: dict[str, Any]
+    outputs: dict[str, str | None]
+    cost: float
+    error: str | None
+    workflow_run_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What resume-batch needs of a row already run."""
+
+    workflow_run_id: int
+    status: str  # the row status: succeeded, failed, skipped, interrupted, running
+
+
+def create_batch(
+    store: Store,
+    *,
+    workflow: str,
+    definition: str,
+    source_path: str | None,
+    data_path: str,
+    data_sha256: str,
+    row_count: int,
+    input_map: Mapping[str, str],
+    cost_cap: float | None,
+    started_at: float,
+) -> int:
+    pid = os.getpid()
+    row = (
+        workflow, definition, source_path, data_path, data_sha256, row_count,
+        json.dumps(dict(input_map), sort_keys=True), cost_cap, "running", to_iso(started_at),
+        pid, hostname(), process_start(pid),
+    )
+
+    def work(connection: sqlite3.Connection) -> int:
+        cursor = connection.execute(
+            """INSERT INTO batches (workflow, definition, source_path, data_path, data_sha256, row_count,
+                input_map, cost_cap, status, started_at, pid, hostname, process_start)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            row,
+        )
+        if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+            raise StoreError("the history database did not return the new batch's id")
+        return cursor.lastrowid
+
+    return store.write(work)
+
+
+def mark_batch_running(store: Store, batch_id: int, *, cost_cap: float | None) -> None:
+    """A resumed batch is this process's now (liveness checks look at it), under ``cost_cap``."""
+    pid = os.getpid()
+    store.write(
+        lambda connection: connection.execute(
+            "UPDATE batches SET status = 'running', finished_at = NULL, cost_cap = ?, pid = ?, hostname = ?, "
+            "process_start = ? WHERE id = ?",
+            (cost_cap, pid, hostname(), process_start(pid), batch_id),
+        )
+    )
+
+
+def finish_batch(store: Store, batch_id: int, *, status: str, finished_at: float, pauses: int, paused: float) -> None:
+    """Store the final status and the totals, counted from the rows' runs."""
+
+    def work(connection: sqlite3.Connection) -> None:
+        counts = dict(
+            connection.execute(
+                f"""SELECT {_ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
+                WHERE w.batch_id = ? AND {_LATEST} GROUP BY row_status""",
+                (batch_id,),
+            ).fetchall()
+        )
+        tokens_in, tokens_out, cost = connection.execute(
+            """SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cost), 0)
+            FROM workflow_runs WHERE batch_id = ?""",
+            (batch_id,),
+        ).fetchone()
+        connection.execute(
+            """UPDATE batches SET status = ?, finished_at = ?, rows_succeeded = ?, rows_failed = ?,
+                rows_skipped = ?, input_tokens = ?, output_tokens = ?, cost = ?,
+                pauses = pauses + ?, paused_seconds = paused_seconds + ? WHERE id = ?""",
+            (
+                status, to_iso(finished_at), counts.get("succeeded", 0),
+                sum(n for s, n in counts.items() if s not in ("succeeded", "skipped")),
+                counts.get("skipped", 0), tokens_in, tokens_out, cost, pauses, paused, batch_id,
+            ),
+        )
+
+    store.write(work)
+
+
+_BATCH_COLUMNS = """id, workflow, definition, source_path, data_path, data_sha256, row_count, input_map,
+    cost_cap, status, started_at, finished_at, rows_succeeded, rows_failed, rows_skipped, input_tokens,
+    output_tokens, cost, pauses, paused_seconds, pid, hostname, process_start"""
+
+
+def _record(row: sqlite3.Row | tuple[Any, ...]) -> BatchRecord:
+    names = [name.strip() for name in _BATCH_COLUMNS.split(",")]
+    values = dict(zip(names, row, strict=True))
+    pid, host, started = values.pop("pid"), values.pop("hostname"), values.pop("process_start")
+    values["status"] = effective_status(values["status"], pid, host, started)
+    values["input_map"] = json.loads(values["input_map"] or "{}")
+    return BatchRecord(**values)
+
+
+def _has_batches(store: Store) -> bool:
+    return store.connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'"
+    ).fetchone() is not None
+
+
+def batch(store: Store, batch_id: int) -> BatchRecord:
+    row = None
+    if _has_batches(store):
+        row = store.connection.execute(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
+    if row is None:
+        latest = list_batches(store, limit=1)
+        hint = f"; the latest is {latest[0].id} (agentops list-batches)" if latest else "; no batch is recorded yet"
+        raise RunNotFoundError(f"no batch {batch_id} in {store.path}{hint}")
+    return _record(row)
+
+
+def list_batches(store: Store, *, limit: int = 20) -> list[BatchRecord]:
+    if not _has_batches(store):
+        return []
+    rows = store.connection.execute(
+        f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT ?", (limit,)
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def progress(store: Store, batch_id: int) -> dict[str, int]:
+    """Row counts by status of the latest run of each row, for a batch still running."""
+    rows = store.connection.execute(
+        f"""SELECT {_ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
+        WHERE w.batch_id = ? AND {_LATEST} GROUP BY row_status""",
+        (batch_id,),
+    ).fetchall()
+    return {str(status): int(count) for status, count in rows}
+
+
+def row_states(store: Store, batch_id: int) -> dict[int, RowState]:
+    rows = store.connection.execute(
+        f"""SELECT w.batch_row, w.id, {_ROW_STATUS}, w.pid, w.hostname, w.process_start
+        FROM workflow_runs w WHERE w.batch_id = ? AND {_LATEST}""",
+        (batch_id,),
+    )
+    return {
+        int(row): RowState(int(run_id), effective_status(status, pid, host, started))
+        for row, run_id, status, pid, host, started in rows
+    }
+
+
+def row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
+    """Each row's latest run, in row order, with every agent's output; streamed, not loaded whole."""
+    cursor = store.connection.execute(
+        f"""SELECT w.batch_row, w.id, {_ROW_STATUS}, w.inputs,
+            (SELECT sum(c.cost) FROM workflow_runs c WHERE c.batch_id = w.batch_id AND c.batch_row = w.batch_row),
+            r.agent, r.output, r.status, r.error
+        FROM workflow_runs w JOIN runs r ON r.workflow_run_id = w.id
+        WHERE w.batch_id = ? AND {_LATEST} ORDER BY w.batch_row, r.id""",
+        (batch_id,),
+    )
+    current: dict[str, Any] | None = None
+    for row, run_id, status, inputs, cost, agent, output, agent_status, error in cursor:
+        if current is None or current["row"] != row:
+            if current is not None:
+                yield RowOutcome(**current)
+            current = {"row": row, "status": status, "inputs": json.loads(inputs or "{}"), "outputs": {},
+                       "cost": round(cost or 0.0, 10), "error": None, "workflow_run_id": run_id}
+        current["outputs"][agent] = output if agent_status == "succeeded" else None
+        if current["error"] is None and agent_status in ("failed", "skipped", "cancelled") and error:
+            current["error"] = f"{agent}: {error}"
+    if current is not None:
+        yield RowOutcome(**current)
+
+
+__all__ = [
+    "BatchRecord",
+    "RowOutcome",
+    "RowState",
+    "batch",
+    "create_batch",
+    "finish_batch",
+    "list_batches",
+    "mark_batch_running",
+    "progress",
+    "row_outcomes",
+    "row_states",
+]
