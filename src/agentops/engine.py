@@ -43,8 +43,9 @@ from .events import (
 )
 from .executor import Executor, InProcessExecutor
 from .graph import WorkflowGraph, condition_holds, unmet_reason
+from .messages import ChatRequest
 from .pricing import PriceBook
-from .providers.base import ChatRequest, Provider, Route
+from .providers.base import Provider, Route
 from .retry import RetryPolicy
 from .spec import Agent, Workflow
 from .templates import build_messages, prompt_text

@@ -16,8 +16,9 @@ from .budget import TOKENS_PER_MESSAGE, input_token_bound
 from .errors import ConfigurationError
 from .events import Usage
 from .graph import WorkflowGraph, describe_condition
+from .messages import ChatRequest
 from .pricing import PriceBook
-from .providers.base import ChatRequest, Route
+from .providers.base import Route
 from .providers.registry import ProviderRegistry
 from .spec import Workflow
 from .templates import build_messages

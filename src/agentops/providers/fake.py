@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Union
 
 from ..errors import BadRequestError
-from .base import ChatRequest, ChatResponse, TextCallback, estimated_usage
+from ..messages import ChatRequest, ChatResponse
+from .base import TextCallback, estimated_usage
 
 ReplyFunction = Callable[[ChatRequest], Union[str, Awaitable[str]]]
 Reply = Union[str, ReplyFunction]

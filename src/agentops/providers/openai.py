@@ -37,7 +37,8 @@ from ..errors import (
     ServerError,
 )
 from ..events import Usage
-from .base import ChatRequest, ChatResponse, TextCallback, estimated_usage
+from ..messages import ChatRequest, ChatResponse
+from .base import TextCallback, estimated_usage
 from .registry import Endpoint
 
 if TYPE_CHECKING:
