@@ -70,6 +70,7 @@ class Attempt:
     error: str | None = None
     error_type: str | None = None
     http_status: int | None = None
+    turn: int = 1  # the agent's model call this attempt made (1-based); retries share its turn
 
 
 @dataclass
@@ -90,7 +91,14 @@ class AgentResult:
 
     @property
     def retries(self) -> int:
-        return max(0, len(self.attempts) - 1)
+        """Attempts beyond the first of each turn."""
+        if not self.attempts:
+            return 0
+        return len(self.attempts) - len({attempt.turn for attempt in self.attempts})
+
+    @property
+    def turns(self) -> int:
+        return max((attempt.turn for attempt in self.attempts), default=0)
 
     @property
     def duration(self) -> float | None:
@@ -161,6 +169,7 @@ class AgentStarted:
 class AttemptStarted:
     name: str
     number: int
+    turn: int = 1
 
 
 @dataclass(frozen=True)
