@@ -27,13 +27,13 @@ from .graph import (
     find_cycle,
     parse_condition,
 )
+from .providers.kinds import BUILTIN_PROVIDERS
 from .spec import InputSpec, Workflow
 from .suggest import closest, did_you_mean
 from .templates import PLACEHOLDER, references
 
 PathKey = tuple[str | int, ...]
 
-BUILTIN_PROVIDERS = ("openai", "azure", "local")
 RESERVED_AGENT_NAMES = frozenset({"inputs"})
 _INPUT_NAME = re.compile(r"^[A-Za-z_]\w*$")
 _MAX_CYCLES_REPORTED = 10

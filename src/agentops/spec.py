@@ -8,9 +8,11 @@ turns all of them into ``file:line:column`` diagnostics.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .providers.kinds import ProviderKind
 
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_CONCURRENCY = 16
@@ -46,7 +48,7 @@ class Policies(_Strict):
 class ProviderSpec(_Strict):
     """A named endpoint, used by ``provider: NAME`` on an agent."""
 
-    type: Literal["openai", "azure", "local"] = "openai"
+    type: ProviderKind = "openai"
     base_url: str | None = None
     api_key_env: str | None = None
     api_version: str | None = None

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from ..events import Usage
 from ..messages import ChatRequest, ChatResponse, Message
+from .kinds import Capabilities
 
 TextCallback = Callable[[str], None]
 
@@ -43,6 +44,7 @@ class Provider(Protocol):
 
     name: str  # as shown and recorded: "openai", "azure", "local", or a workflow-defined name
     kind: str  # "openai" | "azure" | "local" | "fake": which price table applies
+    capabilities: Capabilities  # what it can do (streaming, tool calls, JSON schema); see kinds
 
     async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse: ...
 
@@ -68,6 +70,7 @@ class Route:
 
 
 __all__ = [
+    "Capabilities",
     "ChatRequest",
     "ChatResponse",
     "Message",

@@ -31,6 +31,7 @@ from typing import Union
 from ..errors import BadRequestError
 from ..messages import ChatRequest, ChatResponse
 from .base import TextCallback, estimated_usage
+from .kinds import EVERYTHING, Capabilities
 
 ReplyFunction = Callable[[ChatRequest], Union[str, Awaitable[str]]]
 Reply = Union[str, ReplyFunction]
@@ -49,9 +50,11 @@ class FakeProvider:
         errors: ErrorScript | Mapping[str, ErrorScript] = (),
         name: str = "fake",
         kind: str = "fake",
+        capabilities: Capabilities = EVERYTHING,
     ) -> None:
         self.name = name
         self.kind = kind
+        self.capabilities = capabilities
         self.reply = reply
         self.latency = latency
         self.requests: list[ChatRequest] = []

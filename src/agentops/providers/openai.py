@@ -39,6 +39,7 @@ from ..errors import (
 from ..events import Usage
 from ..messages import ChatRequest, ChatResponse
 from .base import TextCallback, estimated_usage
+from .kinds import capabilities_of
 from .registry import Endpoint
 
 if TYPE_CHECKING:
@@ -53,16 +54,23 @@ _DETAIL_LIMIT = 300
 class OpenAIProvider:
     """A Provider of the ``openai`` or ``azure`` kind, shared by every agent routed to it."""
 
-    def __init__(self, endpoint: Endpoint, *, max_connections: int = 16) -> None:
+    def __init__(
+        self, endpoint: Endpoint, *, max_connections: int = 16, client: openai.AsyncOpenAI | None = None
+    ) -> None:
         self.name = endpoint.name
         self.kind = endpoint.kind
+        self.capabilities = capabilities_of(endpoint.kind)
         self.endpoint = endpoint
+        self.client: openai.AsyncOpenAI
+        self._owns_client = client is None
+        if client is not None:  # the caller's own client: its configuration, and the caller closes it
+            self.client = client
+            return
         # The aiohttp transport sizes its connector (``limit``) from max_connections.
         http_client = openai.DefaultAioHttpClient(
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             timeout=httpx2.Timeout(DEFAULT_TIMEOUT, connect=CONNECT_TIMEOUT),
         )
-        self.client: openai.AsyncOpenAI
         if endpoint.kind == "azure":
             self.client = openai.AsyncAzureOpenAI(
                 api_key=endpoint.api_key,
@@ -141,7 +149,8 @@ class OpenAIProvider:
         return ChatResponse(text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason)
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if self._owns_client:
+            await self.client.close()
 
 
 @contextlib.contextmanager

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from ..errors import ConfigurationError
 from ..spec import Agent, ProviderSpec, Workflow
 from .base import Provider, Route
+from .kinds import BUILTIN_PROVIDERS, Capabilities, capabilities_of
 
-BUILTIN_PROVIDERS = ("openai", "azure", "local")
 PLACEHOLDER_KEY = "no-key-needed"  # keyless servers (Ollama, llama.cpp) still need a non-empty key in the SDK
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -294,6 +294,13 @@ class ProviderRegistry:
         if value is None:
             raise ConfigurationError(f"set the environment variable {variable} ({why}) to the API key")
         return value
+
+    def capabilities(self, route: Route) -> Capabilities:
+        """What the provider serving ``route`` can do: an override's own declaration, else its kind's."""
+        override = self._override_all or self._override_by_name.get(route.provider)
+        if override is not None:
+            return getattr(override, "capabilities", capabilities_of(override.kind))
+        return capabilities_of(route.kind)
 
     # --- providers -------------------------------------------------------------------
 
