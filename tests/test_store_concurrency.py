@@ -8,6 +8,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from agentops.store.migrations import MIGRATIONS
 from store_helpers import rows, write_agent_events
 
 PROCESSES = 8
@@ -33,4 +34,4 @@ def test_eight_writer_processes_lose_nothing(tmp_path: Path) -> None:
         outputs = rows(db, "SELECT output FROM runs WHERE workflow_run_id = ? ORDER BY id", run["id"])
         assert [r["output"] for r in outputs] == [f"{run['workflow']} output {n}" for n in range(AGENTS)]
     assert rows(db, "SELECT count(*) FROM attempts")[0][0] == PROCESSES * AGENTS
-    assert rows(db, "SELECT count(*) FROM _migrations")[0][0] == 5  # migrated once, not eight times
+    assert rows(db, "SELECT count(*) FROM _migrations")[0][0] == len(MIGRATIONS)  # migrated once, not eight times

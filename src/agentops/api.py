@@ -2,18 +2,22 @@
 
 The CLI's ``run`` and ``resume`` are thin layers over these. Everything that can
 be checked before spending money is checked here, before the first event:
-the workflow, the inputs, where every agent's calls go, and prices under a cap.
+the workflow, the inputs, where every agent's calls go, whether those
+providers can call tools for the agents that have them, the tools themselves
+(Python tools imported, ``${VAR}`` set, MCP servers started and listed), and
+prices under a cap.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import Engine, RunOptions
+from .errors import Diagnostic, WorkflowError
 from .events import AgentResult, Subscriber, WorkflowResult
 from .executor import Executor
 from .inputs import resolve_inputs
@@ -22,6 +26,9 @@ from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .providers.registry import ProviderRegistry
 from .spec import Workflow
+
+if TYPE_CHECKING:
+    from .tools.catalog import ToolCatalog
 
 WorkflowSource = str | Path | Workflow | LoadedWorkflow
 ProviderOverride = Provider | Mapping[str, Provider] | None
@@ -36,6 +43,7 @@ class PreparedRun:
     registry: ProviderRegistry
     routes: dict[str, Route]
     prices: PriceBook
+    tools: ToolCatalog | None = None  # the tools of the agents that will be called; None: none has any
 
     @property
     def workflow(self) -> Workflow:
@@ -61,7 +69,9 @@ def prepare(
     inputs: Mapping[str, Any] | None = None,
     provider: ProviderOverride = None,
     env: Mapping[str, str] | None = None,
+    reused: Collection[str] = (),
 ) -> PreparedRun:
+    """Load, route and check; ``reused``: agents a resume takes from the earlier run (not called)."""
     loaded = load(source)
     workflow = loaded.workflow
     registry = ProviderRegistry(
@@ -71,13 +81,45 @@ def prepare(
         override=provider,
     )
     routes = {agent.name: registry.route(agent) for agent in workflow.agents}
+    inputs_resolved = resolve_inputs(workflow, inputs or {})
+    with_tools = [a.name for a in workflow.agents if a.tools and a.name not in reused]
+    catalog = None
+    if with_tools:
+        check_capabilities(loaded, registry, routes, with_tools)
+        from .tools.catalog import load_catalog, used_tools
+
+        catalog = load_catalog(loaded, registry.env, only=used_tools(loaded, with_tools))
     return PreparedRun(
         loaded=loaded,
-        inputs=resolve_inputs(workflow, inputs or {}),
+        inputs=inputs_resolved,
         registry=registry,
         routes=routes,
         prices=PriceBook(workflow.prices),
+        tools=catalog,
     )
+
+
+def check_capabilities(
+    loaded: LoadedWorkflow, registry: ProviderRegistry, routes: Mapping[str, Route], agents: Iterable[str]
+) -> None:
+    """Every agent with tools is routed to a provider that can call them (WorkflowError otherwise)."""
+    problems: list[Diagnostic] = []
+    workflow = loaded.workflow
+    for index, agent in enumerate(workflow.agents):
+        if agent.name not in agents:
+            continue
+        route = routes[agent.name]
+        capabilities = registry.capabilities(route)
+        missing = capabilities.lacks(tools=bool(agent.tools))
+        if missing:
+            why = f" ({capabilities.limits})" if capabilities.limits else ""
+            problems.append(loaded.diagnostic(("agents", index, "tools"), (
+                f"agent '{agent.name}' has tools, but provider '{route.provider}' ({route.kind}) cannot make "
+                f"{' or '.join(missing)}{why}; remove tools: from this agent or give it a provider that can "
+                "(openai, azure, or an OpenAI-compatible server under providers:)"
+            ), at_key=True))
+    if problems:
+        raise WorkflowError(problems)
 
 
 async def arun(
@@ -100,19 +142,35 @@ async def arun(
     from provider name to Provider. ``control`` receives the engine before it
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
     """
-    prepared = prepare(source, inputs=inputs, provider=provider, env=env)
     reused = _resume.reused if _resume else {}
+    prepared = prepare(source, inputs=inputs, provider=provider, env=env, reused=reused)
     for route in {prepared.routes[a.name] for a in prepared.workflow.agents if a.name not in reused}:
         prepared.registry.get(route)  # configuration errors surface before anything runs
+    tools = None
+    if prepared.tools is not None:  # MCP servers start now: one that cannot is exit 2, before any call
+        from .tools.runtime import ToolRuntime
+
+        tools = ToolRuntime(prepared.tools, [a.name for a in prepared.workflow.agents if a.name not in reused])
+        try:
+            await tools.start()
+        except BaseException:
+            await prepared.registry.aclose()
+            raise
     store = None
     recorder = None
     all_subscribers = list(subscribers)
-    if db is not None:
-        from .store import RunRecorder, open_store
+    try:
+        if db is not None:
+            from .store import RunRecorder, open_store
 
-        store = open_store(db)
-        recorder = RunRecorder(store)
-        all_subscribers.insert(0, recorder)
+            store = open_store(db)
+            recorder = RunRecorder(store)
+            all_subscribers.insert(0, recorder)
+    except BaseException:
+        if tools is not None:
+            await tools.aclose()
+        await prepared.registry.aclose()
+        raise
     engine = Engine(
         prepared.workflow,
         routes=prepared.routes,
@@ -129,12 +187,15 @@ async def arun(
         ),
         subscribers=all_subscribers,
         executor=executor,
+        tools=tools,
     )
     if control is not None:
         control(engine)
     try:
         result = await engine.run()
     finally:
+        if tools is not None:  # the engine closed them already, unless it never got that far
+            await tools.aclose()
         await prepared.registry.aclose()
         if store is not None:
             store.close()

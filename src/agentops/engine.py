@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .agent_run import COST_CAP_REASON, AgentRun, RunContext
 from .budget import Budget
@@ -42,6 +42,9 @@ from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .spec import Workflow
 from .templates import build_messages, prompt_text
+
+if TYPE_CHECKING:
+    from .tools.runtime import ToolRuntime
 
 logger = logging.getLogger("agentops")
 
@@ -74,6 +77,7 @@ class Engine:
         options: RunOptions | None = None,
         subscribers: Iterable[Subscriber] = (),
         executor: Executor | None = None,
+        tools: ToolRuntime | None = None,
     ) -> None:
         self.workflow = workflow
         self.graph = WorkflowGraph(workflow)
@@ -83,6 +87,7 @@ class Engine:
         self.options = options or RunOptions()
         self.subscribers = list(subscribers)
         self.executor = executor or InProcessExecutor()
+        self.tools = tools  # started by the caller; closed here before the run is reported finished
         policies = workflow.policies
         cap = self.options.cost_cap if self.options.cost_cap is not None else policies.cost_cap
         self.budget = Budget(cap, spent=self.options.spent_before)
@@ -186,6 +191,9 @@ class Engine:
         finally:
             if timer is not None:
                 timer.cancel()
+        if self.tools is not None:  # servers stop before the run is reported finished: their stderr is recorded
+            for event in await self.tools.aclose():
+                self._emit(event)
         for name in self.graph.names:
             if name not in self.results:
                 self._settle(self._new_result(name, AgentStatus.CANCELLED, error=self._stop_reason), None)
@@ -264,6 +272,7 @@ class Engine:
         }
         messages = build_messages(agent, upstream, self.options.inputs)
         result = self._new_result(name, AgentStatus.RUNNING, prompt=prompt_text(messages))
+        toolbox = self.tools.for_agent(name, self._emit, result.tool_calls) if self.tools is not None else None
         request = ChatRequest(
             model=route.model,
             messages=messages,
@@ -271,6 +280,7 @@ class Engine:
             temperature=self.workflow.effective_temperature(agent),
             timeout=agent.timeout,
             agent=agent.name,
+            tools=toolbox.definitions if toolbox is not None else (),
         )
         run = AgentRun(
             self._context,
@@ -279,6 +289,8 @@ class Engine:
             request,
             result,
             retries=self.workflow.effective_retries(agent),
+            max_turns=self.workflow.effective_max_turns(agent),
+            tools=toolbox,
         )
         try:
             await run.run()

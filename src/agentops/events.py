@@ -74,6 +74,28 @@ class Attempt:
 
 
 @dataclass
+class ToolCallRecord:
+    """One tool call an agent's model asked for, as it was run.
+
+    ``tool`` is the name as users write it (``add``, ``kb.lookup``); ``arguments``
+    is the JSON text the model wrote; ``result`` is what went back to the model
+    (for an error too: ``error`` says what went wrong). ``status`` is
+    ``succeeded``, ``failed`` (an exception, a timeout, invalid arguments, an MCP
+    ``isError`` result) or ``cancelled``.
+    """
+
+    turn: int
+    call_id: str
+    tool: str
+    arguments: str
+    status: str
+    started_at: float  # unix time
+    duration: float  # seconds
+    result: str | None = None
+    error: str | None = None
+
+
+@dataclass
 class AgentResult:
     name: str
     status: AgentStatus
@@ -88,6 +110,7 @@ class AgentResult:
     started_at: float | None = None
     finished_at: float | None = None
     reused: bool = False  # taken from an earlier run by resume, not called again
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
 
     @property
     def retries(self) -> int:
@@ -208,6 +231,37 @@ class CostWarning:
 
 
 @dataclass(frozen=True)
+class ToolCallStarted:
+    """A tool call began (the live view shows it until ``ToolCallFinished``)."""
+
+    name: str  # the agent
+    turn: int
+    call_id: str
+    tool: str
+    arguments: str  # JSON text, as the model wrote it
+    started_at: float
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    name: str  # the agent
+    call: ToolCallRecord
+
+
+@dataclass(frozen=True)
+class ToolServerStopped:
+    """An MCP server of the run was closed; ``stderr`` is the end of what it wrote there (stdio)."""
+
+    server: str  # its name under tools:
+    transport: str  # "stdio" | "http"
+    target: str  # the command line, or the URL
+    tools: tuple[str, ...]  # the tools it listed
+    stderr: str
+    started_at: float
+    stopped_at: float
+
+
+@dataclass(frozen=True)
 class WorkflowFinished:
     result: WorkflowResult
 
@@ -221,6 +275,9 @@ Event = Union[
     AttemptSucceeded,
     AgentFinished,
     CostWarning,
+    ToolCallStarted,
+    ToolCallFinished,
+    ToolServerStopped,
     WorkflowFinished,
 ]
 

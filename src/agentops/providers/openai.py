@@ -37,7 +37,7 @@ from ..errors import (
     ServerError,
 )
 from ..events import Usage
-from ..messages import ChatRequest, ChatResponse
+from ..messages import ChatRequest, ChatResponse, Message, ToolCall
 from .base import TextCallback, estimated_usage
 from .kinds import capabilities_of
 from .registry import Endpoint
@@ -88,10 +88,7 @@ class OpenAIProvider:
             )
 
     async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
-        messages = cast(
-            "list[ChatCompletionMessageParam]",
-            [{"role": m.role, "content": m.content} for m in request.messages],
-        )
+        messages = cast("list[ChatCompletionMessageParam]", [_wire_message(m) for m in request.messages])
         # Without an agent timeout the client's own (DEFAULT_TIMEOUT) applies: no per-call options to merge.
         timeout = (
             openai.not_given
@@ -99,6 +96,7 @@ class OpenAIProvider:
             else httpx2.Timeout(request.timeout, connect=min(request.timeout, CONNECT_TIMEOUT))
         )
         pieces: list[str] = []
+        calls: dict[int, _PartialCall] = {}
         usage: Usage | None = None
         finish_reason: str | None = None
         with translate_errors(self.endpoint, request.model):
@@ -110,6 +108,7 @@ class OpenAIProvider:
                 stream=True,
                 stream_options={"include_usage": True},
                 timeout=timeout,
+                **_tool_options(request),
             )
         chunks = stream.__aiter__()
         consumed = False
@@ -130,6 +129,9 @@ class OpenAIProvider:
                     if content:
                         pieces.append(content)
                         on_text(content)
+                    if choice.delta and choice.delta.tool_calls:
+                        for delta in choice.delta.tool_calls:
+                            calls.setdefault(delta.index, _PartialCall()).add(delta)
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
         finally:
@@ -146,11 +148,75 @@ class OpenAIProvider:
         if finish_reason == "content_filter":
             raise ContentPolicyError(f"{self.name}: the content filter stopped the answer for {request.model!r}")
         text = "".join(pieces)
-        return ChatResponse(text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason)
+        tool_calls = tuple(calls[index].finished(index) for index in sorted(calls))
+        if usage is None:
+            usage = estimated_usage(request, text + "".join(c.name + c.arguments for c in tool_calls))
+        return ChatResponse(text=text, usage=usage, finish_reason=finish_reason, tool_calls=tool_calls)
 
     async def aclose(self) -> None:
         if self._owns_client:
             await self.client.close()
+
+
+class _PartialCall:
+    """One tool call assembled from its ``delta.tool_calls`` pieces (the arguments come in fragments)."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+    def add(self, delta: Any) -> None:
+        if delta.id:
+            self.id = delta.id
+        function = delta.function
+        if function is None:
+            return
+        # OpenAI sends the name once; some compatible servers repeat it in every fragment.
+        if function.name and function.name != self.name:
+            self.name += function.name
+        if function.arguments:
+            self.arguments.append(function.arguments)
+
+    def finished(self, index: int) -> ToolCall:
+        if not self.name:
+            raise MalformedResponseError(f"the model asked for tool call #{index + 1} without naming the tool")
+        return ToolCall(self.id or f"call_{index}", self.name, "".join(self.arguments) or "{}")
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _tool_options(request: ChatRequest) -> dict[str, Any]:
+    """``tools`` and ``response_format`` when the request has them (nothing otherwise: no per-call cost)."""
+    options: dict[str, Any] = {}
+    if request.tools:
+        options["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}}
+            for t in request.tools
+        ]
+    if request.response_format is not None:
+        options["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.response_format.name,
+                "schema": dict(request.response_format.schema),
+                "strict": request.response_format.strict,
+            },
+        }
+    return options
 
 
 @contextlib.contextmanager

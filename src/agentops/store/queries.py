@@ -36,6 +36,41 @@ class AttemptRecord:
     output_tokens: int
     tokens_estimated: bool
     cost: float | None
+    turn: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ToolCallRow:
+    """One row of ``tool_calls``."""
+
+    turn: int
+    call_id: str | None
+    tool: str
+    arguments: str | None
+    status: str
+    result: str | None
+    error: str | None
+    started_at: str | None
+    duration: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ToolServerRow:
+    """One row of ``tool_servers``: an MCP server a run started."""
+
+    name: str
+    transport: str
+    target: str | None
+    tools: list[str]
+    stderr: str | None
+    started_at: str | None
+    stopped_at: str | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,11 +101,12 @@ class AgentRunRecord:
     error: str | None
     prompt: str | None = None  # loaded by agent_run() only
     attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
+    tool_calls: list[ToolCallRow] = field(default_factory=list)  # agent_run() / workflow_run()
 
     def to_json(self, *, detail: bool = False) -> dict[str, Any]:
         data = asdict(self)
         if not detail:
-            del data["prompt"], data["attempts"]
+            del data["prompt"], data["attempts"], data["tool_calls"]
         return data
 
 
@@ -107,6 +143,7 @@ class WorkflowRunDetail:
     definition_sha256: str | None
     inputs: dict[str, Any]
     agents: list[AgentRunRecord]
+    tool_servers: list[ToolServerRow] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +152,7 @@ class WorkflowRunDetail:
             "inputs": self.inputs,
             "definition": self.definition,
             "agents": [agent.to_json(detail=True) for agent in self.agents],
+            "tool_servers": [server.to_json() for server in self.tool_servers],
         }
 
 
@@ -190,6 +228,7 @@ def agent_run(store: Store, run_id: int) -> AgentRunRecord:
         raise _not_found(store, "runs", "agent run", run_id)
     record = _agent_run(rows[0], with_prompt=True)
     record.attempts = attempts_of(store, [record.id]).get(record.id, [])
+    record.tool_calls = tool_calls_of(store, [record.id]).get(record.id, [])
     return record
 
 
@@ -200,7 +239,7 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
         chunk = run_ids[start : start + 500]
         rows = store.read(
             f"""SELECT run_id, number, status, http_status, error, error_type, started_at, duration,
-                input_tokens, output_tokens, tokens_estimated, cost FROM attempts
+                input_tokens, output_tokens, tokens_estimated, cost, turn FROM attempts
             WHERE run_id IN ({", ".join("?" * len(chunk))}) ORDER BY run_id, number""",
             tuple(chunk),
         )
@@ -218,9 +257,65 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
                     output_tokens=row["output_tokens"],
                     tokens_estimated=bool(row["tokens_estimated"]),
                     cost=row["cost"],
+                    turn=row["turn"],
                 )
             )
     return found
+
+
+def tool_calls_of(store: Store, run_ids: list[int]) -> dict[int, list[ToolCallRow]]:
+    """Tool calls of the given agent runs, in the order they finished, by run id."""
+    found: dict[int, list[ToolCallRow]] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        rows = store.read(
+            f"""SELECT run_id, turn, call_id, tool, arguments, status, result, error, started_at, duration
+            FROM tool_calls WHERE run_id IN ({", ".join("?" * len(chunk))}) ORDER BY run_id, id""",
+            tuple(chunk),
+        )
+        for row in rows:
+            found.setdefault(row["run_id"], []).append(
+                ToolCallRow(
+                    turn=row["turn"],
+                    call_id=row["call_id"],
+                    tool=row["tool"],
+                    arguments=row["arguments"],
+                    status=row["status"],
+                    result=row["result"],
+                    error=row["error"],
+                    started_at=row["started_at"],
+                    duration=row["duration"],
+                )
+            )
+    return found
+
+
+def tool_servers_of(store: Store, workflow_run_id: int) -> list[ToolServerRow]:
+    rows = store.read(
+        """SELECT name, transport, target, tools, stderr, started_at, stopped_at FROM tool_servers
+        WHERE workflow_run_id = ? ORDER BY id""",
+        (workflow_run_id,),
+    )
+    return [
+        ToolServerRow(
+            name=row["name"],
+            transport=row["transport"],
+            target=row["target"],
+            tools=_json_list(row["tools"]),
+            stderr=row["stderr"],
+            started_at=row["started_at"],
+            stopped_at=row["stopped_at"],
+        )
+        for row in rows
+    ]
+
+
+def _json_list(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 # --- workflow runs -------------------------------------------------------------------------------
@@ -287,14 +382,17 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
     )
     agents = [_agent_run(agent_row, with_prompt=True) for agent_row in agent_rows]
     attempts = attempts_of(store, [agent.id for agent in agents])
+    calls = tool_calls_of(store, [agent.id for agent in agents])
     for agent in agents:
         agent.attempts = attempts.get(agent.id, [])
+        agent.tool_calls = calls.get(agent.id, [])
     return WorkflowRunDetail(
         run=_workflow_run(row),
         definition=row["definition"],
         definition_sha256=row["definition_sha256"],
         inputs=decode_inputs(row["inputs"]),
         agents=agents,
+        tool_servers=tool_servers_of(store, workflow_run_id),
     )
 
 
