@@ -184,7 +184,11 @@ def validate_command(
     failed = False
     for file in files:
         try:
-            load_workflow(file)
+            loaded = load_workflow(file)
+            if loaded.workflow.tools:  # Python tools must import; ${VAR} is read by run, not here
+                from .tools.catalog import load_catalog
+
+                load_catalog(loaded, {}, expand_variables=False)
         except WorkflowError as error:
             failed = True
             for diagnostic in error.diagnostics:

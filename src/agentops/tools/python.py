@@ -80,10 +80,8 @@ def load_python_tool(label: str, target: str, folder: Path, *, timeout: float) -
     for part in attribute.split("."):
         if not hasattr(function, part):
             candidates = [n for n in dir(function) if not n.startswith("_") and callable(getattr(function, n, None))]
-            raise ToolLoadError(
-                f"module '{module_name}' has no '{attribute}'{did_you_mean(part, candidates)}; "
-                f"check python: \"{target}\""
-            )
+            hint = did_you_mean(part, candidates) or f"; check python: \"{target}\""
+            raise ToolLoadError(f"module '{module_name}' has no '{attribute}'{hint}")
         function = getattr(function, part)
     if not callable(function):
         raise ToolLoadError(f"'{target}' is {type(function).__name__}, not a function; name a function")
