@@ -89,6 +89,9 @@ class AgentRun:
     recorded; the caller settles the result as cancelled.
     """
 
+    # 10,000 agents ready at once means 10,000 of these waiting for a slot: no per-instance dict.
+    __slots__ = ("_attempts", "context", "max_turns", "name", "policy", "provider", "request", "result", "route", "tools")
+
     def __init__(
         self,
         context: RunContext,
@@ -141,7 +144,11 @@ class AgentRun:
 
     async def _turn(self, request: ChatRequest, turn: int) -> ChatResponse | None:
         context, route, result = self.context, self.route, self.result
-        worst_case = self._cost_or_zero(Usage(input_token_bound(request), request.max_tokens))
+        # Without a cap nothing is compared with the reservation: skip pricing the worst case.
+        worst_case = (
+            0.0 if context.budget.cap is None
+            else self._cost_or_zero(Usage(input_token_bound(request), request.max_tokens))
+        )
         tries = 0
         while True:
             tries += 1

@@ -176,8 +176,9 @@ class GraphFormat(StrEnum):
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Workflow YAML files to check.", metavar="FILE")],
 ) -> None:
-    """Check workflow files without running anything. Prints "OK FILE", or one
-    FILE:LINE:COL: message per problem. Exit code: 0 all valid, 2 otherwise."""
+    """Check workflow files without running anything (Python tools are imported; MCP servers are
+    not started). Prints "OK FILE", or one FILE:LINE:COL: message per problem. Exit code: 0 all
+    valid, 2 otherwise."""
     from .errors import WorkflowError
     from .loader import load_workflow
 
