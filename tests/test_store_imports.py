@@ -14,7 +14,7 @@ from agentops.events import RunStatus
 from agentops.store import open_store
 from store_helpers import record, succeeded, workflow_of
 
-HEAVY = ("openai", "genai_prices", "llama_cpp")
+HEAVY = ("openai", "genai_prices", "llama_cpp", "mcp")
 
 # Runs ``agentops ARGS`` through the console entry point, then reports what was imported.
 PROBE = f"""
