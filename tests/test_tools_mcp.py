@@ -237,3 +237,20 @@ def test_the_mcp_sdk_is_imported_only_for_workflows_with_mcp_servers(folder: Pat
     path = tool_workflow(folder, "http://127.0.0.1:9/v1", tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
     with_mcp = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True, cwd=folder)
     assert with_mcp.stdout.strip() == "True"
+
+
+def test_the_run_timeout_during_a_tool_call_closes_the_server(folder: Path) -> None:
+    marker = uuid.uuid4().hex
+    tools = {"kb": stdio_server(mcp={"args": ["kb_server.py", marker]})}
+    with OpenAITestServer(reply=call_tool_until("hang", {"seconds": 120}, turns=1)) as server:
+        path = tool_workflow(folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV,
+                             policies={"timeout": 1.5})
+        started_at = time.monotonic()
+        result = agentops.run(path, db=folder / "h.db")
+    assert time.monotonic() - started_at < 30
+    agent = result.agents["a"]
+    assert agent.status is AgentStatus.CANCELLED and agent.error == "run timed out after 1.5s"
+    assert [c.status for c in agent.tool_calls] == ["cancelled"]
+    assert result.status.value == "failed"
+    assert processes_running(marker) == []
+    assert rows(folder / "h.db", "SELECT status FROM tool_calls")[0]["status"] == "cancelled"
