@@ -118,6 +118,8 @@ def main() -> None:
     print(f"one-time start-up of a run, not counted above: {startup_imports()}")
     history = subprocess.run([PYTHON, str(HERE / "bench_history.py")], capture_output=True, text=True)
     print(history.stdout.strip() or history.stderr.strip()[-500:])
+    tools = subprocess.run([PYTHON, str(HERE / "bench_tools.py")], capture_output=True, text=True)
+    print(tools.stdout.strip() or tools.stderr.strip()[-500:])
 
 
 if __name__ == "__main__":

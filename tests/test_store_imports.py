@@ -15,7 +15,10 @@ from agentops.events import RunStatus
 from agentops.store import open_store
 from store_helpers import record, succeeded, workflow_of
 
-HEAVY = ("openai", "genai_prices", "llama_cpp", "opentelemetry", "starlette", "uvicorn", "jinja2", "sse_starlette", "grandalf")
+HEAVY = (
+    "openai", "genai_prices", "llama_cpp", "mcp", "opentelemetry",
+    "starlette", "uvicorn", "jinja2", "sse_starlette", "grandalf",
+)
 
 # Runs ``agentops ARGS`` through the console entry point, then reports what was imported.
 PROBE = f"""

@@ -141,23 +141,28 @@ def test_interrupted_and_running_filters_read_the_effective_status(tmp_path: Pat
         assert [r.id for r in workflow_run_page(store, status="interrupted").runs] == [2]
 
 
-def test_tool_calls_are_none_without_their_table_and_read_from_it_when_there(tmp_path: Path) -> None:
+def test_tool_calls_are_read_in_the_order_they_finished(tmp_path: Path) -> None:
     db = tmp_path / "agentops.db"
     with open_store(db) as store:
         record(store, workflow_of("w", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED)
     reader = SqliteHistoryReader.open(db)
     assert reader.tool_calls(1) == []
     reader.close()
-    connection = sqlite3.connect(db)  # the shape the tools feature may give it
-    connection.execute("CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, run_id INTEGER, name TEXT, "
-                       "arguments TEXT, result TEXT, error TEXT)")
-    connection.execute("""INSERT INTO tool_calls (run_id, name, arguments, result) VALUES (1, 'search', '{"q": 1}', 'hit')""")
+    connection = sqlite3.connect(db)
+    connection.executemany(
+        """INSERT INTO tool_calls (workflow_run_id, run_id, agent, turn, call_id, tool, arguments, status, result)
+        VALUES (1, 1, 'a', ?, ?, ?, ?, ?, ?)""",
+        [(1, "c1", "kb.search", '{"q": 1}', "succeeded", "hit"), (2, "c2", "add", "{}", "failed", None)],
+    )
     connection.commit()
     connection.close()
     reader = SqliteHistoryReader.open(db)
     try:
-        [call] = reader.tool_calls(1)
-        assert (call.number, call.name, call.arguments, call.result, call.status) == (1, "search", '{"q": 1}', "hit", None)
+        first, second = reader.tool_calls(1)
+        assert (first.number, first.name, first.arguments, first.result, first.status) == (
+            1, "kb.search", '{"q": 1}', "hit", "succeeded",
+        )
+        assert (second.number, second.name, second.status) == (2, "add", "failed")
     finally:
         reader.close()
 

@@ -16,6 +16,7 @@ from .errors import (
     ProviderError,
     RunNotFoundError,
     StoreError,
+    ToolServerError,
     UsageError,
     WorkflowError,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "RunNotFoundError",
     "RunStatus",
     "StoreError",
+    "ToolServerError",
     "Usage",
     "UsageError",
     "Workflow",

@@ -2,18 +2,22 @@
 
 The CLI's ``run`` and ``resume`` are thin layers over these. Everything that can
 be checked before spending money is checked here, before the first event:
-the workflow, the inputs, where every agent's calls go, and prices under a cap.
+the workflow, the inputs, where every agent's calls go, whether those
+providers can call tools for the agents that have them, the tools themselves
+(Python tools imported, ``${VAR}`` set, MCP servers started and listed), and
+prices under a cap.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .engine import Engine, RunOptions
+from .errors import Diagnostic, WorkflowError
 from .events import AgentResult, Subscriber, WorkflowResult
 from .executor import Executor
 from .inputs import resolve_inputs
@@ -25,6 +29,7 @@ from .spec import Workflow
 from .tracing import SpanRef, open_tracing
 
 if TYPE_CHECKING:
+    from .tools.catalog import ToolCatalog
     from .tracing.session import TracingSession
 
 WorkflowSource = str | Path | Workflow | LoadedWorkflow
@@ -40,6 +45,7 @@ class PreparedRun:
     registry: ProviderRegistry
     routes: dict[str, Route]
     prices: PriceBook
+    tools: ToolCatalog | None = None  # the tools of the agents that will be called; None: none has any
 
     @property
     def workflow(self) -> Workflow:
@@ -65,7 +71,9 @@ def prepare(
     inputs: Mapping[str, Any] | None = None,
     provider: ProviderOverride = None,
     env: Mapping[str, str] | None = None,
+    reused: Collection[str] = (),
 ) -> PreparedRun:
+    """Load, route and check; ``reused``: agents a resume takes from the earlier run (not called)."""
     loaded = load(source)
     workflow = loaded.workflow
     registry = ProviderRegistry(
@@ -75,13 +83,45 @@ def prepare(
         override=provider,
     )
     routes = {agent.name: registry.route(agent) for agent in workflow.agents}
+    inputs_resolved = resolve_inputs(workflow, inputs or {})
+    with_tools = [a.name for a in workflow.agents if a.tools and a.name not in reused]
+    catalog = None
+    if with_tools:
+        check_capabilities(loaded, registry, routes, with_tools)
+        from .tools.catalog import load_catalog, used_tools
+
+        catalog = load_catalog(loaded, registry.env, only=used_tools(loaded, with_tools))
     return PreparedRun(
         loaded=loaded,
-        inputs=resolve_inputs(workflow, inputs or {}),
+        inputs=inputs_resolved,
         registry=registry,
         routes=routes,
         prices=PriceBook(workflow.prices),
+        tools=catalog,
     )
+
+
+def check_capabilities(
+    loaded: LoadedWorkflow, registry: ProviderRegistry, routes: Mapping[str, Route], agents: Iterable[str]
+) -> None:
+    """Every agent with tools is routed to a provider that can call them (WorkflowError otherwise)."""
+    problems: list[Diagnostic] = []
+    workflow = loaded.workflow
+    for index, agent in enumerate(workflow.agents):
+        if agent.name not in agents:
+            continue
+        route = routes[agent.name]
+        capabilities = registry.capabilities(route)
+        missing = capabilities.lacks(tools=bool(agent.tools))
+        if missing:
+            why = f" ({capabilities.limits})" if capabilities.limits else ""
+            problems.append(loaded.diagnostic(("agents", index, "tools"), (
+                f"agent '{agent.name}' has tools, but provider '{route.provider}' ({route.kind}) cannot make "
+                f"{' or '.join(missing)}{why}; remove tools: from this agent or give it a provider that can "
+                "(openai, azure, or an OpenAI-compatible server under providers:)"
+            ), at_key=True))
+    if problems:
+        raise WorkflowError(problems)
 
 
 async def arun(
@@ -108,20 +148,31 @@ async def arun(
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
     ``otel``: True traces the run with OpenTelemetry (the ``[otel]`` extra), False
     never; None (the default) traces when an OTLP endpoint variable is set.
-    ``tracing``: a session shared by several runs (a batch opens one and gives each
-    row's run the batch span in ``trace_links``); the caller closes it.
+    ``tracing``: a session shared by several runs, with the spans each run's root links
+    to in ``trace_links``; the caller closes it.
     """
-    prepared = prepare(source, inputs=inputs, provider=provider, env=env)
     reused = _resume.reused if _resume else {}
+    prepared = prepare(source, inputs=inputs, provider=provider, env=env, reused=reused)
     for route in {prepared.routes[a.name] for a in prepared.workflow.agents if a.name not in reused}:
         prepared.registry.get(route)  # configuration errors surface before anything runs
-    own_tracing = open_tracing(otel) if tracing is None and otel is not False else None
-    tracing = tracing or own_tracing
+    tools = None
+    if prepared.tools is not None:  # MCP servers start now: one that cannot is exit 2, before any call
+        from .tools.runtime import ToolRuntime
+
+        tools = ToolRuntime(prepared.tools, [a.name for a in prepared.workflow.agents if a.name not in reused])
+        try:
+            await tools.start()
+        except BaseException:
+            await prepared.registry.aclose()
+            raise
     store = None
     recorder = None
+    tracer = None
     all_subscribers = list(subscribers)
+    own_tracing = None
     try:
-        tracer = None
+        own_tracing = open_tracing(otel) if tracing is None and otel is not False else None
+        tracing = tracing or own_tracing
         if tracing is not None:
             from .tracing.targets import chat_targets
 
@@ -137,21 +188,40 @@ async def arun(
             store = open_store(db)
             recorder = RunRecorder(store)
             all_subscribers.insert(0, recorder)
-        result = await _run_engine(
-            prepared, all_subscribers, executor, control,
-            RunOptions(
-                inputs=prepared.inputs,
-                source=prepared.loaded.source,
-                source_path=prepared.loaded.path,
-                reused=reused,
-                resumed_from=_resume.workflow_run_id if _resume else None,
-                spent_before=_resume.spent if _resume else 0.0,
-                cost_cap=cost_cap,
-                trace_id=tracer.ids.trace_id if tracer is not None else None,
-                trace_span_id=tracer.ids.span_id if tracer is not None else None,
-            ),
-        )
+    except BaseException:
+        if tools is not None:
+            await tools.aclose()
+        await prepared.registry.aclose()
+        if own_tracing is not None:
+            own_tracing.close()
+        raise
+    engine = Engine(
+        prepared.workflow,
+        routes=prepared.routes,
+        providers=prepared.registry.get,
+        prices=prepared.prices,
+        options=RunOptions(
+            inputs=prepared.inputs,
+            source=prepared.loaded.source,
+            source_path=prepared.loaded.path,
+            reused=reused,
+            resumed_from=_resume.workflow_run_id if _resume else None,
+            spent_before=_resume.spent if _resume else 0.0,
+            cost_cap=cost_cap,
+            trace_id=tracer.ids.trace_id if tracer is not None else None,
+            trace_span_id=tracer.ids.span_id if tracer is not None else None,
+        ),
+        subscribers=all_subscribers,
+        executor=executor,
+        tools=tools,
+    )
+    if control is not None:
+        control(engine)
+    try:
+        result = await engine.run()
     finally:
+        if tools is not None:  # the engine closed them already, unless it never got that far
+            await tools.aclose()
         await prepared.registry.aclose()
         if store is not None:
             store.close()
@@ -160,27 +230,6 @@ async def arun(
     if recorder is not None:
         result.workflow_run_id = recorder.workflow_run_id
     return result
-
-
-async def _run_engine(
-    prepared: PreparedRun,
-    subscribers: list[Subscriber],
-    executor: Executor | None,
-    control: Callable[[Engine], None] | None,
-    options: RunOptions,
-) -> WorkflowResult:
-    engine = Engine(
-        prepared.workflow,
-        routes=prepared.routes,
-        providers=prepared.registry.get,
-        prices=prepared.prices,
-        options=options,
-        subscribers=subscribers,
-        executor=executor,
-    )
-    if control is not None:
-        control(engine)
-    return await engine.run()
 
 
 def run(source: WorkflowSource, **options: Any) -> WorkflowResult:

@@ -8,20 +8,40 @@ loop, so no lock is needed beyond the condition used to wait for settlements.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .providers.base import ChatRequest
+from .messages import ChatRequest, ToolDefinition
 
 # Byte-level BPE tokenizers never produce more tokens than UTF-8 bytes; chat
-# templates add a few tokens per message and to prime the reply.
+# templates add a few tokens per message (and per tool call or tool offered) and to
+# prime the reply.
 TOKENS_PER_MESSAGE = 16
 TOKENS_PER_REQUEST = 16
 
 
 def input_token_bound(request: ChatRequest) -> int:
-    """An upper bound on the input tokens ``request`` can be billed for."""
-    return TOKENS_PER_REQUEST + sum(
-        TOKENS_PER_MESSAGE + len(message.content.encode("utf-8")) for message in request.messages
+    """An upper bound on the input tokens ``request`` can be billed for: every message's
+    text, the tool calls and results it carries, and the tools offered (as JSON)."""
+    total = TOKENS_PER_REQUEST
+    for message in request.messages:
+        total += TOKENS_PER_MESSAGE + len(message.content.encode("utf-8"))
+        for call in message.tool_calls:
+            total += TOKENS_PER_MESSAGE + len(call.id) + len(call.name) + len(call.arguments.encode("utf-8"))
+        if message.tool_call_id is not None:
+            total += len(message.tool_call_id.encode("utf-8"))
+    if request.tools:
+        total += tools_token_bound(request.tools)
+    return total
+
+
+def tools_token_bound(tools: Iterable[ToolDefinition]) -> int:
+    """What offering ``tools`` adds to a prompt: each one's name, description and schema as JSON."""
+    return sum(
+        TOKENS_PER_MESSAGE
+        + len(json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}).encode("utf-8"))
+        for t in tools
     )
 
 

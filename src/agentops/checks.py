@@ -3,7 +3,9 @@
 Duplicate and reserved agent names, unparseable or unknown dependencies,
 cycles, template placeholders (``{{ agent.output }}`` only for the agent's own
 dependencies, ``{{ inputs.name }}`` only for declared inputs), unknown
-providers and contradictory inputs.
+providers, contradictory inputs, and tools: each one Python or MCP (stdio or
+HTTP), and every agent's picks naming a tool or server that exists. What needs
+the tools themselves (imports, an MCP server's list) is ``tools.catalog``.
 
 They run on ``WorkflowFacts``: built from a validated ``Workflow`` (for
 workflows made in Python) or, best effort, from the raw YAML data (so that a
@@ -27,13 +29,13 @@ from .graph import (
     find_cycle,
     parse_condition,
 )
+from .providers.kinds import BUILTIN_PROVIDERS
 from .spec import InputSpec, Workflow
 from .suggest import closest, did_you_mean
 from .templates import PLACEHOLDER, references
 
 PathKey = tuple[str | int, ...]
 
-BUILTIN_PROVIDERS = ("openai", "azure", "local")
 RESERVED_AGENT_NAMES = frozenset({"inputs"})
 _INPUT_NAME = re.compile(r"^[A-Za-z_]\w*$")
 _MAX_CYCLES_REPORTED = 10
@@ -55,6 +57,7 @@ class AgentFacts:
     task: str | None
     system: str | None
     provider: str | None
+    tools: Any = None  # as written: a list of names, when it is one
 
     @property
     def label(self) -> str:
@@ -68,22 +71,44 @@ class InputFacts:
 
 
 @dataclass(frozen=True)
+class ToolFacts:
+    """One entry under ``tools:``, as written (keys present, values of any type)."""
+
+    name: str
+    fields: Mapping[str, Any]
+    mcp: Mapping[str, Any] | None  # the mcp: mapping, when it is one
+
+    @property
+    def is_mcp(self) -> bool:
+        return "mcp" in self.fields and "python" not in self.fields
+
+
+@dataclass(frozen=True)
 class WorkflowFacts:
     agents: tuple[AgentFacts, ...]
     inputs: Mapping[str, InputFacts] | None  # None: unknown (the inputs section is malformed)
     providers: frozenset[str] = field(default_factory=frozenset)
+    tools: Mapping[str, ToolFacts] | None = None  # None: unknown (the tools section is malformed)
 
     @classmethod
     def from_workflow(cls, workflow: Workflow) -> WorkflowFacts:
         agents = tuple(
-            AgentFacts(i, a.name, a.depends_on, a.task, a.system, a.provider)
+            AgentFacts(i, a.name, a.depends_on, a.task, a.system, a.provider, list(a.tools))
             for i, a in enumerate(workflow.agents)
         )
         inputs = {
             name: InputFacts(spec.default, spec.required) if isinstance(spec, InputSpec) else InputFacts(spec, None)
             for name, spec in workflow.inputs.items()
         }
-        return cls(agents, inputs, frozenset(workflow.providers))
+        tools = {
+            name: ToolFacts(
+                name,
+                {key: getattr(spec, key) for key in spec.model_fields_set},
+                spec.mcp.model_dump(exclude_unset=True) if spec.mcp is not None else None,
+            )
+            for name, spec in workflow.tools.items()
+        }
+        return cls(agents, inputs, frozenset(workflow.providers), tools)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> WorkflowFacts:
@@ -97,6 +122,7 @@ class WorkflowFacts:
                 _text(item.get("task")),
                 _text(item.get("system")),
                 _text(item.get("provider")),
+                item.get("tools"),
             )
             for i, item in enumerate(raw_agents if isinstance(raw_agents, list) else [])
             if isinstance(item, dict)
@@ -112,7 +138,18 @@ class WorkflowFacts:
             }
         raw_providers = data.get("providers")
         providers = frozenset(map(str, raw_providers)) if isinstance(raw_providers, dict) else frozenset()
-        return cls(agents, inputs, providers)
+        raw_tools = data.get("tools", {})
+        tools: dict[str, ToolFacts] | None = None
+        if isinstance(raw_tools, dict):
+            tools = {
+                str(name): ToolFacts(
+                    str(name),
+                    spec if isinstance(spec, dict) else {},
+                    spec.get("mcp") if isinstance(spec, dict) and isinstance(spec.get("mcp"), dict) else None,
+                )
+                for name, spec in raw_tools.items()
+            }
+        return cls(agents, inputs, providers, tools)
 
 
 def _text(value: Any) -> str | None:
@@ -130,6 +167,8 @@ def find_problems(facts: WorkflowFacts) -> list[Problem]:
     problems += _template_problems(facts, conditions)
     problems += _provider_problems(facts)
     problems += _input_problems(facts)
+    problems += _tool_problems(facts)
+    problems += _agent_tool_problems(facts)
     return problems
 
 
@@ -427,3 +466,117 @@ def _input_problems(facts: WorkflowFacts) -> list[Problem]:
                 at_key=True,
             ))
     return problems
+
+
+# --- tools -------------------------------------------------------------------------------
+
+TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+TOOL_PREFIX = re.compile(r"^[A-Za-z0-9_-]{0,63}$")
+_PYTHON_TARGET = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_MCP_ONLY = ("allow", "startup_timeout")
+_STDIO_KEYS = ("command", "args", "env")
+_HTTP_KEYS = ("url", "headers")
+
+
+def _tool_problems(facts: WorkflowFacts) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, tool in (facts.tools or {}).items():
+        where: PathKey = ("tools", name)
+        if not TOOL_NAME.match(name):
+            problems.append(Problem(
+                where, f"tool name '{name}' is not valid: start with a letter or '_' and use only letters, "
+                "digits, '_' and '-' (at most 64)", at_key=True,
+            ))
+        kinds = [key for key in ("python", "mcp") if key in tool.fields]
+        if not kinds:
+            problems.append(Problem(
+                where, f"tool '{name}' needs python: \"module:function\" or mcp: {{command: ...}} "
+                "(a server over stdio) or mcp: {url: ...} (over HTTP)", at_key=True,
+            ))
+        elif len(kinds) == 2:
+            problems.append(Problem(
+                (*where, "mcp"), f"tool '{name}' has both python: and mcp:; a tool is one or the other", at_key=True
+            ))
+        target = tool.fields.get("python")
+        if isinstance(target, str) and not _PYTHON_TARGET.match(target.strip()):
+            problems.append(Problem(
+                (*where, "python"),
+                f"tools.{name}.python must be \"module:function\" (e.g. \"mytools:add\"), got {target!r}",
+            ))
+        if "python" in tool.fields:
+            for key in _MCP_ONLY:
+                if key in tool.fields:
+                    problems.append(Problem(
+                        (*where, key), f"tools.{name}.{key} is for MCP servers; remove it from this Python tool",
+                        at_key=True,
+                    ))
+        prefix = tool.fields.get("prefix")
+        if isinstance(prefix, str) and not TOOL_PREFIX.match(prefix):
+            problems.append(Problem(
+                (*where, "prefix"), f"tools.{name}.prefix {prefix!r} may use only letters, digits, '_' and '-'"
+            ))
+        if tool.mcp is not None:
+            problems += _mcp_problems(name, tool.mcp)
+    return problems
+
+
+def _mcp_problems(name: str, mcp: Mapping[str, Any]) -> list[Problem]:
+    where: PathKey = ("tools", name, "mcp")
+    stdio = [key for key in _STDIO_KEYS if key in mcp]
+    http = [key for key in _HTTP_KEYS if key in mcp]
+    if "command" not in mcp and "url" not in mcp:
+        return [Problem(
+            where, f"tools.{name}.mcp needs command: (a server started over stdio) or url: (streamable HTTP)"
+        )]
+    if stdio and http:
+        return [Problem(
+            (*where, http[0]), f"tools.{name}.mcp mixes stdio ({', '.join(stdio)}) and HTTP ({', '.join(http)}) "
+            "keys; keep command/args/env for a server started over stdio, or url/headers for one over HTTP",
+            at_key=True,
+        )]
+    url = mcp.get("url")
+    if isinstance(url, str) and not url.startswith(("http://", "https://")):
+        return [Problem((*where, "url"), f"tools.{name}.mcp.url '{url}' is not an http:// or https:// URL")]
+    return []
+
+
+def _agent_tool_problems(facts: WorkflowFacts) -> list[Problem]:
+    if facts.tools is None:
+        return []
+    tools = facts.tools
+    problems = []
+    for agent in facts.agents:
+        picks = agent.tools if isinstance(agent.tools, list) else []
+        seen: set[str] = set()
+        for index, pick in enumerate(picks):
+            if not isinstance(pick, str):
+                continue  # a type error, reported by the field check
+            path: PathKey = ("agents", agent.index, "tools", index)
+            if pick in seen:
+                problems.append(Problem(path, f"{agent.label}: tool '{pick}' is listed twice; list it once"))
+            seen.add(pick)
+            message = _pick_problem(pick, tools)
+            if message:
+                problems.append(Problem(path, f"{agent.label}: {message}"))
+    return problems
+
+
+def _pick_problem(pick: str, tools: Mapping[str, ToolFacts]) -> str | None:
+    server_name, dot, tool_name = pick.partition(".")
+    if server_name not in tools:
+        hint = did_you_mean(server_name, tools) or (
+            f"; defined tools: {', '.join(tools)}" if 0 < len(tools) <= 10 else "; define it under tools:"
+        )
+        return f"unknown tool '{pick}'{hint}"
+    if not dot:
+        return None
+    server = tools[server_name]
+    if not server.is_mcp:
+        return f"'{server_name}' is a Python tool, not an MCP server: write '{server_name}' (SERVER.TOOL picks one tool of a server)"
+    allow = server.fields.get("allow")
+    if isinstance(allow, list) and tool_name not in allow:
+        hint = did_you_mean(tool_name, [str(a) for a in allow])
+        return f"'{pick}': tool '{tool_name}' is not in tools.{server_name}.allow{hint}; add it there or remove it here"
+    if not tool_name:
+        return f"'{pick}' names no tool after the dot; write '{server_name}' for all of its tools"
+    return None

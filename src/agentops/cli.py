@@ -220,15 +220,20 @@ class GraphFormat(StrEnum):
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Workflow YAML files to check.", metavar="FILE")],
 ) -> None:
-    """Check workflow files without running anything. Prints "OK FILE", or one
-    FILE:LINE:COL: message per problem. Exit code: 0 all valid, 2 otherwise."""
+    """Check workflow files without running anything (Python tools are imported; MCP servers are
+    not started). Prints "OK FILE", or one FILE:LINE:COL: message per problem. Exit code: 0 all
+    valid, 2 otherwise."""
     from .errors import WorkflowError
     from .loader import load_workflow
 
     failed = False
     for file in files:
         try:
-            load_workflow(file)
+            loaded = load_workflow(file)
+            if loaded.workflow.tools:  # Python tools must import; ${VAR} is read by run, not here
+                from .tools.catalog import load_catalog
+
+                load_catalog(loaded, {}, expand_variables=False)
         except WorkflowError as error:
             failed = True
             for diagnostic in error.diagnostics:

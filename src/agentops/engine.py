@@ -2,9 +2,11 @@
 
 There are no batches or levels. When an agent settles, each dependent's count
 of unsettled dependencies drops; at zero its condition is evaluated over the
-succeeded set and it either starts or is skipped. A semaphore caps calls in
-flight (never held while waiting on dependencies or backing off, so it cannot
-deadlock). Every attempt reserves its worst-case cost first (``budget``).
+succeeded set and it either starts or is skipped. One agent's run (its turns,
+attempts, cost reservations and tool calls) is ``agent_run.AgentRun``; the
+engine owns what they share (``RunContext``): the budget, and the semaphore
+that caps model calls in flight (never held while waiting on dependencies or
+backing off, so it cannot deadlock).
 
 The engine imports neither storage nor the terminal UI: it emits ``events``.
 """
@@ -13,36 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .budget import Reservation, input_token_bound
-from .errors import (
-    CostCapError,
-    MalformedResponseError,
-    ProviderError,
-    ProviderTimeoutError,
-    RateLimitError,
-)
+from .agent_run import COST_CAP_REASON, AgentRun, RunContext
+from .errors import CostCapError
 from .events import (
     AgentFinished,
     AgentResult,
-    AgentStarted,
     AgentStatus,
-    Attempt,
-    AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    CostWarning,
     Event,
     RunStatus,
     Subscriber,
-    TokensStreamed,
-    Usage,
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
@@ -51,15 +38,18 @@ from .events import (
 from .executor import Executor, InProcessExecutor
 from .graph import WorkflowGraph, condition_holds, unmet_reason
 from .limits import CallLimits
+from .messages import ChatRequest
 from .pricing import PriceBook
-from .providers.base import ChatRequest, ChatResponse, Provider, Route
-from .retry import MAX_RETRY_AFTER, RetryPolicy
-from .spec import Agent, Workflow
+from .providers.base import Provider, Route
+from .spec import Workflow
 from .templates import build_messages, prompt_text
+
+if TYPE_CHECKING:
+    from .tools.runtime import ToolRuntime
 
 logger = logging.getLogger("agentops")
 
-COST_CAP_REASON = "cost cap"
+__all__ = ["COST_CAP_REASON", "Engine", "RunOptions"]
 
 
 @dataclass
@@ -92,7 +82,9 @@ class Engine:
         options: RunOptions | None = None,
         subscribers: Iterable[Subscriber] = (),
         executor: Executor | None = None,
+        tools: ToolRuntime | None = None,
         limits: CallLimits | None = None,
+        close_tools: bool = True,
     ) -> None:
         self.workflow = workflow
         self.graph = WorkflowGraph(workflow)
@@ -102,6 +94,8 @@ class Engine:
         self.options = options or RunOptions()
         self.subscribers = list(subscribers)
         self.executor = executor or InProcessExecutor()
+        self.tools = tools  # started by the caller; closed here before the run is reported finished
+        self._close_tools = close_tools  # False: a batch shares them across its rows and closes them
         policies = workflow.policies
         cap = self.options.cost_cap if self.options.cost_cap is not None else policies.cost_cap
         # A batch passes the limits every row shares; a run on its own makes its own.
@@ -117,9 +111,14 @@ class Engine:
         self._main_task: asyncio.Task[Any] | None = None
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.INTERRUPTED
-        self._warned_models: set[str] = set()
-        self._rng = random.Random()
-        self._slots = self.limits.slots
+        self._context = RunContext(
+            limits=self.limits,
+            prices=prices,
+            executor=self.executor,
+            emit=self._emit,
+            backoff=policies.backoff,
+            stop_reason=lambda: self._stop_reason,
+        )
 
     # --- public ---------------------------------------------------------------
 
@@ -207,6 +206,9 @@ class Engine:
         finally:
             if timer is not None:
                 timer.cancel()
+        if self.tools is not None and self._close_tools:  # servers stop before the run is reported finished: their stderr is recorded
+            for event in await self.tools.aclose():
+                self._emit(event)
         for name in self.graph.names:
             if name not in self.results:
                 self._settle(self._new_result(name, AgentStatus.CANCELLED, error=self._stop_reason), None)
@@ -285,6 +287,7 @@ class Engine:
         }
         messages = build_messages(agent, upstream, self.options.inputs)
         result = self._new_result(name, AgentStatus.RUNNING, prompt=prompt_text(messages))
+        toolbox = self.tools.for_agent(name, self._emit, result.tool_calls) if self.tools is not None else None
         request = ChatRequest(
             model=route.model,
             messages=messages,
@@ -292,179 +295,27 @@ class Engine:
             temperature=self.workflow.effective_temperature(agent),
             timeout=agent.timeout,
             agent=agent.name,
+            tools=toolbox.definitions if toolbox is not None else (),
             stream=self._stream,
         )
+        run = AgentRun(
+            self._context,
+            route,
+            self.providers(route),
+            request,
+            result,
+            retries=self.workflow.effective_retries(agent),
+            max_turns=self.workflow.effective_max_turns(agent),
+            tools=toolbox,
+        )
         try:
-            await self._attempt_until_settled(agent, route, request, result)
+            await run.run()
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"
             self._settle(result, None)
             raise
         self._settle_and_continue(result)
-
-    async def _attempt_until_settled(
-        self, agent: Agent, route: Route, request: ChatRequest, result: AgentResult
-    ) -> None:
-        policy = RetryPolicy(
-            retries=self.workflow.effective_retries(agent),
-            backoff=self.workflow.policies.backoff,
-            rng=self._rng,
-        )
-        provider = self.providers(route)
-        worst_case = self._cost_or_zero(route, Usage(input_token_bound(request), request.max_tokens))
-        number = 0
-        while True:
-            number += 1
-            reservation = await self.budget.reserve(worst_case)
-            if reservation is None:
-                result.status = AgentStatus.SKIPPED
-                result.error = COST_CAP_REASON if number == 1 else f"{COST_CAP_REASON} (after {number - 1} attempts)"
-                return
-            if number == 1:  # started only once its first call fits under the cost cap
-                result.started_at = time.time()
-                self._emit(AgentStarted(agent.name, route.model, route.provider, result.prompt or "", result.started_at))
-            attempt, error, response = await self._attempt(agent, route, provider, request, reservation, number, result)
-            if error is None:
-                assert response is not None
-                result.status = AgentStatus.SUCCEEDED
-                result.output = response.text
-                self._emit(AttemptSucceeded(agent.name, attempt, response))
-                return
-            retry = policy.should_retry(error, number) and self._stop_reason is None
-            delay = policy.delay(error, number) if retry else None
-            self._emit(AttemptFailed(agent.name, attempt, will_retry=retry, retry_in=delay))
-            if not retry:
-                result.status = AgentStatus.FAILED
-                result.error = attempt.error
-                return
-            assert delay is not None
-            await asyncio.sleep(delay)
-
-    async def _attempt(
-        self,
-        agent: Agent,
-        route: Route,
-        provider: Provider,
-        request: ChatRequest,
-        reservation: Reservation,
-        number: int,
-        result: AgentResult,
-    ) -> tuple[Attempt, ProviderError | None, ChatResponse | None]:
-        """One call, holding a concurrency slot and a cost reservation; always settles both
-        and adds the attempt to ``result`` (a cancelled one too: it may have been billed)."""
-        self._emit(AttemptStarted(agent.name, number, request))
-        streamed: list[str] = []
-
-        def on_text(text: str) -> None:
-            streamed.append(text)
-            if request.stream:
-                self._emit(TokensStreamed(agent.name, text))
-
-        started = time.time()
-        clock = time.monotonic()
-        error: ProviderError | None = None
-        usage = Usage()
-        response: ChatResponse | None = None
-        try:
-            await self.limits.pauses.wait(route.provider)  # a 429 elsewhere paused this provider
-            async with self._slots:
-                clock = time.monotonic()
-                started = time.time()
-                self.limits.in_flight += 1
-                try:
-                    if agent.timeout is None:  # no timeout scope: it costs a task lookup per call
-                        response = await self.executor.call(provider, request, on_text)
-                    else:
-                        async with asyncio.timeout(agent.timeout):
-                            response = await self.executor.call(provider, request, on_text)
-                finally:
-                    self.limits.in_flight -= 1
-                usage = response.usage
-        except TimeoutError:
-            error = ProviderTimeoutError(f"no answer within {agent.timeout:g}s (the agent's timeout)")
-        except ProviderError as caught:
-            error = caught
-        except asyncio.CancelledError:
-            usage = self._partial_usage(request, streamed)
-            cancelled = self._stop_reason or "cancelled"
-            await self._close_attempt(result, route, reservation, number, started, clock, usage, "cancelled", cancelled)
-            raise
-        except Exception as caught:  # a provider bug must fail one agent, not the run
-            logger.exception("provider %s raised an unexpected error", route.provider)
-            error = MalformedResponseError(f"{type(caught).__name__}: {caught}")
-        if error is not None:
-            usage = self._partial_usage(request, streamed)
-            response = None
-        if isinstance(error, RateLimitError) and error.retry_after:
-            # Every call to this provider waits, not just this attempt's retry: the limit is theirs.
-            self.limits.pauses.pause(route.provider, min(error.retry_after, MAX_RETRY_AFTER))
-        status = "succeeded" if error is None else "failed"
-        attempt = await self._close_attempt(result, route, reservation, number, started, clock, usage, status, error)
-        return attempt, error, response
-
-    async def _close_attempt(
-        self,
-        result: AgentResult,
-        route: Route,
-        reservation: Reservation,
-        number: int,
-        started: float,
-        clock: float,
-        usage: Usage,
-        status: str,
-        error: ProviderError | str | None,
-    ) -> Attempt:
-        """Settle the reservation to what the attempt cost, and add the attempt to ``result``."""
-        duration = time.monotonic() - clock
-        cost = await self._settle_cost(route, reservation, usage)
-        message: str | None = error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
-        error_type = type(error).__name__ if isinstance(error, ProviderError) else None
-        http_status = error.status if isinstance(error, ProviderError) else None
-        attempt = Attempt(
-            number=number,
-            status=status,
-            started_at=started,
-            duration=duration,
-            usage=usage,
-            cost=cost,
-            error=message,
-            error_type=error_type,
-            http_status=http_status,
-        )
-        result.attempts.append(attempt)
-        result.usage = result.usage + attempt.usage
-        result.cost = None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
-        return attempt
-
-    @staticmethod
-    def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:
-        """A failed attempt that streamed text was probably billed: estimate it."""
-        if not streamed:
-            return Usage()
-        text_bytes = sum(len(piece.encode("utf-8")) for piece in streamed)
-        return Usage(input_token_bound(request) // 4, max(1, text_bytes // 4), estimated=True)
-
-    async def _settle_cost(self, route: Route, reservation: Reservation, usage: Usage) -> float | None:
-        cost = self.prices.cost(route, usage)
-        if cost is None and route.model not in self._warned_models:
-            self._warned_models.add(route.model)
-            self._emit(
-                CostWarning(
-                    f"no known price for model {route.model!r} ({route.provider}): its cost is "
-                    "recorded as unknown; add it under prices: in the workflow",
-                )
-            )
-        if cost is not None and cost > reservation.amount and self.budget.cap is not None:
-            logger.warning(
-                "call on %s cost $%.6f, more than its reserved worst case $%.6f",
-                route.model, cost, reservation.amount,
-            )
-        await self.budget.settle(reservation, cost or 0.0)
-        return cost
-
-    def _cost_or_zero(self, route: Route, usage: Usage) -> float:
-        return self.prices.cost(route, usage) or 0.0
 
     # --- events ----------------------------------------------------------------------------
 

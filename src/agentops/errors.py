@@ -9,6 +9,7 @@ package prints tracebacks.
     ├── UsageError                bad CLI arguments or run inputs
     ├── ConfigurationError        provider not configured, optional extra missing
     ├── CostCapError              the cost cap cannot be guaranteed (model without a price)
+    ├── ToolServerError           an MCP server did not start (names its command and stderr)
     ├── StoreError                the history database cannot be used
     │   └── RunNotFoundError      no such workflow run / agent run id
     └── ProviderError             one call to a model failed (carries status, retryability)
@@ -69,6 +70,10 @@ class ConfigurationError(AgentOpsError):
 
 class CostCapError(AgentOpsError):
     """The cost cap could not be guaranteed, so the run was refused before it started."""
+
+
+class ToolServerError(AgentOpsError):
+    """An MCP server could not be started, so the run was refused before any model call."""
 
 
 class StoreError(AgentOpsError):

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:  # pydantic stays unloaded for the history commands, which read Usage only
-    from .providers.base import ChatRequest, ChatResponse
+    from .messages import ChatRequest, ChatResponse
     from .spec import Workflow
 
 
@@ -71,6 +71,29 @@ class Attempt:
     error: str | None = None
     error_type: str | None = None
     http_status: int | None = None
+    turn: int = 1  # the agent's model call this attempt made (1-based); retries share its turn
+
+
+@dataclass
+class ToolCallRecord:
+    """One tool call an agent's model asked for, as it was run.
+
+    ``tool`` is the name as users write it (``add``, ``kb.lookup``); ``arguments``
+    is the JSON text the model wrote; ``result`` is what went back to the model
+    (for an error too: ``error`` says what went wrong). ``status`` is
+    ``succeeded``, ``failed`` (an exception, a timeout, invalid arguments, an MCP
+    ``isError`` result) or ``cancelled``.
+    """
+
+    turn: int
+    call_id: str
+    tool: str
+    arguments: str
+    status: str
+    started_at: float  # unix time
+    duration: float  # seconds
+    result: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -88,10 +111,18 @@ class AgentResult:
     started_at: float | None = None
     finished_at: float | None = None
     reused: bool = False  # taken from an earlier run by resume, not called again
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
 
     @property
     def retries(self) -> int:
-        return max(0, len(self.attempts) - 1)
+        """Attempts beyond the first of each turn."""
+        if not self.attempts:
+            return 0
+        return len(self.attempts) - len({attempt.turn for attempt in self.attempts})
+
+    @property
+    def turns(self) -> int:
+        return max((attempt.turn for attempt in self.attempts), default=0)
 
     @property
     def duration(self) -> float | None:
@@ -166,6 +197,7 @@ class AgentStarted:
 class AttemptStarted:
     name: str
     number: int
+    turn: int = 1
     request: ChatRequest | None = None  # what this attempt sends
 
 
@@ -206,6 +238,37 @@ class CostWarning:
 
 
 @dataclass(frozen=True)
+class ToolCallStarted:
+    """A tool call began (the live view shows it until ``ToolCallFinished``)."""
+
+    name: str  # the agent
+    turn: int
+    call_id: str
+    tool: str
+    arguments: str  # JSON text, as the model wrote it
+    started_at: float
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    name: str  # the agent
+    call: ToolCallRecord
+
+
+@dataclass(frozen=True)
+class ToolServerStopped:
+    """An MCP server of the run was closed; ``stderr`` is the end of what it wrote there (stdio)."""
+
+    server: str  # its name under tools:
+    transport: str  # "stdio" | "http"
+    target: str  # the command line, or the URL
+    tools: tuple[str, ...]  # the tools it listed
+    stderr: str
+    started_at: float
+    stopped_at: float
+
+
+@dataclass(frozen=True)
 class WorkflowFinished:
     result: WorkflowResult
 
@@ -219,6 +282,9 @@ Event = Union[
     AttemptSucceeded,
     AgentFinished,
     CostWarning,
+    ToolCallStarted,
+    ToolCallFinished,
+    ToolServerStopped,
     WorkflowFinished,
 ]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .providers.base import ChatRequest, ChatResponse, Provider, TextCallback
+from .messages import ChatRequest, ChatResponse
+from .providers.base import Provider, TextCallback
 
 
 class Executor(Protocol):

@@ -29,6 +29,8 @@ from .store.queries import (
     AttemptRecord,
     CostGroup,
     CostGrouping,
+    ToolCallRow,
+    ToolServerRow,
     WorkflowRunRecord,
     agent_run,
     agent_runs,
@@ -122,10 +124,14 @@ def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool =
                 console.print(_line("  ", describe_attempt(attempt)))
         if agent.reused:
             console.print(Text(f"  reused from agent run {agent.reused_from_run_id or '?'} (not called again)"))
+        if agent.tool_calls:
+            console.print(_line("  ", _tool_call_summary(agent.tool_calls), f" (agentops show-run {agent.id})"))
         if agent.status == "succeeded":
             _print_block(console, agent.output)
         else:
             console.print(_line(agent.status or "?", ": ", clean(agent.error) or "-"))
+    for server in detail.tool_servers:
+        _print_server(console, server)
 
 
 def show_agent_run(store: Store, run_id: int, *, json_output: bool = False) -> None:
@@ -141,6 +147,9 @@ def show_agent_run(store: Store, run_id: int, *, json_output: bool = False) -> N
         console.print(Text(f"  reused from agent run {run.reused_from_run_id or '?'} (not called again)"))
     if run.attempts:
         console.print(_attempts_table(console, run.attempts))
+    if run.tool_calls:
+        console.print(Text(_tool_call_summary(run.tool_calls) + ":"))
+        console.print(_tool_calls_table(console, run.tool_calls))
     if run.error:
         console.print(_line("Error: ", clean(run.error)))
     console.print(Rule("Prompt", align="left", style="dim"))
@@ -503,13 +512,15 @@ def _agents_table(console: Console, agents: list[AgentRunRecord]) -> Table:
 
 
 def _attempts_table(console: Console, attempts: list[AttemptRecord]) -> Table:
+    turns = any(attempt.turn > 1 for attempt in attempts)  # a tool loop: say which turn each made
     columns = [
-        Column("#", "right"), Column("status"), Column("http", "right"), Column("time", "right"),
+        Column("#", "right"), *([Column("turn", "right")] if turns else []), Column("status"), Column("http", "right"), Column("time", "right"),
         Column("tokens", "right"), Column("cost", "right"), Column("error", cap=100, floor=10),
     ]
     rows = [
         [
             Text(str(attempt.number)),
+            *([Text(str(attempt.turn))] if turns else []),
             Text(attempt.status),
             Text(str(attempt.http_status or "")),
             Text(format_duration(attempt.duration)),
@@ -520,3 +531,45 @@ def _attempts_table(console: Console, attempts: list[AttemptRecord]) -> Table:
         for attempt in attempts
     ]
     return fitted_table(console, columns, rows)
+
+
+def _tool_call_summary(calls: list[ToolCallRow]) -> str:
+    failed = sum(call.status != "succeeded" for call in calls)
+    turns = len({call.turn for call in calls})
+    text = f"{plural(len(calls), 'tool call')} in {plural(turns, 'turn')}"
+    return text + (f", {failed} failed" if failed else "")
+
+
+def _tool_calls_table(console: Console, calls: list[ToolCallRow]) -> Table:
+    columns = [
+        Column("turn", "right"), Column("tool", cap=30), Column("arguments", cap=40, floor=10),
+        Column("status"), Column("time", "right"), Column("result / error", cap=60, floor=10),
+    ]
+    rows = [
+        [
+            Text(str(call.turn)),
+            clean(call.tool),
+            preview(call.arguments, 40),
+            Text(call.status),
+            Text(format_duration(call.duration)),
+            preview(call.result if call.status == "succeeded" else call.error, 60),
+        ]
+        for call in calls
+    ]
+    return fitted_table(console, columns, rows)
+
+
+def _print_server(console: Console, server: ToolServerRow) -> None:
+    """An MCP server the run started, with the end of its stderr (kept here, never in the live view)."""
+    tools = ", ".join(server.tools) or "no tools"
+    heading = _line("MCP server ", clean(server.name), f" ({server.transport}: ", clean(server.target), ")")
+    console.print(Rule(heading, align="left", style="dim"))
+    console.print(_line("  tools: ", clean(tools)))
+    if server.stderr and server.stderr.strip():
+        lines = server.stderr.rstrip().splitlines()[-STDERR_LINES_SHOWN:]
+        console.print(Text(f"  stderr (last {len(lines)} lines; --json has up to 64 KB):"))
+        for line in lines:
+            console.print(_line("    ", clean(line)))
+
+
+STDERR_LINES_SHOWN = 20

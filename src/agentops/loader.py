@@ -48,6 +48,21 @@ class LoadedWorkflow:
     source: str  # the text as read, for the run history
     path: str | None  # None when loaded from text
 
+    @property
+    def folder(self) -> Path:
+        """Where the file is (its Python tools and stdio servers are found from there); else the working directory."""
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    def diagnostic(self, path: PathKey, message: str, *, at_key: bool = False) -> Diagnostic:
+        """``message`` at the value at ``path``, for problems found after loading (a tool that
+        does not import, a server without the tool named). The source is read again: such
+        problems are rare, so no run keeps every position in memory for them."""
+        try:
+            position = parse_yaml(self.source).position(path, at_key=at_key)
+        except YamlSyntaxError:
+            position = Position(1, 1)
+        return _diagnostic(self.path or "<workflow>", position, message)
+
 
 def load_workflow(path: str | Path) -> LoadedWorkflow:
     """Read and validate a workflow file. Raises WorkflowError (every problem) or UsageError (unreadable)."""
@@ -164,11 +179,11 @@ def _top_level_message(data: Any) -> str:
         return "the file is empty; a workflow needs at least name: and agents: (see examples/)"
     return (
         f"the top level is {_describe_value(data)}, but a workflow is a mapping of keys: "
-        "name:, agents: and optionally description:, policies:, inputs:, prices:, providers:"
+        "name:, agents: and optionally description:, policies:, inputs:, prices:, providers:, tools:"
     )
 
 
-_OPTIONAL_SECTIONS = ("policies", "inputs", "prices", "providers")
+_OPTIONAL_SECTIONS = ("policies", "inputs", "prices", "providers", "tools")
 
 
 def _without_empty_sections(data: dict[str, Any]) -> dict[str, Any]:

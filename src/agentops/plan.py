@@ -3,21 +3,25 @@
 Per agent the worst case is what the engine would reserve: an upper bound on
 input tokens (the prompt's UTF-8 bytes plus per-message overhead, with each
 upstream output counted at its ``max_tokens``) times the input price, plus
-``max_tokens`` times the output price.
+``max_tokens`` times the output price. An agent with tools makes up to
+``max_turns`` model calls: its worst case is shown as max_turns × that first
+turn's bound, which later turns exceed as tool results grow the prompt (each
+turn reserves its own bound before it is sent, so the cap still holds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .budget import TOKENS_PER_MESSAGE, input_token_bound
 from .errors import ConfigurationError
 from .events import Usage
 from .graph import WorkflowGraph, describe_condition
+from .messages import ChatRequest
 from .pricing import PriceBook
-from .providers.base import ChatRequest, Route
+from .providers.base import Route
 from .providers.registry import ProviderRegistry
 from .spec import Workflow
 from .templates import build_messages
@@ -32,8 +36,11 @@ class PlannedAgent:
     provider: str | None
     max_tokens: int
     input_tokens_bound: int
-    worst_case_cost: float | None  # None: unknown price or provider
+    worst_case_cost: float | None  # None: unknown price or provider; for a tool loop max_turns × per turn
     note: str | None = None
+    max_turns: int = 1  # model calls in its loop (1 without tools)
+    per_turn_cost: float | None = None  # the first turn's worst case
+    tools: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -87,9 +94,11 @@ class _Planner:
                 route = registry.route(agent)
             except ConfigurationError as error:
                 note = str(error)
-            cost = prices.cost(route, Usage(bound, max_tokens)) if route else None
-            if route and cost is None:
+            per_turn = prices.cost(route, Usage(bound, max_tokens)) if route else None
+            if route and per_turn is None:
                 note = f"no known price for {route.model!r}: add it under prices:"
+            turns = workflow.effective_max_turns(agent)
+            cost = None if per_turn is None else per_turn * turns
             planned.append(
                 PlannedAgent(
                     name=name,
@@ -101,6 +110,9 @@ class _Planner:
                     input_tokens_bound=bound,
                     worst_case_cost=cost,
                     note=note,
+                    max_turns=turns,
+                    per_turn_cost=per_turn,
+                    tools=list(agent.tools),
                 )
             )
         path, _ = graph.critical_path({name: 1.0 for name in graph.names})
@@ -187,10 +199,17 @@ def render_plan(plan: Plan) -> list[str]:
         cost = "unknown" if agent.worst_case_cost is None else f"${agent.worst_case_cost:.6f}"
         after = f"after {agent.depends_on}" if agent.depends_on else "at start"
         where = f"{agent.provider}:{agent.model}" if agent.provider else agent.model
-        lines.append(
-            f"  step {agent.step + 1}  {agent.name:<{width}}  {where}  {after}; "
-            f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens, worst case {cost}"
-        )
+        if agent.max_turns > 1:
+            per_turn = "unknown" if agent.per_turn_cost is None else f"${agent.per_turn_cost:.6f}"
+            bound = (
+                f"tools {', '.join(agent.tools)}; up to {agent.max_turns} turns (max_turns) × "
+                f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens ({per_turn}) = worst case {cost}, "
+                "counting the first turn's prompt only (tool results grow later ones; each turn "
+                "reserves its own bound)"
+            )
+        else:
+            bound = f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens, worst case {cost}"
+        lines.append(f"  step {agent.step + 1}  {agent.name:<{width}}  {where}  {after}; {bound}")
         if agent.note:
             lines.append(f"          note: {agent.note}")
     lines.append("")

@@ -12,9 +12,15 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .providers.kinds import ProviderKind
+
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_MAX_TURNS = 10
+DEFAULT_PARALLEL_TOOL_CALLS = 8
+DEFAULT_TOOL_TIMEOUT = 60.0
+DEFAULT_STARTUP_TIMEOUT = 30.0
 
 # What a user may write under ``depends_on``: a name, a list (all of), a
 # ``{all: [...]}`` / ``{any: [...]}`` mapping (nesting), or a string expression
@@ -41,12 +47,40 @@ class Policies(_Strict):
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     backoff: Backoff = Backoff()
+    max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1, le=1000, description="model calls in a tool loop")
+    max_parallel_tool_calls: int = Field(default=DEFAULT_PARALLEL_TOOL_CALLS, ge=1, le=1000)
+
+
+class McpSpec(_Strict):
+    """An MCP server: over stdio (``command``, ``args``, ``env``) or streamable HTTP (``url``, ``headers``).
+
+    Which one is decided by ``command`` or ``url``; ``checks`` reports a mapping with both or neither.
+    ``${VAR}`` in ``env`` and ``headers`` values comes from the environment when the run starts.
+    """
+
+    command: str | None = Field(default=None, min_length=1)
+    args: list[str] = []
+    env: dict[str, str] = {}
+    url: str | None = Field(default=None, min_length=1)
+    headers: dict[str, str] = {}
+
+
+class ToolSpec(_Strict):
+    """A tool (``python: "module:function"``) or a server of tools (``mcp: {...}``)."""
+
+    python: str | None = Field(default=None, min_length=1)
+    mcp: McpSpec | None = None
+    timeout: float = Field(default=DEFAULT_TOOL_TIMEOUT, gt=0, description="seconds per call")
+    allow: list[str] | None = None  # mcp: only these of the server's tools
+    prefix: str | None = None  # prepended to the names the model sees
+    on_tool_error: Literal["return", "fail"] = "return"
+    startup_timeout: float = Field(default=DEFAULT_STARTUP_TIMEOUT, gt=0, description="mcp: seconds to start")
 
 
 class ProviderSpec(_Strict):
     """A named endpoint, used by ``provider: NAME`` on an agent."""
 
-    type: Literal["openai", "azure", "local"] = "openai"
+    type: ProviderKind = "openai"
     base_url: str | None = None
     api_key_env: str | None = None
     api_version: str | None = None
@@ -77,6 +111,9 @@ class Agent(_Strict):
     max_tokens: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0, description="seconds per attempt")
     retries: int | None = Field(default=None, ge=0, le=100)
+    tools: list[str] = []  # names under tools:, or SERVER.TOOL for one tool of an MCP server
+    max_turns: int | None = Field(default=None, ge=1, le=1000)
+    max_parallel_tool_calls: int | None = Field(default=None, ge=1, le=1000)
 
 
 class Workflow(_Strict):
@@ -86,6 +123,7 @@ class Workflow(_Strict):
     inputs: dict[str, InputSpec | str | int | float | bool | None] = {}
     prices: dict[str, Price] = {}
     providers: dict[str, ProviderSpec] = {}
+    tools: dict[str, ToolSpec] = {}
     agents: list[Agent] = Field(min_length=1)
 
     def agent(self, name: str) -> Agent:
@@ -107,3 +145,13 @@ class Workflow(_Strict):
 
     def effective_temperature(self, agent: Agent) -> float | None:
         return self.policies.temperature if agent.temperature is None else agent.temperature
+
+    def effective_max_turns(self, agent: Agent) -> int:
+        """Model calls in the agent's loop: one without tools."""
+        if not agent.tools:
+            return 1
+        return self.policies.max_turns if agent.max_turns is None else agent.max_turns
+
+    def effective_parallel_tool_calls(self, agent: Agent) -> int:
+        limit = agent.max_parallel_tool_calls
+        return self.policies.max_parallel_tool_calls if limit is None else limit

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .providers.base import Message
+from .messages import Message
 from .spec import Agent
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)

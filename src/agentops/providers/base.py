@@ -1,5 +1,9 @@
 """The provider boundary: one small protocol every model backend implements.
 
+The request and response types it speaks are in ``messages`` (re-exported here
+for code written before they moved); what each kind of provider can do is in
+``kinds``.
+
 A provider turns a ``ChatRequest`` into a ``ChatResponse``, streaming text
 through ``on_text`` as it arrives. It raises only ``errors.ProviderError``
 subclasses: SDK exceptions are translated at this boundary, in one place per
@@ -9,38 +13,12 @@ provider, so the engine's retry policy sees one vocabulary.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from ..events import Usage
-
-Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True)
-class Message:
-    role: Role
-    content: str
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    model: str  # the model name as the provider knows it (prefix already removed)
-    messages: tuple[Message, ...]
-    max_tokens: int  # always set: the cost cap depends on it
-    temperature: float | None = None
-    timeout: float | None = None  # seconds for this attempt; the engine also enforces it
-    agent: str | None = None  # the agent's name, for providers that script by agent (FakeProvider)
-    stream: bool = True  # False: nobody watches tokens; a provider may answer in one piece
-
-
-@dataclass(frozen=True)
-class ChatResponse:
-    text: str
-    usage: Usage = field(default_factory=Usage)
-    finish_reason: str | None = None
-    model: str | None = None  # the model that answered, as the server named it (None: not reported)
-
+from ..messages import ChatRequest, ChatResponse, Message
+from .kinds import Capabilities
 
 TextCallback = Callable[[str], None]
 
@@ -66,6 +44,7 @@ class Provider(Protocol):
 
     name: str  # as shown and recorded: "openai", "azure", "local", or a workflow-defined name
     kind: str  # "openai" | "azure" | "local" | "fake": which price table applies
+    capabilities: Capabilities  # what it can do (streaming, tool calls, JSON schema); see kinds
 
     async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse: ...
 
@@ -88,3 +67,16 @@ class Route:
     kind: str  # "openai" | "azure" | "local" | "fake"
     model: str
     priced_as: str | None = None
+
+
+__all__ = [
+    "Capabilities",
+    "ChatRequest",
+    "ChatResponse",
+    "Message",
+    "Provider",
+    "Route",
+    "TextCallback",
+    "estimate_tokens",
+    "estimated_usage",
+]

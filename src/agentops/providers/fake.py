@@ -12,6 +12,15 @@ Pass it as the provider of a run and every agent talks to it::
 ``reply`` is a string (every call gets it), a function of the ``ChatRequest``
 returning the text (sync or async), or a mapping from agent name or model to
 either of those; a mapping may hold a ``"*"`` entry for everything else.
+
+Tool calls are scripted the same way: a reply may be a ``ToolCall`` (made with
+``tool_call("add", a=1, b=2)``) or a list or tuple of them (parallel calls in
+one turn), and a function may return those too. A *list* of replies is a
+script of turns, consumed one per call for that key::
+
+    fake = FakeProvider({"researcher": [tool_call("lookup", key="alpha"), "alpha is 1"]})
+
+A reply of a single ``ToolCall`` asks for it on every call: a model that never stops.
 ``latency`` (seconds, or a function of the request) delays each call;
 ``errors`` scripts failures: a list consumed one per call (``None`` lets that
 call succeed), or a mapping from agent name or model to such a list. Every
@@ -23,16 +32,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
+import json
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Union
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Union
 
 from ..errors import BadRequestError
-from .base import ChatRequest, ChatResponse, TextCallback, estimated_usage
+from ..messages import ChatRequest, ChatResponse, ToolCall
+from .base import TextCallback, estimated_usage
+from .kinds import EVERYTHING, Capabilities
 
-ReplyFunction = Callable[[ChatRequest], Union[str, Awaitable[str]]]
-Reply = Union[str, ReplyFunction]
+Answer = Union[str, ToolCall, Sequence[ToolCall]]
+ReplyFunction = Callable[[ChatRequest], Union[Answer, Awaitable[Answer]]]
+Reply = Union[Answer, ReplyFunction, list[Any]]  # a list: one reply per turn
 ErrorScript = Iterable[BaseException | None]
 FALLBACK_KEY = "*"
 
@@ -48,12 +62,15 @@ class FakeProvider:
         errors: ErrorScript | Mapping[str, ErrorScript] = (),
         name: str = "fake",
         kind: str = "fake",
+        capabilities: Capabilities = EVERYTHING,
     ) -> None:
         self.name = name
         self.kind = kind
+        self.capabilities = capabilities
         self.reply = reply
         self.latency = latency
         self.requests: list[ChatRequest] = []
+        self._scripts: dict[int, deque[Any]] = {}  # by id() of a list reply: its turns not yet used
         self._errors: dict[str, deque[BaseException | None]]
         if isinstance(errors, Mapping):
             self._errors = {key: deque(script) for key, script in errors.items()}
@@ -71,12 +88,17 @@ class FakeProvider:
         error = self._next_error(request)
         if error is not None:
             raise error
-        text = await self._text_for(request)
+        text, calls = await self._answer_for(request)
         for piece in re.findall(r"\S*\s*", text):
             if piece:
                 on_text(piece)
+        billed = text + "".join(call.name + call.arguments for call in calls)
         return ChatResponse(
-            text=text, usage=estimated_usage(request, text), finish_reason="stop", model=request.model
+            text=text,
+            usage=estimated_usage(request, billed),
+            finish_reason="tool_calls" if calls else "stop",
+            tool_calls=calls,
+            model=request.model,
         )
 
     async def aclose(self) -> None:
@@ -89,8 +111,8 @@ class FakeProvider:
                 return script.popleft()
         return None
 
-    async def _text_for(self, request: ChatRequest) -> str:
-        reply = self.reply
+    async def _answer_for(self, request: ChatRequest) -> tuple[str, tuple[ToolCall, ...]]:
+        reply: Any = self.reply
         if isinstance(reply, Mapping):
             chosen = next(
                 (reply[key] for key in (request.agent, request.model, FALLBACK_KEY) if key is not None and key in reply),
@@ -102,10 +124,30 @@ class FakeProvider:
                     f"add one of them (or '{FALLBACK_KEY}') to its replies"
                 )
             reply = chosen
+        if isinstance(reply, list):
+            script = self._scripts.setdefault(id(reply), deque(reply))
+            if not script:
+                raise BadRequestError(
+                    f"FakeProvider's script for agent {request.agent!r} has no reply left for call "
+                    f"{len(self.requests_for(request.agent or request.model))}; add one"
+                )
+            reply = script.popleft()
+        if callable(reply) and not isinstance(reply, ToolCall):
+            produced = reply(request)
+            reply = await produced if inspect.isawaitable(produced) else produced
         if isinstance(reply, str):
-            return reply
-        produced = reply(request)
-        return await produced if inspect.isawaitable(produced) else produced
+            return reply, ()
+        if isinstance(reply, ToolCall):
+            return "", (reply,)
+        return "", tuple(reply)
 
 
-__all__ = ["FakeProvider"]
+_CALL_IDS = itertools.count(1)
+
+
+def tool_call(name: str, *, call_id: str | None = None, **arguments: Any) -> ToolCall:
+    """A scripted tool call: ``tool_call("add", a=1, b=2)`` (ids are unique unless given)."""
+    return ToolCall(call_id or f"call_{next(_CALL_IDS)}", name, json.dumps(arguments))
+
+
+__all__ = ["FakeProvider", "tool_call"]

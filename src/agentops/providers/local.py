@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigurationError
 from ..events import Usage
 from .base import ChatRequest, ChatResponse, TextCallback
+from .kinds import PROVIDER_KINDS
 
 if TYPE_CHECKING:
     from .local_process import LocalWorkers
@@ -72,6 +73,7 @@ class LocalProvider:
     """A Provider of the ``local`` kind; ``workers`` is shared so each file loads once per run."""
 
     kind = "local"
+    capabilities = PROVIDER_KINDS["local"]
 
     def __init__(self, name: str = "local", *, workers: LocalWorkers | None = None) -> None:
         from .local_process import LocalWorkers

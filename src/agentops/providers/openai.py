@@ -38,7 +38,9 @@ from ..errors import (
     ServerError,
 )
 from ..events import Usage
-from .base import ChatRequest, ChatResponse, TextCallback, estimated_usage
+from ..messages import ChatRequest, ChatResponse, Message, ToolCall
+from .base import TextCallback, estimated_usage
+from .kinds import capabilities_of
 from .registry import Endpoint
 
 if TYPE_CHECKING:
@@ -53,16 +55,23 @@ _DETAIL_LIMIT = 300
 class OpenAIProvider:
     """A Provider of the ``openai`` or ``azure`` kind, shared by every agent routed to it."""
 
-    def __init__(self, endpoint: Endpoint, *, max_connections: int = 16) -> None:
+    def __init__(
+        self, endpoint: Endpoint, *, max_connections: int = 16, client: openai.AsyncOpenAI | None = None
+    ) -> None:
         self.name = endpoint.name
         self.kind = endpoint.kind
+        self.capabilities = capabilities_of(endpoint.kind)
         self.endpoint = endpoint
+        self.client: openai.AsyncOpenAI
+        self._owns_client = client is None
+        if client is not None:  # the caller's own client: its configuration, and the caller closes it
+            self.client = client
+            return
         # The aiohttp transport sizes its connector (``limit``) from max_connections.
         http_client = openai.DefaultAioHttpClient(
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             timeout=httpx2.Timeout(DEFAULT_TIMEOUT, connect=CONNECT_TIMEOUT),
         )
-        self.client: openai.AsyncOpenAI
         if endpoint.kind == "azure":
             self.client = openai.AsyncAzureOpenAI(
                 api_key=endpoint.api_key,
@@ -80,10 +89,7 @@ class OpenAIProvider:
             )
 
     async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
-        messages = cast(
-            "list[ChatCompletionMessageParam]",
-            [{"role": m.role, "content": m.content} for m in request.messages],
-        )
+        messages = cast("list[ChatCompletionMessageParam]", [_wire_message(m) for m in request.messages])
         # Without an agent timeout the client's own (DEFAULT_TIMEOUT) applies: no per-call options to merge.
         timeout = (
             openai.not_given
@@ -93,6 +99,7 @@ class OpenAIProvider:
         if not request.stream:
             return await self._complete_whole(request, messages, timeout)
         pieces: list[str] = []
+        calls: dict[int, _PartialCall] = {}
         usage: Usage | None = None
         finish_reason: str | None = None
         answered_by: str | None = None
@@ -105,6 +112,7 @@ class OpenAIProvider:
                 stream=True,
                 stream_options={"include_usage": True},
                 timeout=timeout,
+                **_tool_options(request),
             )
         chunks = stream.__aiter__()
         consumed = False
@@ -118,14 +126,17 @@ class OpenAIProvider:
                     except StopAsyncIteration:
                         consumed = True
                         break
-                answered_by = chunk.model or answered_by
                 if chunk.usage is not None:
                     usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                answered_by = chunk.model or answered_by
                 for choice in chunk.choices:
                     content = choice.delta.content if choice.delta else None
                     if content:
                         pieces.append(content)
                         on_text(content)
+                    if choice.delta and choice.delta.tool_calls:
+                        for delta in choice.delta.tool_calls:
+                            calls.setdefault(delta.index, _PartialCall()).add(delta)
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
         finally:
@@ -139,7 +150,8 @@ class OpenAIProvider:
             raise MalformedResponseError(
                 f"{self.name}: the stream for {request.model!r} ended before the answer was complete"
             )
-        return self._response(request, "".join(pieces), usage, finish_reason, answered_by)
+        tool_calls = tuple(calls[index].finished(index) for index in sorted(calls))
+        return self._response(request, "".join(pieces), tool_calls, usage, finish_reason, answered_by)
 
     async def _complete_whole(
         self, request: ChatRequest, messages: list[ChatCompletionMessageParam], timeout: Any
@@ -153,36 +165,116 @@ class OpenAIProvider:
                 max_tokens=request.max_tokens,
                 temperature=openai.omit if request.temperature is None else request.temperature,
                 timeout=timeout,
+                **_tool_options(request),
             )
             body = json.loads(raw.content)
         try:
             choice = body["choices"][0]
-            text = choice["message"].get("content") or ""
+            message = choice["message"]
+            text = message.get("content") or ""
             finish_reason = choice["finish_reason"]
+            tool_calls = tuple(
+                ToolCall(call.get("id") or f"call_{index}", call["function"]["name"],
+                         call["function"].get("arguments") or "{}")
+                for index, call in enumerate(message.get("tool_calls") or ())
+            )
             reported = body.get("usage")
         except (KeyError, IndexError, TypeError, AttributeError) as error:
             raise MalformedResponseError(
                 f"{self.name} sent a completion without {error} for {request.model!r}"
             ) from error
+        if not isinstance(text, str) or not isinstance(finish_reason, str):
+            raise MalformedResponseError(f"{self.name} sent a completion of the wrong shape for {request.model!r}")
         usage = None
         if isinstance(reported, Mapping):
             usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0))
-        if not isinstance(text, str) or not isinstance(finish_reason, str):
-            raise MalformedResponseError(f"{self.name} sent a completion of the wrong shape for {request.model!r}")
         model = body.get("model")
-        return self._response(request, text, usage, finish_reason, model if isinstance(model, str) else None)
+        return self._response(
+            request, text, tool_calls, usage, finish_reason, model if isinstance(model, str) else None
+        )
 
     def _response(
-        self, request: ChatRequest, text: str, usage: Usage | None, finish_reason: str, answered_by: str | None
+        self,
+        request: ChatRequest,
+        text: str,
+        tool_calls: tuple[ToolCall, ...],
+        usage: Usage | None,
+        finish_reason: str,
+        answered_by: str | None,
     ) -> ChatResponse:
         if finish_reason == "content_filter":
             raise ContentPolicyError(f"{self.name}: the content filter stopped the answer for {request.model!r}")
+        if usage is None:
+            usage = estimated_usage(request, text + "".join(c.name + c.arguments for c in tool_calls))
         return ChatResponse(
-            text=text, usage=usage or estimated_usage(request, text), finish_reason=finish_reason, model=answered_by
+            text=text, usage=usage, finish_reason=finish_reason,
+            tool_calls=tool_calls, model=answered_by,
         )
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if self._owns_client:
+            await self.client.close()
+
+
+class _PartialCall:
+    """One tool call assembled from its ``delta.tool_calls`` pieces (the arguments come in fragments)."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+    def add(self, delta: Any) -> None:
+        if delta.id:
+            self.id = delta.id
+        function = delta.function
+        if function is None:
+            return
+        # OpenAI sends the name once; some compatible servers repeat it in every fragment.
+        if function.name and function.name != self.name:
+            self.name += function.name
+        if function.arguments:
+            self.arguments.append(function.arguments)
+
+    def finished(self, index: int) -> ToolCall:
+        if not self.name:
+            raise MalformedResponseError(f"the model asked for tool call #{index + 1} without naming the tool")
+        return ToolCall(self.id or f"call_{index}", self.name, "".join(self.arguments) or "{}")
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _tool_options(request: ChatRequest) -> dict[str, Any]:
+    """``tools`` and ``response_format`` when the request has them (nothing otherwise: no per-call cost)."""
+    options: dict[str, Any] = {}
+    if request.tools:
+        options["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}}
+            for t in request.tools
+        ]
+    if request.response_format is not None:
+        options["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.response_format.name,
+                "schema": dict(request.response_format.schema),
+                "strict": request.response_format.strict,
+            },
+        }
+    return options
 
 
 @contextlib.contextmanager

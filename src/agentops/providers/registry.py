@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigurationError
 from ..spec import Agent, ProviderSpec, Workflow
 from .base import Provider, Route
+from .kinds import BUILTIN_PROVIDERS, Capabilities, capabilities_of
 
 if TYPE_CHECKING:
     from .local_process import LocalWorkers
 
-BUILTIN_PROVIDERS = ("openai", "azure", "local")
 PLACEHOLDER_KEY = "no-key-needed"  # keyless servers (Ollama, llama.cpp) still need a non-empty key in the SDK
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -306,6 +306,13 @@ class ProviderRegistry:
         if route.kind not in ("openai", "azure"):
             return None
         return self.endpoint(route.provider)
+
+    def capabilities(self, route: Route) -> Capabilities:
+        """What the provider serving ``route`` can do: an override's own declaration, else its kind's."""
+        override = self._override_all or self._override_by_name.get(route.provider)
+        if override is not None:
+            return getattr(override, "capabilities", capabilities_of(override.kind))
+        return capabilities_of(route.kind)
 
     # --- providers -------------------------------------------------------------------
 

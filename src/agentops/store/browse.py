@@ -232,23 +232,17 @@ def resume_chain(store: Store, workflow_run_id: int) -> list[WorkflowRunRecord]:
     return [workflow_run_record(row) for row in rows]
 
 
-# The columns a tool call may have; the tools feature defines the table (a later migration).
-_TOOL_CALL_FIELDS = ("name", "status", "arguments", "result", "error", "started_at", "duration")
-_TOOL_CALL_OWNER = ("run_id", "agent_run_id")
-
-
 def tool_calls(store: Store, agent_run_id: int) -> list[ToolCallRecord]:
-    columns = {row["name"] for row in store.read("SELECT name FROM pragma_table_info('tool_calls')")}
-    owner = next((column for column in _TOOL_CALL_OWNER if column in columns), None)
-    if owner is None:  # no tool_calls table in this file (yet)
-        return []
-    selected = ", ".join(field if field in columns else f"NULL AS {field}" for field in _TOOL_CALL_FIELDS)
-    order = "number, id" if "number" in columns else "id"
-    rows = store.read(f"SELECT {selected} FROM tool_calls WHERE {owner} = ? ORDER BY {order}", (agent_run_id,))
+    """The agent run's tool calls (migration 7's ``tool_calls``), in the order they finished."""
+    rows = store.read(
+        """SELECT tool, status, arguments, result, error, started_at, duration FROM tool_calls
+        WHERE run_id = ? ORDER BY id""",
+        (agent_run_id,),
+    )
     return [
         ToolCallRecord(
             number=index + 1,
-            name=_text(row["name"]),
+            name=_text(row["tool"]),
             status=_text(row["status"]),
             arguments=_text(row["arguments"]),
             result=_text(row["result"]),

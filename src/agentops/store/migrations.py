@@ -177,7 +177,47 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS workflow_runs_by_resumed_from ON workflow_runs (resumed_from)",
         ),
     ),
-    # 7 is taken by tool calls; numbers need not be contiguous.
+    Migration(
+        7,
+        "tool_calls",
+        (
+            # Which turn (model call) of the agent's loop an attempt made; retries share it.
+            "ALTER TABLE attempts ADD COLUMN turn INTEGER NOT NULL DEFAULT 1",
+            # One row per tool call, written when it finishes. run_id is set once the agent's
+            # run is recorded (when it settles); a process killed mid-loop leaves it NULL, and
+            # (workflow_run_id, agent) still says whose call it was.
+            """CREATE TABLE IF NOT EXISTS tool_calls (
+                id INTEGER PRIMARY KEY,
+                workflow_run_id INTEGER NOT NULL,
+                run_id INTEGER REFERENCES runs (id) ON DELETE CASCADE,
+                agent TEXT NOT NULL,
+                turn INTEGER NOT NULL,
+                call_id TEXT,
+                tool TEXT NOT NULL,
+                arguments TEXT,
+                status TEXT NOT NULL,
+                result TEXT,
+                error TEXT,
+                started_at TEXT,
+                duration REAL
+            )""",
+            "CREATE INDEX IF NOT EXISTS tool_calls_by_run ON tool_calls (run_id, id)",
+            "CREATE INDEX IF NOT EXISTS tool_calls_by_workflow_run ON tool_calls (workflow_run_id, agent, id)",
+            # The MCP servers a run started, with the end of their stderr (stdio servers).
+            """CREATE TABLE IF NOT EXISTS tool_servers (
+                id INTEGER PRIMARY KEY,
+                workflow_run_id INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                transport TEXT NOT NULL,
+                target TEXT,
+                tools TEXT,
+                stderr TEXT,
+                started_at TEXT,
+                stopped_at TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS tool_servers_by_workflow_run ON tool_servers (workflow_run_id, id)",
+        ),
+    ),
     Migration(
         8,
         "batches",

@@ -19,6 +19,8 @@ from .records import (
     AttemptRecord,
     CostGroup,
     CostGrouping,
+    ToolCallRow,
+    ToolServerRow,
     WorkflowRunDetail,
     WorkflowRunRecord,
 )
@@ -30,6 +32,8 @@ __all__ = [
     "AttemptRecord",
     "CostGroup",
     "CostGrouping",
+    "ToolCallRow",
+    "ToolServerRow",
     "WorkflowRunDetail",
     "WorkflowRunRecord",
     "agent_run",
@@ -38,6 +42,8 @@ __all__ = [
     "decode_inputs",
     "recorded_workflows",
     "spend",
+    "tool_calls_of",
+    "tool_servers_of",
     "workflow_is_recorded",
     "workflow_run",
     "workflow_runs",
@@ -94,6 +100,7 @@ def agent_run(store: Store, run_id: int) -> AgentRunRecord:
         raise not_found(store, "runs", "agent run", run_id)
     record = agent_run_record(rows[0], with_prompt=True)
     record.attempts = attempts_of(store, [record.id]).get(record.id, [])
+    record.tool_calls = tool_calls_of(store, [record.id]).get(record.id, [])
     return record
 
 
@@ -104,7 +111,7 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
         chunk = run_ids[start : start + 500]
         rows = store.read(
             f"""SELECT run_id, number, status, http_status, error, error_type, started_at, duration,
-                input_tokens, output_tokens, tokens_estimated, cost FROM attempts
+                input_tokens, output_tokens, tokens_estimated, cost, turn FROM attempts
             WHERE run_id IN ({", ".join("?" * len(chunk))}) ORDER BY run_id, number""",
             tuple(chunk),
         )
@@ -122,9 +129,65 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
                     output_tokens=row["output_tokens"],
                     tokens_estimated=bool(row["tokens_estimated"]),
                     cost=row["cost"],
+                    turn=row["turn"],
                 )
             )
     return found
+
+
+def tool_calls_of(store: Store, run_ids: list[int]) -> dict[int, list[ToolCallRow]]:
+    """Tool calls of the given agent runs, in the order they finished, by run id."""
+    found: dict[int, list[ToolCallRow]] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        rows = store.read(
+            f"""SELECT run_id, turn, call_id, tool, arguments, status, result, error, started_at, duration
+            FROM tool_calls WHERE run_id IN ({", ".join("?" * len(chunk))}) ORDER BY run_id, id""",
+            tuple(chunk),
+        )
+        for row in rows:
+            found.setdefault(row["run_id"], []).append(
+                ToolCallRow(
+                    turn=row["turn"],
+                    call_id=row["call_id"],
+                    tool=row["tool"],
+                    arguments=row["arguments"],
+                    status=row["status"],
+                    result=row["result"],
+                    error=row["error"],
+                    started_at=row["started_at"],
+                    duration=row["duration"],
+                )
+            )
+    return found
+
+
+def tool_servers_of(store: Store, workflow_run_id: int) -> list[ToolServerRow]:
+    rows = store.read(
+        """SELECT name, transport, target, tools, stderr, started_at, stopped_at FROM tool_servers
+        WHERE workflow_run_id = ? ORDER BY id""",
+        (workflow_run_id,),
+    )
+    return [
+        ToolServerRow(
+            name=row["name"],
+            transport=row["transport"],
+            target=row["target"],
+            tools=_json_list(row["tools"]),
+            stderr=row["stderr"],
+            started_at=row["started_at"],
+            stopped_at=row["stopped_at"],
+        )
+        for row in rows
+    ]
+
+
+def _json_list(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 # --- workflow runs -------------------------------------------------------------------------------
@@ -192,8 +255,10 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
     )
     agents = [agent_run_record(agent_row, with_prompt=True) for agent_row in agent_rows]
     attempts = attempts_of(store, [agent.id for agent in agents])
+    calls = tool_calls_of(store, [agent.id for agent in agents])
     for agent in agents:
         agent.attempts = attempts.get(agent.id, [])
+        agent.tool_calls = calls.get(agent.id, [])
     return WorkflowRunDetail(
         run=workflow_run_record(row),
         definition=row["definition"],
@@ -202,6 +267,7 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
         agents=agents,
         trace_id=row["trace_id"],
         trace_span_id=row["trace_span_id"],
+        tool_servers=tool_servers_of(store, workflow_run_id),
     )
 
 

@@ -2,11 +2,12 @@
 
 Each write is one short transaction: the workflow run row when the run starts
 (with the agents a resume reuses), agent starts (``agent_starts``, what a live
-view shows as running) and agent runs with their attempts as they settle, the
-totals and final status when the run ends. A row in ``runs`` is only ever a
-settled agent: a start is a row of its own, deleted when the agent settles, and
-the run's end deletes any left, so nothing that reads ``runs`` mistakes a
-running agent for a finished one.
+view shows as running), tool calls as they finish, agent runs with their attempts
+as they settle (linking their tool calls), the MCP servers with their stderr as
+they close, the totals and final status when the run ends. A row in ``runs`` is
+only ever a settled agent: a start is a row of its own, deleted when the agent
+settles, and the run's end deletes any left, so nothing that reads ``runs``
+mistakes a running agent for a finished one.
 
 Agents that start or settle in the same turn of the event loop are committed
 together, by a callback queued when the first of them does: one commit instead
@@ -37,6 +38,9 @@ from ..events import (
     AgentStarted,
     AgentStatus,
     Event,
+    ToolCallFinished,
+    ToolCallRecord,
+    ToolServerStopped,
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
@@ -67,6 +71,8 @@ class RunRecorder:
         self._started: set[str] = set()  # agents whose start row was committed
         # started or settled, to be committed at the end of this loop turn
         self._pending: list[AgentStarted | AgentResult] = []
+        self._pending_calls: list[tuple[str, ToolCallRecord]] = []  # finished tool calls, likewise
+        self._with_calls: set[str] = set()  # agents with tool calls whose run row does not exist yet
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, WorkflowStarted):
@@ -75,6 +81,10 @@ class RunRecorder:
             self._record_agent(event)
         elif isinstance(event, AgentFinished):
             self._record_agent(event.result)
+        elif isinstance(event, ToolCallFinished):
+            self._record_tool_call(event.name, event.call)
+        elif isinstance(event, ToolServerStopped):
+            self._record_server(event)
         elif isinstance(event, WorkflowFinished):
             self._record_finish(event.result)
 
@@ -125,7 +135,34 @@ class RunRecorder:
     def _record_agent(self, change: AgentStarted | AgentResult) -> None:
         self._require_started()
         self._pending.append(change)
-        if len(self._pending) > 1:
+        self._queue_flush()
+
+    def _record_tool_call(self, agent: str, call: ToolCallRecord) -> None:
+        self._require_started()
+        self._pending_calls.append((agent, call))
+        self._with_calls.add(agent)
+        self._queue_flush()
+
+    def _record_server(self, event: ToolServerStopped) -> None:
+        workflow_run_id = self._require_started()
+        row = (
+            workflow_run_id,
+            storable(event.server),
+            event.transport,
+            storable(event.target),
+            json.dumps(list(event.tools)),
+            storable(event.stderr),
+            to_iso(event.started_at),
+            to_iso(event.stopped_at),
+        )
+        self.store.write(lambda connection: connection.execute(
+            """INSERT INTO tool_servers (workflow_run_id, name, transport, target, tools, stderr, started_at,
+                stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            row,
+        ))
+
+    def _queue_flush(self) -> None:
+        if len(self._pending) + len(self._pending_calls) > 1:
             return  # the commit is already queued
         try:
             loop = asyncio.get_running_loop()
@@ -142,7 +179,8 @@ class RunRecorder:
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, []
-        if not pending:
+        calls, self._pending_calls = self._pending_calls, []
+        if not pending and not calls:
             return
         workflow_run_id = self._require_started()
         batch = [change for change in pending if isinstance(change, AgentResult)]
@@ -155,6 +193,7 @@ class RunRecorder:
         ]
         # Agents whose start row is on disk: their outcome replaces it.
         ended = [(workflow_run_id, storable(r.name)) for r in batch if r.name in self._started]
+        linked = [r.name for r in batch if r.name in self._with_calls]
         called = [r for r in batch if not r.reused]
         totals = (
             sum(r.usage.input_tokens for r in called),
@@ -171,10 +210,17 @@ class RunRecorder:
                         started_at) VALUES (?, ?, ?, ?, ?, ?)""",
                     starts,
                 )
+            if calls:  # before the agents: a settling agent's last calls get its run id below
+                _insert_tool_calls(connection, workflow_run_id, calls)
             if not batch:
                 return
             for result in batch:
-                _insert_agent_run(connection, workflow_run_id, self._workflow, result)
+                run_id = _insert_agent_run(connection, workflow_run_id, self._workflow, result)
+                if result.name in linked:
+                    connection.execute(
+                        "UPDATE tool_calls SET run_id = ? WHERE workflow_run_id = ? AND agent = ? AND run_id IS NULL",
+                        (run_id, workflow_run_id, storable(result.name)),
+                    )
             if ended:
                 connection.executemany(
                     "DELETE FROM agent_starts WHERE workflow_run_id = ? AND agent = ?", ended
@@ -190,10 +236,16 @@ class RunRecorder:
         self._recorded.update(settled)
         self._started.difference_update(settled)
         self._started.update(c.name for c in started)
+        self._with_calls.difference_update(linked)
 
     def _record_finish(self, result: WorkflowResult) -> None:
         workflow_run_id = self._require_started()
-        self._pending = []  # every agent is in result.agents; those not yet written are written below
+        # Tool calls not yet written are written now; every agent is in result.agents, and
+        # those not yet written are written below.
+        if self._pending_calls:
+            self._pending = []
+            self._flush_pending()
+        self._pending = []
         self._started = set()  # the run's end deletes every start row of the run
         # Agents the engine settled without an AgentFinished we recorded (a failed write,
         # say) are recorded now, so the run is complete in the history.
@@ -202,7 +254,12 @@ class RunRecorder:
 
         def work(connection: sqlite3.Connection) -> None:
             for agent in missing:
-                _insert_agent_run(connection, workflow_run_id, self._workflow, agent)
+                run_id = _insert_agent_run(connection, workflow_run_id, self._workflow, agent)
+                if agent.name in self._with_calls:
+                    connection.execute(
+                        "UPDATE tool_calls SET run_id = ? WHERE workflow_run_id = ? AND agent = ? AND run_id IS NULL",
+                        (run_id, workflow_run_id, storable(agent.name)),
+                    )
             connection.execute("DELETE FROM agent_starts WHERE workflow_run_id = ?", (workflow_run_id,))
             connection.execute(
                 """UPDATE workflow_runs SET finished_at = ?, status = ?, input_tokens = ?,
@@ -302,8 +359,8 @@ def _insert_agent_run(
     if not reused:
         connection.executemany(
             """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
-                duration, input_tokens, output_tokens, tokens_estimated, cost)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                duration, input_tokens, output_tokens, tokens_estimated, cost, turn)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     run_id,
@@ -318,8 +375,34 @@ def _insert_agent_run(
                     attempt.usage.output_tokens,
                     int(attempt.usage.estimated),
                     attempt.cost,
+                    attempt.turn,
                 )
                 for attempt in result.attempts
             ],
         )
     return run_id
+
+
+def _insert_tool_calls(
+    connection: sqlite3.Connection, workflow_run_id: int, calls: list[tuple[str, ToolCallRecord]]
+) -> None:
+    connection.executemany(
+        """INSERT INTO tool_calls (workflow_run_id, agent, turn, call_id, tool, arguments, status, result,
+            error, started_at, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            (
+                workflow_run_id,
+                storable(agent),
+                call.turn,
+                storable(call.call_id),
+                storable(call.tool),
+                storable(call.arguments),
+                call.status,
+                storable(call.result),
+                storable(call.error),
+                to_iso(call.started_at),
+                call.duration,
+            )
+            for agent, call in calls
+        ],
+    )

@@ -23,6 +23,41 @@ class AttemptRecord:
     output_tokens: int
     tokens_estimated: bool
     cost: float | None
+    turn: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ToolCallRow:
+    """One row of ``tool_calls``."""
+
+    turn: int
+    call_id: str | None
+    tool: str
+    arguments: str | None
+    status: str
+    result: str | None
+    error: str | None
+    started_at: str | None
+    duration: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ToolServerRow:
+    """One row of ``tool_servers``: an MCP server a run started."""
+
+    name: str
+    transport: str
+    target: str | None
+    tools: list[str]
+    stderr: str | None
+    started_at: str | None
+    stopped_at: str | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,11 +88,12 @@ class AgentRunRecord:
     error: str | None
     prompt: str | None = None  # loaded by agent_run() only
     attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
+    tool_calls: list[ToolCallRow] = field(default_factory=list)  # agent_run() / workflow_run()
 
     def to_json(self, *, detail: bool = False) -> dict[str, Any]:
         data = asdict(self)
         if not detail:
-            del data["prompt"], data["attempts"]
+            del data["prompt"], data["attempts"], data["tool_calls"]
         return data
 
 
@@ -96,6 +132,7 @@ class WorkflowRunDetail:
     agents: list[AgentRunRecord]
     trace_id: str | None = None  # the run's OpenTelemetry trace, when it was traced
     trace_span_id: str | None = None  # its workflow span
+    tool_servers: list[ToolServerRow] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +143,7 @@ class WorkflowRunDetail:
             "trace_span_id": self.trace_span_id,
             "definition": self.definition,
             "agents": [agent.to_json(detail=True) for agent in self.agents],
+            "tool_servers": [server.to_json() for server in self.tool_servers],
         }
 
 

@@ -96,6 +96,7 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
                 error=a.error,
                 error_type=a.error_type,
                 http_status=a.http_status,
+                turn=a.turn,
             )
             for a in origin.attempts
         ],

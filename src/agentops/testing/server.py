@@ -28,6 +28,16 @@ Replies (deterministic)
     completion tokens are its words. Streams honour
     ``stream_options.include_usage``; ``send_usage=False`` never reports usage.
 
+Tool calls
+    A ``reply`` hook may return a ``ScriptedReply(text, tool_calls=[...])``
+    instead of text: each tool call is ``ScriptedToolCall(name, arguments)``
+    (``arguments`` a dict, or JSON text sent as is, valid or not). Streams
+    send them as ``delta.tool_calls`` (the name first, the arguments in two
+    fragments), then ``finish_reason: "tool_calls"``; a JSON answer carries
+    ``message.tool_calls``. ``call_tool_until(name, arguments, turns)`` is a
+    ready hook: it asks for ``name`` until the conversation holds ``turns`` tool
+    results, then answers ``"done after N tool results"``.
+
 Knobs (constructor arguments, also plain attributes you may change while it runs)
     ``latency``: seconds before answering, a float or ``callable(body) -> float``
     (per-agent latencies, e.g. from a marker in the prompt); ``chunk_delay``:
@@ -64,7 +74,8 @@ Records
     none was) and the ``fault`` applied. ``faults_injected`` counts faults.
 
 Also runnable: ``python -m agentops.testing.server --port 0 --latency 0.05``
-prints its base URL on the first line of stdout and serves until killed.
+prints its base URL on the first line of stdout and serves until killed
+(``--call-tool NAME --tool-turns N`` scripts ``call_tool_until``).
 Nothing is logged: it is built to take thousands of concurrent requests.
 """
 
@@ -81,7 +92,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
@@ -117,6 +128,43 @@ DEFAULT_RANDOM_FAULTS = (
 )
 
 
+@dataclass(frozen=True)
+class ScriptedToolCall:
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)  # str: sent exactly (valid JSON or not)
+
+    @property
+    def arguments_json(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    """What a ``reply`` hook may return instead of text: text and the tool calls the "model" asks for."""
+
+    text: str = ""
+    tool_calls: tuple[ScriptedToolCall, ...] = ()
+
+
+def tool_results(body: Body) -> int:
+    """How many tool results the conversation in ``body`` holds."""
+    return sum(1 for message in _messages(body) if message.get("role") == "tool")
+
+
+def call_tool_until(
+    name: str, arguments: dict[str, Any] | None = None, turns: int = 1
+) -> Callable[[Body], str | ScriptedReply]:
+    """A ``reply`` hook: ask for tool ``name`` until ``turns`` tool results are in, then answer."""
+
+    def reply(body: Body) -> str | ScriptedReply:
+        done = tool_results(body)
+        if done >= turns:
+            return f"done after {done} tool results"
+        return ScriptedReply("", (ScriptedToolCall(name, dict(arguments or {})),))
+
+    return reply
+
+
 @dataclass
 class RecordedRequest:
     path: str
@@ -146,7 +194,7 @@ class OpenAITestServer:
         latency: Latency = 0.0,
         reply_tokens: int = 20,
         send_usage: bool = True,
-        reply: Callable[[Body], str] | None = None,
+        reply: Callable[[Body], str | ScriptedReply] | None = None,
         chunk_words: int = 4,
         chunk_delay: float = 0.0,
         port: int = 0,
@@ -309,8 +357,11 @@ class OpenAITestServer:
             early = await self._apply_fault(request, record, fault)
             if early is not None:
                 return early
-        text = self.reply(body) if self.reply is not None else _default_reply(body, self._reply_size(body))
-        completion_tokens = len(text.split())
+        answer = self.reply(body) if self.reply is not None else _default_reply(body, self._reply_size(body))
+        scripted = answer if isinstance(answer, ScriptedReply) else ScriptedReply(answer)
+        text = scripted.text
+        calls = _numbered(scripted.tool_calls, body)
+        completion_tokens = len(text.split()) + sum(len(c.arguments_json.split()) + 1 for _, c in calls)
         prompt_tokens = _prompt_tokens(body)
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -320,14 +371,16 @@ class OpenAITestServer:
         truncated = fault is not None and fault.kind == "truncate"
         malformed = fault is not None and fault.kind == "malformed"
         if body.get("stream"):
-            return await self._stream(request, record, body, text, usage, truncated=truncated, malformed=malformed)
+            return await self._stream(
+                request, record, body, text, usage, calls, truncated=truncated, malformed=malformed
+            )
         if malformed or truncated:
-            payload = json.dumps(_completion(body, text, usage))
+            payload = json.dumps(_completion(body, text, usage, calls))
             cut = '{"id": "chatcmpl-test", "choices": [' if malformed else payload[: len(payload) // 2]
             return _finish(record, web.Response(text=cut, content_type="application/json"))
         reported = usage if self.send_usage else None
         record.usage = reported
-        return _finish(record, web.json_response(_completion(body, text, reported)))
+        return _finish(record, web.json_response(_completion(body, text, reported, calls)))
 
     async def _apply_fault(
         self, request: web.Request, record: RecordedRequest, fault: Fault
@@ -357,6 +410,7 @@ class OpenAITestServer:
         body: Body,
         text: str,
         usage: dict[str, int],
+        calls: list[tuple[str, ScriptedToolCall]],
         *,
         truncated: bool,
         malformed: bool,
@@ -369,7 +423,7 @@ class OpenAITestServer:
             await response.write_eof()
             record.finished_at = time.monotonic()
             return response
-        pieces = _pieces(text, self.chunk_words)
+        pieces = _pieces(text, self.chunk_words) if text or not calls else []
         await response.write(_sse(_chunk(body, {"role": "assistant", "content": ""}, None)))
         for index, piece in enumerate(pieces):
             if self.chunk_delay > 0 and index:
@@ -378,7 +432,9 @@ class OpenAITestServer:
             if truncated:
                 break
         if not truncated:
-            await response.write(_sse(_chunk(body, {}, "stop")))
+            for delta in _tool_call_deltas(calls):
+                await response.write(_sse(_chunk(body, delta, None)))
+            await response.write(_sse(_chunk(body, {}, "tool_calls" if calls else "stop")))
             options = body.get("stream_options") or {}
             if self.send_usage and options.get("include_usage"):
                 final = _chunk(body, None, None)
@@ -422,13 +478,40 @@ def _pieces(text: str, words_per_piece: int) -> list[str]:
     return [piece + " " for piece in pieces[:-1]] + pieces[-1:]
 
 
-def _completion(body: Body, text: str, usage: dict[str, int] | None) -> Body:
+def _numbered(calls: tuple[ScriptedToolCall, ...], body: Body) -> list[tuple[str, ScriptedToolCall]]:
+    """Each call with an id unique in the conversation (later turns continue the count)."""
+    start = tool_results(body)
+    return [(f"call_{start + index + 1}", call) for index, call in enumerate(calls)]
+
+
+def _tool_call_deltas(calls: list[tuple[str, ScriptedToolCall]]) -> list[Body]:
+    """The name first, then the arguments in two fragments, as OpenAI streams them."""
+    deltas: list[Body] = []
+    for index, (call_id, call) in enumerate(calls):
+        arguments = call.arguments_json
+        half = len(arguments) // 2
+        deltas.append({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                       "function": {"name": call.name, "arguments": ""}}]})
+        for fragment in (arguments[:half], arguments[half:]):
+            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+    return deltas
+
+
+def _completion(
+    body: Body, text: str, usage: dict[str, int] | None, calls: list[tuple[str, ScriptedToolCall]] | None = None
+) -> Body:
+    message: Body = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_json}}
+            for call_id, call in calls
+        ]
     payload: Body = {
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-model"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
     }
     if usage is not None:
         payload["usage"] = usage
@@ -497,8 +580,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--no-usage", action="store_true", help="never report token usage")
+    parser.add_argument("--call-tool", metavar="NAME", help="ask for this tool until --tool-turns results are in")
+    parser.add_argument("--tool-turns", type=int, default=1)
+    parser.add_argument("--tool-arguments", default="{}", help="the tool's arguments, as JSON")
     arguments = parser.parse_args(argv)
+    hook = (
+        call_tool_until(arguments.call_tool, json.loads(arguments.tool_arguments), arguments.tool_turns)
+        if arguments.call_tool
+        else None
+    )
     server = OpenAITestServer(
+        reply=hook,
         latency=arguments.latency,
         reply_tokens=arguments.reply_tokens,
         chunk_delay=arguments.chunk_delay,
@@ -519,4 +611,13 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["DEFAULT_RANDOM_FAULTS", "Fault", "OpenAITestServer", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_RANDOM_FAULTS",
+    "Fault",
+    "OpenAITestServer",
+    "RecordedRequest",
+    "ScriptedReply",
+    "ScriptedToolCall",
+    "call_tool_until",
+    "tool_results",
+]

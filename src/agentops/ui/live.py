@@ -128,6 +128,10 @@ def _tokens(row: AgentRow) -> str:
 
 
 def _preview(row: AgentRow, width: int) -> Text:
+    if row.active and row.calls_in_progress:
+        calls = list(row.calls_in_progress.values())
+        more = f" (+{len(calls) - 1} more)" if len(calls) > 1 else ""
+        return Text(one_line(f"{calls[-1]} …{more}")[:width], style="cyan")
     if row.status in (AgentStatus.FAILED, AgentStatus.SKIPPED, AgentStatus.CANCELLED) and row.error:
         return Text(tail_preview(row.error, width), style="red")
     if row.status == RETRYING and not row.streamed and row.error:

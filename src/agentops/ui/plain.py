@@ -9,6 +9,7 @@ of an agent print nothing; the agent's "started" and "succeeded" lines say it)::
     researcher started (gpt-4o via openai)
     researcher attempt 1 failed: ServerError: ...; retrying in 1.2s
     researcher attempt 2 started
+    researcher called kb.lookup {key: alpha}: ok in 0.1s
     researcher succeeded in 2.3s: 120+45 tokens, $0.0012
     summarizer failed after 3 attempts in 4.0s: ServerError: ...
     summarizer skipped: researcher failed
@@ -30,11 +31,13 @@ from ..events import (
     AttemptStarted,
     CostWarning,
     Event,
+    ToolCallFinished,
     WorkflowStarted,
 )
 from .format import format_cap, format_cost, format_duration, format_tokens, plural
 from .reporter import Reporter
 from .sanitize import one_line
+from .state import describe_call
 
 
 def plain_lines(event: Event) -> list[str]:
@@ -54,6 +57,12 @@ def plain_lines(event: Event) -> list[str]:
         return [_finished_line(event)]
     if isinstance(event, CostWarning):
         return [f"warning: {one_line(event.message)}"]
+    if isinstance(event, ToolCallFinished):
+        call = event.call
+        outcome = f"ok in {format_duration(call.duration)}" if call.status == "succeeded" else (
+            f"{call.status}: {call.error or ''}"
+        )
+        return [f"{one_line(event.name)} called {one_line(describe_call(call.tool, call.arguments))}: {one_line(outcome)}"]
     return []  # TokensStreamed, AttemptSucceeded; WorkflowFinished prints the summary
 
 

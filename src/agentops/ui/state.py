@@ -4,6 +4,7 @@ the engine calls subscribers on its event loop."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ from ..events import (
     CostWarning,
     Event,
     TokensStreamed,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolServerStopped,
     Usage,
     WorkflowFinished,
     WorkflowStarted,
@@ -43,6 +47,8 @@ class AgentRow:
     error: str | None = None
     reused: bool = False
     finished_order: int = 0  # 1 for the first agent to settle, 2 for the next...
+    calls_in_progress: dict[str, str] = field(default_factory=dict)  # call id -> "kb.lookup {key: alpha}"
+    tool_calls: int = 0  # finished
 
     @property
     def active(self) -> bool:
@@ -85,6 +91,8 @@ class RunState:
             self.finished = True
         elif isinstance(event, CostWarning):
             self.warnings.append(event.message)
+        elif isinstance(event, ToolServerStopped):
+            pass  # a server's stderr goes to the history only, never to the live view
         else:
             row = self.rows.get(event.name if not isinstance(event, AgentFinished) else event.result.name)
             if row is not None:
@@ -125,8 +133,14 @@ class RunState:
                 row.error = attempt.error
                 if event.will_retry:  # until the retry streams, the preview shows why
                     row.status, row.retries, row.streamed = RETRYING, attempt.number, ""
+        elif isinstance(event, ToolCallStarted):
+            row.calls_in_progress[event.call_id] = describe_call(event.tool, event.arguments)
+        elif isinstance(event, ToolCallFinished):
+            row.calls_in_progress.pop(event.call.call_id, None)
+            row.tool_calls += 1
         elif isinstance(event, AgentFinished):
             result = event.result
+            row.calls_in_progress.clear()
             row.status, row.error = result.status, result.error
             row.usage, row.cost = result.usage, result.cost  # the engine's totals are authoritative
             if result.started_at is not None:
@@ -155,3 +169,21 @@ class RunState:
     def counts(self) -> Counter[str]:
         """How many agents are in each status ("retrying" counted apart from "running")."""
         return Counter(RETRYING if r.status == RETRYING else str(r.status) for r in self.rows.values())
+
+
+def describe_call(tool: str, arguments: str, limit: int = 120) -> str:
+    """"kb.lookup {key: alpha}": a call as the live view and the plain lines show it (unsanitized)."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        shown = ", ".join(f"{key}: {_compact(item)}" for key, item in value.items())
+        text = f"{tool} {{{shown}}}"
+    else:
+        text = f"{tool} {arguments}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _compact(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,314 @@
+"""One agent's run: its turns, each turn's attempts, their cost reservations, and tool calls.
+
+The scheduler (``engine``) decides when an agent runs; this unit runs it. A run
+is a loop of turns (the ``ChainResponse`` shape of simonw/llm): call the model;
+if it asks for tools, run them (``tools.AgentTools``), append their results and
+call again; its first answer without a tool call is the agent's output. A run
+without tools is one turn.
+
+Each turn is one model call made through attempts: every attempt reserves its
+worst case with the budget first (the prompt grows each turn, so the bound
+does too), holds a concurrency slot only while it calls, and is settled to
+what it cost, cancelled or not. Retries belong to the turn: a 429 on turn 3
+retries turn 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from .budget import Budget, Reservation, input_token_bound
+from .errors import MalformedResponseError, ProviderError, ProviderTimeoutError, RateLimitError
+from .events import (
+    AgentResult,
+    AgentStarted,
+    AgentStatus,
+    Attempt,
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    CostWarning,
+    Event,
+    TokensStreamed,
+    Usage,
+)
+from .executor import Executor
+from .limits import CallLimits
+from .messages import ChatRequest, ChatResponse, Message, ToolCall, assistant
+from .pricing import PriceBook
+from .providers.base import Provider, Route
+from .retry import MAX_RETRY_AFTER, RetryPolicy
+from .spec import Backoff
+
+logger = logging.getLogger("agentops")
+
+COST_CAP_REASON = "cost cap"
+
+
+@dataclass
+class RunContext:
+    """What every agent's run in one workflow run shares; owned by the engine."""
+
+    limits: CallLimits  # the slots capping model calls in flight, the budget, provider pauses
+    prices: PriceBook
+    executor: Executor
+    emit: Callable[[Event], None]
+    backoff: Backoff
+    stop_reason: Callable[[], str | None]  # why the run is stopping; None while it is not
+    rng: random.Random = field(default_factory=random.Random)
+    warned_models: set[str] = field(default_factory=set)
+
+    @property
+    def budget(self) -> Budget:
+        return self.limits.budget
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """The results of one turn's tool calls, as messages for the next turn, in call order.
+
+    ``failure`` is set when a tool whose errors fail the agent (``on_tool_error: fail``) failed.
+    """
+
+    messages: tuple[Message, ...]
+    failure: str | None = None
+
+
+class AgentTools(Protocol):
+    """What a run needs from the tools of its agent (``tools.runtime`` implements it)."""
+
+    async def run_calls(self, agent: str, turn: int, calls: Sequence[ToolCall]) -> ToolOutcome: ...
+
+
+class AgentRun:
+    """Runs one agent to a settled ``result`` (succeeded, failed or skipped).
+
+    Cancellation propagates to the caller after the attempt in flight is
+    recorded; the caller settles the result as cancelled.
+    """
+
+    # 10,000 agents ready at once means 10,000 of these waiting for a slot: no per-instance dict.
+    __slots__ = ("_attempts", "context", "max_turns", "name", "policy", "provider", "request", "result", "route", "tools")
+
+    def __init__(
+        self,
+        context: RunContext,
+        route: Route,
+        provider: Provider,
+        request: ChatRequest,
+        result: AgentResult,
+        *,
+        retries: int,
+        max_turns: int = 1,
+        tools: AgentTools | None = None,
+    ) -> None:
+        self.context = context
+        self.route = route
+        self.provider = provider
+        self.request = request
+        self.result = result
+        self.name = result.name
+        self.max_turns = max_turns
+        self.tools = tools
+        self.policy = RetryPolicy(retries=retries, backoff=context.backoff, rng=context.rng)
+        self._attempts = 0
+
+    async def run(self) -> None:
+        messages: list[Message] = list(self.request.messages)
+        request = self.request
+        for turn in range(1, self.max_turns + 1):
+            if turn > 1:
+                request = replace(self.request, messages=tuple(messages))
+            response = await self._turn(request, turn)
+            if response is None:
+                return  # settled: failed, or skipped by the cost cap
+            if not response.tool_calls or self.tools is None:
+                self.result.status = AgentStatus.SUCCEEDED
+                self.result.output = response.text
+                return
+            if turn == self.max_turns:
+                self.result.status = AgentStatus.FAILED
+                self.result.error = f"stopped after {turn} turns (max_turns)"
+                return
+            messages.append(assistant(response.text, response.tool_calls))
+            outcome = await self.tools.run_calls(self.name, turn, response.tool_calls)
+            messages.extend(outcome.messages)
+            if outcome.failure is not None:  # a tool with on_tool_error: fail
+                self.result.status = AgentStatus.FAILED
+                self.result.error = outcome.failure
+                return
+
+    # --- one turn: attempts until one succeeds or retrying cannot help ----------------------
+
+    async def _turn(self, request: ChatRequest, turn: int) -> ChatResponse | None:
+        context, route, result = self.context, self.route, self.result
+        # Without a cap nothing is compared with the reservation: skip pricing the worst case.
+        worst_case = (
+            0.0 if context.budget.cap is None
+            else self._cost_or_zero(Usage(input_token_bound(request), request.max_tokens))
+        )
+        tries = 0
+        while True:
+            tries += 1
+            reservation = await context.budget.reserve(worst_case)
+            if reservation is None:
+                result.status = AgentStatus.SKIPPED
+                result.error = _cost_cap_reason(turn, tries)
+                return None
+            self._attempts += 1
+            if self._attempts == 1:  # started only once its first call fits under the cost cap
+                result.started_at = time.time()
+                context.emit(AgentStarted(self.name, route.model, route.provider, result.prompt or "", result.started_at))
+            attempt, error, response = await self._attempt(request, reservation, turn)
+            if error is None:
+                context.emit(AttemptSucceeded(self.name, attempt, response=response))
+                return response
+            retry = self.policy.should_retry(error, tries) and context.stop_reason() is None
+            delay = self.policy.delay(error, tries) if retry else None
+            context.emit(AttemptFailed(self.name, attempt, will_retry=retry, retry_in=delay))
+            if not retry:
+                result.status = AgentStatus.FAILED
+                result.error = attempt.error
+                return None
+            assert delay is not None
+            await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, request: ChatRequest, reservation: Reservation, turn: int
+    ) -> tuple[Attempt, ProviderError | None, ChatResponse | None]:
+        """One call, holding a concurrency slot and a cost reservation; always settles both
+        and adds the attempt to the result (a cancelled one too: it may have been billed)."""
+        context = self.context
+        number = self._attempts
+        context.emit(AttemptStarted(self.name, number, turn, request=request))
+        streamed: list[str] = []
+        name = self.name
+        limits = context.limits
+
+        def on_text(text: str) -> None:
+            streamed.append(text)
+            if request.stream:
+                context.emit(TokensStreamed(name, text))
+
+        started = time.time()
+        clock = time.monotonic()
+        error: ProviderError | None = None
+        usage = Usage()
+        response: ChatResponse | None = None
+        timeout = request.timeout
+        try:
+            await limits.pauses.wait(self.route.provider)  # a 429 elsewhere paused this provider
+            async with limits.slots:
+                clock = time.monotonic()
+                started = time.time()
+                limits.in_flight += 1
+                try:
+                    if timeout is None:  # no timeout scope: it costs a task lookup per call
+                        response = await context.executor.call(self.provider, request, on_text)
+                    else:
+                        async with asyncio.timeout(timeout):
+                            response = await context.executor.call(self.provider, request, on_text)
+                finally:
+                    limits.in_flight -= 1
+                usage = response.usage
+        except TimeoutError:
+            error = ProviderTimeoutError(f"no answer within {timeout:g}s (the agent's timeout)")
+        except ProviderError as caught:
+            error = caught
+        except asyncio.CancelledError:
+            usage = _partial_usage(request, streamed)
+            cancelled = context.stop_reason() or "cancelled"
+            await self._close_attempt(reservation, number, turn, started, clock, usage, "cancelled", cancelled)
+            raise
+        except Exception as caught:  # a provider bug must fail one agent, not the run
+            logger.exception("provider %s raised an unexpected error", self.route.provider)
+            error = MalformedResponseError(f"{type(caught).__name__}: {caught}")
+        if error is not None:
+            usage = _partial_usage(request, streamed)
+            response = None
+        if isinstance(error, RateLimitError) and error.retry_after:
+            # Every call to this provider waits, not just this attempt's retry: the limit is theirs.
+            limits.pauses.pause(self.route.provider, min(error.retry_after, MAX_RETRY_AFTER))
+        status = "succeeded" if error is None else "failed"
+        attempt = await self._close_attempt(reservation, number, turn, started, clock, usage, status, error)
+        return attempt, error, response
+
+    async def _close_attempt(
+        self,
+        reservation: Reservation,
+        number: int,
+        turn: int,
+        started: float,
+        clock: float,
+        usage: Usage,
+        status: str,
+        error: ProviderError | str | None,
+    ) -> Attempt:
+        """Settle the reservation to what the attempt cost, and add the attempt to the result."""
+        duration = time.monotonic() - clock
+        cost = await self._settle_cost(reservation, usage)
+        message: str | None = error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
+        error_type = type(error).__name__ if isinstance(error, ProviderError) else None
+        http_status = error.status if isinstance(error, ProviderError) else None
+        attempt = Attempt(
+            number=number,
+            status=status,
+            started_at=started,
+            duration=duration,
+            usage=usage,
+            cost=cost,
+            error=message,
+            error_type=error_type,
+            http_status=http_status,
+            turn=turn,
+        )
+        result = self.result
+        result.attempts.append(attempt)
+        result.usage = result.usage + attempt.usage
+        result.cost = None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
+        return attempt
+
+    async def _settle_cost(self, reservation: Reservation, usage: Usage) -> float | None:
+        context, route = self.context, self.route
+        cost = context.prices.cost(route, usage)
+        if cost is None and route.model not in context.warned_models:
+            context.warned_models.add(route.model)
+            context.emit(
+                CostWarning(
+                    f"no known price for model {route.model!r} ({route.provider}): its cost is "
+                    "recorded as unknown; add it under prices: in the workflow",
+                )
+            )
+        if cost is not None and cost > reservation.amount and context.budget.cap is not None:
+            logger.warning(
+                "call on %s cost $%.6f, more than its reserved worst case $%.6f",
+                route.model, cost, reservation.amount,
+            )
+        await context.budget.settle(reservation, cost or 0.0)
+        return cost
+
+    def _cost_or_zero(self, usage: Usage) -> float:
+        return self.context.prices.cost(self.route, usage) or 0.0
+
+
+def _cost_cap_reason(turn: int, tries: int) -> str:
+    if turn > 1:
+        return f"{COST_CAP_REASON} (after {turn - 1} turns)"
+    return COST_CAP_REASON if tries == 1 else f"{COST_CAP_REASON} (after {tries - 1} attempts)"
+
+
+def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:
+    """A failed attempt that streamed text was probably billed: estimate it."""
+    if not streamed:
+        return Usage()
+    text_bytes = sum(len(piece.encode("utf-8")) for piece in streamed)
+    return Usage(input_token_bound(request) // 4, max(1, text_bytes // 4), estimated=True)
+
+
+__all__ = ["COST_CAP_REASON", "AgentRun", "AgentTools", "RunContext", "ToolOutcome"]
