@@ -229,7 +229,8 @@ def test_plan_shows_max_turns_times_the_per_turn_bound(folder: Path) -> None:
             "'x_add' and 'add' would both reach the model as 'x_add'; give one of them a prefix:",
         ),
         ({"add": {"python": "mytools:add"}}, {"tools": ["add"], "provider": "local", "model": "smollm2"},
-         "agent 'a' has tools, but provider 'local' (local) cannot make tool calls (the bundled SmolLM2 model's chat template has no tool support)"),
+         "agent 'a' has tools, but provider 'local' (local) cannot make tool calls (llama-cpp-python's chat "
+         "templates ignore tools unless one tool is forced; to give a local model tools, serve it with"),
     ],
     ids=["unknown", "no-module", "not-callable", "no-function", "no-colon", "max-turns", "allow-on-python",
          "dot-on-python", "collision", "local-model"],

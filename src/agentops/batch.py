@@ -48,6 +48,7 @@ from .store.batches import (
 from .tracing import SpanRef, open_tracing
 
 if TYPE_CHECKING:
+    from .tools.runtime import ToolRuntime
     from .tracing.session import TracingSession
 
 RowStatus = str  # "succeeded" | "failed" | "skipped" | "interrupted"
@@ -137,6 +138,7 @@ class BatchRunner:
         self.subscribers = list(subscribers)
         self.observer = observer
         self._engines: set[Engine] = set()
+        self._tools: ToolRuntime | None = None  # one set of MCP servers for every row
         self._stop: tuple[str, RunStatus] | None = None
         self._rows_open = asyncio.Semaphore(workflow.policies.max_concurrency)
         self._trace_links: list[SpanRef] = []
@@ -155,6 +157,15 @@ class BatchRunner:
         job = self.job
         for route in set(self.prepared.routes.values()):
             self.prepared.registry.get(route)  # configuration errors surface before any row runs
+        if self.prepared.tools is not None:  # MCP servers start once: one that cannot is exit 2, before any call
+            from .tools.runtime import ToolRuntime
+
+            self._tools = ToolRuntime(self.prepared.tools, [a.name for a in job.loaded.workflow.agents])
+            try:
+                await self._tools.start()
+            except BaseException:
+                await self.prepared.registry.aclose()
+                raise
         summary = BatchSummary(
             job.batch_id, job.loaded.workflow.name, RunStatus.RUNNING, job.row_count,
             cost_cap=job.cost_cap, spent_before=job.spent_before, started_at=time.time(),
@@ -184,6 +195,8 @@ class BatchRunner:
                         break
                     group.create_task(self._run_row(row, earlier, summary), name=f"row:{row.number}")
         finally:
+            if self._tools is not None:
+                await self._tools.aclose()
             await self.prepared.registry.aclose()
         summary.not_run = job.row_count - summary.succeeded - summary.failed - summary.skipped
         summary.status = self._final_status(summary)
@@ -256,6 +269,8 @@ class BatchRunner:
             ),
             subscribers=subscribers,
             limits=self.limits,
+            tools=self._tools,
+            close_tools=False,
         )
         self._engines.add(engine)
         try:

@@ -47,8 +47,12 @@ PROVIDER_KINDS: dict[ProviderKind, Capabilities] = {
     "local": Capabilities(
         streaming=True,
         tools=False,
-        json_schema=False,
-        limits="the bundled SmolLM2 model's chat template has no tool support",
+        json_schema=True,  # the worker constrains sampling with llama.cpp's JSON-schema grammar
+        limits=(
+            "llama-cpp-python's chat templates ignore tools unless one tool is forced; to give a local "
+            "model tools, serve it with `python -m llama_cpp.server --model FILE --chat_format "
+            "chatml-function-calling` and use it as an OpenAI-compatible provider"
+        ),
     ),
 }
 

@@ -97,7 +97,7 @@ class LocalProvider:
                 "max_tokens": request.max_tokens,
                 "temperature": request.temperature,
                 "seed": SEED,
-                "json_schema": None,
+                "json_schema": None if request.response_format is None else dict(request.response_format.schema),
             },
             collect,
         )
