@@ -89,7 +89,7 @@ def test_other_placeholder_forms_are_errors_with_a_hint(placeholder: str, hint: 
     text = agent(f"depends_on: researcher\ntask: 'x {placeholder}'")
     assert only_problem(text) == (
         f"flow.yaml:11:14: agent 'writer': task has an unsupported placeholder {placeholder}; only "
-        "{{ AGENT.output }} or {{ inputs.NAME }} are allowed" + hint
+        "{{ AGENT.output }}, {{ AGENT.output.FIELD }} or {{ inputs.NAME }} are allowed" + hint
     )
 
 

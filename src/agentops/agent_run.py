@@ -1,10 +1,13 @@
-"""One agent's run: its turns, each turn's attempts, their cost reservations, and tool calls.
+"""One agent's run: its turns, each turn's attempts, their cost reservations, tool calls and re-asks.
 
 The scheduler (``engine``) decides when an agent runs; this unit runs it. A run
 is a loop of turns (the ``ChainResponse`` shape of simonw/llm): call the model;
 if it asks for tools, run them (``tools.AgentTools``), append their results and
 call again; its first answer without a tool call is the agent's output. A run
-without tools is one turn.
+without tools is one turn. With an output schema (``structured.OutputContract``)
+that answer must validate: one that does not is re-asked, with the errors, as a
+turn of its own, up to ``output.retries`` times; then the agent fails naming the
+first error.
 
 Each turn is one model call made through attempts: every attempt reserves its
 worst case with the budget first (the prompt grows each turn, so the bound
@@ -16,12 +19,13 @@ retries turn 3.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from .budget import Budget, Reservation, input_token_bound
 from .errors import MalformedResponseError, ProviderError, ProviderTimeoutError, RateLimitError
@@ -29,6 +33,7 @@ from .events import (
     AgentResult,
     AgentStarted,
     AgentStatus,
+    AnswerRejected,
     Attempt,
     AttemptFailed,
     AttemptStarted,
@@ -40,11 +45,12 @@ from .events import (
 )
 from .executor import Executor
 from .limits import CallLimits
-from .messages import ChatRequest, ChatResponse, Message, ToolCall, assistant
+from .messages import ChatRequest, ChatResponse, Message, ToolCall, assistant, user
 from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .retry import MAX_RETRY_AFTER, RetryPolicy
 from .spec import Backoff
+from .structured import OutputContract
 
 logger = logging.getLogger("agentops")
 
@@ -94,7 +100,9 @@ class AgentRun:
     """
 
     # 10,000 agents ready at once means 10,000 of these waiting for a slot: no per-instance dict.
-    __slots__ = ("_attempts", "context", "max_turns", "name", "policy", "provider", "request", "result", "route", "tools")
+    __slots__ = (
+        "_attempts", "context", "max_turns", "name", "output", "policy", "provider", "request", "result", "route", "tools",
+    )
 
     def __init__(
         self,
@@ -107,6 +115,7 @@ class AgentRun:
         retries: int,
         max_turns: int = 1,
         tools: AgentTools | None = None,
+        output: OutputContract | None = None,
     ) -> None:
         self.context = context
         self.route = route
@@ -116,37 +125,65 @@ class AgentRun:
         self.name = result.name
         self.max_turns = max_turns
         self.tools = tools
+        self.output = output  # structured output: answers are validated, and re-asked when invalid
         self.policy = RetryPolicy(retries=retries, backoff=context.backoff, rng=context.rng)
         self._attempts = 0
 
     async def run(self) -> None:
         messages: list[Message] = list(self.request.messages)
         request = self.request
-        for turn in range(1, self.max_turns + 1):
+        tool_turns = reasks = 0
+        for turn in itertools.count(1):
             if turn > 1:
                 request = replace(self.request, messages=tuple(messages))
-            response = await self._turn(request, turn)
+            response = await self._turn(request, turn, reasks)
             if response is None:
                 return  # settled: failed, or skipped by the cost cap
-            if not response.tool_calls or self.tools is None:
-                self.result.status = AgentStatus.SUCCEEDED
+            if response.tool_calls and self.tools is not None:
+                tool_turns += 1
+                if tool_turns == self.max_turns:
+                    self.result.status = AgentStatus.FAILED
+                    self.result.error = f"stopped after {turn} turns (max_turns)"
+                    return
+                messages.append(assistant(response.text, response.tool_calls))
+                outcome = await self.tools.run_calls(self.name, turn, response.tool_calls)
+                messages.extend(outcome.messages)
+                if outcome.failure is not None:  # a tool with on_tool_error: fail
+                    self.result.status = AgentStatus.FAILED
+                    self.result.error = outcome.failure
+                    return
+                continue
+            if self.output is None:
+                self._succeed(response.text)
+                return
+            verdict = self.output.check(response, request.max_tokens)
+            if verdict.valid:
+                self._succeed(verdict.text or "", verdict.value)
+                return
+            # An answer that does not follow the schema is re-asked, as a turn of its own
+            # (recorded, and reserving its own worst case), until the re-asks run out.
+            attempt = self.result.attempts[-1]
+            attempt.validation_error = verdict.error
+            reask = reasks < self.output.retries and self.context.stop_reason() is None
+            self.context.emit(AnswerRejected(self.name, attempt, will_reask=reask))
+            if not reask:
+                self.result.status = AgentStatus.FAILED
                 self.result.output = response.text
+                after = f" after {reasks} re-ask{'s' if reasks != 1 else ''}" if reasks else ""
+                self.result.error = f"the answer does not follow the output schema{after}: {verdict.error}"
                 return
-            if turn == self.max_turns:
-                self.result.status = AgentStatus.FAILED
-                self.result.error = f"stopped after {turn} turns (max_turns)"
-                return
-            messages.append(assistant(response.text, response.tool_calls))
-            outcome = await self.tools.run_calls(self.name, turn, response.tool_calls)
-            messages.extend(outcome.messages)
-            if outcome.failure is not None:  # a tool with on_tool_error: fail
-                self.result.status = AgentStatus.FAILED
-                self.result.error = outcome.failure
-                return
+            reasks += 1
+            messages.append(assistant(response.text))
+            messages.append(user(self.output.reask_message(verdict)))
+
+    def _succeed(self, output: str, value: Any = None) -> None:
+        self.result.status = AgentStatus.SUCCEEDED
+        self.result.output = output
+        self.result.value = value
 
     # --- one turn: attempts until one succeeds or retrying cannot help ----------------------
 
-    async def _turn(self, request: ChatRequest, turn: int) -> ChatResponse | None:
+    async def _turn(self, request: ChatRequest, turn: int, reasks: int = 0) -> ChatResponse | None:
         context, route, result = self.context, self.route, self.result
         # Without a cap nothing is compared with the reservation: skip pricing the worst case.
         worst_case = (
@@ -159,7 +196,7 @@ class AgentRun:
             reservation = await context.budget.reserve(worst_case)
             if reservation is None:
                 result.status = AgentStatus.SKIPPED
-                result.error = _cost_cap_reason(turn, tries)
+                result.error = _cost_cap_reason(turn, tries, reasks)
                 return None
             self._attempts += 1
             if self._attempts == 1:  # started only once its first call fits under the cost cap
@@ -297,7 +334,9 @@ class AgentRun:
         return self.context.prices.cost(self.route, usage) or 0.0
 
 
-def _cost_cap_reason(turn: int, tries: int) -> str:
+def _cost_cap_reason(turn: int, tries: int, reasks: int = 0) -> str:
+    if reasks:
+        return f"{COST_CAP_REASON} (before re-ask {reasks}: the last answer did not follow the output schema)"
     if turn > 1:
         return f"{COST_CAP_REASON} (after {turn - 1} turns)"
     return COST_CAP_REASON if tries == 1 else f"{COST_CAP_REASON} (after {tries - 1} attempts)"

@@ -21,7 +21,13 @@ from .errors import Diagnostic, WorkflowError
 from .events import AgentResult, Subscriber, WorkflowResult
 from .executor import Executor
 from .inputs import resolve_inputs
-from .loader import LoadedWorkflow, load_workflow, load_workflow_text, validate_workflow
+from .loader import (
+    LoadedWorkflow,
+    load_workflow,
+    load_workflow_text,
+    resolve_schema_files,
+    validate_workflow,
+)
 from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .providers.registry import ProviderRegistry
@@ -57,10 +63,11 @@ def load(source: WorkflowSource) -> LoadedWorkflow:
     if isinstance(source, LoadedWorkflow):
         return source
     if isinstance(source, Workflow):
+        source = resolve_schema_files(source)
         validate_workflow(source)
         import yaml
 
-        text = yaml.safe_dump(source.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        text = yaml.safe_dump(source.model_dump(mode="json", exclude_defaults=True, by_alias=True), sort_keys=False)
         return LoadedWorkflow(workflow=source, source=text, path=None)
     return load_workflow(source)
 
@@ -85,9 +92,11 @@ def prepare(
     routes = {agent.name: registry.route(agent) for agent in workflow.agents}
     inputs_resolved = resolve_inputs(workflow, inputs or {})
     with_tools = [a.name for a in workflow.agents if a.tools and a.name not in reused]
+    with_schema = [a.name for a in workflow.agents if a.output is not None and a.name not in reused]
+    if with_tools or with_schema:
+        check_capabilities(loaded, registry, routes, [*with_tools, *with_schema])
     catalog = None
     if with_tools:
-        check_capabilities(loaded, registry, routes, with_tools)
         from .tools.catalog import load_catalog, used_tools
 
         catalog = load_catalog(loaded, registry.env, only=used_tools(loaded, with_tools))
@@ -104,7 +113,8 @@ def prepare(
 def check_capabilities(
     loaded: LoadedWorkflow, registry: ProviderRegistry, routes: Mapping[str, Route], agents: Iterable[str]
 ) -> None:
-    """Every agent with tools is routed to a provider that can call them (WorkflowError otherwise)."""
+    """Every agent with tools (or an output schema) is routed to a provider that can call them
+    (or follow a JSON schema); WorkflowError otherwise."""
     problems: list[Diagnostic] = []
     workflow = loaded.workflow
     for index, agent in enumerate(workflow.agents):
@@ -113,6 +123,12 @@ def check_capabilities(
         route = routes[agent.name]
         capabilities = registry.capabilities(route)
         missing = capabilities.lacks(tools=bool(agent.tools))
+        if agent.output is not None and capabilities.lacks(json_schema=True):
+            problems.append(loaded.diagnostic(("agents", index, "output"), (
+                f"agent '{agent.name}' has an output schema, but provider '{route.provider}' ({route.kind}) cannot "
+                "produce JSON-schema output; remove output: or give it a provider that can "
+                "(openai, azure, local, or an OpenAI-compatible server under providers:)"
+            ), at_key=True))
         if missing:
             why = f" ({capabilities.limits})" if capabilities.limits else ""
             problems.append(loaded.diagnostic(("agents", index, "tools"), (

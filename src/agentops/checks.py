@@ -31,6 +31,7 @@ from .graph import (
 )
 from .providers.kinds import BUILTIN_PROVIDERS
 from .spec import InputSpec, Workflow
+from .structured import field_problem, schema_problem
 from .suggest import closest, did_you_mean
 from .templates import PLACEHOLDER, references
 
@@ -58,10 +59,21 @@ class AgentFacts:
     system: str | None
     provider: str | None
     tools: Any = None  # as written: a list of names, when it is one
+    output: Any = None  # as written: the output: mapping (its schema read from a file already), or None
 
     @property
     def label(self) -> str:
         return f"agent '{self.name}'" if self.name else f"agent #{self.index + 1}"
+
+    @property
+    def has_schema(self) -> bool:
+        return isinstance(self.output, Mapping) and "schema" in self.output
+
+    @property
+    def schema(self) -> Any:
+        """The output schema when it can be checked (a mapping or true/false), else None."""
+        schema = self.output.get("schema") if isinstance(self.output, Mapping) else None
+        return schema if isinstance(schema, (Mapping, bool)) else None
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,10 @@ class WorkflowFacts:
     @classmethod
     def from_workflow(cls, workflow: Workflow) -> WorkflowFacts:
         agents = tuple(
-            AgentFacts(i, a.name, a.depends_on, a.task, a.system, a.provider, list(a.tools))
+            AgentFacts(
+                i, a.name, a.depends_on, a.task, a.system, a.provider, list(a.tools),
+                None if a.output is None else {"schema": a.output.json_schema},
+            )
             for i, a in enumerate(workflow.agents)
         )
         inputs = {
@@ -123,6 +138,7 @@ class WorkflowFacts:
                 _text(item.get("system")),
                 _text(item.get("provider")),
                 item.get("tools"),
+                item.get("output"),
             )
             for i, item in enumerate(raw_agents if isinstance(raw_agents, list) else [])
             if isinstance(item, dict)
@@ -169,6 +185,7 @@ def find_problems(facts: WorkflowFacts) -> list[Problem]:
     problems += _input_problems(facts)
     problems += _tool_problems(facts)
     problems += _agent_tool_problems(facts)
+    problems += _schema_problems(facts)
     return problems
 
 
@@ -325,7 +342,7 @@ def _cycles(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) ->
 _JINJA_TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _DOLLAR = re.compile(r"\$\{\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)\s*\}")
 _SINGLE_BRACES = re.compile(r"(?<!\{)\{\s*([A-Za-z_][\w\-]*)\s*\}(?!\})")
-_TEMPLATE_FORMS = "{{ AGENT.output }} or {{ inputs.NAME }}"
+_TEMPLATE_FORMS = "{{ AGENT.output }}, {{ AGENT.output.FIELD }} or {{ inputs.NAME }}"
 
 
 def _snippet(text: str, limit: int = 60) -> str:
@@ -337,6 +354,7 @@ def _snippet(text: str, limit: int = 60) -> str:
 def _template_problems(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) -> list[Problem]:
     problems = []
     known = _agent_names(facts)
+    by_name = {agent.name: agent for agent in facts.agents if agent.name}
     for agent in facts.agents:
         upstream = condition_names(conditions[agent.index]) if agent.index in conditions else None
         for field_name in ("task", "system"):
@@ -345,6 +363,47 @@ def _template_problems(facts: WorkflowFacts, conditions: Mapping[int, Condition 
                 path: PathKey = ("agents", agent.index, field_name)
                 for offset, message in _text_problems(text, facts, known, upstream):
                     problems.append(Problem(path, f"{agent.label}: {field_name} {message}", offset))
+                for offset, message in _field_problems(text, by_name):
+                    problems.append(Problem(path, f"{agent.label}: {field_name} {message}", offset))
+    return problems
+
+
+def _field_problems(text: str, agents: Mapping[str, AgentFacts]) -> list[tuple[int, str]]:
+    """``{{ NAME.output.FIELD }}``: NAME has an output schema, and the schema has FIELD."""
+    found: list[tuple[int, str]] = []
+    for ref in references(text):
+        if ref.kind != "agent" or not ref.fields or ref.name not in agents:
+            continue
+        upstream = agents[ref.name]
+        if not upstream.has_schema:
+            found.append((ref.offset, (
+                f"uses {ref.text}, but '{ref.name}' has no output schema, so its answer has no fields; "
+                f"add output: {{schema: ...}} to '{ref.name}', or use {{{{ {ref.name}.output }}}} for its whole text"
+            )))
+            continue
+        problem = field_problem(upstream.schema, ref.fields) if upstream.schema is not None else None
+        if problem is not None:
+            found.append((ref.offset, f"uses {ref.text}, but the output schema of '{ref.name}' {problem}"))
+    return found
+
+
+# --- output schemas ----------------------------------------------------------------------
+
+
+def _schema_problems(facts: WorkflowFacts) -> list[Problem]:
+    """Each inline output schema is itself a valid JSON Schema (files are checked as they are read)."""
+    problems = []
+    for agent in facts.agents:
+        schema = agent.schema
+        if schema is None:
+            continue
+        found = schema_problem(schema)
+        if found is not None:
+            inner, message = found
+            problems.append(Problem(
+                ("agents", agent.index, "output", "schema", *inner),
+                f"{agent.label}: output.schema is not a valid JSON Schema (Draft 2020-12) {message}",
+            ))
     return problems
 
 

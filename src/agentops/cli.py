@@ -243,6 +243,8 @@ def validate_command(
             typer.echo(str(error))
         else:
             typer.echo(f"OK {file}")
+            for warning in loaded.warnings():
+                typer.echo(str(warning))
     raise typer.Exit(2 if failed else 0)
 
 

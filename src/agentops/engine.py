@@ -38,10 +38,11 @@ from .events import (
 from .executor import Executor, InProcessExecutor
 from .graph import WorkflowGraph, condition_holds, unmet_reason
 from .limits import CallLimits
-from .messages import ChatRequest
+from .messages import ChatRequest, ResponseFormat
 from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .spec import Workflow
+from .structured import OutputContract, format_name, strict_mode_problem
 from .templates import build_messages, prompt_text
 
 if TYPE_CHECKING:
@@ -111,6 +112,17 @@ class Engine:
         self._main_task: asyncio.Task[Any] | None = None
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.INTERRUPTED
+        # Structured outputs: each schema is compiled once per run, not once per call.
+        self._contracts: dict[str, OutputContract] = {}
+        self._formats: dict[str, ResponseFormat] = {}
+        for agent in workflow.agents:
+            if agent.output is not None and agent.name not in self.options.reused:
+                schema = agent.output.schema_dict
+                self._contracts[agent.name] = OutputContract(schema, agent.output.retries)
+                strict = isinstance(schema, dict) and strict_mode_problem(schema) is None
+                self._formats[agent.name] = ResponseFormat(
+                    format_name(agent.name), schema if isinstance(schema, dict) else {}, strict
+                )
         self._context = RunContext(
             limits=self.limits,
             prices=prices,
@@ -280,12 +292,12 @@ class Engine:
     async def _run_agent(self, name: str) -> None:
         agent = self._agents[name]
         route = self.routes[name]
-        upstream = {
-            dep: self.results[dep].output or ""
-            for dep in sorted(self.graph.dependencies[name])
-            if self.results[dep].status is AgentStatus.SUCCEEDED
-        }
-        messages = build_messages(agent, upstream, self.options.inputs)
+        succeeded = [
+            dep for dep in sorted(self.graph.dependencies[name]) if self.results[dep].status is AgentStatus.SUCCEEDED
+        ]
+        upstream = {dep: self.results[dep].output or "" for dep in succeeded}
+        values = {dep: self.results[dep].value for dep in succeeded}
+        messages = build_messages(agent, upstream, self.options.inputs, values)
         result = self._new_result(name, AgentStatus.RUNNING, prompt=prompt_text(messages))
         toolbox = self.tools.for_agent(name, self._emit, result.tool_calls) if self.tools is not None else None
         request = ChatRequest(
@@ -296,6 +308,7 @@ class Engine:
             timeout=agent.timeout,
             agent=agent.name,
             tools=toolbox.definitions if toolbox is not None else (),
+            response_format=self._formats.get(name),
             stream=self._stream,
         )
         run = AgentRun(
@@ -307,6 +320,7 @@ class Engine:
             retries=self.workflow.effective_retries(agent),
             max_turns=self.workflow.effective_max_turns(agent),
             tools=toolbox,
+            output=self._contracts.get(name),
         )
         try:
             await run.run()

@@ -72,6 +72,7 @@ class Attempt:
     error_type: str | None = None
     http_status: int | None = None
     turn: int = 1  # the agent's model call this attempt made (1-based); retries share its turn
+    validation_error: str | None = None  # structured output: why this answer did not validate (then re-asked)
 
 
 @dataclass
@@ -112,6 +113,7 @@ class AgentResult:
     finished_at: float | None = None
     reused: bool = False  # taken from an earlier run by resume, not called again
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    value: Any = None  # structured output: the answer parsed (``output`` is its JSON text); None otherwise
 
     @property
     def retries(self) -> int:
@@ -223,6 +225,15 @@ class AttemptSucceeded:
 
 
 @dataclass(frozen=True)
+class AnswerRejected:
+    """An answer did not follow the agent's output schema (``attempt.validation_error`` says why)."""
+
+    name: str
+    attempt: Attempt
+    will_reask: bool  # False: no re-asks left (or the run is stopping): the agent fails
+
+
+@dataclass(frozen=True)
 class AgentFinished:
     """An agent settled: succeeded, failed, skipped or cancelled (see result.status)."""
 
@@ -280,6 +291,7 @@ Event = Union[
     TokensStreamed,
     AttemptFailed,
     AttemptSucceeded,
+    AnswerRejected,
     AgentFinished,
     CostWarning,
     ToolCallStarted,

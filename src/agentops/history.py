@@ -120,14 +120,14 @@ def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool =
     for agent in detail.agents:
         console.print(Rule(_line(clean(agent.agent), f" (agent run {agent.id})"), align="left", style="dim"))
         for attempt in agent.attempts:
-            if attempt.status != "succeeded":
+            if attempt.status != "succeeded" or attempt.validation_error:
                 console.print(_line("  ", describe_attempt(attempt)))
         if agent.reused:
             console.print(Text(f"  reused from agent run {agent.reused_from_run_id or '?'} (not called again)"))
         if agent.tool_calls:
             console.print(_line("  ", _tool_call_summary(agent.tool_calls), f" (agentops show-run {agent.id})"))
         if agent.status == "succeeded":
-            _print_block(console, agent.output)
+            _print_block(console, _output_text(agent))
         else:
             console.print(_line(agent.status or "?", ": ", clean(agent.error) or "-"))
     for server in detail.tool_servers:
@@ -155,7 +155,14 @@ def show_agent_run(store: Store, run_id: int, *, json_output: bool = False) -> N
     console.print(Rule("Prompt", align="left", style="dim"))
     _print_block(console, run.prompt)
     console.print(Rule("Output", align="left", style="dim"))
-    _print_block(console, run.output)
+    _print_block(console, _output_text(run))
+
+
+def _output_text(run: AgentRunRecord) -> str | None:
+    """The output as shown: an agent's parsed answer (output schema) pretty-printed as JSON."""
+    if run.value is None:
+        return run.output
+    return json.dumps(run.parsed_value, indent=2, ensure_ascii=False)
 
 
 def show_costs(
@@ -369,7 +376,10 @@ def _table_status(run: AgentRunRecord) -> str:
 
 
 def _attempt_error(attempt: AttemptRecord) -> str:
-    """The error with its type in front, once (the engine's message may start with it already)."""
+    """The error with its type in front, once (the engine's message may start with it already);
+    for an answer that did not follow the output schema, why."""
+    if attempt.validation_error and not attempt.error:
+        return f"invalid answer: {attempt.validation_error}"
     error = attempt.error or ""
     if attempt.error_type and not error.startswith(attempt.error_type):
         return f"{attempt.error_type}: {error}" if error else attempt.error_type

@@ -10,6 +10,7 @@ dependencies, cycles, templates, providers).
 from __future__ import annotations
 
 import codecs
+import json
 import re
 import typing
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from .checks import Problem, WorkflowFacts, find_problems
 from .errors import Diagnostic, UsageError, WorkflowError
 from .spec import Workflow
+from .structured import schema_problem, strict_mode_problem
 from .suggest import closest
 from .yaml_source import (
     MAX_FILE_BYTES,
@@ -38,6 +40,9 @@ __all__ = [
     "check_workflow",
     "load_workflow",
     "load_workflow_text",
+    "read_schema_file",
+    "resolve_schema_files",
+    "strict_mode_warnings",
     "validate_workflow",
 ]
 
@@ -53,6 +58,11 @@ class LoadedWorkflow:
         """Where the file is (its Python tools and stdio servers are found from there); else the working directory."""
         return Path(self.path).resolve().parent if self.path else Path.cwd()
 
+    def warnings(self) -> list[Diagnostic]:
+        """What is valid but deserves a word (``validate`` prints these): schemas strict mode cannot take."""
+        return [self.diagnostic(("agents", index, "output", "schema"), f"warning: {message}", at_key=True)
+                for index, message in strict_mode_warnings(self.workflow)]
+
     def diagnostic(self, path: PathKey, message: str, *, at_key: bool = False) -> Diagnostic:
         """``message`` at the value at ``path``, for problems found after loading (a tool that
         does not import, a server without the tool named). The source is read again: such
@@ -62,6 +72,31 @@ class LoadedWorkflow:
         except YamlSyntaxError:
             position = Position(1, 1)
         return _diagnostic(self.path or "<workflow>", position, message)
+
+
+def strict_mode_warnings(workflow: Workflow) -> list[tuple[int, str]]:
+    """(agent index, warning) for each output schema OpenAI's strict mode cannot take: such a
+    schema is sent non-strict (the answer is still validated here). The local model is exempt."""
+    found = []
+    for index, agent in enumerate(workflow.agents):
+        if agent.output is None or not isinstance(agent.output.json_schema, dict) or _routed_locally(workflow, agent.provider, agent.model):
+            continue
+        rule = strict_mode_problem(agent.output.json_schema)
+        if rule is not None:
+            found.append((index, (
+                f"agent '{agent.name}': the output schema breaks a rule of OpenAI's strict mode ({rule}), "
+                "so it is sent with strict: false and the answer is only validated after it arrives; "
+                "fix the schema to have it enforced while the model writes"
+            )))
+    return found
+
+
+def _routed_locally(workflow: Workflow, provider: str | None, model: str) -> bool:
+    name = provider or (model.partition(":")[0] if ":" in model else None)
+    if name is None:
+        return False
+    spec = workflow.providers.get(name)
+    return (spec.type if spec is not None else name) == "local"
 
 
 def load_workflow(path: str | Path) -> LoadedWorkflow:
@@ -128,6 +163,9 @@ def load_workflow_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
         found.append((Position(1, 1), _top_level_message(data)))
         raise WorkflowError(_sorted(filename, found))
     data = _without_empty_sections(data)
+    data, schema_diagnostics = _read_schema_files(data, filename, document)
+    found += [(position, message) for position, message in schema_diagnostics if isinstance(position, Position)]
+    elsewhere = [item for _, item in schema_diagnostics if isinstance(item, Diagnostic)]
     workflow: Workflow | None = None
     invalid: ValidationError | None = None
     try:
@@ -141,9 +179,107 @@ def load_workflow_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
     if invalid is not None and not found:  # every type error is reworded above; never raise an empty error
         first = invalid.errors(include_url=False)[0]
         found.append((document.position(_resolve(dict(first), data).path), f"invalid workflow: {first['msg']}"))
-    if found or workflow is None:
-        raise WorkflowError(_sorted(filename, found))
+    if found or elsewhere or workflow is None:
+        raise WorkflowError(_sorted(filename, found) + elsewhere)
     return LoadedWorkflow(workflow, text, None)
+
+
+# --- output schemas given as paths ----------------------------------------------------------
+
+
+def _schema_folder(filename: str) -> Path:
+    """Schema paths are relative to the workflow file; for text without a file, to the working directory."""
+    if filename.startswith("<"):
+        return Path.cwd()
+    return Path(filename).parent
+
+
+def read_schema_file(path: Path) -> Any:
+    """A schema file's content (JSON, or YAML for .yaml/.yml); raises OSError or ``SchemaFileError``."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            document = parse_yaml(text)
+        except YamlSyntaxError as error:
+            raise SchemaFileError(error.position.line, error.position.column, error.message) from None
+        return document.data
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SchemaFileError(error.lineno, error.colno, f"not valid JSON: {error.msg}") from None
+
+
+class SchemaFileError(ValueError):
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
+def _read_schema_files(
+    data: dict[str, Any], filename: str, document: YamlDocument
+) -> tuple[dict[str, Any], list[tuple[Position | None, Any]]]:
+    """``output.schema: path`` replaced by the file's schema; problems at the workflow's line (the
+    file is missing) or in the schema file (it does not parse, or is no valid JSON Schema)."""
+    agents = data.get("agents")
+    if not isinstance(agents, list):
+        return data, []
+    problems: list[tuple[Position | None, Any]] = []
+    copied: list[Any] = list(agents)
+    for index, agent in enumerate(agents):
+        output = agent.get("output") if isinstance(agent, dict) else None
+        if not isinstance(output, dict) or not isinstance(output.get("schema"), str):
+            continue
+        given = output["schema"]
+        where: PathKey = ("agents", index, "output", "schema")
+        label = _agent_label(index, data)
+        path = _schema_folder(filename) / given
+        try:
+            schema = read_schema_file(path)
+        except FileNotFoundError:
+            problems.append((document.position(where), (
+                f"{label}: output.schema file '{given}' not found (looked in {path.parent}; "
+                "a path is relative to the workflow file)"
+            )))
+            continue
+        except SchemaFileError as error:
+            problems.append((None, Diagnostic(str(path), error.line, error.column, f"output schema of {label}: {error.message}")))
+            continue
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append((document.position(where), f"{label}: cannot read output.schema file '{given}': {error}"))
+            continue
+        problem = schema_problem(schema)
+        if problem is not None:
+            problems.append((None, Diagnostic(
+                str(path), 1, 1, f"output schema of {label} is not a valid JSON Schema: {problem[1]}"
+            )))
+            schema = {}
+        copied[index] = {**agent, "output": {**output, "schema": schema}}
+    return {**data, "agents": copied}, problems
+
+
+def resolve_schema_files(workflow: Workflow, folder: Path | None = None) -> Workflow:
+    """A Workflow built in Python with ``schema="file.json"``: the files read (relative to ``folder``,
+    else the working directory); raises WorkflowError naming the file."""
+    agents = []
+    changed = False
+    for agent in workflow.agents:
+        output = agent.output
+        if output is None or not isinstance(output.json_schema, str):
+            agents.append(agent)
+            continue
+        path = (folder or Path.cwd()) / output.json_schema
+        try:
+            schema = read_schema_file(path)
+        except SchemaFileError as error:
+            raise WorkflowError([Diagnostic(str(path), error.line, error.column, f"output schema of agent '{agent.name}': {error.message}")]) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise WorkflowError([Diagnostic("<workflow>", 0, 0, f"agent '{agent.name}': cannot read output.schema file '{path}': {error}")]) from None
+        problem = schema_problem(schema)
+        if problem is not None:
+            raise WorkflowError([Diagnostic(str(path), 1, 1, f"output schema of agent '{agent.name}' is not a valid JSON Schema: {problem[1]}")])
+        agents.append(agent.model_copy(update={"output": output.model_copy(update={"json_schema": schema})}))
+        changed = True
+    return workflow.model_copy(update={"agents": agents}) if changed else workflow
 
 
 def check_workflow(workflow: Workflow) -> list[tuple[tuple[str | int, ...], str]]:
@@ -424,6 +560,7 @@ _MISSING_EXAMPLES = {
     "task": "task: <what the agent should do>",
     "input": "input: <USD per million input tokens>",
     "output": "output: <USD per million output tokens>",
+    "schema": "schema: <a JSON Schema, or the path of a .json file>",
 }
 
 # Names other tools use for our keys (Argo, GitHub Actions, CrewAI, promptflow).
@@ -472,14 +609,20 @@ def _allowed_keys(path: PathKey) -> list[str]:
         if pending_container:  # a list index or a dict key: step into the item type
             pending_container = False
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or segment not in model.model_fields:
+        fields = _fields_by_key(model) if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        if segment not in fields:
             return []
-        annotation = model.model_fields[str(segment)].annotation
+        annotation = fields[str(segment)].annotation
         pending_container = typing.get_origin(annotation) in (list, dict)
         model = _model_in(annotation)
     if isinstance(model, type) and issubclass(model, BaseModel) and not pending_container:
-        return list(model.model_fields)
+        return list(_fields_by_key(model))
     return []
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the key written in YAML (its alias, when it has one)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _booleans_as_numbers(

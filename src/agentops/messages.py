@@ -58,7 +58,7 @@ class ResponseFormat:
 
     name: str
     schema: Mapping[str, Any]
-    strict: bool = True
+    strict: bool = True  # False: the schema breaks a strict-mode rule (structured.strict_mode_problem)
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ class ChatResponse:
     finish_reason: FinishReason | None = None
     tool_calls: tuple[ToolCall, ...] = ()  # non-empty: the model wants these run before it answers
     model: str | None = None  # the model that answered, as the server named it (None: not reported)
+    refusal: str | None = None  # structured output: the model declined, saying why (OpenAI's message.refusal)
 
 
 __all__ = [

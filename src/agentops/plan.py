@@ -19,12 +19,14 @@ from .budget import TOKENS_PER_MESSAGE, input_token_bound
 from .errors import ConfigurationError
 from .events import Usage
 from .graph import WorkflowGraph, describe_condition
+from .loader import strict_mode_warnings
 from .messages import ChatRequest
 from .pricing import PriceBook
 from .providers.base import Route
 from .providers.registry import ProviderRegistry
 from .spec import Workflow
 from .templates import build_messages
+from .ui.format import plural
 
 
 @dataclass
@@ -41,6 +43,8 @@ class PlannedAgent:
     max_turns: int = 1  # model calls in its loop (1 without tools)
     per_turn_cost: float | None = None  # the first turn's worst case
     tools: list[str] = field(default_factory=list)
+    output_retries: int = 0  # re-asks its output schema allows (each one more call in the worst case)
+    warning: str | None = None  # e.g. an output schema OpenAI's strict mode cannot take
 
 
 @dataclass
@@ -78,6 +82,7 @@ class _Planner:
         workflow, graph, levels, registry, prices = (
             self.workflow, self.graph, self.levels, self.registry, self.prices
         )
+        warnings = {workflow.agents[index].name: message for index, message in strict_mode_warnings(workflow)}
         planned = []
         for name in sorted(graph.names, key=lambda n: (levels[n], graph.names.index(n))):
             agent = workflow.agent(name)
@@ -97,7 +102,8 @@ class _Planner:
             per_turn = prices.cost(route, Usage(bound, max_tokens)) if route else None
             if route and per_turn is None:
                 note = f"no known price for {route.model!r}: add it under prices:"
-            turns = workflow.effective_max_turns(agent)
+            output_retries = agent.output.retries if agent.output is not None else 0
+            turns = workflow.effective_max_turns(agent) + output_retries
             cost = None if per_turn is None else per_turn * turns
             planned.append(
                 PlannedAgent(
@@ -113,6 +119,8 @@ class _Planner:
                     max_turns=turns,
                     per_turn_cost=per_turn,
                     tools=list(agent.tools),
+                    output_retries=output_retries,
+                    warning=warnings.get(name),
                 )
             )
         path, _ = graph.critical_path({name: 1.0 for name in graph.names})
@@ -201,8 +209,14 @@ def render_plan(plan: Plan) -> list[str]:
         where = f"{agent.provider}:{agent.model}" if agent.provider else agent.model
         if agent.max_turns > 1:
             per_turn = "unknown" if agent.per_turn_cost is None else f"${agent.per_turn_cost:.6f}"
+            calls = [f"tools {', '.join(agent.tools)}"] if agent.tools else []
+            if agent.output_retries:
+                calls.append(f"output schema with {plural(agent.output_retries, 're-ask')}")
+            counted = "max_turns" if not agent.output_retries else (
+                "1 + output.retries" if not agent.tools else "max_turns + output.retries"
+            )
             bound = (
-                f"tools {', '.join(agent.tools)}; up to {agent.max_turns} turns (max_turns) × "
+                f"{'; '.join(calls)}; up to {agent.max_turns} turns ({counted}) × "
                 f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens ({per_turn}) = worst case {cost}, "
                 "counting the first turn's prompt only (tool results grow later ones; each turn "
                 "reserves its own bound)"
@@ -212,6 +226,8 @@ def render_plan(plan: Plan) -> list[str]:
         lines.append(f"  step {agent.step + 1}  {agent.name:<{width}}  {where}  {after}; {bound}")
         if agent.note:
             lines.append(f"          note: {agent.note}")
+        if agent.warning:
+            lines.append(f"          warning: {agent.warning}")
     lines.append("")
     lines.append(f"Critical path ({len(plan.critical_path)} calls): {' → '.join(plan.critical_path)}")
     total = plan.worst_case_total

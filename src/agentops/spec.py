@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .providers.kinds import ProviderKind
 
@@ -21,6 +21,7 @@ DEFAULT_MAX_TURNS = 10
 DEFAULT_PARALLEL_TOOL_CALLS = 8
 DEFAULT_TOOL_TIMEOUT = 60.0
 DEFAULT_STARTUP_TIMEOUT = 30.0
+DEFAULT_OUTPUT_RETRIES = 1
 
 # What a user may write under ``depends_on``: a name, a list (all of), a
 # ``{all: [...]}`` / ``{any: [...]}`` mapping (nesting), or a string expression
@@ -85,6 +86,9 @@ class ProviderSpec(_Strict):
     api_key_env: str | None = None
     api_version: str | None = None
     deployment: str | None = None
+    # How the server takes an output schema: OpenAI's json_schema form (OpenAI, Azure, vLLM),
+    # json_object with the schema beside it (llama-cpp-python's server), or none (validated here only).
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
 
 
 class InputSpec(_Strict):
@@ -98,6 +102,35 @@ class Price(_Strict):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+
+
+class OutputSpec(_Strict):
+    """Structured output: the answer must be JSON following ``schema`` (written ``schema:``).
+
+    ``schema`` is a JSON Schema inline, or the path of a JSON (or YAML) file relative to
+    the workflow file (the loader reads it); in Python also a pydantic model class,
+    turned into its JSON Schema here. ``retries``: re-asks when an answer does not validate.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # Not ``schema``: that name shadows a (deprecated) BaseModel method.
+    json_schema: dict[str, Any] | bool | str = Field(alias="schema")
+    retries: int = Field(default=DEFAULT_OUTPUT_RETRIES, ge=0, le=20)
+
+    @field_validator("json_schema", mode="before")
+    @classmethod
+    def _model_class_to_schema(cls, value: Any) -> Any:
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return value.model_json_schema()
+        return value
+
+    @property
+    def schema_dict(self) -> dict[str, Any] | bool:
+        """The schema, once a path has been read (``loader``); a path still unread is an error."""
+        if isinstance(self.json_schema, str):
+            raise ValueError(f"the output schema file {self.json_schema!r} was not read; load the workflow with agentops.load")
+        return self.json_schema
 
 
 class Agent(_Strict):
@@ -114,6 +147,7 @@ class Agent(_Strict):
     tools: list[str] = []  # names under tools:, or SERVER.TOOL for one tool of an MCP server
     max_turns: int | None = Field(default=None, ge=1, le=1000)
     max_parallel_tool_calls: int | None = Field(default=None, ge=1, le=1000)
+    output: OutputSpec | None = None  # structured output: a JSON Schema the answer must follow
 
 
 class Workflow(_Strict):

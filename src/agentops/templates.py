@@ -1,8 +1,12 @@
-"""Prompt templates: ``{{ agent.output }}`` and ``{{ inputs.name }}``, and nothing else.
+"""Prompt templates: ``{{ agent.output }}``, ``{{ agent.output.field[0].name }}`` and
+``{{ inputs.name }}``, and nothing else.
 
-Substitution is plain text replacement: a template cannot execute code, read
-attributes or call filters. Agents whose output a task places explicitly get no
-automatic context block; the others' outputs are appended in a labelled block.
+Substitution is plain text replacement: a template cannot execute code, call
+methods or filters. A field reference reads the parsed value of an agent with an
+output schema (``structured``): strings render plain, anything else as JSON; a
+field the answer does not have renders empty. Agents whose output a task places
+explicitly get no automatic context block; the others' outputs are appended in a
+labelled block.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Any
 
 from .messages import Message
 from .spec import Agent
+from .structured import FieldPath, as_text, field_value
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
-_REFERENCE = re.compile(r"^\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)\s*$")
+_REFERENCE = re.compile(r"^\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[\d+\])*)\s*$")
+_FIELD = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,11 @@ class Reference:
     name: str
     text: str  # the whole placeholder, braces included
     offset: int  # where it starts in the task text
+    fields: FieldPath = ()  # {{ a.output.x[0] }}: ("x", 0)
+
+
+def _fields(text: str) -> FieldPath:
+    return tuple(name if name else int(index) for name, index in _FIELD.findall(text))
 
 
 def references(task: str) -> list[Reference]:
@@ -32,10 +43,11 @@ def references(task: str) -> list[Reference]:
     found = []
     for match in PLACEHOLDER.finditer(task):
         inner = _REFERENCE.match(match.group(1))
-        if inner and inner.group(1) == "inputs":
+        if inner and inner.group(1) == "inputs" and not inner.group(3):
             found.append(Reference("input", inner.group(2), match.group(0), match.start()))
         elif inner and inner.group(2) == "output":
-            found.append(Reference("agent", inner.group(1), match.group(0), match.start()))
+            fields = _fields(inner.group(3))
+            found.append(Reference("agent", inner.group(1), match.group(0), match.start(), fields))
         else:
             found.append(Reference("invalid", match.group(1).strip(), match.group(0), match.start()))
     return found
@@ -45,18 +57,27 @@ def referenced_agents(task: str) -> set[str]:
     return {ref.name for ref in references(task) if ref.kind == "agent"}
 
 
-def render(task: str, outputs: Mapping[str, str], inputs: Mapping[str, Any]) -> str:
-    """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty."""
+def render(
+    task: str, outputs: Mapping[str, str], inputs: Mapping[str, Any], values: Mapping[str, Any] | None = None
+) -> str:
+    """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty.
+    ``values``: the parsed answers of agents with an output schema, for field references."""
 
     def replace(match: re.Match[str]) -> str:
         inner = _REFERENCE.match(match.group(1))
         if not inner:
             return match.group(0)
-        owner, attribute = inner.groups()
+        owner, attribute, path = inner.groups()
         if owner == "inputs":
+            if path:
+                return match.group(0)
             value = inputs.get(attribute)
             return "" if value is None else str(value)
-        return outputs.get(owner, "") if attribute == "output" else match.group(0)
+        if attribute != "output":
+            return match.group(0)
+        if not path:
+            return outputs.get(owner, "")
+        return as_text(field_value((values or {}).get(owner), _fields(path)))
 
     return PLACEHOLDER.sub(replace, task)
 
@@ -69,9 +90,11 @@ def build_messages(
     agent: Agent,
     upstream_outputs: Mapping[str, str],
     inputs: Mapping[str, Any],
+    upstream_values: Mapping[str, Any] | None = None,
 ) -> tuple[Message, ...]:
-    """The messages sent for ``agent``, given its succeeded direct dependencies' outputs."""
-    text = render(agent.task, upstream_outputs, inputs)
+    """The messages sent for ``agent``, given its succeeded direct dependencies' outputs
+    (and the parsed values of those with an output schema)."""
+    text = render(agent.task, upstream_outputs, inputs, upstream_values)
     # An output placed in the system prompt is placed too: do not send it twice.
     placed = referenced_agents(agent.task) | referenced_agents(agent.system or "")
     block = [(name, output) for name, output in upstream_outputs.items() if name not in placed]
@@ -80,7 +103,7 @@ def build_messages(
         text = f"{text}\n\n{CONTEXT_HEADER}\n{sections}\n{CONTEXT_FOOTER}"
     messages = []
     if agent.system:
-        messages.append(Message("system", render(agent.system, upstream_outputs, inputs)))
+        messages.append(Message("system", render(agent.system, upstream_outputs, inputs, upstream_values)))
     messages.append(Message("user", text))
     return tuple(messages)
 

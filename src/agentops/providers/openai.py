@@ -41,7 +41,7 @@ from ..events import Usage
 from ..messages import ChatRequest, ChatResponse, Message, ToolCall
 from .base import TextCallback, estimated_usage
 from .kinds import capabilities_of
-from .registry import Endpoint
+from .registry import Endpoint, ResponseFormatForm
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -103,7 +103,8 @@ class OpenAIProvider:
         usage: Usage | None = None
         finish_reason: str | None = None
         answered_by: str | None = None
-        with translate_errors(self.endpoint, request.model):
+        refusal: list[str] = []
+        with translate_errors(self.endpoint, request.model, request):
             stream = await self.client.chat.completions.create(
                 model=request.model,
                 messages=messages,
@@ -112,7 +113,7 @@ class OpenAIProvider:
                 stream=True,
                 stream_options={"include_usage": True},
                 timeout=timeout,
-                **_tool_options(request),
+                **_tool_options(request, self.endpoint.response_format),
             )
         chunks = stream.__aiter__()
         consumed = False
@@ -134,6 +135,9 @@ class OpenAIProvider:
                     if content:
                         pieces.append(content)
                         on_text(content)
+                    refused = getattr(choice.delta, "refusal", None) if choice.delta else None
+                    if refused:
+                        refusal.append(refused)
                     if choice.delta and choice.delta.tool_calls:
                         for delta in choice.delta.tool_calls:
                             calls.setdefault(delta.index, _PartialCall()).add(delta)
@@ -151,21 +155,23 @@ class OpenAIProvider:
                 f"{self.name}: the stream for {request.model!r} ended before the answer was complete"
             )
         tool_calls = tuple(calls[index].finished(index) for index in sorted(calls))
-        return self._response(request, "".join(pieces), tool_calls, usage, finish_reason, answered_by)
+        return self._response(
+            request, "".join(pieces), tool_calls, usage, finish_reason, answered_by, "".join(refusal) or None
+        )
 
     async def _complete_whole(
         self, request: ChatRequest, messages: list[ChatCompletionMessageParam], timeout: Any
     ) -> ChatResponse:
         """One call, not streamed, its JSON read directly: the SDK's pydantic model of the
         completion costs more client CPU than the rest of the call (benchmarks/bench_batch.py)."""
-        with translate_errors(self.endpoint, request.model):
+        with translate_errors(self.endpoint, request.model, request):
             raw = await self.client.chat.completions.with_raw_response.create(
                 model=request.model,
                 messages=messages,
                 max_tokens=request.max_tokens,
                 temperature=openai.omit if request.temperature is None else request.temperature,
                 timeout=timeout,
-                **_tool_options(request),
+                **_tool_options(request, self.endpoint.response_format),
             )
             body = json.loads(raw.content)
         try:
@@ -179,6 +185,7 @@ class OpenAIProvider:
                 for index, call in enumerate(message.get("tool_calls") or ())
             )
             reported = body.get("usage")
+            refusal = message.get("refusal")
         except (KeyError, IndexError, TypeError, AttributeError) as error:
             raise MalformedResponseError(
                 f"{self.name} sent a completion without {error} for {request.model!r}"
@@ -190,7 +197,8 @@ class OpenAIProvider:
             usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0))
         model = body.get("model")
         return self._response(
-            request, text, tool_calls, usage, finish_reason, model if isinstance(model, str) else None
+            request, text, tool_calls, usage, finish_reason, model if isinstance(model, str) else None,
+            refusal if isinstance(refusal, str) and refusal else None,
         )
 
     def _response(
@@ -201,6 +209,7 @@ class OpenAIProvider:
         usage: Usage | None,
         finish_reason: str,
         answered_by: str | None,
+        refusal: str | None = None,
     ) -> ChatResponse:
         if finish_reason == "content_filter":
             raise ContentPolicyError(f"{self.name}: the content filter stopped the answer for {request.model!r}")
@@ -208,7 +217,7 @@ class OpenAIProvider:
             usage = estimated_usage(request, text + "".join(c.name + c.arguments for c in tool_calls))
         return ChatResponse(
             text=text, usage=usage, finish_reason=finish_reason,
-            tool_calls=tool_calls, model=answered_by,
+            tool_calls=tool_calls, model=answered_by, refusal=refusal,
         )
 
     async def aclose(self) -> None:
@@ -257,15 +266,23 @@ def _wire_message(message: Message) -> dict[str, Any]:
     return {"role": message.role, "content": message.content}
 
 
-def _tool_options(request: ChatRequest) -> dict[str, Any]:
-    """``tools`` and ``response_format`` when the request has them (nothing otherwise: no per-call cost)."""
+def _tool_options(request: ChatRequest, form: ResponseFormatForm = "json_schema") -> dict[str, Any]:
+    """``tools`` and ``response_format`` when the request has them (nothing otherwise: no per-call cost).
+
+    ``form`` is how the endpoint takes a schema (``providers.NAME.response_format``):
+    OpenAI's ``json_schema`` form; ``json_object`` with the schema beside it (the form
+    llama-cpp-python's server and some hosted servers take); or ``none`` (nothing is
+    sent: the answer is only validated here).
+    """
     options: dict[str, Any] = {}
     if request.tools:
         options["tools"] = [
             {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}}
             for t in request.tools
         ]
-    if request.response_format is not None:
+    if request.response_format is not None and form == "json_object":
+        options["response_format"] = {"type": "json_object", "schema": dict(request.response_format.schema)}
+    elif request.response_format is not None and form == "json_schema":
         options["response_format"] = {
             "type": "json_schema",
             "json_schema": {
@@ -278,19 +295,32 @@ def _tool_options(request: ChatRequest) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def translate_errors(endpoint: Endpoint, model: str) -> Iterator[None]:
+def translate_errors(endpoint: Endpoint, model: str, request: ChatRequest | None = None) -> Iterator[None]:
     """Turn every SDK and transport exception into an ``errors`` type, with no key in any message."""
     try:
         yield
     except ProviderError:
         raise
+    except openai.APIStatusError as error:
+        translated = _status_error(error, endpoint, model)
+        if (
+            isinstance(translated, BadRequestError)
+            and request is not None
+            and request.response_format is not None
+            and endpoint.response_format == "json_schema"
+        ):
+            translated = BadRequestError(
+                f"{translated}; if this server does not take OpenAI's json_schema response_format, set "
+                f"providers.{endpoint.name}.response_format: json_object (llama-cpp-python's server) or none "
+                "(the answer is then only validated here)",
+                status=translated.status,
+            )
+        raise translated from error
     except openai.APIConnectionError as error:  # APITimeoutError included
         failure = _connection_failure(error, endpoint)
         if failure is not None:
             raise ProviderConnectionError(failure) from error
         raise ProviderTimeoutError(f"{endpoint.name} did not answer in time for {model!r}") from error
-    except openai.APIStatusError as error:
-        raise _status_error(error, endpoint, model) from error
     except (openai.APIResponseValidationError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise MalformedResponseError(
             f"{endpoint.name} sent a response that is not valid JSON for {model!r}: {_detail(error, endpoint)}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigurationError
 from ..spec import Agent, ProviderSpec, Workflow
@@ -52,6 +52,10 @@ NOTHING_CONFIGURED = (
 )
 
 
+ResponseFormatForm = Literal["json_schema", "json_object", "none"]
+"""How an endpoint takes an output schema: see ``providers.openai._tool_options``."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """How to reach one HTTP provider. ``key_source`` names where the key came from, for messages."""
@@ -64,6 +68,7 @@ class Endpoint:
     azure_endpoint: str | None = None  # the "azure" kind's resource endpoint
     api_version: str | None = None
     deployment: str | None = None  # Azure: sent instead of the agent's model
+    response_format: ResponseFormatForm = "json_schema"  # providers.NAME.response_format
 
     @property
     def url(self) -> str:
@@ -227,6 +232,7 @@ class ProviderRegistry:
             api_key=key,
             key_source=source,
             base_url=_checked_url(base_url, f"{where}.base_url"),
+            response_format=spec.response_format,
         )
 
     def _named_azure(self, name: str, spec: ProviderSpec) -> Endpoint:
@@ -253,6 +259,7 @@ class ProviderRegistry:
             azure_endpoint=_checked_url(endpoint, f"{where}.base_url"),
             api_version=version,
             deployment=spec.deployment,
+            response_format=spec.response_format,
         )
 
     def _azure_from_env(self) -> Endpoint | None:

@@ -70,7 +70,7 @@ class RowOutcome:
     row: int
     status: str
     inputs: dict[str, Any]
-    outputs: dict[str, str | None]
+    outputs: dict[str, Any]  # text, or the parsed value of an agent with an output schema; None: none
     cost: float
     error: str | None
     workflow_run_id: int
@@ -230,19 +230,21 @@ def row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
     cursor = store.connection.execute(
         f"""SELECT w.batch_row, w.id, {_ROW_STATUS}, w.inputs,
             (SELECT sum(c.cost) FROM workflow_runs c WHERE c.batch_id = w.batch_id AND c.batch_row = w.batch_row),
-            r.agent, r.output, r.status, r.error
+            r.agent, r.output, r.status, r.error, r.value
         FROM workflow_runs w JOIN runs r ON r.workflow_run_id = w.id
         WHERE w.batch_id = ? AND {_LATEST} ORDER BY w.batch_row, r.id""",
         (batch_id,),
     )
     current: dict[str, Any] | None = None
-    for row, run_id, status, inputs, cost, agent, output, agent_status, error in cursor:
+    for row, run_id, status, inputs, cost, agent, output, agent_status, error, value in cursor:
         if current is None or current["row"] != row:
             if current is not None:
                 yield RowOutcome(**current)
             current = {"row": row, "status": status, "inputs": json.loads(inputs or "{}"), "outputs": {},
                        "cost": round(cost or 0.0, 10), "error": None, "workflow_run_id": run_id}
-        current["outputs"][agent] = output if agent_status == "succeeded" else None
+        # An agent with an output schema gives its parsed value (an object, not JSON in a string).
+        answer = output if value is None else json.loads(value)
+        current["outputs"][agent] = answer if agent_status == "succeeded" else None
         if current["error"] is None and agent_status in ("failed", "skipped", "cancelled") and error:
             current["error"] = f"{agent}: {error}"
     if current is not None:

@@ -261,6 +261,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE workflow_runs ADD COLUMN trace_span_id TEXT",
         ),
     ),
+    Migration(
+        10,
+        "structured_outputs",
+        (
+            # An agent with an output schema: its answer parsed, as canonical JSON (``output`` keeps
+            # the JSON text it wrote); NULL for agents without a schema.
+            "ALTER TABLE runs ADD COLUMN value TEXT",
+            # Why an attempt's answer did not follow the schema (it was then re-asked, or the agent failed).
+            "ALTER TABLE attempts ADD COLUMN validation_error TEXT",
+        ),
+    ),
 )
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (

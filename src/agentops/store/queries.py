@@ -53,7 +53,7 @@ __all__ = [
 
 AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
     output_tokens, tokens_estimated, cost, retries, started_at, finished_at, duration, reused,
-    reused_from_run_id, output, error"""
+    reused_from_run_id, output, error, value"""
 
 
 def agent_run_record(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRunRecord:
@@ -77,6 +77,7 @@ def agent_run_record(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRun
         reused_from_run_id=row["reused_from_run_id"],
         output=row["output"],
         error=row["error"],
+        value=row["value"],
         prompt=row["prompt"] if with_prompt else None,
     )
 
@@ -111,7 +112,7 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
         chunk = run_ids[start : start + 500]
         rows = store.read(
             f"""SELECT run_id, number, status, http_status, error, error_type, started_at, duration,
-                input_tokens, output_tokens, tokens_estimated, cost, turn FROM attempts
+                input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error FROM attempts
             WHERE run_id IN ({", ".join("?" * len(chunk))}) ORDER BY run_id, number""",
             tuple(chunk),
         )
@@ -130,6 +131,7 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
                     tokens_estimated=bool(row["tokens_estimated"]),
                     cost=row["cost"],
                     turn=row["turn"],
+                    validation_error=row["validation_error"],
                 )
             )
     return found

@@ -331,8 +331,8 @@ def _insert_agent_run(
     cursor = connection.execute(
         """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries,
             model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
-            started_at, finished_at, duration, reused, reused_from_run_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            started_at, finished_at, duration, reused, reused_from_run_id, value)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             workflow_run_id,
             workflow,
@@ -353,14 +353,15 @@ def _insert_agent_run(
             result.duration,
             int(reused),
             reused_from,
+            None if result.value is None else storable(json.dumps(result.value, ensure_ascii=False)),
         ),
     )
     run_id = _row_id(cursor)
     if not reused:
         connection.executemany(
             """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
-                duration, input_tokens, output_tokens, tokens_estimated, cost, turn)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                duration, input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     run_id,
@@ -376,6 +377,7 @@ def _insert_agent_run(
                     int(attempt.usage.estimated),
                     attempt.cost,
                     attempt.turn,
+                    storable(attempt.validation_error),
                 )
                 for attempt in result.attempts
             ],

@@ -5,6 +5,7 @@ same keys in the same order every time. A leaf: it imports nothing of the store.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -24,6 +25,7 @@ class AttemptRecord:
     tokens_estimated: bool
     cost: float | None
     turn: int = 1
+    validation_error: str | None = None  # structured output: why this answer did not validate
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +89,7 @@ class AgentRunRecord:
     output: str | None
     error: str | None
     prompt: str | None = None  # loaded by agent_run() only
+    value: str | None = None  # structured output: the parsed answer as JSON text (None: no schema)
     attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
     tool_calls: list[ToolCallRow] = field(default_factory=list)  # agent_run() / workflow_run()
 
@@ -94,7 +97,13 @@ class AgentRunRecord:
         data = asdict(self)
         if not detail:
             del data["prompt"], data["attempts"], data["tool_calls"]
+        # --json gives the parsed answer as an object, not a string holding JSON.
+        data["value"] = self.parsed_value
         return data
+
+    @property
+    def parsed_value(self) -> Any:
+        return None if self.value is None else json.loads(self.value)
 
 
 @dataclass

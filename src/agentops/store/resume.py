@@ -82,6 +82,7 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
         model=origin.model or "",
         provider=origin.provider or "",
         output=record.output,
+        value=origin.parsed_value if record.value is None else record.parsed_value,
         prompt=origin.prompt,
         usage=Usage(origin.input_tokens, origin.output_tokens, origin.tokens_estimated),
         cost=origin.cost,
@@ -97,6 +98,7 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
                 error_type=a.error_type,
                 http_status=a.http_status,
                 turn=a.turn,
+                validation_error=a.validation_error,
             )
             for a in origin.attempts
         ],

@@ -28,6 +28,13 @@ Replies (deterministic)
     completion tokens are its words. Streams honour
     ``stream_options.include_usage``; ``send_usage=False`` never reports usage.
 
+Structured output
+    A request with ``response_format`` carrying a schema (OpenAI's
+    ``{type: json_schema, json_schema: {schema}}`` or ``{type: json_object,
+    schema}``) is answered, by default, with a JSON object built from the
+    schema (``example_for_schema``: every property, strings named after their
+    property, the first of an enum). The faults below make it misbehave.
+
 Tool calls
     A ``reply`` hook may return a ``ScriptedReply(text, tool_calls=[...])``
     instead of text: each tool call is ``ScriptedToolCall(name, arguments)``
@@ -56,6 +63,14 @@ Faults (``Fault.kind``), applied on every route after the latency
     ``malformed`` a 200 whose JSON body (or SSE event) is not valid JSON.
     ``truncate`` stream a first chunk, then end the response cleanly without a
                  finish reason or ``[DONE]`` (a JSON request gets half a body).
+
+    Answers that are well-formed responses but bad structured output (for
+    requests with a schema; any reply hook's text is replaced too):
+    ``invalid_json`` text that is not JSON; ``wrong_shape`` JSON that does not
+    follow the schema; ``length`` the first half of a valid answer with
+    ``finish_reason: "length"`` (cut off by max_tokens); ``refusal`` no content
+    and ``message.refusal`` (OpenAI's way of declining); ``fenced`` the valid
+    answer inside a ```json code fence.
 
     ``inject(fault, times=n, match=None)`` queues a fault for the next ``n``
     requests (that ``match(body)``, or ``server.fault_match`` when set);
@@ -99,7 +114,9 @@ from aiohttp import web
 
 Body = dict[str, Any]
 Latency = float | Callable[[Body], float]
-FaultKind = Literal["status", "hang", "drop", "malformed", "truncate"]
+FaultKind = Literal[
+    "status", "hang", "drop", "malformed", "truncate", "invalid_json", "wrong_shape", "length", "refusal", "fenced"
+]
 RetryAfterFormat = Literal["both", "ms", "seconds", "date"]
 
 REPLY_PREFIX_CHARS = 40
@@ -144,6 +161,8 @@ class ScriptedReply:
 
     text: str = ""
     tool_calls: tuple[ScriptedToolCall, ...] = ()
+    finish_reason: str | None = None  # None: "tool_calls" with calls, else "stop"
+    refusal: str | None = None  # sent as message.refusal (streamed: delta.refusal)
 
 
 def tool_results(body: Body) -> int:
@@ -357,8 +376,16 @@ class OpenAITestServer:
             early = await self._apply_fault(request, record, fault)
             if early is not None:
                 return early
-        answer = self.reply(body) if self.reply is not None else _default_reply(body, self._reply_size(body))
+        schema = requested_schema(body)
+        if self.reply is not None:
+            answer = self.reply(body)
+        elif schema is not None:
+            answer = json.dumps(example_for_schema(schema))
+        else:
+            answer = _default_reply(body, self._reply_size(body))
         scripted = answer if isinstance(answer, ScriptedReply) else ScriptedReply(answer)
+        if fault is not None and fault.kind in _STRUCTURED_FAULTS:
+            scripted = _damaged(scripted, fault.kind, schema)
         text = scripted.text
         calls = _numbered(scripted.tool_calls, body)
         completion_tokens = len(text.split()) + sum(len(c.arguments_json.split()) + 1 for _, c in calls)
@@ -372,15 +399,15 @@ class OpenAITestServer:
         malformed = fault is not None and fault.kind == "malformed"
         if body.get("stream"):
             return await self._stream(
-                request, record, body, text, usage, calls, truncated=truncated, malformed=malformed
+                request, record, body, scripted, usage, calls, truncated=truncated, malformed=malformed
             )
         if malformed or truncated:
-            payload = json.dumps(_completion(body, text, usage, calls))
+            payload = json.dumps(_completion(body, scripted, usage, calls))
             cut = '{"id": "chatcmpl-test", "choices": [' if malformed else payload[: len(payload) // 2]
             return _finish(record, web.Response(text=cut, content_type="application/json"))
         reported = usage if self.send_usage else None
         record.usage = reported
-        return _finish(record, web.json_response(_completion(body, text, reported, calls)))
+        return _finish(record, web.json_response(_completion(body, scripted, reported, calls)))
 
     async def _apply_fault(
         self, request: web.Request, record: RecordedRequest, fault: Fault
@@ -408,13 +435,14 @@ class OpenAITestServer:
         request: web.Request,
         record: RecordedRequest,
         body: Body,
-        text: str,
+        scripted: ScriptedReply,
         usage: dict[str, int],
         calls: list[tuple[str, ScriptedToolCall]],
         *,
         truncated: bool,
         malformed: bool,
     ) -> web.StreamResponse:
+        text = scripted.text
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         record.status = 200
@@ -432,9 +460,11 @@ class OpenAITestServer:
             if truncated:
                 break
         if not truncated:
+            if scripted.refusal:
+                await response.write(_sse(_chunk(body, {"refusal": scripted.refusal}, None)))
             for delta in _tool_call_deltas(calls):
                 await response.write(_sse(_chunk(body, delta, None)))
-            await response.write(_sse(_chunk(body, {}, "tool_calls" if calls else "stop")))
+            await response.write(_sse(_chunk(body, {}, _finish_reason(scripted, calls))))
             options = body.get("stream_options") or {}
             if self.send_usage and options.get("include_usage"):
                 final = _chunk(body, None, None)
@@ -497,10 +527,19 @@ def _tool_call_deltas(calls: list[tuple[str, ScriptedToolCall]]) -> list[Body]:
     return deltas
 
 
+def _finish_reason(scripted: ScriptedReply, calls: list[tuple[str, ScriptedToolCall]] | None) -> str:
+    return scripted.finish_reason or ("tool_calls" if calls else "stop")
+
+
 def _completion(
-    body: Body, text: str, usage: dict[str, int] | None, calls: list[tuple[str, ScriptedToolCall]] | None = None
+    body: Body,
+    scripted: ScriptedReply,
+    usage: dict[str, int] | None,
+    calls: list[tuple[str, ScriptedToolCall]] | None = None,
 ) -> Body:
-    message: Body = {"role": "assistant", "content": text}
+    message: Body = {"role": "assistant", "content": scripted.text if scripted.text or not scripted.refusal else None}
+    if scripted.refusal:
+        message["refusal"] = scripted.refusal
     if calls:
         message["tool_calls"] = [
             {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_json}}
@@ -511,11 +550,89 @@ def _completion(
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(scripted, calls)}],
     }
     if usage is not None:
         payload["usage"] = usage
     return payload
+
+
+# --- structured output --------------------------------------------------------------------
+
+_STRUCTURED_FAULTS = frozenset({"invalid_json", "wrong_shape", "length", "refusal", "fenced"})
+REFUSAL_TEXT = "I'm sorry, I cannot help with that request."
+
+
+def requested_schema(body: Body) -> Any:
+    """The JSON Schema a request asks the answer to follow, in either form; None without one."""
+    form = body.get("response_format")
+    if not isinstance(form, dict):
+        return None
+    if form.get("type") == "json_schema" and isinstance(form.get("json_schema"), dict):
+        return form["json_schema"].get("schema")
+    if form.get("type") == "json_object":
+        return form.get("schema", {})
+    return None
+
+
+def example_for_schema(schema: Any, name: str = "value", root: Any = None, depth: int = 0) -> Any:
+    """A value that follows ``schema``: every property, strings named after their property."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 20:
+        return name
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for segment in ref[2:].split("/"):
+            target = target.get(segment, {}) if isinstance(target, dict) else {}
+        return example_for_schema(target, name, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for keyword in ("anyOf", "oneOf"):
+        branches = [b for b in schema.get(keyword) or [] if isinstance(b, dict) and b.get("type") != "null"]
+        if branches:
+            return example_for_schema(branches[0], name, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {key: example_for_schema(value, str(key), root, depth + 1) for key, value in properties.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems") or 1))
+        prefix = schema.get("prefixItems") or []
+        items = [example_for_schema(item, f"{name} {i + 1}", root, depth + 1) for i, item in enumerate(prefix)]
+        items += [
+            example_for_schema(schema.get("items", {}), f"{name} {i + 1}", root, depth + 1)
+            for i in range(len(items), count)
+        ]
+        return items
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    minimum = int(schema.get("minLength") or 0)
+    return name if len(name) >= minimum else name + "x" * (minimum - len(name))
+
+
+def _damaged(scripted: ScriptedReply, kind: str, schema: Any) -> ScriptedReply:
+    valid = scripted.text if schema is None else json.dumps(example_for_schema(schema))
+    if kind == "invalid_json":
+        return ScriptedReply("Sure! Here is the plan: {title: Paris")
+    if kind == "wrong_shape":
+        is_array = isinstance(schema, dict) and schema.get("type") == "array"
+        return ScriptedReply(json.dumps({"unexpected": 1} if is_array else ["not", "the", "schema"]))
+    if kind == "length":
+        return ScriptedReply(valid[: max(1, len(valid) // 2)], finish_reason="length")
+    if kind == "refusal":
+        return ScriptedReply("", refusal=REFUSAL_TEXT)
+    return ScriptedReply(f"```json\n{valid}\n```")
 
 
 def _chunk(body: Body, delta: Body | None, finish_reason: str | None) -> Body:
@@ -619,5 +736,7 @@ __all__ = [
     "ScriptedReply",
     "ScriptedToolCall",
     "call_tool_until",
+    "example_for_schema",
+    "requested_schema",
     "tool_results",
 ]
