@@ -531,7 +531,7 @@ def _attempts_table(console: Console, attempts: list[AttemptRecord]) -> Table:
         [
             Text(str(attempt.number)),
             *([Text(str(attempt.turn))] if turns else []),
-            Text(attempt.status),
+            Text("invalid" if attempt.validation_error else attempt.status),  # the call worked; its answer did not
             Text(str(attempt.http_status or "")),
             Text(format_duration(attempt.duration)),
             Text(_tokens(attempt.input_tokens, attempt.output_tokens, attempt.tokens_estimated)),
