@@ -235,3 +235,72 @@ def test_the_local_example_runs_end_to_end_through_the_cli(tmp_path: Path) -> No
     assert status == "succeeded"
     assert len(agents) == 4
     assert all(s == "succeeded" and (output or "").strip() and cost == 0 and p == "local" for _, s, output, cost, p in agents)
+
+
+# --- structured output ------------------------------------------------------------------------
+
+COLOUR = {
+    "type": "object",
+    "properties": {"colour": {"enum": ["red", "green", "blue"]}, "bright": {"type": "boolean"}},
+    "required": ["colour", "bright"],
+    "additionalProperties": False,
+}
+
+
+def colour_flow(provider: str, providers: dict[str, object] | None = None) -> str:
+    import yaml
+
+    document: dict[str, object] = {
+        "name": "colours",
+        "agents": [
+            {"name": "pick", "model": "smollm2", "provider": provider, "max_tokens": 48, "temperature": 0,
+             "output": {"schema": COLOUR, "retries": 0}, "task": "Pick a colour for the sky, as JSON."},
+            {"name": "say", "model": "smollm2", "provider": provider, "max_tokens": 4, "temperature": 0,
+             "depends_on": "pick", "task": "Say {{ pick.output.colour }}."},
+        ],
+    }
+    if providers:
+        document["providers"] = providers
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def test_the_local_model_under_its_grammar_answers_valid_json_through_the_engine(gguf: Path) -> None:
+    import agentops
+    from agentops.loader import load_workflow_text
+
+    captured: list[object] = []
+    result = agentops.run(load_workflow_text(colour_flow("local")), subscribers=[captured.append])
+    pick = result.agents["pick"]
+    assert result.ok, {name: a.error for name, a in result.agents.items()}
+    assert isinstance(pick.value, dict) and pick.value["colour"] in ("red", "green", "blue")
+    assert isinstance(pick.value["bright"], bool)
+    assert json.loads(pick.output or "") == pick.value and len(pick.attempts) == 1
+    assert f"Say {pick.value['colour']}." in (result.agents["say"].prompt or "")
+
+
+def test_llama_cpp_server_takes_the_schema_in_its_json_object_form(llama_server: str) -> None:
+    """llama-cpp-python 0.3's server reads ``{type: json_object, schema}`` (and refuses OpenAI's
+    json_schema type): with ``response_format: json_object`` its grammar holds the answer to the schema."""
+    import agentops
+    from agentops.loader import load_workflow_text
+
+    providers = {"llamacpp": {"base_url": llama_server, "response_format": "json_object"}}
+    result = agentops.run(load_workflow_text(colour_flow("llamacpp", providers)))
+    pick = result.agents["pick"]
+    assert result.ok, {name: a.error for name, a in result.agents.items()}
+    assert isinstance(pick.value, dict) and pick.value["colour"] in ("red", "green", "blue")
+    assert isinstance(pick.value["bright"], bool) and len(pick.attempts) == 1
+
+
+def test_llama_cpp_server_refuses_openais_form_and_auto_switches_to_its_own(llama_server: str) -> None:
+    """The default (response_format: auto) sends OpenAI's form; llama-cpp-python's server answers
+    500 naming response_format.type, and the next attempt (its own reservation) sends json_object."""
+    import agentops
+    from agentops.loader import load_workflow_text
+
+    result = agentops.run(load_workflow_text(colour_flow("llamacpp", {"llamacpp": {"base_url": llama_server}})))
+    pick = result.agents["pick"]
+    assert result.ok, {name: a.error for name, a in result.agents.items()}
+    assert [a.error_type for a in pick.attempts] == ["ResponseFormatRefusedError", None]
+    assert pick.attempts[0].http_status == 500
+    assert isinstance(pick.value, dict) and pick.value["colour"] in ("red", "green", "blue")

@@ -466,10 +466,28 @@ def test_the_json_object_form_for_servers_that_take_it(server: OpenAITestServer)
     assert result.agents["planner"].error.startswith("the answer does not follow the output schema after 1 re-ask: the answer is not JSON")  # type: ignore[union-attr]
 
 
-def test_a_server_that_refuses_the_json_schema_form_gets_a_hint_naming_the_setting(server: OpenAITestServer) -> None:
-    server.inject_for(lambda body: "response_format" in body, kind="status", status=422, message="Input should be 'text' or 'json_object'")
-    result = agentops.run(workflow_on(server, [{"name": "planner", "output": {"schema": PLAN}}]))
+def test_a_compatible_server_that_refuses_the_json_schema_form_gets_the_json_object_form(server: OpenAITestServer) -> None:
+    def refuses(body: dict[str, Any]) -> bool:
+        return body.get("response_format", {}).get("type") == "json_schema"
+
+    server.inject_for(refuses, kind="status", status=422, message="response_format: Input should be 'text' or 'json_object'")
+    result = agentops.run(workflow_on(server, [{"name": "planner", "output": {"schema": PLAN}}, {"name": "other", "output": {"schema": PLAN}}], policies={"max_concurrency": 1}))
+    assert result.ok, {n: a.error for n, a in result.agents.items()}
+    first = result.agents["planner"].attempts[0]
+    assert first.error_type == "ResponseFormatRefusedError" and first.error is not None
+    assert "so the next attempt sends the schema as {type: json_object, schema}" in first.error
+    # The switch holds for the provider: the next agent sends the json_object form at once.
+    assert [r.body["response_format"]["type"] for r in server.requests] == ["json_schema", "json_object", "json_object"]
+
+
+def test_a_server_that_refuses_an_explicit_json_schema_form_gets_a_hint_naming_the_setting(server: OpenAITestServer) -> None:
+    server.inject_for(lambda body: "response_format" in body, kind="status", status=422, message="response_format: Input should be 'text' or 'json_object'")
+    loaded = workflow_on(server, [{"name": "planner", "output": {"schema": PLAN}}])
+    document = yaml.safe_load(loaded.source)
+    document["providers"]["test"]["response_format"] = "json_schema"
+    result = agentops.run(load_workflow_text(yaml.safe_dump(document)))
     error = result.agents["planner"].error or ""
+    assert len(server.requests) == 1  # a bad request: not retried
     assert "Input should be 'text' or 'json_object'" in error
     assert error.endswith(
         "set providers.test.response_format: json_object (llama-cpp-python's server) or none "

@@ -19,7 +19,9 @@ package prints tracebacks.
         │   │   └── ModelCrashedError       the local model's worker process died (names the signal)
         │   ├── ProviderTimeoutError        the attempt ran past its timeout
         │   ├── ProviderConnectionError     connection refused / dropped
-        │   └── MalformedResponseError      unparseable JSON, truncated stream
+        │   ├── MalformedResponseError      unparseable JSON, truncated stream
+        │   └── ResponseFormatRefusedError  a compatible server refused OpenAI's json_schema form (the next
+        │                                   attempt sends the json_object form)
         └── PermanentProviderError          retrying cannot help
             ├── AuthenticationError         401/403: names the variable to fix
             ├── ModelNotFoundError          404: names the model or deployment
@@ -132,6 +134,11 @@ class ProviderConnectionError(TransientProviderError):
 
 class MalformedResponseError(TransientProviderError):
     pass
+
+
+class ResponseFormatRefusedError(TransientProviderError):
+    """An OpenAI-compatible server refused ``response_format: {type: json_schema}``; the provider
+    switches to ``{type: json_object, schema}`` (llama-cpp-python's form) for the next attempt."""
 
 
 class PermanentProviderError(ProviderError):

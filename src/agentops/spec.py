@@ -87,8 +87,9 @@ class ProviderSpec(_Strict):
     api_version: str | None = None
     deployment: str | None = None
     # How the server takes an output schema: OpenAI's json_schema form (OpenAI, Azure, vLLM),
-    # json_object with the schema beside it (llama-cpp-python's server), or none (validated here only).
-    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    # json_object with the schema beside it (llama-cpp-python's server), none (validated here
+    # only), or auto: json_schema, switching to json_object when a compatible server refuses it.
+    response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto"
 
 
 class InputSpec(_Strict):

@@ -35,13 +35,14 @@ from ..errors import (
     ProviderTimeoutError,
     QuotaExhaustedError,
     RateLimitError,
+    ResponseFormatRefusedError,
     ServerError,
 )
 from ..events import Usage
 from ..messages import ChatRequest, ChatResponse, Message, ToolCall
 from .base import TextCallback, estimated_usage
 from .kinds import capabilities_of
-from .registry import Endpoint, ResponseFormatForm
+from .registry import DEFAULT_OPENAI_BASE_URL, Endpoint, ResponseFormatForm
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -62,6 +63,14 @@ class OpenAIProvider:
         self.kind = endpoint.kind
         self.capabilities = capabilities_of(endpoint.kind)
         self.endpoint = endpoint
+        # How output schemas are sent; "auto" starts with OpenAI's form and, on a compatible
+        # server that refuses it (llama-cpp-python's), switches to the json_object form.
+        self.schema_form: ResponseFormatForm = (
+            "json_schema" if endpoint.response_format == "auto" else endpoint.response_format
+        )
+        self._may_switch_form = (
+            endpoint.response_format == "auto" and endpoint.kind == "openai" and endpoint.url != DEFAULT_OPENAI_BASE_URL
+        )
         self.client: openai.AsyncOpenAI
         self._owns_client = client is None
         if client is not None:  # the caller's own client: its configuration, and the caller closes it
@@ -89,6 +98,37 @@ class OpenAIProvider:
             )
 
     async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
+        try:
+            return await self._complete(request, on_text)
+        except ProviderError as error:
+            if not self._refused_schema_form(request, error):
+                raise
+            if self._may_switch_form:
+                self.schema_form = "json_object"
+                raise ResponseFormatRefusedError(
+                    f"{error}; {self.name} does not take OpenAI's json_schema response_format, so the next "
+                    "attempt sends the schema as {type: json_object, schema} (set "
+                    f"providers.{self.name}.response_format to choose the form)",
+                    status=error.status, retry_after=0,
+                ) from error
+            if self.endpoint.url == DEFAULT_OPENAI_BASE_URL or self.kind == "azure":
+                raise
+            raise BadRequestError(
+                f"{error}; if this server does not take OpenAI's json_schema response_format, set "
+                f"providers.{self.name}.response_format: json_object (llama-cpp-python's server) or none "
+                "(the answer is then only validated here)",
+                status=error.status,
+            ) from error
+
+    def _refused_schema_form(self, request: ChatRequest, error: ProviderError) -> bool:
+        """The server rejected the request over its json_schema response_format (llama-cpp-python
+        answers 500 with a validation error naming the field; others 400 or 422)."""
+        if request.response_format is None or self.schema_form != "json_schema":
+            return False
+        text = str(error)
+        return error.status in (400, 422, 500) and ("response_format" in text or "json_schema" in text)
+
+    async def _complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
         messages = cast("list[ChatCompletionMessageParam]", [_wire_message(m) for m in request.messages])
         # Without an agent timeout the client's own (DEFAULT_TIMEOUT) applies: no per-call options to merge.
         timeout = (
@@ -104,7 +144,7 @@ class OpenAIProvider:
         finish_reason: str | None = None
         answered_by: str | None = None
         refusal: list[str] = []
-        with translate_errors(self.endpoint, request.model, request):
+        with translate_errors(self.endpoint, request.model):
             stream = await self.client.chat.completions.create(
                 model=request.model,
                 messages=messages,
@@ -113,7 +153,7 @@ class OpenAIProvider:
                 stream=True,
                 stream_options={"include_usage": True},
                 timeout=timeout,
-                **_tool_options(request, self.endpoint.response_format),
+                **_tool_options(request, self.schema_form),
             )
         chunks = stream.__aiter__()
         consumed = False
@@ -164,14 +204,14 @@ class OpenAIProvider:
     ) -> ChatResponse:
         """One call, not streamed, its JSON read directly: the SDK's pydantic model of the
         completion costs more client CPU than the rest of the call (benchmarks/bench_batch.py)."""
-        with translate_errors(self.endpoint, request.model, request):
+        with translate_errors(self.endpoint, request.model):
             raw = await self.client.chat.completions.with_raw_response.create(
                 model=request.model,
                 messages=messages,
                 max_tokens=request.max_tokens,
                 temperature=openai.omit if request.temperature is None else request.temperature,
                 timeout=timeout,
-                **_tool_options(request, self.endpoint.response_format),
+                **_tool_options(request, self.schema_form),
             )
             body = json.loads(raw.content)
         try:
@@ -266,10 +306,10 @@ def _wire_message(message: Message) -> dict[str, Any]:
     return {"role": message.role, "content": message.content}
 
 
-def _tool_options(request: ChatRequest, form: ResponseFormatForm = "json_schema") -> dict[str, Any]:
+def _tool_options(request: ChatRequest, form: ResponseFormatForm) -> dict[str, Any]:
     """``tools`` and ``response_format`` when the request has them (nothing otherwise: no per-call cost).
 
-    ``form`` is how the endpoint takes a schema (``providers.NAME.response_format``):
+    ``form`` is how the endpoint takes a schema (``providers.NAME.response_format``, ``auto`` resolved):
     OpenAI's ``json_schema`` form; ``json_object`` with the schema beside it (the form
     llama-cpp-python's server and some hosted servers take); or ``none`` (nothing is
     sent: the answer is only validated here).
@@ -282,7 +322,7 @@ def _tool_options(request: ChatRequest, form: ResponseFormatForm = "json_schema"
         ]
     if request.response_format is not None and form == "json_object":
         options["response_format"] = {"type": "json_object", "schema": dict(request.response_format.schema)}
-    elif request.response_format is not None and form == "json_schema":
+    elif request.response_format is not None and form in ("json_schema", "auto"):
         options["response_format"] = {
             "type": "json_schema",
             "json_schema": {
@@ -295,27 +335,14 @@ def _tool_options(request: ChatRequest, form: ResponseFormatForm = "json_schema"
 
 
 @contextlib.contextmanager
-def translate_errors(endpoint: Endpoint, model: str, request: ChatRequest | None = None) -> Iterator[None]:
+def translate_errors(endpoint: Endpoint, model: str) -> Iterator[None]:
     """Turn every SDK and transport exception into an ``errors`` type, with no key in any message."""
     try:
         yield
     except ProviderError:
         raise
     except openai.APIStatusError as error:
-        translated = _status_error(error, endpoint, model)
-        if (
-            isinstance(translated, BadRequestError)
-            and request is not None
-            and request.response_format is not None
-            and endpoint.response_format == "json_schema"
-        ):
-            translated = BadRequestError(
-                f"{translated}; if this server does not take OpenAI's json_schema response_format, set "
-                f"providers.{endpoint.name}.response_format: json_object (llama-cpp-python's server) or none "
-                "(the answer is then only validated here)",
-                status=translated.status,
-            )
-        raise translated from error
+        raise _status_error(error, endpoint, model) from error
     except openai.APIConnectionError as error:  # APITimeoutError included
         failure = _connection_failure(error, endpoint)
         if failure is not None:

@@ -52,8 +52,9 @@ NOTHING_CONFIGURED = (
 )
 
 
-ResponseFormatForm = Literal["json_schema", "json_object", "none"]
-"""How an endpoint takes an output schema: see ``providers.openai._tool_options``."""
+ResponseFormatForm = Literal["auto", "json_schema", "json_object", "none"]
+"""How an endpoint takes an output schema: see ``providers.openai._tool_options``; ``auto`` is
+OpenAI's json_schema form, switching to json_object when a compatible server refuses it."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Endpoint:
     azure_endpoint: str | None = None  # the "azure" kind's resource endpoint
     api_version: str | None = None
     deployment: str | None = None  # Azure: sent instead of the agent's model
-    response_format: ResponseFormatForm = "json_schema"  # providers.NAME.response_format
+    response_format: ResponseFormatForm = "auto"  # providers.NAME.response_format
 
     @property
     def url(self) -> str:
