@@ -114,7 +114,10 @@ def test_reasks_that_run_out_fail_the_agent_and_skip_its_dependents(tmp_path: Pa
         "the answer does not follow the output schema after 2 re-asks: the answer is not JSON "
         "(Expecting value: line 1 column 1 (char 0)): 'Sure! Here is the plan: {title: Paris'"
     )
-    assert "the answer does not follow the output schema after 2 re-asks" in completed.stdout + completed.stderr
+    shown = completed.stdout + completed.stderr
+    assert "the answer does not follow the output schema after 2 re-asks" in shown
+    assert shown.count("the answer does not follow the output schema: the answer is not JSON") == 3
+    assert shown.count("; re-asking") == 2  # plain lines: the last rejection has nothing left
     assert len(rows(db, "SELECT id FROM attempts WHERE validation_error IS NOT NULL")) == 3
 
 

@@ -27,6 +27,7 @@ from ..events import (
     AgentFinished,
     AgentStarted,
     AgentStatus,
+    AnswerRejected,
     AttemptFailed,
     AttemptStarted,
     CostWarning,
@@ -53,6 +54,12 @@ def plain_lines(event: Event) -> list[str]:
         if event.will_retry:
             line += f"; retrying in {event.retry_in or 0:.1f}s"
         return [line]
+    if isinstance(event, AnswerRejected):
+        line = (
+            f"{one_line(event.name)} attempt {event.attempt.number}: the answer does not follow the output schema: "
+            f"{one_line(event.attempt.validation_error or '')}"
+        )
+        return [line + ("; re-asking" if event.will_reask else "")]
     if isinstance(event, AgentFinished):
         return [_finished_line(event)]
     if isinstance(event, CostWarning):

@@ -12,6 +12,7 @@ from ..events import (
     AgentFinished,
     AgentStarted,
     AgentStatus,
+    AnswerRejected,
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
@@ -133,6 +134,10 @@ class RunState:
                 row.error = attempt.error
                 if event.will_retry:  # until the retry streams, the preview shows why
                     row.status, row.retries, row.streamed = RETRYING, attempt.number, ""
+        elif isinstance(event, AnswerRejected) and event.will_reask:
+            # The answer did not follow the schema: the preview says why until the re-ask streams.
+            row.status, row.retries, row.streamed = RETRYING, event.attempt.number, ""
+            row.error = f"invalid answer, re-asking: {event.attempt.validation_error}"
         elif isinstance(event, ToolCallStarted):
             row.calls_in_progress[event.call_id] = describe_call(event.tool, event.arguments)
         elif isinstance(event, ToolCallFinished):
