@@ -88,6 +88,11 @@ def test_invalid_answers_name_the_first_problem(text: str, finish_reason: str, r
     assert verdict.errors[0] == expected
 
 
+def test_an_answer_nested_past_the_recursion_limit_is_invalid_not_a_crash() -> None:
+    verdict = check("[" * 100_000 + "]" * 100_000)
+    assert verdict.error == "the answer nests too deeply to read"
+
+
 def test_the_first_error_is_the_shallowest_and_the_reask_lists_them_with_the_schema() -> None:
     contract = OutputContract(PLAN, 1)
     verdict = contract.check(ChatResponse('{"steps": [1, 2]}'), 64)
@@ -260,6 +265,18 @@ def test_schema_file_problems_name_the_file(tmp_path: Path) -> None:
     assert found[1] == f"{tmp_path / 'broken.json'}:3:18: output schema of agent 'b': not valid JSON: Expecting property name enclosed in double quotes"
     assert found[2].startswith(f"{tmp_path / 'wrong.json'}:1:1: output schema of agent 'c' is not a valid JSON Schema: at type: 12 is not valid")
     assert len(found) == 3
+
+
+def test_a_schema_path_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    (tmp_path / "folder.json").mkdir()
+    path.write_text(flow([{"name": "a", "output": {"schema": "/dev/zero"}}, {"name": "b", "output": {"schema": "folder.json"}}]), encoding="utf-8")
+    with pytest.raises(WorkflowError) as caught:
+        load_workflow(path)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "/dev/zero:1:1: output schema of agent 'a': not a regular file; give the path of a .json schema file",
+        f"{tmp_path / 'folder.json'}:1:1: output schema of agent 'b': not a regular file; give the path of a .json schema file",
+    ]
 
 
 def test_strict_mode_warnings_name_the_rule_and_skip_the_local_model(tmp_path: Path) -> None:

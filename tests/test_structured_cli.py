@@ -195,3 +195,22 @@ def test_a_batch_gives_the_parsed_value_in_outputs(tmp_path: Path, server: OpenA
     lines = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
     assert [line["outputs"]["planner"] for line in lines] == [{"title": "Paris in a day", "steps": ["the Louvre", "the Seine"]}] * 2
     assert lines[0]["outputs"]["writer"] == "WROTE: Write about Paris in a day; start with the Louvre."
+
+
+def test_a_resume_feeds_the_reused_value_to_the_fields_downstream(tmp_path: Path, server: OpenAITestServer) -> None:
+    server.reply = planner_reply
+    server.inject_for(lambda body: "response_format" not in body, kind="status", status=400)
+    flow, db = write_flow(tmp_path, server), tmp_path / "history.db"
+    first = run_agentops("run", flow, "--db", db, "--json")
+    assert first.returncode == 1, first.stderr
+    run_id = json.loads(first.stdout)["workflow_run_id"]
+    server.clear_faults()
+    server.requests.clear()
+    resumed = run_agentops("resume", str(run_id), "--db", db, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    [writer_call] = server.requests  # the planner is reused, not called again
+    assert writer_call.body["messages"][-1]["content"] == "Write about Paris in a day; start with the Louvre."
+    assert rows(db, "SELECT reused, value FROM runs WHERE agent = 'planner' ORDER BY id") == [
+        (0, '{"title": "Paris in a day", "steps": ["the Louvre", "the Seine"]}'),
+        (1, '{"title": "Paris in a day", "steps": ["the Louvre", "the Seine"]}'),
+    ]

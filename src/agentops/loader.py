@@ -196,7 +196,13 @@ def _schema_folder(filename: str) -> Path:
 
 def read_schema_file(path: Path) -> Any:
     """A schema file's content (JSON, or YAML for .yaml/.yml); raises OSError or ``SchemaFileError``."""
-    text = path.read_text(encoding="utf-8")
+    if path.exists() and not path.is_file():  # a folder, a device, a pipe: never read one
+        raise SchemaFileError(1, 1, "not a regular file; give the path of a .json schema file")
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise SchemaFileError(1, 1, f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for schema files")
+    text = raw.decode("utf-8-sig")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             document = parse_yaml(text)
@@ -207,6 +213,8 @@ def read_schema_file(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise SchemaFileError(error.lineno, error.colno, f"not valid JSON: {error.msg}") from None
+    except RecursionError:
+        raise SchemaFileError(1, 1, "the JSON nests too deeply") from None
 
 
 class SchemaFileError(ValueError):

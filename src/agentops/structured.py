@@ -70,6 +70,8 @@ def schema_problem(schema: Any) -> tuple[FieldPath, str] | None:
     except SchemaError as error:
         where = tuple(error.path)
         return where, f"at {path_text(where)}: {error.message}"
+    except RecursionError:
+        return (), "it nests too deeply to check"
     return None
 
 
@@ -77,7 +79,10 @@ def strict_mode_problem(schema: Mapping[str, Any]) -> str | None:
     """The first OpenAI strict-mode rule ``schema`` breaks, in words; None when it meets them all."""
     if schema.get("type") != "object":
         return "the top level must be an object (type: object)"
-    return _strict_walk(schema, "$")
+    try:
+        return _strict_walk(schema, "$")
+    except RecursionError:
+        return "it nests deeper than strict mode allows"
 
 
 def _strict_walk(schema: Any, where: str) -> str | None:
@@ -272,6 +277,14 @@ class OutputContract:
         self._validator: Validator = Draft202012Validator(schema)
 
     def check(self, response: ChatResponse, max_tokens: int) -> Verdict:
+        """The answer's verdict; never raises, whatever the model wrote."""
+        try:
+            return self._check(response, max_tokens)
+        except RecursionError:
+            message = "the answer nests too deeply to read"
+            return Verdict(error=message, errors=(message,))
+
+    def _check(self, response: ChatResponse, max_tokens: int) -> Verdict:
         if response.refusal:
             message = f"the model refused: {response.refusal}"
             return Verdict(error=message, errors=(message,))
