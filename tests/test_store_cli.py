@@ -92,9 +92,9 @@ def test_list_runs(history: History) -> None:
     assert list(listed[1]) == [
         "id", "workflow_run_id", "workflow", "agent", "status", "model", "provider", "input_tokens", "output_tokens",
         "tokens_estimated", "cost", "retries", "started_at", "finished_at", "duration", "reused",
-        "reused_from_run_id", "output", "error",
+        "reused_from_run_id", "output", "error", "value",
     ]
-    assert listed[1]["output"] == "final draft" and listed[1]["cost"] == pytest.approx(0.04)
+    assert listed[1]["output"] == "final draft" and listed[1]["value"] is None and listed[1]["cost"] == pytest.approx(0.04)
 
 
 def test_show_runs_of_one_workflow(history: History) -> None:
