@@ -2,7 +2,9 @@
 
 Duplicate and reserved agent names, unparseable or unknown dependencies,
 cycles, template placeholders (``{{ agent.output }}`` only for the agent's own
-dependencies, ``{{ inputs.name }}`` only for declared inputs), unknown
+dependencies, ``{{ agent.output.field }}`` only for a field its output schema
+has, ``{{ inputs.name }}`` only for declared inputs), output schemas that are
+not valid JSON Schemas, unknown
 providers, contradictory inputs, and tools: each one Python or MCP (stdio or
 HTTP), and every agent's picks naming a tool or server that exists. What needs
 the tools themselves (imports, an MCP server's list) is ``tools.catalog``.
