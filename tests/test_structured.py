@@ -510,3 +510,12 @@ def test_a_server_that_refuses_an_explicit_json_schema_form_gets_a_hint_naming_t
         "set providers.test.response_format: json_object (llama-cpp-python's server) or none "
         "(the answer is then only validated here)"
     )
+
+
+def test_the_fake_provider_answers_a_schema_by_default() -> None:
+    fake = FakeProvider()
+    result = agentops.run(load_workflow_text(structured_flow()), provider=fake)
+    assert result.ok
+    assert result.agents["planner"].value == {"title": "title", "steps": ["steps 1"]}
+    assert result.agents["writer"].output == "ok"
+    assert fake.requests_for("writer")[0].messages[-1].content == "Write about title; start with steps 1."

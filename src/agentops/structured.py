@@ -11,6 +11,7 @@
   is what the model is told when it is asked again.
 - ``field_value`` / ``as_text``: a field of a parsed value, and how a value
   renders in a prompt (strings plain, anything else as JSON).
+- ``example_for_schema``: a value that follows a schema, for test doubles.
 
 ``jsonschema`` is imported only when a schema is checked or compiled: planning a
 workflow without schemas, and the history commands, never load it.
@@ -241,6 +242,53 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def example_for_schema(schema: Any, name: str = "value", root: Any = None, depth: int = 0) -> Any:
+    """A value that follows ``schema``, for test doubles (the test server, ``FakeProvider``): every
+    property, strings named after their property, the first of an enum, one item per list."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 20:
+        return name
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for segment in ref[2:].split("/"):
+            target = target.get(segment, {}) if isinstance(target, dict) else {}
+        return example_for_schema(target, name, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for keyword in ("anyOf", "oneOf"):
+        branches = [b for b in schema.get(keyword) or [] if isinstance(b, dict) and b.get("type") != "null"]
+        if branches:
+            return example_for_schema(branches[0], name, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {key: example_for_schema(value, str(key), root, depth + 1) for key, value in properties.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems") or 1))
+        prefix = schema.get("prefixItems") or []
+        items = [example_for_schema(item, f"{name} {i + 1}", root, depth + 1) for i, item in enumerate(prefix)]
+        items += [
+            example_for_schema(schema.get("items", {}), f"{name} {i + 1}", root, depth + 1)
+            for i in range(len(items), count)
+        ]
+        return items
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    minimum = int(schema.get("minLength") or 0)
+    return name if len(name) >= minimum else name + "x" * (minimum - len(name))
+
+
 # --- answers ------------------------------------------------------------------------
 
 
@@ -324,6 +372,7 @@ __all__ = [
     "OutputContract",
     "Verdict",
     "as_text",
+    "example_for_schema",
     "field_problem",
     "field_value",
     "format_name",

@@ -9,7 +9,9 @@ Pass it as the provider of a run and every agent talks to it::
     result = agentops.run("flow.yaml", provider=fake)
     assert result.ok and len(fake.requests) == 2
 
-``reply`` is a string (every call gets it), a function of the ``ChatRequest``
+Without ``reply`` every call gets ``"ok"``, and an agent with an output schema a
+JSON value that follows it (``structured.example_for_schema``). ``reply`` is a
+string (every call gets it), a function of the ``ChatRequest``
 returning the text (sync or async), or a mapping from agent name or model to
 either of those; a mapping may hold a ``"*"`` entry for everything else.
 
@@ -41,6 +43,7 @@ from typing import Any, Union
 
 from ..errors import BadRequestError
 from ..messages import ChatRequest, ChatResponse, ToolCall
+from ..structured import example_for_schema
 from .base import TextCallback, estimated_usage
 from .kinds import EVERYTHING, Capabilities
 
@@ -56,7 +59,7 @@ class FakeProvider:
 
     def __init__(
         self,
-        reply: Reply | Mapping[str, Reply] = "ok",
+        reply: Reply | Mapping[str, Reply] | None = None,
         *,
         latency: float | Callable[[ChatRequest], float] = 0.0,
         errors: ErrorScript | Mapping[str, ErrorScript] = (),
@@ -67,7 +70,7 @@ class FakeProvider:
         self.name = name
         self.kind = kind
         self.capabilities = capabilities
-        self.reply = reply
+        self.reply = reply  # None: "ok", or for a request with a JSON schema a value that follows it
         self.latency = latency
         self.requests: list[ChatRequest] = []
         self._scripts: dict[int, deque[Any]] = {}  # by id() of a list reply: its turns not yet used
@@ -113,6 +116,9 @@ class FakeProvider:
 
     async def _answer_for(self, request: ChatRequest) -> tuple[str, tuple[ToolCall, ...]]:
         reply: Any = self.reply
+        if reply is None:
+            schema = request.response_format.schema if request.response_format is not None else None
+            return ("ok" if schema is None else json.dumps(example_for_schema(schema))), ()
         if isinstance(reply, Mapping):
             chosen = next(
                 (reply[key] for key in (request.agent, request.model, FALLBACK_KEY) if key is not None and key in reply),
