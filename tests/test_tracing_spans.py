@@ -98,6 +98,7 @@ def test_a_run_is_one_trace_workflow_agents_and_calls(tmp_path: Path) -> None:
     assert chat["gen_ai.response.model"] == "gpt-4o-mini"
     assert chat["gen_ai.response.finish_reasons"] == ["stop"]
     assert "gen_ai.request.temperature" not in chats["critic"][0].attributes  # none was sent
+    assert "gen_ai.output.type" not in chat  # no output schema
 
     # Real times: the spans are the engine's measurements, not when events arrived.
     for name, agent_result in result.agents.items():
@@ -262,3 +263,12 @@ def test_tracing_is_on_with_the_flag_or_an_endpoint_and_off_when_disabled() -> N
     assert not tracing_requested(None, {"OTEL_EXPORTER_OTLP_ENDPOINT": " "})
     assert not tracing_requested(True, {"OTEL_SDK_DISABLED": "true"})
     assert not tracing_requested(None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"})
+
+
+def test_a_call_with_an_output_schema_is_a_json_output(tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    fake = FakeProvider({"planner": ["not json", '{"title": "x"}']})
+    result, spans = traced_run(flow([{"name": "planner", "output": {"schema": schema}}]), tmp_path / "h.db", provider=fake)
+    assert result.ok
+    _, _, chats = check_tree(spans)
+    assert [chat.attributes["gen_ai.output.type"] for chat in chats["planner"]] == ["json", "json"]  # the re-ask too

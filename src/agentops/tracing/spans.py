@@ -58,6 +58,7 @@ WORKFLOW_NAME = "gen_ai.workflow.name"
 REQUEST_MODEL = "gen_ai.request.model"
 REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
 REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+OUTPUT_TYPE = "gen_ai.output.type"  # "json" for a call with an output schema
 RESPONSE_MODEL = "gen_ai.response.model"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
@@ -290,6 +291,8 @@ class RunTracer:
             attributes[REQUEST_MAX_TOKENS] = request.max_tokens
             if request.temperature is not None:
                 attributes[REQUEST_TEMPERATURE] = request.temperature
+            if request.response_format is not None:
+                attributes[OUTPUT_TYPE] = "json"
         span = self.tracer.start_span(
             f"chat {model}",
             context=self._context_of(running.span),
