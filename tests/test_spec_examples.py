@@ -21,6 +21,7 @@ def test_the_expected_examples_exist() -> None:
         "creative_workflow.yaml",
         "or_templates_workflow.yaml",
         "local_workflow.yaml",
+        "structured_workflow.yaml",
     }
 
 
@@ -69,3 +70,12 @@ def test_local_example_is_a_quick_demo_on_the_bundled_model() -> None:
     assert fan_out and fan_in
     assert all(not any(dependency_edges(c).values()) for c in graph.conditions.values())
     assert all(workflow.input_default(name) is not None for name in workflow.inputs)
+
+
+def test_structured_example_reads_its_schema_file_and_uses_fields() -> None:
+    workflow = load_workflow(EXAMPLES / "structured_workflow.yaml").workflow
+    planner = workflow.agent("planner")
+    assert planner.output is not None and planner.output.retries == 2
+    assert isinstance(planner.output.json_schema, dict) and planner.output.json_schema["required"] == ["title", "steps"]
+    fields = [ref.fields for ref in references(workflow.agent("writer").task) if ref.kind == "agent"]
+    assert ("steps", 0) in fields and ("language",) in fields

@@ -212,13 +212,16 @@ def render_plan(plan: Plan) -> list[str]:
             calls = [f"tools {', '.join(agent.tools)}"] if agent.tools else []
             if agent.output_retries:
                 calls.append(f"output schema with {plural(agent.output_retries, 're-ask')}")
+            grows = " and ".join(
+                [*(["tool results"] if agent.tools else []), *(["re-asks"] if agent.output_retries else [])]
+            )
             counted = "max_turns" if not agent.output_retries else (
                 "1 + output.retries" if not agent.tools else "max_turns + output.retries"
             )
             bound = (
                 f"{'; '.join(calls)}; up to {agent.max_turns} turns ({counted}) × "
                 f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens ({per_turn}) = worst case {cost}, "
-                "counting the first turn's prompt only (tool results grow later ones; each turn "
+                f"counting the first turn's prompt only ({grows} grow later ones; each turn "
                 "reserves its own bound)"
             )
         else:
