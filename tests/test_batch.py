@@ -335,3 +335,23 @@ def test_the_python_api_runs_a_batch_on_the_fake_provider(tmp_path: Path) -> Non
     assert len(fake.requests) == 5
     assert time.time() >= summary.finished_at >= summary.started_at
     assert agent_of({"messages": [{"content": "agent a: x"}]}) == "a"  # the helper the suite shares
+
+
+def test_a_cap_with_a_model_of_no_known_price_is_refused_before_any_call(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
+    flow = write_workflow(
+        tmp_path / "flow.yaml", server.base_url,
+        [{"name": "only", "model": "no-such-priced-model", "task": task_for("only", "[{{ inputs.topic }}]")}],
+        inputs={"topic": None},
+    )
+    data = write_jsonl(tmp_path / "rows.jsonl", topics(3))
+
+    completed = run_agentops("batch", flow, "--data", data, "--cost-cap", "1", "--db", tmp_path / "h.db")
+
+    assert completed.returncode == 2, completed.stdout
+    (line,) = completed.stderr.strip().splitlines()
+    assert "no known price" in line and "prices:" in line and "Traceback" not in completed.stderr
+    assert server.requests == []
+    db = tmp_path / "h.db"
+    assert not db.exists() or rows(db, "SELECT count(*) FROM batches")[0][0] == 0  # nothing ran: nothing recorded

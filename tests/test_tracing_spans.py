@@ -272,3 +272,28 @@ def test_a_call_with_an_output_schema_is_a_json_output(tmp_path: Path) -> None:
     assert result.ok
     _, _, chats = check_tree(spans)
     assert [chat.attributes["gen_ai.output.type"] for chat in chats["planner"]] == ["json", "json"]  # the re-ask too
+
+
+def test_a_tool_loop_reports_each_tool_call_as_an_execute_tool_span(tmp_path: Path) -> None:
+    from agentops.providers.fake import tool_call
+
+    (tmp_path / "spantools.py").write_text("def add(a: int, b: int) -> int:\n    return a + b\n")
+    document = {
+        "name": "traced_tools",
+        "tools": {"add": {"python": "spantools:add"}},
+        "agents": [{"name": "a", "model": "gpt-4o-mini", "task": "add things", "tools": ["add"]}],
+    }
+    flow_file = tmp_path / "flow.yaml"
+    flow_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    fake = FakeProvider({"a": [tool_call("add", call_id="call_7", a=2, b=3), tool_call("add", a="x", b=1), "5"]})
+
+    result, spans = traced_run(agentops.load_workflow(flow_file), tmp_path / "h.db", provider=fake)
+
+    assert result.ok, result.agents["a"].error
+    _, agents, _ = check_tree(spans)
+    calls = sorted(by_operation(spans, "execute_tool"), key=lambda span: span.start)
+    assert [span.name for span in calls] == ["execute_tool add", "execute_tool add"]
+    assert all(span.parent_id == agents["a"].span_id for span in calls)
+    assert calls[0].attributes["gen_ai.tool.call.id"] == "call_7" and calls[0].status != "ERROR"
+    assert calls[1].status == "ERROR" and calls[1].attributes["error.type"] == "failed"  # invalid argument
+    assert len(by_operation(spans, "chat")) == 3  # one chat span per turn

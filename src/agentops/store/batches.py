@@ -10,14 +10,13 @@ the cost cap had no room for it.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RunNotFoundError, StoreError
-from .liveness import effective_status, hostname, process_start
+from .liveness import effective_status, this_process
 from .sqlite import Store
 from .timestamps import to_iso
 
@@ -100,11 +99,9 @@ def create_batch(
     cost_cap: float | None,
     started_at: float,
 ) -> int:
-    pid = os.getpid()
     row = (
         workflow, definition, source_path, data_path, data_sha256, row_count,
-        json.dumps(dict(input_map), sort_keys=True), cost_cap, "running", to_iso(started_at),
-        pid, hostname(), process_start(pid),
+        json.dumps(dict(input_map), sort_keys=True), cost_cap, "running", to_iso(started_at), *this_process(),
     )
 
     def work(connection: sqlite3.Connection) -> int:
@@ -123,12 +120,11 @@ def create_batch(
 
 def mark_batch_running(store: Store, batch_id: int, *, cost_cap: float | None) -> None:
     """A resumed batch is this process's now (liveness checks look at it), under ``cost_cap``."""
-    pid = os.getpid()
     store.write(
         lambda connection: connection.execute(
             "UPDATE batches SET status = 'running', finished_at = NULL, cost_cap = ?, pid = ?, hostname = ?, "
             "process_start = ? WHERE id = ?",
-            (cost_cap, pid, hostname(), process_start(pid), batch_id),
+            (cost_cap, *this_process(), batch_id),
         )
     )
 

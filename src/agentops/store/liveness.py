@@ -38,6 +38,17 @@ def process_start(pid: int) -> str | None:
     return f"{boot}:{fields[19]}" if len(fields) > 19 else None
 
 
+@cache
+def _process_identity(pid: int) -> tuple[int, str, str | None]:
+    return pid, hostname(), process_start(pid)
+
+
+def this_process() -> tuple[int, str, str | None]:
+    """``(pid, hostname, process_start)`` of this process, as runs record it: read from /proc
+    once per process, not once per run (a batch records thousands of runs)."""
+    return _process_identity(os.getpid())  # keyed by pid: a forked child reads its own
+
+
 def pid_is_alive(pid: int) -> bool:
     if pid <= 0:
         return False

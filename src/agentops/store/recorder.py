@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import sqlite3
 
@@ -45,7 +44,7 @@ from ..events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from .liveness import hostname, process_start
+from .liveness import this_process
 from .sqlite import Store
 from .timestamps import to_iso
 
@@ -93,7 +92,7 @@ class RunRecorder:
     def _record_start(self, event: WorkflowStarted) -> None:
         workflow = event.workflow
         cap = event.cost_cap if event.cost_cap is not None else workflow.policies.cost_cap
-        pid = os.getpid()
+        pid, host, started = this_process()
         name = storable(workflow.name) or ""
         row = (
             name,
@@ -106,8 +105,8 @@ class RunRecorder:
             event.resumed_from,
             cap,
             pid,
-            hostname(),
-            process_start(pid),
+            host,
+            started,
             event.batch_id,
             event.batch_row,
             event.trace_id,

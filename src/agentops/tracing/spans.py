@@ -36,6 +36,7 @@ from ..events import (
     AttemptSucceeded,
     Event,
     RunStatus,
+    ToolCallFinished,
     Usage,
     WorkflowFinished,
     WorkflowResult,
@@ -147,6 +148,19 @@ class RunTracer:
             if running is not None:
                 response = event.response if isinstance(event, AttemptSucceeded) else None
                 self._record_chat(running, event.attempt, response)
+        elif isinstance(event, ToolCallFinished):
+            call = event.call
+            self.record_tool_call(
+                event.name,
+                call.tool,
+                call_id=call.call_id,
+                started_at=call.started_at,
+                finished_at=call.started_at + call.duration,
+                error_type=None if call.status == "succeeded" else call.status,
+                error=call.error,
+                arguments=call.arguments,
+                result=call.result,
+            )
         elif isinstance(event, AgentFinished):
             self._finish_agent(event.result)
         elif isinstance(event, WorkflowFinished):
