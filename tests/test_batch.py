@@ -221,7 +221,7 @@ def test_rows_overlap_with_no_barrier_under_one_concurrency_cap(tmp_path: Path, 
         tmp_path / "flow.yaml", server.base_url, [{"name": "only", "task": task_for("only", "[{{ inputs.topic }}]")}],
         inputs={"topic": None}, policies={"max_concurrency": 3},
     )
-    server.latency = lambda body: 0.3 if topic_of(body) == "t1" else 0.05
+    server.latency = lambda body: 1.0 if topic_of(body) == "t1" else 0.05
     data = write_jsonl(tmp_path / "rows.jsonl", topics(12))
 
     completed = run_agentops("batch", flow, "--data", data, "--db", tmp_path / "h.db")
