@@ -67,6 +67,8 @@ class RunRecorder:
         self.workflow_run_id: int | None = None
         self._workflow: str = ""
         self._recorded: set[str] = set()
+        self._agents = 0
+        self._ends_with_last_agent = False
         self._started: set[str] = set()  # agents whose start row was committed
         # started or settled, to be committed at the end of this loop turn
         self._pending: list[AgentStarted | AgentResult] = []
@@ -130,11 +132,22 @@ class RunRecorder:
         self.workflow_run_id = self.store.write(work)
         self._workflow = name
         self._recorded = set(event.reused)
+        # Without tools, the run ends within a loop turn or two of its last agent settling.
+        self._agents = len(workflow.agents)
+        self._ends_with_last_agent = not workflow.tools
 
     def _record_agent(self, change: AgentStarted | AgentResult) -> None:
         self._require_started()
         self._pending.append(change)
+        if isinstance(change, AgentResult) and self._ends_with_last_agent and self._all_settled():
+            # Nothing can depend on the last agents: the run's end, a turn or two away, writes
+            # them with the totals. One commit less per run (a 1-agent batch row makes three).
+            return
         self._queue_flush()
+
+    def _all_settled(self) -> bool:
+        settled = sum(1 for change in self._pending if isinstance(change, AgentResult))
+        return len(self._recorded) + settled >= self._agents
 
     def _record_tool_call(self, agent: str, call: ToolCallRecord) -> None:
         self._require_started()
