@@ -242,7 +242,7 @@ def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
 def test_a_skipped_agent_has_no_start(tmp_path: Path) -> None:
     db = tmp_path / "agentops.db"
     with open_store(db) as store:
-        workflow = workflow_of("w", ["a"])
+        workflow = workflow_of("w", ["a", "b"])  # "a" is not the last agent: it is written as it settles
         recorder = RunRecorder(store)
         recorder(started(workflow))
         from store_helpers import not_run

@@ -227,3 +227,23 @@ def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next
             return during_the_turn, seen_by_a_new_task, round(totals * 1000)
 
     assert asyncio.run(scenario()) == (0, 2, 4)
+
+
+def test_the_last_agents_of_a_run_without_tools_are_written_with_its_end(tmp_path: Path) -> None:
+    """A dependency is on disk as it settles; the last agents, which nothing can use, wait for
+    the run's end and share its commit (one commit less per run)."""
+    db = tmp_path / "history.db"
+    workflow = workflow_of("w", ["first", "last"])
+    with open_store(db) as store:
+        recorder = RunRecorder(store)
+        recorder(started(workflow))
+        first, last = succeeded("first", "one"), succeeded("last", "two")
+        recorder(AgentFinished(first))
+        assert [r["agent"] for r in rows(db, "SELECT agent FROM runs")] == ["first"]
+        recorder(AgentFinished(last))
+        assert [r["agent"] for r in rows(db, "SELECT agent FROM runs")] == ["first"]
+        recorder(finished(workflow, {"first": first, "last": last}, RunStatus.SUCCEEDED))
+    assert [(r["agent"], r["output"]) for r in rows(db, "SELECT agent, output FROM runs ORDER BY id")] == [
+        ("first", "one"), ("last", "two"),
+    ]
+    assert rows(db, "SELECT status FROM workflow_runs")[0]["status"] == "succeeded"

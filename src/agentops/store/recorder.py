@@ -15,7 +15,9 @@ of one each, or on wide workflows the history would cost more than the schedulin
 The engine emits ``AgentFinished`` before it starts any dependent, and the loop
 runs callbacks in order, so that commit lands before a dependent's first step:
 no output reaches a prompt before it is on disk, and a crash loses at most
-agents whose results nothing had used yet.
+agents whose results nothing had used yet. The last agents of a run without
+tools wait for the run's end (a turn or two later), which writes them in its
+own commit.
 
 Nothing here sees an API key: the events carry outputs, prompts and error
 messages, never request headers or provider configuration.
