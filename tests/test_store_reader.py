@@ -159,10 +159,10 @@ def test_tool_calls_are_read_in_the_order_they_finished(tmp_path: Path) -> None:
     reader = SqliteHistoryReader.open(db)
     try:
         first, second = reader.tool_calls(1)
-        assert (first.number, first.name, first.arguments, first.result, first.status) == (
+        assert (first.turn, first.tool, first.arguments, first.result, first.status) == (
             1, "kb.search", '{"q": 1}', "hit", "succeeded",
         )
-        assert (second.number, second.name, second.status) == (2, "add", "failed")
+        assert (second.turn, second.tool, second.status) == (2, "add", "failed")
     finally:
         reader.close()
 

@@ -308,3 +308,24 @@ def start_agentops_args(db: Path) -> list[str]:
     from reliability_helpers import agentops_command
 
     return agentops_command("ui", "--db", db, "--port", "0")
+
+
+def test_an_agent_page_lists_its_tool_calls_escaped(tmp_path: Path) -> None:
+    import agentops
+    from agentops.providers.fake import tool_call
+
+    (tmp_path / "pagetools.py").write_text("def add(a: int, b: int) -> int:\n    return a + b\n")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "name: tooled\ntools: {add: {python: 'pagetools:add'}}\n"
+        "agents:\n  - {name: a, model: gpt-4o-mini, task: add, tools: [add]}\n"
+    )
+    db = tmp_path / "h.db"
+    fake = agentops.FakeProvider({"a": [tool_call("add", a=2, b=3), tool_call("add", a="<b>x</b>", b=1), "5"]})
+    assert agentops.run(flow, db=db, provider=fake).ok
+    with ui_server(db) as url:
+        status, _, page = fetch(f"{url}/runs/1/agents/a")
+    assert status == 200
+    assert page.count("data-tool-call=") == 2
+    assert '<td class="num">1</td><td>add</td><td>succeeded</td>' in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # the model's arguments stay text

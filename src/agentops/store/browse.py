@@ -19,6 +19,7 @@ from .queries import (
     attempts_of,
     decode_inputs,
     not_found,
+    tool_calls_of,
     workflow_run_record,
 )
 from .records import (
@@ -26,7 +27,7 @@ from .records import (
     AgentRunRecord,
     AgentStart,
     RunPage,
-    ToolCallRecord,
+    ToolCallRow,
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
@@ -232,27 +233,6 @@ def resume_chain(store: Store, workflow_run_id: int) -> list[WorkflowRunRecord]:
     return [workflow_run_record(row) for row in rows]
 
 
-def tool_calls(store: Store, agent_run_id: int) -> list[ToolCallRecord]:
+def tool_calls(store: Store, agent_run_id: int) -> list[ToolCallRow]:
     """The agent run's tool calls (migration 7's ``tool_calls``), in the order they finished."""
-    rows = store.read(
-        """SELECT tool, status, arguments, result, error, started_at, duration FROM tool_calls
-        WHERE run_id = ? ORDER BY id""",
-        (agent_run_id,),
-    )
-    return [
-        ToolCallRecord(
-            number=index + 1,
-            name=_text(row["tool"]),
-            status=_text(row["status"]),
-            arguments=_text(row["arguments"]),
-            result=_text(row["result"]),
-            error=_text(row["error"]),
-            started_at=_text(row["started_at"]),
-            duration=row["duration"] if isinstance(row["duration"], int | float) else None,
-        )
-        for index, row in enumerate(rows)
-    ]
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+    return tool_calls_of(store, [agent_run_id]).get(agent_run_id, [])

@@ -15,7 +15,7 @@ from .records import (
     AgentRunRecord,
     AgentStart,
     RunPage,
-    ToolCallRecord,
+    ToolCallRow,
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
@@ -67,7 +67,7 @@ class HistoryReader(Protocol):
         """The runs this one continues and those that continue it, oldest first, itself included."""
         ...
 
-    def tool_calls(self, agent_run_id: int) -> list[ToolCallRecord]:
+    def tool_calls(self, agent_run_id: int) -> list[ToolCallRow]:
         """An agent run's tool calls in order (none where the store has no tool calls)."""
         ...
 

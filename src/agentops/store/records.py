@@ -232,17 +232,3 @@ class AgentStart:
     provider: str | None
     started_at: str | None
     prompt: str | None = None  # loaded by agent_start() only
-
-
-@dataclass
-class ToolCallRecord:
-    """One tool call an agent made; every field but ``number`` may be missing from an older schema."""
-
-    number: int
-    name: str | None
-    status: str | None
-    arguments: str | None
-    result: str | None
-    error: str | None
-    started_at: str | None
-    duration: float | None

@@ -12,7 +12,7 @@ from .records import (
     AgentRunRecord,
     AgentStart,
     RunPage,
-    ToolCallRecord,
+    ToolCallRow,
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
@@ -68,7 +68,7 @@ class SqliteHistoryReader:
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
         return browse.resume_chain(self.store, workflow_run_id)
 
-    def tool_calls(self, agent_run_id: int) -> list[ToolCallRecord]:
+    def tool_calls(self, agent_run_id: int) -> list[ToolCallRow]:
         return browse.tool_calls(self.store, agent_run_id)
 
     def close(self) -> None:

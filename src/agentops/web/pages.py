@@ -16,7 +16,7 @@ from ..store.records import (
     AgentRunRecord,
     AgentStart,
     AttemptRecord,
-    ToolCallRecord,
+    ToolCallRow,
     WorkflowRunRecord,
 )
 from ..ui.format import format_cap, format_cost, format_duration
@@ -185,7 +185,7 @@ class AgentView:
     record: AgentRunRecord | None
     start: AgentStart | None
     output_json: str | None  # the output pretty-printed, when it is a JSON object or array
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    tool_calls: list[ToolCallRow] = field(default_factory=list)
 
     @property
     def prompt(self) -> str | None:
