@@ -104,7 +104,7 @@ def main() -> None:
               f"{ours['cpu_per_call_ms']:>12.2f}{reference['cpu_per_call_ms']:>13.2f}{ours['peak_mb']:>9.0f}")
     print()
     print(f"10,000 agents (max_concurrency {CONCURRENCY['fan_in_10000']}): {big['wall']:.2f} s without history, "
-          f"{big_db['wall']:.2f} s recording every run (+{(big_db['wall'] / big['wall'] - 1) * 100:.1f} %, target ≤ 5 %); "
+          f"{big_db['wall']:.2f} s recording every run ({(big_db['wall'] / big['wall'] - 1) * 100:+.1f} %, target ≤ 5 %); "
           f"reference {big_reference['wall']:.2f} s (÷ reference {big['wall'] / big_reference['wall']:.3f}), "
           f"ideal {big_ideal:.2f} s; peak memory {big['peak_mb']:.0f} MB / {big_db['peak_mb']:.0f} MB "
           f"(reference {big_reference['peak_mb']:.0f} MB; target ≤ 300 MB)")

@@ -179,7 +179,10 @@ def test_latency_may_be_a_function_of_the_request() -> None:
 
 def test_a_thousand_concurrent_requests_are_served_together() -> None:
     count = 1000
-    with OpenAITestServer(latency=0.3) as server:
+    # Each answer waits 3 s: far longer than 1,000 connections take to open even on a loaded
+    # machine (CI once spread them over about 0.8 s, when the wait was 0.3 s), yet a server
+    # that served them one by one would take 3,000 s.
+    with OpenAITestServer(latency=3.0) as server:
 
         async def flood() -> list[int]:
             connector = aiohttp.TCPConnector(limit=0)
