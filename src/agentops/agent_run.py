@@ -28,7 +28,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .budget import Budget, Reservation, input_token_bound
-from .errors import MalformedResponseError, ProviderError, ProviderTimeoutError, RateLimitError
+from .errors import (
+    MalformedResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    describe_exception,
+)
 from .events import (
     AgentResult,
     AgentStarted,
@@ -45,7 +51,7 @@ from .events import (
 )
 from .executor import Executor
 from .limits import CallLimits
-from .messages import ChatRequest, ChatResponse, Message, ToolCall, assistant, user
+from .messages import ChatRequest, ChatResponse, Message, ToolCall, assistant, user, valid_text
 from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .retry import MAX_RETRY_AFTER, RetryPolicy
@@ -67,6 +73,7 @@ class RunContext:
     emit: Callable[[Event], None]
     backoff: Backoff
     stop_reason: Callable[[], str | None]  # why the run is stopping; None while it is not
+    scrub: Callable[[str], str] = str  # masks the run's secrets in text that is shown or stored
     rng: random.Random = field(default_factory=random.Random)
     warned_models: set[str] = field(default_factory=set)
 
@@ -229,6 +236,7 @@ class AgentRun:
         limits = context.limits
 
         def on_text(text: str) -> None:
+            text = valid_text(text)
             streamed.append(text)
             if request.stream:
                 context.emit(TokensStreamed(name, text))
@@ -253,6 +261,7 @@ class AgentRun:
                             response = await context.executor.call(self.provider, request, on_text)
                 finally:
                     limits.in_flight -= 1
+                response = response.with_valid_text()
                 usage = response.usage
         except TimeoutError:
             error = ProviderTimeoutError(f"no answer within {timeout:g}s (the agent's timeout)")
@@ -263,9 +272,9 @@ class AgentRun:
             cancelled = context.stop_reason() or "cancelled"
             await self._close_attempt(reservation, number, turn, started, clock, usage, "cancelled", cancelled)
             raise
-        except Exception as caught:  # a provider bug must fail one agent, not the run
-            logger.exception("provider %s raised an unexpected error", self.route.provider)
-            error = MalformedResponseError(f"{type(caught).__name__}: {caught}")
+        except BaseException as caught:  # a provider bug (or SystemExit in its code) fails one agent, not the run
+            logger.debug("provider %s raised an unexpected error", self.route.provider, exc_info=caught)
+            error = MalformedResponseError(context.scrub(f"the provider raised {describe_exception(caught)}"))
         if error is not None:
             usage = _partial_usage(request, streamed)
             response = None

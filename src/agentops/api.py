@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from .loader import (
 from .pricing import PriceBook
 from .providers.base import Provider, Route
 from .providers.registry import ProviderRegistry
+from .secrets import Secrets
 from .spec import Workflow
 from .tracing import SpanRef, open_tracing
 
@@ -52,6 +53,7 @@ class PreparedRun:
     routes: dict[str, Route]
     prices: PriceBook
     tools: ToolCatalog | None = None  # the tools of the agents that will be called; None: none has any
+    secrets: Secrets = field(default_factory=Secrets)  # provider keys and ${VAR} values: masked everywhere
 
     @property
     def workflow(self) -> Workflow:
@@ -95,11 +97,13 @@ def prepare(
     with_schema = [a.name for a in workflow.agents if a.output is not None and a.name not in reused]
     if with_tools or with_schema:
         check_capabilities(loaded, registry, routes, [*with_tools, *with_schema])
+    secrets = Secrets()
+    secrets.add(registry.api_keys(routes[a.name] for a in workflow.agents if a.name not in reused))
     catalog = None
     if with_tools:
         from .tools.catalog import load_catalog, used_tools
 
-        catalog = load_catalog(loaded, registry.env, only=used_tools(loaded, with_tools))
+        catalog = load_catalog(loaded, registry.env, only=used_tools(loaded, with_tools), secrets=secrets)
     return PreparedRun(
         loaded=loaded,
         inputs=inputs_resolved,
@@ -107,6 +111,7 @@ def prepare(
         routes=routes,
         prices=PriceBook(workflow.prices),
         tools=catalog,
+        secrets=secrets,
     )
 
 
@@ -226,6 +231,7 @@ async def arun(
             cost_cap=cost_cap,
             trace_id=tracer.ids.trace_id if tracer is not None else None,
             trace_span_id=tracer.ids.span_id if tracer is not None else None,
+            secrets=prepared.secrets,
         ),
         subscribers=all_subscribers,
         executor=executor,

@@ -288,6 +288,7 @@ class BatchRunner:
                 batch_row=None if row is None else row.number,
                 trace_id=tracer.ids.trace_id if tracer is not None else None,
                 trace_span_id=tracer.ids.span_id if tracer is not None else None,
+                secrets=self.prepared.secrets,
             ),
             subscribers=subscribers,
             limits=self.limits,

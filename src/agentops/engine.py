@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .agent_run import COST_CAP_REASON, AgentRun, RunContext
-from .errors import CostCapError
+from .errors import CostCapError, describe_exception
 from .events import (
     AgentFinished,
     AgentResult,
@@ -41,6 +41,7 @@ from .limits import CallLimits
 from .messages import ChatRequest, ResponseFormat
 from .pricing import PriceBook
 from .providers.base import Provider, Route
+from .secrets import Secrets
 from .spec import Workflow
 from .structured import OutputContract, format_name, strict_mode_problem
 from .templates import build_messages, prompt_text
@@ -68,6 +69,7 @@ class RunOptions:
     batch_row: int | None = None
     trace_id: str | None = None  # the OpenTelemetry trace this run's spans go to (see ``tracing``)
     trace_span_id: str | None = None
+    secrets: Secrets = field(default_factory=Secrets)  # masked in every failure reason
 
 
 class Engine:
@@ -130,6 +132,7 @@ class Engine:
             emit=self._emit,
             backoff=policies.backoff,
             stop_reason=lambda: self._stop_reason,
+            scrub=self.options.secrets.scrub,
         )
 
     # --- public ---------------------------------------------------------------
@@ -215,6 +218,11 @@ class Engine:
                 task.uncancel()
             if self._stop_reason is None:
                 self._stop_reason = "cancelled"
+        except Exception as failure:  # a bug of the scheduler's own: the run still ends, recorded
+            logger.debug("the scheduler failed", exc_info=failure)
+            if self._stop_reason is None:  # not stop(): that would cancel this very task
+                self._stop_reason = f"internal error: {self._reason(failure)}"
+                self._stop_status = RunStatus.FAILED
         finally:
             if timer is not None:
                 timer.cancel()
@@ -290,6 +298,24 @@ class Engine:
     # --- one agent ---------------------------------------------------------------------
 
     async def _run_agent(self, name: str) -> None:
+        result = self._new_result(name, AgentStatus.RUNNING)
+        try:
+            await self._agent_run(name, result).run()
+        except asyncio.CancelledError:
+            result.status = AgentStatus.CANCELLED
+            result.error = self._stop_reason or "cancelled"
+            self._settle(result, None)
+            raise
+        # The boundary of one agent: whatever its run raises (a template, a tool, a provider,
+        # SystemExit or KeyboardInterrupt from a tool's code) fails this agent, never the run.
+        except BaseException as failure:
+            logger.debug("agent %s failed unexpectedly", name, exc_info=failure)
+            result.status = AgentStatus.FAILED
+            result.error = self._reason(failure)
+        self._settle_and_continue(result)
+
+    def _agent_run(self, name: str, result: AgentResult) -> AgentRun:
+        """The run of agent ``name``: its prompt built from what its dependencies answered."""
         agent = self._agents[name]
         route = self.routes[name]
         succeeded = [
@@ -298,7 +324,7 @@ class Engine:
         upstream = {dep: self.results[dep].output or "" for dep in succeeded}
         values = {dep: self.results[dep].value for dep in succeeded}
         messages = build_messages(agent, upstream, self.options.inputs, values)
-        result = self._new_result(name, AgentStatus.RUNNING, prompt=prompt_text(messages))
+        result.prompt = prompt_text(messages)
         toolbox = self.tools.for_agent(name, self._emit, result.tool_calls) if self.tools is not None else None
         request = ChatRequest(
             model=route.model,
@@ -311,7 +337,7 @@ class Engine:
             response_format=self._formats.get(name),
             stream=self._stream,
         )
-        run = AgentRun(
+        return AgentRun(
             self._context,
             route,
             self.providers(route),
@@ -322,14 +348,10 @@ class Engine:
             tools=toolbox,
             output=self._contracts.get(name),
         )
-        try:
-            await run.run()
-        except asyncio.CancelledError:
-            result.status = AgentStatus.CANCELLED
-            result.error = self._stop_reason or "cancelled"
-            self._settle(result, None)
-            raise
-        self._settle_and_continue(result)
+
+    def _reason(self, failure: BaseException) -> str:
+        """One line for an unexpected exception, secrets masked."""
+        return self.options.secrets.scrub(describe_exception(failure))
 
     # --- events ----------------------------------------------------------------------------
 
@@ -337,5 +359,9 @@ class Engine:
         for subscriber in self.subscribers:
             try:
                 subscriber(event)
-            except Exception:  # a broken subscriber must not take the run down with it
-                logger.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)
+            except Exception as failure:  # a broken subscriber must not take the run down with it
+                logger.debug("event subscriber %r failed", subscriber, exc_info=failure)
+                logger.error(
+                    "event subscriber %s failed on %s: %s",
+                    type(subscriber).__name__, type(event).__name__, self._reason(failure),
+                )

@@ -35,6 +35,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def describe_exception(error: BaseException, limit: int = 500) -> str:
+    """One line for an exception nobody raised on purpose: its type and its message."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    message = " ".join(str(error).split())
+    return (f"{type(error).__name__}: {message}" if message else type(error).__name__)[:limit]
+
+
 class AgentOpsError(Exception):
     """Base of every error the package raises on purpose."""
 

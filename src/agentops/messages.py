@@ -20,8 +20,9 @@ Usage (token counts) lives in ``events`` with the records that carry it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .events import Usage
@@ -71,6 +72,19 @@ class Message:
     tool_call_id: str | None = None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD: a model's or a tool's text may hold
+    one (JSON's ``"\\ud800"``), and no UTF-8 encoder, HTTP body or SQLite column accepts it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def system(text: str) -> Message:
     return Message("system", text)
 
@@ -110,6 +124,16 @@ class ChatResponse:
     model: str | None = None  # the model that answered, as the server named it (None: not reported)
     refusal: str | None = None  # structured output: the model declined, saying why (OpenAI's message.refusal)
 
+    def with_valid_text(self) -> ChatResponse:
+        """This response with every lone surrogate replaced (``valid_text``): itself when it has none."""
+        text = valid_text(self.text)
+        refusal = None if self.refusal is None else valid_text(self.refusal)
+        calls = tuple(
+            ToolCall(call.id, valid_text(call.name), valid_text(call.arguments)) for call in self.tool_calls
+        )
+        unchanged = text is self.text and refusal is self.refusal and calls == self.tool_calls
+        return self if unchanged else replace(self, text=text, refusal=refusal, tool_calls=calls)
+
 
 __all__ = [
     "ChatRequest",
@@ -124,4 +148,5 @@ __all__ = [
     "system",
     "tool_result",
     "user",
+    "valid_text",
 ]

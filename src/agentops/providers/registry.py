@@ -315,6 +315,18 @@ class ProviderRegistry:
             return None
         return self.endpoint(route.provider)
 
+    def api_keys(self, routes: Iterable[Route]) -> set[str]:
+        """The API keys that calls on ``routes`` send: secrets, masked wherever text is shown or stored."""
+        keys: set[str] = set()
+        for route in set(routes):
+            try:
+                endpoint = self.http_endpoint(route)
+            except ConfigurationError:
+                continue  # reported when the provider is built
+            if endpoint is not None and endpoint.api_key != PLACEHOLDER_KEY:
+                keys.add(endpoint.api_key)
+        return keys
+
     def capabilities(self, route: Route) -> Capabilities:
         """What the provider serving ``route`` can do: an override's own declaration, else its kind's."""
         override = self._override_all or self._override_by_name.get(route.provider)

@@ -56,12 +56,14 @@ def load_catalog(
     *,
     only: set[str] | None = None,
     expand_variables: bool = True,
+    secrets: Secrets | None = None,
 ) -> ToolCatalog:
-    """Load the tools named in ``only`` (None: all). Raises WorkflowError with every problem."""
+    """Load the tools named in ``only`` (None: all). Raises WorkflowError with every problem.
+    ``secrets``: the run's, which the ``${VAR}`` values join (None: a set of their own)."""
     problems: list[Diagnostic] = []
     python: dict[str, PythonTool] = {}
     servers: dict[str, ServerSpec] = {}
-    secrets = Secrets()
+    secrets = secrets if secrets is not None else Secrets()
     for name, spec in loaded.workflow.tools.items():
         if only is not None and name not in only:
             continue

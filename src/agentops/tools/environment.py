@@ -1,19 +1,19 @@
 """``${VAR}`` in MCP ``env`` and ``headers`` values: expanded from the environment at run time.
 
 The definition recorded in the history keeps ``${VAR}`` as written; the values
-are secrets. ``Secrets`` remembers them, so that anything a server or a tool
-writes (stderr, an error message, a result) has them replaced by ``***``
-before it reaches the history, a log or the terminal.
+are secrets: they join the run's ``Secrets`` (``agentops.secrets``), so that
+anything a server or a tool writes (stderr, an error message, a result) has
+them replaced by ``***`` before it reaches the history, a log or the terminal.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+
+from ..secrets import Secrets
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_MIN_SECRET = 4  # shorter values would blank out ordinary text
 
 
 class MissingVariableError(Exception):
@@ -35,23 +35,6 @@ def expand(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         return value
 
     return VARIABLE.sub(replace, text), used
-
-
-@dataclass
-class Secrets:
-    """Values that must never be shown or stored."""
-
-    values: set[str] = field(default_factory=set)
-
-    def add(self, values: Iterable[str]) -> None:
-        self.values.update(v for v in values if len(v) >= _MIN_SECRET)
-
-    def scrub(self, text: str) -> str:
-        # Longest first: a secret that contains another is replaced whole.
-        for value in sorted(self.values, key=len, reverse=True):
-            if value in text:
-                text = text.replace(value, "***")
-        return text
 
 
 __all__ = ["VARIABLE", "MissingVariableError", "Secrets", "expand"]

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..agent_run import ToolOutcome
-from ..errors import Diagnostic, ToolServerError, WorkflowError
+from ..errors import Diagnostic, ToolServerError, WorkflowError, describe_exception
 from ..events import Event, ToolCallFinished, ToolCallRecord, ToolCallStarted, ToolServerStopped
-from ..messages import Message, ToolCall, ToolDefinition, tool_result
+from ..messages import Message, ToolCall, ToolDefinition, tool_result, valid_text
 from ..suggest import did_you_mean
 from .base import Tool, ToolCallError
 from .catalog import ToolCatalog
@@ -270,13 +270,17 @@ class AgentToolbox:
             arguments = _parse_arguments(call)
             async with self.slots:
                 text = await entry.tool.invoke(arguments)
-        except ToolCallError as failed:
-            error = self.scrub(str(failed))
-            status = "failed"
-            text = f"error: {error}"
         except asyncio.CancelledError:
             self._finish(agent, turn, call, label, "cancelled", started, clock, None, "cancelled")
             raise
+        # Whatever a tool raises (SystemExit and KeyboardInterrupt from its code included) is
+        # the tool's failure: the model reads it, and the agent's run goes on.
+        except BaseException as failed:
+            error = valid_text(self.scrub(str(failed) if isinstance(failed, ToolCallError) else describe_exception(failed)))
+            status = "failed"
+            text = f"error: {error}"
+        else:
+            text = valid_text(self.scrub(text))
         self._finish(agent, turn, call, label, status, started, clock, text if error is None else None, error)
         if error is not None and entry is not None and entry.fail_on_error:
             return text, f"tool {label} failed (on_tool_error: fail): {error}"
@@ -306,6 +310,8 @@ def _parse_arguments(call: ToolCall) -> Mapping[str, Any]:
         value = call.parsed_arguments()
     except ValueError as error:
         raise ToolCallError(f"the arguments are not valid JSON ({error}); send a JSON object") from None
+    except RecursionError:
+        raise ToolCallError("the arguments nest too deeply to be read; send a flatter JSON object") from None
     if not isinstance(value, dict):
         raise ToolCallError(f"the arguments must be a JSON object, not {type(value).__name__}")
     return value

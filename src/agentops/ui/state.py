@@ -180,7 +180,7 @@ def describe_call(tool: str, arguments: str, limit: int = 120) -> str:
     """"kb.lookup {key: alpha}": a call as the live view and the plain lines show it (unsanitized)."""
     try:
         value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # a model's arguments: anything, nested past the stack too
         value = None
     if isinstance(value, dict):
         shown = ", ".join(f"{key}: {_compact(item)}" for key, item in value.items())

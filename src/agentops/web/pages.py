@@ -229,7 +229,7 @@ def pretty_json(text: str | None) -> str | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a model's answer: anything, nested past the stack too
         return None
     return json.dumps(value, indent=2, ensure_ascii=False)
 
