@@ -253,3 +253,20 @@ def test_a_provider_key_a_tool_repeats_is_masked_in_output_history_prompts_and_s
     assert completed.returncode == 0 and KEY not in completed.stdout + completed.stderr
     shown = run_agentops("show-workflow-run", "1", "--db", folder / "cli.db")
     assert KEY not in shown.stdout + shown.stderr
+
+
+def test_a_scheduler_bug_still_ends_the_run_recorded_as_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentops.engine
+
+    def broken(condition: Any, succeeded: Any) -> bool:
+        raise RuntimeError("a bug in the scheduler")
+
+    monkeypatch.setattr(agentops.engine, "condition_holds", broken)
+    path = tmp_path / "flow.yaml"
+    path.write_text(yaml.safe_dump({"name": "bug", "agents": [{"name": "a", "model": "gpt-4o-mini", "task": "a"}]}))
+    result = agentops.run(path, provider=FakeProvider("fine"), db=tmp_path / "h.db")
+    assert result.status is RunStatus.FAILED
+    assert result.agents["a"].status is AgentStatus.CANCELLED
+    assert result.agents["a"].error == "internal error: RuntimeError: a bug in the scheduler"
+    recorded = rows(tmp_path / "h.db", "SELECT status, finished_at FROM workflow_runs")[0]
+    assert recorded["status"] == "failed" and recorded["finished_at"] is not None
