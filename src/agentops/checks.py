@@ -4,7 +4,7 @@ Duplicate and reserved agent names, unparseable or unknown dependencies,
 cycles, template placeholders (``{{ agent.output }}`` only for the agent's own
 dependencies, ``{{ agent.output.field }}`` only for a field its output schema
 has, ``{{ inputs.name }}`` only for declared inputs), output schemas that are
-not valid JSON Schemas, unknown
+not valid JSON Schemas or whose ``$ref``s leave the schema or loop, unknown
 providers, contradictory inputs, and tools: each one Python or MCP (stdio or
 HTTP), and every agent's picks naming a tool or server that exists. What needs
 the tools themselves (imports, an MCP server's list) is ``tools.catalog``.
@@ -33,7 +33,7 @@ from .graph import (
 )
 from .providers.kinds import BUILTIN_PROVIDERS
 from .spec import InputSpec, Workflow
-from .structured import field_problem, schema_problem
+from .structured import field_problem, reference_problem, schema_problem
 from .suggest import closest, did_you_mean
 from .templates import PLACEHOLDER, references
 
@@ -393,7 +393,8 @@ def _field_problems(text: str, agents: Mapping[str, AgentFacts]) -> list[tuple[i
 
 
 def _schema_problems(facts: WorkflowFacts) -> list[Problem]:
-    """Each inline output schema is itself a valid JSON Schema (files are checked as they are read)."""
+    """Each inline output schema is itself a valid JSON Schema whose refs stay inside it (files
+    are checked as they are read)."""
     problems = []
     for agent in facts.agents:
         schema = agent.schema
@@ -406,6 +407,11 @@ def _schema_problems(facts: WorkflowFacts) -> list[Problem]:
                 ("agents", agent.index, "output", "schema", *inner),
                 f"{agent.label}: output.schema is not a valid JSON Schema (Draft 2020-12) {message}",
             ))
+            continue
+        loose = reference_problem(schema)
+        if loose is not None:
+            inner, message = loose
+            problems.append(Problem(("agents", agent.index, "output", "schema", *inner), f"{agent.label}: output.schema {message}"))
     return problems
 
 

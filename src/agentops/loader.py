@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from .checks import Problem, WorkflowFacts, find_problems
 from .errors import Diagnostic, UsageError, WorkflowError
 from .spec import Workflow
-from .structured import schema_problem, strict_mode_problem
+from .structured import reference_problem, schema_problem, strict_mode_problem
 from .suggest import closest
 from .yaml_source import (
     MAX_FILE_BYTES,
@@ -196,13 +196,7 @@ def _schema_folder(filename: str) -> Path:
 
 def read_schema_file(path: Path) -> Any:
     """A schema file's content (JSON, or YAML for .yaml/.yml); raises OSError or ``SchemaFileError``."""
-    if path.exists() and not path.is_file():  # a folder, a device, a pipe: never read one
-        raise SchemaFileError(1, 1, "not a regular file; give the path of a .json schema file")
-    with path.open("rb") as handle:
-        raw = handle.read(MAX_FILE_BYTES + 1)
-    if len(raw) > MAX_FILE_BYTES:
-        raise SchemaFileError(1, 1, f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for schema files")
-    text = raw.decode("utf-8-sig")
+    text = _schema_text(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             document = parse_yaml(text)
@@ -217,6 +211,33 @@ def read_schema_file(path: Path) -> Any:
         raise SchemaFileError(1, 1, "the JSON nests too deeply") from None
 
 
+def _schema_text(path: Path) -> str:
+    """A schema file's text: a regular file, within the size limit of workflow files."""
+    if path.exists() and not path.is_file():  # a folder, a device, a pipe: never read one
+        raise SchemaFileError(1, 1, "not a regular file; give the path of a .json schema file")
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise SchemaFileError(1, 1, f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for schema files")
+    return raw.decode("utf-8-sig")
+
+
+def _schema_file_problem(path: Path, schema: Any, label: str) -> Diagnostic | None:
+    """Why the schema read from ``path`` cannot be used, as a diagnostic in that file; None if it can."""
+    problem = schema_problem(schema)
+    if problem is not None:
+        return Diagnostic(str(path), 1, 1, f"output schema of {label} is not a valid JSON Schema: {problem[1]}")
+    loose = reference_problem(schema)
+    if loose is None:
+        return None
+    where, message = loose
+    try:  # read again for the position: a problem is rare, so no load keeps positions for it
+        position = parse_yaml(_schema_text(path)).position(where)  # JSON is YAML too, mostly
+    except (OSError, UnicodeDecodeError, SchemaFileError, YamlSyntaxError):
+        position = Position(1, 1)
+    return Diagnostic(str(path), position.line, position.column, f"output schema of {label} {message}")
+
+
 class SchemaFileError(ValueError):
     def __init__(self, line: int, column: int, message: str) -> None:
         super().__init__(message)
@@ -227,7 +248,8 @@ def _read_schema_files(
     data: dict[str, Any], filename: str, document: YamlDocument
 ) -> tuple[dict[str, Any], list[tuple[Position | None, Any]]]:
     """``output.schema: path`` replaced by the file's schema; problems at the workflow's line (the
-    file is missing) or in the schema file (it does not parse, or is no valid JSON Schema)."""
+    file is missing) or in the schema file (it does not parse, is no valid JSON Schema, or a
+    $ref of it leaves it or loops)."""
     agents = data.get("agents")
     if not isinstance(agents, list):
         return data, []
@@ -255,11 +277,9 @@ def _read_schema_files(
         except (OSError, UnicodeDecodeError) as error:
             problems.append((document.position(where), f"{label}: cannot read output.schema file '{given}': {error}"))
             continue
-        problem = schema_problem(schema)
+        problem = _schema_file_problem(path, schema, label)
         if problem is not None:
-            problems.append((None, Diagnostic(
-                str(path), 1, 1, f"output schema of {label} is not a valid JSON Schema: {problem[1]}"
-            )))
+            problems.append((None, problem))
             schema = {}
         copied[index] = {**agent, "output": {**output, "schema": schema}}
     return {**data, "agents": copied}, problems
@@ -282,9 +302,9 @@ def resolve_schema_files(workflow: Workflow, folder: Path | None = None) -> Work
             raise WorkflowError([Diagnostic(str(path), error.line, error.column, f"output schema of agent '{agent.name}': {error.message}")]) from None
         except (OSError, UnicodeDecodeError) as error:
             raise WorkflowError([Diagnostic("<workflow>", 0, 0, f"agent '{agent.name}': cannot read output.schema file '{path}': {error}")]) from None
-        problem = schema_problem(schema)
+        problem = _schema_file_problem(path, schema, f"agent '{agent.name}'")
         if problem is not None:
-            raise WorkflowError([Diagnostic(str(path), 1, 1, f"output schema of agent '{agent.name}' is not a valid JSON Schema: {problem[1]}")])
+            raise WorkflowError([problem])
         agents.append(agent.model_copy(update={"output": output.model_copy(update={"json_schema": schema})}))
         changed = True
     return workflow.model_copy(update={"agents": agents}) if changed else workflow

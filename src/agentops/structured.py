@@ -1,6 +1,10 @@
 """Structured outputs: an agent's JSON Schema, and what its answers are held to.
 
 - ``schema_problem``: is a schema itself a valid JSON Schema (Draft 2020-12)?
+- ``reference_problem``: does every ``$ref`` of a schema resolve inside it (no URL, no
+  file, no pointer to nothing), without looping back to itself before descending
+  into the answer? Schemas are never fetched or read from elsewhere: the validator
+  looks refs up in a registry holding the schema alone.
 - ``strict_mode_problem``: the first of OpenAI's strict-mode rules a schema breaks
   (None: it can be sent with ``strict: true``).
 - ``field_problem``: does ``{{ NAME.output.a.b[0] }}`` name a field the schema
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .suggest import did_you_mean
@@ -30,6 +34,7 @@ from .suggest import did_you_mean
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
+    from referencing._core import Resolver  # what Registry.resolver() returns; not re-exported
 
     from .messages import ChatResponse
 
@@ -38,6 +43,13 @@ FieldPath = tuple[str | int, ...]
 MAX_ERRORS_IN_REASK = 5
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n(.*?)\r?\n?```", re.DOTALL)
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+# Subschemas that apply to the value itself rather than to a part of it (as a ref's target
+# does): a $ref loop through only these never gets to the end of an answer.
+_IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
+_NAMED_SCHEMAS = frozenset({"$defs", "definitions", "properties", "patternProperties", "dependentSchemas"})
+_DATA = frozenset({"const", "enum", "examples", "default"})  # values, never schemas
+_REFS = ("$ref", "$dynamicRef")
 
 # OpenAI's structured outputs, strict mode (platform.openai.com/docs/guides/structured-outputs,
 # "Supported schemas"): keywords it rejects. Others it accepts are left to it.
@@ -74,6 +86,147 @@ def schema_problem(schema: Any) -> tuple[FieldPath, str] | None:
     except RecursionError:
         return (), "it nests too deeply to check"
     return None
+
+
+def reference_problem(schema: Any) -> tuple[FieldPath, str] | None:
+    """The first ``$ref`` (or ``$dynamicRef``) of a valid schema that does not resolve inside it
+    (a URL, a file, a pointer to nothing), or that leads back to where it is without descending
+    into a property or an item: where (ending at the ref) and why; None when every one is fine.
+    Nothing is fetched or read: lookups go to a registry holding this schema alone."""
+    if not isinstance(schema, Mapping):
+        return None
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
+    graph = _RefGraph()
+    try:
+        graph.visit(schema, (), Registry().resolver_with_root(DRAFT202012.create_resource(schema)))
+        while graph.pending:
+            graph.visit(*graph.pending.pop())
+        return graph.loop()
+    except _LooseRef as error:
+        return error.where, error.message
+    except RecursionError:
+        return (), "it nests too deeply to check"
+
+
+class _LooseRef(Exception):
+    def __init__(self, where: FieldPath, message: str) -> None:
+        super().__init__(message)
+        self.where, self.message = where, message
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """From a subschema to one applied to the same value: a child (``anyOf``...) or a ref's target."""
+
+    target: Mapping[str, Any]
+    where: FieldPath = ()  # of the ref
+    ref: str | None = None  # None for a child
+
+
+@dataclass
+class _RefGraph:
+    """Every subschema of a schema (by identity) with its place and its in-place edges."""
+
+    places: dict[int, FieldPath] = field(default_factory=dict)
+    edges: dict[int, list[_Edge]] = field(default_factory=dict)
+    pending: list[tuple[Any, FieldPath, Resolver[Any]]] = field(default_factory=list)  # ref targets to visit
+
+    def visit(self, node: Any, where: FieldPath, resolver: Resolver[Any]) -> None:
+        if not isinstance(node, Mapping) or id(node) in self.places:
+            return
+        from referencing.jsonschema import DRAFT202012
+
+        self.places[id(node)] = where
+        edges = self.edges[id(node)] = []
+        if isinstance(node.get("$id"), str):
+            resolver = resolver.in_subresource(DRAFT202012.create_resource(node))
+        for key, value in node.items():
+            at = (*where, key)
+            if key in _DATA:
+                continue
+            if key in _REFS and isinstance(value, str):
+                target, target_resolver = _lookup(resolver, value, at)
+                if isinstance(target, Mapping):
+                    edges.append(_Edge(target, at, value))
+                    self.pending.append((target, at, target_resolver))
+                continue
+            if key in _NAMED_SCHEMAS and isinstance(value, Mapping):
+                children = [((*at, name), child) for name, child in value.items()]
+            elif isinstance(value, list):
+                children = [((*at, index), child) for index, child in enumerate(value)]
+            else:
+                children = [(at, value)]
+            for child_at, child in children:
+                if key in _IN_PLACE and isinstance(child, Mapping):
+                    edges.append(_Edge(child))
+                self.visit(child, child_at, resolver)
+
+    def loop(self) -> tuple[FieldPath, str] | None:
+        """A cycle of in-place edges (it always holds a ref), at its first ref."""
+        done: set[int] = set()
+        for start in self.places:
+            cycle = self._cycle(start, [], done)
+            if cycle:
+                refs = [edge for edge in cycle if edge.ref is not None]
+                where = refs[0].where
+                chain = " -> ".join(repr(edge.ref) for edge in refs)
+                return where, (
+                    f"at {path_text(where[:-1])}: the schema refers to itself through {where[-1]} {chain} without "
+                    "descending into a property or an item, so checking an answer would never end; "
+                    "refer to it from inside properties or items instead"
+                )
+        return None
+
+    def _cycle(self, node: int, trail: list[tuple[int, _Edge]], done: set[int]) -> list[_Edge] | None:
+        if node in done:
+            return None
+        walked = [visited for visited, _ in trail] + [node]
+        for edge in self.edges[node]:
+            target, steps = id(edge.target), [*trail, (node, edge)]
+            if target in walked:  # back on the path walked: the edges from there on loop
+                return [step for _, step in steps[walked.index(target):]]
+            found = self._cycle(target, steps, done)
+            if found:
+                return found
+        done.add(node)
+        return None
+
+
+def _lookup(resolver: Resolver[Any], ref: str, where: FieldPath) -> tuple[Any, Resolver[Any]]:
+    """What ``ref`` points at, inside the registry only; raises ``_LooseRef`` saying why not."""
+    from referencing.exceptions import NoSuchAnchor, PointerToNowhere, Unresolvable
+
+    at = f"at {path_text(where[:-1])}: {where[-1]} {ref!r}"
+    try:
+        resolved = resolver.lookup(ref)
+    except (Unresolvable, LookupError, ValueError, TypeError) as error:
+        if isinstance(error, NoSuchAnchor):
+            raise _LooseRef(where, f"{at} names no $anchor in the schema") from None
+        if isinstance(error, Unresolvable) and not isinstance(error, PointerToNowhere) and not ref.startswith("#"):
+            raise _LooseRef(where, (
+                f"{at} is not defined inside the schema, and schemas are never fetched or read from elsewhere; "
+                "copy what it names under $defs and write $ref: '#/$defs/NAME'"
+            )) from None
+        raise _LooseRef(where, f"{at} points at nothing in the schema{_pointer_hint(resolver, ref)}") from None
+    if not isinstance(resolved.contents, (Mapping, bool)):
+        raise _LooseRef(where, f"{at} points at a value that is not a schema")
+    return resolved.contents, resolved.resolver
+
+
+def _pointer_hint(resolver: Resolver[Any], ref: str) -> str:
+    """``; did you mean 'Step'?`` for ``#/$defs/Stpe``, from the names next to where it points."""
+    from referencing.exceptions import Unresolvable
+
+    head, _, last = ref.rpartition("/")
+    if "#" not in head:
+        return ""
+    try:
+        around = resolver.lookup(head).contents
+    except (Unresolvable, LookupError, ValueError, TypeError):
+        return ""
+    return did_you_mean(last, [str(name) for name in around]) if isinstance(around, Mapping) else ""
 
 
 def strict_mode_problem(schema: Mapping[str, Any]) -> str | None:
@@ -319,18 +472,28 @@ class OutputContract:
 
     def __init__(self, schema: Mapping[str, Any] | bool, retries: int) -> None:
         from jsonschema import Draft202012Validator
+        from referencing import Registry
 
         self.schema = schema
         self.retries = retries
-        self._validator: Validator = Draft202012Validator(schema)
+        # An empty registry: a $ref resolves inside the schema or not at all, never by a fetch
+        # (jsonschema's default retrieves URLs and files, blocking the event loop for good).
+        self._validator: Validator = Draft202012Validator(schema, registry=Registry())
 
     def check(self, response: ChatResponse, max_tokens: int) -> Verdict:
         """The answer's verdict; never raises, whatever the model wrote."""
+        from referencing.exceptions import Unresolvable
+
         try:
             return self._check(response, max_tokens)
         except RecursionError:
             message = "the answer nests too deeply to read"
-            return Verdict(error=message, errors=(message,))
+        except Unresolvable as error:  # a schema the load-time checks never saw (built in Python)
+            message = (
+                f"the output schema's $ref {error.ref!r} is not defined inside the schema; "
+                "nothing is fetched or read to resolve it"
+            )
+        return Verdict(error=message, errors=(message,))
 
     def _check(self, response: ChatResponse, max_tokens: int) -> Verdict:
         if response.refusal:
@@ -377,6 +540,7 @@ __all__ = [
     "field_value",
     "format_name",
     "path_text",
+    "reference_problem",
     "schema_problem",
     "strict_mode_problem",
     "unfenced",
