@@ -27,7 +27,7 @@ START_TIMEOUT = 120.0  # seconds to load a model on a busy 2-core machine
 STOP_TIMEOUT = 5.0
 CRASH_HINT = (
     "a retry starts a fresh worker; if it crashes every time, llama-cpp-python was probably built "
-    "for another CPU: rebuild it portably with scripts/setup.sh (README: 'When the local model crashes')"
+    "for another CPU: rebuild it portably with scripts/setup.sh (docs/providers.md: 'When the local model crashes')"
 )
 _STDERR_TAIL = 300
 
