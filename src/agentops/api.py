@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .budget import check_cap
 from .engine import Engine, RunOptions
 from .errors import Diagnostic, WorkflowError
 from .events import AgentResult, Subscriber, WorkflowResult
@@ -172,6 +173,7 @@ async def arun(
     ``tracing``: a session shared by several runs, with the spans each run's root links
     to in ``trace_links``; the caller closes it.
     """
+    check_cap(cost_cap)
     reused = _resume.reused if _resume else {}
     prepared = prepare(source, inputs=inputs, provider=provider, env=env, reused=reused)
     for route in {prepared.routes[a.name] for a in prepared.workflow.agents if a.name not in reused}:

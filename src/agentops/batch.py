@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -29,10 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .api import WorkflowSource, load, prepare
+from .budget import check_cap
 from .datasets import DataFileError, InputMapping, Row, check_rows, file_sha256, read_rows
 from .engine import COST_CAP_REASON, Engine, RunOptions
 from .errors import AgentOpsError, UsageError
 from .events import AgentResult, RunStatus, Subscriber, WorkflowResult
+from .files import file_kind
 from .inputs import resolve_inputs
 from .limits import CallLimits
 from .loader import LoadedWorkflow, load_workflow_text
@@ -342,6 +345,7 @@ async def arun_batch(
     ``cost_cap`` caps the whole batch; without it the workflow's ``policies.cost_cap`` does
     (for the whole batch, not per row). Every row is checked before the first call.
     """
+    check_cap(cost_cap)
     loaded = load(source)
     path = Path(data)
     mapping = InputMapping(loaded.workflow, input_map or {})
@@ -382,6 +386,7 @@ async def aresume_batch(
 ) -> BatchSummary:
     """Run the rows of batch ``batch_id`` that did not succeed, under the batch's cap, or under
     ``cost_cap`` (which then becomes the batch's cap): what the batch spent counts against it."""
+    check_cap(cost_cap)
     with open_store(db) as store:
         record = batch(store, batch_id)  # raises RunNotFoundError
         if record.status == "running":
@@ -428,7 +433,10 @@ async def _run(
     otel: bool | None,
     record: Callable[[], int],
 ) -> BatchSummary:
-    """Check (``BatchRunner``), then ``record`` the batch (its id), run it, write ``out``."""
+    """Check (``out``, ``BatchRunner``), then ``record`` the batch (its id), run it, write ``out``."""
+    if out is not None:
+        keep = {"data file": job.data, "workflow file": job.loaded.path, "history database": job.store.path}
+        check_out(Path(out), keep)
     tracing = open_tracing(otel) if otel is not False else None
     try:
         runner = BatchRunner(
@@ -447,6 +455,35 @@ async def _run(
     if observer is not None:
         observer.batch_finished(summary)
     return summary
+
+
+def check_out(out: Path, keep: Mapping[str, str | Path | None]) -> None:
+    """Refuse an ``out`` that ``write_results`` could not write, or that would replace one of the
+    files in ``keep`` (what it is called: its path), before the batch is recorded or any row runs:
+    the results are written after every row has been paid for."""
+    try:
+        mode: int | None = out.stat().st_mode
+    except OSError:  # not there yet (or a file stands where a folder should: reported below)
+        mode = None
+    if mode is not None:
+        if stat.S_ISDIR(mode):
+            raise UsageError(f"--out {out} is a directory; give the path of a file, such as {out / 'results.jsonl'}")
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"--out {out} is {file_kind(mode)}, not a regular file; give the path of a file")
+        for what, path in keep.items():
+            if path is not None and Path(path).exists() and out.samefile(path):
+                raise UsageError(f"--out {out} is the {what}, which the results would replace; choose another path")
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: {folder} is not an existing folder; create it or choose another path")
+    try:  # what write_results does first; a read-only place fails here, not after the last row
+        descriptor, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=folder)
+    except OSError as error:
+        raise UsageError(
+            f"--out {out}: cannot write in {folder} ({error.strerror or error}); choose a folder you can write to"
+        ) from None
+    os.close(descriptor)
+    os.unlink(probe)
 
 
 def write_results(store: Store, batch_id: int, out: Path) -> None:
@@ -482,6 +519,7 @@ __all__ = [
     "BatchSummary",
     "aresume_batch",
     "arun_batch",
+    "check_out",
     "resume_batch",
     "row_status",
     "run_batch",

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import UsageError
 from .messages import ChatRequest, ToolDefinition
 
 # Byte-level BPE tokenizers never produce more tokens than UTF-8 bytes; chat
@@ -43,6 +45,14 @@ def tools_token_bound(tools: Iterable[ToolDefinition]) -> int:
         + len(json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}).encode("utf-8"))
         for t in tools
     )
+
+
+def check_cap(cap: float | None, name: str = "cost_cap") -> float | None:
+    """``cap`` when it is None or a finite amount of at least 0; else ``UsageError`` naming ``name``.
+    An infinite cap would be no cap while looking like one, and NaN compares false to every spend."""
+    if cap is not None and not (math.isfinite(cap) and cap >= 0):
+        raise UsageError(f"{name} must be a finite number of USD, 0 or more (got {cap:g})")
+    return cap
 
 
 @dataclass

@@ -72,9 +72,18 @@ InputOption = Annotated[
     Optional[list[str]],
     typer.Option("--input", "-i", help="A workflow input, KEY=VALUE (repeatable)."),
 ]
+
+
+def _cost_cap(value: Optional[float]) -> Optional[float]:
+    """Every --cost-cap is a finite amount of at least 0, checked before anything is loaded."""
+    from .budget import check_cap
+
+    return check_cap(value, "--cost-cap")
+
+
 CostCapOption = Annotated[
     Optional[float],
-    typer.Option("--cost-cap", min=0, help="Override policies.cost_cap (USD) for this run."),
+    typer.Option("--cost-cap", callback=_cost_cap, help="Override policies.cost_cap (USD) for this run."),
 ]
 OtelOption = Annotated[
     bool,
@@ -167,7 +176,7 @@ def plan_command(
     ] = None,
     map_: Annotated[Optional[list[str]], typer.Option("--map", help="With --data: INPUT=COLUMN.")] = None,
     cost_cap: Annotated[
-        Optional[float], typer.Option("--cost-cap", min=0, help="With --data: the batch's cap (USD).")
+        Optional[float], typer.Option("--cost-cap", callback=_cost_cap, help="With --data: the batch's cap (USD).")
     ] = None,
     max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=1, help="With --data: the first N rows.")] = None,
     json_output: JsonOption = False,
@@ -312,7 +321,9 @@ def batch_command(
     ] = None,
     cost_cap: Annotated[
         Optional[float],
-        typer.Option("--cost-cap", min=0, help="Cap (USD) for the whole batch; wins over policies.cost_cap."),
+        typer.Option(
+            "--cost-cap", callback=_cost_cap, help="Cap (USD) for the whole batch; wins over policies.cost_cap."
+        ),
     ] = None,
     max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=1, help="Only the first N rows.")] = None,
     db: DbOption = None,
@@ -342,7 +353,9 @@ def resume_batch_command(
     out: OutOption = None,
     cost_cap: Annotated[
         Optional[float],
-        typer.Option("--cost-cap", min=0, help="A new cap (USD) for the whole batch; what it spent counts."),
+        typer.Option(
+            "--cost-cap", callback=_cost_cap, help="A new cap (USD) for the whole batch; what it spent counts."
+        ),
     ] = None,
     db: DbOption = None,
     json_output: JsonOption = False,
@@ -464,6 +477,14 @@ def ui_command(
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a --host other than loopback (prints a warning).")
     ] = False,
+    allowed_host: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--allowed-host", metavar="NAME",
+            help="Also answer requests addressed to this host name (repeatable): a DNS name or proxy that "
+            "reaches this machine. With --allow-remote, IP addresses and the machine's host name always work.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a local web view of the history: runs, each run's graph coloured by status,
     every agent's prompt, output and attempts, live while a run is going. Read-only."""
@@ -476,7 +497,10 @@ def ui_command(
     from .store import default_db_path
 
     try:
-        serve(db or default_db_path(), host=host, port=port, allow_remote=allow_remote)
+        serve(
+            db or default_db_path(), host=host, port=port, allow_remote=allow_remote,
+            allowed_hosts=allowed_host or (),
+        )
     except AgentOpsError as error:
         raise fail(str(error), error.exit_code) from None
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from .errors import UsageError
+from .files import NotRegularFileError, open_regular
 from .inputs import is_required
 from .spec import Workflow
 from .suggest import did_you_mean
@@ -55,7 +56,11 @@ def data_format(path: Path) -> DataFormat:
 def read_rows(path: Path) -> Iterator[Row]:
     """Each row in order; raises DataFileError at the first one that cannot be read."""
     try:
-        stream = path.open("rb")
+        stream = open_regular(path)
+    except NotRegularFileError as error:
+        raise DataFileError(
+            f"{path} is {error.kind}, not a regular file; give the path of a .jsonl or .csv file"
+        ) from None
     except OSError as error:
         raise DataFileError(f"{path}: cannot open the data file: {error.strerror or error}") from None
     with stream:
@@ -67,8 +72,8 @@ def read_rows(path: Path) -> Iterator[Row]:
 
 def _decoded_lines(path: Path, stream: BinaryIO) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(stream, 1):
-        try:
-            yield number, raw.decode("utf-8")
+        try:  # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the first column's name
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as error:
             raise DataFileError(
                 f"{path}:{number}: byte 0x{raw[error.start]:02x} at column {error.start + 1} is not UTF-8; "
@@ -189,7 +194,7 @@ def check_rows(path: Path, mapping: InputMapping, max_rows: int | None = None) -
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with open_regular(path) as stream:
         while chunk := stream.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()

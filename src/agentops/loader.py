@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from .checks import Problem, WorkflowFacts, find_problems
 from .errors import Diagnostic, UsageError, WorkflowError
+from .files import NotRegularFileError, open_regular
 from .spec import Workflow
 from .structured import reference_problem, schema_problem, strict_mode_problem
 from .suggest import closest
@@ -103,12 +104,16 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
     """Read and validate a workflow file. Raises WorkflowError (every problem) or UsageError (unreadable)."""
     name = str(path)
     try:
-        with Path(path).open("rb") as handle:
+        with open_regular(path) as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file; check the path") from None
     except IsADirectoryError:
         raise UsageError(f"{name} is a directory; give the path of a workflow .yaml file") from None
+    except NotRegularFileError as error:
+        raise UsageError(
+            f"{name} is {error.kind}, not a regular file; give the path of a workflow .yaml file"
+        ) from None
     except OSError as error:
         raise UsageError(f"cannot read {name}: {error.strerror or error}") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -213,10 +218,11 @@ def read_schema_file(path: Path) -> Any:
 
 def _schema_text(path: Path) -> str:
     """A schema file's text: a regular file, within the size limit of workflow files."""
-    if path.exists() and not path.is_file():  # a folder, a device, a pipe: never read one
-        raise SchemaFileError(1, 1, "not a regular file; give the path of a .json schema file")
-    with path.open("rb") as handle:
-        raw = handle.read(MAX_FILE_BYTES + 1)
+    try:
+        with open_regular(path) as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except (IsADirectoryError, NotRegularFileError):  # a folder, a device, a pipe: never read one
+        raise SchemaFileError(1, 1, "not a regular file; give the path of a .json schema file") from None
     if len(raw) > MAX_FILE_BYTES:
         raise SchemaFileError(1, 1, f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for schema files")
     return raw.decode("utf-8-sig")

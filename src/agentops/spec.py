@@ -42,7 +42,9 @@ class Backoff(_Strict):
 
 class Policies(_Strict):
     retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=100)
-    cost_cap: float | None = Field(default=None, ge=0, description="USD; the run never spends more")
+    cost_cap: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="USD; the run never spends more"
+    )
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=100_000)
     timeout: float | None = Field(default=None, gt=0, description="seconds for the whole run")
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
@@ -101,8 +103,8 @@ class InputSpec(_Strict):
 class Price(_Strict):
     """USD per million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(ge=0, allow_inf_nan=False)  # an infinite price would make any cap refuse every call
+    output: float = Field(ge=0, allow_inf_nan=False)
 
 
 class OutputSpec(_Strict):

@@ -11,7 +11,9 @@ style; nothing is loaded from another host.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -23,12 +25,11 @@ from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import URL
+from starlette.datastructures import URL, Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,6 +83,49 @@ class _Readers:
             reader.close()
 
 
+_HOST_HEADER = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\s:/@\[\]]+))(?::[0-9]{1,5})?")
+
+
+def host_name(value: str) -> str:
+    """A host as compared here: lower case, no brackets around an IPv6 address, no final dot."""
+    return value.strip("[]").rstrip(".").lower()
+
+
+class _TrustedHosts:
+    """Answers 400 to a request whose Host header names none of ``names`` (nor, with
+    ``ip_addresses``, an IP address). A page on another site that reaches this server through
+    DNS rebinding sends that site's name; a browser sends an IP address only when it was asked
+    for that address itself, so accepting one lets no other site in."""
+
+    def __init__(self, app: ASGIApp, names: Iterable[str], ip_addresses: bool) -> None:
+        self.app = app
+        self.names = frozenset(host_name(name) for name in names)
+        self.ip_addresses = ip_addresses
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not self.accepts(Headers(scope=scope).get("host")):
+            await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def accepts(self, header: str | None) -> bool:
+        if "*" in self.names:
+            return True
+        match = _HOST_HEADER.fullmatch(header or "")
+        if match is None:
+            return False
+        host = host_name(match["ipv6"] or match["name"])
+        if host in self.names:
+            return True
+        if not self.ip_addresses:
+            return False
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return True
+
+
 class _SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,11 +148,14 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(open_reader: Callable[[], HistoryReader], *, allowed_hosts: Iterable[str] = ("*",)) -> Starlette:
+def create_app(
+    open_reader: Callable[[], HistoryReader], *, allowed_hosts: Iterable[str] = ("*",), ip_addresses: bool = False
+) -> Starlette:
     """The web view over the readers ``open_reader`` makes (called once per worker thread).
 
-    ``allowed_hosts``: Host header values accepted (the CLI passes the address it binds,
-    so a page on another site cannot reach this server through DNS rebinding).
+    ``allowed_hosts``: host names accepted in the Host header, any port (the CLI passes the
+    address it binds, so a page on another site cannot reach this server through DNS
+    rebinding); ``ip_addresses``: accept any IP address too (``ui --allow-remote``).
     """
     readers = _Readers(open_reader)
     templates = Environment(
@@ -214,7 +261,10 @@ def create_app(open_reader: Callable[[], HistoryReader], *, allowed_hosts: Itera
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
+        middleware=[
+            Middleware(_SecurityHeaders),
+            Middleware(_TrustedHosts, names=allowed_hosts, ip_addresses=ip_addresses),
+        ],
         exception_handlers={RunNotFoundError: not_found, HTTPException: not_found},
         lifespan=lifespan,
     )

@@ -1,16 +1,20 @@
 """``agentops ui``: check the address, open the history, bind, print the URL, serve.
 
 It binds 127.0.0.1 by default. The history holds prompts and outputs, so any
-other address needs ``allow_remote`` and prints a warning; the app then accepts
-only the Host header of the address it was bound to (and localhost), which stops
-a page on another site from reading it through DNS rebinding.
+other address needs ``allow_remote`` and prints a warning. The app accepts only
+requests whose Host header names the address it was bound to, localhost, the names
+given with ``--allowed-host``, and, when serving remotely, any IP address and this
+machine's host name: a page on another site that reaches it through DNS rebinding
+sends that site's name, and is refused.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import StoreError, UsageError
@@ -42,6 +46,18 @@ def check_host(host: str, *, allow_remote: bool) -> str | None:
     )
 
 
+_HOST_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*\.?", re.ASCII)  # a DNS name, or an IPv4 address
+
+
+def check_allowed_host(name: str) -> str:
+    """``name`` when it is a plain host name (``--allowed-host``); ``UsageError`` otherwise."""
+    if not _HOST_NAME.fullmatch(name):
+        raise UsageError(
+            f"--allowed-host expects a host name such as viewer.example (no port, scheme or wildcard), got {name!r}"
+        )
+    return name
+
+
 def prepare_history(db: Path) -> None:
     """Upgrade an older file once (as every agentops command does) so it can be read read-only."""
     from ..store.opening import open_reader, open_store
@@ -69,8 +85,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(db: Path, *, host: str, port: int, allow_remote: bool = False) -> None:
+def serve(
+    db: Path, *, host: str, port: int, allow_remote: bool = False, allowed_hosts: Iterable[str] = ()
+) -> None:
     warning = check_host(host, allow_remote=allow_remote)
+    remote = warning is not None  # a non-loopback address, allowed
+    names = {*LOOPBACK_NAMES, host, *map(check_allowed_host, allowed_hosts)}
+    if remote:  # other machines may name this one as its owner does
+        names.add(socket.gethostname())
     prepare_history(db)
     import uvicorn
 
@@ -80,8 +102,7 @@ def serve(db: Path, *, host: str, port: int, allow_remote: bool = False) -> None
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    allowed = {*LOOPBACK_NAMES, host, shown, f"{shown}:{bound_port}", "[::1]"}
-    app = create_app(lambda: SqliteHistoryReader.open(db), allowed_hosts=allowed)
+    app = create_app(lambda: SqliteHistoryReader.open(db), allowed_hosts=names, ip_addresses=remote)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     print(f"AgentOps history view of {db} at http://{shown}:{bound_port}/ (Ctrl-C to stop)", flush=True)
