@@ -62,8 +62,9 @@ def chromium() -> Iterator[Any]:
 
 
 @contextmanager
-def ui_server(db: Path, *extra: str) -> Iterator[str]:
-    """``agentops ui --db DB --port 0`` in its own process; yields its base URL."""
+def ui_server(db: Path, *extra: str, logs: list[str] | None = None) -> Iterator[str]:
+    """``agentops ui --db DB --port 0`` in its own process; yields its base URL. ``logs``
+    receives what the process wrote to stderr, once it has stopped."""
     process = subprocess.Popen(
         agentops_command("ui", "--db", db, "--port", "0", *extra),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT,
@@ -79,10 +80,12 @@ def ui_server(db: Path, *extra: str) -> Iterator[str]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            _, stderr = process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            _, stderr = process.communicate()
+        if logs is not None:
+            logs.append(stderr)
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:

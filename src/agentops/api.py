@@ -4,8 +4,8 @@ The CLI's ``run`` and ``resume`` are thin layers over these. Everything that can
 be checked before spending money is checked here, before the first event:
 the workflow, the inputs, where every agent's calls go, whether those
 providers can call tools for the agents that have them, the tools themselves
-(Python tools imported, ``${VAR}`` set, MCP servers started and listed), and
-prices under a cap.
+(Python tools imported, ``${VAR}`` set, MCP servers started and listed),
+prices under a cap, and that the history can take the run's writes.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .budget import check_cap
 from .engine import Engine, RunOptions
-from .errors import Diagnostic, WorkflowError
-from .events import AgentResult, Subscriber, WorkflowResult
+from .errors import Diagnostic, StoreError, WorkflowError
+from .events import AgentResult, RunStatus, Subscriber, WorkflowResult
 from .executor import Executor
 from .inputs import resolve_inputs
 from .loader import (
@@ -164,7 +164,9 @@ async def arun(
 ) -> WorkflowResult:
     """Run a workflow and return per-agent status, output, tokens, cost and attempts.
 
-    ``db``: record the run in this SQLite file (None: do not record).
+    ``db``: record the run in this SQLite file (None: do not record). A file that cannot be
+    written raises ``StoreError`` before the first call; one that fails mid-run stops the
+    run, which then raises ``StoreError``.
     ``provider``: a Provider for every agent (e.g. ``FakeProvider``) or a mapping
     from provider name to Provider. ``control`` receives the engine before it
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
@@ -206,12 +208,16 @@ async def arun(
             )
             all_subscribers.append(tracer)  # last: it reads the run id the recorder sets
         if db is not None:
-            from .store import RunRecorder, open_store
+            from .store import RunRecorder, check_recordable, open_store
 
             store = open_store(db)
+            # A file that cannot take the run's writes stops it here, before its first call.
+            check_recordable(store, prepared.workflow.name)
             recorder = RunRecorder(store)
             all_subscribers.insert(0, recorder)
     except BaseException:
+        if store is not None:
+            store.close()
         if tools is not None:
             await tools.aclose()
         await prepared.registry.aclose()
@@ -239,6 +245,9 @@ async def arun(
         executor=executor,
         tools=tools,
     )
+    if recorder is not None:
+        # A history that fails mid-run stops the run: nothing more is spent unrecorded.
+        recorder.stop = lambda _: engine.stop("the history could not be written", RunStatus.FAILED)
     if control is not None:
         control(engine)
     try:
@@ -252,6 +261,9 @@ async def arun(
         if own_tracing is not None:  # in a thread: a second Ctrl-C can still exit at once
             await asyncio.to_thread(own_tracing.close)
     if recorder is not None:
+        if recorder.failure is not None:  # one line, and never "recorded as workflow run N"
+            what = "stopped" if recorder.stopped else "not recorded to its end"
+            raise StoreError(f"run {what}: {recorder.failure}")
         result.workflow_run_id = recorder.workflow_run_id
     return result
 

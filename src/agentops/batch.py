@@ -33,14 +33,14 @@ from .api import WorkflowSource, load, prepare
 from .budget import check_cap
 from .datasets import DataFileError, InputMapping, Row, check_rows, file_sha256, read_rows
 from .engine import COST_CAP_REASON, Engine, RunOptions
-from .errors import AgentOpsError, UsageError
+from .errors import AgentOpsError, StoreError, UsageError
 from .events import AgentResult, RunStatus, Subscriber, WorkflowResult
 from .files import file_kind
 from .inputs import resolve_inputs
 from .limits import CallLimits
 from .loader import LoadedWorkflow, load_workflow_text
 from .providers.base import Provider
-from .store import Store, open_store
+from .store import Store, check_recordable, open_store
 from .store.batches import (
     RowState,
     batch,
@@ -156,6 +156,7 @@ class BatchRunner:
         self._trace_links: list[SpanRef] = []
         self._trace_targets: dict[str, ChatTarget] = {}
         self._rows_run = 0
+        self._history_failure: StoreError | None = None
         # Everything that can be checked is checked before the batch is recorded or any row runs.
         for route in set(self.prepared.routes.values()):
             self.prepared.registry.get(route)  # configuration errors
@@ -170,6 +171,12 @@ class BatchRunner:
             self._stop = (reason, status)
         for engine in list(self._engines):
             engine.stop(reason, status)
+
+    def _history_failed(self, error: StoreError) -> None:
+        """A row could not be recorded: no row goes on, nothing more is spent unrecorded."""
+        if self._history_failure is None:
+            self._history_failure = error
+            self.stop("the history could not be written", RunStatus.FAILED)
 
     async def run(self) -> BatchSummary:
         job = self.job
@@ -203,6 +210,9 @@ class BatchRunner:
             if self._tools is not None:
                 await self._tools.aclose()
             await self.prepared.registry.aclose()
+        if self._history_failure is not None:
+            # The batch stays "running": it reads as interrupted once this process is gone.
+            raise StoreError(f"batch stopped: {self._history_failure}")
         summary.not_run = job.row_count - summary.succeeded - summary.failed - summary.skipped
         summary.status = self._final_status(summary)
         summary.cost = self.limits.budget.spent - job.spent_before
@@ -306,7 +316,8 @@ class BatchRunner:
         reused: dict[str, AgentResult] = {}
         if earlier is not None:  # a row that failed or was interrupted keeps its succeeded agents
             reused = dict(load_resume_state(job.store, earlier.workflow_run_id).succeeded)
-        subscribers: list[Subscriber] = [RunRecorder(job.store), *self.subscribers]
+        recorder = RunRecorder(job.store, stop=self._history_failed)
+        subscribers: list[Subscriber] = [recorder, *self.subscribers]
         tracer = None
         if self.tracing is not None:  # one trace per row, linked to the batch's span
             tracer = self.tracing.run_tracer(self._trace_targets, links=self._trace_links)
@@ -319,6 +330,8 @@ class BatchRunner:
             return await engine.run()
         finally:
             self._engines.discard(engine)
+            if recorder.failure is not None:  # its end could not be written: it stopped nothing yet
+                self._history_failed(recorder.failure)
 
 
 Control = Callable[[BatchRunner], None]
@@ -416,10 +429,10 @@ async def aresume_batch(
 
 
 def _spent(store: Store, batch_id: int) -> float:
-    (cost,) = store.connection.execute(
+    rows = store.read(
         "SELECT coalesce(sum(cost), 0) FROM workflow_runs WHERE batch_id = ?", (batch_id,)
-    ).fetchone()
-    return float(cost)
+    )
+    return float(rows[0][0])
 
 
 async def _run(
@@ -433,10 +446,11 @@ async def _run(
     otel: bool | None,
     record: Callable[[], int],
 ) -> BatchSummary:
-    """Check (``out``, ``BatchRunner``), then ``record`` the batch (its id), run it, write ``out``."""
+    """Check (``out``, the history, then ``BatchRunner``), then ``record`` the batch (its id), run it, write ``out``."""
     if out is not None:
         keep = {"data file": job.data, "workflow file": job.loaded.path, "history database": job.store.path}
         check_out(Path(out), keep)
+    check_recordable(job.store, job.loaded.workflow.name)
     tracing = open_tracing(otel) if otel is not False else None
     try:
         runner = BatchRunner(

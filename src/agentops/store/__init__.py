@@ -14,8 +14,9 @@ there), ``recorder`` (an events subscriber that writes), ``records`` (the typed
 records every reader returns), ``queries`` (what the history commands read),
 ``reader`` (the read interface, a Protocol), ``browse`` and ``sqlite_reader``
 (its SQLite implementation), ``resume`` (what resume reads).
-``RunRecorder`` and ``ResumeState`` need the engine's event types, so they are
-imported on first use: the history commands never load them.
+``RunRecorder``, ``check_recordable`` (can a run be recorded here: asked before it
+starts) and ``ResumeState`` need the engine's event types, so they are imported on
+first use: the history commands never load them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .sqlite import DEFAULT_DB_NAME, Store, default_db_path
 
 if TYPE_CHECKING:
     from .reader import HistoryReader
-    from .recorder import RunRecorder
+    from .recorder import RunRecorder, check_recordable
     from .resume import ResumeState, load_resume_state
     from .sqlite_reader import SqliteHistoryReader
 
@@ -40,6 +41,7 @@ __all__ = [
     "RunRecorder",
     "SqliteHistoryReader",
     "Store",
+    "check_recordable",
     "default_db_path",
     "effective_status",
     "load_resume_state",
@@ -50,6 +52,7 @@ __all__ = [
 _LAZY = {
     "HistoryReader": ".reader",
     "RunRecorder": ".recorder",
+    "check_recordable": ".recorder",
     "ResumeState": ".resume",
     "load_resume_state": ".resume",
     "SqliteHistoryReader": ".sqlite_reader",

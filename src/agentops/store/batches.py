@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import RunNotFoundError, StoreError
 from .liveness import effective_status, this_process
-from .sqlite import Store
+from .sqlite import Store, describe
 from .timestamps import to_iso
 
 # The row's result: its latest run; "skipped" when that run made no attempt for lack of budget.
@@ -174,43 +174,39 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> BatchRecord:
 
 
 def _has_batches(store: Store) -> bool:
-    return store.connection.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'"
-    ).fetchone() is not None
+    return bool(store.read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'"))
 
 
 def batch(store: Store, batch_id: int) -> BatchRecord:
-    row = None
+    found = []
     if _has_batches(store):
-        row = store.connection.execute(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    if row is None:
+        found = store.read(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
+    if not found:
         latest = list_batches(store, limit=1)
         hint = f"; the latest is {latest[0].id} (agentops list-batches)" if latest else "; no batch is recorded yet"
         raise RunNotFoundError(f"no batch {batch_id} in {store.path}{hint}")
-    return _record(row)
+    return _record(found[0])
 
 
 def list_batches(store: Store, *, limit: int = 20) -> list[BatchRecord]:
     if not _has_batches(store):
         return []
-    rows = store.connection.execute(
-        f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT ?", (limit,)
-    ).fetchall()
+    rows = store.read(f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT ?", (limit,))
     return [_record(row) for row in rows]
 
 
 def progress(store: Store, batch_id: int) -> dict[str, int]:
     """Row counts by status of the latest run of each row, for a batch still running."""
-    rows = store.connection.execute(
+    rows = store.read(
         f"""SELECT {_ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
         WHERE w.batch_id = ? AND {_LATEST} GROUP BY row_status""",
         (batch_id,),
-    ).fetchall()
+    )
     return {str(status): int(count) for status, count in rows}
 
 
 def row_states(store: Store, batch_id: int) -> dict[int, RowState]:
-    rows = store.connection.execute(
+    rows = store.read(
         f"""SELECT w.batch_row, w.id, {_ROW_STATUS}, w.pid, w.hostname, w.process_start
         FROM workflow_runs w WHERE w.batch_id = ? AND {_LATEST}""",
         (batch_id,),
@@ -223,6 +219,13 @@ def row_states(store: Store, batch_id: int) -> dict[int, RowState]:
 
 def row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
     """Each row's latest run, in row order, with every agent's output; streamed, not loaded whole."""
+    try:
+        yield from _row_outcomes(store, batch_id)
+    except sqlite3.Error as error:  # a damaged page met half-way: one line, like every read
+        raise StoreError(describe(error, store.path)) from error
+
+
+def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
     cursor = store.connection.execute(
         f"""SELECT w.batch_row, w.id, {_ROW_STATUS}, w.inputs,
             (SELECT sum(c.cost) FROM workflow_runs c WHERE c.batch_id = w.batch_id AND c.batch_row = w.batch_row),

@@ -7,7 +7,8 @@ migrations, its rows kept. Never edit a released migration: add the next one.
 
 Every pending migration runs in one ``BEGIN IMMEDIATE`` transaction, so a process
 killed half-way leaves the file as it was, and processes opening a new file at
-the same moment apply them exactly once.
+the same moment apply them exactly once. A file with a migration past the last one here
+was written by a newer agentops: every command refuses it, naming both numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ..errors import StoreError
 from .sqlite import Store
@@ -286,23 +288,34 @@ _OURS = {"_migrations", "runs", "workflow_runs"}
 
 def migrate(store: Store) -> list[int]:
     """Apply every migration the file lacks; return their numbers (empty: up to date)."""
-    if not pending_migrations(store.connection):
+    if not pending_migrations(store.connection, store.path):
         return []  # the common case costs one read and takes no write lock
     return store.write(lambda connection: _apply(connection, store))
 
 
-def pending_migrations(connection: sqlite3.Connection) -> list[Migration]:
-    """The migrations the file at ``connection`` lacks, in order."""
+def pending_migrations(connection: sqlite3.Connection, path: Path) -> list[Migration]:
+    """The migrations the file at ``connection`` lacks, in order.
+
+    A file a newer agentops has migrated further raises ``StoreError``: its schema may mean
+    what this version cannot know, so no command reads or writes it.
+    """
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     applied: set[int] = set()
     if "_migrations" in tables:
         applied = {row[0] for row in connection.execute("SELECT number FROM _migrations")}
+    newest = MIGRATIONS[-1].number
+    if applied and max(applied) > newest:
+        raise StoreError(
+            f"history database {path} was written by a newer agentops (its schema is at migration "
+            f"{max(applied)}; this agentops knows migrations up to {newest}); upgrade agentops, "
+            "or point --db (or AGENTOPS_DB) at another file"
+        )
     return [m for m in MIGRATIONS if m.number not in applied]
 
 
 def _apply(connection: sqlite3.Connection, store: Store) -> list[int]:
     # Read again under the write lock: another process may have just migrated the file.
-    pending = pending_migrations(connection)
+    pending = pending_migrations(connection, store.path)
     if not pending:
         return []
     tables = {

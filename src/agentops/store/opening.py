@@ -80,7 +80,7 @@ def open_reader(path: str | Path | None = None) -> Store:
     try:
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         connection.execute("PRAGMA query_only = ON")
-        if pending_migrations(connection):
+        if pending_migrations(connection, target):
             raise StoreError(
                 f"history database {target} was written by an older agentops; "
                 f"open it once for writing (e.g. agentops list-workflow-runs --db {target}) to upgrade it"

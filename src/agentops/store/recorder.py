@@ -19,6 +19,12 @@ agents whose results nothing had used yet. The last agents of a run without
 tools wait for the run's end (a turn or two later), which writes them in its
 own commit.
 
+A write that fails (a read-only, damaged or full file) never escapes into the
+engine: the recorder keeps the error as ``failure``, asks its owner to stop the run
+(``stop``) while there is still something to stop, and writes nothing more but the
+run's end, in case the file came back. ``check_recordable`` makes the same writes
+before a run, rolled back, so that most such files stop it before its first call.
+
 Nothing here sees an API key: the events carry outputs, prompts and error
 messages, never request headers or provider configuration.
 """
@@ -26,11 +32,14 @@ messages, never request headers or provider configuration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import sqlite3
+import time
+from collections.abc import Callable, Sequence
 
 from ..errors import StoreError
 from ..events import (
@@ -38,6 +47,7 @@ from ..events import (
     AgentResult,
     AgentStarted,
     AgentStatus,
+    Attempt,
     Event,
     ToolCallFinished,
     ToolCallRecord,
@@ -59,14 +69,20 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 class RunRecorder:
     """Records one workflow run in ``store``; pass it to the engine as a subscriber.
 
-    ``workflow_run_id`` is set once ``WorkflowStarted`` has been recorded.
+    ``workflow_run_id`` is set once ``WorkflowStarted`` has been recorded. ``failure`` is
+    the first write that failed; after it only the run's end is tried. ``stop`` (if given)
+    is called with it while the run can still be stopped, and ``stopped`` says it was;
+    without ``stop``, the failure is logged in one line.
     """
 
     wants_tokens = False  # outputs are recorded whole, when an agent settles
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, stop: Callable[[StoreError], None] | None = None) -> None:
         self.store = store
+        self.stop = stop
         self.workflow_run_id: int | None = None
+        self.failure: StoreError | None = None
+        self.stopped = False
         self._workflow: str = ""
         self._recorded: set[str] = set()
         self._agents = 0
@@ -78,18 +94,34 @@ class RunRecorder:
         self._with_calls: set[str] = set()  # agents with tool calls whose run row does not exist yet
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, WorkflowStarted):
-            self._record_start(event)
-        elif isinstance(event, AgentStarted):
-            self._record_agent(event)
-        elif isinstance(event, AgentFinished):
-            self._record_agent(event.result)
-        elif isinstance(event, ToolCallFinished):
-            self._record_tool_call(event.name, event.call)
-        elif isinstance(event, ToolServerStopped):
-            self._record_server(event)
-        elif isinstance(event, WorkflowFinished):
-            self._record_finish(event.result)
+        if self.failure is not None and not isinstance(event, WorkflowFinished):
+            return  # the run is stopping; its end still tries to write what it can
+        try:
+            if isinstance(event, WorkflowStarted):
+                self._record_start(event)
+            elif isinstance(event, AgentStarted):
+                self._record_agent(event)
+            elif isinstance(event, AgentFinished):
+                self._record_agent(event.result)
+            elif isinstance(event, ToolCallFinished):
+                self._record_tool_call(event.name, event.call)
+            elif isinstance(event, ToolServerStopped):
+                self._record_server(event)
+            elif isinstance(event, WorkflowFinished):
+                self._record_finish(event.result)
+        except StoreError as error:
+            # Servers stop and the end is written once the run is over: nothing left to stop.
+            self._failed(error, stop=not isinstance(event, (ToolServerStopped, WorkflowFinished)))
+
+    def _failed(self, error: StoreError, *, stop: bool) -> None:
+        if self.failure is not None:
+            return
+        self.failure = error
+        if self.stop is None:
+            logger.error("%s", error)  # one line: no owner reports it
+        elif stop:
+            self.stopped = True
+            self.stop(error)
 
     # --- the three writes ------------------------------------------------------------
 
@@ -118,14 +150,7 @@ class RunRecorder:
         )
 
         def work(connection: sqlite3.Connection) -> int:
-            cursor = connection.execute(
-                """INSERT INTO workflow_runs (workflow, started_at, status, definition, definition_sha256,
-                    source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start,
-                    batch_id, batch_row, trace_id, trace_span_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                row,
-            )
-            workflow_run_id = _row_id(cursor)
+            workflow_run_id = _insert_workflow_run(connection, row)
             for agent, result in event.reused.items():
                 origin = _origin_of(connection, event.resumed_from, storable(agent) or "")
                 _insert_agent_run(connection, workflow_run_id, name, result, reused_from=origin)
@@ -169,11 +194,7 @@ class RunRecorder:
             to_iso(event.started_at),
             to_iso(event.stopped_at),
         )
-        self.store.write(lambda connection: connection.execute(
-            """INSERT INTO tool_servers (workflow_run_id, name, transport, target, tools, stderr, started_at,
-                stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            row,
-        ))
+        self.store.write(lambda connection: _insert_server(connection, row))
 
     def _queue_flush(self) -> None:
         if len(self._pending) + len(self._pending_calls) > 1:
@@ -188,8 +209,8 @@ class RunRecorder:
     def _flush_safely(self) -> None:
         try:
             self._flush_pending()
-        except Exception:  # what is not written now is written with the run's end
-            logger.exception("recording agent results failed; retrying when the run ends")
+        except StoreError as error:  # what is not written now, the run's end tries again
+            self._failed(error, stop=True)
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -219,11 +240,7 @@ class RunRecorder:
 
         def work(connection: sqlite3.Connection) -> None:
             if starts:
-                connection.executemany(
-                    """INSERT OR REPLACE INTO agent_starts (workflow_run_id, agent, model, provider, prompt,
-                        started_at) VALUES (?, ?, ?, ?, ?, ?)""",
-                    starts,
-                )
+                _insert_starts(connection, starts)
             if calls:  # before the agents: a settling agent's last calls get its run id below
                 _insert_tool_calls(connection, workflow_run_id, calls)
             if not batch:
@@ -300,6 +317,41 @@ class RunRecorder:
         return self.workflow_run_id
 
 
+# --- before a run --------------------------------------------------------------------------
+
+
+class _RolledBack(Exception):
+    """Ends ``check_recordable``'s transaction: ``Store.write`` rolls back on any exception."""
+
+
+def check_recordable(store: Store, workflow: str) -> None:
+    """Make the writes that recording a run of ``workflow`` makes (its row, an agent's start,
+    a tool call, an agent run with an attempt, an MCP server), then roll them all back.
+
+    A file that cannot take them (read-only, damaged where they go, a failing disk) raises
+    ``StoreError`` here, before the run calls anything; the file is never changed. It costs
+    one transaction touching a few pages per table (0.05 ms), whatever the file's size; a
+    full ``PRAGMA quick_check`` reads every page: per 100 MB, 0.08 s cached, 2 s from disk.
+    """
+    now = time.time()
+    at = to_iso(now)
+    name = storable(workflow) or ""
+    attempt = Attempt(number=1, status="failed", started_at=now, duration=0.0)
+    agent = AgentResult("-", AgentStatus.FAILED, "-", "-", started_at=now, attempts=[attempt])
+    call = ToolCallRecord(1, "-", "-", "{}", "failed", started_at=now, duration=0.0)
+
+    def work(connection: sqlite3.Connection) -> None:
+        run_id = _insert_workflow_run(connection, (name, at, "running", *([None] * 13)))
+        _insert_starts(connection, [(run_id, "-", "-", "-", None, at)])
+        _insert_tool_calls(connection, run_id, [("-", call)])
+        _insert_agent_run(connection, run_id, name, agent)
+        _insert_server(connection, (run_id, "-", "stdio", None, "[]", None, at, at))
+        raise _RolledBack
+
+    with contextlib.suppress(_RolledBack):
+        store.write(work)
+
+
 # --- rows ---------------------------------------------------------------------------------
 
 
@@ -315,6 +367,33 @@ def _row_id(cursor: sqlite3.Cursor) -> int:
     if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
         raise StoreError("the history database did not return the new row's id")
     return cursor.lastrowid
+
+
+def _insert_workflow_run(connection: sqlite3.Connection, row: tuple[object, ...]) -> int:
+    cursor = connection.execute(
+        """INSERT INTO workflow_runs (workflow, started_at, status, definition, definition_sha256,
+            source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start,
+            batch_id, batch_row, trace_id, trace_span_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        row,
+    )
+    return _row_id(cursor)
+
+
+def _insert_starts(connection: sqlite3.Connection, starts: Sequence[tuple[object, ...]]) -> None:
+    connection.executemany(
+        """INSERT OR REPLACE INTO agent_starts (workflow_run_id, agent, model, provider, prompt,
+            started_at) VALUES (?, ?, ?, ?, ?, ?)""",
+        starts,
+    )
+
+
+def _insert_server(connection: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    connection.execute(
+        """INSERT INTO tool_servers (workflow_run_id, name, transport, target, tools, stderr, started_at,
+            stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        row,
+    )
 
 
 def _origin_of(connection: sqlite3.Connection, resumed_from: int | None, agent: str) -> int | None:

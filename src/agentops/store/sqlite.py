@@ -66,7 +66,12 @@ def retry_when_locked(action: Callable[[], T], *, patience: float = LOCK_PATIENC
 def describe(error: sqlite3.Error, path: Path) -> str:
     """One line saying what went wrong with the file at ``path`` and what to do."""
     message = str(error)
-    if "file is not a database" in message or "malformed" in message:
+    if "malformed" in message:  # SQLITE_CORRUPT: a damaged page
+        return (
+            f"history database {path} is damaged ({message}); save what it holds with "
+            f"sqlite3 {path} .recover | sqlite3 recovered.db, and point --db (or AGENTOPS_DB) at that file or a new one"
+        )
+    if "file is not a database" in message:
         return (
             f"{path} is not a usable agentops history database ({message}); "
             "point --db (or AGENTOPS_DB) at another file"
@@ -80,6 +85,11 @@ def describe(error: sqlite3.Error, path: Path) -> str:
         )
     if "readonly" in message or "read-only" in message:
         return f"history database {path} is read-only ({message}); make it writable or choose another --db"
+    if "disk I/O error" in message or "disk is full" in message:
+        return (
+            f"history database {path} failed with a disk error ({message}); check the disk it is on "
+            "(free space, permissions, a read-only or failing device), or choose another --db"
+        )
     return f"history database {path}: {message}"
 
 

@@ -6,6 +6,9 @@ thread) and renders a Jinja2 template with autoescaping on, so text from models,
 tools and workflow files is always escaped. The Content-Security-Policy allows
 scripts, styles and connections from this server only and no inline script or
 style; nothing is loaded from another host.
+
+A history that cannot be read (damaged, or migrated by a newer agentops since the view
+started) answers 503 with a page saying why and what to do, and one line in the log.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import ipaddress
 import json
 import re
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -34,7 +38,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import RunNotFoundError
+from ..errors import RunNotFoundError, StoreError
 from ..store.reader import HistoryReader
 from . import pages
 from .layout import draw
@@ -229,7 +233,13 @@ def create_app(
         async def stream() -> AsyncIterator[ServerSentEvent]:
             last: str | None = None
             while True:
-                snapshot = await read(lambda reader: pages.live_snapshot(reader, workflow_run_id, expanded))
+                try:
+                    snapshot = await read(
+                        lambda reader: pages.live_snapshot(reader, workflow_run_id, expanded)
+                    )
+                except StoreError as error:
+                    _log(error)  # the stream ends; the page's next request gets the 503 page
+                    return
                 text = json.dumps(snapshot, sort_keys=True)
                 if text != last:
                     last = text
@@ -245,6 +255,12 @@ def create_app(
         if isinstance(error, HTTPException):
             return render("error.html", status_code=error.status_code, message=error.detail)
         return render("error.html", status_code=404, message=str(error))
+
+    async def unavailable(request: Request, error: Exception) -> Response:
+        _log(error)
+        return render(
+            "error.html", status_code=503, title="History unavailable", message=str(error)
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -265,10 +281,19 @@ def create_app(
             Middleware(_SecurityHeaders),
             Middleware(_TrustedHosts, names=allowed_hosts, ip_addresses=ip_addresses),
         ],
-        exception_handlers={RunNotFoundError: not_found, HTTPException: not_found},
+        exception_handlers={
+            RunNotFoundError: not_found,
+            StoreError: unavailable,
+            HTTPException: not_found,
+        },
         lifespan=lifespan,
     )
     return app
+
+
+def _log(error: Exception) -> None:
+    """One line on stderr, the way every agentops command reports an error; no traceback."""
+    print(f"error: {error}", file=sys.stderr, flush=True)
 
 
 def _run_id(request: Request) -> int:
