@@ -50,7 +50,9 @@ from .environment import Secrets
 
 STDERR_TAIL_LINES = 20  # in the error when a server does not start
 STDERR_KEEP_BYTES = 64 * 1024  # the end of a server's stderr kept with the run
-CLOSE_TIMEOUT = 10.0  # the SDK's own shutdown is bounded (stdin, then SIGTERM, then SIGKILL) within ~6 s
+CLOSE_TIMEOUT = (
+    10.0  # the SDK's own shutdown is bounded (stdin, then SIGTERM, then SIGKILL) within ~6 s
+)
 
 
 class ToolServerStartError(Exception):
@@ -114,9 +116,11 @@ class McpServer:
                 await asyncio.shield(self._ready)
         except TimeoutError:
             await self.aclose()
-            raise ToolServerStartError(self._start_failure(
-                f"did not complete the MCP handshake within {config.startup_timeout:g}s (startup_timeout)"
-            )) from None
+            raise ToolServerStartError(
+                self._start_failure(
+                    f"did not complete the MCP handshake within {config.startup_timeout:g}s (startup_timeout)"
+                )
+            ) from None
         except ToolServerStartError:
             await self.aclose()
             raise
@@ -129,14 +133,21 @@ class McpServer:
                 if config.command is not None:
                     assert self._stderr is not None
                     parameters = StdioServerParameters(
-                        command=config.command, args=config.args, env=config.env or None, cwd=config.cwd
+                        command=config.command,
+                        args=config.args,
+                        env=config.env or None,
+                        cwd=config.cwd,
                     )
-                    read, write = await stack.enter_async_context(stdio_client(parameters, errlog=self._stderr))
+                    read, write = await stack.enter_async_context(
+                        stdio_client(parameters, errlog=self._stderr)
+                    )
                 else:
                     assert config.url is not None
                     client = create_mcp_http_client(headers=config.headers or None)
                     await stack.enter_async_context(client)
-                    streams = await stack.enter_async_context(streamable_http_client(config.url, http_client=client))
+                    streams = await stack.enter_async_context(
+                        streamable_http_client(config.url, http_client=client)
+                    )
                     read, write = streams[0], streams[1]
                 session = await stack.enter_async_context(ClientSession(read, write))
                 await session.initialize()
@@ -186,7 +197,9 @@ class McpServer:
 
     def _start_failure(self, reason: str) -> str:
         where = f"MCP server '{self.name}' ({self.config.target})"
-        lines = [line for line in self.stderr_tail().splitlines() if line.strip()][-STDERR_TAIL_LINES:]
+        lines = [line for line in self.stderr_tail().splitlines() if line.strip()][
+            -STDERR_TAIL_LINES:
+        ]
         tail = f"; its stderr ended with: {' | '.join(lines)}" if lines else ""
         return self.secrets.scrub(f"{where} {reason}{tail}")
 
@@ -204,9 +217,11 @@ class McpServer:
         except MCPError as error:
             raise ToolCallError(self.secrets.scrub(_mcp_error(error, self.name))) from None
         except Exception as error:  # a transport failure mid-call: the server went away
-            raise ToolCallError(self.secrets.scrub(
-                f"the MCP server '{self.name}' failed: {type(error).__name__}: {error}"
-            )) from None
+            raise ToolCallError(
+                self.secrets.scrub(
+                    f"the MCP server '{self.name}' failed: {type(error).__name__}: {error}"
+                )
+            ) from None
         text = self.secrets.scrub(truncate(result_text(result)))
         if result.is_error:
             raise ToolCallError(text or "the tool reported an error")

@@ -64,7 +64,9 @@ class PythonTool:
             else:
                 value = await _in_daemon_thread(self.function, kwargs, self.timeout, self.label)
         except TimeoutError:
-            raise ToolCallError(f"no result within {self.timeout:g}s (the tool's timeout)") from None
+            raise ToolCallError(
+                f"no result within {self.timeout:g}s (the tool's timeout)"
+            ) from None
         except ToolCallError:
             raise
         except Exception as error:  # the tool's own failure: the model sees it and may try again
@@ -79,15 +81,23 @@ def load_python_tool(label: str, target: str, folder: Path, *, timeout: float) -
     function: Any = module
     for part in attribute.split("."):
         if not hasattr(function, part):
-            candidates = [n for n in dir(function) if not n.startswith("_") and callable(getattr(function, n, None))]
-            hint = did_you_mean(part, candidates) or f"; check python: \"{target}\""
+            candidates = [
+                n
+                for n in dir(function)
+                if not n.startswith("_") and callable(getattr(function, n, None))
+            ]
+            hint = did_you_mean(part, candidates) or f'; check python: "{target}"'
             raise ToolLoadError(f"module '{module_name}' has no '{attribute}'{hint}")
         function = getattr(function, part)
     if not callable(function):
-        raise ToolLoadError(f"'{target}' is {type(function).__name__}, not a function; name a function")
+        raise ToolLoadError(
+            f"'{target}' is {type(function).__name__}, not a function; name a function"
+        )
     description, parameters, model, names = describe_function(function, label)
     is_async = inspect.iscoroutinefunction(function)
-    return PythonTool(label, label, description, parameters, timeout, function, model, names, is_async)
+    return PythonTool(
+        label, label, description, parameters, timeout, function, model, names, is_async
+    )
 
 
 def _import(module_name: str, folder: Path) -> Any:
@@ -111,7 +121,9 @@ def _import(module_name: str, folder: Path) -> Any:
                 f"cannot import module '{module_name}': no such module in {folder} or on the Python path; "
                 f"put {top}.py next to the workflow file, or install the package"
             ) from None
-        raise ToolLoadError(f"importing '{module_name}' failed: {error}; install what it needs") from None
+        raise ToolLoadError(
+            f"importing '{module_name}' failed: {error}; install what it needs"
+        ) from None
     except Exception as error:
         raise ToolLoadError(
             f"importing '{module_name}' raised {type(error).__name__}: {error}; fix the module"
@@ -125,7 +137,9 @@ def describe_function(
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError) as error:
-        raise ToolLoadError(f"the signature of '{label}' cannot be read ({error}); wrap it in a def") from None
+        raise ToolLoadError(
+            f"the signature of '{label}' cannot be read ({error}); wrap it in a def"
+        ) from None
     try:
         hints = typing.get_type_hints(function)
     except Exception:  # unresolvable annotations: validate nothing rather than refuse the tool
@@ -134,7 +148,11 @@ def describe_function(
     fields: dict[str, Any] = {}
     names: list[tuple[str, str]] = []
     for index, parameter in enumerate(signature.parameters.values()):
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD, parameter.POSITIONAL_ONLY):
+        if parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+            parameter.POSITIONAL_ONLY,
+        ):
             raise ToolLoadError(
                 f"'{label}' takes {parameter}: a tool's arguments are named; give every parameter a name "
                 "that can be passed by keyword"
@@ -157,7 +175,9 @@ def describe_function(
         )
         schema = model.model_json_schema(by_alias=True)
     except Exception as error:
-        raise ToolLoadError(f"the parameters of '{label}' cannot be described as JSON: {error}") from None
+        raise ToolLoadError(
+            f"the parameters of '{label}' cannot be described as JSON: {error}"
+        ) from None
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         if isinstance(prop, dict):
@@ -197,7 +217,11 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
             elif line.strip() and not line.startswith((" ", "\t")):
                 in_args, current = False, None  # another section begins
             continue
-        if not arguments and not line.strip().startswith(":") and re.match(r"^\w+:\s*$", line.strip()) is None:
+        if (
+            not arguments
+            and not line.strip().startswith(":")
+            and re.match(r"^\w+:\s*$", line.strip()) is None
+        ):
             summary.append(line.strip())
     return " ".join(" ".join(summary).split()), arguments
 
@@ -206,7 +230,11 @@ def describe_validation(error: ValidationError, limit: int = 3) -> str:
     parts = []
     for item in error.errors(include_url=False)[:limit]:
         where = ".".join(str(p) for p in item["loc"]) or "arguments"
-        got = f" (got {item['input']!r})" if item["type"] not in ("missing", "extra_forbidden") else ""
+        got = (
+            f" (got {item['input']!r})"
+            if item["type"] not in ("missing", "extra_forbidden")
+            else ""
+        )
         message = "unexpected argument" if item["type"] == "extra_forbidden" else item["msg"]
         parts.append(f"{where}: {message}{got}"[:300])
     more = error.error_count() - limit
@@ -220,7 +248,9 @@ def as_text(value: Any) -> str:
     return pydantic_core.to_json(value, fallback=repr).decode("utf-8")
 
 
-async def _in_daemon_thread(function: Callable[..., Any], kwargs: dict[str, Any], timeout: float, label: str) -> Any:
+async def _in_daemon_thread(
+    function: Callable[..., Any], kwargs: dict[str, Any], timeout: float, label: str
+) -> Any:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
 
@@ -245,4 +275,11 @@ async def _in_daemon_thread(function: Callable[..., Any], kwargs: dict[str, Any]
         return await future
 
 
-__all__ = ["PythonTool", "ToolLoadError", "as_text", "describe_function", "load_python_tool", "parse_docstring"]
+__all__ = [
+    "PythonTool",
+    "ToolLoadError",
+    "as_text",
+    "describe_function",
+    "load_python_tool",
+    "parse_docstring",
+]
