@@ -7,10 +7,17 @@ and a pydantic model built from the signature validates the model's arguments
 before the call: an invalid argument is a tool error returned to the model,
 the function is not called.
 
-A coroutine function runs on the event loop under ``asyncio.timeout``. A plain
-function runs in a daemon thread of its own, so a call that hangs past its
-timeout is abandoned (Python cannot stop a thread) without holding up the
-end of the run or the exit of the process.
+A plain function runs in a daemon thread of its own, so a call that hangs past
+its timeout is abandoned (Python cannot stop a thread) without holding up the
+end of the run or the exit of the process. A coroutine function runs on the
+tools' event loop, a second loop in a daemon thread shared by every async tool
+of the process (so a client a tool keeps between calls stays on one loop): a
+call past its timeout, or cancelled by Ctrl-C, is cancelled there, and a tool
+that blocks that loop (``time.sleep`` in ``async def``) is abandoned with it;
+later calls get a new loop.
+
+Whatever a tool does — raise any exception, ``sys.exit``, ``KeyboardInterrupt``,
+return what cannot be written as JSON — is a ``ToolCallError`` for the model.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import re
 import sys
 import threading
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,17 +66,14 @@ class PythonTool:
         kwargs = {parameter: getattr(validated, field) for field, parameter in self.argument_names}
         try:
             if self.is_async:
-                async with asyncio.timeout(self.timeout):
-                    value = await self.function(**kwargs)
+                text = await _on_tool_loop(self.function, kwargs, self.timeout)
             else:
-                value = await _in_daemon_thread(self.function, kwargs, self.timeout, self.label)
-        except TimeoutError:
-            raise ToolCallError(f"no result within {self.timeout:g}s (the tool's timeout)") from None
-        except ToolCallError:
-            raise
-        except Exception as error:  # the tool's own failure: the model sees it and may try again
-            raise ToolCallError(f"{type(error).__name__}: {error}") from None
-        return truncate(as_text(value))
+                text = await _in_daemon_thread(self.function, kwargs, self.timeout, self.label)
+        except TimeoutError:  # ours: the tool's own exceptions arrive as ToolCallError
+            raise ToolCallError(
+                f"no result within {self.timeout:g}s (the tool's timeout)"
+            ) from None
+        return text
 
 
 def load_python_tool(label: str, target: str, folder: Path, *, timeout: float) -> PythonTool:
@@ -79,15 +83,23 @@ def load_python_tool(label: str, target: str, folder: Path, *, timeout: float) -
     function: Any = module
     for part in attribute.split("."):
         if not hasattr(function, part):
-            candidates = [n for n in dir(function) if not n.startswith("_") and callable(getattr(function, n, None))]
-            hint = did_you_mean(part, candidates) or f"; check python: \"{target}\""
+            candidates = [
+                n
+                for n in dir(function)
+                if not n.startswith("_") and callable(getattr(function, n, None))
+            ]
+            hint = did_you_mean(part, candidates) or f'; check python: "{target}"'
             raise ToolLoadError(f"module '{module_name}' has no '{attribute}'{hint}")
         function = getattr(function, part)
     if not callable(function):
-        raise ToolLoadError(f"'{target}' is {type(function).__name__}, not a function; name a function")
+        raise ToolLoadError(
+            f"'{target}' is {type(function).__name__}, not a function; name a function"
+        )
     description, parameters, model, names = describe_function(function, label)
     is_async = inspect.iscoroutinefunction(function)
-    return PythonTool(label, label, description, parameters, timeout, function, model, names, is_async)
+    return PythonTool(
+        label, label, description, parameters, timeout, function, model, names, is_async
+    )
 
 
 def _import(module_name: str, folder: Path) -> Any:
@@ -111,7 +123,9 @@ def _import(module_name: str, folder: Path) -> Any:
                 f"cannot import module '{module_name}': no such module in {folder} or on the Python path; "
                 f"put {top}.py next to the workflow file, or install the package"
             ) from None
-        raise ToolLoadError(f"importing '{module_name}' failed: {error}; install what it needs") from None
+        raise ToolLoadError(
+            f"importing '{module_name}' failed: {error}; install what it needs"
+        ) from None
     except Exception as error:
         raise ToolLoadError(
             f"importing '{module_name}' raised {type(error).__name__}: {error}; fix the module"
@@ -125,7 +139,9 @@ def describe_function(
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError) as error:
-        raise ToolLoadError(f"the signature of '{label}' cannot be read ({error}); wrap it in a def") from None
+        raise ToolLoadError(
+            f"the signature of '{label}' cannot be read ({error}); wrap it in a def"
+        ) from None
     try:
         hints = typing.get_type_hints(function)
     except Exception:  # unresolvable annotations: validate nothing rather than refuse the tool
@@ -134,7 +150,11 @@ def describe_function(
     fields: dict[str, Any] = {}
     names: list[tuple[str, str]] = []
     for index, parameter in enumerate(signature.parameters.values()):
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD, parameter.POSITIONAL_ONLY):
+        if parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+            parameter.POSITIONAL_ONLY,
+        ):
             raise ToolLoadError(
                 f"'{label}' takes {parameter}: a tool's arguments are named; give every parameter a name "
                 "that can be passed by keyword"
@@ -157,7 +177,9 @@ def describe_function(
         )
         schema = model.model_json_schema(by_alias=True)
     except Exception as error:
-        raise ToolLoadError(f"the parameters of '{label}' cannot be described as JSON: {error}") from None
+        raise ToolLoadError(
+            f"the parameters of '{label}' cannot be described as JSON: {error}"
+        ) from None
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         if isinstance(prop, dict):
@@ -197,7 +219,11 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
             elif line.strip() and not line.startswith((" ", "\t")):
                 in_args, current = False, None  # another section begins
             continue
-        if not arguments and not line.strip().startswith(":") and re.match(r"^\w+:\s*$", line.strip()) is None:
+        if (
+            not arguments
+            and not line.strip().startswith(":")
+            and re.match(r"^\w+:\s*$", line.strip()) is None
+        ):
             summary.append(line.strip())
     return " ".join(" ".join(summary).split()), arguments
 
@@ -206,7 +232,11 @@ def describe_validation(error: ValidationError, limit: int = 3) -> str:
     parts = []
     for item in error.errors(include_url=False)[:limit]:
         where = ".".join(str(p) for p in item["loc"]) or "arguments"
-        got = f" (got {item['input']!r})" if item["type"] not in ("missing", "extra_forbidden") else ""
+        got = (
+            f" (got {item['input']!r})"
+            if item["type"] not in ("missing", "extra_forbidden")
+            else ""
+        )
         message = "unexpected argument" if item["type"] == "extra_forbidden" else item["msg"]
         parts.append(f"{where}: {message}{got}"[:300])
     more = error.error_count() - limit
@@ -220,29 +250,154 @@ def as_text(value: Any) -> str:
     return pydantic_core.to_json(value, fallback=repr).decode("utf-8")
 
 
-async def _in_daemon_thread(function: Callable[..., Any], kwargs: dict[str, Any], timeout: float, label: str) -> Any:
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
+def _result(value: Any) -> str:
+    """The tool's value as the model reads it (cut to size); a ToolCallError if it cannot be written."""
+    try:
+        return truncate(as_text(value))
+    except Exception as error:
+        if isinstance(value, bytes | bytearray):
+            raise ToolCallError("the tool returned bytes that are not UTF-8 text") from None
+        raise ToolCallError(
+            f"the tool returned a value that cannot be written as JSON ({error})"
+        ) from None
 
-    def deliver(value: Any, error: BaseException | None) -> None:
+
+def _failure(error: BaseException) -> ToolCallError:
+    """What the model reads when the tool raised ``error`` — whatever it is, even SystemExit."""
+    if isinstance(error, ToolCallError):
+        return error
+    name = type(error).__name__
+    if isinstance(error, Exception):
+        return ToolCallError(f"{name}: {error}")
+    return ToolCallError(
+        f"the tool raised {name}({error})" if str(error) else f"the tool raised {name}"
+    )
+
+
+async def _in_daemon_thread(
+    function: Callable[..., Any], kwargs: dict[str, Any], timeout: float, label: str
+) -> str:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(text: str, error: ToolCallError | None) -> None:
         if future.done():  # timed out or cancelled meanwhile
             return
         if error is not None:
             future.set_exception(error)
         else:
-            future.set_result(value)
+            future.set_result(text)
 
     def work() -> None:
         try:
-            value, error = function(**kwargs), None
-        except BaseException as caught:  # delivered to the awaiting call, not lost in the thread
-            value, error = None, caught
+            text, error = _result(function(**kwargs)), None
+        except BaseException as caught:  # SystemExit too: delivered to the caller, not lost here
+            text, error = "", _failure(caught)
         with contextlib.suppress(RuntimeError):  # the loop may be closed: the run is over
-            loop.call_soon_threadsafe(deliver, value, error)
+            loop.call_soon_threadsafe(deliver, text, error)
 
     threading.Thread(target=work, name=f"tool {label}", daemon=True).start()
     async with asyncio.timeout(timeout):
         return await future
 
 
-__all__ = ["PythonTool", "ToolLoadError", "as_text", "describe_function", "load_python_tool", "parse_docstring"]
+PING_TIMEOUT = 0.5  # a tools' loop that cannot run a callback this soon is blocked
+
+
+class _ToolLoop:
+    """An event loop in a daemon thread, where async tools run (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.abandoned: list[_Call] = []  # calls given up on (timeout, Ctrl-C) that may still run
+        threading.Thread(target=self._serve, name="agentops async tools", daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    async def responsive(self) -> bool:
+        """False if a call given up on still runs and the loop cannot answer a ping: it is blocked."""
+        if all(call.finished for call in self.abandoned):
+            self.abandoned.clear()
+            return True
+        ping = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self.loop)
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                await asyncio.wrap_future(ping)
+        except TimeoutError:
+            return False
+        self.abandoned.clear()  # still running, but not blocking: no need to ask again
+        return True
+
+    def retire(self) -> None:
+        """Stop the loop once its tasks are done (a blocked one first has to come back)."""
+        self.loop.call_soon_threadsafe(self._stop_when_idle)
+
+    def _stop_when_idle(self) -> None:
+        if any(not task.done() for task in asyncio.all_tasks(self.loop)):
+            self.loop.call_later(1.0, self._stop_when_idle)
+        else:
+            self.loop.stop()
+
+
+class _Call:
+    finished = False  # set on the tools' loop, read on the caller's
+
+
+_tool_loop: _ToolLoop | None = None
+_tool_loop_lock = threading.Lock()
+
+
+async def _current_tool_loop() -> _ToolLoop:
+    global _tool_loop
+    current = _tool_loop
+    if current is not None and await current.responsive():
+        return current
+    with _tool_loop_lock:
+        if _tool_loop is None or _tool_loop is current:  # not replaced meanwhile by another caller
+            if current is not None:
+                current.retire()
+            _tool_loop = _ToolLoop()
+        return _tool_loop
+
+
+async def _on_tool_loop(
+    function: Callable[..., Coroutine[Any, Any, Any]], kwargs: dict[str, Any], timeout: float
+) -> str:
+    """Run an async tool on the tools' loop; its text, or ToolCallError, or TimeoutError."""
+    tool_loop = await _current_tool_loop()
+    call = _Call()
+
+    async def guarded() -> str:
+        try:
+            return _result(await function(**kwargs))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the call was given up on
+                raise
+            raise _failure(asyncio.CancelledError()) from None  # raised by the tool itself
+        except BaseException as error:  # SystemExit and KeyboardInterrupt would stop the loop
+            raise _failure(error) from None
+        finally:
+            call.finished = True
+
+    future = asyncio.run_coroutine_threadsafe(guarded(), tool_loop.loop)
+    try:
+        async with asyncio.timeout(timeout):
+            return await asyncio.wrap_future(future)  # cancelling this cancels the task there
+    finally:
+        if not call.finished:
+            tool_loop.abandoned.append(call)
+
+
+__all__ = [
+    "PythonTool",
+    "ToolLoadError",
+    "as_text",
+    "describe_function",
+    "load_python_tool",
+    "parse_docstring",
+]
