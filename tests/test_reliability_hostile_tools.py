@@ -361,10 +361,13 @@ def test_a_grandchild_that_ignores_sigterm_does_not_outlive_the_run(folder: Path
             os.kill(int(with_pid.read_text()), signal.SIGKILL)
 
 
+# VmHWM, not getrusage's ru_maxrss: Linux carries the parent's high-water mark over fork and
+# exec into ru_maxrss, so a probe started from a large pytest process reported pytest's size.
 PEAK_MEMORY_PROBE = (
-    "import resource, sys, agentops\n"
+    "import re, sys, agentops\n"
     "result = agentops.run(sys.argv[1], db=sys.argv[2])\n"
-    "print(result.ok, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    "status = open('/proc/self/status').read()\n"
+    "print(result.ok, int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) // 1024)\n"
 )
 
 
