@@ -88,17 +88,23 @@ def batch(folder: Path, base_url: str, rows: int, agents: int) -> tuple[float, f
                 stream.write(json.dumps({"topic": f"ticket {row}"}) + "\n")
     db = folder / f"history-{rows}-{agents}.db"
     env = {**os.environ, "COLUMNS": "120"}
-    return measured([PYTHON, "-m", "agentops", "batch", str(flow), "--data", str(data), "--db", str(db)], env)
+    return measured(
+        [PYTHON, "-m", "agentops", "batch", str(flow), "--data", str(data), "--db", str(db)], env
+    )
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    server = subprocess.Popen([PYTHON, str(HERE / "bench_server.py")], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [PYTHON, str(HERE / "bench_server.py")], stdout=subprocess.PIPE, text=True
+    )
     assert server.stdout is not None
     base_url = server.stdout.readline().strip()
 
     def reference(calls: int) -> tuple[float, float, float]:
-        return measured([PYTHON, "-c", REFERENCE.format(n=IN_FLIGHT, latency=LATENCY), base_url, str(calls)])
+        return measured(
+            [PYTHON, "-c", REFERENCE.format(n=IN_FLIGHT, latency=LATENCY), base_url, str(calls)]
+        )
 
     def show(name: str, calls: int, figures: tuple[float, float, float], fixed_cpu: float) -> None:
         wall, cpu, peak = figures
@@ -111,7 +117,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder)
             shapes = [(2_000, 1), (500, 3)] if quick else [(10_000, 1), (1_000, 3)]
-            print(f"{'run':38} {'calls':>7} {'wall s':>7} {'calls/s':>8} {'CPU ms':>9} {'w/o start-up':>14} {'peak MB':>8}")
+            print(
+                f"{'run':38} {'calls':>7} {'wall s':>7} {'calls/s':>8} {'CPU ms':>9} {'w/o start-up':>14} {'peak MB':>8}"
+            )
             calls = shapes[0][0]
             show("bare openai SDK loop (reference)", calls, reference(calls), reference(1)[1])
             for rows, agents in shapes:
@@ -121,7 +129,12 @@ def main() -> None:
             if not quick:
                 fixed = batch(path, base_url, 1, 1)[1]
                 for rows in (10_000, 100_000):
-                    show(f"memory: {rows} rows x 1 agent", rows, batch(path, base_url, rows, 1), fixed)
+                    show(
+                        f"memory: {rows} rows x 1 agent",
+                        rows,
+                        batch(path, base_url, rows, 1),
+                        fixed,
+                    )
     finally:
         server.kill()
         server.wait()

@@ -46,16 +46,38 @@ def build(store: Store, runs: int) -> None:
     def workflow_rows() -> Iterator[tuple[object, ...]]:
         for n in range(workflow_count):
             at = START + n * spacing
-            yield (n + 1, f"workflow{n % WORKFLOWS}", to_iso(at), to_iso(at + 30), "succeeded",
-                   AGENTS_PER_RUN * 100, AGENTS_PER_RUN * 50, AGENTS_PER_RUN * 0.001)
+            yield (
+                n + 1,
+                f"workflow{n % WORKFLOWS}",
+                to_iso(at),
+                to_iso(at + 30),
+                "succeeded",
+                AGENTS_PER_RUN * 100,
+                AGENTS_PER_RUN * 50,
+                AGENTS_PER_RUN * 0.001,
+            )
 
     def agent_rows() -> Iterator[tuple[object, ...]]:
         for n in range(workflow_count * AGENTS_PER_RUN):
             workflow_run_id, agent = divmod(n, AGENTS_PER_RUN)
             at = START + workflow_run_id * spacing + agent
-            yield (n + 1, workflow_run_id + 1, f"workflow{workflow_run_id % WORKFLOWS}", f"agent{agent}",
-                   "succeeded", 0.001, f"output of agent {agent} in run {workflow_run_id + 1}", 0,
-                   "gpt-4o-mini", "openai", 100, 50, to_iso(at), to_iso(at + 1), 1.0)
+            yield (
+                n + 1,
+                workflow_run_id + 1,
+                f"workflow{workflow_run_id % WORKFLOWS}",
+                f"agent{agent}",
+                "succeeded",
+                0.001,
+                f"output of agent {agent} in run {workflow_run_id + 1}",
+                0,
+                "gpt-4o-mini",
+                "openai",
+                100,
+                50,
+                to_iso(at),
+                to_iso(at + 1),
+                1.0,
+            )
 
     def attempt_rows() -> Iterator[tuple[object, ...]]:
         for n in range(workflow_count * AGENTS_PER_RUN):
@@ -63,13 +85,22 @@ def build(store: Store, runs: int) -> None:
 
     def work(connection: object) -> None:
         execute = store.connection.executemany
-        execute("""INSERT INTO workflow_runs (id, workflow, started_at, finished_at, status, input_tokens,
-            output_tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""", workflow_rows())
-        execute("""INSERT INTO runs (id, workflow_run_id, workflow, agent, status, cost, output, retries, model,
+        execute(
+            """INSERT INTO workflow_runs (id, workflow, started_at, finished_at, status, input_tokens,
+            output_tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            workflow_rows(),
+        )
+        execute(
+            """INSERT INTO runs (id, workflow_run_id, workflow, agent, status, cost, output, retries, model,
             provider, input_tokens, output_tokens, started_at, finished_at, duration)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", agent_rows())
-        execute("""INSERT INTO attempts (run_id, number, status, duration, input_tokens, output_tokens, cost)
-            VALUES (?, ?, ?, ?, ?, ?, ?)""", attempt_rows())
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            agent_rows(),
+        )
+        execute(
+            """INSERT INTO attempts (run_id, number, status, duration, input_tokens, output_tokens, cost)
+            VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            attempt_rows(),
+        )
 
     store.write(work)
     store.connection.execute("ANALYZE")
@@ -86,7 +117,9 @@ def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, default=None, help="default: a temporary file")
     parser.add_argument("--repeat", type=int, default=20)
@@ -97,24 +130,33 @@ def main() -> None:
         existing = store.read("SELECT count(*) FROM runs")[0][0]
         if existing < options.runs:
             if existing:
-                sys.exit(f"{db} holds {existing} runs, fewer than --runs {options.runs}: use a new file")
+                sys.exit(
+                    f"{db} holds {existing} runs, fewer than --runs {options.runs}: use a new file"
+                )
             started = time.perf_counter()
             build(store, options.runs)
-            print(f"built {options.runs:,} agent runs in {db} in {time.perf_counter() - started:.1f}s "
-                  f"({db.stat().st_size / 1e6:.0f} MB)")
+            print(
+                f"built {options.runs:,} agent runs in {db} in {time.perf_counter() - started:.1f}s "
+                f"({db.stat().st_size / 1e6:.0f} MB)"
+            )
         latest_workflow_run = store.read("SELECT max(id) FROM workflow_runs")[0][0]
         latest_run = store.read("SELECT max(id) FROM runs")[0][0]
         queries: dict[str, Callable[[], object]] = {
             "list-runs": lambda: agent_runs(store, limit=20),
             "list-runs --limit 1000": lambda: agent_runs(store, limit=1000),
-            "show-runs --workflow workflow7": lambda: agent_runs(store, workflow="workflow7", limit=20),
+            "show-runs --workflow workflow7": lambda: agent_runs(
+                store, workflow="workflow7", limit=20
+            ),
             "list-workflow-runs": lambda: workflow_runs(store, limit=20),
-            "list-workflow-runs --workflow workflow7": lambda: workflow_runs(store, workflow="workflow7", limit=20),
+            "list-workflow-runs --workflow workflow7": lambda: workflow_runs(
+                store, workflow="workflow7", limit=20
+            ),
             "show-workflow-run LATEST": lambda: workflow_run(store, latest_workflow_run),
             "show-run LATEST": lambda: agent_run(store, latest_run),
             "show-run 1 (oldest)": lambda: agent_run(store, 1),
             "costs --by day --since (one week)": lambda: spend(
-                store, by=CostGrouping.day, since="2024-06-01", until="2024-06-08"),
+                store, by=CostGrouping.day, since="2024-06-01", until="2024-06-08"
+            ),
             "costs --by model (all time)": lambda: spend(store, by=CostGrouping.model),
         }
         print(f"{'query':45} {'median':>10} {'worst':>10}   ({options.repeat} calls each)")

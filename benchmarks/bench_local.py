@@ -64,12 +64,23 @@ class InProcessLocal:
                     self.model = _Model(str(self.path))
                 messages = [{"role": m.role, "content": m.content} for m in request.messages]
                 self.model.answer(
-                    {"id": 1, "messages": messages, "max_tokens": request.max_tokens,
-                     "temperature": request.temperature, "seed": SEED}, set(), send,
+                    {
+                        "id": 1,
+                        "messages": messages,
+                        "max_tokens": request.max_tokens,
+                        "temperature": request.temperature,
+                        "seed": SEED,
+                    },
+                    set(),
+                    send,
                 )
 
         await asyncio.to_thread(generate)
-        return ChatResponse("".join(pieces), Usage(done["input_tokens"], done["output_tokens"]), done["finish_reason"])
+        return ChatResponse(
+            "".join(pieces),
+            Usage(done["input_tokens"], done["output_tokens"]),
+            done["finish_reason"],
+        )
 
     async def aclose(self) -> None:
         pass
@@ -91,9 +102,25 @@ def run_once(way: str) -> None:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         server = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--verbose", "False", "--interrupt_requests", "False"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--verbose",
+                "False",
+                "--interrupt_requests",
+                "False",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         base_url = f"http://127.0.0.1:{port}/v1"
         try:

@@ -45,7 +45,10 @@ async def reference(shape: Shape, base_url: str, concurrency: int) -> int:
     # The same client configuration AgentOps builds: aiohttp transport, pool sized to the concurrency.
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = AsyncOpenAI(
-        base_url=base_url, api_key="bench", max_retries=0, http_client=DefaultAioHttpClient(limits=limits)
+        base_url=base_url,
+        api_key="bench",
+        max_retries=0,
+        http_client=DefaultAioHttpClient(limits=limits),
     )
     slots = asyncio.Semaphore(concurrency)
     done: dict[str, asyncio.Future[str]] = {}
@@ -58,7 +61,9 @@ async def reference(shape: Shape, base_url: str, concurrency: int) -> int:
         outputs = [await done[d] for d in deps]
         prompt = task_for(name, latency)
         if outputs:
-            prompt += "\n\n" + "\n\n".join(f"### {d}\n{o}" for d, o in zip(deps, outputs, strict=True))
+            prompt += "\n\n" + "\n\n".join(
+                f"### {d}\n{o}" for d, o in zip(deps, outputs, strict=True)
+            )
         text = []
         async with slots:
             stream = await client.chat.completions.create(
@@ -81,14 +86,18 @@ async def reference(shape: Shape, base_url: str, concurrency: int) -> int:
 def load_shape(shape_name: str, shape: Shape, base_url: str) -> LoadedWorkflow:
     os.environ[API_KEY_ENV] = "bench"
     document = to_workflow_document(shape_name, shape, base_url, API_KEY_ENV)
-    return load_workflow_text(yaml.safe_dump(document, sort_keys=False), filename=f"{shape_name}.yaml")
+    return load_workflow_text(
+        yaml.safe_dump(document, sort_keys=False), filename=f"{shape_name}.yaml"
+    )
 
 
 async def with_agentops(loaded: LoadedWorkflow, db: Path | None) -> int:
     result = await agentops.arun(loaded, db=db)
     failed = [n for n, a in result.agents.items() if a.status.value != "succeeded"]
     if failed:
-        raise SystemExit(f"{len(failed)} agents did not succeed, e.g. {failed[0]}: {result.agents[failed[0]].error}")
+        raise SystemExit(
+            f"{len(failed)} agents did not succeed, e.g. {failed[0]}: {result.agents[failed[0]].error}"
+        )
     return len(result.agents)
 
 
@@ -110,7 +119,16 @@ def main() -> None:
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "cpu_per_call_ms": cpu / calls * 1000, "calls": calls, "peak_mb": peak_mb}))
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu_per_call_ms": cpu / calls * 1000,
+                "calls": calls,
+                "peak_mb": peak_mb,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

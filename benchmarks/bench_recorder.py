@@ -63,7 +63,9 @@ async def drive(db: Path, agents: int, wave: int, with_starts: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--wave", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -76,9 +78,11 @@ def main() -> None:
             best = min(best, asyncio.run(drive(db, options.agents, options.wave, with_starts)))
         figures[with_starts] = best
     before, after = figures[False], figures[True]
-    print(f"recording {options.agents:,} agents in waves of {options.wave}: outcomes only {before:.3f} s, "
-          f"starts and outcomes {after:.3f} s (+{after - before:.3f} s, "
-          f"{(after - before) / options.agents * 1e6:.0f} µs per agent)")
+    print(
+        f"recording {options.agents:,} agents in waves of {options.wave}: outcomes only {before:.3f} s, "
+        f"starts and outcomes {after:.3f} s (+{after - before:.3f} s, "
+        f"{(after - before) / options.agents * 1e6:.0f} µs per agent)"
+    )
 
 
 if __name__ == "__main__":

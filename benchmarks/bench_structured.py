@@ -22,7 +22,10 @@ from agentops.structured import OutputContract
 
 PLAN = {
     "type": "object",
-    "properties": {"title": {"type": "string"}, "steps": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "title": {"type": "string"},
+        "steps": {"type": "array", "items": {"type": "string"}},
+    },
     "required": ["title", "steps"],
     "additionalProperties": False,
 }
@@ -52,26 +55,50 @@ def per_call(work: Callable[[], object], repeat: int) -> float:
 
 
 def main() -> None:
-    probe = "import time; t = time.perf_counter(); import jsonschema; print(time.perf_counter() - t)"
-    imported = float(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
-    print(f"import jsonschema: {imported * 1000:.1f} ms (once per process, only when a schema is checked)")
+    probe = (
+        "import time; t = time.perf_counter(); import jsonschema; print(time.perf_counter() - t)"
+    )
+    imported = float(
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    print(
+        f"import jsonschema: {imported * 1000:.1f} ms (once per process, only when a schema is checked)"
+    )
     trip = Trip.model_json_schema()
     cases = {
         "plan, valid": (PLAN, json.dumps({"title": "Paris", "steps": ["Louvre", "Seine"]})),
-        "plan, fenced": (PLAN, "```json\n" + json.dumps({"title": "Paris", "steps": ["Louvre"]}) + "\n```"),
+        "plan, fenced": (
+            PLAN,
+            "```json\n" + json.dumps({"title": "Paris", "steps": ["Louvre"]}) + "\n```",
+        ),
         "plan, wrong shape": (PLAN, json.dumps({"title": 3, "steps": [1, 2, 3]})),
         "plan, not JSON": (PLAN, "Sure! {title: Paris"),
-        "trip (20 steps), valid": (trip, json.dumps({
-            "title": "Rome", "steps": [{"place": f"p{i}", "minutes": i, "notes": ["a", "b"]} for i in range(20)],
-        })),
-        "trip (20 steps), 20 errors": (trip, json.dumps({"title": "Rome", "steps": [{"place": i} for i in range(20)]})),
+        "trip (20 steps), valid": (
+            trip,
+            json.dumps(
+                {
+                    "title": "Rome",
+                    "steps": [
+                        {"place": f"p{i}", "minutes": i, "notes": ["a", "b"]} for i in range(20)
+                    ],
+                }
+            ),
+        ),
+        "trip (20 steps), 20 errors": (
+            trip,
+            json.dumps({"title": "Rome", "steps": [{"place": i} for i in range(20)]}),
+        ),
     }
     print(f"{'case':<28} {'compile µs':>11} {'check µs':>9}")
     for name, (schema, text) in cases.items():
         compile_us = per_call(lambda schema=schema: OutputContract(schema, 1), 200)  # type: ignore[misc]
         contract = OutputContract(schema, 1)
         response = ChatResponse(text, finish_reason="stop")
-        check_us = per_call(lambda contract=contract, response=response: contract.check(response, 1024), 2000)  # type: ignore[misc]
+        check_us = per_call(
+            lambda contract=contract, response=response: contract.check(response, 1024), 2000
+        )  # type: ignore[misc]
         print(f"{name:<28} {compile_us:>11.1f} {check_us:>9.1f}")
 
 

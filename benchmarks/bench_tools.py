@@ -41,8 +41,12 @@ LOOKUP_SCHEMA = {
     "function": {
         "name": "lookup",
         "description": "Look a key up.",
-        "parameters": {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"],
-                       "additionalProperties": False},
+        "parameters": {
+            "type": "object",
+            "properties": {"key": {"type": "string"}},
+            "required": ["key"],
+            "additionalProperties": False,
+        },
     },
 }
 
@@ -53,7 +57,12 @@ async def reference(base_url: str) -> int:
     from openai import AsyncOpenAI, DefaultAioHttpClient
 
     limits = httpx2.Limits(max_connections=AGENTS, max_keepalive_connections=AGENTS)
-    client = AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, http_client=DefaultAioHttpClient(limits=limits))
+    client = AsyncOpenAI(
+        base_url=base_url,
+        api_key="bench",
+        max_retries=0,
+        http_client=DefaultAioHttpClient(limits=limits),
+    )
     calls = 0
 
     async def agent(n: int) -> None:
@@ -61,8 +70,12 @@ async def reference(base_url: str) -> int:
         messages: list[Any] = [{"role": "user", "content": f"agent {n}: look things up"}]
         while True:
             stream = await client.chat.completions.create(
-                model="bench-model", messages=messages, max_tokens=16, tools=[LOOKUP_SCHEMA],  # type: ignore[list-item]
-                stream=True, stream_options={"include_usage": True},
+                model="bench-model",
+                messages=messages,
+                max_tokens=16,
+                tools=[LOOKUP_SCHEMA],  # type: ignore[list-item]
+                stream=True,
+                stream_options={"include_usage": True},
             )
             text: list[str] = []
             pending: dict[int, dict[str, Any]] = {}
@@ -71,7 +84,9 @@ async def reference(base_url: str) -> int:
                     if choice.delta.content:
                         text.append(choice.delta.content)
                     for delta in choice.delta.tool_calls or ():
-                        slot = pending.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                        slot = pending.setdefault(
+                            delta.index, {"id": "", "name": "", "arguments": ""}
+                        )
                         slot["id"] = delta.id or slot["id"]
                         if delta.function and delta.function.name:
                             slot["name"] = delta.function.name
@@ -81,9 +96,20 @@ async def reference(base_url: str) -> int:
             if not pending:
                 return
             tool_calls = [pending[i] for i in sorted(pending)]
-            messages.append({"role": "assistant", "content": None, "tool_calls": [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for c in tool_calls]})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": c["name"], "arguments": c["arguments"]},
+                        }
+                        for c in tool_calls
+                    ],
+                }
+            )
             for c in tool_calls:
                 result = await lookup(**json.loads(c["arguments"]))
                 messages.append({"role": "tool", "tool_call_id": c["id"], "content": result})
@@ -107,8 +133,13 @@ def load_flow(base_url: str) -> Any:
         "providers": {"bench": {"base_url": base_url}},
         "tools": {"lookup": {"python": "bench_tools_lib:lookup"}},
         "agents": [
-            {"name": f"agent{n}", "model": "bench-model", "provider": "bench",
-             "task": f"agent {n}: look things up", "tools": ["lookup"]}
+            {
+                "name": f"agent{n}",
+                "model": "bench-model",
+                "provider": "bench",
+                "task": f"agent {n}: look things up",
+                "tools": ["lookup"],
+            }
             for n in range(AGENTS)
         ],
     }
@@ -139,21 +170,42 @@ def one(implementation: str, base_url: str) -> None:
     from agentops.pricing import PriceBook
     from agentops.providers.base import Route
 
-    PriceBook().cost(Route("openai", "openai", "gpt-4o"), Usage(1, 1))  # one-time start-up, not timed
+    PriceBook().cost(
+        Route("openai", "openai", "gpt-4o"), Usage(1, 1)
+    )  # one-time start-up, not timed
     loaded = load_flow(base_url) if implementation == "agentops" else None
     tune_gc_for_run()
     wall = time.perf_counter()
     cpu = time.process_time()
     calls = asyncio.run(with_agentops(loaded) if loaded is not None else reference(base_url))
-    print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "calls": calls}))
+    print(
+        json.dumps(
+            {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "calls": calls}
+        )
+    )
 
 
 def main() -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "agentops.testing.server", "--port", "0", "--latency", str(LATENCY),
-         "--reply-tokens", "8", "--call-tool", "lookup", "--tool-turns", str(TOOL_TURNS),
-         "--tool-arguments", '{"key": "alpha"}'],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "agentops.testing.server",
+            "--port",
+            "0",
+            "--latency",
+            str(LATENCY),
+            "--reply-tokens",
+            "8",
+            "--call-tool",
+            "lookup",
+            "--tool-turns",
+            str(TOOL_TURNS),
+            "--tool-arguments",
+            '{"key": "alpha"}',
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert server.stdout is not None
     base_url = server.stdout.readline().strip()
@@ -164,7 +216,11 @@ def main() -> None:
             for _ in range(REPEATS):
                 output = subprocess.run(
                     [sys.executable, __file__, "one", implementation, base_url],
-                    capture_output=True, text=True, check=False, timeout=600, cwd=HERE,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=600,
+                    cwd=HERE,
                 )
                 if output.returncode != 0:
                     raise SystemExit(f"{implementation} failed: {output.stderr.strip()[-2000:]}")
@@ -175,11 +231,13 @@ def main() -> None:
         server.wait(10)
     ours, ref = results["agentops"], results["reference"]
     ideal = (TOOL_TURNS + 1) * LATENCY
-    print(f"tool loops: {AGENTS} agents × {TOOL_TURNS} tool turns ({int(ours['calls'])} model calls, "
-          f"{AGENTS * TOOL_TURNS} tool calls, {LATENCY * 1000:.0f} ms per call): agentops {ours['wall']:.3f} s, "
-          f"reference {ref['wall']:.3f} s (÷ reference {ours['wall'] / ref['wall']:.3f}, target ≤ 1.1), "
-          f"ideal {ideal:.2f} s; CPU per model call {ours['cpu'] / ours['calls'] * 1000:.2f} ms "
-          f"(reference {ref['cpu'] / ref['calls'] * 1000:.2f} ms)")
+    print(
+        f"tool loops: {AGENTS} agents × {TOOL_TURNS} tool turns ({int(ours['calls'])} model calls, "
+        f"{AGENTS * TOOL_TURNS} tool calls, {LATENCY * 1000:.0f} ms per call): agentops {ours['wall']:.3f} s, "
+        f"reference {ref['wall']:.3f} s (÷ reference {ours['wall'] / ref['wall']:.3f}, target ≤ 1.1), "
+        f"ideal {ideal:.2f} s; CPU per model call {ours['cpu'] / ours['calls'] * 1000:.2f} ms "
+        f"(reference {ref['cpu'] / ref['calls'] * 1000:.2f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,11 +45,20 @@ def large_run(db: Path, agents: int) -> None:
     spec: list[Agent] = []
     for layer in range(10):
         for n in range(width):
-            needs = [f"stage{layer - 1}_{n}", f"stage{layer - 1}_{(n + 1) % width}"] if layer else None
-            spec.append(Agent(name=f"stage{layer}_{n}", model="gpt-4o-mini", task="t", depends_on=needs))
+            needs = (
+                [f"stage{layer - 1}_{n}", f"stage{layer - 1}_{(n + 1) % width}"] if layer else None
+            )
+            spec.append(
+                Agent(name=f"stage{layer}_{n}", model="gpt-4o-mini", task="t", depends_on=needs)
+            )
     workflow = Workflow(name="wide", agents=spec)
     with open_store(db) as store:
-        record(store, workflow, [succeeded(a.name, f"output of {a.name}") for a in spec], RunStatus.SUCCEEDED)
+        record(
+            store,
+            workflow,
+            [succeeded(a.name, f"output of {a.name}") for a in spec],
+            RunStatus.SUCCEEDED,
+        )
 
 
 def http_timed(url: str, repeat: int) -> tuple[float, float]:
@@ -59,7 +68,9 @@ def http_timed(url: str, repeat: int) -> tuple[float, float]:
 def start_ui(db: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "agentops", "ui", "--db", str(db), "--port", "0"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -86,7 +97,9 @@ def browser_load(url: str, loads: int = 5) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, default=None, help="default: a temporary file")
     parser.add_argument("--repeat", type=int, default=20)
@@ -99,7 +112,9 @@ def main() -> None:
         if existing < options.runs:
             started = time.perf_counter()
             build(store, options.runs)
-            print(f"built {options.runs:,} agent runs in {db} in {time.perf_counter() - started:.1f}s")
+            print(
+                f"built {options.runs:,} agent runs in {db} in {time.perf_counter() - started:.1f}s"
+            )
     big = db.with_name("wide-run.db")
     if not big.exists():
         large_run(big, options.agents)
@@ -107,24 +122,41 @@ def main() -> None:
     reader = SqliteHistoryReader.open(db)
     queries: dict[str, Callable[[], object]] = {
         "first page (50)": lambda: reader.workflow_run_page(limit=50),
-        "page deep in the history (before=60)": lambda: reader.workflow_run_page(before=60, limit=50),
+        "page deep in the history (before=60)": lambda: reader.workflow_run_page(
+            before=60, limit=50
+        ),
         "page before the middle id": lambda: reader.workflow_run_page(before=50_000, limit=50),
         "newer page (after=50000)": lambda: reader.workflow_run_page(after=50_000, limit=50),
         "workflow=workflow7": lambda: reader.workflow_run_page(workflow="workflow7", limit=50),
-        "status=failed (none recorded)": lambda: reader.workflow_run_page(status="failed", limit=50),
+        "status=failed (none recorded)": lambda: reader.workflow_run_page(
+            status="failed", limit=50
+        ),
         "workflow=workflow7 status=succeeded": lambda: reader.workflow_run_page(
-            workflow="workflow7", status="succeeded", limit=50),
+            workflow="workflow7", status="succeeded", limit=50
+        ),
         "workflow names (skip scan)": lambda: reader.workflow_names(),
     }
-    print(f"{'run list query (1,000,000 agent runs)':45} {'median':>10} {'worst':>10}   ({options.repeat} calls each)")
+    print(
+        f"{'run list query (1,000,000 agent runs)':45} {'median':>10} {'worst':>10}   ({options.repeat} calls each)"
+    )
     for label, call in queries.items():
         median, worst = timed(call, options.repeat)
         print(f"{label:45} {median * 1000:8.2f}ms {worst * 1000:8.2f}ms")
     reader.close()
 
-    for path, pages in ((db, ["/", "/?workflow=workflow7&status=succeeded", "/?before=50000", "/runs/100000",
-                              "/runs/100000/agents/agent3"]),
-                        (big, ["/runs/1", "/runs/1?expand=all", "/runs/1/agents/stage5_7"])):
+    for path, pages in (
+        (
+            db,
+            [
+                "/",
+                "/?workflow=workflow7&status=succeeded",
+                "/?before=50000",
+                "/runs/100000",
+                "/runs/100000/agents/agent3",
+            ],
+        ),
+        (big, ["/runs/1", "/runs/1?expand=all", "/runs/1/agents/stage5_7"]),
+    ):
         process, url = start_ui(path)
         try:
             print(f"{'page over HTTP (' + path.name + ')':45} {'median':>10} {'worst':>10}")
@@ -134,8 +166,10 @@ def main() -> None:
             if path == big:
                 for page in ("/runs/1", "/runs/1?expand=all"):
                     load, boxes = browser_load(url + page)
-                    print(f"Chromium, {options.agents}-agent run {page}: page loaded in {load:.3f}s "
-                          f"({boxes} boxes; target < 2 s)")
+                    print(
+                        f"Chromium, {options.agents}-agent run {page}: page loaded in {load:.3f}s "
+                        f"({boxes} boxes; target < 2 s)"
+                    )
         finally:
             process.terminate()
             process.wait()

@@ -39,7 +39,10 @@ def measure(shape: str, implementation: str, base_url: str) -> dict[str, float]:
     for _ in range(REPEATS if shape != "fan_in_10000" else 2):
         output = subprocess.run(
             [PYTHON, str(HERE / "bench_one.py"), shape, implementation, base_url],
-            capture_output=True, text=True, check=False, timeout=600,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
         )
         if output.returncode != 0:
             raise SystemExit(f"{shape}/{implementation} failed: {output.stderr.strip()[-2000:]}")
@@ -71,8 +74,12 @@ print(after_openai - start, time.perf_counter() - after_openai)
 def startup_imports() -> str:
     """Median seconds to import openai and to load the pricing data, in fresh processes."""
     samples = [
-        [float(x) for x in subprocess.run([PYTHON, "-c", STARTUP_PROBE], capture_output=True, text=True,
-                                          check=True).stdout.split()]
+        [
+            float(x)
+            for x in subprocess.run(
+                [PYTHON, "-c", STARTUP_PROBE], capture_output=True, text=True, check=True
+            ).stdout.split()
+        ]
         for _ in range(5)
     ]
     openai_s, prices_s = (statistics.median(column) for column in zip(*samples, strict=True))
@@ -96,27 +103,39 @@ def main() -> None:
     finally:
         server.terminate()
 
-    print(f"{'shape':<20}{'agentops s':>11}{'reference s':>12}{'÷ reference':>12}{'÷ ideal':>9}"
-          f"{'CPU/call ms':>12}{'ref CPU/call':>13}{'peak MB':>9}")
+    print(
+        f"{'shape':<20}{'agentops s':>11}{'reference s':>12}{'÷ reference':>12}{'÷ ideal':>9}"
+        f"{'CPU/call ms':>12}{'ref CPU/call':>13}{'peak MB':>9}"
+    )
     for shape, ideal, reference, ours in rows:
-        print(f"{shape:<20}{ours['wall']:>11.3f}{reference['wall']:>12.3f}"
-              f"{ours['wall'] / reference['wall']:>12.3f}{ours['wall'] / ideal:>9.3f}"
-              f"{ours['cpu_per_call_ms']:>12.2f}{reference['cpu_per_call_ms']:>13.2f}{ours['peak_mb']:>9.0f}")
+        print(
+            f"{shape:<20}{ours['wall']:>11.3f}{reference['wall']:>12.3f}"
+            f"{ours['wall'] / reference['wall']:>12.3f}{ours['wall'] / ideal:>9.3f}"
+            f"{ours['cpu_per_call_ms']:>12.2f}{reference['cpu_per_call_ms']:>13.2f}{ours['peak_mb']:>9.0f}"
+        )
     print()
-    print(f"10,000 agents (max_concurrency {CONCURRENCY['fan_in_10000']}): {big['wall']:.2f} s without history, "
-          f"{big_db['wall']:.2f} s recording every run ({(big_db['wall'] / big['wall'] - 1) * 100:+.1f} %, target ≤ 5 %); "
-          f"reference {big_reference['wall']:.2f} s (÷ reference {big['wall'] / big_reference['wall']:.3f}), "
-          f"ideal {big_ideal:.2f} s; peak memory {big['peak_mb']:.0f} MB / {big_db['peak_mb']:.0f} MB "
-          f"(reference {big_reference['peak_mb']:.0f} MB; target ≤ 300 MB)")
-    print(f"the collector tuning of `agentops run` (gc.freeze, young threshold 50,000; applied to the "
-          f"reference too above): 10,000 agents take {big_default_gc['wall']:.2f} s with CPython's defaults, "
-          f"{big['wall']:.2f} s tuned")
+    print(
+        f"10,000 agents (max_concurrency {CONCURRENCY['fan_in_10000']}): {big['wall']:.2f} s without history, "
+        f"{big_db['wall']:.2f} s recording every run ({(big_db['wall'] / big['wall'] - 1) * 100:+.1f} %, target ≤ 5 %); "
+        f"reference {big_reference['wall']:.2f} s (÷ reference {big['wall'] / big_reference['wall']:.3f}), "
+        f"ideal {big_ideal:.2f} s; peak memory {big['peak_mb']:.0f} MB / {big_db['peak_mb']:.0f} MB "
+        f"(reference {big_reference['peak_mb']:.0f} MB; target ≤ 300 MB)"
+    )
+    print(
+        f"the collector tuning of `agentops run` (gc.freeze, young threshold 50,000; applied to the "
+        f"reference too above): 10,000 agents take {big_default_gc['wall']:.2f} s with CPython's defaults, "
+        f"{big['wall']:.2f} s tuned"
+    )
 
     with_db = dict(os.environ, AGENTOPS_DB=str(HERE / ".bench-cold.db"))
-    print(f"cold start: agentops --help {cold_start(['--help'], with_db):.3f} s, "
-          f"agentops list-runs {cold_start(['list-runs'], with_db):.3f} s (target ≤ 0.3 s)")
+    print(
+        f"cold start: agentops --help {cold_start(['--help'], with_db):.3f} s, "
+        f"agentops list-runs {cold_start(['list-runs'], with_db):.3f} s (target ≤ 0.3 s)"
+    )
     print(f"one-time start-up of a run, not counted above: {startup_imports()}")
-    history = subprocess.run([PYTHON, str(HERE / "bench_history.py")], capture_output=True, text=True)
+    history = subprocess.run(
+        [PYTHON, str(HERE / "bench_history.py")], capture_output=True, text=True
+    )
     print(history.stdout.strip() or history.stderr.strip()[-500:])
     tools = subprocess.run([PYTHON, str(HERE / "bench_tools.py")], capture_output=True, text=True)
     print(tools.stdout.strip() or tools.stderr.strip()[-500:])

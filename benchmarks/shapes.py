@@ -111,10 +111,16 @@ def task_for(name: str, latency: float) -> str:
     return f"[latency={latency}] Step {name}: reply briefly."
 
 
-def to_workflow_document(name: str, shape: Shape, base_url: str, api_key_env: str) -> dict[str, Any]:
+def to_workflow_document(
+    name: str, shape: Shape, base_url: str, api_key_env: str
+) -> dict[str, Any]:
     return {
         "name": name,
-        "policies": {"retries": 0, "max_concurrency": CONCURRENCY.get(name, UNBOUNDED), "max_tokens": 16},
+        "policies": {
+            "retries": 0,
+            "max_concurrency": CONCURRENCY.get(name, UNBOUNDED),
+            "max_tokens": 16,
+        },
         "providers": {"bench": {"base_url": base_url, "api_key_env": api_key_env}},
         "agents": [
             {

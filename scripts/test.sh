@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh local,test,otel,ui,docs
 .venv/bin/python -m pip check
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks scripts
+.venv/bin/ruff check src tests benchmarks scripts
 .venv/bin/mypy
 # The manual: a broken link or anchor fails the build. Built into a temporary directory, never kept.
 site_dir="$(mktemp -d)"

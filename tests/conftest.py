@@ -29,7 +29,9 @@ PROVIDER_VARIABLES = (
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     for name in PROVIDER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    for name in [n for n in os.environ if n.startswith("OTEL_")]:  # a collector set up on this machine
+    for name in [
+        n for n in os.environ if n.startswith("OTEL_")
+    ]:  # a collector set up on this machine
         monkeypatch.delenv(name)
     monkeypatch.setenv("AGENTOPS_DB", str(tmp_path / "agentops.db"))
     yield

@@ -27,7 +27,10 @@ def workflow_on(
         "name": name,
         "policies": {"backoff": {"base": 0.01, "max": 0.05}, **(policies or {})},
         "providers": {"test": {"base_url": server.base_url, "api_key_env": TEST_KEY_ENV}},
-        "agents": [{"model": "gpt-4o-mini", "provider": "test", "task": f"do {a['name']}", **a} for a in agents],
+        "agents": [
+            {"model": "gpt-4o-mini", "provider": "test", "task": f"do {a['name']}", **a}
+            for a in agents
+        ],
         **extra,
     }
     if prices is not None:

@@ -33,7 +33,9 @@ def registry(
     providers: dict[str, Any] | None = None,
     **options: Any,
 ) -> ProviderRegistry:
-    return ProviderRegistry(workflow(agents or [{"name": "a"}], providers), env=env or {}, **options)
+    return ProviderRegistry(
+        workflow(agents or [{"name": "a"}], providers), env=env or {}, **options
+    )
 
 
 def agent(name: str = "a", model: str = "gpt-4o-mini", **fields: Any) -> Agent:
@@ -64,7 +66,9 @@ def sketch_azure_env(endpoint: str, **extra: str) -> dict[str, str]:
 class Outcome:
     """What one ``complete`` call produced: a response or an error, and the streamed pieces."""
 
-    def __init__(self, response: ChatResponse | None, error: BaseException | None, pieces: list[str]) -> None:
+    def __init__(
+        self, response: ChatResponse | None, error: BaseException | None, pieces: list[str]
+    ) -> None:
         self.response = response
         self.error = error
         self.pieces = pieces
@@ -89,7 +93,9 @@ async def complete(provider: Provider, chat: ChatRequest) -> Outcome:
     return Outcome(response, None, pieces)
 
 
-def complete_once(registry: ProviderRegistry, agent_spec: Agent, chat: ChatRequest | None = None) -> Outcome:
+def complete_once(
+    registry: ProviderRegistry, agent_spec: Agent, chat: ChatRequest | None = None
+) -> Outcome:
     """Route ``agent_spec``, build its provider, make one call and close the clients."""
 
     async def run() -> Outcome:

@@ -27,9 +27,18 @@ _AGENT_TASK = re.compile(r"^agent ([\w\-]+):")
 
 # Variables that must not leak in from the machine running the tests.
 _CLEARED = (
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_VERSION", "AZURE_OPENAI_API_KEY",
-    "AZURE_OPENAI_ENDPOINT", "AZURE_GPT5_KEY", "AZURE_GPT5_ENDPOINT", "AZURE_GPT5_VERSION",
-    "AZURE_GPT5_DEPLOYMENT", "AGENTOPS_DB", "FORCE_COLOR", "CLICOLOR_FORCE",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_VERSION",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_GPT5_KEY",
+    "AZURE_GPT5_ENDPOINT",
+    "AZURE_GPT5_VERSION",
+    "AZURE_GPT5_DEPLOYMENT",
+    "AGENTOPS_DB",
+    "FORCE_COLOR",
+    "CLICOLOR_FORCE",
 )
 
 
@@ -74,9 +83,13 @@ def workflow_document(
     return document
 
 
-def write_workflow(path: Path, base_url: str, agents: Iterable[Mapping[str, Any]], **options: Any) -> Path:
+def write_workflow(
+    path: Path, base_url: str, agents: Iterable[Mapping[str, Any]], **options: Any
+) -> Path:
     path.write_text(
-        yaml.safe_dump(workflow_document(base_url, agents, **options), sort_keys=False, allow_unicode=True),
+        yaml.safe_dump(
+            workflow_document(base_url, agents, **options), sort_keys=False, allow_unicode=True
+        ),
         encoding="utf-8",
     )
     return path
@@ -111,18 +124,32 @@ def agentops_command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "agentops", *map(str, args)]
 
 
-def run_agentops(*args: str | Path, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_agentops(
+    *args: str | Path, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``agentops ARGS`` to completion in a real process (stdout not a terminal)."""
     return subprocess.run(
-        agentops_command(*args), capture_output=True, text=True, encoding="utf-8", errors="replace",
-        env=dict(env) if env is not None else cli_env(), cwd=ROOT, timeout=timeout, check=False,
+        agentops_command(*args),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env=dict(env) if env is not None else cli_env(),
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
     )
 
 
-def start_agentops(*args: str | Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_agentops(
+    *args: str | Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        agentops_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=dict(env) if env is not None else cli_env(), cwd=ROOT,
+        agentops_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else cli_env(),
+        cwd=ROOT,
     )
 
 
@@ -160,7 +187,10 @@ def database_bytes(db: Path) -> bytes:
     """The database file and its WAL / rollback journal / shared-memory companions, if any."""
     return b"".join(
         candidate.read_bytes()
-        for candidate in (db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-journal", "-shm")))
+        for candidate in (
+            db,
+            *(db.with_name(db.name + suffix) for suffix in ("-wal", "-journal", "-shm")),
+        )
         if candidate.exists()
     )
 

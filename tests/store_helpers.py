@@ -61,48 +61,103 @@ def started(
     )
 
 
-def succeeded(name: str, output: str, *, at: float = T0, cost: float = 0.002, failures: int = 0) -> AgentResult:
+def succeeded(
+    name: str, output: str, *, at: float = T0, cost: float = 0.002, failures: int = 0
+) -> AgentResult:
     """A succeeded agent after ``failures`` failed attempts (HTTP 503) and one good one."""
     attempts = [
         Attempt(
-            number=n + 1, status="failed", started_at=at + n, duration=0.5, cost=0.0,
-            error="ServerError: 503 upstream busy", error_type="ServerError", http_status=503,
+            number=n + 1,
+            status="failed",
+            started_at=at + n,
+            duration=0.5,
+            cost=0.0,
+            error="ServerError: 503 upstream busy",
+            error_type="ServerError",
+            http_status=503,
         )
         for n in range(failures)
     ]
     attempts.append(
-        Attempt(number=failures + 1, status="succeeded", started_at=at + failures, duration=1.0,
-                usage=Usage(100, 50), cost=cost)
+        Attempt(
+            number=failures + 1,
+            status="succeeded",
+            started_at=at + failures,
+            duration=1.0,
+            usage=Usage(100, 50),
+            cost=cost,
+        )
     )
     return AgentResult(
-        name=name, status=AgentStatus.SUCCEEDED, model="gpt-4o-mini", provider="openai", output=output,
-        prompt=f"[user]\ndo {name}", usage=Usage(100, 50), cost=cost, attempts=attempts,
-        started_at=at, finished_at=at + failures + 1.0,
+        name=name,
+        status=AgentStatus.SUCCEEDED,
+        model="gpt-4o-mini",
+        provider="openai",
+        output=output,
+        prompt=f"[user]\ndo {name}",
+        usage=Usage(100, 50),
+        cost=cost,
+        attempts=attempts,
+        started_at=at,
+        finished_at=at + failures + 1.0,
     )
 
 
 def failed(name: str, error: str, *, at: float = T0, http_status: int = 400) -> AgentResult:
-    attempt = Attempt(number=1, status="failed", started_at=at, duration=0.25, cost=0.0, error=error,
-                      error_type="BadRequestError", http_status=http_status)
+    attempt = Attempt(
+        number=1,
+        status="failed",
+        started_at=at,
+        duration=0.25,
+        cost=0.0,
+        error=error,
+        error_type="BadRequestError",
+        http_status=http_status,
+    )
     return AgentResult(
-        name=name, status=AgentStatus.FAILED, model="gpt-4o-mini", provider="openai", error=error,
-        prompt=f"[user]\ndo {name}", attempts=[attempt], started_at=at, finished_at=at + 0.25, cost=0.0,
+        name=name,
+        status=AgentStatus.FAILED,
+        model="gpt-4o-mini",
+        provider="openai",
+        error=error,
+        prompt=f"[user]\ndo {name}",
+        attempts=[attempt],
+        started_at=at,
+        finished_at=at + 0.25,
+        cost=0.0,
     )
 
 
 def not_run(name: str, status: AgentStatus, reason: str, *, at: float = T0) -> AgentResult:
     """A skipped or cancelled agent: no attempts, no usage."""
-    return AgentResult(name=name, status=status, model="gpt-4o-mini", provider="openai", error=reason,
-                       finished_at=at, cost=0.0)
+    return AgentResult(
+        name=name,
+        status=status,
+        model="gpt-4o-mini",
+        provider="openai",
+        error=reason,
+        finished_at=at,
+        cost=0.0,
+    )
 
 
 def finished(
-    workflow: Workflow, results: Mapping[str, AgentResult], status: RunStatus, *, started_at: float = T0
+    workflow: Workflow,
+    results: Mapping[str, AgentResult],
+    status: RunStatus,
+    *,
+    started_at: float = T0,
 ) -> WorkflowFinished:
     """The end of a run that started at ``started_at`` and took ten seconds."""
     return WorkflowFinished(
-        WorkflowResult(workflow=workflow.name, status=status, agents=dict(results), started_at=started_at,
-                       finished_at=started_at + 10, cost_cap=workflow.policies.cost_cap)
+        WorkflowResult(
+            workflow=workflow.name,
+            status=status,
+            agents=dict(results),
+            started_at=started_at,
+            finished_at=started_at + 10,
+            cost_cap=workflow.policies.cost_cap,
+        )
     )
 
 
@@ -134,7 +189,9 @@ def write_agent_events(db: str, name: str, agents: int, go: Any = None) -> int:
         go.wait()
     workflow = workflow_of(name, [f"agent{n}" for n in range(agents)])
     with open_store(db) as store:
-        results = [succeeded(f"agent{n}", f"{name} output {n}", at=time.time()) for n in range(agents)]
+        results = [
+            succeeded(f"agent{n}", f"{name} output {n}", at=time.time()) for n in range(agents)
+        ]
         return record(store, workflow, results, RunStatus.SUCCEEDED)
 
 
@@ -171,7 +228,9 @@ def make_sketch_database(path: Path) -> None:
         "INSERT INTO workflow_runs (workflow, started_at, finished_at) VALUES "
         "('research_summary', '2024-04-30 09:15:00', '2024-04-30 09:16:10')"
     )
-    connection.execute("INSERT INTO workflow_runs (workflow, started_at) VALUES ('research_summary', '2024-05-02 08:00:00')")
+    connection.execute(
+        "INSERT INTO workflow_runs (workflow, started_at) VALUES ('research_summary', '2024-05-02 08:00:00')"
+    )
     connection.executemany(
         "INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [

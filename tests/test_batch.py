@@ -39,11 +39,19 @@ def topic_flow(tmp_path: Path, server: OpenAITestServer, **policies: Any) -> Pat
     """Two agents per row; each row's topic opens its tasks, so requests trace back to rows."""
     agents = [
         {"name": "answer", "task": task_for("answer", "[{{ inputs.topic }}] answer it.")},
-        {"name": "check", "depends_on": "answer", "task": task_for("check", "[{{ inputs.topic }}] check it.")},
+        {
+            "name": "check",
+            "depends_on": "answer",
+            "task": task_for("check", "[{{ inputs.topic }}] check it."),
+        },
     ]
     return write_workflow(
-        tmp_path / "flow.yaml", server.base_url, agents,
-        inputs={"topic": None, "tone": "plain"}, prices=PRICES, policies={"max_concurrency": 4, **policies},
+        tmp_path / "flow.yaml",
+        server.base_url,
+        agents,
+        inputs={"topic": None, "tone": "plain"},
+        prices=PRICES,
+        policies={"max_concurrency": 4, **policies},
     )
 
 
@@ -65,7 +73,9 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_every_row_runs_once_and_the_results_come_out_in_input_order(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_every_row_runs_once_and_the_results_come_out_in_input_order(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = topic_flow(tmp_path, server)
     data = write_jsonl(tmp_path / "rows.jsonl", topics(30))
     db, out = tmp_path / "history.db", tmp_path / "results.jsonl"
@@ -73,21 +83,34 @@ def test_every_row_runs_once_and_the_results_come_out_in_input_order(tmp_path: P
     completed = run_agentops("batch", flow, "--data", data, "--out", out, "--db", db)
 
     assert completed.returncode == 0, completed.stderr
-    assert "batch 1 (reliability) succeeded" in completed.stdout and "30/30 rows ran" in completed.stdout
+    assert (
+        "batch 1 (reliability) succeeded" in completed.stdout
+        and "30/30 rows ran" in completed.stdout
+    )
     results = read_results(out)
     assert [r["row"] for r in results] == list(range(1, 31))
     for n, result in enumerate(results, 1):
         assert result["status"] == "succeeded" and result["error"] is None
-        assert result["inputs"] == {"topic": f"t{n}", "tone": "plain"}  # extra columns ignored, defaults kept
-        assert set(result["outputs"]) == {"answer", "check"} and f"[t{n}]" in result["outputs"]["answer"]
+        assert result["inputs"] == {
+            "topic": f"t{n}",
+            "tone": "plain",
+        }  # extra columns ignored, defaults kept
+        assert (
+            set(result["outputs"]) == {"answer", "check"}
+            and f"[t{n}]" in result["outputs"]["answer"]
+        )
         assert result["cost"] > 0
     called = sorted(topic_of(r.body) for r in server.requests)
     assert called == sorted([f"t{n}" for n in range(1, 31)] * 2)  # two agents per row, each once
 
     (batch,) = rows(db, "SELECT * FROM batches")
     assert (batch["status"], batch["row_count"], batch["rows_succeeded"]) == ("succeeded", 30, 30)
-    linked = rows(db, "SELECT batch_id, batch_row, status, cost FROM workflow_runs ORDER BY batch_row")
-    assert [(r["batch_id"], r["batch_row"], r["status"]) for r in linked] == [(1, n, "succeeded") for n in range(1, 31)]
+    linked = rows(
+        db, "SELECT batch_id, batch_row, status, cost FROM workflow_runs ORDER BY batch_row"
+    )
+    assert [(r["batch_id"], r["batch_row"], r["status"]) for r in linked] == [
+        (1, n, "succeeded") for n in range(1, 31)
+    ]
     assert batch["cost"] == pytest.approx(sum(r["cost"] for r in linked))
     assert batch["cost"] == pytest.approx(sum(r["cost"] for r in results))
 
@@ -97,7 +120,9 @@ def test_every_row_runs_once_and_the_results_come_out_in_input_order(tmp_path: P
     assert shown["progress"] == {"succeeded": 30} and shown["rows_not_succeeded"] == []
 
 
-def test_csv_rows_with_a_mapped_column_and_quoted_newlines(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_csv_rows_with_a_mapped_column_and_quoted_newlines(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = topic_flow(tmp_path, server)
     data = tmp_path / "rows.csv"
     with data.open("w", newline="", encoding="utf-8") as stream:
@@ -108,7 +133,18 @@ def test_csv_rows_with_a_mapped_column_and_quoted_newlines(tmp_path: Path, serve
         writer.writerow(["gamma", ""])
     out = tmp_path / "out.jsonl"
 
-    completed = run_agentops("batch", flow, "--data", data, "--map", "topic=subject", "--out", out, "--db", tmp_path / "h.db")
+    completed = run_agentops(
+        "batch",
+        flow,
+        "--data",
+        data,
+        "--map",
+        "topic=subject",
+        "--out",
+        out,
+        "--db",
+        tmp_path / "h.db",
+    )
 
     assert completed.returncode == 0, completed.stderr
     assert [r["inputs"]["topic"] for r in read_results(out)] == ["alpha", "beta", "gamma"]
@@ -142,8 +178,10 @@ def test_a_bad_row_anywhere_stops_the_batch_before_any_call(
     assert line.startswith("error: ") and where in line and says in line, line
     assert "Traceback" not in completed.stderr
     assert server.requests == []
-    assert not db.exists() or rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'batches'")[0][0] == 0 or (
-        rows(db, "SELECT count(*) FROM batches")[0][0] == 0
+    assert (
+        not db.exists()
+        or rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'batches'")[0][0] == 0
+        or (rows(db, "SELECT count(*) FROM batches")[0][0] == 0)
     )
 
 
@@ -160,15 +198,25 @@ def test_bad_map_arguments_are_one_line_errors(
     flow = topic_flow(tmp_path, server)
     data = write_jsonl(tmp_path / "rows.jsonl", topics(2))
     completed = run_agentops("batch", flow, "--data", data, *arguments, "--db", tmp_path / "h.db")
-    assert completed.returncode == 2 and says in completed.stderr and "Traceback" not in completed.stderr
+    assert (
+        completed.returncode == 2
+        and says in completed.stderr
+        and "Traceback" not in completed.stderr
+    )
 
 
-def test_csv_with_more_fields_than_the_header_names_the_line(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_csv_with_more_fields_than_the_header_names_the_line(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = topic_flow(tmp_path, server)
     data = tmp_path / "rows.csv"
     data.write_text("topic\nalpha\nbeta,extra\n", encoding="utf-8")
     completed = run_agentops("batch", flow, "--data", data, "--db", tmp_path / "h.db")
-    assert completed.returncode == 2 and "rows.csv:3:" in completed.stderr and "header names 1" in completed.stderr
+    assert (
+        completed.returncode == 2
+        and "rows.csv:3:" in completed.stderr
+        and "header names 1" in completed.stderr
+    )
 
 
 def test_one_cap_for_the_whole_batch_never_overspent_and_rows_past_it_are_skipped(
@@ -179,16 +227,23 @@ def test_one_cap_for_the_whole_batch_never_overspent_and_rows_past_it_are_skippe
     db, out = tmp_path / "h.db", tmp_path / "out.jsonl"
     cap = 0.0012  # a row's worst case is about $0.0006, what it really costs about $0.0001
 
-    completed = run_agentops("batch", flow, "--data", data, "--cost-cap", str(cap), "--out", out, "--db", db)
+    completed = run_agentops(
+        "batch", flow, "--data", data, "--cost-cap", str(cap), "--out", out, "--db", db
+    )
 
     assert completed.returncode == 1, completed.stderr
     results = read_results(out)
     statuses = [r["status"] for r in results]
     assert statuses.count("succeeded") >= 1 and statuses.count("skipped") >= 1
-    assert "skipped by the cost cap" in completed.stdout and "resume with: agentops resume-batch 1" in completed.stdout
+    assert (
+        "skipped by the cost cap" in completed.stdout
+        and "resume with: agentops resume-batch 1" in completed.stdout
+    )
     spent = rows(db, "SELECT sum(cost) FROM workflow_runs WHERE batch_id = 1")[0][0]
     assert spent <= cap  # reserve before spend, across every row
-    (batch,) = rows(db, "SELECT status, rows_succeeded, rows_skipped, rows_failed, cost_cap FROM batches")
+    (batch,) = rows(
+        db, "SELECT status, rows_succeeded, rows_skipped, rows_failed, cost_cap FROM batches"
+    )
     assert batch["status"] == "failed" and batch["cost_cap"] == cap
     assert batch["rows_succeeded"] + batch["rows_skipped"] + batch["rows_failed"] == 40
     assert batch["rows_skipped"] == statuses.count("skipped")
@@ -196,7 +251,9 @@ def test_one_cap_for_the_whole_batch_never_overspent_and_rows_past_it_are_skippe
     assert not skipped_topics & {topic_of(r.body) for r in server.requests}  # never called
 
 
-def test_a_429_with_retry_after_pauses_the_provider_for_every_row(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_a_429_with_retry_after_pauses_the_provider_for_every_row(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = topic_flow(tmp_path, server, retries=2)
     data = write_jsonl(tmp_path / "rows.jsonl", topics(20))
     server.latency = 0.05
@@ -210,16 +267,23 @@ def test_a_429_with_retry_after_pauses_the_provider_for_every_row(tmp_path: Path
     limited = next(r for r in server.requests if r.status == 429)
     assert limited.finished_at is not None
     started_during_pause = [
-        r for r in server.requests if limited.finished_at + 0.05 < r.started_at < limited.finished_at + 0.5
+        r
+        for r in server.requests
+        if limited.finished_at + 0.05 < r.started_at < limited.finished_at + 0.5
     ]
     assert started_during_pause == []  # no row called the provider while it asked for a pause
     assert "rate limits: 1 pause(s)" in completed.stderr  # the summary goes to stderr with --json
 
 
-def test_rows_overlap_with_no_barrier_under_one_concurrency_cap(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_rows_overlap_with_no_barrier_under_one_concurrency_cap(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = write_workflow(
-        tmp_path / "flow.yaml", server.base_url, [{"name": "only", "task": task_for("only", "[{{ inputs.topic }}]")}],
-        inputs={"topic": None}, policies={"max_concurrency": 3},
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [{"name": "only", "task": task_for("only", "[{{ inputs.topic }}]")}],
+        inputs={"topic": None},
+        policies={"max_concurrency": 3},
     )
     server.latency = lambda body: 1.0 if topic_of(body) == "t1" else 0.05
     data = write_jsonl(tmp_path / "rows.jsonl", topics(12))
@@ -232,7 +296,9 @@ def test_rows_overlap_with_no_barrier_under_one_concurrency_cap(tmp_path: Path, 
     assert most == 3  # the batch's cap holds across rows, and fills it
     slow = next(r for r in server.requests if topic_of(r.body) == "t1")
     assert slow.finished_at is not None
-    overtaking = [r for r in server.requests if topic_of(r.body) != "t1" and r.started_at < slow.finished_at]
+    overtaking = [
+        r for r in server.requests if topic_of(r.body) != "t1" and r.started_at < slow.finished_at
+    ]
     assert len(overtaking) >= 5  # later rows ran while row 1 was still going: no barrier
 
 
@@ -264,7 +330,8 @@ def test_sigkill_then_resume_batch_reuses_finished_rows_and_completes_in_order(
             batch.kill()
             batch.wait()
     done_before = {
-        f"t{r['batch_row']}" for r in rows(db, "SELECT batch_row FROM workflow_runs WHERE status = 'succeeded'")
+        f"t{r['batch_row']}"
+        for r in rows(db, "SELECT batch_row FROM workflow_runs WHERE status = 'succeeded'")
     }
     assert 8 <= len(done_before) < 40
     calls_before = len(server.requests)
@@ -284,7 +351,9 @@ def test_sigkill_then_resume_batch_reuses_finished_rows_and_completes_in_order(
     assert (record["status"], record["rows_succeeded"]) == ("succeeded", 40)
 
 
-def test_sigint_stops_the_batch_cleanly_and_says_how_to_resume(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_sigint_stops_the_batch_cleanly_and_says_how_to_resume(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = topic_flow(tmp_path, server, max_concurrency=2)
     server.latency = 0.2
     data = write_jsonl(tmp_path / "rows.jsonl", topics(40))
@@ -301,12 +370,19 @@ def test_sigint_stops_the_batch_cleanly_and_says_how_to_resume(tmp_path: Path, s
     assert "Traceback" not in stderr.decode()
     (record,) = rows(db, "SELECT status FROM batches")
     assert record["status"] == "interrupted"
-    assert all(r["status"] in ("succeeded", "interrupted") for r in rows(db, "SELECT status FROM workflow_runs"))
+    assert all(
+        r["status"] in ("succeeded", "interrupted")
+        for r in rows(db, "SELECT status FROM workflow_runs")
+    )
 
 
-def test_plan_prints_the_worst_case_of_the_whole_batch(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_plan_prints_the_worst_case_of_the_whole_batch(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = topic_flow(tmp_path, server)
-    data = write_jsonl(tmp_path / "rows.jsonl", [{"topic": "x"}, {"topic": "a much longer topic " * 20}])
+    data = write_jsonl(
+        tmp_path / "rows.jsonl", [{"topic": "x"}, {"topic": "a much longer topic " * 20}]
+    )
     single = json_of(run_agentops("plan", flow, "--input", "topic=x", "--json"))
     planned = json_of(run_agentops("plan", flow, "--data", data, "--cost-cap", "1", "--json"))
     batch = planned["batch"]
@@ -331,7 +407,9 @@ def test_the_python_api_runs_a_batch_on_the_fake_provider(tmp_path: Path) -> Non
     summary = run_batch(flow, data=data, db=tmp_path / "h.db", provider=fake, out=out)
 
     assert summary.exit_code == 0 and summary.succeeded == 5
-    assert [r["outputs"]["a"] for r in read_results(out)] == [f"seen: about t{n}" for n in range(1, 6)]
+    assert [r["outputs"]["a"] for r in read_results(out)] == [
+        f"seen: about t{n}" for n in range(1, 6)
+    ]
     assert len(fake.requests) == 5
     assert time.time() >= summary.finished_at >= summary.started_at
     assert agent_of({"messages": [{"content": "agent a: x"}]}) == "a"  # the helper the suite shares
@@ -341,17 +419,28 @@ def test_a_cap_with_a_model_of_no_known_price_is_refused_before_any_call(
     tmp_path: Path, server: OpenAITestServer
 ) -> None:
     flow = write_workflow(
-        tmp_path / "flow.yaml", server.base_url,
-        [{"name": "only", "model": "no-such-priced-model", "task": task_for("only", "[{{ inputs.topic }}]")}],
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [
+            {
+                "name": "only",
+                "model": "no-such-priced-model",
+                "task": task_for("only", "[{{ inputs.topic }}]"),
+            }
+        ],
         inputs={"topic": None},
     )
     data = write_jsonl(tmp_path / "rows.jsonl", topics(3))
 
-    completed = run_agentops("batch", flow, "--data", data, "--cost-cap", "1", "--db", tmp_path / "h.db")
+    completed = run_agentops(
+        "batch", flow, "--data", data, "--cost-cap", "1", "--db", tmp_path / "h.db"
+    )
 
     assert completed.returncode == 2, completed.stdout
     (line,) = completed.stderr.strip().splitlines()
     assert "no known price" in line and "prices:" in line and "Traceback" not in completed.stderr
     assert server.requests == []
     db = tmp_path / "h.db"
-    assert not db.exists() or rows(db, "SELECT count(*) FROM batches")[0][0] == 0  # nothing ran: nothing recorded
+    assert (
+        not db.exists() or rows(db, "SELECT count(*) FROM batches")[0][0] == 0
+    )  # nothing ran: nothing recorded

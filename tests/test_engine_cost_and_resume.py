@@ -33,13 +33,16 @@ def server_side_cost(server: OpenAITestServer) -> float:
     """What the provider would bill: the usage it reported on answered calls, at PRICES."""
     price = PRICES["gpt-4o-mini"]
     return sum(
-        (r.usage["prompt_tokens"] * price["input"] + r.usage["completion_tokens"] * price["output"]) / 1e6
+        (r.usage["prompt_tokens"] * price["input"] + r.usage["completion_tokens"] * price["output"])
+        / 1e6
         for r in server.requests
         if r.usage
     )
 
 
-def test_spend_never_exceeds_the_cap_under_parallel_retries_and_long_outputs(server: OpenAITestServer) -> None:
+def test_spend_never_exceeds_the_cap_under_parallel_retries_and_long_outputs(
+    server: OpenAITestServer,
+) -> None:
     server.fault_rate = 0.3  # transient faults: 429 with Retry-After, 500, drops, truncated streams
     cap = 2.0
     agents = [{"name": f"writer{i}", "task": f"Write essay {i} at length."} for i in range(40)]
@@ -59,21 +62,31 @@ def test_spend_never_exceeds_the_cap_under_parallel_retries_and_long_outputs(ser
     statuses = [agent.status for agent in result.agents.values()]
     assert AgentStatus.SUCCEEDED in statuses, "the cap should allow some work"
     skipped = [a for a in result.agents.values() if a.status is AgentStatus.SKIPPED]
-    assert skipped and all((a.error or "").startswith("cost cap") for a in skipped if a.name != "editor")
+    assert skipped and all(
+        (a.error or "").startswith("cost cap") for a in skipped if a.name != "editor"
+    )
     # Nearly all of the cap was usable: the reservations were released as calls settled.
     assert result.cost > cap / 4
 
 
-def test_a_model_without_a_price_is_refused_under_a_cap_before_any_call(server: OpenAITestServer) -> None:
-    workflow = workflow_on(server, [{"name": "a", "model": "my-private-model"}], policies={"cost_cap": 1.0})
+def test_a_model_without_a_price_is_refused_under_a_cap_before_any_call(
+    server: OpenAITestServer,
+) -> None:
+    workflow = workflow_on(
+        server, [{"name": "a", "model": "my-private-model"}], policies={"cost_cap": 1.0}
+    )
     with pytest.raises(CostCapError, match=r"my-private-model.*prices:"):
         agentops.run(workflow)
     assert server.requests == []
 
 
-def test_without_a_cap_an_unknown_price_is_recorded_as_unknown_with_a_warning(server: OpenAITestServer) -> None:
+def test_without_a_cap_an_unknown_price_is_recorded_as_unknown_with_a_warning(
+    server: OpenAITestServer,
+) -> None:
     log = EventLog()
-    result = agentops.run(workflow_on(server, [{"name": "a", "model": "my-private-model"}]), subscribers=[log])
+    result = agentops.run(
+        workflow_on(server, [{"name": "a", "model": "my-private-model"}]), subscribers=[log]
+    )
     assert result.agents["a"].status is AgentStatus.SUCCEEDED
     assert result.agents["a"].cost is None
     assert "my-private-model" in log.of(CostWarning)[0].message
@@ -112,16 +125,22 @@ def test_resume_calls_only_what_did_not_succeed(server: OpenAITestServer, tmp_pa
     assert second.agents["a"].reused and second.agents["d"].reused
 
     with sqlite3.connect(db) as connection:
-        rows = connection.execute("SELECT id, resumed_from FROM workflow_runs ORDER BY id").fetchall()
+        rows = connection.execute(
+            "SELECT id, resumed_from FROM workflow_runs ORDER BY id"
+        ).fetchall()
     assert rows == [(first.workflow_run_id, None), (second.workflow_run_id, first.workflow_run_id)]
 
 
-def test_an_agent_the_cap_refuses_is_skipped_without_ever_starting(server: OpenAITestServer) -> None:
+def test_an_agent_the_cap_refuses_is_skipped_without_ever_starting(
+    server: OpenAITestServer,
+) -> None:
     from agentops.events import AgentStarted
 
     log = EventLog()
     # One worst case (max_tokens x $4000 per million) is $4: it can never fit under $1.
-    workflow = workflow_on(server, [{"name": "big", "max_tokens": 1000}], policies={"cost_cap": 1.0}, prices=PRICES)
+    workflow = workflow_on(
+        server, [{"name": "big", "max_tokens": 1000}], policies={"cost_cap": 1.0}, prices=PRICES
+    )
     result = agentops.run(workflow, subscribers=[log])
     assert result.agents["big"].status is AgentStatus.SKIPPED
     assert result.agents["big"].error == "cost cap"
@@ -129,16 +148,25 @@ def test_an_agent_the_cap_refuses_is_skipped_without_ever_starting(server: OpenA
     assert server.requests == []
 
 
-def test_resume_keeps_the_cost_cap_given_on_the_command_line(server: OpenAITestServer, tmp_path: Path) -> None:
+def test_resume_keeps_the_cost_cap_given_on_the_command_line(
+    server: OpenAITestServer, tmp_path: Path
+) -> None:
     db = tmp_path / "history.db"
-    workflow = workflow_on(server, [{"name": "a", "max_tokens": 100}, {"name": "b", "max_tokens": 100}], prices=PRICES)
+    workflow = workflow_on(
+        server, [{"name": "a", "max_tokens": 100}, {"name": "b", "max_tokens": 100}], prices=PRICES
+    )
     # Each worst case is about $0.4 (+ the prompt): a $0.5 cap admits one call, not two.
     first = agentops.run(workflow, db=db, cost_cap=0.5)
-    assert sorted(a.status for a in first.agents.values()) == [AgentStatus.SKIPPED, AgentStatus.SUCCEEDED]
+    assert sorted(a.status for a in first.agents.values()) == [
+        AgentStatus.SKIPPED,
+        AgentStatus.SUCCEEDED,
+    ]
     calls = len(server.requests)
     second = agentops.resume(first.workflow_run_id, db=db)
     assert second.cost_cap == 0.5
-    assert len(server.requests) == calls, "the cap (with the first run's spend) leaves no room for another call"
+    assert len(server.requests) == calls, (
+        "the cap (with the first run's spend) leaves no room for another call"
+    )
     assert second.cost + first.cost <= 0.5
 
 
@@ -151,11 +179,18 @@ def test_a_deployment_named_in_the_environment_is_priced_as_the_model_written() 
     route = Route("azure", "azure", "prod-gpt4o-eastus", priced_as="gpt-4o")
     assert PriceBook().cost(route, Usage(1_000_000, 0)) == pytest.approx(2.5)
     book = PriceBook({"my-model": Price(input=1.0, output=2.0)})
-    assert book.cost(Route("azure", "azure", "deployment-x", priced_as="my-model"), Usage(0, 1_000_000)) == 2.0
+    assert (
+        book.cost(
+            Route("azure", "azure", "deployment-x", priced_as="my-model"), Usage(0, 1_000_000)
+        )
+        == 2.0
+    )
     assert book.cost(Route("azure", "azure", "deployment-x"), Usage(1, 1)) is None
 
 
-def test_a_resumed_run_still_names_the_workflow_file(server: OpenAITestServer, tmp_path: Path) -> None:
+def test_a_resumed_run_still_names_the_workflow_file(
+    server: OpenAITestServer, tmp_path: Path
+) -> None:
     flow = tmp_path / "flow.yaml"
     flow.write_text(workflow_on(server, [{"name": "a", "task": "flaky step", "retries": 0}]).source)
     db = tmp_path / "history.db"
@@ -164,5 +199,8 @@ def test_a_resumed_run_still_names_the_workflow_file(server: OpenAITestServer, t
     second = agentops.resume(first.workflow_run_id, db=db)
     assert second.status is RunStatus.SUCCEEDED
     with sqlite3.connect(db) as connection:
-        paths = [row[0] for row in connection.execute("SELECT source_path FROM workflow_runs ORDER BY id")]
+        paths = [
+            row[0]
+            for row in connection.execute("SELECT source_path FROM workflow_runs ORDER BY id")
+        ]
     assert paths == [str(flow), str(flow)]

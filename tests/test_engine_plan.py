@@ -49,7 +49,9 @@ def test_worst_case_cost_is_what_the_engine_would_reserve(flow: Path) -> None:
     # c sees a and b, each bounded by its max_tokens (+ per-message overhead).
     assert by_name["c"].input_tokens_bound > by_name["b"].input_tokens_bound + 100
     cheap = by_name["b"]
-    assert cheap.worst_case_cost == pytest.approx((cheap.input_tokens_bound * 1.0 + 100 * 2.0) / 1e6)
+    assert cheap.worst_case_cost == pytest.approx(
+        (cheap.input_tokens_bound * 1.0 + 100 * 2.0) / 1e6
+    )
     assert by_name["a"].worst_case_cost == pytest.approx((bound_a * 2.5 + 100 * 10.0) / 1e6)
     assert plan.worst_case_total == pytest.approx(sum(a.worst_case_cost or 0 for a in plan.agents))
 
@@ -72,7 +74,9 @@ def test_plan_command_prints_the_plan_and_json(flow: Path) -> None:
 def test_plan_marks_unknown_prices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-plan-test")
     path = tmp_path / "unknown.yaml"
-    path.write_text("name: u\nagents:\n  - {name: a, model: 'openai:mystery', task: t}\n", encoding="utf-8")
+    path.write_text(
+        "name: u\nagents:\n  - {name: a, model: 'openai:mystery', task: t}\n", encoding="utf-8"
+    )
     result = CliRunner().invoke(app, ["plan", str(path)])
     assert result.exit_code == 0
     assert "note: no known price for 'mystery': add it under prices:" in result.stdout

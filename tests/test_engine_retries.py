@@ -44,7 +44,9 @@ def test_transient_errors_are_retried_and_every_attempt_recorded(
 ) -> None:
     server.inject(fault, times=2)
     log = EventLog()
-    result = agentops.run(workflow_on(server, [{"name": "a"}], policies={"retries": 2}), subscribers=[log])
+    result = agentops.run(
+        workflow_on(server, [{"name": "a"}], policies={"retries": 2}), subscribers=[log]
+    )
     agent = result.agents["a"]
     assert agent.status is AgentStatus.SUCCEEDED
     assert [a.status for a in agent.attempts] == ["failed", "failed", "succeeded"]
@@ -65,7 +67,9 @@ def test_transient_errors_are_retried_and_every_attempt_recorded(
     ],
     ids=["401", "400", "404", "quota"],
 )
-def test_permanent_errors_fail_at_once(server: OpenAITestServer, fault: Fault, expected: str) -> None:
+def test_permanent_errors_fail_at_once(
+    server: OpenAITestServer, fault: Fault, expected: str
+) -> None:
     server.inject(fault, times=5)
     result = agentops.run(workflow_on(server, [{"name": "a"}], policies={"retries": 4}))
     agent = result.agents["a"]
@@ -77,7 +81,9 @@ def test_permanent_errors_fail_at_once(server: OpenAITestServer, fault: Fault, e
 
 def test_retries_exhausted_fail_with_the_last_error(server: OpenAITestServer) -> None:
     server.inject(Fault(kind="status", status=500), times=10)
-    result = agentops.run(workflow_on(server, [{"name": "a", "retries": 1}], policies={"retries": 5}))
+    result = agentops.run(
+        workflow_on(server, [{"name": "a", "retries": 1}], policies={"retries": 5})
+    )
     agent = result.agents["a"]
     assert agent.status is AgentStatus.FAILED
     assert len(server.requests) == 2  # the agent's retries override the policy
@@ -105,7 +111,11 @@ def test_a_hanging_attempt_times_out_and_is_retried(server: OpenAITestServer) ->
 
 def test_whole_run_timeout_cancels_in_flight_and_keeps_finished(server: OpenAITestServer) -> None:
     server.inject_for(lambda body: "hang" in str(body["messages"]), kind="hang", seconds=30)
-    agents = [{"name": "quick"}, {"name": "stuck", "task": "hang here"}, {"name": "later", "depends_on": "stuck"}]
+    agents = [
+        {"name": "quick"},
+        {"name": "stuck", "task": "hang here"},
+        {"name": "later", "depends_on": "stuck"},
+    ]
     result = agentops.run(workflow_on(server, agents, policies={"timeout": 0.5}))
     assert result.status is RunStatus.FAILED
     assert result.agents["quick"].status is AgentStatus.SUCCEEDED
@@ -122,7 +132,9 @@ def test_stop_cancels_in_flight_calls_and_records_them(server: OpenAITestServer)
 
     async def scenario() -> agentops.WorkflowResult:
         workflow = workflow_on(server, agents)
-        task = asyncio.ensure_future(agentops.arun(workflow, control=engines.append, subscribers=[log]))
+        task = asyncio.ensure_future(
+            agentops.arun(workflow, control=engines.append, subscribers=[log])
+        )
         while len(server.requests) < 2 or not log.of(AgentFinished):
             await asyncio.sleep(0.01)
         engines[0].stop("interrupted by SIGINT")

@@ -80,7 +80,9 @@ def test_upstream_outputs_reach_the_prompt_in_a_labelled_block(server: OpenAITes
     assert "Outputs of upstream agents" not in result.agents["placer"].prompt  # type: ignore[operator]
 
 
-def test_or_dependency_runs_when_one_branch_succeeds_and_skips_when_none(server: OpenAITestServer) -> None:
+def test_or_dependency_runs_when_one_branch_succeeds_and_skips_when_none(
+    server: OpenAITestServer,
+) -> None:
     server.inject_for(lambda body: "fails" in str(body["messages"]), status=401)
     agents = [
         {"name": "ok"},

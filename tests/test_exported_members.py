@@ -29,6 +29,7 @@ def test_importing_the_package_stays_light() -> None:
         "heavy = [m for m in ('openai', 'genai_prices', 'llama_cpp', 'pydantic') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert output.stdout.strip() == ""
-

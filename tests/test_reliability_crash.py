@@ -40,7 +40,10 @@ SEED = 7_2024
 KILLS = 20
 RESUME_EVERY = 4
 LAYERS = [["a1", "a2", "a3"], ["b1", "b2"], ["c1", "c2"], ["d"]]
-AGENTS = [{**a, "task": task_for(a["name"], "[{{ inputs.tag }}] do your part.")} for a in layered_agents(LAYERS)]
+AGENTS = [
+    {**a, "task": task_for(a["name"], "[{{ inputs.tag }}] do your part.")}
+    for a in layered_agents(LAYERS)
+]
 DEPENDENCIES = {a["name"]: list(a.get("depends_on", [])) for a in AGENTS}
 
 
@@ -55,7 +58,11 @@ def sent_by(server: OpenAITestServer, tag: str) -> list[dict[str, Any]]:
     tag elsewhere in a prompt is an upstream output quoting an earlier run's task)."""
     opening = re.compile(rf"agent [\w\-]+: \[{re.escape(tag)}\]")
     # A request still being read has an empty body.
-    return [r.body for r in server.requests if opening.match(str((r.body.get("messages") or [{}])[-1].get("content")))]
+    return [
+        r.body
+        for r in server.requests
+        if opening.match(str((r.body.get("messages") or [{}])[-1].get("content")))
+    ]
 
 
 def dependencies_are_recorded(db: Path, workflow_run_id: int, sent: list[dict[str, Any]]) -> None:
@@ -68,7 +75,11 @@ def dependencies_are_recorded(db: Path, workflow_run_id: int, sent: list[dict[st
         prompt = str(body["messages"][-1]["content"])
         for dependency in DEPENDENCIES[agent]:
             row = recorded.get(dependency)
-            assert row is not None and row["status"] == "succeeded", (agent, dependency, row and dict(row))
+            assert row is not None and row["status"] == "succeeded", (
+                agent,
+                dependency,
+                row and dict(row),
+            )
             assert row["output"] and row["output"] in prompt, (dependency, row["output"])
     for name, row in recorded.items():
         if row["status"] == "succeeded":
@@ -76,10 +87,16 @@ def dependencies_are_recorded(db: Path, workflow_run_id: int, sent: list[dict[st
             assert any(agent_of(body) == name for body in sent), f"{name} recorded but never called"
 
 
-def test_sigkill_at_random_moments_loses_nothing_finished(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_sigkill_at_random_moments_loses_nothing_finished(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     rng = random.Random(SEED)
     flow = write_workflow(
-        tmp_path / "flow.yaml", server.base_url, AGENTS, inputs={"tag": None}, policies={"max_concurrency": 2, "retries": 0}
+        tmp_path / "flow.yaml",
+        server.base_url,
+        AGENTS,
+        inputs={"tag": None},
+        policies={"max_concurrency": 2, "retries": 0},
     )
     db = tmp_path / "history.db"
     kills = resumed = rounds = 0
@@ -113,7 +130,9 @@ def test_sigkill_at_random_moments_loses_nothing_finished(tmp_path: Path, server
     print(f"kills survived: {kills} (in {rounds} runs), resumed: {resumed}")
 
 
-def run_and_kill(flow: Path, db: Path, tag: str, server: OpenAITestServer, delay: float, from_first_call: bool) -> bool:
+def run_and_kill(
+    flow: Path, db: Path, tag: str, server: OpenAITestServer, delay: float, from_first_call: bool
+) -> bool:
     """Start ``agentops run`` and SIGKILL it ``delay`` seconds later; False if it finished first.
 
     Half the kills count from the first call (start-up time varies, the run does not),
@@ -133,7 +152,9 @@ def run_and_kill(flow: Path, db: Path, tag: str, server: OpenAITestServer, delay
 
 
 def resume_without_calling_finished_agents(db: Path, run_id: int, server: OpenAITestServer) -> None:
-    finished = {name for name, row in agent_runs(db, run_id).items() if row["status"] == "succeeded"}
+    finished = {
+        name for name, row in agent_runs(db, run_id).items() if row["status"] == "succeeded"
+    }
     tag = f"resume-{run_id}"
     completed = run_agentops("resume", str(run_id), "--db", db, "--input", f"tag={tag}")
     assert completed.returncode == 0, completed.stderr
@@ -143,19 +164,35 @@ def resume_without_calling_finished_agents(db: Path, run_id: int, server: OpenAI
     latest = workflow_runs(db)[-1]
     assert latest["resumed_from"] == run_id and latest["status"] == "succeeded"
     rows = agent_runs(db, int(latest["id"]))
-    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(DEPENDENCIES, "succeeded")
+    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(
+        DEPENDENCIES, "succeeded"
+    )
 
 
-def test_resume_calls_each_unfinished_agent_exactly_once(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_resume_calls_each_unfinished_agent_exactly_once(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     """Deterministic companion of the kill test: reused agents in several layers (whose
     dependents are themselves reused) must not be queued, and no agent may be queued twice."""
     refused = "agent c1: [first]"  # c1 is refused in the first run only
-    server.inject_for(lambda body: str(body["messages"][-1]["content"]).startswith(refused), kind="status", status=400)
-    flow = write_workflow(tmp_path / "flow.yaml", server.base_url, AGENTS, inputs={"tag": None}, policies={"retries": 0})
+    server.inject_for(
+        lambda body: str(body["messages"][-1]["content"]).startswith(refused),
+        kind="status",
+        status=400,
+    )
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        AGENTS,
+        inputs={"tag": None},
+        policies={"retries": 0},
+    )
     db = tmp_path / "history.db"
     first = run_agentops("run", flow, "--db", db, "--input", "tag=first")
     assert first.returncode == 1, first.stderr
-    assert sorted(agent_of(body) or "" for body in sent_by(server, "first")) == sorted(set(DEPENDENCIES) - {"d"})
+    assert sorted(agent_of(body) or "" for body in sent_by(server, "first")) == sorted(
+        set(DEPENDENCIES) - {"d"}
+    )
     second = run_agentops("resume", "1", "--db", db, "--input", "tag=second")
     assert second.returncode == 0, second.stderr
     assert sorted(agent_of(body) or "" for body in sent_by(server, "second")) == ["c1", "d"]

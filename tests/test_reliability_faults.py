@@ -26,7 +26,9 @@ from reliability_helpers import (
     write_workflow,
 )
 
-AGENTS = layered_agents([[f"gather{n}" for n in range(20)], ["merge_a", "merge_b", "merge_c"], ["report"]])
+AGENTS = layered_agents(
+    [[f"gather{n}" for n in range(20)], ["merge_a", "merge_b", "merge_c"], ["report"]]
+)
 PRICES = {"gpt-4o-mini": {"input": 1000.0, "output": 4000.0}}  # dear, so a few calls reach the cap
 
 
@@ -60,7 +62,9 @@ def test_thirty_percent_transient_faults_complete_and_every_attempt_is_recorded(
     server.inject(Fault(kind="drop"), times=1)
     server.inject(Fault(kind="truncate"), times=1)
     flow = write_workflow(
-        tmp_path / "flow.yaml", server.base_url, [{**a, "timeout": 1.0} for a in AGENTS],
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [{**a, "timeout": 1.0} for a in AGENTS],
         policies={"retries": 10, "backoff": {"base": 0.01, "max": 0.05}},
     )
     db = tmp_path / "history.db"
@@ -68,7 +72,12 @@ def test_thirty_percent_transient_faults_complete_and_every_attempt_is_recorded(
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
     assert server.faults_injected >= 5, "the fault rate did not apply"
-    assert {r.fault.kind for r in server.requests if r.fault} >= {"status", "hang", "drop", "truncate"}
+    assert {r.fault.kind for r in server.requests if r.fault} >= {
+        "status",
+        "hang",
+        "drop",
+        "truncate",
+    }
     (run,) = workflow_runs(db)
     recorded = agent_runs(db, int(run["id"]))
     by_agent = requests_by_agent(server)
@@ -78,8 +87,12 @@ def test_thirty_percent_transient_faults_complete_and_every_attempt_is_recorded(
         attempts = attempts_of(db, int(row["id"]))
         sent = by_agent[name]
         assert [a["number"] for a in attempts] == list(range(1, len(sent) + 1)), name
-        assert [(a["status"], a["http_status"]) for a in attempts] == [expected_outcome(r) for r in sent], name
-    print(f"faults injected by the server: {server.faults_injected} of {len(server.requests)} calls")
+        assert [(a["status"], a["http_status"]) for a in attempts] == [
+            expected_outcome(r) for r in sent
+        ], name
+    print(
+        f"faults injected by the server: {server.faults_injected} of {len(server.requests)} calls"
+    )
 
 
 def test_the_cost_cap_holds_under_faults(tmp_path: Path, server: OpenAITestServer) -> None:
@@ -87,7 +100,10 @@ def test_the_cost_cap_holds_under_faults(tmp_path: Path, server: OpenAITestServe
     cap = 0.5
     agents = [{"name": f"essay{n}", "max_tokens": 60} for n in range(12)]
     flow = write_workflow(
-        tmp_path / "flow.yaml", server.base_url, agents, prices=PRICES,
+        tmp_path / "flow.yaml",
+        server.base_url,
+        agents,
+        prices=PRICES,
         policies={"retries": 8, "max_concurrency": 6, "cost_cap": 10.0},
     )
     db = tmp_path / "history.db"
@@ -97,25 +113,37 @@ def test_the_cost_cap_holds_under_faults(tmp_path: Path, server: OpenAITestServe
     assert result["cost"] <= cap
     (run,) = workflow_runs(db)
     recorded = agent_runs(db, int(run["id"]))
-    spent = sum(a["cost"] or 0.0 for row in recorded.values() for a in attempts_of(db, int(row["id"])))
+    spent = sum(
+        a["cost"] or 0.0 for row in recorded.values() for a in attempts_of(db, int(row["id"]))
+    )
     assert spent <= cap
     price = PRICES["gpt-4o-mini"]
     billed = sum(
-        (r.usage["prompt_tokens"] * price["input"] + r.usage["completion_tokens"] * price["output"]) / 1e6
-        for r in server.requests if r.usage
+        (r.usage["prompt_tokens"] * price["input"] + r.usage["completion_tokens"] * price["output"])
+        / 1e6
+        for r in server.requests
+        if r.usage
     )
     assert billed <= cap  # what the provider would charge, by its own count
     statuses = {row["status"] for row in recorded.values()}
     assert "succeeded" in statuses and "skipped" in statuses
-    assert all(row["error"].startswith("cost cap") for row in recorded.values() if row["status"] == "skipped")
+    assert all(
+        row["error"].startswith("cost cap")
+        for row in recorded.values()
+        if row["status"] == "skipped"
+    )
 
 
-@pytest.mark.parametrize(("status", "names_the_fix"), [(401, KEY_ENV), (400, "400")], ids=["401", "400"])
+@pytest.mark.parametrize(
+    ("status", "names_the_fix"), [(401, KEY_ENV), (400, "400")], ids=["401", "400"]
+)
 def test_permanent_errors_are_not_retried_and_name_the_fix(
     tmp_path: Path, server: OpenAITestServer, status: int, names_the_fix: str
 ) -> None:
     server.inject(Fault(kind="status", status=status), times=50)
-    flow = write_workflow(tmp_path / "flow.yaml", server.base_url, [{"name": "only"}], policies={"retries": 8})
+    flow = write_workflow(
+        tmp_path / "flow.yaml", server.base_url, [{"name": "only"}], policies={"retries": 8}
+    )
     db = tmp_path / "history.db"
     completed = run_agentops("run", flow, "--db", db)
     assert completed.returncode == 1
@@ -126,6 +154,8 @@ def test_permanent_errors_are_not_retried_and_name_the_fix(
     (run,) = workflow_runs(db)
     row = agent_runs(db, int(run["id"]))["only"]
     assert row["status"] == "failed" and names_the_fix in row["error"]
-    assert [(a["status"], a["http_status"]) for a in attempts_of(db, int(row["id"]))] == [("failed", status)]
+    assert [(a["status"], a["http_status"]) for a in attempts_of(db, int(row["id"]))] == [
+        ("failed", status)
+    ]
     shown = json_of(run_agentops("show-workflow-run", str(run["id"]), "--json", "--db", db))
     assert names_the_fix in str(shown)

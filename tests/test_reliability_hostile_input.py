@@ -29,7 +29,10 @@ from reliability_helpers import KEY, KEY_ENV, run_agentops, workflow_document
 
 # No "explain" phase: on a failure it reruns hundreds of CLI calls for little extra insight.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
-FUZZ = settings(max_examples=150, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=150, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow]
+)
+
 
 @dataclass
 class Outcome:
@@ -58,7 +61,11 @@ def invoke(*args: str | Path) -> Outcome:
             sys.argv = argv
             sys.stdout.flush()
             sys.stderr.flush()
-        return Outcome(code, stdout.getvalue().decode("utf-8", "replace"), stderr.getvalue().decode("utf-8", "replace"))
+        return Outcome(
+            code,
+            stdout.getvalue().decode("utf-8", "replace"),
+            stderr.getvalue().decode("utf-8", "replace"),
+        )
 
 
 def assert_no_crash(outcome: Outcome) -> None:
@@ -88,12 +95,14 @@ def key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Agent names must start with an ASCII letter or "_"; the rest may be any word character.
 _NAME_TAIL = st.text(alphabet=st.sampled_from("abcxyz_-0129éßøДж研究者Ωλ"), max_size=8)
-_AGENT_NAME = st.builds(lambda head, tail: head + tail, st.sampled_from("abqzAQZ_"), _NAME_TAIL).filter(
-    lambda n: n != "inputs"
-)
+_AGENT_NAME = st.builds(
+    lambda head, tail: head + tail, st.sampled_from("abqzAQZ_"), _NAME_TAIL
+).filter(lambda n: n != "inputs")
 _INPUT_NAME = st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: n != "inputs")
 _FREE_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=["Cs", "Cc"]) | st.sampled_from("\n\t"), min_size=1, max_size=40
+    alphabet=st.characters(blacklist_categories=["Cs", "Cc"]) | st.sampled_from("\n\t"),
+    min_size=1,
+    max_size=40,
 ).filter(lambda t: t.strip() and "{{" not in t and "}}" not in t)
 
 
@@ -103,7 +112,14 @@ def workflow_documents(draw: st.DrawFn, base_url: str = "http://127.0.0.1:9/v1")
     names = draw(st.lists(_AGENT_NAME, min_size=1, max_size=6, unique=True))
     inputs: dict[str, Any] = {}
     for name in draw(st.lists(_INPUT_NAME, max_size=3, unique=True)):
-        inputs[name] = draw(st.one_of(st.none(), _FREE_TEXT, st.integers(-5, 5), st.fixed_dictionaries({"default": _FREE_TEXT})))
+        inputs[name] = draw(
+            st.one_of(
+                st.none(),
+                _FREE_TEXT,
+                st.integers(-5, 5),
+                st.fixed_dictionaries({"default": _FREE_TEXT}),
+            )
+        )
     agents = []
     for index, name in enumerate(names):
         agent: dict[str, Any] = {"name": name}
@@ -118,7 +134,9 @@ def workflow_documents(draw: st.DrawFn, base_url: str = "http://127.0.0.1:9/v1")
             task += " {{ inputs." + draw(st.sampled_from(sorted(inputs))) + " }}"
         agent["task"] = task
         agents.append(agent)
-    document = workflow_document(base_url, agents, name=draw(_FREE_TEXT).strip() or "w", policies={"retries": 0})
+    document = workflow_document(
+        base_url, agents, name=draw(_FREE_TEXT).strip() or "w", policies={"retries": 0}
+    )
     if inputs:
         document["inputs"] = inputs
     return document
@@ -128,12 +146,45 @@ def required_inputs(document: dict[str, Any]) -> list[str]:
     return [name for name, value in document.get("inputs", {}).items() if value is None]
 
 
-_MUTATIONS = st.sampled_from([
-    ":", "- ", "  ", "\t", "&a ", "*a", "*nope", "!!python/object:os.system ", "{", "[", "]", "}", "'", '"',
-    "\n", "\n  - name: a\n", "depnds_on: x\n", "retries: -1\n", "cost_cap: lots\n", "{{ ", " }}",
-    "{{ nobody.output }}", "{{ inputs.missing }}", "\x00", "\x07", "\ufeff", "é", "🙂", "---\n", "<<: *a\n",
-    "on: yes\n", "~", "null", "0x1F", "1e999",
-])
+_MUTATIONS = st.sampled_from(
+    [
+        ":",
+        "- ",
+        "  ",
+        "\t",
+        "&a ",
+        "*a",
+        "*nope",
+        "!!python/object:os.system ",
+        "{",
+        "[",
+        "]",
+        "}",
+        "'",
+        '"',
+        "\n",
+        "\n  - name: a\n",
+        "depnds_on: x\n",
+        "retries: -1\n",
+        "cost_cap: lots\n",
+        "{{ ",
+        " }}",
+        "{{ nobody.output }}",
+        "{{ inputs.missing }}",
+        "\x00",
+        "\x07",
+        "\ufeff",
+        "é",
+        "🙂",
+        "---\n",
+        "<<: *a\n",
+        "on: yes\n",
+        "~",
+        "null",
+        "0x1F",
+        "1e999",
+    ]
+)
 
 
 @st.composite
@@ -142,7 +193,7 @@ def mutated_text(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(text)))
         cut = draw(st.integers(0, 8))
-        text = text[:at] + draw(_MUTATIONS) + text[at + cut:]
+        text = text[:at] + draw(_MUTATIONS) + text[at + cut :]
     return text
 
 
@@ -166,7 +217,9 @@ def test_generated_valid_workflows_validate_and_plan(
     assert_no_crash(planned)
     assert planned.code == 0, planned
     plan = json.loads(planned.stdout)
-    assert sorted(a["name"] for a in plan["agents"]) == sorted(a["name"] for a in document["agents"])
+    assert sorted(a["name"] for a in plan["agents"]) == sorted(
+        a["name"] for a in document["agents"]
+    )
 
 
 @FUZZ
@@ -181,7 +234,9 @@ def test_mutated_workflows_fail_with_located_errors_in_every_command(
     if validated.code == 0:
         planned = invoke("plan", path)  # may still lack required inputs: a one-line usage error
         assert_no_crash(planned)
-        assert planned.code == 0 or (planned.code == 2 and planned.stderr.startswith("error: ")), planned
+        assert planned.code == 0 or (planned.code == 2 and planned.stderr.startswith("error: ")), (
+            planned
+        )
         return
     assert_invalid_file(validated, path)
     diagnostics = validated.stdout.splitlines()
@@ -189,7 +244,9 @@ def test_mutated_workflows_fail_with_located_errors_in_every_command(
         outcome = invoke(command, path)
         assert_invalid_file(outcome, path)
         # The same problems, whichever command found them.
-        assert [line.removeprefix("error: ") for line in outcome.stderr.splitlines() if line.strip()] == diagnostics
+        assert [
+            line.removeprefix("error: ") for line in outcome.stderr.splitlines() if line.strip()
+        ] == diagnostics
 
 
 @FUZZ
@@ -217,18 +274,57 @@ def test_arbitrary_input_arguments_are_accepted_or_refused_in_one_line(
         assert len(outcome.stderr.strip().splitlines()) == 1, outcome
 
 
-_COMMANDS = ["run", "plan", "validate", "graph", "resume", "show-workflow-run", "list-workflow-runs", "list-runs"]
-_ARG_WORDS = st.sampled_from([
-    *_COMMANDS, "--input", "-i", "--db", "--cost-cap", "--json", "--format", "--limit", "--workflow", "-1", "0",
-    "1", "nan", "inf", "1e309", "", "=", "a=b", "dot", "svg", "@DIR", "@GARBAGE", "@MISSING", "@VALID", "ünï🙂",
-    "\u202e", "--", "-", "x" * 300,
-])
+_COMMANDS = [
+    "run",
+    "plan",
+    "validate",
+    "graph",
+    "resume",
+    "show-workflow-run",
+    "list-workflow-runs",
+    "list-runs",
+]
+_ARG_WORDS = st.sampled_from(
+    [
+        *_COMMANDS,
+        "--input",
+        "-i",
+        "--db",
+        "--cost-cap",
+        "--json",
+        "--format",
+        "--limit",
+        "--workflow",
+        "-1",
+        "0",
+        "1",
+        "nan",
+        "inf",
+        "1e309",
+        "",
+        "=",
+        "a=b",
+        "dot",
+        "svg",
+        "@DIR",
+        "@GARBAGE",
+        "@MISSING",
+        "@VALID",
+        "ünï🙂",
+        "\u202e",
+        "--",
+        "-",
+        "x" * 300,
+    ]
+)
 
 
 @FUZZ
 @given(
     command=st.sampled_from(_COMMANDS),
-    target=st.sampled_from(["@VALID", "@MISSING", "@DIR", "@GARBAGE", "1", "-1", "99999999999999999999", "ünï🙂", ""]),
+    target=st.sampled_from(
+        ["@VALID", "@MISSING", "@DIR", "@GARBAGE", "1", "-1", "99999999999999999999", "ünï🙂", ""]
+    ),
     words=st.lists(_ARG_WORDS, max_size=5),
 )
 def test_arbitrary_argument_lists_never_crash(
@@ -242,15 +338,25 @@ def test_arbitrary_argument_lists_never_crash(
     valid = where / "valid.yaml"
     document = workflow_document("http://127.0.0.1:9/v1", [{"name": "a"}], policies={"retries": 0})
     valid.write_text(yaml.safe_dump(document), encoding="utf-8")
-    substitutes = {"@DIR": str(where), "@GARBAGE": str(garbage), "@MISSING": str(where / "missing.yaml"), "@VALID": str(valid)}
+    substitutes = {
+        "@DIR": str(where),
+        "@GARBAGE": str(garbage),
+        "@MISSING": str(where / "missing.yaml"),
+        "@VALID": str(valid),
+    }
     outcome = invoke(*[substitutes.get(word, word) for word in [command, target, *words]])
     assert_no_crash(outcome)
 
 
-@settings(max_examples=25, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(document=workflow_documents(), values=st.lists(_FREE_TEXT, min_size=3, max_size=3))
 def test_generated_workflows_run_end_to_end(
-    tmp_path_factory: pytest.TempPathFactory, server: OpenAITestServer, document: dict[str, Any], values: list[str]
+    tmp_path_factory: pytest.TempPathFactory,
+    server: OpenAITestServer,
+    document: dict[str, Any],
+    values: list[str],
 ) -> None:
     """Unicode names, odd input values and every dependency form, through ``agentops run``."""
     document["providers"]["test"]["base_url"] = server.base_url
@@ -281,10 +387,14 @@ HOSTILE_FILES = {
     "alias-bomb": alias_bomb,
     "binary-junk": lambda: bytes(range(256)) * 64,
     "deep-nesting": lambda: b"name: deep\nagents: " + b"[" * 200_000 + b"]" * 200_000 + b"\n",
-    "deep-mappings": lambda: b"name: deep\nagents:\n  - " + b"{a: " * 5000 + b"1" + b"}" * 5000 + b"\n",
+    "deep-mappings": lambda: (
+        b"name: deep\nagents:\n  - " + b"{a: " * 5000 + b"1" + b"}" * 5000 + b"\n"
+    ),
     "huge": lambda: b"name: huge\ndescription: " + b"x" * (6 * 1024 * 1024) + b"\n",
     "not-utf8": lambda: "name: caf\xe9\nagents: []\n".encode("latin-1"),
-    "unicode-garbage": lambda: ("name: 🙂\nagents:\n  - name: 研究\n    model: m\n    task: \u202etxt.exe\n").encode(),
+    "unicode-garbage": lambda: (
+        "name: 🙂\nagents:\n  - name: 研究\n    model: m\n    task: \u202etxt.exe\n"
+    ).encode(),
 }
 
 
@@ -296,12 +406,25 @@ def test_hostile_files_through_a_real_process(tmp_path: Path, kind: str) -> None
         completed = run_agentops(command, path)
         outcome = Outcome(completed.returncode, completed.stdout, completed.stderr)
         assert_invalid_file(outcome, path)
-        assert len(outcome.output.splitlines()) <= 5, outcome.output  # a handful of lines, not a dump
+        assert len(outcome.output.splitlines()) <= 5, (
+            outcome.output
+        )  # a handful of lines, not a dump
 
 
-def test_unicode_names_everywhere_run_in_a_real_process(tmp_path: Path, server: OpenAITestServer) -> None:
-    agents = [{"name": "r_研究者"}, {"name": "x_Ωmega-β", "depends_on": ["r_研究者"], "task": "agent x_Ωmega-β: {{ r_研究者.output }}"}]
-    document = workflow_document(server.base_url, agents, name="ünïcødé 🚀 workflow", policies={"retries": 0})
+def test_unicode_names_everywhere_run_in_a_real_process(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
+    agents = [
+        {"name": "r_研究者"},
+        {
+            "name": "x_Ωmega-β",
+            "depends_on": ["r_研究者"],
+            "task": "agent x_Ωmega-β: {{ r_研究者.output }}",
+        },
+    ]
+    document = workflow_document(
+        server.base_url, agents, name="ünïcødé 🚀 workflow", policies={"retries": 0}
+    )
     path = tmp_path / "ünï 🚀.yaml"
     path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     completed = run_agentops("run", path, "--db", tmp_path / "h 🚀.db")

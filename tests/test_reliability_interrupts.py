@@ -51,7 +51,10 @@ def test_a_signal_stops_the_run_and_keeps_what_finished(
         if not runs or not any(agent_of(r.body) == "stuck" for r in server.requests):
             return False
         recorded = agent_runs(db, int(runs[0]["id"]))
-        return all(name in recorded and recorded[name]["status"] == "succeeded" for name in ("quick", "after_quick"))
+        return all(
+            name in recorded and recorded[name]["status"] == "succeeded"
+            for name in ("quick", "after_quick")
+        )
 
     wait_until(lambda: finished_and_hanging() or process.poll() is not None)
     assert process.poll() is None, process.communicate()
@@ -66,7 +69,10 @@ def test_a_signal_stops_the_run_and_keeps_what_finished(
     assert run["status"] == "interrupted"
     recorded = agent_runs(db, int(run["id"]))
     assert {name: row["status"] for name, row in recorded.items()} == {
-        "quick": "succeeded", "after_quick": "succeeded", "stuck": "cancelled", "after_stuck": "cancelled",
+        "quick": "succeeded",
+        "after_quick": "succeeded",
+        "stuck": "cancelled",
+        "after_stuck": "cancelled",
     }
     assert recorded["quick"]["output"] and recorded["after_quick"]["output"]
     assert signal.Signals(signum).name in (recorded["stuck"]["error"] or "")
@@ -77,4 +83,8 @@ def test_a_signal_stops_the_run_and_keeps_what_finished(
     shown = json_of(run_agentops("show-workflow-run", str(run["id"]), "--json", "--db", db))
     assert shown["status"] == "interrupted"
     # Nothing was called again after the signal: one call per agent that started.
-    assert sorted(agent_of(r.body) or "" for r in server.requests) == ["after_quick", "quick", "stuck"]
+    assert sorted(agent_of(r.body) or "" for r in server.requests) == [
+        "after_quick",
+        "quick",
+        "stuck",
+    ]

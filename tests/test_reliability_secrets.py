@@ -34,7 +34,9 @@ def server() -> Iterator[OpenAITestServer]:
         yield running
 
 
-def test_keys_never_reach_the_database_or_any_output(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_keys_never_reach_the_database_or_any_output(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     env = cli_env(
         OPENAI_API_KEY=OPENAI_KEY,
         OPENAI_BASE_URL=server.base_url,
@@ -45,7 +47,12 @@ def test_keys_never_reach_the_database_or_any_output(tmp_path: Path, server: Ope
     agents = [
         {"name": "named"},  # the workflow's own provider, keyed by KEY_ENV
         {"name": "builtin", "provider": "openai", "depends_on": "named"},  # OPENAI_API_KEY
-        {"name": "azure", "provider": "azure", "model": "gpt5-deployment", "depends_on": "named"},  # AZURE_GPT5_KEY
+        {
+            "name": "azure",
+            "provider": "azure",
+            "model": "gpt5-deployment",
+            "depends_on": "named",
+        },  # AZURE_GPT5_KEY
     ]
     flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents, policies={"retries": 1})
     db = tmp_path / "history.db"
@@ -61,16 +68,26 @@ def test_keys_never_reach_the_database_or_any_output(tmp_path: Path, server: Ope
     agentops("run", flow)
     agentops("run", flow, "--json")
     server.inject(Fault(kind="status", status=401), times=1)
-    assert KEY_ENV in agentops("run", flow, code=1)  # the error names the variable to fix, not its value
+    assert KEY_ENV in agentops(
+        "run", flow, code=1
+    )  # the error names the variable to fix, not its value
     for agent, variable in ((agents[1], "OPENAI_API_KEY"), (agents[2], "AZURE_GPT5_KEY")):
-        alone = write_workflow(tmp_path / f"{agent['name']}.yaml", server.base_url, [{**agent, "depends_on": None}])
+        alone = write_workflow(
+            tmp_path / f"{agent['name']}.yaml", server.base_url, [{**agent, "depends_on": None}]
+        )
         server.inject(Fault(kind="status", status=401), times=1)
         assert variable in agentops("run", alone, code=1)
     for command in (
-        ("list-workflow-runs",), ("list-workflow-runs", "--json"), ("list-runs",), ("list-runs", "--json"),
-        ("show-workflow-run", "1"), ("show-workflow-run", "1", "--json"),
-        ("show-workflow-run", "3"), ("show-workflow-run", "3", "--json"),
-        ("show-workflow-run", "4", "--json"), ("show-workflow-run", "5", "--json"),
+        ("list-workflow-runs",),
+        ("list-workflow-runs", "--json"),
+        ("list-runs",),
+        ("list-runs", "--json"),
+        ("show-workflow-run", "1"),
+        ("show-workflow-run", "1", "--json"),
+        ("show-workflow-run", "3"),
+        ("show-workflow-run", "3", "--json"),
+        ("show-workflow-run", "4", "--json"),
+        ("show-workflow-run", "5", "--json"),
     ):
         agentops(*command)
     agentops("resume", "3")

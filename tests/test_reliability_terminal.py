@@ -43,12 +43,26 @@ def flow(tmp_path: Path, server: OpenAITestServer) -> Path:
 
 def test_plain_run_and_history_show_hostile_output_inert(tmp_path: Path, flow: Path) -> None:
     db = tmp_path / "history.db"
-    run = subprocess.run(agentops_command("run", flow, "--db", db), capture_output=True, env=cli_env(), cwd=ROOT, timeout=120, check=False)
+    run = subprocess.run(
+        agentops_command("run", flow, "--db", db),
+        capture_output=True,
+        env=cli_env(),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert b"\x1b" not in run.stdout + run.stderr and b"\xc2\x9b" not in run.stdout + run.stderr
     assert LITERAL in run.stdout.decode()  # the final output is shown, its markup as text
     for args in (("show-workflow-run", "1"), ("list-runs",), ("list-workflow-runs",)):
-        shown = subprocess.run(agentops_command(*args, "--db", db), capture_output=True, env=cli_env(), cwd=ROOT, timeout=60, check=False)
+        shown = subprocess.run(
+            agentops_command(*args, "--db", db),
+            capture_output=True,
+            env=cli_env(),
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
         assert shown.returncode == 0, shown.stderr
         assert b"\x1b" not in shown.stdout + shown.stderr, args
     history = run_agentops("show-workflow-run", "1", "--db", db)
@@ -62,8 +76,13 @@ def test_live_view_in_a_terminal_keeps_hostile_output_inert(tmp_path: Path, flow
     env = cli_env(TERM="xterm-256color")
     env.pop("NO_COLOR", None)
     process = subprocess.Popen(
-        agentops_command("run", flow, "--db", db), stdin=secondary, stdout=secondary, stderr=secondary,
-        env=env, cwd=ROOT, close_fds=True,
+        agentops_command("run", flow, "--db", db),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        cwd=ROOT,
+        close_fds=True,
     )
     os.close(secondary)
     seen = bytearray()

@@ -47,7 +47,9 @@ def test_validate_ok(runner: CliRunner, files: tuple[Path, Path]) -> None:
     assert result.stdout == f"OK {good}\n"
 
 
-def test_validate_reports_every_problem_and_exits_2(runner: CliRunner, files: tuple[Path, Path]) -> None:
+def test_validate_reports_every_problem_and_exits_2(
+    runner: CliRunner, files: tuple[Path, Path]
+) -> None:
     good, bad = files
     result = runner.invoke(app, ["validate", str(good), str(bad)])
     assert result.exit_code == 2
@@ -88,15 +90,23 @@ def test_graph_mermaid_default_and_dot(runner: CliRunner, files: tuple[Path, Pat
     assert "    researcher --> summarizer" in mermaid.stdout.splitlines()
     dot = runner.invoke(app, ["graph", str(good), "--format", "dot"])
     assert dot.exit_code == 0
-    assert dot.stdout.startswith('digraph "research_summary" {') and '"researcher" -> "summarizer";' in dot.stdout
+    assert (
+        dot.stdout.startswith('digraph "research_summary" {')
+        and '"researcher" -> "summarizer";' in dot.stdout
+    )
 
 
-def test_graph_of_an_invalid_file_prints_diagnostics_to_stderr(runner: CliRunner, files: tuple[Path, Path]) -> None:
+def test_graph_of_an_invalid_file_prints_diagnostics_to_stderr(
+    runner: CliRunner, files: tuple[Path, Path]
+) -> None:
     _, bad = files
     result = runner.invoke(app, ["graph", str(bad)])
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.splitlines()[0] == f"{bad}:6:5: unknown key 'depnds_on' in agent 'a'; did you mean 'depends_on'?"
+    assert (
+        result.stderr.splitlines()[0]
+        == f"{bad}:6:5: unknown key 'depnds_on' in agent 'a'; did you mean 'depends_on'?"
+    )
 
 
 def test_graph_rejects_an_unknown_format(runner: CliRunner, files: tuple[Path, Path]) -> None:
@@ -109,7 +119,11 @@ def test_graph_rejects_an_unknown_format(runner: CliRunner, files: tuple[Path, P
 def _agentops(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agentops", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
     )
 
 

@@ -76,6 +76,10 @@ def test_structured_example_reads_its_schema_file_and_uses_fields() -> None:
     workflow = load_workflow(EXAMPLES / "structured_workflow.yaml").workflow
     planner = workflow.agent("planner")
     assert planner.output is not None and planner.output.retries == 2
-    assert isinstance(planner.output.json_schema, dict) and planner.output.json_schema["required"] == ["title", "steps"]
-    fields = [ref.fields for ref in references(workflow.agent("writer").task) if ref.kind == "agent"]
+    assert isinstance(planner.output.json_schema, dict) and planner.output.json_schema[
+        "required"
+    ] == ["title", "steps"]
+    fields = [
+        ref.fields for ref in references(workflow.agent("writer").task) if ref.kind == "agent"
+    ]
     assert ("steps", 0) in fields and ("language",) in fields

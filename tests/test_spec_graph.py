@@ -64,7 +64,9 @@ def test_expression_nesting_is_bounded() -> None:
 def test_dependency_edges_mark_alternatives() -> None:
     assert dependency_edges(parse_condition("a && (b || c)")) == {"a": False, "b": True, "c": True}
     assert dependency_edges(parse_condition({"any": ["a", {"all": ["b", "c"]}]})) == {
-        "a": True, "b": True, "c": True
+        "a": True,
+        "b": True,
+        "c": True,
     }
     # Required somewhere wins over optional elsewhere.
     assert dependency_edges(parse_condition("a && (a || b)")) == {"a": False, "b": True}

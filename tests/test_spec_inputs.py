@@ -24,7 +24,11 @@ agents:
 
 def test_parse_input_args() -> None:
     assert parse_input_args([]) == {}
-    assert parse_input_args(["topic=AI chips", "q=a=b", "empty="]) == {"topic": "AI chips", "q": "a=b", "empty": ""}
+    assert parse_input_args(["topic=AI chips", "q=a=b", "empty="]) == {
+        "topic": "AI chips",
+        "q": "a=b",
+        "empty": "",
+    }
     assert parse_input_args([" spaced =v"]) == {"spaced": "v"}
 
 
@@ -60,7 +64,9 @@ def test_missing_required_inputs_name_the_flag() -> None:
     assert str(caught.value) == (
         "missing required inputs 'topic', 'length'; pass --input topic=VALUE --input length=VALUE"
     )
-    with pytest.raises(UsageError, match=r"^missing required input 'length'; pass --input length=VALUE$"):
+    with pytest.raises(
+        UsageError, match=r"^missing required input 'length'; pass --input length=VALUE$"
+    ):
         resolve_inputs(workflow, {"topic": "x"})
 
 
@@ -68,7 +74,9 @@ def test_unknown_input_suggests() -> None:
     workflow = load(FLOW).workflow
     with pytest.raises(UsageError, match=r"^unknown input 'topc'; did you mean 'topic'\?$"):
         resolve_inputs(workflow, {"topc": "x"})
-    with pytest.raises(UsageError, match="this workflow declares: topic, audience, tone, length, note, rounds"):
+    with pytest.raises(
+        UsageError, match="this workflow declares: topic, audience, tone, length, note, rounds"
+    ):
         resolve_inputs(workflow, {"zzzzzz": "x"})
     plain = load("name: x\nagents: [{name: a, model: m, task: t}]\n").workflow
     with pytest.raises(UsageError, match="this workflow declares no inputs"):

@@ -102,7 +102,13 @@ def test_every_documented_field_loads() -> None:
     assert workflow.prices["my-model"].output == 6
     assert workflow.providers["gateway"].api_key_env == "GATEWAY_KEY"
     a = workflow.agent("a")
-    assert (a.provider, a.temperature, a.max_tokens, a.timeout, a.retries) == ("gateway", 1.5, 100, 30, 0)
+    assert (a.provider, a.temperature, a.max_tokens, a.timeout, a.retries) == (
+        "gateway",
+        1.5,
+        100,
+        30,
+        0,
+    )
     assert workflow.effective_retries(a) == 0
     assert workflow.effective_retries(workflow.agent("b")) == 3
 
@@ -160,7 +166,9 @@ def test_anchors_and_merge_keys_share_settings() -> None:
 
 
 def test_dates_and_numbers_where_text_is_expected() -> None:
-    workflow = load("name: x\ndescription: 2024-05-01\nagents: [{name: a, model: m, task: t}]\n").workflow
+    workflow = load(
+        "name: x\ndescription: 2024-05-01\nagents: [{name: a, model: m, task: t}]\n"
+    ).workflow
     assert workflow.description == "2024-05-01"
 
 
@@ -177,7 +185,11 @@ def test_byte_order_marks_are_accepted(tmp_path: Path) -> None:
     utf8.write_bytes(b"\xef\xbb\xbf" + SKETCH_SAMPLE.encode())
     utf16 = tmp_path / "bom16.yaml"
     utf16.write_bytes(SKETCH_SAMPLE.encode("utf-16"))
-    assert load_workflow(utf8).workflow.name == load_workflow(utf16).workflow.name == "research_summary"
+    assert (
+        load_workflow(utf8).workflow.name
+        == load_workflow(utf16).workflow.name
+        == "research_summary"
+    )
 
 
 # --- keys and types ------------------------------------------------------------------------
@@ -192,7 +204,12 @@ def test_unknown_agent_key_suggests_the_right_one() -> None:
 
 @pytest.mark.parametrize(
     ("key", "suggestion"),
-    [("needs", "depends_on"), ("dependencies", "depends_on"), ("prompt", "task"), ("Model", "model")],
+    [
+        ("needs", "depends_on"),
+        ("dependencies", "depends_on"),
+        ("prompt", "task"),
+        ("Model", "model"),
+    ],
 )
 def test_keys_from_other_tools_get_ours_suggested(key: str, suggestion: str) -> None:
     text = f"name: x\nagents:\n  - name: a\n    model: m\n    task: t\n    {key}: v\n"
@@ -285,7 +302,9 @@ def test_booleans_are_not_numbers() -> None:
         "flow.yaml:2:41: policies.backoff.max must be a number (got false)",
         "flow.yaml:3:52: agent 'a': temperature must be a number (got true)",
     ]
-    assert load("name: x\ninputs: {flag: {default: true}}\nagents: [{name: a, model: m, task: t}]\n")
+    assert load(
+        "name: x\ninputs: {flag: {default: true}}\nagents: [{name: a, model: m, task: t}]\n"
+    )
 
 
 def test_bad_agent_name_and_empty_task() -> None:
@@ -363,7 +382,7 @@ def test_unknown_dependency_points_at_the_name_wherever_it_is_written() -> None:
         "flow.yaml:6:67: agent 'd' depends on unknown agent 'wrter'; known agents: researcher, b, c, e, f",
         "flow.yaml:7:63: agent 'e' depends on unknown agent 'zzz'; known agents: researcher, b, c, d, f",
         "flow.yaml:8:47: agent 'f' depends on unknown agent 'b c'; for several dependencies write a list "
-        "[b, c] or an expression \"b && c\"",
+        '[b, c] or an expression "b && c"',
     ]
 
 
@@ -402,7 +421,10 @@ def test_self_dependency_and_separate_cycles_are_all_reported() -> None:
         ('"a && (b"', "missing ')' in dependency expression 'a && (b'"),
         ('"a &&"', "dependency expression 'a &&' ends too early"),
         ('"a & b"', "cannot read depends_on 'a & b': join names with && (all of) or || (any of)"),
-        ("{anyof: [a]}", "a dependency mapping takes exactly one key, 'all' or 'any' (found anyof)"),
+        (
+            "{anyof: [a]}",
+            "a dependency mapping takes exactly one key, 'all' or 'any' (found anyof)",
+        ),
         ("{any: []}", "'any:' takes a non-empty list of dependencies"),
         ("5", "depends_on must be a name, a list of names, {all: [...]} or {any: [...]}, not int"),
         ("[a, [b]]", "a dependency must be a name or a mapping, not list"),
@@ -454,7 +476,12 @@ def test_all_problems_are_reported_together_in_file_order() -> None:
         """
     found = problems(text)
     assert [line.split(": ", 1)[0] for line in found] == [
-        "flow.yaml:2:21", "flow.yaml:4:32", "flow.yaml:4:49", "flow.yaml:5:12", "flow.yaml:5:44", "flow.yaml:6:47"
+        "flow.yaml:2:21",
+        "flow.yaml:4:32",
+        "flow.yaml:4:49",
+        "flow.yaml:5:12",
+        "flow.yaml:5:44",
+        "flow.yaml:6:47",
     ]
 
 
@@ -464,24 +491,47 @@ def test_all_problems_are_reported_together_in_file_order() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "flow.yaml:1:1: the file is empty; a workflow needs at least name: and agents: (see examples/)"),
+        (
+            "",
+            "flow.yaml:1:1: the file is empty; a workflow needs at least name: and agents: (see examples/)",
+        ),
         ("# only a comment\n", "flow.yaml:1:1: the file is empty"),
-        ("- a\n- b\n", "flow.yaml:1:1: the top level is a list, but a workflow is a mapping of keys"),
-        ("just text\n", "flow.yaml:1:1: the top level is text 'just text', but a workflow is a mapping"),
-        ("name: x\nagents:\n\t- name: a\n", "flow.yaml:3:1: tab character: YAML does not allow tabs here"),
-        ("name: x\nname: y\nagents: [{name: a, model: m, task: t}]\n",
-         "flow.yaml:2:1: duplicate key 'name' (first given on line 1); remove one of them"),
+        (
+            "- a\n- b\n",
+            "flow.yaml:1:1: the top level is a list, but a workflow is a mapping of keys",
+        ),
+        (
+            "just text\n",
+            "flow.yaml:1:1: the top level is text 'just text', but a workflow is a mapping",
+        ),
+        (
+            "name: x\nagents:\n\t- name: a\n",
+            "flow.yaml:3:1: tab character: YAML does not allow tabs here",
+        ),
+        (
+            "name: x\nname: y\nagents: [{name: a, model: m, task: t}]\n",
+            "flow.yaml:2:1: duplicate key 'name' (first given on line 1); remove one of them",
+        ),
         ("name: a\n---\nname: b\n", "flow.yaml:2:1: the file holds more than one YAML document"),
         ("name: *nothing\n", "flow.yaml:1:7: invalid YAML: *nothing refers to no &nothing anchor"),
-        ('name: "open\nagents: []\n', "flow.yaml:3:1: invalid YAML: the text ends inside a quoted value"),
+        (
+            'name: "open\nagents: []\n',
+            "flow.yaml:3:1: invalid YAML: the text ends inside a quoted value",
+        ),
         ("name: a: b\n", "flow.yaml:1:8: invalid YAML: unexpected ':'"),
         ("name: x\x07\n", "flow.yaml:1:8: the file contains a control character (U+0007)"),
-        ("name: !!python/object:os.system x\nagents: [{name: a, model: m, task: t}]\n",
-         "flow.yaml:1:7: unsupported YAML tag !!python/object:os.system; remove it"),
-        ("name: x\non: push\nagents: [{name: a, model: m, task: t}]\n",
-         "flow.yaml:2:1: key 'on' is read by YAML as a boolean; put it in quotes: \"on\""),
-        ("name: x\n[a]: 1\nagents: [{name: a, model: m, task: t}]\n",
-         "flow.yaml:2:1: a key must be a plain name, not a list or mapping"),
+        (
+            "name: !!python/object:os.system x\nagents: [{name: a, model: m, task: t}]\n",
+            "flow.yaml:1:7: unsupported YAML tag !!python/object:os.system; remove it",
+        ),
+        (
+            "name: x\non: push\nagents: [{name: a, model: m, task: t}]\n",
+            "flow.yaml:2:1: key 'on' is read by YAML as a boolean; put it in quotes: \"on\"",
+        ),
+        (
+            "name: x\n[a]: 1\nagents: [{name: a, model: m, task: t}]\n",
+            "flow.yaml:2:1: a key must be a plain name, not a list or mapping",
+        ),
     ],
 )
 def test_malformed_yaml_is_one_clear_line(text: str, expected: str) -> None:
@@ -528,7 +578,10 @@ def test_binary_and_non_utf8_files(tmp_path: Path) -> None:
     latin.write_bytes("name: x\ndescription: caf\xe9\n".encode("latin-1"))
     with pytest.raises(WorkflowError) as caught:
         load_workflow(binary)
-    assert str(caught.value) == f"{binary}:1:1: the file contains NUL bytes; it looks binary, not a YAML text file"
+    assert (
+        str(caught.value)
+        == f"{binary}:1:1: the file contains NUL bytes; it looks binary, not a YAML text file"
+    )
     with pytest.raises(WorkflowError) as caught:
         load_workflow(latin)
     assert str(caught.value) == (
@@ -556,15 +609,25 @@ def test_check_workflow_on_python_objects() -> None:
         ],
     )
     assert check_workflow(workflow) == [
-        (("agents", 2, "depends_on"), "agent 'c' depends on unknown agent 'missing'; known agents: a, b"),
-        (("agents", 0, "depends_on"),
-         "dependency cycle a → b → a (each agent depends on the next); remove one of these dependencies"),
-        (("agents", 1, "task"), "agent 'b': task refers to undeclared input 'x' in {{ inputs.x }}; "
-                                "declare it under inputs:"),
+        (
+            ("agents", 2, "depends_on"),
+            "agent 'c' depends on unknown agent 'missing'; known agents: a, b",
+        ),
+        (
+            ("agents", 0, "depends_on"),
+            "dependency cycle a → b → a (each agent depends on the next); remove one of these dependencies",
+        ),
+        (
+            ("agents", 1, "task"),
+            "agent 'b': task refers to undeclared input 'x' in {{ inputs.x }}; "
+            "declare it under inputs:",
+        ),
     ]
     with pytest.raises(WorkflowError) as caught:
         validate_workflow(workflow)
-    assert [(d.file, d.line, d.column) for d in caught.value.diagnostics] == [("<workflow>", 0, 0)] * 3
+    assert [(d.file, d.line, d.column) for d in caught.value.diagnostics] == [
+        ("<workflow>", 0, 0)
+    ] * 3
 
 
 def test_validate_workflow_accepts_a_valid_workflow() -> None:
@@ -574,10 +637,24 @@ def test_validate_workflow_accepts_a_valid_workflow() -> None:
 
 # --- fuzzing: whatever the input, a WorkflowError or a workflow, never anything else ----------
 
-YAMLISH = st.sampled_from([
-    *":-[]{},&*!|>'\"#%@`?<\t\n ~.0123456789abcxyz",
-    "name", "agents", "depends_on", "{{", "}}", "&&", "||", "<<", "---", "\\u0000", "\r\n", "é", "\ufeff",
-])
+YAMLISH = st.sampled_from(
+    [
+        *":-[]{},&*!|>'\"#%@`?<\t\n ~.0123456789abcxyz",
+        "name",
+        "agents",
+        "depends_on",
+        "{{",
+        "}}",
+        "&&",
+        "||",
+        "<<",
+        "---",
+        "\\u0000",
+        "\r\n",
+        "é",
+        "\ufeff",
+    ]
+)
 
 
 def _expect_clean(text: str) -> None:
@@ -586,7 +663,9 @@ def _expect_clean(text: str) -> None:
     except WorkflowError as error:
         assert error.diagnostics
         for diagnostic in error.diagnostics:
-            assert diagnostic.file == "fuzz.yaml" and diagnostic.line >= 1 and diagnostic.column >= 1
+            assert (
+                diagnostic.file == "fuzz.yaml" and diagnostic.line >= 1 and diagnostic.column >= 1
+            )
             assert "\n" not in diagnostic.message and "Traceback" not in diagnostic.message
 
 
@@ -609,7 +688,7 @@ def test_fuzz_mutated_examples(data: st.DataObject) -> None:
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(text)))
         cut = data.draw(st.integers(0, 6))
-        text = text[:at] + data.draw(YAMLISH) + text[at + cut:]
+        text = text[:at] + data.draw(YAMLISH) + text[at + cut :]
     _expect_clean(text)
 
 
@@ -625,8 +704,24 @@ def test_fuzz_arbitrary_bytes(tmp_path_factory: pytest.TempPathFactory, raw: byt
 
 
 _KEYS = st.sampled_from(
-    ["name", "agents", "model", "task", "depends_on", "inputs", "policies", "retries", "any", "all",
-     "providers", "prices", "default", "system", "provider", "x"]
+    [
+        "name",
+        "agents",
+        "model",
+        "task",
+        "depends_on",
+        "inputs",
+        "policies",
+        "retries",
+        "any",
+        "all",
+        "providers",
+        "prices",
+        "default",
+        "system",
+        "provider",
+        "x",
+    ]
 )
 _VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
@@ -639,7 +734,11 @@ _VALUES = st.recursive(
 @given(_VALUES)
 def test_fuzz_well_formed_yaml_of_any_shape(data: object) -> None:
     agent = {"name": "a", "model": "m", "task": "t", "depends_on": data}
-    for document in (data, {"name": "x", "agents": data}, {"name": "x", "inputs": data, "agents": [agent]}):
+    for document in (
+        data,
+        {"name": "x", "agents": data},
+        {"name": "x", "inputs": data, "agents": [agent]},
+    ):
         _expect_clean(yaml.safe_dump(document))
 
 
@@ -652,7 +751,9 @@ _PARITY_CASES = [
 ]
 
 
-@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML was built without libyaml: only one path exists")
+@pytest.mark.skipif(
+    not yaml.__with_libyaml__, reason="PyYAML was built without libyaml: only one path exists"
+)
 @pytest.mark.parametrize("text", _PARITY_CASES)
 def test_the_libyaml_path_reads_exactly_what_the_pure_python_path_reads(
     text: str, monkeypatch: pytest.MonkeyPatch
@@ -663,6 +764,7 @@ def test_the_libyaml_path_reads_exactly_what_the_pure_python_path_reads(
     slow = yaml_source.parse_yaml(text)
     assert (fast.data, fast.problems) == (slow.data, slow.problems)
     positions = {path: yaml_source.node_position(node) for path, node in slow.values.items()}
-    assert {path: yaml_source.node_position(node) for path, node in fast.values.items()} == positions
+    assert {
+        path: yaml_source.node_position(node) for path, node in fast.values.items()
+    } == positions
     assert fast.keys.keys() == slow.keys.keys()
-

@@ -98,9 +98,15 @@ def test_other_placeholder_forms_are_errors_with_a_hint(placeholder: str, hint: 
     [
         ("'{% if x %}y{% endif %}'", "has '{% if x %}': Jinja tags are not supported"),
         ("'see {{ researcher.output'", "has '{{' without a closing '}}'; close the placeholder"),
-        ("'see ${researcher.output}'", "has ${researcher.output}; write {{ researcher.output }} instead"),
+        (
+            "'see ${researcher.output}'",
+            "has ${researcher.output}; write {{ researcher.output }} instead",
+        ),
         ("'about {topic}'", "has {topic}; to insert the input write {{ inputs.topic }}"),
-        ("'after {researcher}'", "has {researcher}; to insert its output write {{ researcher.output }}"),
+        (
+            "'after {researcher}'",
+            "has {researcher}; to insert its output write {{ researcher.output }}",
+        ),
     ],
 )
 def test_template_syntax_from_other_tools_is_caught(task: str, message: str) -> None:
@@ -114,24 +120,36 @@ def test_single_braces_that_name_nothing_are_plain_text() -> None:
 
 
 def test_placeholder_position_inside_block_scalars() -> None:
-    literal = agent("depends_on: critic\ntask: |\n  First line.\n\n  Then {{ researcher.output }} here.")
-    assert only_problem(literal).startswith("flow.yaml:14:12: agent 'writer': task uses {{ researcher.output }}")
+    literal = agent(
+        "depends_on: critic\ntask: |\n  First line.\n\n  Then {{ researcher.output }} here."
+    )
+    assert only_problem(literal).startswith(
+        "flow.yaml:14:12: agent 'writer': task uses {{ researcher.output }}"
+    )
     folded = agent("depends_on: critic\ntask: >\n  One folded\n  line with {{ inputs.nope }}.")
-    assert only_problem(folded).startswith("flow.yaml:13:17: agent 'writer': task refers to undeclared input")
+    assert only_problem(folded).startswith(
+        "flow.yaml:13:17: agent 'writer': task refers to undeclared input"
+    )
     plain = agent("task: text {{ inputs.nope }}")
     assert only_problem(plain).startswith("flow.yaml:10:16:")
 
 
 def test_every_bad_placeholder_in_a_task_is_reported() -> None:
     found = problems(agent("task: '{{ a.output }} {{ b.output }} {{ inputs.c }}'"))
-    assert [line.split(": ", 1)[0] for line in found] == ["flow.yaml:10:12", "flow.yaml:10:27", "flow.yaml:10:42"]
+    assert [line.split(": ", 1)[0] for line in found] == [
+        "flow.yaml:10:12",
+        "flow.yaml:10:27",
+        "flow.yaml:10:42",
+    ]
 
 
 # --- rendering (what the engine sends) ----------------------------------------------------------
 
 
 def test_unplaced_upstream_outputs_go_in_a_labelled_block() -> None:
-    workflow = load(agent("depends_on: [researcher, critic]\ntask: 'Write it. Notes: {{ critic.output }}'")).workflow
+    workflow = load(
+        agent("depends_on: [researcher, critic]\ntask: 'Write it. Notes: {{ critic.output }}'")
+    ).workflow
     messages = build_messages(workflow.agent("writer"), {"researcher": "R!", "critic": "C!"}, {})
     assert len(messages) == 1 and messages[0].role == "user"
     assert messages[0].content == (
@@ -142,13 +160,17 @@ def test_unplaced_upstream_outputs_go_in_a_labelled_block() -> None:
 def test_inputs_and_system_prompt_render() -> None:
     text = agent("system: 'For {{ inputs.audience }}'\ntask: 'About {{ inputs.topic }}'")
     workflow = load(text).workflow
-    system, user = build_messages(workflow.agent("writer"), {}, {"topic": "chips", "audience": "CTOs"})
+    system, user = build_messages(
+        workflow.agent("writer"), {}, {"topic": "chips", "audience": "CTOs"}
+    )
     assert (system.role, system.content) == ("system", "For CTOs")
     assert (user.role, user.content) == ("user", "About chips")
 
 
 def test_skipped_alternative_renders_empty() -> None:
-    text = agent('depends_on: "researcher || critic"\ntask: "A={{ researcher.output }} B={{ critic.output }}"')
+    text = agent(
+        'depends_on: "researcher || critic"\ntask: "A={{ researcher.output }} B={{ critic.output }}"'
+    )
     workflow = load(text).workflow
     (user,) = build_messages(workflow.agent("writer"), {"critic": "ok"}, {})
     assert user.content == "A= B=ok"

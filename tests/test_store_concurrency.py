@@ -20,18 +20,29 @@ def test_eight_writer_processes_lose_nothing(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(PROCESSES, mp_context=context) as pool:
         go = manager.Event()
-        futures = [pool.submit(write_agent_events, str(db), f"writer{n}", AGENTS, go) for n in range(PROCESSES)]
+        futures = [
+            pool.submit(write_agent_events, str(db), f"writer{n}", AGENTS, go)
+            for n in range(PROCESSES)
+        ]
         go.set()  # all start writing together
         run_ids = [future.result(timeout=300) for future in futures]  # re-raises a writer's error
 
     assert len(set(run_ids)) == PROCESSES
     assert rows(db, "PRAGMA integrity_check")[0][0] == "ok"
-    runs = rows(db, "SELECT id, workflow, status, input_tokens FROM workflow_runs ORDER BY workflow")
+    runs = rows(
+        db, "SELECT id, workflow, status, input_tokens FROM workflow_runs ORDER BY workflow"
+    )
     assert [(r["workflow"], r["status"], r["input_tokens"]) for r in runs] == [
         (f"writer{n}", "succeeded", 100 * AGENTS) for n in range(PROCESSES)
     ]
     for run in runs:
-        outputs = rows(db, "SELECT output FROM runs WHERE workflow_run_id = ? ORDER BY id", run["id"])
-        assert [r["output"] for r in outputs] == [f"{run['workflow']} output {n}" for n in range(AGENTS)]
+        outputs = rows(
+            db, "SELECT output FROM runs WHERE workflow_run_id = ? ORDER BY id", run["id"]
+        )
+        assert [r["output"] for r in outputs] == [
+            f"{run['workflow']} output {n}" for n in range(AGENTS)
+        ]
     assert rows(db, "SELECT count(*) FROM attempts")[0][0] == PROCESSES * AGENTS
-    assert rows(db, "SELECT count(*) FROM _migrations")[0][0] == len(MIGRATIONS)  # migrated once, not eight times
+    assert rows(db, "SELECT count(*) FROM _migrations")[0][0] == len(
+        MIGRATIONS
+    )  # migrated once, not eight times

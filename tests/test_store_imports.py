@@ -16,8 +16,16 @@ from agentops.store import open_store
 from store_helpers import record, succeeded, workflow_of
 
 HEAVY = (
-    "openai", "genai_prices", "llama_cpp", "mcp", "opentelemetry",
-    "starlette", "uvicorn", "jinja2", "sse_starlette", "grandalf",
+    "openai",
+    "genai_prices",
+    "llama_cpp",
+    "mcp",
+    "opentelemetry",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "sse_starlette",
+    "grandalf",
 )
 
 # Runs ``agentops ARGS`` through the console entry point, then reports what was imported.
@@ -62,7 +70,11 @@ def test_history_commands_do_not_import_heavy_modules(db: Path, args: list[str])
     if "--help" not in args:
         args = [*args, "--db", str(db)]
     completed = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     report = json.loads(completed.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, completed.stdout + completed.stderr

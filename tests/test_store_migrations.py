@@ -24,7 +24,17 @@ from agentops.store.queries import (
 )
 from store_helpers import SKETCH_SCHEMA, columns, make_sketch_database, rows
 
-SKETCH_RUNS = ["id", "workflow_run_id", "workflow", "agent", "status", "cost", "output", "error", "retries"]
+SKETCH_RUNS = [
+    "id",
+    "workflow_run_id",
+    "workflow",
+    "agent",
+    "status",
+    "cost",
+    "output",
+    "error",
+    "retries",
+]
 SKETCH_WORKFLOW_RUNS = ["id", "workflow", "started_at", "finished_at"]
 
 
@@ -42,7 +52,9 @@ def test_migration_1_is_exactly_the_sketch_schema(tmp_path: Path) -> None:
     for table, expected in (("runs", SKETCH_RUNS), ("workflow_runs", SKETCH_WORKFLOW_RUNS)):
         assert columns(sketch, table) == columns(ours, table) == expected
         shape = "SELECT name, type, dflt_value, pk FROM pragma_table_info(?)"
-        assert [tuple(r) for r in rows(sketch, shape, table)] == [tuple(r) for r in rows(ours, shape, table)]
+        assert [tuple(r) for r in rows(sketch, shape, table)] == [
+            tuple(r) for r in rows(ours, shape, table)
+        ]
 
 
 def test_a_blank_file_gets_every_migration_once(tmp_path: Path) -> None:
@@ -52,10 +64,32 @@ def test_a_blank_file_gets_every_migration_once(tmp_path: Path) -> None:
     applied = rows(db, "SELECT number, name FROM _migrations ORDER BY number")
     assert [(r["number"], r["name"]) for r in applied] == [(m.number, m.name) for m in MIGRATIONS]
     assert columns(db, "runs")[: len(SKETCH_RUNS)] == SKETCH_RUNS  # the sketch's columns come first
-    assert {"model", "provider", "prompt", "input_tokens", "output_tokens", "tokens_estimated", "started_at",
-            "finished_at", "duration", "reused", "reused_from_run_id"} <= set(columns(db, "runs"))
-    assert {"status", "definition", "definition_sha256", "inputs", "resumed_from", "cost_cap", "input_tokens",
-            "output_tokens", "cost", "pid", "hostname"} <= set(columns(db, "workflow_runs"))
+    assert {
+        "model",
+        "provider",
+        "prompt",
+        "input_tokens",
+        "output_tokens",
+        "tokens_estimated",
+        "started_at",
+        "finished_at",
+        "duration",
+        "reused",
+        "reused_from_run_id",
+    } <= set(columns(db, "runs"))
+    assert {
+        "status",
+        "definition",
+        "definition_sha256",
+        "inputs",
+        "resumed_from",
+        "cost_cap",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "pid",
+        "hostname",
+    } <= set(columns(db, "workflow_runs"))
     assert columns(db, "attempts")[:4] == ["id", "run_id", "number", "status"]
     assert rows(db, "PRAGMA journal_mode")[0][0] == "wal"
 
@@ -72,16 +106,23 @@ def test_a_sketch_era_file_is_upgraded_in_place_with_its_rows(tmp_path: Path) ->
         first = workflow_run(store, 1)
         agents = agent_runs(store, limit=10)
 
-    assert [r["number"] for r in rows(db, "SELECT number FROM _migrations ORDER BY number")] == [m.number for m in MIGRATIONS]
+    assert [r["number"] for r in rows(db, "SELECT number FROM _migrations ORDER BY number")] == [
+        m.number for m in MIGRATIONS
+    ]
     # Every row is still there with its values; the sketch's "success" reads "succeeded".
-    kept = rows(db, "SELECT id, workflow_run_id, agent, status, cost, output, error, retries FROM runs ORDER BY id")
+    kept = rows(
+        db,
+        "SELECT id, workflow_run_id, agent, status, cost, output, error, retries FROM runs ORDER BY id",
+    )
     assert [tuple(r) for r in kept] == [
         (1, 1, "researcher", "succeeded", 0.0125, "three requests", None, 0),
         (2, 1, "summarizer", "failed", 0.0, None, "timeout", 2),
         (3, 2, "researcher", "succeeded", 0.01, "again", None, 1),
     ]
     # New columns: defaults, or what the old rows imply.
-    assert listed[1].status == "failed" and listed[2].status == "interrupted"  # never finished: process long gone
+    assert (
+        listed[1].status == "failed" and listed[2].status == "interrupted"
+    )  # never finished: process long gone
     assert listed[1].cost == pytest.approx(0.0125) and listed[1].input_tokens == 0
     assert listed[1].started_at == "2024-04-30T09:15:00.000000+00:00"
     assert listed[1].duration == pytest.approx(70.0)
@@ -94,20 +135,25 @@ def test_a_sketch_era_file_is_upgraded_in_place_with_its_rows(tmp_path: Path) ->
 def test_a_half_migrated_file_gets_only_what_it_lacks(tmp_path: Path) -> None:
     db = tmp_path / "agentops.db"
     connection = sqlite3.connect(db)
-    connection.execute("CREATE TABLE _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    connection.execute(
+        "CREATE TABLE _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
     for migration in MIGRATIONS[:3]:
         for statement in migration.statements:
             connection.execute(statement)
-        connection.execute("INSERT INTO _migrations VALUES (?, ?, 'then')", (migration.number, migration.name))
+        connection.execute(
+            "INSERT INTO _migrations VALUES (?, ?, 'then')", (migration.number, migration.name)
+        )
     connection.execute("INSERT INTO workflow_runs (workflow, status) VALUES ('w', 'succeeded')")
     connection.commit()
     connection.close()
 
     with open_store(db):
         pass
-    assert [tuple(r) for r in rows(db, "SELECT number, applied_at = 'then' FROM _migrations ORDER BY number")] == [
-        (m.number, int(m.number <= 3)) for m in MIGRATIONS
-    ]
+    assert [
+        tuple(r)
+        for r in rows(db, "SELECT number, applied_at = 'then' FROM _migrations ORDER BY number")
+    ] == [(m.number, int(m.number <= 3)) for m in MIGRATIONS]
     assert rows(db, "SELECT workflow, status FROM workflow_runs")[0]["status"] == "succeeded"
 
 
@@ -126,10 +172,15 @@ def test_every_history_query_uses_an_index(tmp_path: Path) -> None:
         "list-runs": lambda store: agent_runs(store),
         "list-workflow-runs": lambda store: workflow_runs(store),
         "show-runs": lambda store: agent_runs(store, workflow="research_summary"),
-        "list-workflow-runs --workflow": lambda store: workflow_runs(store, workflow="research_summary"),
+        "list-workflow-runs --workflow": lambda store: workflow_runs(
+            store, workflow="research_summary"
+        ),
         "show-workflow-run": lambda store: workflow_run(store, 1),
         "show-run": lambda store: agent_run(store, 1),
-        **{f"costs --by {by}": partial(spend, by=by, since="2024-04-01", until="2024-06-01") for by in CostGrouping},
+        **{
+            f"costs --by {by}": partial(spend, by=by, since="2024-04-01", until="2024-06-01")
+            for by in CostGrouping
+        },
         "unknown id": lambda store: not_found(store, 99),
     }
     with open_store(db) as store:
@@ -149,7 +200,9 @@ def test_every_history_query_uses_an_index(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "notes.db"
     db.write_bytes(b"this is not a database\x00" * 100)
-    with pytest.raises(StoreError, match=r"notes\.db is not a usable agentops history database.*--db"):
+    with pytest.raises(
+        StoreError, match=r"notes\.db is not a usable agentops history database.*--db"
+    ):
         open_store(db)
 
 
@@ -160,7 +213,9 @@ def test_another_programs_database_is_left_alone(tmp_path: Path) -> None:
     connection.close()
     with pytest.raises(StoreError, match=r"something else \(tables: customers\)"):
         open_store(db)
-    assert [r["name"] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")] == ["customers"]
+    assert [r["name"] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")] == [
+        "customers"
+    ]
 
 
 def test_a_directory_or_missing_parent_is_a_clear_error(tmp_path: Path) -> None:

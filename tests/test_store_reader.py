@@ -26,7 +26,13 @@ from store_helpers import T0, failed, finished, record, rows, started, succeeded
 
 
 def start_of(name: str, at: float = T0) -> AgentStarted:
-    return AgentStarted(name=name, model="gpt-4o-mini", provider="openai", prompt=f"[user]\ndo {name}", started_at=at)
+    return AgentStarted(
+        name=name,
+        model="gpt-4o-mini",
+        provider="openai",
+        prompt=f"[user]\ndo {name}",
+        started_at=at,
+    )
 
 
 def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_path: Path) -> None:
@@ -42,11 +48,18 @@ def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_pa
             await asyncio.sleep(0)  # the batched commit runs at the end of the loop turn
             await asyncio.sleep(0)
             in_flight = rows(db, "SELECT agent, prompt FROM agent_starts ORDER BY id")
-            assert [(r["agent"], r["prompt"]) for r in in_flight] == [("a", "[user]\ndo a"), ("b", "[user]\ndo b")]
+            assert [(r["agent"], r["prompt"]) for r in in_flight] == [
+                ("a", "[user]\ndo a"),
+                ("b", "[user]\ndo b"),
+            ]
             assert rows(db, "SELECT count(*) FROM runs")[0][0] == 0  # nothing settled yet
             with open_store(db, create=False) as other:
                 listed = workflow_runs(other)[0]
-                assert (listed.status, listed.agents_total, listed.agents_succeeded) == ("running", 0, 0)
+                assert (listed.status, listed.agents_total, listed.agents_succeeded) == (
+                    "running",
+                    0,
+                    0,
+                )
                 assert agent_runs(other) == []
                 assert spend(other, by=None) == []
                 reader = SqliteHistoryReader(other)
@@ -58,7 +71,9 @@ def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_pa
             a = succeeded("a", "done")
             recorder(AgentFinished(a))
             await asyncio.sleep(0)
-            assert [r["agent"] for r in rows(db, "SELECT agent FROM agent_starts")] == ["b"]  # a's outcome replaced it
+            assert [r["agent"] for r in rows(db, "SELECT agent FROM agent_starts")] == [
+                "b"
+            ]  # a's outcome replaced it
             assert [r["agent"] for r in rows(db, "SELECT agent FROM runs")] == ["a"]
             b = failed("b", "BadRequestError: no")
             recorder(AgentFinished(b))
@@ -68,7 +83,9 @@ def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_pa
     asyncio.run(scenario(db))
 
 
-def test_a_killed_runs_started_agents_are_not_outcomes_and_resume_reruns_them(tmp_path: Path) -> None:
+def test_a_killed_runs_started_agents_are_not_outcomes_and_resume_reruns_them(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "agentops.db"
     workflow = workflow_of("flow", ["a", "b"])
     with open_store(db) as store:
@@ -106,9 +123,16 @@ def test_pages_are_newest_first_with_keyset_cursors_and_filters(tmp_path: Path) 
     reader = SqliteHistoryReader.open(db)
     try:
         first = reader.workflow_run_page(limit=5)
-        assert [r.id for r in first.runs] == [12, 11, 10, 9, 8] and first.newer is None and first.older == 8
+        assert (
+            [r.id for r in first.runs] == [12, 11, 10, 9, 8]
+            and first.newer is None
+            and first.older == 8
+        )
         second = reader.workflow_run_page(before=first.older, limit=5)
-        assert [r.id for r in second.runs] == [7, 6, 5, 4, 3] and (second.newer, second.older) == (7, 3)
+        assert [r.id for r in second.runs] == [7, 6, 5, 4, 3] and (second.newer, second.older) == (
+            7,
+            3,
+        )
         last = reader.workflow_run_page(before=second.older, limit=5)
         assert [r.id for r in last.runs] == [2, 1] and (last.newer, last.older) == (2, None)
         back = reader.workflow_run_page(after=last.newer, limit=5)
@@ -119,7 +143,11 @@ def test_pages_are_newest_first_with_keyset_cursors_and_filters(tmp_path: Path) 
         failed_beta = reader.workflow_run_page(workflow="beta", status="failed", limit=10)
         assert [r.id for r in failed_beta.runs] == [12, 6]
         assert all(r.workflow == "beta" and r.status == "failed" for r in failed_beta.runs)
-        assert [r.id for r in reader.workflow_run_page(status="succeeded", limit=3).runs] == [11, 10, 8]
+        assert [r.id for r in reader.workflow_run_page(status="succeeded", limit=3).runs] == [
+            11,
+            10,
+            8,
+        ]
         assert reader.workflow_run_page(workflow="gamma").runs == []
         assert reader.workflow_names() == ["alpha", "beta"]
         assert [r.id for r in reader.resume_chain(9)] == [6, 9, 12]
@@ -135,7 +163,9 @@ def test_interrupted_and_running_filters_read_the_effective_status(tmp_path: Pat
     with open_store(db) as store:
         record(store, workflow_of("w", ["a"]), [], None)  # still running: this process recorded it
         record(store, workflow_of("w", ["a"]), [], None)
-        store.connection.execute("UPDATE workflow_runs SET pid = 0 WHERE id = 2")  # its process is gone
+        store.connection.execute(
+            "UPDATE workflow_runs SET pid = 0 WHERE id = 2"
+        )  # its process is gone
     with open_store(db, create=False) as store:
         assert [r.id for r in workflow_run_page(store, status="running").runs] == [1]
         assert [r.id for r in workflow_run_page(store, status="interrupted").runs] == [2]
@@ -152,7 +182,10 @@ def test_tool_calls_are_read_in_the_order_they_finished(tmp_path: Path) -> None:
     connection.executemany(
         """INSERT INTO tool_calls (workflow_run_id, run_id, agent, turn, call_id, tool, arguments, status, result)
         VALUES (1, 1, 'a', ?, ?, ?, ?, ?, ?)""",
-        [(1, "c1", "kb.search", '{"q": 1}', "succeeded", "hit"), (2, "c2", "add", "{}", "failed", None)],
+        [
+            (1, "c1", "kb.search", '{"q": 1}', "succeeded", "hit"),
+            (2, "c2", "add", "{}", "failed", None),
+        ],
     )
     connection.commit()
     connection.close()
@@ -160,14 +193,20 @@ def test_tool_calls_are_read_in_the_order_they_finished(tmp_path: Path) -> None:
     try:
         first, second = reader.tool_calls(1)
         assert (first.turn, first.tool, first.arguments, first.result, first.status) == (
-            1, "kb.search", '{"q": 1}', "hit", "succeeded",
+            1,
+            "kb.search",
+            '{"q": 1}',
+            "hit",
+            "succeeded",
         )
         assert (second.turn, second.tool, second.status) == (2, "add", "failed")
     finally:
         reader.close()
 
 
-def test_the_reader_is_read_only_and_never_blocks_a_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reader_is_read_only_and_never_blocks_a_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "agentops.db"
     history_with_runs(db)
     reader = open_reader(db)
@@ -183,7 +222,9 @@ def test_the_reader_is_read_only_and_never_blocks_a_writer(tmp_path: Path, monke
     with open_store(db) as writer:
         writer.connection.execute("PRAGMA busy_timeout = 0")
         record(writer, workflow_of("w", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED)
-    assert reader.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 12  # its snapshot
+    assert (
+        reader.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 12
+    )  # its snapshot
     reader.connection.execute("COMMIT")
     assert reader.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 13
     reader.close()
@@ -211,7 +252,9 @@ def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
         "page after": lambda: reader.workflow_run_page(after=5, limit=3),
         "page by workflow": lambda: reader.workflow_run_page(workflow="beta", limit=3),
         "page by status": lambda: reader.workflow_run_page(status="failed", limit=3),
-        "page by both": lambda: reader.workflow_run_page(workflow="beta", status="failed", before=12, limit=3),
+        "page by both": lambda: reader.workflow_run_page(
+            workflow="beta", status="failed", before=12, limit=3
+        ),
         "names": lambda: reader.workflow_names(),
         "header": lambda: reader.workflow_run_header(3),
         "outcomes": lambda: reader.agent_outcomes(3),
@@ -227,11 +270,16 @@ def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
             reader.store.connection.set_trace_callback(None)
             assert statements, label
             for sql in statements:
-                plan = [r["detail"] for r in reader.store.connection.execute(f"EXPLAIN QUERY PLAN {sql}")]
+                plan = [
+                    r["detail"]
+                    for r in reader.store.connection.execute(f"EXPLAIN QUERY PLAN {sql}")
+                ]
                 assert not any("FOR ORDER BY" in step for step in plan), (label, sql, plan)
                 scans = [  # a full read of a table (the CTEs' own rows are a few ids)
-                    step for step in plan
-                    if step.startswith("SCAN") and step.split()[1] not in ("names", "earlier", "later", "CONSTANT")
+                    step
+                    for step in plan
+                    if step.startswith("SCAN")
+                    and step.split()[1] not in ("names", "earlier", "later", "CONSTANT")
                 ]
                 if label not in ("page", "page before", "page after", "chain"):
                     assert not scans, (label, sql, plan)
@@ -242,7 +290,9 @@ def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
 def test_a_skipped_agent_has_no_start(tmp_path: Path) -> None:
     db = tmp_path / "agentops.db"
     with open_store(db) as store:
-        workflow = workflow_of("w", ["a", "b"])  # "a" is not the last agent: it is written as it settles
+        workflow = workflow_of(
+            "w", ["a", "b"]
+        )  # "a" is not the last agent: it is written as it settles
         recorder = RunRecorder(store)
         recorder(started(workflow))
         from store_helpers import not_run

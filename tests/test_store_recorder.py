@@ -63,26 +63,61 @@ def test_a_run_is_recorded_row_by_row(tmp_path: Path) -> None:
     assert json.loads(run["inputs"]) == {"topic": "sqlite"}
     assert run["cost_cap"] == 1.5 and run["resumed_from"] is None
     assert (run["pid"], run["hostname"]) == (os.getpid(), hostname())
-    assert (run["input_tokens"], run["output_tokens"], run["cost"]) == (100, 50, pytest.approx(0.004))
+    assert (run["input_tokens"], run["output_tokens"], run["cost"]) == (
+        100,
+        50,
+        pytest.approx(0.004),
+    )
 
     agents = {r["agent"]: r for r in rows(db, "SELECT * FROM runs ORDER BY id")}
     assert list(agents) == ["gather", "check", "write", "review"]
     gather = agents["gather"]
-    assert (gather["status"], gather["retries"], gather["output"], gather["error"]) == ("succeeded", 2, "three sources", None)
-    assert (gather["model"], gather["provider"], gather["prompt"]) == ("gpt-4o-mini", "openai", "[user]\ndo gather")
-    assert (gather["input_tokens"], gather["output_tokens"], gather["cost"]) == (100, 50, pytest.approx(0.004))
+    assert (gather["status"], gather["retries"], gather["output"], gather["error"]) == (
+        "succeeded",
+        2,
+        "three sources",
+        None,
+    )
+    assert (gather["model"], gather["provider"], gather["prompt"]) == (
+        "gpt-4o-mini",
+        "openai",
+        "[user]\ndo gather",
+    )
+    assert (gather["input_tokens"], gather["output_tokens"], gather["cost"]) == (
+        100,
+        50,
+        pytest.approx(0.004),
+    )
     assert gather["duration"] == pytest.approx(3.0) and gather["workflow_run_id"] == run_id
-    assert agents["check"]["status"] == "failed" and agents["check"]["error"].startswith("BadRequestError")
-    assert agents["write"]["status"] == "skipped" and agents["write"]["error"] == "needs check (failed)"
+    assert agents["check"]["status"] == "failed" and agents["check"]["error"].startswith(
+        "BadRequestError"
+    )
+    assert (
+        agents["write"]["status"] == "skipped"
+        and agents["write"]["error"] == "needs check (failed)"
+    )
     assert agents["review"]["status"] == "cancelled" and agents["review"]["started_at"] is None
 
     attempts = rows(db, "SELECT * FROM attempts WHERE run_id = ? ORDER BY number", gather["id"])
     assert [(a["number"], a["status"], a["http_status"], a["error_type"]) for a in attempts] == [
-        (1, "failed", 503, "ServerError"), (2, "failed", 503, "ServerError"), (3, "succeeded", None, None),
+        (1, "failed", 503, "ServerError"),
+        (2, "failed", 503, "ServerError"),
+        (3, "succeeded", None, None),
     ]
     assert attempts[2]["input_tokens"] == 100 and attempts[2]["cost"] == pytest.approx(0.004)
-    assert [a["status"] for a in rows(db, "SELECT * FROM attempts WHERE run_id = ?", agents["check"]["id"])] == ["failed"]
-    assert rows(db, "SELECT count(*) FROM attempts WHERE run_id IN (?, ?)", agents["write"]["id"], agents["review"]["id"])[0][0] == 0
+    assert [
+        a["status"]
+        for a in rows(db, "SELECT * FROM attempts WHERE run_id = ?", agents["check"]["id"])
+    ] == ["failed"]
+    assert (
+        rows(
+            db,
+            "SELECT count(*) FROM attempts WHERE run_id IN (?, ?)",
+            agents["write"]["id"],
+            agents["review"]["id"],
+        )[0][0]
+        == 0
+    )
 
 
 def test_each_finished_agent_is_committed_before_the_run_goes_on(tmp_path: Path) -> None:
@@ -95,7 +130,9 @@ def test_each_finished_agent_is_committed_before_the_run_goes_on(tmp_path: Path)
         # Another connection (another process) sees it already: nothing waits for the run's end.
         (row,) = rows(db, "SELECT agent, status, output FROM runs")
         assert tuple(row) == ("gather", "succeeded", "found")
-        assert rows(db, "SELECT cost, input_tokens FROM workflow_runs")[0]["cost"] == pytest.approx(0.01)
+        assert rows(db, "SELECT cost, input_tokens FROM workflow_runs")[0]["cost"] == pytest.approx(
+            0.01
+        )
         recorder(AgentFinished(succeeded("check", "fine", cost=0.02)))
         assert rows(db, "SELECT cost FROM workflow_runs")[0]["cost"] == pytest.approx(0.03)
 
@@ -109,7 +146,10 @@ def test_the_finish_records_agents_whose_own_event_was_missed(tmp_path: Path) ->
         recorder(AgentFinished(results["gather"]))
         recorder(finished(FLOW, results, RunStatus.SUCCEEDED))
         assert recorder.workflow_run_id is not None
-    assert [r["agent"] for r in rows(db, "SELECT agent FROM runs ORDER BY id")] == ["gather", "check"]
+    assert [r["agent"] for r in rows(db, "SELECT agent FROM runs ORDER BY id")] == [
+        "gather",
+        "check",
+    ]
 
 
 def test_text_sqlite_cannot_encode_is_stored_not_lost(tmp_path: Path) -> None:
@@ -123,51 +163,98 @@ def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
     db = tmp_path / "agentops.db"
     with open_store(db) as store:
         first = record(
-            store, FLOW,
-            [succeeded("gather", "sources", failures=1, cost=0.01), failed("check", "400"),
-             not_run("write", AgentStatus.SKIPPED, "needs check"), not_run("review", AgentStatus.SKIPPED, "needs write")],
-            RunStatus.FAILED, inputs={"topic": "wal"},
+            store,
+            FLOW,
+            [
+                succeeded("gather", "sources", failures=1, cost=0.01),
+                failed("check", "400"),
+                not_run("write", AgentStatus.SKIPPED, "needs check"),
+                not_run("review", AgentStatus.SKIPPED, "needs write"),
+            ],
+            RunStatus.FAILED,
+            inputs={"topic": "wal"},
         )
         state = load_resume_state(store, first)
-        assert (state.workflow_run_id, state.workflow, state.status) == (first, "research", "failed")
+        assert (state.workflow_run_id, state.workflow, state.status) == (
+            first,
+            "research",
+            "failed",
+        )
         assert state.source == source_of(FLOW) and state.source_path == "research.yaml"
         assert state.inputs == {"topic": "wal"} and state.cost_spent == pytest.approx(0.01)
         (gather,) = state.succeeded.values()
-        assert gather.reused and gather.status is AgentStatus.SUCCEEDED and gather.output == "sources"
+        assert (
+            gather.reused and gather.status is AgentStatus.SUCCEEDED and gather.output == "sources"
+        )
         assert (gather.usage.input_tokens, len(gather.attempts)) == (100, 2)
         assert gather.cost == pytest.approx(0.01)
         assert gather.attempts[0].http_status == 503 and gather.started_at == pytest.approx(T0)
 
         second = record(
-            store, FLOW, [succeeded("check", "ok", cost=0.02), failed("write", "400"),
-                          not_run("review", AgentStatus.SKIPPED, "needs write")],
-            RunStatus.FAILED, resumed_from=first, reused=state.succeeded,
+            store,
+            FLOW,
+            [
+                succeeded("check", "ok", cost=0.02),
+                failed("write", "400"),
+                not_run("review", AgentStatus.SKIPPED, "needs write"),
+            ],
+            RunStatus.FAILED,
+            resumed_from=first,
+            reused=state.succeeded,
         )
         state = load_resume_state(store, second)
         assert sorted(state.succeeded) == ["check", "gather"]
-        assert state.succeeded["gather"].cost == pytest.approx(0.01)  # as first paid, not the reused row's 0
+        assert state.succeeded["gather"].cost == pytest.approx(
+            0.01
+        )  # as first paid, not the reused row's 0
         assert state.cost_spent == pytest.approx(0.03)  # the whole chain
-        third = record(store, FLOW, [succeeded("write", "w", cost=0.04), succeeded("review", "r", cost=0.04)],
-                       RunStatus.SUCCEEDED, resumed_from=second, reused=state.succeeded)
+        third = record(
+            store,
+            FLOW,
+            [succeeded("write", "w", cost=0.04), succeeded("review", "r", cost=0.04)],
+            RunStatus.SUCCEEDED,
+            resumed_from=second,
+            reused=state.succeeded,
+        )
         assert chain_spend(store, third) == pytest.approx(0.11)
-        with pytest.raises(UsageError, match=rf"workflow run {third} already succeeded: nothing to resume; "
-                           r"to run it again use agentops run research.yaml"):
+        with pytest.raises(
+            UsageError,
+            match=rf"workflow run {third} already succeeded: nothing to resume; "
+            r"to run it again use agentops run research.yaml",
+        ):
             load_resume_state(store, third)
 
-    original = rows(db, "SELECT id FROM runs WHERE workflow_run_id = ? AND agent = 'gather'", first)[0]["id"]
+    original = rows(
+        db, "SELECT id FROM runs WHERE workflow_run_id = ? AND agent = 'gather'", first
+    )[0]["id"]
     reused = rows(db, "SELECT * FROM runs WHERE reused = 1 AND agent = 'gather' ORDER BY id")
-    assert [(r["workflow_run_id"], r["reused_from_run_id"], r["cost"], r["output"]) for r in reused] == [
-        (second, original, 0.0, "sources"), (third, original, 0.0, "sources"),  # the origin, not the copy
+    assert [
+        (r["workflow_run_id"], r["reused_from_run_id"], r["cost"], r["output"]) for r in reused
+    ] == [
+        (second, original, 0.0, "sources"),
+        (third, original, 0.0, "sources"),  # the origin, not the copy
     ]
-    assert rows(db, "SELECT count(*) FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE reused = 1)")[0][0] == 0
+    assert (
+        rows(
+            db,
+            "SELECT count(*) FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE reused = 1)",
+        )[0][0]
+        == 0
+    )
     chain = rows(db, "SELECT id, resumed_from, status FROM workflow_runs ORDER BY id")
-    assert [tuple(r) for r in chain] == [(first, None, "failed"), (second, first, "failed"), (third, second, "succeeded")]
+    assert [tuple(r) for r in chain] == [
+        (first, None, "failed"),
+        (second, first, "failed"),
+        (third, second, "succeeded"),
+    ]
 
 
 def test_a_run_whose_process_died_reads_interrupted_and_can_be_resumed(tmp_path: Path) -> None:
     db = tmp_path / "agentops.db"
     with open_store(db) as store:
-        run_id = record(store, FLOW, [succeeded("gather", "kept")], None)  # no WorkflowFinished: killed
+        run_id = record(
+            store, FLOW, [succeeded("gather", "kept")], None
+        )  # no WorkflowFinished: killed
         assert [r.status for r in workflow_runs(store)] == ["running"]  # this process is alive
         with pytest.raises(StoreError, match=f"workflow run {run_id} is still running"):
             load_resume_state(store, run_id)
@@ -184,8 +271,12 @@ def test_the_dead_process_rule() -> None:
     assert effective_status("running", me, here, mine) == "running"
     assert effective_status("running", dead_pid(), here, None) == "interrupted"
     assert effective_status("running", None, here) == "interrupted"
-    assert effective_status("running", dead_pid(), "another-host") == "running"  # cannot check there
-    assert effective_status("failed", dead_pid(), here) == "failed"  # finished runs are what they were
+    assert (
+        effective_status("running", dead_pid(), "another-host") == "running"
+    )  # cannot check there
+    assert (
+        effective_status("failed", dead_pid(), here) == "failed"
+    )  # finished runs are what they were
     if mine is not None:  # where the system tells start times: a pid reused by another process
         assert effective_status("running", me, here, mine + "0") == "interrupted"
 
@@ -205,7 +296,9 @@ def test_unknown_runs_and_runs_that_cannot_be_resumed(tmp_path: Path) -> None:
             load_resume_state(store, 2)
 
 
-def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next(tmp_path: Path) -> None:
+def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next(
+    tmp_path: Path,
+) -> None:
     """Inside an event loop, results wait for the end of the loop turn (one commit for all),
     which comes before any task the engine starts in that turn takes its first step."""
     import asyncio
@@ -220,9 +313,9 @@ def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next
             recorder(AgentFinished(succeeded("check", "all true")))
             during_the_turn = len(rows(db, "SELECT id FROM runs"))
             # A task created now (as the engine starts a dependent) sees both committed.
-            seen_by_a_new_task = await asyncio.create_task(asyncio.to_thread(
-                lambda: len(rows(db, "SELECT id FROM runs"))
-            ))
+            seen_by_a_new_task = await asyncio.create_task(
+                asyncio.to_thread(lambda: len(rows(db, "SELECT id FROM runs")))
+            )
             totals = rows(db, "SELECT cost FROM workflow_runs")[0]["cost"]
             return during_the_turn, seen_by_a_new_task, round(totals * 1000)
 
@@ -243,7 +336,10 @@ def test_the_last_agents_of_a_run_without_tools_are_written_with_its_end(tmp_pat
         recorder(AgentFinished(last))
         assert [r["agent"] for r in rows(db, "SELECT agent FROM runs")] == ["first"]
         recorder(finished(workflow, {"first": first, "last": last}, RunStatus.SUCCEEDED))
-    assert [(r["agent"], r["output"]) for r in rows(db, "SELECT agent, output FROM runs ORDER BY id")] == [
-        ("first", "one"), ("last", "two"),
+    assert [
+        (r["agent"], r["output"]) for r in rows(db, "SELECT agent, output FROM runs ORDER BY id")
+    ] == [
+        ("first", "one"),
+        ("last", "two"),
     ]
     assert rows(db, "SELECT status FROM workflow_runs")[0]["status"] == "succeeded"

@@ -35,16 +35,27 @@ def test_no_key_or_authorization_header_is_stored(
 ) -> None:
     monkeypatch.setenv(TEST_KEY_ENV, KEY)
     monkeypatch.setenv("OPENAI_API_KEY", OTHER_KEY)
-    server.inject(Fault(kind="status", status=401), times=1, match=lambda body: "refused" in str(body["messages"]))
+    server.inject(
+        Fault(kind="status", status=401),
+        times=1,
+        match=lambda body: "refused" in str(body["messages"]),
+    )
     db = tmp_path / "history.db"
-    agents: list[dict[str, Any]] = [{"name": "writer"}, {"name": "refused", "task": "refused step", "retries": 0}]
+    agents: list[dict[str, Any]] = [
+        {"name": "writer"},
+        {"name": "refused", "task": "refused step", "retries": 0},
+    ]
     result = agentops.run(workflow_on(server, agents), db=db)
 
     assert result.agents["writer"].status is AgentStatus.SUCCEEDED
     assert result.agents["refused"].status is AgentStatus.FAILED
-    assert any(r.headers.get("authorization") == f"Bearer {KEY}" for r in server.requests)  # the key was used
+    assert any(
+        r.headers.get("authorization") == f"Bearer {KEY}" for r in server.requests
+    )  # the key was used
     stored = database_bytes(db)
-    assert b"writer" in stored and TEST_KEY_ENV.encode() in stored  # rows and the 401's hint are there
+    assert (
+        b"writer" in stored and TEST_KEY_ENV.encode() in stored
+    )  # rows and the 401's hint are there
     for secret in (KEY, OTHER_KEY):
         for fragment in (secret, secret[-16:], secret[:16]):
             assert fragment.encode() not in stored, fragment

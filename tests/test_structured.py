@@ -35,7 +35,10 @@ from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 PLAN = {
     "type": "object",
-    "properties": {"title": {"type": "string"}, "steps": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "title": {"type": "string"},
+        "steps": {"type": "array", "items": {"type": "string"}},
+    },
     "required": ["title", "steps"],
     "additionalProperties": False,
 }
@@ -43,7 +46,11 @@ GOOD = '{"title": "Paris in a day", "steps": ["Louvre", "Seine"]}'
 
 
 def flow(agents: list[dict[str, Any]], **extra: Any) -> str:
-    document = {"name": "structured", "agents": [{"model": "m", "task": "t", **a} for a in agents], **extra}
+    document = {
+        "name": "structured",
+        "agents": [{"model": "m", "task": "t", **a} for a in agents],
+        **extra,
+    }
     return yaml.safe_dump(document, sort_keys=False)
 
 
@@ -57,7 +64,9 @@ def problems(text: str, filename: str = "flow.yaml") -> list[str]:
 
 
 def check(text: str, finish_reason: str = "stop", refusal: str | None = None) -> Any:
-    return OutputContract(PLAN, 1).check(ChatResponse(text, finish_reason=finish_reason, refusal=refusal), 64)
+    return OutputContract(PLAN, 1).check(
+        ChatResponse(text, finish_reason=finish_reason, refusal=refusal), 64
+    )
 
 
 def test_a_valid_answer_is_parsed_and_a_json_fence_is_tolerated() -> None:
@@ -72,16 +81,37 @@ def test_a_valid_answer_is_parsed_and_a_json_fence_is_tolerated() -> None:
 @pytest.mark.parametrize(
     ("text", "finish_reason", "refusal", "expected"),
     [
-        ("Sure! {title: Paris", "stop", None, "the answer is not JSON (Expecting value: line 1 column 1 (char 0)): 'Sure! {title: Paris'"),
+        (
+            "Sure! {title: Paris",
+            "stop",
+            None,
+            "the answer is not JSON (Expecting value: line 1 column 1 (char 0)): 'Sure! {title: Paris'",
+        ),
         ('{"title": "x"}', "stop", None, "at $: 'steps' is a required property"),
-        ('{"title": "x", "steps": ["a", 3]}', "stop", None, "at steps[1]: 3 is not of type 'string'"),
-        ('{"title": "x", "steps": [], "extra": 1}', "stop", None,
-         "at $: Additional properties are not allowed ('extra' was unexpected)"),
-        ('{"title": "x", "st', "length", None, "the answer was cut off at max_tokens (64); raise max_tokens or simplify the schema"),
+        (
+            '{"title": "x", "steps": ["a", 3]}',
+            "stop",
+            None,
+            "at steps[1]: 3 is not of type 'string'",
+        ),
+        (
+            '{"title": "x", "steps": [], "extra": 1}',
+            "stop",
+            None,
+            "at $: Additional properties are not allowed ('extra' was unexpected)",
+        ),
+        (
+            '{"title": "x", "st',
+            "length",
+            None,
+            "the answer was cut off at max_tokens (64); raise max_tokens or simplify the schema",
+        ),
         ("", "stop", "I cannot help with that.", "the model refused: I cannot help with that."),
     ],
 )
-def test_invalid_answers_name_the_first_problem(text: str, finish_reason: str, refusal: str | None, expected: str) -> None:
+def test_invalid_answers_name_the_first_problem(
+    text: str, finish_reason: str, refusal: str | None, expected: str
+) -> None:
     verdict = check(text, finish_reason, refusal)
     assert not verdict.valid
     assert verdict.error == expected
@@ -113,16 +143,29 @@ def test_schema_problems_and_strict_mode_rules() -> None:
     assert schema_problem(PLAN) is None
     assert schema_problem({"type": "strng"}) is not None
     where, message = schema_problem({"properties": {"a": {"type": 3}}}) or ((), "")
-    assert where == ("properties", "a", "type") and message.startswith("at properties.a.type: 3 is not valid")
+    assert where == ("properties", "a", "type") and message.startswith(
+        "at properties.a.type: 3 is not valid"
+    )
     assert schema_problem([1]) == ((), "a JSON Schema is a mapping (or true/false), not list")
     assert strict_mode_problem(PLAN) is None
-    assert strict_mode_problem({"type": "array"}) == "the top level must be an object (type: object)"
+    assert (
+        strict_mode_problem({"type": "array"}) == "the top level must be an object (type: object)"
+    )
     open_object = {**PLAN, "additionalProperties": True}
     assert strict_mode_problem(open_object) == "$ must set additionalProperties: false"
     optional = {**PLAN, "required": ["title"]}
     assert strict_mode_problem(optional) == "$: every property must be in required (missing: steps)"
-    nested = {**PLAN, "properties": {**PLAN["properties"], "steps": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}
-    assert strict_mode_problem(nested) == "$.steps uses 'uniqueItems', which strict mode does not support"
+    nested = {
+        **PLAN,
+        "properties": {
+            **PLAN["properties"],
+            "steps": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        },
+    }
+    assert (
+        strict_mode_problem(nested)
+        == "$.steps uses 'uniqueItems', which strict mode does not support"
+    )
 
 
 class Step(BaseModel):
@@ -140,12 +183,21 @@ def test_field_references_are_checked_against_the_schema_including_refs_and_inde
     assert field_problem(PLAN, ("title",)) is None
     assert field_problem(PLAN, ("steps", 0)) is None
     assert field_problem(PLAN, ("titel",)) == "has no field 'titel'; did you mean 'title'?"
-    assert field_problem(PLAN, ("title", "x")) == "has no field 'x' at title (it is a string, not an object)"
-    assert field_problem(PLAN, ("title", 0)) == "has no list at title to take [0] from (it is a string)"
+    assert (
+        field_problem(PLAN, ("title", "x"))
+        == "has no field 'x' at title (it is a string, not an object)"
+    )
+    assert (
+        field_problem(PLAN, ("title", 0))
+        == "has no list at title to take [0] from (it is a string)"
+    )
     schema = Plan.model_json_schema()  # $defs and $ref, anyOf with null
     assert field_problem(schema, ("steps", 0, "place")) is None
     assert field_problem(schema, ("note",)) is None
-    assert field_problem(schema, ("steps", 0, "minuts")) == "has no field 'minuts' at steps[0]; did you mean 'minutes'?"
+    assert (
+        field_problem(schema, ("steps", 0, "minuts"))
+        == "has no field 'minuts' at steps[0]; did you mean 'minutes'?"
+    )
 
 
 def test_rendering_fields_strings_plain_and_the_rest_as_json() -> None:
@@ -153,7 +205,9 @@ def test_rendering_fields_strings_plain_and_the_rest_as_json() -> None:
     text = render(
         "{{ p.output.title }}|{{ p.output.steps[1] }}|{{ p.output.steps }}|{{ p.output.meta }}|"
         "{{ p.output.meta.days }}|{{ p.output.missing }}|{{ p.output.steps[9] }}|{{ p.output }}",
-        {"p": json.dumps(value)}, {}, {"p": value},
+        {"p": json.dumps(value)},
+        {},
+        {"p": value},
     )
     assert text == (
         'Paris|Seine|["Louvre", "Seine"]|{"days": 1, "ok": true}|1|||' + json.dumps(value)
@@ -171,13 +225,25 @@ def test_the_test_server_builds_a_valid_answer_from_a_schema() -> None:
 
 
 def test_the_yaml_form_loads_with_retries_defaulting_to_one() -> None:
-    loaded = load_workflow_text(flow([
-        {"name": "planner", "output": {"schema": PLAN, "retries": 2}},
-        {"name": "writer", "depends_on": "planner", "output": {"schema": {"type": "object"}},
-         "task": "Write about {{ planner.output.title }}; start with {{ planner.output.steps[0] }}."},
-    ]))
+    loaded = load_workflow_text(
+        flow(
+            [
+                {"name": "planner", "output": {"schema": PLAN, "retries": 2}},
+                {
+                    "name": "writer",
+                    "depends_on": "planner",
+                    "output": {"schema": {"type": "object"}},
+                    "task": "Write about {{ planner.output.title }}; start with {{ planner.output.steps[0] }}.",
+                },
+            ]
+        )
+    )
     planner, writer = loaded.workflow.agents
-    assert planner.output is not None and planner.output.json_schema == PLAN and planner.output.retries == 2
+    assert (
+        planner.output is not None
+        and planner.output.json_schema == PLAN
+        and planner.output.retries == 2
+    )
     assert writer.output is not None and writer.output.retries == 1
 
 
@@ -233,14 +299,25 @@ def test_a_misspelt_key_under_output_gets_a_did_you_mean() -> None:
     ]
 
 
-def test_a_schema_path_is_relative_to_the_workflow_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_schema_path_is_relative_to_the_workflow_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "schemas").mkdir()
     (tmp_path / "schemas" / "plan.json").write_text(json.dumps(PLAN), encoding="utf-8")
     path = tmp_path / "flow.yaml"
-    path.write_text(flow([
-        {"name": "planner", "output": {"schema": "schemas/plan.json"}},
-        {"name": "writer", "depends_on": "planner", "task": "{{ planner.output.steps[0] }}"},
-    ]), encoding="utf-8")
+    path.write_text(
+        flow(
+            [
+                {"name": "planner", "output": {"schema": "schemas/plan.json"}},
+                {
+                    "name": "writer",
+                    "depends_on": "planner",
+                    "task": "{{ planner.output.steps[0] }}",
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
     monkeypatch.chdir(tmp_path.parent)  # not the workflow's folder
     planner = load_workflow(path).workflow.agents[0]
     assert planner.output is not None and planner.output.json_schema == PLAN
@@ -248,13 +325,20 @@ def test_a_schema_path_is_relative_to_the_workflow_file(tmp_path: Path, monkeypa
 
 def test_schema_file_problems_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "flow.yaml"
-    (tmp_path / "broken.json").write_text('{\n  "type": "object",\n  "properties": {,}\n}', encoding="utf-8")
+    (tmp_path / "broken.json").write_text(
+        '{\n  "type": "object",\n  "properties": {,}\n}', encoding="utf-8"
+    )
     (tmp_path / "wrong.json").write_text('{"type": 12}', encoding="utf-8")
-    path.write_text(flow([
-        {"name": "a", "output": {"schema": "missing.json"}},
-        {"name": "b", "output": {"schema": "broken.json"}},
-        {"name": "c", "output": {"schema": "wrong.json"}},
-    ]), encoding="utf-8")
+    path.write_text(
+        flow(
+            [
+                {"name": "a", "output": {"schema": "missing.json"}},
+                {"name": "b", "output": {"schema": "broken.json"}},
+                {"name": "c", "output": {"schema": "wrong.json"}},
+            ]
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(WorkflowError) as caught:
         load_workflow(path)
     found = [str(d) for d in caught.value.diagnostics]
@@ -262,15 +346,30 @@ def test_schema_file_problems_name_the_file(tmp_path: Path) -> None:
         f"{path}:7:13: agent 'a': output.schema file 'missing.json' not found (looked in {tmp_path}; "
         "a path is relative to the workflow file)"
     )
-    assert found[1] == f"{tmp_path / 'broken.json'}:3:18: output schema of agent 'b': not valid JSON: Expecting property name enclosed in double quotes"
-    assert found[2].startswith(f"{tmp_path / 'wrong.json'}:1:1: output schema of agent 'c' is not a valid JSON Schema: at type: 12 is not valid")
+    assert (
+        found[1]
+        == f"{tmp_path / 'broken.json'}:3:18: output schema of agent 'b': not valid JSON: Expecting property name enclosed in double quotes"
+    )
+    assert found[2].startswith(
+        f"{tmp_path / 'wrong.json'}:1:1: output schema of agent 'c' is not a valid JSON Schema: at type: 12 is not valid"
+    )
     assert len(found) == 3
 
 
-def test_a_schema_path_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+def test_a_schema_path_that_is_not_a_regular_file_is_refused_without_reading_it(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "flow.yaml"
     (tmp_path / "folder.json").mkdir()
-    path.write_text(flow([{"name": "a", "output": {"schema": "/dev/zero"}}, {"name": "b", "output": {"schema": "folder.json"}}]), encoding="utf-8")
+    path.write_text(
+        flow(
+            [
+                {"name": "a", "output": {"schema": "/dev/zero"}},
+                {"name": "b", "output": {"schema": "folder.json"}},
+            ]
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(WorkflowError) as caught:
         load_workflow(path)
     assert [str(d) for d in caught.value.diagnostics] == [
@@ -282,11 +381,16 @@ def test_a_schema_path_that_is_not_a_regular_file_is_refused_without_reading_it(
 def test_strict_mode_warnings_name_the_rule_and_skip_the_local_model(tmp_path: Path) -> None:
     loose = {"type": "object", "properties": {"title": {"type": "string"}}}
     path = tmp_path / "flow.yaml"
-    path.write_text(flow([
-        {"name": "a", "output": {"schema": loose}},
-        {"name": "b", "model": "local:smollm2", "output": {"schema": loose}},
-        {"name": "c", "output": {"schema": PLAN}},
-    ]), encoding="utf-8")
+    path.write_text(
+        flow(
+            [
+                {"name": "a", "output": {"schema": loose}},
+                {"name": "b", "model": "local:smollm2", "output": {"schema": loose}},
+                {"name": "c", "output": {"schema": PLAN}},
+            ]
+        ),
+        encoding="utf-8",
+    )
     assert [str(w) for w in load_workflow(path).warnings()] == [
         f"{path}:7:5: warning: agent 'a': the output schema breaks a rule of OpenAI's strict mode "
         "($ must set additionalProperties: false), so it is sent with strict: false and the answer is only "
@@ -298,22 +402,34 @@ def test_strict_mode_warnings_name_the_rule_and_skip_the_local_model(tmp_path: P
 
 
 def structured_flow(retries: int = 1, **planner: Any) -> str:
-    return flow([
-        {"name": "planner", "output": {"schema": PLAN, "retries": retries}, **planner},
-        {"name": "writer", "depends_on": "planner",
-         "task": "Write about {{ planner.output.title }}; start with {{ planner.output.steps[0] }}."},
-    ])
+    return flow(
+        [
+            {"name": "planner", "output": {"schema": PLAN, "retries": retries}, **planner},
+            {
+                "name": "writer",
+                "depends_on": "planner",
+                "task": "Write about {{ planner.output.title }}; start with {{ planner.output.steps[0] }}.",
+            },
+        ]
+    )
 
 
-def test_an_invalid_answer_is_reasked_with_the_errors_and_the_fields_reach_the_next_prompt() -> None:
-    fake = FakeProvider({"planner": ['{"title": "Paris"}', f"```json\n{GOOD}\n```"], "writer": "done"})
+def test_an_invalid_answer_is_reasked_with_the_errors_and_the_fields_reach_the_next_prompt() -> (
+    None
+):
+    fake = FakeProvider(
+        {"planner": ['{"title": "Paris"}', f"```json\n{GOOD}\n```"], "writer": "done"}
+    )
     log = EventLog()
     result = agentops.run(load_workflow_text(structured_flow()), provider=fake, subscribers=[log])
     assert result.ok
     planner = result.agents["planner"]
     assert planner.value == {"title": "Paris in a day", "steps": ["Louvre", "Seine"]}
     assert planner.output == GOOD  # the JSON text, fence removed
-    assert [a.validation_error for a in planner.attempts] == ["at $: 'steps' is a required property", None]
+    assert [a.validation_error for a in planner.attempts] == [
+        "at $: 'steps' is a required property",
+        None,
+    ]
     assert [a.turn for a in planner.attempts] == [1, 2]
     second = fake.requests_for("planner")[1]
     assert [m.role for m in second.messages] == ["user", "assistant", "user"]
@@ -326,7 +442,9 @@ def test_an_invalid_answer_is_reasked_with_the_errors_and_the_fields_reach_the_n
     assert writer_request.response_format is None
 
 
-def test_when_the_reasks_run_out_the_agent_fails_naming_the_first_error_and_dependents_are_skipped() -> None:
+def test_when_the_reasks_run_out_the_agent_fails_naming_the_first_error_and_dependents_are_skipped() -> (
+    None
+):
     fake = FakeProvider({"planner": "not json at all", "writer": "done"})
     result = agentops.run(load_workflow_text(structured_flow(retries=2)), provider=fake)
     planner, writer = result.agents["planner"], result.agents["writer"]
@@ -343,7 +461,10 @@ def test_when_the_reasks_run_out_the_agent_fails_naming_the_first_error_and_depe
 def test_retries_zero_means_no_reask() -> None:
     fake = FakeProvider({"planner": '{"title": 1, "steps": []}', "writer": "done"})
     result = agentops.run(load_workflow_text(structured_flow(retries=0)), provider=fake)
-    assert result.agents["planner"].error == "the answer does not follow the output schema: at title: 1 is not of type 'string'"
+    assert (
+        result.agents["planner"].error
+        == "the answer does not follow the output schema: at title: 1 is not of type 'string'"
+    )
     assert len(fake.requests_for("planner")) == 1
 
 
@@ -360,10 +481,17 @@ def test_the_cost_cap_stops_the_reasks_each_of_which_reserves_its_own_worst_case
     result = agentops.run(load_workflow_text(text), provider=fake)
     planner = result.agents["planner"]
     assert planner.status is AgentStatus.SKIPPED
-    assert planner.error == "cost cap (before re-ask 2: the last answer did not follow the output schema)"
+    assert (
+        planner.error
+        == "cost cap (before re-ask 2: the last answer did not follow the output schema)"
+    )
     assert len(fake.requests) == len(planner.attempts) == 2
     assert result.cost <= 0.7
-    assert fake.requests[1].messages[-1].content.startswith("Your answer does not follow the required JSON Schema")
+    assert (
+        fake.requests[1]
+        .messages[-1]
+        .content.startswith("Your answer does not follow the required JSON Schema")
+    )
 
 
 class TripPlan(BaseModel):
@@ -376,7 +504,9 @@ def test_a_workflow_built_in_python_takes_a_pydantic_model_and_exposes_the_value
         name="py",
         agents=[
             Agent(name="planner", model="m", task="plan", output=OutputSpec(schema=TripPlan)),
-            Agent(name="writer", model="m", task="{{ planner.output.title }}", depends_on="planner"),
+            Agent(
+                name="writer", model="m", task="{{ planner.output.title }}", depends_on="planner"
+            ),
         ],
     )
     fake = FakeProvider({"planner": GOOD, "writer": "ok"})
@@ -388,7 +518,9 @@ def test_a_workflow_built_in_python_takes_a_pydantic_model_and_exposes_the_value
         name="py",
         agents=[
             Agent(name="planner", model="m", task="plan", output=OutputSpec(schema=TripPlan)),
-            Agent(name="writer", model="m", task="{{ planner.output.titel }}", depends_on="planner"),
+            Agent(
+                name="writer", model="m", task="{{ planner.output.titel }}", depends_on="planner"
+            ),
         ],
     )
     with pytest.raises(WorkflowError, match="has no field 'titel'; did you mean 'title'"):
@@ -422,10 +554,14 @@ def test_the_openai_provider_sends_the_json_schema_form_and_reasks_over_http(
 ) -> None:
     server.inject(Fault(kind="wrong_shape"))
     loose = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
-    loaded = workflow_on(server, [
-        {"name": "planner", "output": {"schema": PLAN}},
-        {"name": "loose", "output": {"schema": loose}},
-    ], policies={"max_concurrency": 1})
+    loaded = workflow_on(
+        server,
+        [
+            {"name": "planner", "output": {"schema": PLAN}},
+            {"name": "loose", "output": {"schema": loose}},
+        ],
+        policies={"max_concurrency": 1},
+    )
     result = agentops.run(loaded, subscribers=[Watcher()] if streamed else [])
     assert result.ok, {n: a.error for n, a in result.agents.items()}
     bodies = [r.body for r in server.requests]
@@ -433,10 +569,16 @@ def test_the_openai_provider_sends_the_json_schema_form_and_reasks_over_http(
     by_agent = {json.dumps(b["response_format"]["json_schema"]["name"]): b for b in bodies}
     assert len(bodies) == 3 and len(by_agent) == 2
     formats = {b["response_format"]["json_schema"]["name"]: b["response_format"] for b in bodies}
-    assert formats["planner"] == {"type": "json_schema", "json_schema": {"name": "planner", "schema": PLAN, "strict": True}}
+    assert formats["planner"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "planner", "schema": PLAN, "strict": True},
+    }
     assert formats["loose"]["json_schema"]["strict"] is False
     values = {name: agent.value for name, agent in result.agents.items()}
-    assert values == {"planner": {"title": "title", "steps": ["steps 1"]}, "loose": {"title": "title"}}
+    assert values == {
+        "planner": {"title": "title", "steps": ["steps 1"]},
+        "loose": {"title": "title"},
+    }
     rejected = [a for agent in result.agents.values() for a in agent.attempts if a.validation_error]
     assert len(rejected) == 1 and rejected[0].validation_error is not None
     assert "is not of type 'object'" in rejected[0].validation_error
@@ -462,7 +604,9 @@ def test_each_kind_of_misbehaviour_is_caught_and_a_fenced_answer_is_accepted(
     )
     planner = result.agents["planner"]
     assert planner.status is AgentStatus.SUCCEEDED, planner.error
-    assert planner.attempts[0].validation_error is not None and planner.attempts[0].validation_error.startswith(error)
+    assert planner.attempts[0].validation_error is not None and planner.attempts[
+        0
+    ].validation_error.startswith(error)
     assert planner.value == {"title": "title", "steps": ["steps 1"]}
     assert len(server.requests) == 2
 
@@ -480,25 +624,54 @@ def test_the_json_object_form_for_servers_that_take_it(server: OpenAITestServer)
     # Nothing asks the server for JSON, so it answers prose: caught here, re-asked, then failed.
     assert "response_format" not in server.requests[0].body
     assert result.agents["planner"].status is AgentStatus.FAILED
-    assert result.agents["planner"].error.startswith("the answer does not follow the output schema after 1 re-ask: the answer is not JSON")  # type: ignore[union-attr]
+    assert result.agents["planner"].error.startswith(
+        "the answer does not follow the output schema after 1 re-ask: the answer is not JSON"
+    )  # type: ignore[union-attr]
 
 
-def test_a_compatible_server_that_refuses_the_json_schema_form_gets_the_json_object_form(server: OpenAITestServer) -> None:
+def test_a_compatible_server_that_refuses_the_json_schema_form_gets_the_json_object_form(
+    server: OpenAITestServer,
+) -> None:
     def refuses(body: dict[str, Any]) -> bool:
         return body.get("response_format", {}).get("type") == "json_schema"
 
-    server.inject_for(refuses, kind="status", status=422, message="response_format: Input should be 'text' or 'json_object'")
-    result = agentops.run(workflow_on(server, [{"name": "planner", "output": {"schema": PLAN}}, {"name": "other", "output": {"schema": PLAN}}], policies={"max_concurrency": 1}))
+    server.inject_for(
+        refuses,
+        kind="status",
+        status=422,
+        message="response_format: Input should be 'text' or 'json_object'",
+    )
+    result = agentops.run(
+        workflow_on(
+            server,
+            [
+                {"name": "planner", "output": {"schema": PLAN}},
+                {"name": "other", "output": {"schema": PLAN}},
+            ],
+            policies={"max_concurrency": 1},
+        )
+    )
     assert result.ok, {n: a.error for n, a in result.agents.items()}
     first = result.agents["planner"].attempts[0]
     assert first.error_type == "ResponseFormatRefusedError" and first.error is not None
     assert "so the next attempt sends the schema as {type: json_object, schema}" in first.error
     # The switch holds for the provider: the next agent sends the json_object form at once.
-    assert [r.body["response_format"]["type"] for r in server.requests] == ["json_schema", "json_object", "json_object"]
+    assert [r.body["response_format"]["type"] for r in server.requests] == [
+        "json_schema",
+        "json_object",
+        "json_object",
+    ]
 
 
-def test_a_server_that_refuses_an_explicit_json_schema_form_gets_a_hint_naming_the_setting(server: OpenAITestServer) -> None:
-    server.inject_for(lambda body: "response_format" in body, kind="status", status=422, message="response_format: Input should be 'text' or 'json_object'")
+def test_a_server_that_refuses_an_explicit_json_schema_form_gets_a_hint_naming_the_setting(
+    server: OpenAITestServer,
+) -> None:
+    server.inject_for(
+        lambda body: "response_format" in body,
+        kind="status",
+        status=422,
+        message="response_format: Input should be 'text' or 'json_object'",
+    )
     loaded = workflow_on(server, [{"name": "planner", "output": {"schema": PLAN}}])
     document = yaml.safe_load(loaded.source)
     document["providers"]["test"]["response_format"] = "json_schema"
@@ -518,4 +691,7 @@ def test_the_fake_provider_answers_a_schema_by_default() -> None:
     assert result.ok
     assert result.agents["planner"].value == {"title": "title", "steps": ["steps 1"]}
     assert result.agents["writer"].output == "ok"
-    assert fake.requests_for("writer")[0].messages[-1].content == "Write about title; start with steps 1."
+    assert (
+        fake.requests_for("writer")[0].messages[-1].content
+        == "Write about title; start with steps 1."
+    )

@@ -66,17 +66,25 @@ def last_tool_result(server: OpenAITestServer) -> str:
 
 def test_a_stdio_server_is_started_listed_called_and_closed(folder: Path) -> None:
     marker = uuid.uuid4().hex
-    tools = {"kb": stdio_server(mcp={"args": ["kb_server.py", marker], "env": {"KB_TOKEN": "${KB_TOKEN}"}},
-                                allow=["lookup", "fail"])}
+    tools = {
+        "kb": stdio_server(
+            mcp={"args": ["kb_server.py", marker], "env": {"KB_TOKEN": "${KB_TOKEN}"}},
+            allow=["lookup", "fail"],
+        )
+    }
     with OpenAITestServer(reply=call_tool_until("lookup", {"key": "alpha"}, turns=1)) as server:
-        path = tool_workflow(folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
+        path = tool_workflow(
+            folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV
+        )
         result = agentops.run(path, db=folder / "h.db")
         offered = [t["function"]["name"] for t in server.requests[0].body["tools"]]
         assert last_tool_result(server) == "1"
     agent = result.agents["a"]
     assert agent.status is AgentStatus.SUCCEEDED, agent.error
     assert offered == ["lookup", "fail"]  # allow: only these of the server's four tools
-    assert [(c.tool, c.status, c.result) for c in agent.tool_calls] == [("kb.lookup", "succeeded", "1")]
+    assert [(c.tool, c.status, c.result) for c in agent.tool_calls] == [
+        ("kb.lookup", "succeeded", "1")
+    ]
     assert processes_running(marker) == []  # closed with the run
 
     (server_row,) = rows(folder / "h.db", "SELECT * FROM tool_servers")
@@ -87,28 +95,53 @@ def test_a_stdio_server_is_started_listed_called_and_closed(folder: Path) -> Non
     assert SECRET.encode() not in database_bytes(folder / "h.db")
 
     shown = run_agentops("show-workflow-run", "1", "--db", folder / "h.db")
-    assert shown.returncode == 0 and "MCP server kb (stdio:" in shown.stdout and "kb server ready" in shown.stdout
-    detail = json.loads(run_agentops("show-workflow-run", "1", "--json", "--db", folder / "h.db").stdout)
+    assert (
+        shown.returncode == 0
+        and "MCP server kb (stdio:" in shown.stdout
+        and "kb server ready" in shown.stdout
+    )
+    detail = json.loads(
+        run_agentops("show-workflow-run", "1", "--json", "--db", folder / "h.db").stdout
+    )
     assert detail["tool_servers"][0]["name"] == "kb"
     run = json.loads(run_agentops("show-run", "1", "--json", "--db", folder / "h.db").stdout)
-    assert [(c["tool"], c["turn"], c["result"]) for c in run["tool_calls"]] == [("kb.lookup", 1, "1")]
+    assert [(c["tool"], c["turn"], c["result"]) for c in run["tool_calls"]] == [
+        ("kb.lookup", 1, "1")
+    ]
     text = run_agentops("show-run", "1", "--db", folder / "h.db").stdout
     assert "1 tool call in 1 turn" in text and "kb.lookup" in text
 
 
-def test_a_streamable_http_server_with_headers_and_a_prefix(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_streamable_http_server_with_headers_and_a_prefix(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCS_TOKEN", "docs-secret-abcdef")
 
     def reply(body: dict[str, Any]) -> str | ScriptedReply:
         if tool_results(body) == 0:
-            return ScriptedReply("", (ScriptedToolCall("docs_lookup", {"key": "beta"}), ScriptedToolCall("docs_fail", {"reason": "x"})))
+            return ScriptedReply(
+                "",
+                (
+                    ScriptedToolCall("docs_lookup", {"key": "beta"}),
+                    ScriptedToolCall("docs_fail", {"reason": "x"}),
+                ),
+            )
         return "done"
 
     with http_kb_server(folder) as url, OpenAITestServer(reply=reply) as server:
-        tools = {"docs": {"mcp": {"url": url, "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}}, "prefix": "docs_"}}
-        path = tool_workflow(folder, server.base_url, tools, [{"name": "a", "tools": ["docs"]}], key_env=KEY_ENV)
+        tools = {
+            "docs": {
+                "mcp": {"url": url, "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}},
+                "prefix": "docs_",
+            }
+        }
+        path = tool_workflow(
+            folder, server.base_url, tools, [{"name": "a", "tools": ["docs"]}], key_env=KEY_ENV
+        )
         result = agentops.run(path, db=folder / "h.db")
-        results = [m["content"] for m in server.requests[-1].body["messages"] if m["role"] == "tool"]
+        results = [
+            m["content"] for m in server.requests[-1].body["messages"] if m["role"] == "tool"
+        ]
     agent = result.agents["a"]
     assert agent.status is AgentStatus.SUCCEEDED, agent.error
     assert results[0] == "2"
@@ -133,7 +166,13 @@ def test_a_server_killed_mid_run_gives_tool_errors_not_a_crash(folder: Path) -> 
         return "carried on without it"
 
     with OpenAITestServer(reply=reply) as server:
-        path = tool_workflow(folder, server.base_url, {"kb": stdio_server()}, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
+        path = tool_workflow(
+            folder,
+            server.base_url,
+            {"kb": stdio_server()},
+            [{"name": "a", "tools": ["kb"]}],
+            key_env=KEY_ENV,
+        )
         result = agentops.run(path, db=folder / "h.db")
         second = last_tool_result(server)
     agent = result.agents["a"]
@@ -146,68 +185,126 @@ def test_a_server_killed_mid_run_gives_tool_errors_not_a_crash(folder: Path) -> 
 def test_allow_naming_a_tool_the_server_lacks_stops_before_any_call(folder: Path) -> None:
     tools = {"kb": stdio_server(allow=["lookup", "lokup"])}
     with OpenAITestServer() as server:
-        path = tool_workflow(folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
-        completed = run_agentops("run", path, "--db", folder / "h.db", env=cli_env(**{KEY_ENV: "k"}))
+        path = tool_workflow(
+            folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV
+        )
+        completed = run_agentops(
+            "run", path, "--db", folder / "h.db", env=cli_env(**{KEY_ENV: "k"})
+        )
         assert server.requests == []
     assert completed.returncode == 2, completed.stderr
     assert f"{path}:" in completed.stderr
-    assert "tools.kb.allow names 'lokup', which MCP server 'kb' does not have; did you mean 'lookup'?" in completed.stderr
+    assert (
+        "tools.kb.allow names 'lokup', which MCP server 'kb' does not have; did you mean 'lookup'?"
+        in completed.stderr
+    )
     assert "Traceback" not in completed.stderr
 
 
 def test_a_pick_of_a_tool_the_server_lacks_stops_before_any_call(folder: Path) -> None:
     with OpenAITestServer() as server:
-        path = tool_workflow(folder, server.base_url, {"kb": stdio_server()}, [{"name": "a", "tools": ["kb.lookp"]}], key_env=KEY_ENV)
-        with pytest.raises(WorkflowError, match=r"agent 'a': MCP server 'kb' has no tool 'lookp'; did you mean 'lookup'\?"):
+        path = tool_workflow(
+            folder,
+            server.base_url,
+            {"kb": stdio_server()},
+            [{"name": "a", "tools": ["kb.lookp"]}],
+            key_env=KEY_ENV,
+        )
+        with pytest.raises(
+            WorkflowError,
+            match=r"agent 'a': MCP server 'kb' has no tool 'lookp'; did you mean 'lookup'\?",
+        ):
             agentops.run(path)
         assert server.requests == []
 
 
 def test_a_server_that_cannot_start_is_exit_2_with_its_stderr(folder: Path) -> None:
-    (folder / "broken.py").write_text("import sys\nprint('broken: missing setting', file=sys.stderr)\nsys.exit(3)\n")
+    (folder / "broken.py").write_text(
+        "import sys\nprint('broken: missing setting', file=sys.stderr)\nsys.exit(3)\n"
+    )
     tools = {"kb": {"mcp": {"command": sys.executable, "args": ["broken.py"]}}}
     with OpenAITestServer() as server:
-        path = tool_workflow(folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
-        completed = run_agentops("run", path, "--db", folder / "h.db", env=cli_env(**{KEY_ENV: "k"}))
+        path = tool_workflow(
+            folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV
+        )
+        completed = run_agentops(
+            "run", path, "--db", folder / "h.db", env=cli_env(**{KEY_ENV: "k"})
+        )
         assert server.requests == []
     assert completed.returncode == 2
     assert "MCP server 'kb'" in completed.stderr and "broken.py" in completed.stderr
     assert "broken: missing setting" in completed.stderr and "Traceback" not in completed.stderr
-    assert not (folder / "h.db").exists() or rows(folder / "h.db", "SELECT count(*) FROM workflow_runs")[0][0] == 0
+    assert (
+        not (folder / "h.db").exists()
+        or rows(folder / "h.db", "SELECT count(*) FROM workflow_runs")[0][0] == 0
+    )
 
 
 def test_a_missing_command_and_a_slow_handshake_are_named(folder: Path) -> None:
     (folder / "silent.py").write_text("import time\ntime.sleep(30)\n")
     for tools, expected in (
-        ({"kb": {"mcp": {"command": "no-such-mcp-server-here"}}}, "command 'no-such-mcp-server-here' not found"),
-        ({"kb": {"mcp": {"command": sys.executable, "args": ["silent.py"]}, "startup_timeout": 0.5}},
-         "did not complete the MCP handshake within 0.5s (startup_timeout)"),
+        (
+            {"kb": {"mcp": {"command": "no-such-mcp-server-here"}}},
+            "command 'no-such-mcp-server-here' not found",
+        ),
+        (
+            {
+                "kb": {
+                    "mcp": {"command": sys.executable, "args": ["silent.py"]},
+                    "startup_timeout": 0.5,
+                }
+            },
+            "did not complete the MCP handshake within 0.5s (startup_timeout)",
+        ),
     ):
-        path = tool_workflow(folder, "http://127.0.0.1:9/v1", tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
+        path = tool_workflow(
+            folder,
+            "http://127.0.0.1:9/v1",
+            tools,
+            [{"name": "a", "tools": ["kb"]}],
+            key_env=KEY_ENV,
+        )
         with pytest.raises(ToolServerError, match=expected.replace("(", r"\(").replace(")", r"\)")):
             agentops.run(path)
     assert processes_running("silent.py") == []
 
 
-def test_a_missing_variable_is_named_with_its_line(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_variable_is_named_with_its_line(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KB_TOKEN")
     tools = {"kb": stdio_server(mcp={"env": {"KB_TOKEN": "${KB_TOKEN}"}})}
-    path = tool_workflow(folder, "http://127.0.0.1:9/v1", tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
+    path = tool_workflow(
+        folder, "http://127.0.0.1:9/v1", tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV
+    )
     with pytest.raises(WorkflowError) as caught:
         agentops.run(path)
     assert f"{path}:" in str(caught.value)
-    assert "tools.kb.mcp.env.KB_TOKEN uses ${KB_TOKEN}, which is not set; set the environment variable KB_TOKEN" in str(caught.value)
+    assert (
+        "tools.kb.mcp.env.KB_TOKEN uses ${KB_TOKEN}, which is not set; set the environment variable KB_TOKEN"
+        in str(caught.value)
+    )
 
 
 def test_sigint_during_a_tool_call_leaves_no_orphan(folder: Path) -> None:
     marker = uuid.uuid4().hex
     tools = {"kb": stdio_server(mcp={"args": ["kb_server.py", marker]})}
     with OpenAITestServer(reply=call_tool_until("hang", {"seconds": 120}, turns=1)) as server:
-        path = tool_workflow(folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}, {"name": "b", "depends_on": "a"}],
-                             key_env=KEY_ENV)
+        path = tool_workflow(
+            folder,
+            server.base_url,
+            tools,
+            [{"name": "a", "tools": ["kb"]}, {"name": "b", "depends_on": "a"}],
+            key_env=KEY_ENV,
+        )
         db = folder / "h.db"
         process = start_agentops("run", path, "--db", db, env=cli_env(**{KEY_ENV: "k"}))
-        wait_until(lambda: (len(server.requests) == 1 and bool(processes_running(marker))) or process.poll() is not None)
+        wait_until(
+            lambda: (
+                (len(server.requests) == 1 and bool(processes_running(marker)))
+                or process.poll() is not None
+            )
+        )
         assert process.poll() is None, process.communicate()
         time.sleep(0.5)  # the call is in flight on the server
         process.send_signal(signal.SIGINT)
@@ -218,8 +315,13 @@ def test_sigint_during_a_tool_call_leaves_no_orphan(folder: Path) -> None:
     (run,) = rows(db, "SELECT * FROM workflow_runs")
     assert run["status"] == "interrupted"
     (call,) = rows(db, "SELECT * FROM tool_calls")
-    assert call["status"] == "cancelled" and call["tool"] == "kb.hang" and call["run_id"] is not None
-    assert {r["agent"]: r["status"] for r in rows(db, "SELECT agent, status FROM runs")} == {"a": "cancelled", "b": "cancelled"}
+    assert (
+        call["status"] == "cancelled" and call["tool"] == "kb.hang" and call["run_id"] is not None
+    )
+    assert {r["agent"]: r["status"] for r in rows(db, "SELECT agent, status FROM runs")} == {
+        "a": "cancelled",
+        "b": "cancelled",
+    }
     assert rows(db, "SELECT count(*) FROM tool_servers")[0][0] == 1
 
 
@@ -231,11 +333,25 @@ def test_the_mcp_sdk_is_imported_only_for_workflows_with_mcp_servers(folder: Pat
         "print('mcp' in sys.modules)\n"
     )
     path = tool_workflow(folder, "http://127.0.0.1:9/v1", {}, [{"name": "a"}], key_env=KEY_ENV)
-    plain = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True, cwd=folder)
+    plain = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=folder,
+    )
     assert plain.stdout.strip() == "False"
     tools = {"kb": stdio_server()}
-    path = tool_workflow(folder, "http://127.0.0.1:9/v1", tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV)
-    with_mcp = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True, cwd=folder)
+    path = tool_workflow(
+        folder, "http://127.0.0.1:9/v1", tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV
+    )
+    with_mcp = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=folder,
+    )
     assert with_mcp.stdout.strip() == "True"
 
 
@@ -243,8 +359,14 @@ def test_the_run_timeout_during_a_tool_call_closes_the_server(folder: Path) -> N
     marker = uuid.uuid4().hex
     tools = {"kb": stdio_server(mcp={"args": ["kb_server.py", marker]})}
     with OpenAITestServer(reply=call_tool_until("hang", {"seconds": 120}, turns=1)) as server:
-        path = tool_workflow(folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV,
-                             policies={"timeout": 1.5})
+        path = tool_workflow(
+            folder,
+            server.base_url,
+            tools,
+            [{"name": "a", "tools": ["kb"]}],
+            key_env=KEY_ENV,
+            policies={"timeout": 1.5},
+        )
         started_at = time.monotonic()
         result = agentops.run(path, db=folder / "h.db")
     assert time.monotonic() - started_at < 30

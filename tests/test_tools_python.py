@@ -43,15 +43,20 @@ def folder(tmp_path: Path) -> Iterator[Path]:
 
 
 def flow(folder: Path, server: OpenAITestServer, agent: dict[str, Any], **options: Any) -> Path:
-    tools = options.pop("tools", {
-        "add": {"python": "mytools:add"},
-        "shout": {"python": "mytools:shout"},
-        "explode": {"python": "mytools:explode"},
-        "sleepy": {"python": "mytools:sleepy", "timeout": 0.2},
-        "hang": {"python": "mytools:hang", "timeout": 0.2},
-        "busy": {"python": "mytools:busy"},
-    })
-    return tool_workflow(folder, server.base_url, tools, [{"name": "a", **agent}], key_env=KEY_ENV, **options)
+    tools = options.pop(
+        "tools",
+        {
+            "add": {"python": "mytools:add"},
+            "shout": {"python": "mytools:shout"},
+            "explode": {"python": "mytools:explode"},
+            "sleepy": {"python": "mytools:sleepy", "timeout": 0.2},
+            "hang": {"python": "mytools:hang", "timeout": 0.2},
+            "busy": {"python": "mytools:busy"},
+        },
+    )
+    return tool_workflow(
+        folder, server.base_url, tools, [{"name": "a", **agent}], key_env=KEY_ENV, **options
+    )
 
 
 def tool_messages(server: OpenAITestServer, request: int = -1) -> list[dict[str, Any]]:
@@ -62,40 +67,60 @@ def test_sync_and_async_tools_run_and_their_results_reach_the_model(folder: Path
     def reply(body: dict[str, Any]) -> str | ScriptedReply:
         done = sum(m["role"] == "tool" for m in body["messages"])
         if done == 0:
-            return ScriptedReply("", (ScriptedToolCall("add", {"a": 2, "b": 3}), ScriptedToolCall("shout", {"text": "hi"})))
+            return ScriptedReply(
+                "",
+                (
+                    ScriptedToolCall("add", {"a": 2, "b": 3}),
+                    ScriptedToolCall("shout", {"text": "hi"}),
+                ),
+            )
         return "the sum is 5"
 
     with OpenAITestServer(reply=reply) as server:
         log = EventLog()
-        result = agentops.run(flow(folder, server, {"tools": ["add", "shout"]}), db=folder / "h.db", subscribers=[log])
+        result = agentops.run(
+            flow(folder, server, {"tools": ["add", "shout"]}), db=folder / "h.db", subscribers=[log]
+        )
         agent = result.agents["a"]
         assert agent.status is AgentStatus.SUCCEEDED, agent.error
         assert agent.output == "the sum is 5"
         offered = {t["function"]["name"]: t["function"] for t in server.requests[0].body["tools"]}
         assert set(offered) == {"add", "shout"}
         assert offered["add"]["description"] == "Add two whole numbers."
-        assert offered["add"]["parameters"]["properties"]["a"] == {"type": "integer", "description": "the first number"}
+        assert offered["add"]["parameters"]["properties"]["a"] == {
+            "type": "integer",
+            "description": "the first number",
+        }
         assert offered["add"]["parameters"]["required"] == ["a"]
         assert [m["content"] for m in tool_messages(server)] == ["5", '{"text":"HI"}']
         assert server.requests[1].body["messages"][1]["tool_calls"][0]["function"]["name"] == "add"
-    assert [c.tool for c in agent.tool_calls] == ["add", "shout"] or [c.tool for c in agent.tool_calls] == ["shout", "add"]
+    assert [c.tool for c in agent.tool_calls] == ["add", "shout"] or [
+        c.tool for c in agent.tool_calls
+    ] == ["shout", "add"]
     assert [a.turn for a in agent.attempts] == [1, 2] and agent.retries == 0
     assert len(log.of(ToolCallStarted)) == len(log.of(ToolCallFinished)) == 2
 
     recorded = rows(folder / "h.db", "SELECT * FROM tool_calls ORDER BY tool")
     run_id = rows(folder / "h.db", "SELECT id FROM runs")[0]["id"]
     assert [(r["tool"], r["turn"], r["status"], r["run_id"], r["agent"]) for r in recorded] == [
-        ("add", 1, "succeeded", run_id, "a"), ("shout", 1, "succeeded", run_id, "a"),
+        ("add", 1, "succeeded", run_id, "a"),
+        ("shout", 1, "succeeded", run_id, "a"),
     ]
     assert json.loads(recorded[0]["arguments"]) == {"a": 2, "b": 3} and recorded[0]["result"] == "5"
     assert recorded[0]["started_at"] and recorded[0]["duration"] >= 0
-    assert [r["turn"] for r in rows(folder / "h.db", "SELECT turn FROM attempts ORDER BY number")] == [1, 2]
+    assert [
+        r["turn"] for r in rows(folder / "h.db", "SELECT turn FROM attempts ORDER BY number")
+    ] == [1, 2]
 
 
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        ("add", {"a": "not a number"}, "error: invalid arguments: a: Input should be a valid integer"),
+        (
+            "add",
+            {"a": "not a number"},
+            "error: invalid arguments: a: Input should be a valid integer",
+        ),
         ("add", {"a": 1, "c": 2}, "error: invalid arguments: c: unexpected argument"),
         ("add", "{not json", "error: the arguments are not valid JSON"),
         ("explode", {"reason": "kaboom"}, "error: RuntimeError: kaboom"),
@@ -103,16 +128,29 @@ def test_sync_and_async_tools_run_and_their_results_reach_the_model(folder: Path
         ("sleepy", {"seconds": 30}, "error: no result within 0.2s (the tool's timeout)"),
         ("nosuch", {}, "error: there is no tool named 'nosuch'"),
     ],
-    ids=["invalid-type", "unexpected-argument", "invalid-json", "raises", "async-hangs", "sync-hangs", "unknown"],
+    ids=[
+        "invalid-type",
+        "unexpected-argument",
+        "invalid-json",
+        "raises",
+        "async-hangs",
+        "sync-hangs",
+        "unknown",
+    ],
 )
-def test_tool_errors_go_back_to_the_model(folder: Path, tool: str, arguments: Any, expected: str) -> None:
+def test_tool_errors_go_back_to_the_model(
+    folder: Path, tool: str, arguments: Any, expected: str
+) -> None:
     def reply(body: dict[str, Any]) -> str | ScriptedReply:
         if not any(m["role"] == "tool" for m in body["messages"]):
             return ScriptedReply("", (ScriptedToolCall(tool, arguments),))
         return "recovered"
 
     with OpenAITestServer(reply=reply) as server:
-        result = agentops.run(flow(folder, server, {"tools": ["add", "explode", "hang", "sleepy"]}), db=folder / "h.db")
+        result = agentops.run(
+            flow(folder, server, {"tools": ["add", "explode", "hang", "sleepy"]}),
+            db=folder / "h.db",
+        )
         (message,) = tool_messages(server)
     agent = result.agents["a"]
     assert agent.status is AgentStatus.SUCCEEDED and agent.output == "recovered"
@@ -121,7 +159,9 @@ def test_tool_errors_go_back_to_the_model(folder: Path, tool: str, arguments: An
     assert call.status == "failed" and call.error and expected.removeprefix("error: ") in call.error
     assert rows(folder / "h.db", "SELECT status, error FROM tool_calls")[0]["status"] == "failed"
     mytools = sys.modules["mytools"]
-    assert not [c for c in mytools.calls if c[0] == "add"], "an invalid call must not reach the function"
+    assert not [c for c in mytools.calls if c[0] == "add"], (
+        "an invalid call must not reach the function"
+    )
 
 
 def test_on_tool_error_fail_fails_the_agent(folder: Path) -> None:
@@ -136,11 +176,15 @@ def test_on_tool_error_fail_fails_the_agent(folder: Path) -> None:
 
 def test_a_model_that_never_stops_is_stopped_by_max_turns(folder: Path) -> None:
     with OpenAITestServer(reply=call_tool_until("add", {"a": 1}, turns=10**9)) as server:
-        result = agentops.run(flow(folder, server, {"tools": ["add"], "max_turns": 4}), db=folder / "h.db")
+        result = agentops.run(
+            flow(folder, server, {"tools": ["add"], "max_turns": 4}), db=folder / "h.db"
+        )
         assert len(server.requests) == 4
     agent = result.agents["a"]
     assert agent.status is AgentStatus.FAILED and agent.error == "stopped after 4 turns (max_turns)"
-    assert len(agent.tool_calls) == 3  # the last turn's calls are not run: there is no turn after it
+    assert (
+        len(agent.tool_calls) == 3
+    )  # the last turn's calls are not run: there is no turn after it
     assert result.exit_code == 1
     assert rows(folder / "h.db", "SELECT count(*) FROM tool_calls")[0][0] == 3
 
@@ -154,9 +198,17 @@ def test_policies_max_turns_is_the_default(folder: Path) -> None:
 
 def test_a_model_that_never_stops_is_stopped_by_the_cost_cap_before_it_spends(folder: Path) -> None:
     cap = 5.0
-    with OpenAITestServer(reply=call_tool_until("shout", {"text": "x" * 200}, turns=10**9)) as server:
+    with OpenAITestServer(
+        reply=call_tool_until("shout", {"text": "x" * 200}, turns=10**9)
+    ) as server:
         result = agentops.run(
-            flow(folder, server, {"tools": ["shout"], "max_tokens": 20}, prices=PRICES, policies={"max_turns": 1000}),
+            flow(
+                folder,
+                server,
+                {"tools": ["shout"], "max_tokens": 20},
+                prices=PRICES,
+                policies={"max_turns": 1000},
+            ),
             db=folder / "h.db",
             cost_cap=cap,
         )
@@ -174,13 +226,23 @@ def test_a_model_that_never_stops_is_stopped_by_the_cost_cap_before_it_spends(fo
 
 def test_a_rate_limit_on_a_later_turn_retries_that_turn_only(folder: Path) -> None:
     with OpenAITestServer(reply=call_tool_until("add", {"a": 1}, turns=2)) as server:
-        server.inject(Fault(kind="status", status=429, retry_after=0.01), match=lambda body: any(
-            m["role"] == "tool" for m in body["messages"]) and len([m for m in body["messages"] if m["role"] == "tool"]) == 1)
+        server.inject(
+            Fault(kind="status", status=429, retry_after=0.01),
+            match=lambda body: (
+                any(m["role"] == "tool" for m in body["messages"])
+                and len([m for m in body["messages"] if m["role"] == "tool"]) == 1
+            ),
+        )
         result = agentops.run(flow(folder, server, {"tools": ["add"]}))
         assert len(server.requests) == 4
     agent = result.agents["a"]
     assert agent.status is AgentStatus.SUCCEEDED
-    assert [(a.turn, a.status) for a in agent.attempts] == [(1, "succeeded"), (2, "failed"), (2, "succeeded"), (3, "succeeded")]
+    assert [(a.turn, a.status) for a in agent.attempts] == [
+        (1, "succeeded"),
+        (2, "failed"),
+        (2, "succeeded"),
+        (3, "succeeded"),
+    ]
     assert agent.retries == 1 and len(agent.tool_calls) == 2
 
 
@@ -191,7 +253,9 @@ def test_parallel_calls_are_capped_per_agent(folder: Path) -> None:
         return "ok"
 
     with OpenAITestServer(reply=reply) as server:
-        result = agentops.run(flow(folder, server, {"tools": ["busy"], "max_parallel_tool_calls": 2}))
+        result = agentops.run(
+            flow(folder, server, {"tools": ["busy"], "max_parallel_tool_calls": 2})
+        )
         contents = [m["content"] for m in tool_messages(server)]
     assert result.ok
     assert contents == [str(n) for n in range(6)]  # results in call order
@@ -203,7 +267,9 @@ def test_plan_shows_max_turns_times_the_per_turn_bound(folder: Path) -> None:
     from agentops.plan import make_plan, render_plan
 
     with OpenAITestServer() as server:
-        loaded = load_workflow(flow(folder, server, {"tools": ["add"], "max_turns": 8}, prices=PRICES))
+        loaded = load_workflow(
+            flow(folder, server, {"tools": ["add"], "max_turns": 8}, prices=PRICES)
+        )
     plan = make_plan(loaded.workflow, {}, env={KEY_ENV: "x"})
     (agent,) = plan.agents
     assert agent.max_turns == 8 and agent.per_turn_cost is not None
@@ -215,25 +281,70 @@ def test_plan_shows_max_turns_times_the_per_turn_bound(folder: Path) -> None:
 @pytest.mark.parametrize(
     ("tools", "agent", "expected"),
     [
-        ({"add": {"python": "mytools:add"}}, {"tools": ["ad"]}, "agent 'a': unknown tool 'ad'; did you mean 'add'?"),
-        ({"add": {"python": "nosuchmodule:add"}}, {"tools": ["add"]}, "tools.add.python: cannot import module 'nosuchmodule'"),
-        ({"add": {"python": "mytools:not_a_function"}}, {"tools": ["add"]}, "tools.add.python: 'mytools:not_a_function' is int, not a function"),
-        ({"add": {"python": "mytools:ad"}}, {"tools": ["add"]}, "tools.add.python: module 'mytools' has no 'ad'; did you mean 'add'?"),
-        ({"add": {"python": "mytools"}}, {"tools": ["add"]}, "tools.add.python must be \"module:function\""),
-        ({"add": {"python": "mytools:add"}}, {"tools": ["add"], "max_turns": 0}, "agent 'a': max_turns must be at least 1 (got 0)"),
-        ({"add": {"python": "mytools:add", "allow": ["x"]}}, {"tools": ["add"]}, "tools.add.allow is for MCP servers"),
-        ({"add": {"python": "mytools:add"}}, {"tools": ["add.x"]}, "'add' is a Python tool, not an MCP server"),
+        (
+            {"add": {"python": "mytools:add"}},
+            {"tools": ["ad"]},
+            "agent 'a': unknown tool 'ad'; did you mean 'add'?",
+        ),
+        (
+            {"add": {"python": "nosuchmodule:add"}},
+            {"tools": ["add"]},
+            "tools.add.python: cannot import module 'nosuchmodule'",
+        ),
+        (
+            {"add": {"python": "mytools:not_a_function"}},
+            {"tools": ["add"]},
+            "tools.add.python: 'mytools:not_a_function' is int, not a function",
+        ),
+        (
+            {"add": {"python": "mytools:ad"}},
+            {"tools": ["add"]},
+            "tools.add.python: module 'mytools' has no 'ad'; did you mean 'add'?",
+        ),
+        (
+            {"add": {"python": "mytools"}},
+            {"tools": ["add"]},
+            'tools.add.python must be "module:function"',
+        ),
+        (
+            {"add": {"python": "mytools:add"}},
+            {"tools": ["add"], "max_turns": 0},
+            "agent 'a': max_turns must be at least 1 (got 0)",
+        ),
+        (
+            {"add": {"python": "mytools:add", "allow": ["x"]}},
+            {"tools": ["add"]},
+            "tools.add.allow is for MCP servers",
+        ),
+        (
+            {"add": {"python": "mytools:add"}},
+            {"tools": ["add.x"]},
+            "'add' is a Python tool, not an MCP server",
+        ),
         (
             {"add": {"python": "mytools:add", "prefix": "x_"}, "x_add": {"python": "mytools:add"}},
             {"tools": ["add", "x_add"]},
             "'x_add' and 'add' would both reach the model as 'x_add'; give one of them a prefix:",
         ),
-        ({"add": {"python": "mytools:add"}}, {"tools": ["add"], "provider": "local", "model": "smollm2"},
-         "agent 'a' has tools, but provider 'local' (local) cannot make tool calls (llama-cpp-python's chat "
-         "templates ignore tools unless one tool is forced; to give a local model tools, serve it with"),
+        (
+            {"add": {"python": "mytools:add"}},
+            {"tools": ["add"], "provider": "local", "model": "smollm2"},
+            "agent 'a' has tools, but provider 'local' (local) cannot make tool calls (llama-cpp-python's chat "
+            "templates ignore tools unless one tool is forced; to give a local model tools, serve it with",
+        ),
     ],
-    ids=["unknown", "no-module", "not-callable", "no-function", "no-colon", "max-turns", "allow-on-python",
-         "dot-on-python", "collision", "local-model"],
+    ids=[
+        "unknown",
+        "no-module",
+        "not-callable",
+        "no-function",
+        "no-colon",
+        "max-turns",
+        "allow-on-python",
+        "dot-on-python",
+        "collision",
+        "local-model",
+    ],
 )
 def test_bad_tool_input_is_refused_before_any_call(
     folder: Path, tools: dict[str, Any], agent: dict[str, Any], expected: str

@@ -28,8 +28,16 @@ from ui_helpers import started as ui_started
 
 def call(status: str = "succeeded", **fields: object) -> ToolCallRecord:
     values: dict[str, object] = {
-        "turn": 1, "call_id": "call_1", "tool": "kb.lookup", "arguments": '{"key": "alpha"}',
-        "status": status, "started_at": 1000.0, "duration": 0.25, "result": "1", "error": None, **fields,
+        "turn": 1,
+        "call_id": "call_1",
+        "tool": "kb.lookup",
+        "arguments": '{"key": "alpha"}',
+        "status": status,
+        "started_at": 1000.0,
+        "duration": 0.25,
+        "result": "1",
+        "error": None,
+        **fields,
     }
     return ToolCallRecord(**values)  # type: ignore[arg-type]
 
@@ -40,7 +48,9 @@ def test_the_live_view_shows_a_call_in_progress_and_never_server_stderr() -> Non
         ui_started(demo_workflow(), at=1000.0),
         AgentStarted("researcher", "gpt-4o", "openai", "p", 1001.0),
         ToolCallStarted("researcher", 1, "call_1", "kb.lookup", '{"key": "alpha"}', 1001.5),
-        ToolServerStopped("kb", "stdio", "python kb.py", ("lookup",), "SECRET-STDERR-LINE", 1000.0, 1002.0),
+        ToolServerStopped(
+            "kb", "stdio", "python kb.py", ("lookup",), "SECRET-STDERR-LINE", 1000.0, 1002.0
+        ),
     ):
         reporter(event)
     console = Console(file=io.StringIO(), force_terminal=True, width=120, height=40, record=True)
@@ -65,7 +75,9 @@ def test_plain_lines_print_each_finished_call() -> None:
     ]
 
 
-def test_a_call_is_recorded_when_it_finishes_and_linked_when_its_agent_settles(tmp_path: Path) -> None:
+def test_a_call_is_recorded_when_it_finishes_and_linked_when_its_agent_settles(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "h.db"
     with open_store(db) as store:
         recorder = RunRecorder(store)
@@ -73,7 +85,12 @@ def test_a_call_is_recorded_when_it_finishes_and_linked_when_its_agent_settles(t
         recorder(ToolCallFinished("a", call()))
         recorder._flush_pending()  # what the loop's callback does at the end of this turn
         (row,) = rows(db, "SELECT * FROM tool_calls")
-        assert (row["agent"], row["tool"], row["status"], row["run_id"]) == ("a", "kb.lookup", "succeeded", None)
+        assert (row["agent"], row["tool"], row["status"], row["run_id"]) == (
+            "a",
+            "kb.lookup",
+            "succeeded",
+            None,
+        )
         recorder(AgentFinished(succeeded("a", "done")))
         recorder._flush_pending()
     (run,) = rows(db, "SELECT id FROM runs")

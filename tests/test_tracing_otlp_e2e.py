@@ -58,21 +58,30 @@ def receiver() -> Iterator[OTLPReceiver]:
 
 
 def agents(*names: str, **extra: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"name": n, "task": task_for(n, f"{MARKER} tell me about tides."), **extra.get(n, {})} for n in names]
+    return [
+        {"name": n, "task": task_for(n, f"{MARKER} tell me about tides."), **extra.get(n, {})}
+        for n in names
+    ]
 
 
 def traced_env(endpoint: str, **extra: str) -> dict[str, str]:
     return cli_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **extra)
 
 
-def check_against_history(spans: list[SpanView], db: Path, workflow_run_id: int) -> tuple[SpanView, dict[str, SpanView], dict[str, list[SpanView]]]:
+def check_against_history(
+    spans: list[SpanView], db: Path, workflow_run_id: int
+) -> tuple[SpanView, dict[str, SpanView], dict[str, list[SpanView]]]:
     """Spans and the history tell the same story: the trace recorded with the run, one agent span per
     agent run that called a model, one chat span per attempt, the same tokens."""
     root, agent_spans, chats = check_tree(spans)
     run = rows(db, "SELECT * FROM workflow_runs WHERE id = ?", workflow_run_id)[0]
     assert (run["trace_id"], run["trace_span_id"]) == (root.trace_id, root.span_id)
     assert root.attributes["agentops.workflow_run.id"] == workflow_run_id
-    called = {name: row for name, row in agent_runs(db, workflow_run_id).items() if row["started_at"] and not row["reused"]}
+    called = {
+        name: row
+        for name, row in agent_runs(db, workflow_run_id).items()
+        if row["started_at"] and not row["reused"]
+    }
     assert set(agent_spans) == set(called)
     for name, row in called.items():
         span = agent_spans[name]
@@ -80,26 +89,46 @@ def check_against_history(spans: list[SpanView], db: Path, workflow_run_id: int)
         assert span.attributes["gen_ai.usage.output_tokens"] == row["output_tokens"]
         assert span.attributes["agentops.agent.status"] == row["status"]
         attempts = attempts_of(db, row["id"])
-        assert [int(c.attributes["agentops.attempt.number"]) for c in chats.get(name, [])] == [a["number"] for a in attempts]
+        assert [int(c.attributes["agentops.attempt.number"]) for c in chats.get(name, [])] == [
+            a["number"] for a in attempts
+        ]
         for chat, attempt in zip(chats.get(name, []), attempts, strict=True):
             assert chat.attributes["gen_ai.usage.input_tokens"] == attempt["input_tokens"]
             assert chat.attributes["gen_ai.usage.output_tokens"] == attempt["output_tokens"]
             assert ("error.type" in chat.attributes) == (attempt["status"] != "succeeded")
     all_chats = by_operation(spans, "chat")
-    assert sum(int(c.attributes["gen_ai.usage.input_tokens"]) for c in all_chats) == run["input_tokens"]
-    assert sum(int(c.attributes["gen_ai.usage.output_tokens"]) for c in all_chats) == run["output_tokens"]
+    assert (
+        sum(int(c.attributes["gen_ai.usage.input_tokens"]) for c in all_chats)
+        == run["input_tokens"]
+    )
+    assert (
+        sum(int(c.attributes["gen_ai.usage.output_tokens"]) for c in all_chats)
+        == run["output_tokens"]
+    )
     return root, agent_spans, chats
 
 
-def test_a_run_exports_its_trace_over_otlp_http(tmp_path: Path, server: OpenAITestServer, receiver: OTLPReceiver) -> None:
-    server.inject(Fault(kind="status", status=500), times=1, match=lambda body: agent_of(body) == "flaky")
+def test_a_run_exports_its_trace_over_otlp_http(
+    tmp_path: Path, server: OpenAITestServer, receiver: OTLPReceiver
+) -> None:
+    server.inject(
+        Fault(kind="status", status=500), times=1, match=lambda body: agent_of(body) == "flaky"
+    )
     flow = write_workflow(
-        tmp_path / "flow.yaml", server.base_url,
+        tmp_path / "flow.yaml",
+        server.base_url,
         agents("research", "flaky", "summary", summary={"depends_on": ["research", "flaky"]}),
         policies={"max_tokens": 12, "temperature": 0.3},
     )
     db = tmp_path / "history.db"
-    completed = run_agentops("run", flow, "--db", db, "--json", env=traced_env(receiver.endpoint, OTEL_SERVICE_NAME="tide-checks"))
+    completed = run_agentops(
+        "run",
+        flow,
+        "--db",
+        db,
+        "--json",
+        env=traced_env(receiver.endpoint, OTEL_SERVICE_NAME="tide-checks"),
+    )
     result = json_of(completed)
     assert result["status"] == "succeeded"
     assert completed.stderr.count("warning") == 0, completed.stderr
@@ -112,9 +141,14 @@ def test_a_run_exports_its_trace_over_otlp_http(tmp_path: Path, server: OpenAITe
     assert chats["flaky"][0].attributes["http.response.status_code"] == 500
     chat = chats["research"][0].attributes
     assert chat["gen_ai.provider.name"] == "test"
-    assert (chat["server.address"], chat["server.port"]) == ("127.0.0.1", int(server.base_url.split(":")[2].split("/")[0]))
+    assert (chat["server.address"], chat["server.port"]) == (
+        "127.0.0.1",
+        int(server.base_url.split(":")[2].split("/")[0]),
+    )
     assert (chat["gen_ai.request.max_tokens"], chat["gen_ai.request.temperature"]) == (12, 0.3)
-    assert chat["gen_ai.response.model"] == "gpt-4o-mini" and chat["gen_ai.response.finish_reasons"] == ["stop"]
+    assert chat["gen_ai.response.model"] == "gpt-4o-mini" and chat[
+        "gen_ai.response.finish_reasons"
+    ] == ["stop"]
 
     raw = receiver.raw()
     assert KEY.encode() not in raw  # no API key, anywhere in what was sent
@@ -130,15 +164,30 @@ def test_prompts_and_outputs_are_exported_with_the_opt_in_and_keys_still_are_not
     json_of(run_agentops("run", flow, "--db", tmp_path / "h.db", "--json", env=env))
     (chat,) = by_operation(receiver.spans, "chat")
     sent = json.loads(str(chat.attributes["gen_ai.input.messages"]))
-    assert sent == [{"role": "user", "parts": [{"type": "text", "content": task_for("writer", f"{MARKER} tell me about tides.")}]}]
+    assert sent == [
+        {
+            "role": "user",
+            "parts": [
+                {"type": "text", "content": task_for("writer", f"{MARKER} tell me about tides.")}
+            ],
+        }
+    ]
     answered = json.loads(str(chat.attributes["gen_ai.output.messages"]))
-    assert answered[0]["role"] == "assistant" and answered[0]["parts"][0]["content"].startswith("reply from")
+    assert answered[0]["role"] == "assistant" and answered[0]["parts"][0]["content"].startswith(
+        "reply from"
+    )
     assert KEY.encode() not in receiver.raw()
 
 
-def test_a_resumed_run_links_to_the_original_trace(tmp_path: Path, server: OpenAITestServer, receiver: OTLPReceiver) -> None:
+def test_a_resumed_run_links_to_the_original_trace(
+    tmp_path: Path, server: OpenAITestServer, receiver: OTLPReceiver
+) -> None:
     server.inject_for(lambda body: agent_of(body) == "second", kind="status", status=400)
-    flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents("first", "second", second={"depends_on": "first"}))
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        agents("first", "second", second={"depends_on": "first"}),
+    )
     db = tmp_path / "h.db"
     # --otel, with the endpoint given the traces-only way.
     env = cli_env(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{receiver.endpoint}/v1/traces")
@@ -157,7 +206,9 @@ def test_a_resumed_run_links_to_the_original_trace(tmp_path: Path, server: OpenA
     assert root.attributes["agentops.workflow_run.resumed_from"] == 1
     assert set(agent_spans) == {"second"}  # "first" was reused
 
-    shown = json_of(run_agentops("show-workflow-run", str(resumed["workflow_run_id"]), "--db", db, "--json"))
+    shown = json_of(
+        run_agentops("show-workflow-run", str(resumed["workflow_run_id"]), "--db", db, "--json")
+    )
     assert shown["trace_id"] == root.trace_id
 
 
@@ -176,11 +227,15 @@ def test_an_unreachable_collector_costs_one_warning_and_a_bounded_delay(
     with SilentListener() as silent:
         endpoint = silent.endpoint if collector == "silent" else f"http://127.0.0.1:{unused_port()}"
         began = time.monotonic()
-        completed = run_agentops("run", flow, "--db", db, env=traced_env(endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="1"))
+        completed = run_agentops(
+            "run", flow, "--db", db, env=traced_env(endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="1")
+        )
         took = time.monotonic() - began
     assert completed.returncode == 0, completed.stderr
     assert workflow_runs(db)[0]["status"] == "succeeded"
-    warnings = [line for line in completed.stderr.splitlines() if "traces could not be sent" in line]
+    warnings = [
+        line for line in completed.stderr.splitlines() if "traces could not be sent" in line
+    ]
     assert len(warnings) == 1, completed.stderr
     assert endpoint in warnings[0] and "span(s) dropped" in warnings[0]
     assert "Traceback" not in completed.stderr and "opentelemetry" not in completed.stderr
@@ -188,12 +243,22 @@ def test_an_unreachable_collector_costs_one_warning_and_a_bounded_delay(
     assert took < 20, took
 
 
-def test_sigterm_flushes_the_spans_of_the_interrupted_run(tmp_path: Path, receiver: OTLPReceiver) -> None:
-    with OpenAITestServer(latency=lambda body: 60.0 if agent_of(body) == "slow" else 0.01) as server:
+def test_sigterm_flushes_the_spans_of_the_interrupted_run(
+    tmp_path: Path, receiver: OTLPReceiver
+) -> None:
+    with OpenAITestServer(
+        latency=lambda body: 60.0 if agent_of(body) == "slow" else 0.01
+    ) as server:
         flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents("quick", "slow"))
         db = tmp_path / "h.db"
         # Batches leave every 60 s here: only the flush at the end can send anything in time.
-        process = start_agentops("run", flow, "--db", db, env=traced_env(receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="60000"))
+        process = start_agentops(
+            "run",
+            flow,
+            "--db",
+            db,
+            env=traced_env(receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="60000"),
+        )
         try:
             wait_until(lambda: bool(workflow_runs(db)) and "quick" in agent_runs(db, 1), timeout=30)
             wait_until(lambda: any(agent_of(r.body) == "slow" for r in server.requests), timeout=30)
@@ -205,7 +270,9 @@ def test_sigterm_flushes_the_spans_of_the_interrupted_run(tmp_path: Path, receiv
                 process.kill()
     assert process.returncode == 130, stderr.decode(errors="replace")
     root, agent_spans, chats = check_against_history(receiver.spans, db, 1)
-    assert root.attributes["agentops.workflow_run.status"] == "interrupted" and root.status == "ERROR"
+    assert (
+        root.attributes["agentops.workflow_run.status"] == "interrupted" and root.status == "ERROR"
+    )
     assert agent_spans["quick"].status == "UNSET"
     (cut,) = chats["slow"]
     assert cut.attributes["error.type"] == "cancelled" and "SIGTERM" in cut.status_message
@@ -231,7 +298,11 @@ def test_the_grpc_protocol_is_honoured(tmp_path: Path, server: OpenAITestServer)
     grpc_server.start()
     try:
         flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents("a"))
-        env = traced_env(f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_EXPORTER_OTLP_INSECURE="true")
+        env = traced_env(
+            f"http://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+        )
         result = json_of(run_agentops("run", flow, "--db", tmp_path / "h.db", "--json", env=env))
     finally:
         grpc_server.stop(grace=None)
@@ -264,27 +335,47 @@ print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
 """
 
 
-def probe(args: list[str | Path], *, block: bool, env: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+def probe(
+    args: list[str | Path], *, block: bool, env: dict[str, str]
+) -> tuple[dict[str, Any], list[str]]:
     completed = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps([str(a) for a in args]), "block" if block else "-"],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            json.dumps([str(a) for a in args]),
+            "block" if block else "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     lines = completed.stderr.strip().splitlines()
     return json.loads(lines[-1]), lines[:-1]
 
 
-def test_otel_without_the_extra_is_one_clear_error(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_otel_without_the_extra_is_one_clear_error(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents("a"))
     db = tmp_path / "h.db"
     report, stderr = probe(["run", flow, "--db", db, "--otel"], block=True, env=cli_env())
     assert report["code"] == 2
-    assert stderr == ["error: --otel needs the [otel] extra (OpenTelemetry), which is not installed: pip install 'agentops[otel]'"]
+    assert stderr == [
+        "error: --otel needs the [otel] extra (OpenTelemetry), which is not installed: pip install 'agentops[otel]'"
+    ]
     assert not server.requests and workflow_runs(db) == []  # nothing ran, nothing was recorded
 
 
-def test_an_endpoint_variable_without_the_extra_only_warns(tmp_path: Path, server: OpenAITestServer) -> None:
+def test_an_endpoint_variable_without_the_extra_only_warns(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
     flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents("a"))
-    report, stderr = probe(["run", flow, "--db", tmp_path / "h.db"], block=True, env=traced_env("http://127.0.0.1:9"))
+    report, stderr = probe(
+        ["run", flow, "--db", tmp_path / "h.db"], block=True, env=traced_env("http://127.0.0.1:9")
+    )
     assert report["code"] == 0
     assert [line for line in stderr if "OpenTelemetry" in line] == [
         "OTEL_EXPORTER_OTLP_ENDPOINT is set, but the OpenTelemetry SDK is not installed, so this run is not traced: "
@@ -298,6 +389,13 @@ def test_tracing_off_never_imports_opentelemetry(tmp_path: Path, server: OpenAIT
     report, _ = probe(["run", flow, "--db", tmp_path / "h.db"], block=False, env=env)
     assert report["code"] == 0 and len(server.requests) == 1
     assert report["loaded"] == []
-    refused = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{unused_port()}", "OTEL_EXPORTER_OTLP_TIMEOUT": "1"}
-    on, _ = probe(["run", flow, "--db", tmp_path / "h.db", "--otel"], block=False, env={**env, **refused})
-    assert on["code"] == 0 and "opentelemetry.sdk.trace" in on["loaded"]  # the probe can see it when on
+    refused = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{unused_port()}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+    }
+    on, _ = probe(
+        ["run", flow, "--db", tmp_path / "h.db", "--otel"], block=False, env={**env, **refused}
+    )
+    assert (
+        on["code"] == 0 and "opentelemetry.sdk.trace" in on["loaded"]
+    )  # the probe can see it when on

@@ -34,7 +34,12 @@ KEY = "sk-fake-provider-key-never-exported"
 def flow(agents: list[dict[str, Any]], **policies: Any) -> LoadedWorkflow:
     document = {
         "name": "traced",
-        "policies": {"retries": 2, "backoff": {"base": 0.0, "max": 0.0}, "max_tokens": 64, **policies},
+        "policies": {
+            "retries": 2,
+            "backoff": {"base": 0.0, "max": 0.0},
+            "max_tokens": 64,
+            **policies,
+        },
         "agents": [{"model": "gpt-4o-mini", "task": f"task of {a['name']}", **a} for a in agents],
     }
     return load_workflow_text(yaml.safe_dump(document, sort_keys=False), filename="traced.yaml")
@@ -122,7 +127,9 @@ def test_a_run_is_one_trace_workflow_agents_and_calls(tmp_path: Path) -> None:
 
 def test_failures_skips_and_the_run_status_show_as_errors(tmp_path: Path) -> None:
     agents = [{"name": "broken"}, {"name": "after", "depends_on": "broken"}, {"name": "fine"}]
-    fake = FakeProvider({"*": "ok"}, errors={"broken": [BadRequestError("no such thing", status=400)]})
+    fake = FakeProvider(
+        {"*": "ok"}, errors={"broken": [BadRequestError("no such thing", status=400)]}
+    )
     result, spans = traced_run(flow(agents), tmp_path / "h.db", provider=fake)
     assert result.status is RunStatus.FAILED
     root, spanned, chats = check_tree(spans)
@@ -130,46 +137,63 @@ def test_failures_skips_and_the_run_status_show_as_errors(tmp_path: Path) -> Non
     broken = spanned["broken"]
     assert broken.status == "ERROR" and broken.attributes["error.type"] == "BadRequestError"
     assert broken.attributes["agentops.agent.status"] == "failed"
-    assert [c.attributes["error.type"] for c in chats["broken"]] == ["BadRequestError"]  # permanent: no retry
+    assert [c.attributes["error.type"] for c in chats["broken"]] == [
+        "BadRequestError"
+    ]  # permanent: no retry
     assert spanned["fine"].status == "UNSET"
     assert root.status == "ERROR" and root.attributes["error.type"] == "failed"
     assert root.status_message == "2 of 3 agents did not succeed"
 
 
 def test_an_interrupted_call_is_a_cancelled_chat_span(tmp_path: Path) -> None:
-    fake = FakeProvider({"*": "ok"}, latency=lambda request: 30.0 if request.agent == "slow" else 0.0)
+    fake = FakeProvider(
+        {"*": "ok"}, latency=lambda request: 30.0 if request.agent == "slow" else 0.0
+    )
 
     def stop_soon(engine: Engine) -> None:
         asyncio.get_running_loop().call_later(0.3, engine.stop, "interrupted by SIGTERM")
 
     result, spans = traced_run(
         flow([{"name": "quick"}, {"name": "slow"}, {"name": "later", "depends_on": "slow"}]),
-        tmp_path / "h.db", provider=fake, control=stop_soon,
+        tmp_path / "h.db",
+        provider=fake,
+        control=stop_soon,
     )
     assert result.status is RunStatus.INTERRUPTED
     root, agents, chats = check_tree(spans)
     assert set(agents) == {"quick", "slow"}
     (cut,) = chats["slow"]
-    assert cut.attributes["error.type"] == "cancelled" and cut.status_message == "interrupted by SIGTERM"
+    assert (
+        cut.attributes["error.type"] == "cancelled"
+        and cut.status_message == "interrupted by SIGTERM"
+    )
     assert agents["slow"].attributes["error.type"] == "cancelled"
     assert root.attributes["error.type"] == "interrupted"
 
 
 def test_prompts_and_outputs_are_exported_only_when_asked(tmp_path: Path) -> None:
     agents = [{"name": "writer", "system": "Be brief.", "task": "Describe tides."}]
-    _, quiet = traced_run(flow(agents), tmp_path / "a.db", provider=FakeProvider({"*": "Tides rise."}))
+    _, quiet = traced_run(
+        flow(agents), tmp_path / "a.db", provider=FakeProvider({"*": "Tides rise."})
+    )
     for span in quiet:
         assert not {"gen_ai.input.messages", "gen_ai.output.messages"} & set(span.attributes)
         assert "tides" not in repr(span.attributes).lower()
 
-    _, loud = traced_run(flow(agents), tmp_path / "b.db", provider=FakeProvider({"*": "Tides rise."}), content=True)
+    _, loud = traced_run(
+        flow(agents), tmp_path / "b.db", provider=FakeProvider({"*": "Tides rise."}), content=True
+    )
     (chat,) = by_operation(loud, "chat")
     assert json.loads(str(chat.attributes["gen_ai.input.messages"])) == [
         {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
         {"role": "user", "parts": [{"type": "text", "content": "Describe tides."}]},
     ]
     assert json.loads(str(chat.attributes["gen_ai.output.messages"])) == [
-        {"role": "assistant", "parts": [{"type": "text", "content": "Tides rise."}], "finish_reason": "stop"}
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "Tides rise."}],
+            "finish_reason": "stop",
+        }
     ]
 
 
@@ -205,16 +229,37 @@ def test_the_tool_call_hook_makes_an_execute_tool_span_under_its_agent(tmp_path:
     def tools(event: Event) -> None:  # stands in for the engine's tool events
         if isinstance(event, AttemptSucceeded):
             at = event.attempt.started_at
-            tracer.record_tool_call("a", "search", call_id="call_1", started_at=at, finished_at=at + 0.01,
-                                    arguments='{"q": "secret words"}', result="found")
-            tracer.record_tool_call("a", "fetch", call_id="call_2", started_at=at, finished_at=at + 0.02,
-                                    error_type="ToolError", error="timed out")
+            tracer.record_tool_call(
+                "a",
+                "search",
+                call_id="call_1",
+                started_at=at,
+                finished_at=at + 0.01,
+                arguments='{"q": "secret words"}',
+                result="found",
+            )
+            tracer.record_tool_call(
+                "a",
+                "fetch",
+                call_id="call_2",
+                started_at=at,
+                finished_at=at + 0.02,
+                error_type="ToolError",
+                error="timed out",
+            )
 
-    agentops.run(flow([{"name": "a"}]), provider=FakeProvider({"*": "ok"}), subscribers=[tracer, tools], otel=False)
+    agentops.run(
+        flow([{"name": "a"}]),
+        provider=FakeProvider({"*": "ok"}),
+        subscribers=[tracer, tools],
+        otel=False,
+    )
     session.close()
     spans = [view_of(s) for s in exporter.get_finished_spans()]
     _, agents, _ = check_tree(spans)
-    search, fetch = sorted(by_operation(spans, "execute_tool"), key=lambda s: s.name == "execute_tool fetch")
+    search, fetch = sorted(
+        by_operation(spans, "execute_tool"), key=lambda s: s.name == "execute_tool fetch"
+    )
     assert search.name == "execute_tool search" and search.parent_id == agents["a"].span_id
     assert search.attributes["gen_ai.tool.name"] == "search"
     assert search.attributes["gen_ai.tool.call.id"] == "call_1"
@@ -245,10 +290,16 @@ def test_chat_spans_name_the_server_behind_an_openai_compatible_endpoint(
         ("openai", "http://127.0.0.1/v1", ("vllm", "127.0.0.1", 80)),
     ],
 )
-def test_provider_names_follow_the_conventions(kind: str, url: str, expected: tuple[str, str, int]) -> None:
+def test_provider_names_follow_the_conventions(
+    kind: str, url: str, expected: tuple[str, str, int]
+) -> None:
     endpoint = Endpoint(
-        name="vllm", kind=kind, api_key=KEY, key_source="X",
-        base_url=url if kind == "openai" else None, azure_endpoint=url if kind == "azure" else None,
+        name="vllm",
+        kind=kind,
+        api_key=KEY,
+        key_source="X",
+        base_url=url if kind == "openai" else None,
+        azure_endpoint=url if kind == "azure" else None,
     )
     target = chat_target(Route("vllm", kind, "m"), endpoint)
     assert (target.provider_name, target.server_address, target.server_port) == expected
@@ -259,19 +310,28 @@ def test_tracing_is_on_with_the_flag_or_an_endpoint_and_off_when_disabled() -> N
     assert not tracing_requested(None, {})
     assert tracing_requested(True, {})
     assert tracing_requested(None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
-    assert tracing_requested(None, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"})
+    assert tracing_requested(
+        None, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}
+    )
     assert not tracing_requested(None, {"OTEL_EXPORTER_OTLP_ENDPOINT": " "})
     assert not tracing_requested(True, {"OTEL_SDK_DISABLED": "true"})
-    assert not tracing_requested(None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"})
+    assert not tracing_requested(
+        None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}
+    )
 
 
 def test_a_call_with_an_output_schema_is_a_json_output(tmp_path: Path) -> None:
     schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
     fake = FakeProvider({"planner": ["not json", '{"title": "x"}']})
-    result, spans = traced_run(flow([{"name": "planner", "output": {"schema": schema}}]), tmp_path / "h.db", provider=fake)
+    result, spans = traced_run(
+        flow([{"name": "planner", "output": {"schema": schema}}]), tmp_path / "h.db", provider=fake
+    )
     assert result.ok
     _, _, chats = check_tree(spans)
-    assert [chat.attributes["gen_ai.output.type"] for chat in chats["planner"]] == ["json", "json"]  # the re-ask too
+    assert [chat.attributes["gen_ai.output.type"] for chat in chats["planner"]] == [
+        "json",
+        "json",
+    ]  # the re-ask too
 
 
 def test_a_tool_loop_reports_each_tool_call_as_an_execute_tool_span(tmp_path: Path) -> None:
@@ -285,7 +345,9 @@ def test_a_tool_loop_reports_each_tool_call_as_an_execute_tool_span(tmp_path: Pa
     }
     flow_file = tmp_path / "flow.yaml"
     flow_file.write_text(yaml.safe_dump(document, sort_keys=False))
-    fake = FakeProvider({"a": [tool_call("add", call_id="call_7", a=2, b=3), tool_call("add", a="x", b=1), "5"]})
+    fake = FakeProvider(
+        {"a": [tool_call("add", call_id="call_7", a=2, b=3), tool_call("add", a="x", b=1), "5"]}
+    )
 
     result, spans = traced_run(agentops.load_workflow(flow_file), tmp_path / "h.db", provider=fake)
 
@@ -295,5 +357,7 @@ def test_a_tool_loop_reports_each_tool_call_as_an_execute_tool_span(tmp_path: Pa
     assert [span.name for span in calls] == ["execute_tool add", "execute_tool add"]
     assert all(span.parent_id == agents["a"].span_id for span in calls)
     assert calls[0].attributes["gen_ai.tool.call.id"] == "call_7" and calls[0].status != "ERROR"
-    assert calls[1].status == "ERROR" and calls[1].attributes["error.type"] == "failed"  # invalid argument
+    assert (
+        calls[1].status == "ERROR" and calls[1].attributes["error.type"] == "failed"
+    )  # invalid argument
     assert len(by_operation(spans, "chat")) == 3  # one chat span per turn

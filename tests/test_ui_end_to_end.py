@@ -29,10 +29,14 @@ def test_a_run_prints_lines_for_every_agent_and_the_sink_output() -> None:
         assert sum(line.startswith(f"{name} started (") for line in lines) == 1
         assert sum(line.startswith(f"{name} succeeded in ") for line in lines) == 1
     # Dependencies first: the summarizer starts only after both upstream agents succeeded.
-    first = {name: next(i for i, line in enumerate(lines) if line.startswith(f"{name} "))
-             for name in ("researcher", "critic", "summarizer")}
-    succeeded = {name: next(i for i, line in enumerate(lines) if line.startswith(f"{name} succeeded"))
-                 for name in ("researcher", "critic")}
+    first = {
+        name: next(i for i, line in enumerate(lines) if line.startswith(f"{name} "))
+        for name in ("researcher", "critic", "summarizer")
+    }
+    succeeded = {
+        name: next(i for i, line in enumerate(lines) if line.startswith(f"{name} succeeded"))
+        for name in ("researcher", "critic")
+    }
     assert first["summarizer"] > max(succeeded.values())
     # Only the sink's output is printed, in full and inert.
     output_at = lines.index(next(line for line in lines if "summarizer output" in line))

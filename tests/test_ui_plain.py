@@ -43,9 +43,14 @@ def test_each_event_prints_one_line_and_the_run_ends_with_a_summary() -> None:
     researcher = succeeded_result("researcher", output="facts", attempts=2)
     critic_error = "ServerError: 500 boom"
     critic = AgentResult(
-        "critic", AgentStatus.FAILED, "gpt-4o", "openai", error=critic_error,
+        "critic",
+        AgentStatus.FAILED,
+        "gpt-4o",
+        "openai",
+        error=critic_error,
         attempts=[Attempt(n, "failed", 1000.0, 0.1, error=critic_error) for n in (1, 2, 3)],
-        started_at=1000.0, finished_at=1004.0,
+        started_at=1000.0,
+        finished_at=1004.0,
     )
     summarizer = AgentResult(
         "summarizer", AgentStatus.SKIPPED, "gpt-4o", "openai", error="critic failed"
@@ -63,7 +68,9 @@ def test_each_event_prints_one_line_and_the_run_ends_with_a_summary() -> None:
         AttemptFailed("critic", critic.attempts[-1], will_retry=False, retry_in=None),
         finished(critic),
         finished(summarizer),
-        WorkflowFinished(workflow_result([researcher, critic, summarizer], status=RunStatus.FAILED)),
+        WorkflowFinished(
+            workflow_result([researcher, critic, summarizer], status=RunStatus.FAILED)
+        ),
     ]
     with reporter:
         for event in events:
@@ -123,7 +130,9 @@ def test_markup_and_escape_sequences_in_model_text_are_shown_inert() -> None:
         succeeded_result("critic"),
         succeeded_result("summarizer", output=hostile),
     ]
-    failed_attempt = Attempt(1, "failed", 1000.0, 0.1, error="ServerError: [bold]bad[/] \x1b[2J\x07")
+    failed_attempt = Attempt(
+        1, "failed", 1000.0, 0.1, error="ServerError: [bold]bad[/] \x1b[2J\x07"
+    )
     with reporter:
         reporter(started(demo_workflow()))
         reporter(AttemptFailed("critic", failed_attempt, will_retry=True, retry_in=0.5))
@@ -140,7 +149,9 @@ def test_reused_agents_and_resumed_runs_are_announced() -> None:
     reporter = make_reporter(console)
     previous = succeeded_result("researcher")
     previous.reused = True
-    reporter(started(demo_workflow(), reused={"researcher": previous}, resumed_from=7, cost_cap=2.5))
+    reporter(
+        started(demo_workflow(), reused={"researcher": previous}, resumed_from=7, cost_cap=2.5)
+    )
     assert output_of(console).splitlines() == [
         "workflow demo started (resuming workflow run 7): 3 agents, cost cap $2.50",
         "researcher succeeded (reused)",
@@ -148,7 +159,9 @@ def test_reused_agents_and_resumed_runs_are_announced() -> None:
 
 
 def test_no_cap_and_unknown_prices_are_said_plainly() -> None:
-    workflow = demo_workflow().model_copy(update={"policies": demo_workflow().policies.model_copy(update={"cost_cap": None})})
+    workflow = demo_workflow().model_copy(
+        update={"policies": demo_workflow().policies.model_copy(update={"cost_cap": None})}
+    )
     console = text_console(terminal=False)
     reporter = make_reporter(console)
     unpriced = succeeded_result("summarizer", cost=None)

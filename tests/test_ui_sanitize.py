@@ -15,8 +15,14 @@ ESC = "\x1b"
     [
         ("a\x1b[31mred\x1b[0m b", "ared b"),  # CSI colour
         ("up\x1b[2J\x1b[1;1Hhome", "uphome"),  # CSI clear screen, cursor move
-        ("x\x1b]8;;https://evil.example\x07link\x1b]8;;\x07y", "xlinky"),  # OSC 8 hyperlink, BEL-terminated
-        ("x\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\y", "xlinky"),  # OSC 8, ST-terminated
+        (
+            "x\x1b]8;;https://evil.example\x07link\x1b]8;;\x07y",
+            "xlinky",
+        ),  # OSC 8 hyperlink, BEL-terminated
+        (
+            "x\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\y",
+            "xlinky",
+        ),  # OSC 8, ST-terminated
         ("c\x1b]52;c;ZXZpbA==\x07d", "cd"),  # OSC 52 clipboard write
         ("p\x1bP+q\x1b\\q", "pq"),  # DCS string
         ("ring\x07 back\x08\x08x", "ring backx"),  # BEL, backspace

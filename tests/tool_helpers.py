@@ -118,7 +118,10 @@ def write_python_tools(folder: Path, name: str = "mytools") -> Path:
 
 def stdio_server(**extra: Any) -> dict[str, Any]:
     """A tools: entry for the kb server over stdio (run by this interpreter, which has mcp)."""
-    return {"mcp": {"command": sys.executable, "args": ["kb_server.py"], **extra.pop("mcp", {})}, **extra}
+    return {
+        "mcp": {"command": sys.executable, "args": ["kb_server.py"], **extra.pop("mcp", {})},
+        **extra,
+    }
 
 
 def tool_workflow(
@@ -137,7 +140,10 @@ def tool_workflow(
         "policies": {"backoff": {"base": 0.01, "max": 0.05}, **(policies or {})},
         "providers": {"test": {"base_url": base_url, "api_key_env": key_env}},
         "tools": tools,
-        "agents": [{"model": "gpt-4o-mini", "provider": "test", "task": f"do {a['name']}", **a} for a in agents],
+        "agents": [
+            {"model": "gpt-4o-mini", "provider": "test", "task": f"do {a['name']}", **a}
+            for a in agents
+        ],
     }
     if prices is not None:
         document["prices"] = prices
@@ -158,8 +164,10 @@ def http_kb_server(folder: Path) -> Iterator[str]:
     write_kb_server(folder)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "kb_server.py", "http", str(port)], cwd=folder,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "kb_server.py", "http", str(port)],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30

@@ -53,10 +53,14 @@ def view_of(span: ReadableSpan) -> SpanView:
         kind=span.kind.name,
         start=span.start_time or 0,
         end=span.end_time or 0,
-        attributes={k: (list(v) if isinstance(v, tuple) else v) for k, v in (span.attributes or {}).items()},
+        attributes={
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in (span.attributes or {}).items()
+        },
         status=span.status.status_code.name,
         status_message=span.status.description or "",
-        links=[(f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") for link in span.links],
+        links=[
+            (f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") for link in span.links
+        ],
         resource=dict(span.resource.attributes),
     )
 
@@ -189,7 +193,9 @@ def by_operation(spans: Iterable[SpanView], operation: str) -> list[SpanView]:
     return [s for s in spans if s.operation == operation]
 
 
-def check_tree(spans: list[SpanView]) -> tuple[SpanView, dict[str, SpanView], dict[str, list[SpanView]]]:
+def check_tree(
+    spans: list[SpanView],
+) -> tuple[SpanView, dict[str, SpanView], dict[str, list[SpanView]]]:
     """One trace: one root workflow span, agent spans under it, chat spans under their agent.
     Returns (root, agent span by name, chat spans by agent name)."""
     roots = by_operation(spans, "invoke_workflow")
@@ -197,7 +203,9 @@ def check_tree(spans: list[SpanView]) -> tuple[SpanView, dict[str, SpanView], di
     root = roots[0]
     assert root.parent_id is None and root.kind == "INTERNAL"
     assert {s.trace_id for s in spans} == {root.trace_id}
-    agents = {str(s.attributes["gen_ai.agent.name"]): s for s in by_operation(spans, "invoke_agent")}
+    agents = {
+        str(s.attributes["gen_ai.agent.name"]): s for s in by_operation(spans, "invoke_agent")
+    }
     assert len(agents) == len(by_operation(spans, "invoke_agent")), "one span per agent"
     for name, agent in agents.items():
         assert agent.parent_id == root.span_id and agent.kind == "INTERNAL"
@@ -213,7 +221,9 @@ def check_tree(spans: list[SpanView]) -> tuple[SpanView, dict[str, SpanView], di
         chats.setdefault(owner, []).append(chat)
     for calls in chats.values():
         calls.sort(key=lambda s: int(s.attributes["agentops.attempt.number"]))
-    assert len(spans) == 1 + len(agents) + sum(map(len, chats.values())) + len(by_operation(spans, "execute_tool"))
+    assert len(spans) == 1 + len(agents) + sum(map(len, chats.values())) + len(
+        by_operation(spans, "execute_tool")
+    )
     return root, agents, chats
 
 

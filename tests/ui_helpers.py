@@ -37,7 +37,9 @@ def demo_workflow() -> Workflow:
 def many_agents_workflow(count: int, *, cost_cap: float | None = None) -> Workflow:
     policies = f"policies: {{cost_cap: {cost_cap}}}\n" if cost_cap is not None else ""
     agents = "".join(f"  - {{name: agent{i:03d}, model: gpt-4o, task: t}}\n" for i in range(count))
-    return load_workflow_text(f"name: wide\n{policies}agents:\n{agents}", filename="wide.yaml").workflow
+    return load_workflow_text(
+        f"name: wide\n{policies}agents:\n{agents}", filename="wide.yaml"
+    ).workflow
 
 
 def started(
@@ -50,22 +52,43 @@ def started(
     spent_before: float = 0.0,
 ) -> WorkflowStarted:
     return WorkflowStarted(
-        workflow=workflow, source="", source_path=None, inputs={}, started_at=at,
-        resumed_from=resumed_from, reused=reused or {}, cost_cap=cost_cap, spent_before=spent_before,
+        workflow=workflow,
+        source="",
+        source_path=None,
+        inputs={},
+        started_at=at,
+        resumed_from=resumed_from,
+        reused=reused or {},
+        cost_cap=cost_cap,
+        spent_before=spent_before,
     )
 
 
 def succeeded_result(
-    name: str, *, output: str = "done", usage: Usage | None = None, cost: float | None = 0.0012,
-    started_at: float = 1000.0, finished_at: float = 1002.3, attempts: int = 1,
+    name: str,
+    *,
+    output: str = "done",
+    usage: Usage | None = None,
+    cost: float | None = 0.0012,
+    started_at: float = 1000.0,
+    finished_at: float = 1002.3,
+    attempts: int = 1,
 ) -> AgentResult:
     usage = usage or Usage(120, 45)
     tries = [
         Attempt(n, "failed", started_at, 0.1, error="ServerError: 503") for n in range(1, attempts)
     ] + [Attempt(attempts, "succeeded", started_at, 1.0, usage=usage, cost=cost)]
     return AgentResult(
-        name, AgentStatus.SUCCEEDED, "gpt-4o", "openai", output=output, usage=usage, cost=cost,
-        attempts=tries, started_at=started_at, finished_at=finished_at,
+        name,
+        AgentStatus.SUCCEEDED,
+        "gpt-4o",
+        "openai",
+        output=output,
+        usage=usage,
+        cost=cost,
+        attempts=tries,
+        started_at=started_at,
+        finished_at=finished_at,
     )
 
 
@@ -74,11 +97,18 @@ def finished(result: AgentResult) -> AgentFinished:
 
 
 def workflow_result(
-    agents: list[AgentResult], *, status: RunStatus = RunStatus.SUCCEEDED, cost_cap: float | None = 1.0
+    agents: list[AgentResult],
+    *,
+    status: RunStatus = RunStatus.SUCCEEDED,
+    cost_cap: float | None = 1.0,
 ) -> WorkflowResult:
     return WorkflowResult(
-        workflow="demo", status=status, agents={a.name: a for a in agents},
-        started_at=1000.0, finished_at=1005.0, cost_cap=cost_cap,
+        workflow="demo",
+        status=status,
+        agents={a.name: a for a in agents},
+        started_at=1000.0,
+        finished_at=1005.0,
+        cost_cap=cost_cap,
     )
 
 

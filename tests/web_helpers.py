@@ -22,9 +22,16 @@ from reliability_helpers import ROOT, agentops_command, cli_env
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1360,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1360,900",
 )
 
 
@@ -32,7 +39,9 @@ def browser_missing() -> str | None:
     """Why the browser tests cannot run here (None: they can)."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
-            return f"{path} is not installed (apt-get install chromium chromium-driver; .ci/run does)"
+            return (
+                f"{path} is not installed (apt-get install chromium chromium-driver; .ci/run does)"
+            )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -67,7 +76,11 @@ def ui_server(db: Path, *extra: str, logs: list[str] | None = None) -> Iterator[
     receives what the process wrote to stderr, once it has stopped."""
     process = subprocess.Popen(
         agentops_command("ui", "--db", db, "--port", "0", *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
     )
     try:
         assert process.stdout is not None
@@ -92,7 +105,11 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.read().decode(),
+            )
     except urllib.error.HTTPError as error:
         return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read().decode()
 

@@ -108,7 +108,17 @@ class AgentRun:
 
     # 10,000 agents ready at once means 10,000 of these waiting for a slot: no per-instance dict.
     __slots__ = (
-        "_attempts", "context", "max_turns", "name", "output", "policy", "provider", "request", "result", "route", "tools",
+        "_attempts",
+        "context",
+        "max_turns",
+        "name",
+        "output",
+        "policy",
+        "provider",
+        "request",
+        "result",
+        "route",
+        "tools",
     )
 
     def __init__(
@@ -177,7 +187,9 @@ class AgentRun:
                 self.result.status = AgentStatus.FAILED
                 self.result.output = response.text
                 after = f" after {reasks} re-ask{'s' if reasks != 1 else ''}" if reasks else ""
-                self.result.error = f"the answer does not follow the output schema{after}: {verdict.error}"
+                self.result.error = (
+                    f"the answer does not follow the output schema{after}: {verdict.error}"
+                )
                 return
             reasks += 1
             messages.append(assistant(response.text))
@@ -194,7 +206,8 @@ class AgentRun:
         context, route, result = self.context, self.route, self.result
         # Without a cap nothing is compared with the reservation: skip pricing the worst case.
         worst_case = (
-            0.0 if context.budget.cap is None
+            0.0
+            if context.budget.cap is None
             else self._cost_or_zero(Usage(input_token_bound(request), request.max_tokens))
         )
         tries = 0
@@ -208,7 +221,15 @@ class AgentRun:
             self._attempts += 1
             if self._attempts == 1:  # started only once its first call fits under the cost cap
                 result.started_at = time.time()
-                context.emit(AgentStarted(self.name, route.model, route.provider, result.prompt or "", result.started_at))
+                context.emit(
+                    AgentStarted(
+                        self.name,
+                        route.model,
+                        route.provider,
+                        result.prompt or "",
+                        result.started_at,
+                    )
+                )
             attempt, error, response = await self._attempt(request, reservation, turn)
             if error is None:
                 context.emit(AttemptSucceeded(self.name, attempt, response=response))
@@ -270,11 +291,19 @@ class AgentRun:
         except asyncio.CancelledError:
             usage = _partial_usage(request, streamed)
             cancelled = context.stop_reason() or "cancelled"
-            await self._close_attempt(reservation, number, turn, started, clock, usage, "cancelled", cancelled)
+            await self._close_attempt(
+                reservation, number, turn, started, clock, usage, "cancelled", cancelled
+            )
             raise
-        except BaseException as caught:  # a provider bug (or SystemExit in its code) fails one agent, not the run
-            logger.debug("provider %s raised an unexpected error", self.route.provider, exc_info=caught)
-            error = MalformedResponseError(context.scrub(f"the provider raised {describe_exception(caught)}"))
+        except (
+            BaseException
+        ) as caught:  # a provider bug (or SystemExit in its code) fails one agent, not the run
+            logger.debug(
+                "provider %s raised an unexpected error", self.route.provider, exc_info=caught
+            )
+            error = MalformedResponseError(
+                context.scrub(f"the provider raised {describe_exception(caught)}")
+            )
         if error is not None:
             usage = _partial_usage(request, streamed)
             response = None
@@ -282,7 +311,9 @@ class AgentRun:
             # Every call to this provider waits, not just this attempt's retry: the limit is theirs.
             limits.pauses.pause(self.route.provider, min(error.retry_after, MAX_RETRY_AFTER))
         status = "succeeded" if error is None else "failed"
-        attempt = await self._close_attempt(reservation, number, turn, started, clock, usage, status, error)
+        attempt = await self._close_attempt(
+            reservation, number, turn, started, clock, usage, status, error
+        )
         return attempt, error, response
 
     async def _close_attempt(
@@ -299,7 +330,9 @@ class AgentRun:
         """Settle the reservation to what the attempt cost, and add the attempt to the result."""
         duration = time.monotonic() - clock
         cost = await self._settle_cost(reservation, usage)
-        message: str | None = error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
+        message: str | None = (
+            error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
+        )
         error_type = type(error).__name__ if isinstance(error, ProviderError) else None
         http_status = error.status if isinstance(error, ProviderError) else None
         attempt = Attempt(
@@ -317,7 +350,9 @@ class AgentRun:
         result = self.result
         result.attempts.append(attempt)
         result.usage = result.usage + attempt.usage
-        result.cost = None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
+        result.cost = (
+            None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
+        )
         return attempt
 
     async def _settle_cost(self, reservation: Reservation, usage: Usage) -> float | None:
@@ -334,7 +369,9 @@ class AgentRun:
         if cost is not None and cost > reservation.amount and context.budget.cap is not None:
             logger.warning(
                 "call on %s cost $%.6f, more than its reserved worst case $%.6f",
-                route.model, cost, reservation.amount,
+                route.model,
+                cost,
+                reservation.amount,
             )
         await context.budget.settle(reservation, cost or 0.0)
         return cost

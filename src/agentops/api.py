@@ -53,8 +53,12 @@ class PreparedRun:
     registry: ProviderRegistry
     routes: dict[str, Route]
     prices: PriceBook
-    tools: ToolCatalog | None = None  # the tools of the agents that will be called; None: none has any
-    secrets: Secrets = field(default_factory=Secrets)  # provider keys and ${VAR} values: masked everywhere
+    tools: ToolCatalog | None = (
+        None  # the tools of the agents that will be called; None: none has any
+    )
+    secrets: Secrets = field(
+        default_factory=Secrets
+    )  # provider keys and ${VAR} values: masked everywhere
 
     @property
     def workflow(self) -> Workflow:
@@ -70,7 +74,9 @@ def load(source: WorkflowSource) -> LoadedWorkflow:
         validate_workflow(source)
         import yaml
 
-        text = yaml.safe_dump(source.model_dump(mode="json", exclude_defaults=True, by_alias=True), sort_keys=False)
+        text = yaml.safe_dump(
+            source.model_dump(mode="json", exclude_defaults=True, by_alias=True), sort_keys=False
+        )
         return LoadedWorkflow(workflow=source, source=text, path=None)
     return load_workflow(source)
 
@@ -104,7 +110,9 @@ def prepare(
     if with_tools:
         from .tools.catalog import load_catalog, used_tools
 
-        catalog = load_catalog(loaded, registry.env, only=used_tools(loaded, with_tools), secrets=secrets)
+        catalog = load_catalog(
+            loaded, registry.env, only=used_tools(loaded, with_tools), secrets=secrets
+        )
     return PreparedRun(
         loaded=loaded,
         inputs=inputs_resolved,
@@ -117,7 +125,10 @@ def prepare(
 
 
 def check_capabilities(
-    loaded: LoadedWorkflow, registry: ProviderRegistry, routes: Mapping[str, Route], agents: Iterable[str]
+    loaded: LoadedWorkflow,
+    registry: ProviderRegistry,
+    routes: Mapping[str, Route],
+    agents: Iterable[str],
 ) -> None:
     """Every agent with tools (or an output schema) is routed to a provider that can call them
     (or follow a JSON schema); WorkflowError otherwise."""
@@ -130,18 +141,30 @@ def check_capabilities(
         capabilities = registry.capabilities(route)
         missing = capabilities.lacks(tools=bool(agent.tools))
         if agent.output is not None and capabilities.lacks(json_schema=True):
-            problems.append(loaded.diagnostic(("agents", index, "output"), (
-                f"agent '{agent.name}' has an output schema, but provider '{route.provider}' ({route.kind}) cannot "
-                "produce JSON-schema output; remove output: or give it a provider that can "
-                "(openai, azure, local, or an OpenAI-compatible server under providers:)"
-            ), at_key=True))
+            problems.append(
+                loaded.diagnostic(
+                    ("agents", index, "output"),
+                    (
+                        f"agent '{agent.name}' has an output schema, but provider '{route.provider}' ({route.kind}) cannot "
+                        "produce JSON-schema output; remove output: or give it a provider that can "
+                        "(openai, azure, local, or an OpenAI-compatible server under providers:)"
+                    ),
+                    at_key=True,
+                )
+            )
         if missing:
             why = f" ({capabilities.limits})" if capabilities.limits else ""
-            problems.append(loaded.diagnostic(("agents", index, "tools"), (
-                f"agent '{agent.name}' has tools, but provider '{route.provider}' ({route.kind}) cannot make "
-                f"{' or '.join(missing)}{why}; remove tools: from this agent or give it a provider that can "
-                "(openai, azure, or an OpenAI-compatible server under providers:)"
-            ), at_key=True))
+            problems.append(
+                loaded.diagnostic(
+                    ("agents", index, "tools"),
+                    (
+                        f"agent '{agent.name}' has tools, but provider '{route.provider}' ({route.kind}) cannot make "
+                        f"{' or '.join(missing)}{why}; remove tools: from this agent or give it a provider that can "
+                        "(openai, azure, or an OpenAI-compatible server under providers:)"
+                    ),
+                    at_key=True,
+                )
+            )
     if problems:
         raise WorkflowError(problems)
 
@@ -178,13 +201,19 @@ async def arun(
     check_cap(cost_cap)
     reused = _resume.reused if _resume else {}
     prepared = prepare(source, inputs=inputs, provider=provider, env=env, reused=reused)
-    for route in {prepared.routes[a.name] for a in prepared.workflow.agents if a.name not in reused}:
+    for route in {
+        prepared.routes[a.name] for a in prepared.workflow.agents if a.name not in reused
+    }:
         prepared.registry.get(route)  # configuration errors surface before anything runs
     tools = None
-    if prepared.tools is not None:  # MCP servers start now: one that cannot is exit 2, before any call
+    if (
+        prepared.tools is not None
+    ):  # MCP servers start now: one that cannot is exit 2, before any call
         from .tools.runtime import ToolRuntime
 
-        tools = ToolRuntime(prepared.tools, [a.name for a in prepared.workflow.agents if a.name not in reused])
+        tools = ToolRuntime(
+            prepared.tools, [a.name for a in prepared.workflow.agents if a.name not in reused]
+        )
         try:
             await tools.start()
         except BaseException:
@@ -298,12 +327,18 @@ async def aresume(
 
     with open_store(db) as store:
         state = load_resume_state(store, workflow_run_id)
-    loaded = load_workflow_text(state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>")
+    loaded = load_workflow_text(
+        state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>"
+    )
     loaded = replace(loaded, path=state.source_path)  # the resumed run keeps naming its file
     if options.get("cost_cap") is None:  # a cap given on the command line last time still holds
         options["cost_cap"] = state.cost_cap
     inputs = {**state.inputs, **dict(options.pop("inputs", None) or {})}
-    trace = SpanRef(state.trace_id, state.trace_span_id) if state.trace_id and state.trace_span_id else None
+    trace = (
+        SpanRef(state.trace_id, state.trace_span_id)
+        if state.trace_id and state.trace_span_id
+        else None
+    )
     context = _ResumeContext(workflow_run_id, dict(state.succeeded), state.cost_spent, trace)
     return await arun(loaded, inputs=inputs, db=store.path, _resume=context, **options)
 

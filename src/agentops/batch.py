@@ -101,8 +101,12 @@ class BatchSummary:
         return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1}.get(self.status, 130)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "status": self.status.value, "out": str(self.out) if self.out else None,
-                "exit_code": self.exit_code}
+        return {
+            **self.__dict__,
+            "status": self.status.value,
+            "out": str(self.out) if self.out else None,
+            "exit_code": self.exit_code,
+        }
 
 
 def row_status(result: WorkflowResult) -> RowStatus:
@@ -146,7 +150,9 @@ class BatchRunner:
         self.tracing = tracing
         workflow = job.loaded.workflow
         self.prepared = prepare(job.loaded, inputs=self._first_inputs(), provider=provider, env=env)
-        self.limits = CallLimits.create(workflow.policies.max_concurrency, job.cost_cap, job.spent_before)
+        self.limits = CallLimits.create(
+            workflow.policies.max_concurrency, job.cost_cap, job.spent_before
+        )
         self.subscribers = list(subscribers)
         self.observer = observer
         self._engines: set[Engine] = set()
@@ -180,18 +186,27 @@ class BatchRunner:
 
     async def run(self) -> BatchSummary:
         job = self.job
-        if self.prepared.tools is not None:  # MCP servers start once: one that cannot is exit 2, before any call
+        if (
+            self.prepared.tools is not None
+        ):  # MCP servers start once: one that cannot is exit 2, before any call
             from .tools.runtime import ToolRuntime
 
-            self._tools = ToolRuntime(self.prepared.tools, [a.name for a in job.loaded.workflow.agents])
+            self._tools = ToolRuntime(
+                self.prepared.tools, [a.name for a in job.loaded.workflow.agents]
+            )
             try:
                 await self._tools.start()
             except BaseException:
                 await self.prepared.registry.aclose()
                 raise
         summary = BatchSummary(
-            job.batch_id, job.loaded.workflow.name, RunStatus.RUNNING, job.row_count,
-            cost_cap=job.cost_cap, spent_before=job.spent_before, started_at=time.time(),
+            job.batch_id,
+            job.loaded.workflow.name,
+            RunStatus.RUNNING,
+            job.row_count,
+            cost_cap=job.cost_cap,
+            spent_before=job.spent_before,
+            started_at=time.time(),
         )
         done = sum(1 for state in job.earlier.values() if state.status == "succeeded")
         batch_span = None
@@ -199,9 +214,13 @@ class BatchRunner:
             from .tracing.spans import BatchSpan
             from .tracing.targets import chat_targets
 
-            batch_span = BatchSpan(self.tracing, job.loaded.workflow.name, job.batch_id, job.row_count)
+            batch_span = BatchSpan(
+                self.tracing, job.loaded.workflow.name, job.batch_id, job.row_count
+            )
             self._trace_links = [batch_span.ref]
-            self._trace_targets = chat_targets(self.prepared.routes.values(), self.prepared.registry.http_endpoint)
+            self._trace_targets = chat_targets(
+                self.prepared.routes.values(), self.prepared.registry.http_endpoint
+            )
         if self.observer is not None:
             self.observer.batch_started(job.batch_id, job.row_count, done, self.limits)
         try:
@@ -220,8 +239,12 @@ class BatchRunner:
         summary.paused_seconds = self.limits.pauses.seconds
         summary.finished_at = time.time()
         finish_batch(
-            job.store, job.batch_id, status=summary.status.value, finished_at=summary.finished_at,
-            pauses=summary.pauses, paused=summary.paused_seconds,
+            job.store,
+            job.batch_id,
+            status=summary.status.value,
+            finished_at=summary.finished_at,
+            pauses=summary.pauses,
+            paused=summary.paused_seconds,
         )
         if batch_span is not None:
             batch_span.end(summary.status.value, summary.cost, summary.succeeded)
@@ -244,8 +267,12 @@ class BatchRunner:
                     if self._stop is not None:
                         self._rows_open.release()
                         break
-                    group.create_task(self._run_row(row, earlier, summary), name=f"row:{row.number}")
-        except* AgentOpsError as failures:  # e.g. the history cannot be written: one line, not a group
+                    group.create_task(
+                        self._run_row(row, earlier, summary), name=f"row:{row.number}"
+                    )
+        except* (
+            AgentOpsError
+        ) as failures:  # e.g. the history cannot be written: one line, not a group
             raise failures.exceptions[0] from None
 
     def _final_status(self, summary: BatchSummary) -> RunStatus:
@@ -284,7 +311,9 @@ class BatchRunner:
         """The engine of one row (``row=None``: one for checks only), on the batch's limits."""
         job = self.job
         workflow = job.loaded.workflow
-        inputs = {} if row is None else resolve_inputs(workflow, job.mapping.inputs_of(row, job.data))
+        inputs = (
+            {} if row is None else resolve_inputs(workflow, job.mapping.inputs_of(row, job.data))
+        )
         return Engine(
             workflow,
             routes=self.prepared.routes,
@@ -403,22 +432,35 @@ async def aresume_batch(
     with open_store(db) as store:
         record = batch(store, batch_id)  # raises RunNotFoundError
         if record.status == "running":
-            raise UsageError(f"batch {batch_id} is still running in another process; wait for it or stop it first")
+            raise UsageError(
+                f"batch {batch_id} is still running in another process; wait for it or stop it first"
+            )
         path = Path(record.data_path)
         if not path.is_file():
-            raise DataFileError(f"{path}: the data file of batch {batch_id} is gone; put it back to resume")
+            raise DataFileError(
+                f"{path}: the data file of batch {batch_id} is gone; put it back to resume"
+            )
         if file_sha256(path) != record.data_sha256:
             raise DataFileError(
                 f"{path} changed since batch {batch_id} started (its sha256 differs); restore it, "
                 "or start a new batch with agentops batch"
             )
-        loaded = load_workflow_text(record.definition, filename=record.source_path or f"<batch {batch_id}>")
+        loaded = load_workflow_text(
+            record.definition, filename=record.source_path or f"<batch {batch_id}>"
+        )
         loaded = LoadedWorkflow(loaded.workflow, loaded.source, record.source_path)
         mapping = InputMapping(loaded.workflow, record.input_map)
         cap = record.cost_cap if cost_cap is None else cost_cap
         job = _Batch(
-            loaded, path, mapping, record.row_count, store, batch_id, cap,
-            spent_before=_spent(store, batch_id), earlier=row_states(store, batch_id),
+            loaded,
+            path,
+            mapping,
+            record.row_count,
+            store,
+            batch_id,
+            cap,
+            spent_before=_spent(store, batch_id),
+            earlier=row_states(store, batch_id),
         )
 
         def take_over() -> int:
@@ -448,13 +490,22 @@ async def _run(
 ) -> BatchSummary:
     """Check (``out``, the history, then ``BatchRunner``), then ``record`` the batch (its id), run it, write ``out``."""
     if out is not None:
-        keep = {"data file": job.data, "workflow file": job.loaded.path, "history database": job.store.path}
+        keep = {
+            "data file": job.data,
+            "workflow file": job.loaded.path,
+            "history database": job.store.path,
+        }
         check_out(Path(out), keep)
     check_recordable(job.store, job.loaded.workflow.name)
     tracing = open_tracing(otel) if otel is not False else None
     try:
         runner = BatchRunner(
-            job, provider=provider, env=env, subscribers=subscribers, observer=observer, tracing=tracing
+            job,
+            provider=provider,
+            env=env,
+            subscribers=subscribers,
+            observer=observer,
+            tracing=tracing,
         )
         job.batch_id = record()
         if control is not None:
@@ -481,15 +532,23 @@ def check_out(out: Path, keep: Mapping[str, str | Path | None]) -> None:
         mode = None
     if mode is not None:
         if stat.S_ISDIR(mode):
-            raise UsageError(f"--out {out} is a directory; give the path of a file, such as {out / 'results.jsonl'}")
+            raise UsageError(
+                f"--out {out} is a directory; give the path of a file, such as {out / 'results.jsonl'}"
+            )
         if not stat.S_ISREG(mode):
-            raise UsageError(f"--out {out} is {file_kind(mode)}, not a regular file; give the path of a file")
+            raise UsageError(
+                f"--out {out} is {file_kind(mode)}, not a regular file; give the path of a file"
+            )
         for what, path in keep.items():
             if path is not None and Path(path).exists() and out.samefile(path):
-                raise UsageError(f"--out {out} is the {what}, which the results would replace; choose another path")
+                raise UsageError(
+                    f"--out {out} is the {what}, which the results would replace; choose another path"
+                )
     folder = out.resolve().parent
     if not folder.is_dir():
-        raise UsageError(f"--out {out}: {folder} is not an existing folder; create it or choose another path")
+        raise UsageError(
+            f"--out {out}: {folder} is not an existing folder; create it or choose another path"
+        )
     try:  # what write_results does first; a read-only place fails here, not after the last row
         descriptor, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=folder)
     except OSError as error:

@@ -30,7 +30,12 @@ def input_token_bound(request: ChatRequest) -> int:
     for message in request.messages:
         total += TOKENS_PER_MESSAGE + len(message.content.encode("utf-8"))
         for call in message.tool_calls:
-            total += TOKENS_PER_MESSAGE + len(call.id) + len(call.name) + len(call.arguments.encode("utf-8"))
+            total += (
+                TOKENS_PER_MESSAGE
+                + len(call.id)
+                + len(call.name)
+                + len(call.arguments.encode("utf-8"))
+            )
         if message.tool_call_id is not None:
             total += len(message.tool_call_id.encode("utf-8"))
     if request.tools:
@@ -42,7 +47,11 @@ def tools_token_bound(tools: Iterable[ToolDefinition]) -> int:
     """What offering ``tools`` adds to a prompt: each one's name, description and schema as JSON."""
     return sum(
         TOKENS_PER_MESSAGE
-        + len(json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}).encode("utf-8"))
+        + len(
+            json.dumps(
+                {"name": t.name, "description": t.description, "parameters": t.parameters}
+            ).encode("utf-8")
+        )
         for t in tools
     )
 

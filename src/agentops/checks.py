@@ -61,7 +61,9 @@ class AgentFacts:
     system: str | None
     provider: str | None
     tools: Any = None  # as written: a list of names, when it is one
-    output: Any = None  # as written: the output: mapping (its schema read from a file already), or None
+    output: Any = (
+        None  # as written: the output: mapping (its schema read from a file already), or None
+    )
 
     @property
     def label(self) -> str:
@@ -108,13 +110,21 @@ class WorkflowFacts:
     def from_workflow(cls, workflow: Workflow) -> WorkflowFacts:
         agents = tuple(
             AgentFacts(
-                i, a.name, a.depends_on, a.task, a.system, a.provider, list(a.tools),
+                i,
+                a.name,
+                a.depends_on,
+                a.task,
+                a.system,
+                a.provider,
+                list(a.tools),
                 None if a.output is None else {"schema": a.output.json_schema},
             )
             for i, a in enumerate(workflow.agents)
         )
         inputs = {
-            name: InputFacts(spec.default, spec.required) if isinstance(spec, InputSpec) else InputFacts(spec, None)
+            name: InputFacts(spec.default, spec.required)
+            if isinstance(spec, InputSpec)
+            else InputFacts(spec, None)
             for name, spec in workflow.inputs.items()
         }
         tools = {
@@ -155,7 +165,9 @@ class WorkflowFacts:
                 for name, spec in raw_inputs.items()
             }
         raw_providers = data.get("providers")
-        providers = frozenset(map(str, raw_providers)) if isinstance(raw_providers, dict) else frozenset()
+        providers = (
+            frozenset(map(str, raw_providers)) if isinstance(raw_providers, dict) else frozenset()
+        )
         raw_tools = data.get("tools", {})
         tools: dict[str, ToolFacts] | None = None
         if isinstance(raw_tools, dict):
@@ -163,7 +175,9 @@ class WorkflowFacts:
                 str(name): ToolFacts(
                     str(name),
                     spec if isinstance(spec, dict) else {},
-                    spec.get("mcp") if isinstance(spec, dict) and isinstance(spec.get("mcp"), dict) else None,
+                    spec.get("mcp")
+                    if isinstance(spec, dict) and isinstance(spec.get("mcp"), dict)
+                    else None,
                 )
                 for name, spec in raw_tools.items()
             }
@@ -202,15 +216,20 @@ def _name_problems(facts: WorkflowFacts) -> list[Problem]:
             continue
         path: PathKey = ("agents", agent.index, "name")
         if agent.name in RESERVED_AGENT_NAMES:
-            problems.append(Problem(
-                path, f"agent name '{agent.name}' is reserved for {{{{ inputs.NAME }}}} placeholders; rename the agent"
-            ))
+            problems.append(
+                Problem(
+                    path,
+                    f"agent name '{agent.name}' is reserved for {{{{ inputs.NAME }}}} placeholders; rename the agent",
+                )
+            )
         if agent.name in first:
-            problems.append(Problem(
-                path,
-                f"duplicate agent name '{agent.name}' (also agent #{first[agent.name] + 1}); "
-                "give each agent a unique name",
-            ))
+            problems.append(
+                Problem(
+                    path,
+                    f"duplicate agent name '{agent.name}' (also agent #{first[agent.name] + 1}); "
+                    "give each agent a unique name",
+                )
+            )
         else:
             first[agent.name] = agent.index
     return problems
@@ -232,7 +251,9 @@ def _parse_conditions(facts: WorkflowFacts) -> tuple[dict[int, Condition | None]
     return conditions, problems
 
 
-def _unknown_dependencies(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) -> list[Problem]:
+def _unknown_dependencies(
+    facts: WorkflowFacts, conditions: Mapping[int, Condition | None]
+) -> list[Problem]:
     known = _agent_names(facts)
     problems = []
     for agent in facts.agents:
@@ -243,7 +264,9 @@ def _unknown_dependencies(facts: WorkflowFacts, conditions: Mapping[int, Conditi
             where, offset = locate_dependency(agent.depends_on, name)
             path: PathKey = ("agents", agent.index, "depends_on", *where)
             if not name:
-                message = f"{agent.label}: depends_on has an empty name; write an agent name or remove it"
+                message = (
+                    f"{agent.label}: depends_on has an empty name; write an agent name or remove it"
+                )
             elif re.search(r"[&|!]", name):
                 message = (
                     f"{agent.label}: cannot read depends_on {name!r}: join names with && (all of) "
@@ -253,7 +276,7 @@ def _unknown_dependencies(facts: WorkflowFacts, conditions: Mapping[int, Conditi
                 parts = [part for part in re.split(r"[\s,;]+", name) if part]
                 message = (
                     f"{agent.label} depends on unknown agent '{name}'; for several dependencies "
-                    f"write a list [{', '.join(parts)}] or an expression \"{' && '.join(parts)}\""
+                    f'write a list [{", ".join(parts)}] or an expression "{" && ".join(parts)}"'
                 )
             else:
                 others = [other for other in known if other != agent.name]
@@ -353,7 +376,9 @@ def _snippet(text: str, limit: int = 60) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _template_problems(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) -> list[Problem]:
+def _template_problems(
+    facts: WorkflowFacts, conditions: Mapping[int, Condition | None]
+) -> list[Problem]:
     problems = []
     known = _agent_names(facts)
     by_name = {agent.name: agent for agent in facts.agents if agent.name}
@@ -378,14 +403,23 @@ def _field_problems(text: str, agents: Mapping[str, AgentFacts]) -> list[tuple[i
             continue
         upstream = agents[ref.name]
         if not upstream.has_schema:
-            found.append((ref.offset, (
-                f"uses {ref.text}, but '{ref.name}' has no output schema, so its answer has no fields; "
-                f"add output: {{schema: ...}} to '{ref.name}', or use {{{{ {ref.name}.output }}}} for its whole text"
-            )))
+            found.append(
+                (
+                    ref.offset,
+                    (
+                        f"uses {ref.text}, but '{ref.name}' has no output schema, so its answer has no fields; "
+                        f"add output: {{schema: ...}} to '{ref.name}', or use {{{{ {ref.name}.output }}}} for its whole text"
+                    ),
+                )
+            )
             continue
-        problem = field_problem(upstream.schema, ref.fields) if upstream.schema is not None else None
+        problem = (
+            field_problem(upstream.schema, ref.fields) if upstream.schema is not None else None
+        )
         if problem is not None:
-            found.append((ref.offset, f"uses {ref.text}, but the output schema of '{ref.name}' {problem}"))
+            found.append(
+                (ref.offset, f"uses {ref.text}, but the output schema of '{ref.name}' {problem}")
+            )
     return found
 
 
@@ -403,15 +437,22 @@ def _schema_problems(facts: WorkflowFacts) -> list[Problem]:
         found = schema_problem(schema)
         if found is not None:
             inner, message = found
-            problems.append(Problem(
-                ("agents", agent.index, "output", "schema", *inner),
-                f"{agent.label}: output.schema is not a valid JSON Schema (Draft 2020-12) {message}",
-            ))
+            problems.append(
+                Problem(
+                    ("agents", agent.index, "output", "schema", *inner),
+                    f"{agent.label}: output.schema is not a valid JSON Schema (Draft 2020-12) {message}",
+                )
+            )
             continue
         loose = reference_problem(schema)
         if loose is not None:
             inner, message = loose
-            problems.append(Problem(("agents", agent.index, "output", "schema", *inner), f"{agent.label}: output.schema {message}"))
+            problems.append(
+                Problem(
+                    ("agents", agent.index, "output", "schema", *inner),
+                    f"{agent.label}: output.schema {message}",
+                )
+            )
     return problems
 
 
@@ -428,20 +469,26 @@ def _text_problems(
             hint = did_you_mean(ref.name, known)
             found.append((ref.offset, f"refers to unknown agent '{ref.name}' in {ref.text}{hint}"))
         elif ref.kind == "agent" and upstream is not None and ref.name not in upstream:
-            found.append((
-                ref.offset,
-                f"uses {ref.text}, but '{ref.name}' is not in its depends_on; add it there "
-                "so that it runs first",
-            ))
+            found.append(
+                (
+                    ref.offset,
+                    f"uses {ref.text}, but '{ref.name}' is not in its depends_on; add it there "
+                    "so that it runs first",
+                )
+            )
         elif ref.kind == "input" and facts.inputs is not None and ref.name not in facts.inputs:
             hint = did_you_mean(ref.name, inputs) or _declared_inputs_hint(inputs)
-            found.append((ref.offset, f"refers to undeclared input '{ref.name}' in {ref.text}{hint}"))
+            found.append(
+                (ref.offset, f"refers to undeclared input '{ref.name}' in {ref.text}{hint}")
+            )
         elif ref.kind == "invalid":
             hint = _placeholder_hint(ref.name, known, inputs)
-            found.append((
-                ref.offset,
-                f"has an unsupported placeholder {_snippet(ref.text)}; only {_TEMPLATE_FORMS} are allowed{hint}",
-            ))
+            found.append(
+                (
+                    ref.offset,
+                    f"has an unsupported placeholder {_snippet(ref.text)}; only {_TEMPLATE_FORMS} are allowed{hint}",
+                )
+            )
     covered = [match.span() for match in PLACEHOLDER.finditer(text)]
     start = 0
     while (at := text.find("{{", start)) >= 0:
@@ -450,19 +497,36 @@ def _text_problems(
             break
         start = at + 2
     if match := _JINJA_TAG.search(text):  # the first is enough: the others are the same mistake
-        found.append((
-            match.start(), f"has '{_snippet(match.group(0))}': Jinja tags are not supported, only {_TEMPLATE_FORMS}"
-        ))
+        found.append(
+            (
+                match.start(),
+                f"has '{_snippet(match.group(0))}': Jinja tags are not supported, only {_TEMPLATE_FORMS}",
+            )
+        )
     for match in _DOLLAR.finditer(text):
         owner, attribute = match.groups()
-        suggestion = f"{{{{ inputs.{attribute} }}}}" if owner in ("inputs", "input") else f"{{{{ {owner}.output }}}}"
+        suggestion = (
+            f"{{{{ inputs.{attribute} }}}}"
+            if owner in ("inputs", "input")
+            else f"{{{{ {owner}.output }}}}"
+        )
         found.append((match.start(), f"has {match.group(0)}; write {suggestion} instead"))
     for match in _SINGLE_BRACES.finditer(text):
         name = match.group(1)
         if name in inputs:
-            found.append((match.start(), f"has {match.group(0)}; to insert the input write {{{{ inputs.{name} }}}}"))
+            found.append(
+                (
+                    match.start(),
+                    f"has {match.group(0)}; to insert the input write {{{{ inputs.{name} }}}}",
+                )
+            )
         elif name in known:
-            found.append((match.start(), f"has {match.group(0)}; to insert its output write {{{{ {name}.output }}}}"))
+            found.append(
+                (
+                    match.start(),
+                    f"has {match.group(0)}; to insert its output write {{{{ {name}.output }}}}",
+                )
+            )
     return found
 
 
@@ -483,7 +547,9 @@ def _placeholder_hint(inner: str, agents: Collection[str], inputs: Collection[st
     suggestion = None
     if head in ("tasks", "steps", "agents", "nodes") and len(parts) >= 2:
         suggestion = f"{parts[1]}.output"
-    elif head.lower() in ("inputs", "input", "params", "parameters", "workflow") and len(parts) >= 2:
+    elif (
+        head.lower() in ("inputs", "input", "params", "parameters", "workflow") and len(parts) >= 2
+    ):
         input_name = tail if tail in inputs else closest(tail, inputs) or tail
         suggestion = f"inputs.{input_name}"
     elif head in agents:
@@ -506,11 +572,13 @@ def _provider_problems(facts: WorkflowFacts) -> list[Problem]:
     for agent in facts.agents:
         if agent.provider is not None and agent.provider not in choices:
             hint = did_you_mean(agent.provider, choices)
-            problems.append(Problem(
-                ("agents", agent.index, "provider"),
-                f"{agent.label}: unknown provider '{agent.provider}'{hint} "
-                f"(use {', '.join(BUILTIN_PROVIDERS)} or a name defined under providers:)",
-            ))
+            problems.append(
+                Problem(
+                    ("agents", agent.index, "provider"),
+                    f"{agent.label}: unknown provider '{agent.provider}'{hint} "
+                    f"(use {', '.join(BUILTIN_PROVIDERS)} or a name defined under providers:)",
+                )
+            )
     return problems
 
 
@@ -519,19 +587,23 @@ def _input_problems(facts: WorkflowFacts) -> list[Problem]:
     for name, spec in (facts.inputs or {}).items():
         path: PathKey = ("inputs", name)
         if not _INPUT_NAME.match(name):
-            problems.append(Problem(
-                path,
-                f"input name '{name}' cannot be used in {{{{ inputs.NAME }}}}; "
-                "use letters, digits and '_' (not starting with a digit)",
-                at_key=True,
-            ))
+            problems.append(
+                Problem(
+                    path,
+                    f"input name '{name}' cannot be used in {{{{ inputs.NAME }}}}; "
+                    "use letters, digits and '_' (not starting with a digit)",
+                    at_key=True,
+                )
+            )
         if spec.required is True and spec.default is not None:
-            problems.append(Problem(
-                path,
-                f"input '{name}' has a default and required: true; remove one "
-                "(an input with a default is optional)",
-                at_key=True,
-            ))
+            problems.append(
+                Problem(
+                    path,
+                    f"input '{name}' has a default and required: true; remove one "
+                    "(an input with a default is optional)",
+                    at_key=True,
+                )
+            )
     return problems
 
 
@@ -550,38 +622,58 @@ def _tool_problems(facts: WorkflowFacts) -> list[Problem]:
     for name, tool in (facts.tools or {}).items():
         where: PathKey = ("tools", name)
         if not TOOL_NAME.match(name):
-            problems.append(Problem(
-                where, f"tool name '{name}' is not valid: start with a letter or '_' and use only letters, "
-                "digits, '_' and '-' (at most 64)", at_key=True,
-            ))
+            problems.append(
+                Problem(
+                    where,
+                    f"tool name '{name}' is not valid: start with a letter or '_' and use only letters, "
+                    "digits, '_' and '-' (at most 64)",
+                    at_key=True,
+                )
+            )
         kinds = [key for key in ("python", "mcp") if key in tool.fields]
         if not kinds:
-            problems.append(Problem(
-                where, f"tool '{name}' needs python: \"module:function\" or mcp: {{command: ...}} "
-                "(a server over stdio) or mcp: {url: ...} (over HTTP)", at_key=True,
-            ))
+            problems.append(
+                Problem(
+                    where,
+                    f"tool '{name}' needs python: \"module:function\" or mcp: {{command: ...}} "
+                    "(a server over stdio) or mcp: {url: ...} (over HTTP)",
+                    at_key=True,
+                )
+            )
         elif len(kinds) == 2:
-            problems.append(Problem(
-                (*where, "mcp"), f"tool '{name}' has both python: and mcp:; a tool is one or the other", at_key=True
-            ))
+            problems.append(
+                Problem(
+                    (*where, "mcp"),
+                    f"tool '{name}' has both python: and mcp:; a tool is one or the other",
+                    at_key=True,
+                )
+            )
         target = tool.fields.get("python")
         if isinstance(target, str) and not _PYTHON_TARGET.match(target.strip()):
-            problems.append(Problem(
-                (*where, "python"),
-                f"tools.{name}.python must be \"module:function\" (e.g. \"mytools:add\"), got {target!r}",
-            ))
+            problems.append(
+                Problem(
+                    (*where, "python"),
+                    f'tools.{name}.python must be "module:function" (e.g. "mytools:add"), got {target!r}',
+                )
+            )
         if "python" in tool.fields:
             for key in _MCP_ONLY:
                 if key in tool.fields:
-                    problems.append(Problem(
-                        (*where, key), f"tools.{name}.{key} is for MCP servers; remove it from this Python tool",
-                        at_key=True,
-                    ))
+                    problems.append(
+                        Problem(
+                            (*where, key),
+                            f"tools.{name}.{key} is for MCP servers; remove it from this Python tool",
+                            at_key=True,
+                        )
+                    )
         prefix = tool.fields.get("prefix")
         if isinstance(prefix, str) and not TOOL_PREFIX.match(prefix):
-            problems.append(Problem(
-                (*where, "prefix"), f"tools.{name}.prefix {prefix!r} may use only letters, digits, '_' and '-'"
-            ))
+            problems.append(
+                Problem(
+                    (*where, "prefix"),
+                    f"tools.{name}.prefix {prefix!r} may use only letters, digits, '_' and '-'",
+                )
+            )
         if tool.mcp is not None:
             problems += _mcp_problems(name, tool.mcp)
     return problems
@@ -592,18 +684,28 @@ def _mcp_problems(name: str, mcp: Mapping[str, Any]) -> list[Problem]:
     stdio = [key for key in _STDIO_KEYS if key in mcp]
     http = [key for key in _HTTP_KEYS if key in mcp]
     if "command" not in mcp and "url" not in mcp:
-        return [Problem(
-            where, f"tools.{name}.mcp needs command: (a server started over stdio) or url: (streamable HTTP)"
-        )]
+        return [
+            Problem(
+                where,
+                f"tools.{name}.mcp needs command: (a server started over stdio) or url: (streamable HTTP)",
+            )
+        ]
     if stdio and http:
-        return [Problem(
-            (*where, http[0]), f"tools.{name}.mcp mixes stdio ({', '.join(stdio)}) and HTTP ({', '.join(http)}) "
-            "keys; keep command/args/env for a server started over stdio, or url/headers for one over HTTP",
-            at_key=True,
-        )]
+        return [
+            Problem(
+                (*where, http[0]),
+                f"tools.{name}.mcp mixes stdio ({', '.join(stdio)}) and HTTP ({', '.join(http)}) "
+                "keys; keep command/args/env for a server started over stdio, or url/headers for one over HTTP",
+                at_key=True,
+            )
+        ]
     url = mcp.get("url")
     if isinstance(url, str) and not url.startswith(("http://", "https://")):
-        return [Problem((*where, "url"), f"tools.{name}.mcp.url '{url}' is not an http:// or https:// URL")]
+        return [
+            Problem(
+                (*where, "url"), f"tools.{name}.mcp.url '{url}' is not an http:// or https:// URL"
+            )
+        ]
     return []
 
 
@@ -620,7 +722,9 @@ def _agent_tool_problems(facts: WorkflowFacts) -> list[Problem]:
                 continue  # a type error, reported by the field check
             path: PathKey = ("agents", agent.index, "tools", index)
             if pick in seen:
-                problems.append(Problem(path, f"{agent.label}: tool '{pick}' is listed twice; list it once"))
+                problems.append(
+                    Problem(path, f"{agent.label}: tool '{pick}' is listed twice; list it once")
+                )
             seen.add(pick)
             message = _pick_problem(pick, tools)
             if message:
@@ -632,7 +736,9 @@ def _pick_problem(pick: str, tools: Mapping[str, ToolFacts]) -> str | None:
     server_name, dot, tool_name = pick.partition(".")
     if server_name not in tools:
         hint = did_you_mean(server_name, tools) or (
-            f"; defined tools: {', '.join(tools)}" if 0 < len(tools) <= 10 else "; define it under tools:"
+            f"; defined tools: {', '.join(tools)}"
+            if 0 < len(tools) <= 10
+            else "; define it under tools:"
         )
         return f"unknown tool '{pick}'{hint}"
     if not dot:

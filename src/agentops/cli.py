@@ -36,7 +36,9 @@ app = typer.Typer(
 
 DbOption = Annotated[
     Optional[Path],
-    typer.Option("--db", envvar="AGENTOPS_DB", help="History database file [default: ./agentops.db]."),
+    typer.Option(
+        "--db", envvar="AGENTOPS_DB", help="History database file [default: ./agentops.db]."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 _MAX_ID = 2**63 - 1  # SQLite's largest integer: ids beyond it are usage errors, not crashes
@@ -54,7 +56,9 @@ def _print_version(requested: bool) -> None:
 def _options(
     _version: Annotated[
         bool,
-        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Run multi-agent LLM workflows defined in YAML, and inspect their history."""
@@ -83,7 +87,9 @@ def _cost_cap(value: Optional[float]) -> Optional[float]:
 
 CostCapOption = Annotated[
     Optional[float],
-    typer.Option("--cost-cap", callback=_cost_cap, help="Override policies.cost_cap (USD) for this run."),
+    typer.Option(
+        "--cost-cap", callback=_cost_cap, help="Override policies.cost_cap (USD) for this run."
+    ),
 ]
 OtelOption = Annotated[
     bool,
@@ -121,7 +127,8 @@ def _execute(start: RunStarter, *, db: Optional[Path], json_output: bool) -> Non
         console.print(
             f"Recorded as workflow run {result.workflow_run_id} in {db_path} "
             f"(agentops show-workflow-run {result.workflow_run_id})",
-            markup=False, highlight=False,
+            markup=False,
+            highlight=False,
         )
     raise typer.Exit(result.exit_code)
 
@@ -149,7 +156,9 @@ def run_command(
 
 @app.command("resume")
 def resume_command(
-    workflow_run_id: Annotated[int, typer.Argument(min=1, max=_MAX_ID, help="The workflow run to continue.")],
+    workflow_run_id: Annotated[
+        int, typer.Argument(min=1, max=_MAX_ID, help="The workflow run to continue.")
+    ],
     input_: InputOption = None,
     db: DbOption = None,
     cost_cap: CostCapOption = None,
@@ -172,13 +181,19 @@ def plan_command(
     file: Annotated[Path, typer.Argument(help="The workflow YAML file.")],
     input_: InputOption = None,
     data: Annotated[
-        Optional[Path], typer.Option("--data", help="Plan a batch over these rows (.jsonl or .csv) instead.")
+        Optional[Path],
+        typer.Option("--data", help="Plan a batch over these rows (.jsonl or .csv) instead."),
     ] = None,
-    map_: Annotated[Optional[list[str]], typer.Option("--map", help="With --data: INPUT=COLUMN.")] = None,
+    map_: Annotated[
+        Optional[list[str]], typer.Option("--map", help="With --data: INPUT=COLUMN.")
+    ] = None,
     cost_cap: Annotated[
-        Optional[float], typer.Option("--cost-cap", callback=_cost_cap, help="With --data: the batch's cap (USD).")
+        Optional[float],
+        typer.Option("--cost-cap", callback=_cost_cap, help="With --data: the batch's cap (USD)."),
     ] = None,
-    max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=1, help="With --data: the first N rows.")] = None,
+    max_rows: Annotated[
+        Optional[int], typer.Option("--max-rows", min=1, help="With --data: the first N rows.")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show the execution order, the critical path and worst-case costs, calling no model.
@@ -206,11 +221,17 @@ def plan_command(
     plan = make_plan(workflow, resolve_inputs(workflow, mapping.inputs_of(first, data)))
     batch_plan = make_batch_plan(
         workflow,
-        (resolve_inputs(workflow, mapping.inputs_of(row, data)) for row in read_rows(data) if row.number <= rows),
+        (
+            resolve_inputs(workflow, mapping.inputs_of(row, data))
+            for row in read_rows(data)
+            if row.number <= rows
+        ),
         cost_cap=cost_cap,
     )
     if json_output:
-        typer.echo(json.dumps({"first_row": plan.to_json(), "batch": batch_plan.to_json()}, indent=2))
+        typer.echo(
+            json.dumps({"first_row": plan.to_json(), "batch": batch_plan.to_json()}, indent=2)
+        )
         return
     typer.echo(f"Row 1 of {data}:")
     for line in render_plan(plan):
@@ -227,7 +248,9 @@ class GraphFormat(StrEnum):
 
 @app.command("validate")
 def validate_command(
-    files: Annotated[list[Path], typer.Argument(help="Workflow YAML files to check.", metavar="FILE")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Workflow YAML files to check.", metavar="FILE")
+    ],
 ) -> None:
     """Check workflow files without running anything (Python tools are imported; MCP servers are
     not started). Prints "OK FILE", or one FILE:LINE:COL: message per problem. Exit code: 0 all
@@ -285,13 +308,22 @@ def graph_command(
 
 # --- batches: one workflow over every row of a data file ----------------------------------
 
-DataOption = Annotated[Path, typer.Option("--data", help="The rows: a .jsonl file (one JSON object per line) or a .csv file with a header.")]
+DataOption = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="The rows: a .jsonl file (one JSON object per line) or a .csv file with a header.",
+    ),
+]
 OutOption = Annotated[
-    Optional[Path], typer.Option("--out", help="Write every row's result here as JSONL, in input order.")
+    Optional[Path],
+    typer.Option("--out", help="Write every row's result here as JSONL, in input order."),
 ]
 
 
-def _execute_batch(start: Callable[..., Awaitable[BatchSummary]], *, db: Optional[Path], json_output: bool) -> None:
+def _execute_batch(
+    start: Callable[..., Awaitable[BatchSummary]], *, db: Optional[Path], json_output: bool
+) -> None:
     """Run ``start`` (arun_batch/aresume_batch partial) with progress and signals; exit with its code."""
     import json
 
@@ -304,7 +336,9 @@ def _execute_batch(start: Callable[..., Awaitable[BatchSummary]], *, db: Optiona
     console = Console(stderr=json_output)
     db_path = db or default_db_path()
     with BatchProgress(console) as progress:
-        summary = run_with_signals(lambda control: start(db=db_path, observer=progress, control=control))
+        summary = run_with_signals(
+            lambda control: start(db=db_path, observer=progress, control=control)
+        )
     if json_output:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     raise typer.Exit(summary.exit_code)
@@ -317,15 +351,21 @@ def batch_command(
     out: OutOption = None,
     map_: Annotated[
         Optional[list[str]],
-        typer.Option("--map", help="Feed input INPUT from column COLUMN: INPUT=COLUMN (repeatable)."),
+        typer.Option(
+            "--map", help="Feed input INPUT from column COLUMN: INPUT=COLUMN (repeatable)."
+        ),
     ] = None,
     cost_cap: Annotated[
         Optional[float],
         typer.Option(
-            "--cost-cap", callback=_cost_cap, help="Cap (USD) for the whole batch; wins over policies.cost_cap."
+            "--cost-cap",
+            callback=_cost_cap,
+            help="Cap (USD) for the whole batch; wins over policies.cost_cap.",
         ),
     ] = None,
-    max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=1, help="Only the first N rows.")] = None,
+    max_rows: Annotated[
+        Optional[int], typer.Option("--max-rows", min=1, help="Only the first N rows.")
+    ] = None,
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
@@ -340,21 +380,32 @@ def batch_command(
     mapping = parse_map_args(map_ or [])
     _execute_batch(
         partial(
-            arun_batch, file, data=data, input_map=mapping, cost_cap=cost_cap, max_rows=max_rows, out=out,
+            arun_batch,
+            file,
+            data=data,
+            input_map=mapping,
+            cost_cap=cost_cap,
+            max_rows=max_rows,
+            out=out,
             otel=otel or None,
         ),
-        db=db, json_output=json_output,
+        db=db,
+        json_output=json_output,
     )
 
 
 @app.command("resume-batch")
 def resume_batch_command(
-    batch_id: Annotated[int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="The batch to continue.")],
+    batch_id: Annotated[
+        int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="The batch to continue.")
+    ],
     out: OutOption = None,
     cost_cap: Annotated[
         Optional[float],
         typer.Option(
-            "--cost-cap", callback=_cost_cap, help="A new cap (USD) for the whole batch; what it spent counts."
+            "--cost-cap",
+            callback=_cost_cap,
+            help="A new cap (USD) for the whole batch; what it spent counts.",
         ),
     ] = None,
     db: DbOption = None,
@@ -367,7 +418,9 @@ def resume_batch_command(
     from .batch import aresume_batch
 
     _execute_batch(
-        partial(aresume_batch, batch_id, out=out, cost_cap=cost_cap, otel=otel or None), db=db, json_output=json_output
+        partial(aresume_batch, batch_id, out=out, cost_cap=cost_cap, otel=otel or None),
+        db=db,
+        json_output=json_output,
     )
 
 
@@ -376,7 +429,9 @@ def resume_batch_command(
 LimitOption = Annotated[
     int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many to show, newest first.")
 ]
-WorkflowFilter = Annotated[Optional[str], typer.Option("--workflow", "-w", help="Only runs of this workflow.")]
+WorkflowFilter = Annotated[
+    Optional[str], typer.Option("--workflow", "-w", help="Only runs of this workflow.")
+]
 
 
 def _show_history(db: Optional[Path], show: Callable[[Store], None]) -> None:
@@ -391,7 +446,9 @@ def _show_history(db: Optional[Path], show: Callable[[Store], None]) -> None:
 
 
 @app.command("list-runs")
-def list_runs_command(limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False) -> None:
+def list_runs_command(
+    limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False
+) -> None:
     """List recent agent runs, newest first: status, model, tokens, cost and the start of the output."""
     from .history import show_agent_runs
 
@@ -408,24 +465,40 @@ def show_runs_command(
     """Show the recent agent runs of one workflow, each with its full output."""
     from .history import show_agent_runs
 
-    _show_history(db, lambda store: show_agent_runs(store, workflow=workflow, limit=limit, json_output=json_output))
+    _show_history(
+        db,
+        lambda store: show_agent_runs(
+            store, workflow=workflow, limit=limit, json_output=json_output
+        ),
+    )
 
 
 @app.command("list-workflow-runs")
 def list_workflow_runs_command(
-    workflow: WorkflowFilter = None, limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False
+    workflow: WorkflowFilter = None,
+    limit: LimitOption = 20,
+    db: DbOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """List recent workflow runs, newest first: status (interrupted if its process died),
     agents succeeded, tokens, cost."""
     from .history import show_workflow_runs
 
-    _show_history(db, lambda store: show_workflow_runs(store, workflow=workflow, limit=limit, json_output=json_output))
+    _show_history(
+        db,
+        lambda store: show_workflow_runs(
+            store, workflow=workflow, limit=limit, json_output=json_output
+        ),
+    )
 
 
 @app.command("show-workflow-run")
 def show_workflow_run_command(
     workflow_run_id: Annotated[
-        int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="A workflow run id (see list-workflow-runs).")
+        int,
+        typer.Argument(
+            min=1, max=_MAX_ID, metavar="ID", help="A workflow run id (see list-workflow-runs)."
+        ),
     ],
     db: DbOption = None,
     json_output: JsonOption = False,
@@ -433,13 +506,18 @@ def show_workflow_run_command(
     """Show one workflow run: every agent with status, attempts, tokens, cost and output."""
     from .history import show_workflow_run
 
-    _show_history(db, lambda store: show_workflow_run(store, workflow_run_id, json_output=json_output))
+    _show_history(
+        db, lambda store: show_workflow_run(store, workflow_run_id, json_output=json_output)
+    )
 
 
 @app.command("show-run")
 def show_run_command(
     run_id: Annotated[
-        int, typer.Argument(min=1, max=_MAX_ID, metavar="RUN_ID", help="An agent run id (see list-runs).")
+        int,
+        typer.Argument(
+            min=1, max=_MAX_ID, metavar="RUN_ID", help="An agent run id (see list-runs)."
+        ),
     ],
     db: DbOption = None,
     json_output: JsonOption = False,
@@ -452,18 +530,25 @@ def show_run_command(
 
 @app.command("costs")
 def costs_command(
-    by: Annotated[CostGrouping, typer.Option("--by", help="Group spend by workflow, model or day.")] = (
-        CostGrouping.workflow
-    ),
-    since: Annotated[Optional[str], typer.Option("--since", help="From this UTC day on (YYYY-MM-DD).")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Up to and including this UTC day.")] = None,
+    by: Annotated[
+        CostGrouping, typer.Option("--by", help="Group spend by workflow, model or day.")
+    ] = (CostGrouping.workflow),
+    since: Annotated[
+        Optional[str], typer.Option("--since", help="From this UTC day on (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option("--until", help="Up to and including this UTC day.")
+    ] = None,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show spend and tokens of recorded agent runs, grouped by workflow, model or day."""
     from .history import show_costs
 
-    _show_history(db, lambda store: show_costs(store, by=by, since=since, until=until, json_output=json_output))
+    _show_history(
+        db,
+        lambda store: show_costs(store, by=by, since=since, until=until, json_output=json_output),
+    )
 
 
 # --- the web view -----------------------------------------------------------------------------
@@ -473,14 +558,20 @@ def costs_command(
 def ui_command(
     db: DbOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
+    ] = 8765,
     allow_remote: Annotated[
-        bool, typer.Option("--allow-remote", help="Allow a --host other than loopback (prints a warning).")
+        bool,
+        typer.Option(
+            "--allow-remote", help="Allow a --host other than loopback (prints a warning)."
+        ),
     ] = False,
     allowed_host: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--allowed-host", metavar="NAME",
+            "--allowed-host",
+            metavar="NAME",
             help="Also answer requests addressed to this host name (repeatable): a DNS name or proxy that "
             "reaches this machine. With --allow-remote, IP addresses and the machine's host name always work.",
         ),
@@ -498,7 +589,10 @@ def ui_command(
 
     try:
         serve(
-            db or default_db_path(), host=host, port=port, allow_remote=allow_remote,
+            db or default_db_path(),
+            host=host,
+            port=port,
+            allow_remote=allow_remote,
             allowed_hosts=allowed_host or (),
         )
     except AgentOpsError as error:
@@ -506,7 +600,9 @@ def ui_command(
 
 
 @app.command("list-batches")
-def list_batches_command(limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False) -> None:
+def list_batches_command(
+    limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False
+) -> None:
     """List recent batches, newest first: status, rows succeeded / failed / skipped, cost and cap."""
     from .history import show_batches
 
@@ -515,7 +611,9 @@ def list_batches_command(limit: LimitOption = 20, db: DbOption = None, json_outp
 
 @app.command("show-batch")
 def show_batch_command(
-    batch_id: Annotated[int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="A batch id (see list-batches).")],
+    batch_id: Annotated[
+        int, typer.Argument(min=1, max=_MAX_ID, metavar="ID", help="A batch id (see list-batches).")
+    ],
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -548,7 +646,10 @@ def main() -> None:
         if isinstance(error, typer.TyperException) and callable(show):
             show()
             sys.exit(getattr(error, "exit_code", 2))
-        typer.echo(f"error: internal error: {type(error).__name__}: {error} "
-                   "(please report this with the command you ran)", err=True)
+        typer.echo(
+            f"error: internal error: {type(error).__name__}: {error} "
+            "(please report this with the command you ran)",
+            err=True,
+        )
         sys.exit(70)
     sys.exit(code if isinstance(code, int) else 0)

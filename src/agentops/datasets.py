@@ -62,7 +62,9 @@ def read_rows(path: Path) -> Iterator[Row]:
             f"{path} is {error.kind}, not a regular file; give the path of a .jsonl or .csv file"
         ) from None
     except OSError as error:
-        raise DataFileError(f"{path}: cannot open the data file: {error.strerror or error}") from None
+        raise DataFileError(
+            f"{path}: cannot open the data file: {error.strerror or error}"
+        ) from None
     with stream:
         if data_format(path) == "jsonl":
             yield from _jsonl_rows(path, stream)
@@ -119,7 +121,9 @@ def _csv_rows(path: Path, stream: BinaryIO) -> Iterator[Row]:
         header = [name.strip() for name in header]
         duplicated = sorted({name for name in header if header.count(name) > 1})
         if duplicated:
-            raise DataFileError(f"{path}:1: the header names column {duplicated[0]!r} twice; name each column once")
+            raise DataFileError(
+                f"{path}:1: the header names column {duplicated[0]!r} twice; name each column once"
+            )
         count = 0
         start = current[0] + 1
         for fields in reader:
@@ -135,7 +139,9 @@ def _csv_rows(path: Path, stream: BinaryIO) -> Iterator[Row]:
             yield Row(count, start, dict(zip(header, fields, strict=False)))
             start = current[0] + 1
     except csv.Error as error:
-        raise DataFileError(f"{path}:{current[0]}: not valid CSV ({error}); check the quoting") from None
+        raise DataFileError(
+            f"{path}:{current[0]}: not valid CSV ({error}); check the quoting"
+        ) from None
 
 
 class InputMapping:
@@ -146,7 +152,9 @@ class InputMapping:
         for name in renames:
             if name not in workflow.inputs:
                 hint = did_you_mean(name, declared) or (
-                    f"; this workflow declares: {', '.join(declared)}" if declared else "; this workflow declares no inputs"
+                    f"; this workflow declares: {', '.join(declared)}"
+                    if declared
+                    else "; this workflow declares no inputs"
                 )
                 raise UsageError(f"--map {name}=...: unknown input '{name}'{hint}")
         self.columns = {name: renames.get(name, name) for name in declared}
@@ -155,7 +163,11 @@ class InputMapping:
 
     def inputs_of(self, row: Row, path: Path) -> dict[str, Any]:
         """The row's inputs (extra columns ignored); a missing required one names the fix."""
-        given = {name: row.values[column] for name, column in self.columns.items() if column in row.values}
+        given = {
+            name: row.values[column]
+            for name, column in self.columns.items()
+            if column in row.values
+        }
         for name in sorted(self.required - given.keys()):
             column = self.columns[name]
             raise DataFileError(
@@ -172,7 +184,9 @@ def parse_map_args(pairs: list[str]) -> dict[str, str]:
         name, separator, column = pair.partition("=")
         name, column = name.strip(), column.strip()
         if not separator or not name or not column:
-            raise UsageError(f"--map expects INPUT=COLUMN, got {pair!r}; for example --map topic=subject")
+            raise UsageError(
+                f"--map expects INPUT=COLUMN, got {pair!r}; for example --map topic=subject"
+            )
         if name in parsed:
             raise UsageError(f"--map {name}=... is given twice; map each input once")
         parsed[name] = column
@@ -188,7 +202,9 @@ def check_rows(path: Path, mapping: InputMapping, max_rows: int | None = None) -
         mapping.inputs_of(row, path)
         count = row.number
     if count == 0:
-        raise DataFileError(f"{path}: no rows; add at least one (a JSON object per line, or CSV lines after the header)")
+        raise DataFileError(
+            f"{path}: no rows; add at least one (a JSON object per line, or CSV lines after the header)"
+        )
     return DataSummary(rows=count, sha256=file_sha256(path))
 
 

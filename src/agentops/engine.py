@@ -98,11 +98,15 @@ class Engine:
         self.subscribers = list(subscribers)
         self.executor = executor or InProcessExecutor()
         self.tools = tools  # started by the caller; closed here before the run is reported finished
-        self._close_tools = close_tools  # False: a batch shares them across its rows and closes them
+        self._close_tools = (
+            close_tools  # False: a batch shares them across its rows and closes them
+        )
         policies = workflow.policies
         cap = self.options.cost_cap if self.options.cost_cap is not None else policies.cost_cap
         # A batch passes the limits every row shares; a run on its own makes its own.
-        self.limits = limits or CallLimits.create(policies.max_concurrency, cap, self.options.spent_before)
+        self.limits = limits or CallLimits.create(
+            policies.max_concurrency, cap, self.options.spent_before
+        )
         self.budget = self.limits.budget
         # Without a subscriber that shows tokens, calls need not stream (far less client CPU).
         self._stream = any(wants_tokens(subscriber) for subscriber in self.subscribers)
@@ -145,7 +149,8 @@ class Engine:
             {
                 f"{self.routes[a.name].provider}:{self.routes[a.name].model}"
                 for a in self.workflow.agents
-                if a.name not in self.options.reused and not self.prices.is_known(self.routes[a.name])
+                if a.name not in self.options.reused
+                and not self.prices.is_known(self.routes[a.name])
             }
         )
         if unknown:
@@ -208,7 +213,8 @@ class Engine:
                 # Agents released by reused ones are already queued: queue each only once.
                 queued = set(ready)
                 ready.extend(
-                    n for n, count in self._remaining.items()
+                    n
+                    for n, count in self._remaining.items()
                     if count == 0 and n not in self.results and n not in queued
                 )
                 self._decide(ready)
@@ -226,12 +232,16 @@ class Engine:
         finally:
             if timer is not None:
                 timer.cancel()
-        if self.tools is not None and self._close_tools:  # servers stop before the run is reported finished: their stderr is recorded
+        if (
+            self.tools is not None and self._close_tools
+        ):  # servers stop before the run is reported finished: their stderr is recorded
             for event in await self.tools.aclose():
                 self._emit(event)
         for name in self.graph.names:
             if name not in self.results:
-                self._settle(self._new_result(name, AgentStatus.CANCELLED, error=self._stop_reason), None)
+                self._settle(
+                    self._new_result(name, AgentStatus.CANCELLED, error=self._stop_reason), None
+                )
         result = WorkflowResult(
             workflow=self.workflow.name,
             status=self._final_status(),
@@ -274,7 +284,9 @@ class Engine:
                 self._task_group.create_task(self._run_agent(name), name=f"agent:{name}")
                 continue
             statuses = {n: self.results[n].status.value for n in self.graph.dependencies[name]}
-            skipped = self._new_result(name, AgentStatus.SKIPPED, error=unmet_reason(condition, statuses))
+            skipped = self._new_result(
+                name, AgentStatus.SKIPPED, error=unmet_reason(condition, statuses)
+            )
             self._settle(skipped, ready)
 
     def _settle(self, result: AgentResult, ready: deque[str] | None) -> None:
@@ -293,7 +305,9 @@ class Engine:
 
     def _new_result(self, name: str, status: AgentStatus, **fields: Any) -> AgentResult:
         route = self.routes[name]
-        return AgentResult(name=name, status=status, model=route.model, provider=route.provider, **fields)
+        return AgentResult(
+            name=name, status=status, model=route.model, provider=route.provider, **fields
+        )
 
     # --- one agent ---------------------------------------------------------------------
 
@@ -319,13 +333,19 @@ class Engine:
         agent = self._agents[name]
         route = self.routes[name]
         succeeded = [
-            dep for dep in sorted(self.graph.dependencies[name]) if self.results[dep].status is AgentStatus.SUCCEEDED
+            dep
+            for dep in sorted(self.graph.dependencies[name])
+            if self.results[dep].status is AgentStatus.SUCCEEDED
         ]
         upstream = {dep: self.results[dep].output or "" for dep in succeeded}
         values = {dep: self.results[dep].value for dep in succeeded}
         messages = build_messages(agent, upstream, self.options.inputs, values)
         result.prompt = prompt_text(messages)
-        toolbox = self.tools.for_agent(name, self._emit, result.tool_calls) if self.tools is not None else None
+        toolbox = (
+            self.tools.for_agent(name, self._emit, result.tool_calls)
+            if self.tools is not None
+            else None
+        )
         request = ChatRequest(
             model=route.model,
             messages=messages,
@@ -363,5 +383,7 @@ class Engine:
                 logger.debug("event subscriber %r failed", subscriber, exc_info=failure)
                 logger.error(
                     "event subscriber %s failed on %s: %s",
-                    type(subscriber).__name__, type(event).__name__, self._reason(failure),
+                    type(subscriber).__name__,
+                    type(event).__name__,
+                    self._reason(failure),
                 )

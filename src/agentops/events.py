@@ -35,7 +35,9 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"  # every agent succeeded
     FAILED = "failed"  # finished, with failed or skipped agents
-    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, or a dead process (a whole-run timeout is FAILED)
+    INTERRUPTED = (
+        "interrupted"  # Ctrl-C, SIGTERM, or a dead process (a whole-run timeout is FAILED)
+    )
 
 
 @dataclass
@@ -72,7 +74,9 @@ class Attempt:
     error_type: str | None = None
     http_status: int | None = None
     turn: int = 1  # the agent's model call this attempt made (1-based); retries share its turn
-    validation_error: str | None = None  # structured output: why this answer did not validate (then re-asked)
+    validation_error: str | None = (
+        None  # structured output: why this answer did not validate (then re-asked)
+    )
 
 
 @dataclass
@@ -113,7 +117,9 @@ class AgentResult:
     finished_at: float | None = None
     reused: bool = False  # taken from an earlier run by resume, not called again
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    value: Any = None  # structured output: the answer parsed (``output`` is its JSON text); None otherwise
+    value: Any = (
+        None  # structured output: the answer parsed (``output`` is its JSON text); None otherwise
+    )
 
     @property
     def retries(self) -> int:

@@ -76,7 +76,9 @@ def _parse_item(item: Any) -> Condition:
             raise ConditionSyntaxError(f"'{key}:' takes a non-empty list of dependencies")
         items = tuple(_parse_item(v) for v in value)
         return _flatten(AllOf(items) if key == "all" else AnyOf(items))
-    raise ConditionSyntaxError(f"a dependency must be a name or a mapping, not {type(item).__name__}")
+    raise ConditionSyntaxError(
+        f"a dependency must be a name or a mapping, not {type(item).__name__}"
+    )
 
 
 def _flatten(condition: Condition) -> Condition:
@@ -122,7 +124,9 @@ def _parse_text(text: str) -> Condition:
     parser = _ExpressionParser(tokens, text)
     condition = parser.parse_or()
     if parser.position != len(tokens):
-        raise ConditionSyntaxError(f"unexpected {tokens[parser.position]!r} in dependency expression {text!r}")
+        raise ConditionSyntaxError(
+            f"unexpected {tokens[parser.position]!r} in dependency expression {text!r}"
+        )
     return condition
 
 
@@ -163,7 +167,9 @@ class _ExpressionParser:
             self.position += 1
             return inner
         if token in ("&&", "||", ")"):
-            raise ConditionSyntaxError(f"unexpected {token!r} in dependency expression {self.text!r}")
+            raise ConditionSyntaxError(
+                f"unexpected {token!r} in dependency expression {self.text!r}"
+            )
         return Ref(token)
 
 
@@ -210,7 +216,11 @@ def describe_condition(condition: Condition | None) -> str:
 def unmet_reason(condition: Condition | None, statuses: Mapping[str, str]) -> str:
     """Why a settled condition does not hold, e.g. ``researcher failed``."""
     names = sorted(condition_names(condition))
-    not_ok = [f"{name} {statuses.get(name, 'did not run')}" for name in names if statuses.get(name) != "succeeded"]
+    not_ok = [
+        f"{name} {statuses.get(name, 'did not run')}"
+        for name in names
+        if statuses.get(name) != "succeeded"
+    ]
     return ", ".join(not_ok) or "dependencies not met"
 
 
@@ -272,9 +282,7 @@ class WorkflowGraph:
         """The heaviest chain of dependencies, with each agent weighing ``weights[name]``."""
         best: dict[str, tuple[float, str | None]] = {}
         for name in self.topological_order():
-            previous = max(
-                ((best[d][0], d) for d in self.dependencies[name]), default=(0.0, None)
-            )
+            previous = max(((best[d][0], d) for d in self.dependencies[name]), default=(0.0, None))
             best[name] = (previous[0] + weights.get(name, 0.0), previous[1])
         if not best:
             return [], 0.0
@@ -294,7 +302,10 @@ def find_cycle(dependencies: Mapping[str, Iterable[str]]) -> list[str] | None:
     Each agent in the path depends on the next. Names that are not keys are
     ignored. Iterative, so a long chain of agents cannot exhaust the stack.
     """
-    edges = {name: sorted(dep for dep in deps if dep in dependencies) for name, deps in dependencies.items()}
+    edges = {
+        name: sorted(dep for dep in deps if dep in dependencies)
+        for name, deps in dependencies.items()
+    }
     state: dict[str, int] = {}  # 1 on the current path, 2 finished
     for root in edges:
         if root in state:
@@ -350,8 +361,19 @@ def _edges_in_file_order(graph: WorkflowGraph) -> list[tuple[str, str, bool]]:
 
 
 _MERMAID_KEYWORDS = {
-    "end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click",
-    "linkstyle", "default", "direction", "call", "href",
+    "end",
+    "graph",
+    "flowchart",
+    "subgraph",
+    "style",
+    "class",
+    "classdef",
+    "click",
+    "linkstyle",
+    "default",
+    "direction",
+    "call",
+    "href",
 }
 
 
@@ -359,7 +381,9 @@ def _mermaid_ids(names: list[str]) -> dict[str, str]:
     """Readable node ids where Mermaid allows them, ``n<i>`` otherwise ('-' and keywords break it)."""
     ids: dict[str, str] = {}
     for index, name in enumerate(names):
-        safe = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in _MERMAID_KEYWORDS
+        safe = (
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in _MERMAID_KEYWORDS
+        )
         ids[name] = name if safe else f"n{index}"
     if len(set(ids.values())) != len(ids):  # a name like "n3" collided with a generated id
         ids = {name: f"n{index}" for index, name in enumerate(names)}
@@ -368,7 +392,9 @@ def _mermaid_ids(names: list[str]) -> dict[str, str]:
 
 def _mermaid_text(text: str) -> str:
     text = " ".join(text.split())  # a label is one line
-    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    return (
+        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )
 
 
 def to_mermaid(graph: WorkflowGraph) -> str:

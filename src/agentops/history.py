@@ -50,7 +50,9 @@ PREVIEW_WIDTH = 60
 # --- commands ----------------------------------------------------------------------------------
 
 
-def show_agent_runs(store: Store, *, workflow: str | None = None, limit: int = 20, json_output: bool = False) -> None:
+def show_agent_runs(
+    store: Store, *, workflow: str | None = None, limit: int = 20, json_output: bool = False
+) -> None:
     """``list-runs`` (a table) and ``show-runs --workflow`` (each run with its output)."""
     if workflow is not None:
         _require_workflow(store, workflow)
@@ -96,7 +98,9 @@ def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool =
         return
     run = detail.run
     console = make_console()
-    console.print(_line("Workflow run ", str(run.id), " · ", clean(run.workflow), " · ", run.status))
+    console.print(
+        _line("Workflow run ", str(run.id), " · ", clean(run.workflow), " · ", run.status)
+    )
     facts = [f"started {short_time(run.started_at)} UTC"]
     if run.duration is not None:
         facts.append(f"took {format_duration(run.duration)}")
@@ -104,7 +108,14 @@ def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool =
         facts.append(f"resumed from workflow run {run.resumed_from}")
     console.print(_line("  ", " · ".join(facts)))
     spent = f"{format_cost(run.cost)} ({'no cap' if run.cost_cap is None else format_cap(run.cost_cap) + ' cap'})"
-    console.print(_line("  cost ", spent, " · tokens ", _tokens(run.input_tokens, run.output_tokens, run.tokens_estimated)))
+    console.print(
+        _line(
+            "  cost ",
+            spent,
+            " · tokens ",
+            _tokens(run.input_tokens, run.output_tokens, run.tokens_estimated),
+        )
+    )
     if detail.definition_sha256:
         source = clean(run.source_path) if run.source_path else "definition"
         console.print(_line("  ", source, f" (sha256 {detail.definition_sha256[:12]})"))
@@ -118,14 +129,24 @@ def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool =
         return
     console.print(_agents_table(console, detail.agents))
     for agent in detail.agents:
-        console.print(Rule(_line(clean(agent.agent), f" (agent run {agent.id})"), align="left", style="dim"))
+        console.print(
+            Rule(_line(clean(agent.agent), f" (agent run {agent.id})"), align="left", style="dim")
+        )
         for attempt in agent.attempts:
             if attempt.status != "succeeded" or attempt.validation_error:
                 console.print(_line("  ", describe_attempt(attempt)))
         if agent.reused:
-            console.print(Text(f"  reused from agent run {agent.reused_from_run_id or '?'} (not called again)"))
+            console.print(
+                Text(
+                    f"  reused from agent run {agent.reused_from_run_id or '?'} (not called again)"
+                )
+            )
         if agent.tool_calls:
-            console.print(_line("  ", _tool_call_summary(agent.tool_calls), f" (agentops show-run {agent.id})"))
+            console.print(
+                _line(
+                    "  ", _tool_call_summary(agent.tool_calls), f" (agentops show-run {agent.id})"
+                )
+            )
         if agent.status == "succeeded":
             _print_block(console, _output_text(agent))
         else:
@@ -142,9 +163,19 @@ def show_agent_run(store: Store, run_id: int, *, json_output: bool = False) -> N
         return
     console = make_console()
     console.print(_agent_run_heading(run))
-    console.print(_line("  provider ", clean(run.provider) or "-", " · finished ", short_time(run.finished_at), " UTC"))
+    console.print(
+        _line(
+            "  provider ",
+            clean(run.provider) or "-",
+            " · finished ",
+            short_time(run.finished_at),
+            " UTC",
+        )
+    )
     if run.reused:
-        console.print(Text(f"  reused from agent run {run.reused_from_run_id or '?'} (not called again)"))
+        console.print(
+            Text(f"  reused from agent run {run.reused_from_run_id or '?'} (not called again)")
+        )
     if run.attempts:
         console.print(_attempts_table(console, run.attempts))
     if run.tool_calls:
@@ -196,20 +227,31 @@ def show_costs(
         )
         return
     console = make_console()
-    period = f"{first or 'the first run'} to {last or 'today'} (UTC days)" if first or last else "all recorded runs"
+    period = (
+        f"{first or 'the first run'} to {last or 'today'} (UTC days)"
+        if first or last
+        else "all recorded runs"
+    )
     if not groups:
         console.print(Text(f"No agent runs in {period} in {store.path}."))
         return
     console.print(Text(f"Spend by {by.value}, {period}"))
     columns = [
-        Column(by.value, cap=40), Column("workflow runs", "right"), Column("agent runs", "right"),
-        Column("tokens", "right"), Column("cost", "right"),
+        Column(by.value, cap=40),
+        Column("workflow runs", "right"),
+        Column("agent runs", "right"),
+        Column("tokens", "right"),
+        Column("cost", "right"),
     ]
-    table = fitted_table(console, columns, [_cost_row(group) for group in groups], footer=_cost_row(total))
+    table = fitted_table(
+        console, columns, [_cost_row(group) for group in groups], footer=_cost_row(total)
+    )
     console.print(table)
     if total.unpriced_runs:
         console.print(
-            Text(f"Cost unknown for {plural(total.unpriced_runs, 'agent run')} (no price for the model); not included above.")
+            Text(
+                f"Cost unknown for {plural(total.unpriced_runs, 'agent run')} (no price for the model); not included above."
+            )
         )
 
 
@@ -230,14 +272,25 @@ def show_batches(store: Store, *, limit: int = 20, json_output: bool = False) ->
         return
     # The data file and the cap are left to show-batch: with them the table overflows 80 columns.
     columns = [
-        Column("id", "right"), Column("workflow", cap=20), Column("status"), Column("rows", "right"),
-        Column("failed", "right"), Column("skipped", "right"), Column("cost", "right"), Column("started (UTC)"),
+        Column("id", "right"),
+        Column("workflow", cap=20),
+        Column("status"),
+        Column("rows", "right"),
+        Column("failed", "right"),
+        Column("skipped", "right"),
+        Column("cost", "right"),
+        Column("started (UTC)"),
     ]
     rows = [
         [
-            Text(str(record.id)), clean(record.workflow), Text(record.status),
-            Text(f"{record.rows_done}/{record.row_count}"), Text(str(record.rows_failed)),
-            Text(str(record.rows_skipped)), Text(format_cost(record.cost)), Text(short_time(record.started_at)[5:16]),
+            Text(str(record.id)),
+            clean(record.workflow),
+            Text(record.status),
+            Text(f"{record.rows_done}/{record.row_count}"),
+            Text(str(record.rows_failed)),
+            Text(str(record.rows_skipped)),
+            Text(format_cost(record.cost)),
+            Text(short_time(record.started_at)[5:16]),
         ]
         for record in batches
     ]
@@ -256,15 +309,28 @@ def show_batch(store: Store, batch_id: int, *, json_output: bool = False, limit:
         if outcome.status != "succeeded" and len(problems) < limit:
             problems.append(outcome)
     if json_output:
-        print_json({**record.to_json(), "progress": counts, "rows_not_succeeded": [p.to_json() for p in problems]})
+        print_json(
+            {
+                **record.to_json(),
+                "progress": counts,
+                "rows_not_succeeded": [p.to_json() for p in problems],
+            }
+        )
         return
     console = make_console()
-    console.print(_line("Batch ", str(record.id), " · ", clean(record.workflow), " · ", record.status))
+    console.print(
+        _line("Batch ", str(record.id), " · ", clean(record.workflow), " · ", record.status)
+    )
     done = sum(counts.values())
-    console.print(_line(
-        "  ", clean(record.data_path), f" (sha256 {record.data_sha256[:12]}) · {done}/{record.row_count} rows run: ",
-        ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none yet",
-    ))
+    console.print(
+        _line(
+            "  ",
+            clean(record.data_path),
+            f" (sha256 {record.data_sha256[:12]}) · {done}/{record.row_count} rows run: ",
+            ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+            or "none yet",
+        )
+    )
     facts = [f"started {short_time(record.started_at)} UTC"]
     if record.finished_at:
         facts.append(f"finished {short_time(record.finished_at)} UTC")
@@ -272,16 +338,26 @@ def show_batch(store: Store, batch_id: int, *, json_output: bool = False, limit:
         facts.append("map " + ", ".join(f"{k}={v}" for k, v in record.input_map.items()))
     console.print(_line("  ", " · ".join(facts)))
     cap = "no cap" if record.cost_cap is None else format_cap(record.cost_cap) + " cap"
-    console.print(_line(
-        "  cost ", format_cost(record.cost), f" ({cap}) · tokens ",
-        _tokens(record.input_tokens, record.output_tokens, False),
-        f" · rate-limit pauses {record.pauses} ({record.paused_seconds:.1f}s)" if record.pauses else "",
-    ))
+    console.print(
+        _line(
+            "  cost ",
+            format_cost(record.cost),
+            f" ({cap}) · tokens ",
+            _tokens(record.input_tokens, record.output_tokens, False),
+            f" · rate-limit pauses {record.pauses} ({record.paused_seconds:.1f}s)"
+            if record.pauses
+            else "",
+        )
+    )
     for outcome in problems:
-        console.print(_line(
-            f"  row {outcome.row} ", outcome.status, f" (workflow run {outcome.workflow_run_id}): ",
-            clean(one_line(outcome.error or "")),
-        ))
+        console.print(
+            _line(
+                f"  row {outcome.row} ",
+                outcome.status,
+                f" (workflow run {outcome.workflow_run_id}): ",
+                clean(one_line(outcome.error or "")),
+            )
+        )
     if record.status != "succeeded" and record.status != "running":
         console.print(Text(f"  resume with: agentops resume-batch {record.id}"))
 
@@ -307,12 +383,12 @@ def preview(text: str | None, width: int = PREVIEW_WIDTH) -> Text:
 
 
 def short_time(iso: str | None) -> str:
-    """"2024-05-01 12:00:03" from a stored timestamp ("-" when missing)."""
+    """ "2024-05-01 12:00:03" from a stored timestamp ("-" when missing)."""
     return iso[:19].replace("T", " ") if iso else "-"
 
 
 def describe_attempt(attempt: AttemptRecord) -> Text:
-    """"attempt 1 failed after 0.4s (HTTP 503): ServerError: upstream busy"."""
+    """ "attempt 1 failed after 0.4s (HTTP 503): ServerError: upstream busy"."""
     text = Text(f"attempt {attempt.number} {attempt.status}")
     if attempt.duration is not None:
         text.append(f" after {format_duration(attempt.duration)}")
@@ -331,7 +407,9 @@ def parse_day(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise UsageError(f"{option} {value!r} is not a date; use YYYY-MM-DD, e.g. {option} 2024-05-01") from None
+        raise UsageError(
+            f"{option} {value!r} is not a date; use YYYY-MM-DD, e.g. {option} 2024-05-01"
+        ) from None
 
 
 def _require_workflow(store: Store, workflow: str) -> None:
@@ -403,19 +481,39 @@ def _print_block(console: Console, text: str | None) -> None:
 
 def _agent_run_heading(run: AgentRunRecord) -> Text:
     if run.reused:  # not called in this run: its tokens, cost and attempts belong to the original
-        facts = [_status(run), run.model or "-", f"from agent run {run.reused_from_run_id or '?'}",
-                 f"workflow run {run.workflow_run_id}"]
-        return _line(f"Agent run {run.id} · ", clean(run.agent), " of ", clean(run.workflow), " · ", " · ".join(facts))
+        facts = [
+            _status(run),
+            run.model or "-",
+            f"from agent run {run.reused_from_run_id or '?'}",
+            f"workflow run {run.workflow_run_id}",
+        ]
+        return _line(
+            f"Agent run {run.id} · ",
+            clean(run.agent),
+            " of ",
+            clean(run.workflow),
+            " · ",
+            " · ".join(facts),
+        )
     facts = [
         _status(run),
         run.model or "-",
         _tokens(run.input_tokens, run.output_tokens, run.tokens_estimated) + " tokens",
         format_cost(run.cost),
         format_duration(run.duration),
-        plural(len(run.attempts), "attempt") if run.attempts else plural((run.retries or 0) + 1, "attempt"),
+        plural(len(run.attempts), "attempt")
+        if run.attempts
+        else plural((run.retries or 0) + 1, "attempt"),
         f"workflow run {run.workflow_run_id}",
     ]
-    return _line(f"Agent run {run.id} · ", clean(run.agent), " of ", clean(run.workflow), " · ", " · ".join(facts))
+    return _line(
+        f"Agent run {run.id} · ",
+        clean(run.agent),
+        " of ",
+        clean(run.workflow),
+        " · ",
+        " · ".join(facts),
+    )
 
 
 @dataclass(frozen=True)
@@ -427,13 +525,19 @@ class Column:
 
 
 def fitted_table(
-    console: Console, columns: list[Column], rows: list[list[Text]], footer: list[Text] | None = None
+    console: Console,
+    columns: list[Column],
+    rows: list[list[Text]],
+    footer: list[Text] | None = None,
 ) -> Table:
     """A one-line-per-row table that fits the console: fixed columns keep their width,
     flexible ones (last first) give way, and cut text ends with "…"."""
     cells = [[Text(column.title) for column in columns], *rows, *([footer] if footer else [])]
     widths = [max(row[k].cell_len for row in cells) for k in range(len(columns))]
-    widths = [min(width, column.cap) if column.cap else width for width, column in zip(widths, columns, strict=True)]
+    widths = [
+        min(width, column.cap) if column.cap else width
+        for width, column in zip(widths, columns, strict=True)
+    ]
     excess = sum(widths) + 3 * (len(columns) - 1) - console.width  # 3: padding and the divider
     for k in reversed(range(len(columns))):
         if excess <= 0:
@@ -442,7 +546,12 @@ def fitted_table(
             cut = max(0, min(excess, widths[k] - columns[k].floor))
             widths[k] -= cut
             excess -= cut
-    table = Table(box=box.SIMPLE if footer else box.SIMPLE_HEAD, show_edge=False, pad_edge=False, show_footer=footer is not None)
+    table = Table(
+        box=box.SIMPLE if footer else box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        show_footer=footer is not None,
+    )
     for k, column in enumerate(columns):
         table.add_column(
             column.title,
@@ -459,8 +568,14 @@ def fitted_table(
 
 def _agent_runs_table(console: Console, runs: list[AgentRunRecord]) -> Table:
     columns = [
-        Column("id", "right"), Column("run", "right"), Column("workflow", cap=24), Column("agent", cap=24),
-        Column("status"), Column("tokens", "right"), Column("cost", "right"), Column("output", cap=60, floor=10),
+        Column("id", "right"),
+        Column("run", "right"),
+        Column("workflow", cap=24),
+        Column("agent", cap=24),
+        Column("status"),
+        Column("tokens", "right"),
+        Column("cost", "right"),
+        Column("output", cap=60, floor=10),
     ]
     rows = [
         [
@@ -481,8 +596,14 @@ def _agent_runs_table(console: Console, runs: list[AgentRunRecord]) -> Table:
 def _workflow_runs_table(console: Console, runs: list[WorkflowRunRecord]) -> Table:
     # Tokens are left to show-workflow-run and costs: with them the table overflows 80 columns.
     columns = [
-        Column("id", "right"), Column("workflow", cap=30), Column("status"), Column("started (UTC)"),
-        Column("time", "right"), Column("agents", "right"), Column("cost", "right"), Column("from", "right"),
+        Column("id", "right"),
+        Column("workflow", cap=30),
+        Column("status"),
+        Column("started (UTC)"),
+        Column("time", "right"),
+        Column("agents", "right"),
+        Column("cost", "right"),
+        Column("from", "right"),
     ]
     rows = [
         [
@@ -502,8 +623,14 @@ def _workflow_runs_table(console: Console, runs: list[WorkflowRunRecord]) -> Tab
 
 def _agents_table(console: Console, agents: list[AgentRunRecord]) -> Table:
     columns = [
-        Column("agent", cap=30), Column("run id", "right"), Column("status"), Column("attempts", "right"),
-        Column("model", cap=30), Column("tokens", "right"), Column("cost", "right"), Column("time", "right"),
+        Column("agent", cap=30),
+        Column("run id", "right"),
+        Column("status"),
+        Column("attempts", "right"),
+        Column("model", cap=30),
+        Column("tokens", "right"),
+        Column("cost", "right"),
+        Column("time", "right"),
     ]
     rows = [
         [
@@ -524,14 +651,22 @@ def _agents_table(console: Console, agents: list[AgentRunRecord]) -> Table:
 def _attempts_table(console: Console, attempts: list[AttemptRecord]) -> Table:
     turns = any(attempt.turn > 1 for attempt in attempts)  # a tool loop: say which turn each made
     columns = [
-        Column("#", "right"), *([Column("turn", "right")] if turns else []), Column("status"), Column("http", "right"), Column("time", "right"),
-        Column("tokens", "right"), Column("cost", "right"), Column("error", cap=100, floor=10),
+        Column("#", "right"),
+        *([Column("turn", "right")] if turns else []),
+        Column("status"),
+        Column("http", "right"),
+        Column("time", "right"),
+        Column("tokens", "right"),
+        Column("cost", "right"),
+        Column("error", cap=100, floor=10),
     ]
     rows = [
         [
             Text(str(attempt.number)),
             *([Text(str(attempt.turn))] if turns else []),
-            Text("invalid" if attempt.validation_error else attempt.status),  # the call worked; its answer did not
+            Text(
+                "invalid" if attempt.validation_error else attempt.status
+            ),  # the call worked; its answer did not
             Text(str(attempt.http_status or "")),
             Text(format_duration(attempt.duration)),
             Text(_tokens(attempt.input_tokens, attempt.output_tokens, attempt.tokens_estimated)),
@@ -552,8 +687,12 @@ def _tool_call_summary(calls: list[ToolCallRow]) -> str:
 
 def _tool_calls_table(console: Console, calls: list[ToolCallRow]) -> Table:
     columns = [
-        Column("turn", "right"), Column("tool", cap=30), Column("arguments", cap=40, floor=10),
-        Column("status"), Column("time", "right"), Column("result / error", cap=60, floor=10),
+        Column("turn", "right"),
+        Column("tool", cap=30),
+        Column("arguments", cap=40, floor=10),
+        Column("status"),
+        Column("time", "right"),
+        Column("result / error", cap=60, floor=10),
     ]
     rows = [
         [
@@ -572,7 +711,9 @@ def _tool_calls_table(console: Console, calls: list[ToolCallRow]) -> Table:
 def _print_server(console: Console, server: ToolServerRow) -> None:
     """An MCP server the run started, with the end of its stderr (kept here, never in the live view)."""
     tools = ", ".join(server.tools) or "no tools"
-    heading = _line("MCP server ", clean(server.name), f" ({server.transport}: ", clean(server.target), ")")
+    heading = _line(
+        "MCP server ", clean(server.name), f" ({server.transport}: ", clean(server.target), ")"
+    )
     console.print(Rule(heading, align="left", style="dim"))
     console.print(_line("  tools: ", clean(tools)))
     if server.stderr and server.stderr.strip():

@@ -23,7 +23,9 @@ def parse_input_args(pairs: list[str]) -> dict[str, str]:
         key, separator, value = pair.partition("=")
         key = key.strip()
         if not separator or not key:
-            raise UsageError(f"--input expects KEY=VALUE, got {pair!r}; for example --input topic=\"AI chips\"")
+            raise UsageError(
+                f'--input expects KEY=VALUE, got {pair!r}; for example --input topic="AI chips"'
+            )
         if key in parsed:
             raise UsageError(f"--input {key}=... is given twice; give each input once")
         parsed[key] = value
@@ -45,7 +47,8 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
     for name in given:
         if name not in workflow.inputs:
             hint = did_you_mean(name, declared) or (
-                f"; this workflow declares: {', '.join(declared)}" if declared
+                f"; this workflow declares: {', '.join(declared)}"
+                if declared
                 else "; this workflow declares no inputs"
             )
             raise UsageError(f"unknown input '{name}'{hint}")
@@ -56,4 +59,6 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
         raise UsageError(
             f"missing required {noun} {', '.join(repr(name) for name in missing)}; pass {flags}"
         )
-    return {name: given[name] if name in given else workflow.input_default(name) for name in declared}
+    return {
+        name: given[name] if name in given else workflow.input_default(name) for name in declared
+    }

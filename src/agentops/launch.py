@@ -60,7 +60,10 @@ def run_with_signals(start: Callable[[Callable[[Any], None]], Awaitable[Outcome]
                 os.write(2, b"\ninterrupted again: exiting now\n")
                 os._exit(EXIT_INTERRUPTED)
             name = signal.Signals(signum).name
-            os.write(2, f"\n{name}: stopping (finished work is kept; press Ctrl-C again to exit now)\n".encode())
+            os.write(
+                2,
+                f"\n{name}: stopping (finished work is kept; press Ctrl-C again to exit now)\n".encode(),
+            )
             engines[0].stop(f"interrupted by {name}", RunStatus.INTERRUPTED)
 
         installed = []

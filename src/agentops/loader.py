@@ -61,8 +61,12 @@ class LoadedWorkflow:
 
     def warnings(self) -> list[Diagnostic]:
         """What is valid but deserves a word (``validate`` prints these): schemas strict mode cannot take."""
-        return [self.diagnostic(("agents", index, "output", "schema"), f"warning: {message}", at_key=True)
-                for index, message in strict_mode_warnings(self.workflow)]
+        return [
+            self.diagnostic(
+                ("agents", index, "output", "schema"), f"warning: {message}", at_key=True
+            )
+            for index, message in strict_mode_warnings(self.workflow)
+        ]
 
     def diagnostic(self, path: PathKey, message: str, *, at_key: bool = False) -> Diagnostic:
         """``message`` at the value at ``path``, for problems found after loading (a tool that
@@ -80,15 +84,24 @@ def strict_mode_warnings(workflow: Workflow) -> list[tuple[int, str]]:
     schema is sent non-strict (the answer is still validated here). The local model is exempt."""
     found = []
     for index, agent in enumerate(workflow.agents):
-        if agent.output is None or not isinstance(agent.output.json_schema, dict) or _routed_locally(workflow, agent.provider, agent.model):
+        if (
+            agent.output is None
+            or not isinstance(agent.output.json_schema, dict)
+            or _routed_locally(workflow, agent.provider, agent.model)
+        ):
             continue
         rule = strict_mode_problem(agent.output.json_schema)
         if rule is not None:
-            found.append((index, (
-                f"agent '{agent.name}': the output schema breaks a rule of OpenAI's strict mode ({rule}), "
-                "so it is sent with strict: false and the answer is only validated after it arrives; "
-                "fix the schema to have it enforced while the model writes"
-            )))
+            found.append(
+                (
+                    index,
+                    (
+                        f"agent '{agent.name}': the output schema breaks a rule of OpenAI's strict mode ({rule}), "
+                        "so it is sent with strict: false and the answer is only validated after it arrives; "
+                        "fix the schema to have it enforced while the model writes"
+                    ),
+                )
+            )
     return found
 
 
@@ -117,11 +130,17 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
     except OSError as error:
         raise UsageError(f"cannot read {name}: {error.strerror or error}") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise WorkflowError([Diagnostic(
-            name, 1, 1,
-            f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for workflow files; "
-            "split it or move large text out of it",
-        )])
+        raise WorkflowError(
+            [
+                Diagnostic(
+                    name,
+                    1,
+                    1,
+                    f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for workflow files; "
+                    "split it or move large text out of it",
+                )
+            ]
+        )
     text = _decode(raw, name)
     loaded = load_workflow_text(text, name)
     return LoadedWorkflow(loaded.workflow, loaded.source, name)
@@ -136,17 +155,30 @@ def _decode(raw: bytes, name: str) -> str:
     nul = raw.find(b"\0")
     if nul >= 0:
         line, column = _byte_position(raw, nul)
-        raise WorkflowError([Diagnostic(
-            name, line, column, "the file contains NUL bytes; it looks binary, not a YAML text file"
-        )])
+        raise WorkflowError(
+            [
+                Diagnostic(
+                    name,
+                    line,
+                    column,
+                    "the file contains NUL bytes; it looks binary, not a YAML text file",
+                )
+            ]
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line, column = _byte_position(raw, error.start)
-        raise WorkflowError([Diagnostic(
-            name, line, column,
-            f"the file is not valid UTF-8 (byte 0x{raw[error.start]:02x}); save it with UTF-8 encoding",
-        )]) from None
+        raise WorkflowError(
+            [
+                Diagnostic(
+                    name,
+                    line,
+                    column,
+                    f"the file is not valid UTF-8 (byte 0x{raw[error.start]:02x}); save it with UTF-8 encoding",
+                )
+            ]
+        ) from None
 
 
 def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
@@ -169,7 +201,11 @@ def load_workflow_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
         raise WorkflowError(_sorted(filename, found))
     data = _without_empty_sections(data)
     data, schema_diagnostics = _read_schema_files(data, filename, document)
-    found += [(position, message) for position, message in schema_diagnostics if isinstance(position, Position)]
+    found += [
+        (position, message)
+        for position, message in schema_diagnostics
+        if isinstance(position, Position)
+    ]
     elsewhere = [item for _, item in schema_diagnostics if isinstance(item, Diagnostic)]
     workflow: Workflow | None = None
     invalid: ValidationError | None = None
@@ -178,12 +214,24 @@ def load_workflow_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
     except ValidationError as error:
         found += _type_problems(error, data, document)
         invalid = error
-    found += [(document.position(path), message) for path, message in _booleans_as_numbers(data, data, Workflow, ())]
+    found += [
+        (document.position(path), message)
+        for path, message in _booleans_as_numbers(data, data, Workflow, ())
+    ]
     facts = WorkflowFacts.from_workflow(workflow) if workflow else WorkflowFacts.from_data(data)
-    found += [(_problem_position(problem, document), problem.message) for problem in find_problems(facts)]
-    if invalid is not None and not found:  # every type error is reworded above; never raise an empty error
+    found += [
+        (_problem_position(problem, document), problem.message) for problem in find_problems(facts)
+    ]
+    if (
+        invalid is not None and not found
+    ):  # every type error is reworded above; never raise an empty error
         first = invalid.errors(include_url=False)[0]
-        found.append((document.position(_resolve(dict(first), data).path), f"invalid workflow: {first['msg']}"))
+        found.append(
+            (
+                document.position(_resolve(dict(first), data).path),
+                f"invalid workflow: {first['msg']}",
+            )
+        )
     if found or elsewhere or workflow is None:
         raise WorkflowError(_sorted(filename, found) + elsewhere)
     return LoadedWorkflow(workflow, text, None)
@@ -206,7 +254,9 @@ def read_schema_file(path: Path) -> Any:
         try:
             document = parse_yaml(text)
         except YamlSyntaxError as error:
-            raise SchemaFileError(error.position.line, error.position.column, error.message) from None
+            raise SchemaFileError(
+                error.position.line, error.position.column, error.message
+            ) from None
         return document.data
     try:
         return json.loads(text)
@@ -222,9 +272,15 @@ def _schema_text(path: Path) -> str:
         with open_regular(path) as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except (IsADirectoryError, NotRegularFileError):  # a folder, a device, a pipe: never read one
-        raise SchemaFileError(1, 1, "not a regular file; give the path of a .json schema file") from None
+        raise SchemaFileError(
+            1, 1, "not a regular file; give the path of a .json schema file"
+        ) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise SchemaFileError(1, 1, f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for schema files")
+        raise SchemaFileError(
+            1,
+            1,
+            f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB, the limit for schema files",
+        )
     return raw.decode("utf-8-sig")
 
 
@@ -232,7 +288,9 @@ def _schema_file_problem(path: Path, schema: Any, label: str) -> Diagnostic | No
     """Why the schema read from ``path`` cannot be used, as a diagnostic in that file; None if it can."""
     problem = schema_problem(schema)
     if problem is not None:
-        return Diagnostic(str(path), 1, 1, f"output schema of {label} is not a valid JSON Schema: {problem[1]}")
+        return Diagnostic(
+            str(path), 1, 1, f"output schema of {label} is not a valid JSON Schema: {problem[1]}"
+        )
     loose = reference_problem(schema)
     if loose is None:
         return None
@@ -241,7 +299,9 @@ def _schema_file_problem(path: Path, schema: Any, label: str) -> Diagnostic | No
         position = parse_yaml(_schema_text(path)).position(where)  # JSON is YAML too, mostly
     except (OSError, UnicodeDecodeError, SchemaFileError, YamlSyntaxError):
         position = Position(1, 1)
-    return Diagnostic(str(path), position.line, position.column, f"output schema of {label} {message}")
+    return Diagnostic(
+        str(path), position.line, position.column, f"output schema of {label} {message}"
+    )
 
 
 class SchemaFileError(ValueError):
@@ -272,16 +332,36 @@ def _read_schema_files(
         try:
             schema = read_schema_file(path)
         except FileNotFoundError:
-            problems.append((document.position(where), (
-                f"{label}: output.schema file '{given}' not found (looked in {path.parent}; "
-                "a path is relative to the workflow file)"
-            )))
+            problems.append(
+                (
+                    document.position(where),
+                    (
+                        f"{label}: output.schema file '{given}' not found (looked in {path.parent}; "
+                        "a path is relative to the workflow file)"
+                    ),
+                )
+            )
             continue
         except SchemaFileError as error:
-            problems.append((None, Diagnostic(str(path), error.line, error.column, f"output schema of {label}: {error.message}")))
+            problems.append(
+                (
+                    None,
+                    Diagnostic(
+                        str(path),
+                        error.line,
+                        error.column,
+                        f"output schema of {label}: {error.message}",
+                    ),
+                )
+            )
             continue
         except (OSError, UnicodeDecodeError) as error:
-            problems.append((document.position(where), f"{label}: cannot read output.schema file '{given}': {error}"))
+            problems.append(
+                (
+                    document.position(where),
+                    f"{label}: cannot read output.schema file '{given}': {error}",
+                )
+            )
             continue
         problem = _schema_file_problem(path, schema, label)
         if problem is not None:
@@ -305,27 +385,55 @@ def resolve_schema_files(workflow: Workflow, folder: Path | None = None) -> Work
         try:
             schema = read_schema_file(path)
         except SchemaFileError as error:
-            raise WorkflowError([Diagnostic(str(path), error.line, error.column, f"output schema of agent '{agent.name}': {error.message}")]) from None
+            raise WorkflowError(
+                [
+                    Diagnostic(
+                        str(path),
+                        error.line,
+                        error.column,
+                        f"output schema of agent '{agent.name}': {error.message}",
+                    )
+                ]
+            ) from None
         except (OSError, UnicodeDecodeError) as error:
-            raise WorkflowError([Diagnostic("<workflow>", 0, 0, f"agent '{agent.name}': cannot read output.schema file '{path}': {error}")]) from None
+            raise WorkflowError(
+                [
+                    Diagnostic(
+                        "<workflow>",
+                        0,
+                        0,
+                        f"agent '{agent.name}': cannot read output.schema file '{path}': {error}",
+                    )
+                ]
+            ) from None
         problem = _schema_file_problem(path, schema, f"agent '{agent.name}'")
         if problem is not None:
             raise WorkflowError([problem])
-        agents.append(agent.model_copy(update={"output": output.model_copy(update={"json_schema": schema})}))
+        agents.append(
+            agent.model_copy(update={"output": output.model_copy(update={"json_schema": schema})})
+        )
         changed = True
     return workflow.model_copy(update={"agents": agents}) if changed else workflow
 
 
 def check_workflow(workflow: Workflow) -> list[tuple[tuple[str | int, ...], str]]:
     """The whole-workflow checks for a Workflow built in Python: (path, message) pairs."""
-    return [(problem.path, problem.message) for problem in find_problems(WorkflowFacts.from_workflow(workflow))]
+    return [
+        (problem.path, problem.message)
+        for problem in find_problems(WorkflowFacts.from_workflow(workflow))
+    ]
 
 
 def validate_workflow(workflow: Workflow) -> None:
     """Raise WorkflowError (file ``<workflow>``, line 0) if ``check_workflow`` finds anything."""
     problems = check_workflow(workflow)
     if problems:
-        raise WorkflowError([Diagnostic("<workflow>", 0, 0, " ".join(message.splitlines())) for _, message in problems])
+        raise WorkflowError(
+            [
+                Diagnostic("<workflow>", 0, 0, " ".join(message.splitlines()))
+                for _, message in problems
+            ]
+        )
 
 
 def _diagnostic(filename: str, position: Position, message: str) -> Diagnostic:
@@ -358,7 +466,11 @@ _OPTIONAL_SECTIONS = ("policies", "inputs", "prices", "providers", "tools")
 
 def _without_empty_sections(data: dict[str, Any]) -> dict[str, Any]:
     """``policies:`` with nothing under it (everything commented out) means the defaults."""
-    cleaned = {key: value for key, value in data.items() if not (key in _OPTIONAL_SECTIONS and value is None)}
+    cleaned = {
+        key: value
+        for key, value in data.items()
+        if not (key in _OPTIONAL_SECTIONS and value is None)
+    }
     policies = cleaned.get("policies")
     if isinstance(policies, dict) and "backoff" in policies and policies["backoff"] is None:
         cleaned["policies"] = {key: value for key, value in policies.items() if key != "backoff"}
@@ -378,7 +490,9 @@ class _Resolved:
     error: _Error
 
 
-def _type_problems(error: ValidationError, data: dict[str, Any], document: YamlDocument) -> list[tuple[Position, str]]:
+def _type_problems(
+    error: ValidationError, data: dict[str, Any], document: YamlDocument
+) -> list[tuple[Position, str]]:
     errors = [dict(item) for item in error.errors(include_url=False)]
     found = []
     for path, message, at_key in _messages(errors, data):
@@ -407,7 +521,9 @@ def _resolve(error: _Error, data: Any) -> _Resolved:
 def _has(container: Any, segment: str | int) -> bool:
     if isinstance(container, dict):
         return isinstance(segment, str) and segment in container
-    return isinstance(container, list) and isinstance(segment, int) and 0 <= segment < len(container)
+    return (
+        isinstance(container, list) and isinstance(segment, int) and 0 <= segment < len(container)
+    )
 
 
 def _messages(errors: list[_Error], data: dict[str, Any]) -> list[tuple[PathKey, str, bool]]:
@@ -424,7 +540,8 @@ def _messages(errors: list[_Error], data: dict[str, Any]) -> list[tuple[PathKey,
     for prefix, items in unions.items():
         value = _value_at(data, prefix)
         deeper = [
-            item for item in items
+            item
+            for item in items
             if len(item.path) > len(prefix) or item.error["type"] in ("missing", "extra_forbidden")
         ]
         if isinstance(value, dict) and deeper:
@@ -433,10 +550,14 @@ def _messages(errors: list[_Error], data: dict[str, Any]) -> list[tuple[PathKey,
             for item in deeper:
                 loc = item.error["loc"]
                 assert item.tag_index is not None
-                stripped.append({**item.error, "loc": loc[: item.tag_index] + loc[item.tag_index + 1 :]})
+                stripped.append(
+                    {**item.error, "loc": loc[: item.tag_index] + loc[item.tag_index + 1 :]}
+                )
             found += _messages(stripped, data)
         else:
-            found.append((prefix, _union_message(prefix, [item.error for item in items], data), False))
+            found.append(
+                (prefix, _union_message(prefix, [item.error for item in items], data), False)
+            )
     return found
 
 
@@ -483,7 +604,9 @@ def _union_message(path: PathKey, errors: list[_Error], data: Any) -> str:
             expected.append(word)
     if "a number" in expected and "a whole number" in expected:
         expected.remove("a whole number")
-    wanted = ", ".join(expected[:-1]) + f" or {expected[-1]}" if len(expected) > 1 else "".join(expected)
+    wanted = (
+        ", ".join(expected[:-1]) + f" or {expected[-1]}" if len(expected) > 1 else "".join(expected)
+    )
     return f"{_subject(path, data)} must be {wanted or 'something else'} (got {_describe_value(value)})"
 
 
@@ -499,11 +622,20 @@ def _message(path: PathKey, error: _Error, data: Any) -> tuple[PathKey, str, boo
         return path, _missing_message(path, data), False
     if path == ("agents",) and (kind == "too_short" or value is None):
         return path, "agents is empty; add at least one agent with name, model and task", False
-    if kind == "string_pattern_mismatch" and len(path) == 3 and path[0] == "agents" and path[2] == "name":
-        return path, (
-            f"agent name {value!r} is not valid: start with a letter or '_' and use only letters, "
-            "digits, '_' and '-'"
-        ), False
+    if (
+        kind == "string_pattern_mismatch"
+        and len(path) == 3
+        and path[0] == "agents"
+        and path[2] == "name"
+    ):
+        return (
+            path,
+            (
+                f"agent name {value!r} is not valid: start with a letter or '_' and use only letters, "
+                "digits, '_' and '-'"
+            ),
+            False,
+        )
     if kind in ("string_too_short", "too_short"):
         return path, f"{subject} must not be empty", False
     bounds = {
@@ -531,8 +663,11 @@ def _message(path: PathKey, error: _Error, data: Any) -> tuple[PathKey, str, boo
 
 def _quote_hint(kind: str, value: Any) -> str:
     if kind == "string_type" and isinstance(value, (bool, int, float)):
-        return "; YAML read it as a " + ("boolean" if isinstance(value, bool) else "number") + \
-            ", so put it in quotes"
+        return (
+            "; YAML read it as a "
+            + ("boolean" if isinstance(value, bool) else "number")
+            + ", so put it in quotes"
+        )
     return ""
 
 
@@ -583,7 +718,11 @@ def _missing_message(path: PathKey, data: Any) -> str:
     example = _MISSING_EXAMPLES.get(key, f"{key}: ...")
     if not parent:
         return f"the workflow has no '{key}'; add {example}"
-    owner = _agent_label(int(parent[1]), data) if parent[0] == "agents" and len(parent) == 2 else _subject(parent, data)
+    owner = (
+        _agent_label(int(parent[1]), data)
+        if parent[0] == "agents" and len(parent) == 2
+        else _subject(parent, data)
+    )
     return f"{owner} is missing '{key}'; add {example}"
 
 
@@ -643,7 +782,11 @@ def _allowed_keys(path: PathKey) -> list[str]:
         if pending_container:  # a list index or a dict key: step into the item type
             pending_container = False
             continue
-        fields = _fields_by_key(model) if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        fields = (
+            _fields_by_key(model)
+            if isinstance(model, type) and issubclass(model, BaseModel)
+            else {}
+        )
         if segment not in fields:
             return []
         annotation = fields[str(segment)].annotation
@@ -675,7 +818,12 @@ def _booleans_as_numbers(
         if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
             expected = "a number" if float in kinds else "a whole number"
             where = (*path, key)
-            found.append((where, f"{_subject(where, root)} must be {expected} (got {_describe_value(value)})"))
+            found.append(
+                (
+                    where,
+                    f"{_subject(where, root)} must be {expected} (got {_describe_value(value)})",
+                )
+            )
         inner = _model_in(annotation)
         if inner is None:
             continue

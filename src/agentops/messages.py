@@ -59,7 +59,9 @@ class ResponseFormat:
 
     name: str
     schema: Mapping[str, Any]
-    strict: bool = True  # False: the schema breaks a strict-mode rule (structured.strict_mode_problem)
+    strict: bool = (
+        True  # False: the schema breaks a strict-mode rule (structured.strict_mode_problem)
+    )
 
 
 @dataclass(frozen=True)
@@ -122,14 +124,17 @@ class ChatResponse:
     finish_reason: FinishReason | None = None
     tool_calls: tuple[ToolCall, ...] = ()  # non-empty: the model wants these run before it answers
     model: str | None = None  # the model that answered, as the server named it (None: not reported)
-    refusal: str | None = None  # structured output: the model declined, saying why (OpenAI's message.refusal)
+    refusal: str | None = (
+        None  # structured output: the model declined, saying why (OpenAI's message.refusal)
+    )
 
     def with_valid_text(self) -> ChatResponse:
         """This response with every lone surrogate replaced (``valid_text``): itself when it has none."""
         text = valid_text(self.text)
         refusal = None if self.refusal is None else valid_text(self.refusal)
         calls = tuple(
-            ToolCall(call.id, valid_text(call.name), valid_text(call.arguments)) for call in self.tool_calls
+            ToolCall(call.id, valid_text(call.name), valid_text(call.arguments))
+            for call in self.tool_calls
         )
         unchanged = text is self.text and refusal is self.refusal and calls == self.tool_calls
         return self if unchanged else replace(self, text=text, refusal=refusal, tool_calls=calls)

@@ -38,12 +38,16 @@ class PlannedAgent:
     provider: str | None
     max_tokens: int
     input_tokens_bound: int
-    worst_case_cost: float | None  # None: unknown price or provider; for a tool loop max_turns × per turn
+    worst_case_cost: (
+        float | None
+    )  # None: unknown price or provider; for a tool loop max_turns × per turn
     note: str | None = None
     max_turns: int = 1  # model calls in its loop (1 without tools)
     per_turn_cost: float | None = None  # the first turn's worst case
     tools: list[str] = field(default_factory=list)
-    output_retries: int = 0  # re-asks its output schema allows (each one more call in the worst case)
+    output_retries: int = (
+        0  # re-asks its output schema allows (each one more call in the worst case)
+    )
     warning: str | None = None  # e.g. an output schema OpenAI's strict mode cannot take
 
 
@@ -64,7 +68,9 @@ class Plan:
         return {**asdict(self), "worst_case_total": self.worst_case_total}
 
 
-def make_plan(workflow: Workflow, inputs: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Plan:
+def make_plan(
+    workflow: Workflow, inputs: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> Plan:
     return _Planner(workflow, env).plan(inputs)
 
 
@@ -75,14 +81,23 @@ class _Planner:
         self.workflow = workflow
         self.graph = WorkflowGraph(workflow)
         self.levels = self.graph.levels()
-        self.registry = ProviderRegistry(workflow, env=env, max_connections=workflow.policies.max_concurrency)
+        self.registry = ProviderRegistry(
+            workflow, env=env, max_connections=workflow.policies.max_concurrency
+        )
         self.prices = PriceBook(workflow.prices)
 
     def plan(self, inputs: Mapping[str, Any]) -> Plan:
         workflow, graph, levels, registry, prices = (
-            self.workflow, self.graph, self.levels, self.registry, self.prices
+            self.workflow,
+            self.graph,
+            self.levels,
+            self.registry,
+            self.prices,
         )
-        warnings = {workflow.agents[index].name: message for index, message in strict_mode_warnings(workflow)}
+        warnings = {
+            workflow.agents[index].name: message
+            for index, message in strict_mode_warnings(workflow)
+        }
         planned = []
         for name in sorted(graph.names, key=lambda n: (levels[n], graph.names.index(n))):
             agent = workflow.agent(name)
@@ -90,7 +105,8 @@ class _Planner:
             upstream = {dep: "" for dep in sorted(graph.dependencies[name])}
             request = ChatRequest(agent.model, build_messages(agent, upstream, inputs), max_tokens)
             upstream_tokens = sum(
-                workflow.effective_max_tokens(workflow.agent(dep)) + TOKENS_PER_MESSAGE for dep in upstream
+                workflow.effective_max_tokens(workflow.agent(dep)) + TOKENS_PER_MESSAGE
+                for dep in upstream
             )
             bound = input_token_bound(request) + upstream_tokens
             route: Route | None = None
@@ -167,7 +183,12 @@ def make_batch_plan(
             total = largest = within = None
             continue
         if total is not None and largest is not None:
-            if within is not None and cap is not None and total + worst <= cap and within == count - 1:
+            if (
+                within is not None
+                and cap is not None
+                and total + worst <= cap
+                and within == count - 1
+            ):
                 within = count
             total += worst
             if worst > largest:
@@ -177,7 +198,9 @@ def make_batch_plan(
 
 def render_batch_plan(plan: BatchPlan) -> list[str]:
     if plan.worst_case_total is None:
-        return [f"Worst case of the batch ({plan.rows} rows): unknown (some agents have no known price or provider)"]
+        return [
+            f"Worst case of the batch ({plan.rows} rows): unknown (some agents have no known price or provider)"
+        ]
     lines = [
         f"Worst case of the batch ({plan.rows} rows): ${plan.worst_case_total:.6f} "
         f"(largest row: row {plan.largest_row}, ${plan.largest_row_cost or 0.0:.6f})"
@@ -213,10 +236,15 @@ def render_plan(plan: Plan) -> list[str]:
             if agent.output_retries:
                 calls.append(f"output schema with {plural(agent.output_retries, 're-ask')}")
             grows = " and ".join(
-                [*(["tool results"] if agent.tools else []), *(["re-asks"] if agent.output_retries else [])]
+                [
+                    *(["tool results"] if agent.tools else []),
+                    *(["re-asks"] if agent.output_retries else []),
+                ]
             )
-            counted = "max_turns" if not agent.output_retries else (
-                "1 + output.retries" if not agent.tools else "max_turns + output.retries"
+            counted = (
+                "max_turns"
+                if not agent.output_retries
+                else ("1 + output.retries" if not agent.tools else "max_turns + output.retries")
             )
             bound = (
                 f"{'; '.join(calls)}; up to {agent.max_turns} turns ({counted}) × "
@@ -232,7 +260,9 @@ def render_plan(plan: Plan) -> list[str]:
         if agent.warning:
             lines.append(f"          warning: {agent.warning}")
     lines.append("")
-    lines.append(f"Critical path ({len(plan.critical_path)} calls): {' → '.join(plan.critical_path)}")
+    lines.append(
+        f"Critical path ({len(plan.critical_path)} calls): {' → '.join(plan.critical_path)}"
+    )
     total = plan.worst_case_total
     if total is None:
         lines.append("Worst-case total: unknown (some agents have no known price or provider)")

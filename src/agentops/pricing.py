@@ -38,7 +38,9 @@ class PriceBook:
         """USD for ``usage`` on ``route``; None when the model has no known price."""
         override = self.override_for(route)
         if override is not None:
-            return (usage.input_tokens * override.input + usage.output_tokens * override.output) / 1e6
+            return (
+                usage.input_tokens * override.input + usage.output_tokens * override.output
+            ) / 1e6
         if route.kind in FREE_KINDS:
             return 0.0
         provider_id = _PROVIDER_IDS.get(route.kind)
@@ -57,7 +59,9 @@ def _names_of(route: Route) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _library_cost(model: str, provider_id: str, input_tokens: int, output_tokens: int) -> float | None:
+def _library_cost(
+    model: str, provider_id: str, input_tokens: int, output_tokens: int
+) -> float | None:
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price
 

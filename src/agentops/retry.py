@@ -22,9 +22,7 @@ class RetryPolicy:
     def should_retry(self, error: BaseException, attempt_number: int) -> bool:
         """Transient provider errors only, while attempts remain."""
         return (
-            isinstance(error, ProviderError)
-            and error.retryable
-            and attempt_number <= self.retries
+            isinstance(error, ProviderError) and error.retryable and attempt_number <= self.retries
         )
 
     def delay(self, error: BaseException, attempt_number: int) -> float:

@@ -36,7 +36,9 @@ class _Strict(BaseModel):
 class Backoff(_Strict):
     """Exponential backoff with full jitter: delay before retry n (1, 2, ...) = uniform(0, min(max, base * 2**(n-1)))."""
 
-    base: float = Field(default=1.0, ge=0, description="seconds before the first retry (upper bound)")
+    base: float = Field(
+        default=1.0, ge=0, description="seconds before the first retry (upper bound)"
+    )
     max: float = Field(default=30.0, ge=0, description="the longest delay between two attempts")
 
 
@@ -50,7 +52,9 @@ class Policies(_Strict):
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     backoff: Backoff = Backoff()
-    max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1, le=1000, description="model calls in a tool loop")
+    max_turns: int = Field(
+        default=DEFAULT_MAX_TURNS, ge=1, le=1000, description="model calls in a tool loop"
+    )
     max_parallel_tool_calls: int = Field(default=DEFAULT_PARALLEL_TOOL_CALLS, ge=1, le=1000)
 
 
@@ -77,7 +81,9 @@ class ToolSpec(_Strict):
     allow: list[str] | None = None  # mcp: only these of the server's tools
     prefix: str | None = None  # prepended to the names the model sees
     on_tool_error: Literal["return", "fail"] = "return"
-    startup_timeout: float = Field(default=DEFAULT_STARTUP_TIMEOUT, gt=0, description="mcp: seconds to start")
+    startup_timeout: float = Field(
+        default=DEFAULT_STARTUP_TIMEOUT, gt=0, description="mcp: seconds to start"
+    )
 
 
 class ProviderSpec(_Strict):
@@ -103,7 +109,9 @@ class InputSpec(_Strict):
 class Price(_Strict):
     """USD per million tokens."""
 
-    input: float = Field(ge=0, allow_inf_nan=False)  # an infinite price would make any cap refuse every call
+    input: float = Field(
+        ge=0, allow_inf_nan=False
+    )  # an infinite price would make any cap refuse every call
     output: float = Field(ge=0, allow_inf_nan=False)
 
 
@@ -132,7 +140,9 @@ class OutputSpec(_Strict):
     def schema_dict(self) -> dict[str, Any] | bool:
         """The schema, once a path has been read (``loader``); a path still unread is an error."""
         if isinstance(self.json_schema, str):
-            raise ValueError(f"the output schema file {self.json_schema!r} was not read; load the workflow with agentops.load")
+            raise ValueError(
+                f"the output schema file {self.json_schema!r} was not read; load the workflow with agentops.load"
+            )
         return self.json_schema
 
 

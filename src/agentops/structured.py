@@ -47,16 +47,32 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Subschemas that apply to the value itself rather than to a part of it (as a ref's target
 # does): a $ref loop through only these never gets to the end of an answer.
 _IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
-_NAMED_SCHEMAS = frozenset({"$defs", "definitions", "properties", "patternProperties", "dependentSchemas"})
+_NAMED_SCHEMAS = frozenset(
+    {"$defs", "definitions", "properties", "patternProperties", "dependentSchemas"}
+)
 _DATA = frozenset({"const", "enum", "examples", "default"})  # values, never schemas
 _REFS = ("$ref", "$dynamicRef")
 
 # OpenAI's structured outputs, strict mode (platform.openai.com/docs/guides/structured-outputs,
 # "Supported schemas"): keywords it rejects. Others it accepts are left to it.
 _STRICT_UNSUPPORTED = (
-    "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
-    "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties", "maxProperties",
-    "unevaluatedItems", "contains", "minContains", "maxContains", "uniqueItems",
+    "allOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "dependentRequired",
+    "dependentSchemas",
+    "patternProperties",
+    "unevaluatedProperties",
+    "propertyNames",
+    "minProperties",
+    "maxProperties",
+    "unevaluatedItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "uniqueItems",
 )
 
 
@@ -79,7 +95,9 @@ def schema_problem(schema: Any) -> tuple[FieldPath, str] | None:
     from jsonschema.exceptions import SchemaError
 
     try:
-        Draft202012Validator.check_schema(schema)  # raises the best match of the metaschema's errors
+        Draft202012Validator.check_schema(
+            schema
+        )  # raises the best match of the metaschema's errors
     except SchemaError as error:
         where = tuple(error.path)
         return where, f"at {path_text(where)}: {error.message}"
@@ -131,7 +149,9 @@ class _RefGraph:
 
     places: dict[int, FieldPath] = field(default_factory=dict)
     edges: dict[int, list[_Edge]] = field(default_factory=dict)
-    pending: list[tuple[Any, FieldPath, Resolver[Any]]] = field(default_factory=list)  # ref targets to visit
+    pending: list[tuple[Any, FieldPath, Resolver[Any]]] = field(
+        default_factory=list
+    )  # ref targets to visit
 
     def visit(self, node: Any, where: FieldPath, resolver: Resolver[Any]) -> None:
         if not isinstance(node, Mapping) or id(node) in self.places:
@@ -179,14 +199,16 @@ class _RefGraph:
                 )
         return None
 
-    def _cycle(self, node: int, trail: list[tuple[int, _Edge]], done: set[int]) -> list[_Edge] | None:
+    def _cycle(
+        self, node: int, trail: list[tuple[int, _Edge]], done: set[int]
+    ) -> list[_Edge] | None:
         if node in done:
             return None
         walked = [visited for visited, _ in trail] + [node]
         for edge in self.edges[node]:
             target, steps = id(edge.target), [*trail, (node, edge)]
             if target in walked:  # back on the path walked: the edges from there on loop
-                return [step for _, step in steps[walked.index(target):]]
+                return [step for _, step in steps[walked.index(target) :]]
             found = self._cycle(target, steps, done)
             if found:
                 return found
@@ -204,12 +226,21 @@ def _lookup(resolver: Resolver[Any], ref: str, where: FieldPath) -> tuple[Any, R
     except (Unresolvable, LookupError, ValueError, TypeError) as error:
         if isinstance(error, NoSuchAnchor):
             raise _LooseRef(where, f"{at} names no $anchor in the schema") from None
-        if isinstance(error, Unresolvable) and not isinstance(error, PointerToNowhere) and not ref.startswith("#"):
-            raise _LooseRef(where, (
-                f"{at} is not defined inside the schema, and schemas are never fetched or read from elsewhere; "
-                "copy what it names under $defs and write $ref: '#/$defs/NAME'"
-            )) from None
-        raise _LooseRef(where, f"{at} points at nothing in the schema{_pointer_hint(resolver, ref)}") from None
+        if (
+            isinstance(error, Unresolvable)
+            and not isinstance(error, PointerToNowhere)
+            and not ref.startswith("#")
+        ):
+            raise _LooseRef(
+                where,
+                (
+                    f"{at} is not defined inside the schema, and schemas are never fetched or read from elsewhere; "
+                    "copy what it names under $defs and write $ref: '#/$defs/NAME'"
+                ),
+            ) from None
+        raise _LooseRef(
+            where, f"{at} points at nothing in the schema{_pointer_hint(resolver, ref)}"
+        ) from None
     if not isinstance(resolved.contents, (Mapping, bool)):
         raise _LooseRef(where, f"{at} points at a value that is not a schema")
     return resolved.contents, resolved.resolver
@@ -261,7 +292,9 @@ def _strict_walk(schema: Any, where: str) -> str | None:
         children.append((f"{where}[]", schema["items"]))
     for keyword in ("anyOf", "prefixItems"):
         if isinstance(schema.get(keyword), list):
-            children += [(f"{where} {keyword}[{i}]", value) for i, value in enumerate(schema[keyword])]
+            children += [
+                (f"{where} {keyword}[{i}]", value) for i, value in enumerate(schema[keyword])
+            ]
     for keyword in ("$defs", "definitions"):
         if isinstance(schema.get(keyword), Mapping):
             children += [(f"{keyword}.{name}", value) for name, value in schema[keyword].items()]
@@ -288,7 +321,11 @@ def field_problem(schema: Any, fields: FieldPath) -> str | None:
         node = _resolved(node, schema)
         if not isinstance(node, Mapping):
             return None  # true/false or something unreadable: nothing to check against
-        branches = [_resolved(b, schema) for b in node.get("anyOf", node.get("oneOf", [])) if isinstance(b, Mapping)]
+        branches = [
+            _resolved(b, schema)
+            for b in node.get("anyOf", node.get("oneOf", []))
+            if isinstance(b, Mapping)
+        ]
         if branches:
             found = [b for b in branches if _holds(b, part)]
             if not found:
@@ -305,7 +342,11 @@ def field_problem(schema: Any, fields: FieldPath) -> str | None:
 def _resolved(node: Any, root: Any) -> Any:
     """Follow a local ``$ref`` (``#/$defs/Step``), as pydantic models write them."""
     for _ in range(32):
-        if not (isinstance(node, Mapping) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/")):
+        if not (
+            isinstance(node, Mapping)
+            and isinstance(node.get("$ref"), str)
+            and node["$ref"].startswith("#/")
+        ):
             return node
         target: Any = root
         for segment in node["$ref"][2:].split("/"):
@@ -320,7 +361,12 @@ def _resolved(node: Any, root: Any) -> Any:
 def _holds(node: Mapping[str, Any], part: str | int) -> bool:
     kind = node.get("type")
     if isinstance(part, int):
-        return kind == "array" or "items" in node or "prefixItems" in node or (kind is None and "properties" not in node)
+        return (
+            kind == "array"
+            or "items" in node
+            or "prefixItems" in node
+            or (kind is None and "properties" not in node)
+        )
     properties = node.get("properties")
     if isinstance(properties, Mapping) and part in properties:
         return True
@@ -359,12 +405,18 @@ def _kind(node: Mapping[str, Any]) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def _missing(part: str | int, walked: list[str | int], names: list[str], kind: str | None = None) -> str:
+def _missing(
+    part: str | int, walked: list[str | int], names: list[str], kind: str | None = None
+) -> str:
     where = f" at {path_text(walked)}" if walked else ""
     if isinstance(part, int):
-        return f"has no list{where} to take [{part}] from" + (f" (it is {_a(kind)})" if kind else "")
+        return f"has no list{where} to take [{part}] from" + (
+            f" (it is {_a(kind)})" if kind else ""
+        )
     if not names:
-        return f"has no field '{part}'{where}" + (f" (it is {_a(kind)}, not an object)" if kind and kind != "object" else "")
+        return f"has no field '{part}'{where}" + (
+            f" (it is {_a(kind)}, not an object)" if kind and kind != "object" else ""
+        )
     hint = did_you_mean(part, names) or f"; its fields: {', '.join(names[:10])}"
     return f"has no field '{part}'{where}{hint}"
 
@@ -412,7 +464,9 @@ def example_for_schema(schema: Any, name: str = "value", root: Any = None, depth
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
     for keyword in ("anyOf", "oneOf"):
-        branches = [b for b in schema.get(keyword) or [] if isinstance(b, dict) and b.get("type") != "null"]
+        branches = [
+            b for b in schema.get(keyword) or [] if isinstance(b, dict) and b.get("type") != "null"
+        ]
         if branches:
             return example_for_schema(branches[0], name, root, depth + 1)
     kind = schema.get("type")
@@ -420,11 +474,17 @@ def example_for_schema(schema: Any, name: str = "value", root: Any = None, depth
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties") or {}
-        return {key: example_for_schema(value, str(key), root, depth + 1) for key, value in properties.items()}
+        return {
+            key: example_for_schema(value, str(key), root, depth + 1)
+            for key, value in properties.items()
+        }
     if kind == "array":
         count = max(1, int(schema.get("minItems") or 1))
         prefix = schema.get("prefixItems") or []
-        items = [example_for_schema(item, f"{name} {i + 1}", root, depth + 1) for i, item in enumerate(prefix)]
+        items = [
+            example_for_schema(item, f"{name} {i + 1}", root, depth + 1)
+            for i, item in enumerate(prefix)
+        ]
         items += [
             example_for_schema(schema.get("items", {}), f"{name} {i + 1}", root, depth + 1)
             for i in range(len(items), count)
@@ -511,7 +571,10 @@ class OutputContract:
             return Verdict(error=message, errors=(message,))
         problems = sorted(self._validator.iter_errors(value), key=_error_order)
         if problems:
-            errors = tuple(f"at {path_text(p.absolute_path)}: {p.message}" for p in problems[:MAX_ERRORS_IN_REASK])
+            errors = tuple(
+                f"at {path_text(p.absolute_path)}: {p.message}"
+                for p in problems[:MAX_ERRORS_IN_REASK]
+            )
             return Verdict(error=errors[0], errors=errors)
         return Verdict(value=value, text=text)
 

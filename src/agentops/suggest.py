@@ -8,14 +8,21 @@ from collections.abc import Collection, Mapping
 _MAX_FUZZY_CANDIDATES = 500
 
 
-def closest(word: str, candidates: Collection[str], synonyms: Mapping[str, str] | None = None) -> str | None:
+def closest(
+    word: str, candidates: Collection[str], synonyms: Mapping[str, str] | None = None
+) -> str | None:
     """The candidate ``word`` was most likely meant to be, or None.
 
     ``synonyms`` maps names other tools use (``needs``, ``dependencies``) to
     ours; a synonym wins over spelling because it is a deliberate choice.
     """
     lowered = word.lower()
-    if synonyms and lowered in synonyms and synonyms[lowered] in candidates and synonyms[lowered] != word:
+    if (
+        synonyms
+        and lowered in synonyms
+        and synonyms[lowered] in candidates
+        and synonyms[lowered] != word
+    ):
         return synonyms[lowered]
     if len(candidates) > _MAX_FUZZY_CANDIDATES:
         return None  # fuzzy matching costs time per candidate, and a guess among thousands helps nobody
@@ -28,7 +35,9 @@ def closest(word: str, candidates: Collection[str], synonyms: Mapping[str, str] 
     return by_lower[match[0]] if match else None
 
 
-def did_you_mean(word: str, candidates: Collection[str], synonyms: Mapping[str, str] | None = None) -> str:
+def did_you_mean(
+    word: str, candidates: Collection[str], synonyms: Mapping[str, str] | None = None
+) -> str:
     """``"; did you mean 'x'?"`` or an empty string."""
     match = closest(word, candidates, synonyms)
     return f"; did you mean '{match}'?" if match else ""

@@ -49,7 +49,9 @@ def references(task: str) -> list[Reference]:
             fields = _fields(inner.group(3))
             found.append(Reference("agent", inner.group(1), match.group(0), match.start(), fields))
         else:
-            found.append(Reference("invalid", match.group(1).strip(), match.group(0), match.start()))
+            found.append(
+                Reference("invalid", match.group(1).strip(), match.group(0), match.start())
+            )
     return found
 
 
@@ -58,7 +60,10 @@ def referenced_agents(task: str) -> set[str]:
 
 
 def render(
-    task: str, outputs: Mapping[str, str], inputs: Mapping[str, Any], values: Mapping[str, Any] | None = None
+    task: str,
+    outputs: Mapping[str, str],
+    inputs: Mapping[str, Any],
+    values: Mapping[str, Any] | None = None,
 ) -> str:
     """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty.
     ``values``: the parsed answers of agents with an output schema, for field references."""
@@ -103,7 +108,9 @@ def build_messages(
         text = f"{text}\n\n{CONTEXT_HEADER}\n{sections}\n{CONTEXT_FOOTER}"
     messages = []
     if agent.system:
-        messages.append(Message("system", render(agent.system, upstream_outputs, inputs, upstream_values)))
+        messages.append(
+            Message("system", render(agent.system, upstream_outputs, inputs, upstream_values))
+        )
     messages.append(Message("user", text))
     return tuple(messages)
 

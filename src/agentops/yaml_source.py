@@ -72,8 +72,12 @@ class YamlDocument:
     def position(self, path: PathKey, *, at_key: bool = False) -> Position:
         """Where the value at ``path`` (or its key) is; the nearest enclosing value if unknown."""
         value = self.values.get(path)
-        empty = isinstance(value, yaml.ScalarNode) and value.start_mark.index == value.end_mark.index
-        if (at_key or empty) and path in self.keys:  # "agents:" with nothing after it: point at the key
+        empty = (
+            isinstance(value, yaml.ScalarNode) and value.start_mark.index == value.end_mark.index
+        )
+        if (
+            at_key or empty
+        ) and path in self.keys:  # "agents:" with nothing after it: point at the key
             return node_position(self.keys[path])
         for end in range(len(path), -1, -1):
             node = self.values.get(path[:end])
@@ -114,11 +118,15 @@ def parse_yaml(text: str) -> YamlDocument:
     try:
         loader = _LimitedLoader(text)
     except yaml.reader.ReaderError as error:
-        raise YamlSyntaxError(_text_position(text, error.position), _reader_message(error)) from None
+        raise YamlSyntaxError(
+            _text_position(text, error.position), _reader_message(error)
+        ) from None
     try:
         return _read_document(loader, text)
     except yaml.reader.ReaderError as error:
-        raise YamlSyntaxError(_text_position(text, error.position), _reader_message(error)) from None
+        raise YamlSyntaxError(
+            _text_position(text, error.position), _reader_message(error)
+        ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
@@ -196,7 +204,9 @@ class _LimitedLoader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 self._refuse(f"nesting deeper than {MAX_DEPTH} levels is not supported")
             if self._nodes > MAX_NODES:
-                self._refuse(f"the file holds more than {MAX_NODES} values, the limit for a workflow")
+                self._refuse(
+                    f"the file holds more than {MAX_NODES} values, the limit for a workflow"
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -235,7 +245,10 @@ class _Builder:
                 )
         if len(path) > MAX_DEPTH:  # a recursive alias (&a [*a]) nests without end
             raise yaml.composer.ComposerError(
-                None, None, f"nesting deeper than {MAX_DEPTH} levels is not supported", node.start_mark
+                None,
+                None,
+                f"nesting deeper than {MAX_DEPTH} levels is not supported",
+                node.start_mark,
             )
         self.document.values[path] = node
         if isinstance(node, yaml.MappingNode):
@@ -243,7 +256,9 @@ class _Builder:
             return self._mapping(node, path, in_alias)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, f"{_YAML}seq")
-            return [self.build(item, (*path, index), in_alias) for index, item in enumerate(node.value)]
+            return [
+                self.build(item, (*path, index), in_alias) for index, item in enumerate(node.value)
+            ]
         return self._scalar(node)
 
     def _check_tag(self, node: yaml.Node, expected: str) -> None:
@@ -265,10 +280,15 @@ class _Builder:
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == f"{_YAML}merge":  # "<<: *defaults": explicit keys win
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
                 for source in sources:
                     if not isinstance(source, yaml.MappingNode):
-                        self._problem(source, "'<<' merges mappings only: write '<<: *name' for an &name mapping")
+                        self._problem(
+                            source,
+                            "'<<' merges mappings only: write '<<: *name' for an &name mapping",
+                        )
                         continue
                     built = self.build(source, path, in_alias)
                     for key, value in built.items():
@@ -283,7 +303,10 @@ class _Builder:
                 continue
             if key in first_seen:
                 line = first_seen[key].start_mark.line + 1
-                self._problem(key_node, f"duplicate key '{key}' (first given on line {line}); remove one of them")
+                self._problem(
+                    key_node,
+                    f"duplicate key '{key}' (first given on line {line}); remove one of them",
+                )
                 continue
             first_seen[key] = key_node
             self.document.keys[(*path, key)] = key_node
@@ -299,13 +322,14 @@ class _Builder:
         if isinstance(value, str):
             return value
         self._problem(
-            node, f"key {node.value!r} is read by YAML as {_yaml_type(value)}; put it in quotes: \"{node.value}\""
+            node,
+            f'key {node.value!r} is read by YAML as {_yaml_type(value)}; put it in quotes: "{node.value}"',
         )
         return None
 
 
 def _unsupported_tag(tag: str) -> str:
-    shown = "!!" + tag[len(_YAML):] if tag.startswith(_YAML) else tag
+    shown = "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
     return f"unsupported YAML tag {shown}; remove it (workflow files hold plain values only)"
 
 
@@ -322,18 +346,40 @@ def _yaml_type(value: Any) -> str:
 # --- error messages ----------------------------------------------------------------
 
 _HINTS = (
-    ("found character '\\t' that cannot start any token",
-     "tab character: YAML does not allow tabs here (indent with spaces); replace the tab with spaces"),
-    ("mapping values are not allowed here",
-     "invalid YAML: unexpected ':'; if a value contains ': ', put the whole value in quotes"),
+    (
+        "found character '\\t' that cannot start any token",
+        "tab character: YAML does not allow tabs here (indent with spaces); replace the tab with spaces",
+    ),
+    (
+        "mapping values are not allowed here",
+        "invalid YAML: unexpected ':'; if a value contains ': ', put the whole value in quotes",
+    ),
     ("could not find expected ':'", "invalid YAML: a key without ':' (or a badly indented line)"),
-    ("found undefined alias", "invalid YAML: *{alias} refers to no &{alias} anchor defined above it"),
-    ("found unexpected end of stream", "invalid YAML: the text ends inside a quoted value; close the quote"),
-    ("expected a single document", "the file holds more than one YAML document ('---'); keep one workflow per file"),
-    ("but found another document", "the file holds more than one YAML document ('---'); keep one workflow per file"),
+    (
+        "found undefined alias",
+        "invalid YAML: *{alias} refers to no &{alias} anchor defined above it",
+    ),
+    (
+        "found unexpected end of stream",
+        "invalid YAML: the text ends inside a quoted value; close the quote",
+    ),
+    (
+        "expected a single document",
+        "the file holds more than one YAML document ('---'); keep one workflow per file",
+    ),
+    (
+        "but found another document",
+        "the file holds more than one YAML document ('---'); keep one workflow per file",
+    ),
     ("expected <block end>", "invalid YAML: bad indentation; align this line with its siblings"),
-    ("did not find expected key", "invalid YAML: bad indentation; align this line with its siblings"),
-    ("did not find expected '-' indicator", "invalid YAML: bad indentation in a list; align the '-' items"),
+    (
+        "did not find expected key",
+        "invalid YAML: bad indentation; align this line with its siblings",
+    ),
+    (
+        "did not find expected '-' indicator",
+        "invalid YAML: bad indentation in a list; align the '-' items",
+    ),
 )
 
 

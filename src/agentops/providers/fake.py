@@ -70,7 +70,9 @@ class FakeProvider:
         self.name = name
         self.kind = kind
         self.capabilities = capabilities
-        self.reply = reply  # None: "ok", or for a request with a JSON schema a value that follows it
+        self.reply = (
+            reply  # None: "ok", or for a request with a JSON schema a value that follows it
+        )
         self.latency = latency
         self.requests: list[ChatRequest] = []
         self._scripts: dict[int, deque[Any]] = {}  # by id() of a list reply: its turns not yet used
@@ -121,7 +123,11 @@ class FakeProvider:
             return ("ok" if schema is None else json.dumps(example_for_schema(schema))), ()
         if isinstance(reply, Mapping):
             chosen = next(
-                (reply[key] for key in (request.agent, request.model, FALLBACK_KEY) if key is not None and key in reply),
+                (
+                    reply[key]
+                    for key in (request.agent, request.model, FALLBACK_KEY)
+                    if key is not None and key in reply
+                ),
                 None,
             )
             if chosen is None:

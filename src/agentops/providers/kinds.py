@@ -68,4 +68,11 @@ def capabilities_of(kind: str) -> Capabilities:
 _BY_NAME: dict[str, Capabilities] = {str(kind): row for kind, row in PROVIDER_KINDS.items()}
 
 
-__all__ = ["BUILTIN_PROVIDERS", "EVERYTHING", "PROVIDER_KINDS", "Capabilities", "ProviderKind", "capabilities_of"]
+__all__ = [
+    "BUILTIN_PROVIDERS",
+    "EVERYTHING",
+    "PROVIDER_KINDS",
+    "Capabilities",
+    "ProviderKind",
+    "capabilities_of",
+]

@@ -51,7 +51,9 @@ def local_model_path(model: str, *, where: str) -> Path:
     if model.lower() in BUNDLED_NAMES:
         path = bundled_model_path()
         if path is None:
-            raise ConfigurationError(f"{where}: the bundled SmolLM2 model is not installed: {INSTALL_HINT}")
+            raise ConfigurationError(
+                f"{where}: the bundled SmolLM2 model is not installed: {INSTALL_HINT}"
+            )
         return path
     path = Path(model).expanduser()
     if not path.is_file():
@@ -65,7 +67,9 @@ def local_model_path(model: str, *, where: str) -> Path:
 def check_local_model(model: str, *, where: str) -> Path:
     """Check, without importing it, that llama-cpp-python is installed and ``model`` exists."""
     if importlib.util.find_spec("llama_cpp") is None:
-        raise ConfigurationError(f"{where}: the local provider needs llama-cpp-python: {INSTALL_HINT}")
+        raise ConfigurationError(
+            f"{where}: the local provider needs llama-cpp-python: {INSTALL_HINT}"
+        )
     return local_model_path(model, where=where)
 
 
@@ -97,7 +101,9 @@ class LocalProvider:
                 "max_tokens": request.max_tokens,
                 "temperature": request.temperature,
                 "seed": SEED,
-                "json_schema": None if request.response_format is None else dict(request.response_format.schema),
+                "json_schema": None
+                if request.response_format is None
+                else dict(request.response_format.schema),
             },
             collect,
         )

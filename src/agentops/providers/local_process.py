@@ -64,7 +64,10 @@ class LocalWorker:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentops.providers.local_worker", str(self.path),
+            sys.executable,
+            "-m",
+            "agentops.providers.local_worker",
+            str(self.path),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._stderr,
@@ -75,7 +78,9 @@ class LocalWorker:
             line = await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT)
         except TimeoutError:
             await self.close()
-            raise ServerError(f"the local model {self.path.name} did not load within {START_TIMEOUT:g}s") from None
+            raise ServerError(
+                f"the local model {self.path.name} did not load within {START_TIMEOUT:g}s"
+            ) from None
         first: dict[str, Any] = json.loads(line) if line.strip() else {}
         if not first.get("ready"):
             await self.close()
@@ -93,7 +98,9 @@ class LocalWorker:
     ) -> dict[str, Any]:
         """Send one request; stream its text to ``on_text``; return the final message."""
         if not self.alive:
-            raise self.crash or ModelCrashedError(f"the local model worker for {self.path.name} is not running")
+            raise self.crash or ModelCrashedError(
+                f"the local model worker for {self.path.name} is not running"
+            )
         self._next_id += 1
         number = self._next_id
         answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -112,7 +119,9 @@ class LocalWorker:
                     assert self.crash is not None
                     raise self.crash
                 else:
-                    raise ServerError(f"the local model {self.path.name} failed: {message['error']}")
+                    raise ServerError(
+                        f"the local model {self.path.name} failed: {message['error']}"
+                    )
         except asyncio.CancelledError:
             if self.alive:
                 self._send({"cancel": number})  # it stops at its next token, freeing the model
@@ -173,7 +182,9 @@ class LocalWorkers:
 
     async def get(self, path: Path) -> LocalWorker:
         key = path.resolve()
-        async with self._starting.setdefault(key, asyncio.Lock()):  # concurrent calls share one start
+        async with self._starting.setdefault(
+            key, asyncio.Lock()
+        ):  # concurrent calls share one start
             worker = self._workers.get(key)
             if worker is not None and worker.alive:
                 return worker

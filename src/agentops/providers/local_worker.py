@@ -77,24 +77,39 @@ class _Model:
         )
 
     def _text_of(self, token: int) -> str:
-        return "" if token < 0 else self.llama.detokenize([token], special=True).decode("utf-8", "replace")
+        return (
+            ""
+            if token < 0
+            else self.llama.detokenize([token], special=True).decode("utf-8", "replace")
+        )
 
-    def answer(self, request: dict[str, Any], cancelled: set[int], send: Callable[[dict[str, Any]], None]) -> None:
+    def answer(
+        self, request: dict[str, Any], cancelled: set[int], send: Callable[[dict[str, Any]], None]
+    ) -> None:
         number = request["id"]
         formatted = self.formatter(messages=request["messages"])
         stops = {formatted.stop} if isinstance(formatted.stop, str) else set(formatted.stop or ())
-        prompt = self.llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+        prompt = self.llama.tokenize(
+            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
         room = CONTEXT_TOKENS - len(prompt)
         if room <= 0:
-            send({"id": number, "kind": "bad_request",
-                  "error": f"the prompt has {len(prompt)} tokens; the local model's context holds {CONTEXT_TOKENS}"})
+            send(
+                {
+                    "id": number,
+                    "kind": "bad_request",
+                    "error": f"the prompt has {len(prompt)} tokens; the local model's context holds {CONTEXT_TOKENS}",
+                }
+            )
             return
         grammar = None
         if request.get("json_schema") is not None:
             from llama_cpp.llama_grammar import LlamaGrammar
 
             # Grammar-constrained sampling: only tokens that keep the answer valid JSON of the schema.
-            grammar = LlamaGrammar.from_json_schema(json.dumps(request["json_schema"]), verbose=False)
+            grammar = LlamaGrammar.from_json_schema(
+                json.dumps(request["json_schema"]), verbose=False
+            )
         limit = min(request["max_tokens"], room)
         temperature = request.get("temperature")
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -106,7 +121,10 @@ class _Model:
         self.llama.set_seed(request["seed"])
         self.llama.reset()  # type: ignore[no-untyped-call]
         tokens = self.llama.generate(
-            prompt, temp=DEFAULT_TEMPERATURE if temperature is None else temperature, reset=True, grammar=grammar
+            prompt,
+            temp=DEFAULT_TEMPERATURE if temperature is None else temperature,
+            reset=True,
+            grammar=grammar,
         )
         for token in tokens:
             if number in cancelled:
@@ -124,8 +142,15 @@ class _Model:
         tail = decoder.decode(b"", final=True)
         if tail:
             send({"id": number, "text": tail})
-        send({"id": number, "done": True, "input_tokens": len(prompt),
-              "output_tokens": generated, "finish_reason": finish_reason})
+        send(
+            {
+                "id": number,
+                "done": True,
+                "input_tokens": len(prompt),
+                "output_tokens": generated,
+                "finish_reason": finish_reason,
+            }
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -58,7 +58,11 @@ class OpenAIProvider:
     """A Provider of the ``openai`` or ``azure`` kind, shared by every agent routed to it."""
 
     def __init__(
-        self, endpoint: Endpoint, *, max_connections: int = 16, client: openai.AsyncOpenAI | None = None
+        self,
+        endpoint: Endpoint,
+        *,
+        max_connections: int = 16,
+        client: openai.AsyncOpenAI | None = None,
     ) -> None:
         self.name = endpoint.name
         self.kind = endpoint.kind
@@ -70,16 +74,22 @@ class OpenAIProvider:
             "json_schema" if endpoint.response_format == "auto" else endpoint.response_format
         )
         self._may_switch_form = (
-            endpoint.response_format == "auto" and endpoint.kind == "openai" and endpoint.url != DEFAULT_OPENAI_BASE_URL
+            endpoint.response_format == "auto"
+            and endpoint.kind == "openai"
+            and endpoint.url != DEFAULT_OPENAI_BASE_URL
         )
         self.client: openai.AsyncOpenAI
         self._owns_client = client is None
-        if client is not None:  # the caller's own client: its configuration, and the caller closes it
+        if (
+            client is not None
+        ):  # the caller's own client: its configuration, and the caller closes it
             self.client = client
             return
         # The aiohttp transport sizes its connector (``limit``) from max_connections.
         http_client = openai.DefaultAioHttpClient(
-            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx2.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             timeout=httpx2.Timeout(DEFAULT_TIMEOUT, connect=CONNECT_TIMEOUT),
         )
         if endpoint.kind == "azure":
@@ -110,7 +120,8 @@ class OpenAIProvider:
                     f"{error}; {self.name} does not take OpenAI's json_schema response_format, so the next "
                     "attempt sends the schema as {type: json_object, schema} (set "
                     f"providers.{self.name}.response_format to choose the form)",
-                    status=error.status, retry_after=0,
+                    status=error.status,
+                    retry_after=0,
                 ) from error
             if self.endpoint.url == DEFAULT_OPENAI_BASE_URL or self.kind == "azure":
                 raise
@@ -127,10 +138,14 @@ class OpenAIProvider:
         if request.response_format is None or self.schema_form != "json_schema":
             return False
         text = str(error)
-        return error.status in (400, 422, 500) and ("response_format" in text or "json_schema" in text)
+        return error.status in (400, 422, 500) and (
+            "response_format" in text or "json_schema" in text
+        )
 
     async def _complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
-        messages = cast("list[ChatCompletionMessageParam]", [_wire_message(m) for m in request.messages])
+        messages = cast(
+            "list[ChatCompletionMessageParam]", [_wire_message(m) for m in request.messages]
+        )
         # Without an agent timeout the client's own (DEFAULT_TIMEOUT) applies: no per-call options to merge.
         timeout = (
             openai.not_given
@@ -169,7 +184,9 @@ class OpenAIProvider:
                         consumed = True
                         break
                 if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                    usage = Usage(
+                        chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0
+                    )
                 answered_by = chunk.model or answered_by
                 for choice in chunk.choices:
                     content = choice.delta.content if choice.delta else None
@@ -197,7 +214,13 @@ class OpenAIProvider:
             )
         tool_calls = tuple(calls[index].finished(index) for index in sorted(calls))
         return self._response(
-            request, "".join(pieces), tool_calls, usage, finish_reason, answered_by, "".join(refusal) or None
+            request,
+            "".join(pieces),
+            tool_calls,
+            usage,
+            finish_reason,
+            answered_by,
+            "".join(refusal) or None,
         )
 
     async def _complete_whole(
@@ -208,13 +231,21 @@ class OpenAIProvider:
         TypedDict annotations and builds a pydantic model of the answer (benchmarks/bench_batch.py).
         ``client.post`` is the SDK's documented way to send a body as it is, with the same
         authentication, Azure deployment routing and errors."""
-        payload: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": request.max_tokens}
+        payload: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+        }
         if request.temperature is not None:
             payload["temperature"] = request.temperature
         payload.update(_tool_options(request, self.schema_form))
-        options: RequestOptions = {} if isinstance(timeout, openai.NotGiven) else {"timeout": timeout}
+        options: RequestOptions = (
+            {} if isinstance(timeout, openai.NotGiven) else {"timeout": timeout}
+        )
         with translate_errors(self.endpoint, request.model):
-            answer = await self.client.post("/chat/completions", body=payload, cast_to=httpx2.Response, options=options)
+            answer = await self.client.post(
+                "/chat/completions", body=payload, cast_to=httpx2.Response, options=options
+            )
             body = json.loads(answer.content)
         try:
             choice = body["choices"][0]
@@ -222,8 +253,11 @@ class OpenAIProvider:
             text = message.get("content") or ""
             finish_reason = choice["finish_reason"]
             tool_calls = tuple(
-                ToolCall(call.get("id") or f"call_{index}", call["function"]["name"],
-                         call["function"].get("arguments") or "{}")
+                ToolCall(
+                    call.get("id") or f"call_{index}",
+                    call["function"]["name"],
+                    call["function"].get("arguments") or "{}",
+                )
                 for index, call in enumerate(message.get("tool_calls") or ())
             )
             reported = body.get("usage")
@@ -233,13 +267,22 @@ class OpenAIProvider:
                 f"{self.name} sent a completion without {error} for {request.model!r}"
             ) from error
         if not isinstance(text, str) or not isinstance(finish_reason, str):
-            raise MalformedResponseError(f"{self.name} sent a completion of the wrong shape for {request.model!r}")
+            raise MalformedResponseError(
+                f"{self.name} sent a completion of the wrong shape for {request.model!r}"
+            )
         usage = None
         if isinstance(reported, Mapping):
-            usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0))
+            usage = Usage(
+                int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0)
+            )
         model = body.get("model")
         return self._response(
-            request, text, tool_calls, usage, finish_reason, model if isinstance(model, str) else None,
+            request,
+            text,
+            tool_calls,
+            usage,
+            finish_reason,
+            model if isinstance(model, str) else None,
             refusal if isinstance(refusal, str) and refusal else None,
         )
 
@@ -254,12 +297,20 @@ class OpenAIProvider:
         refusal: str | None = None,
     ) -> ChatResponse:
         if finish_reason == "content_filter":
-            raise ContentPolicyError(f"{self.name}: the content filter stopped the answer for {request.model!r}")
+            raise ContentPolicyError(
+                f"{self.name}: the content filter stopped the answer for {request.model!r}"
+            )
         if usage is None:
-            usage = estimated_usage(request, text + "".join(c.name + c.arguments for c in tool_calls))
+            usage = estimated_usage(
+                request, text + "".join(c.name + c.arguments for c in tool_calls)
+            )
         return ChatResponse(
-            text=text, usage=usage, finish_reason=finish_reason,
-            tool_calls=tool_calls, model=answered_by, refusal=refusal,
+            text=text,
+            usage=usage,
+            finish_reason=finish_reason,
+            tool_calls=tool_calls,
+            model=answered_by,
+            refusal=refusal,
         )
 
     async def aclose(self) -> None:
@@ -289,7 +340,9 @@ class _PartialCall:
 
     def finished(self, index: int) -> ToolCall:
         if not self.name:
-            raise MalformedResponseError(f"the model asked for tool call #{index + 1} without naming the tool")
+            raise MalformedResponseError(
+                f"the model asked for tool call #{index + 1} without naming the tool"
+            )
         return ToolCall(self.id or f"call_{index}", self.name, "".join(self.arguments) or "{}")
 
 
@@ -301,7 +354,11 @@ def _wire_message(message: Message) -> dict[str, Any]:
             "role": "assistant",
             "content": message.content or None,
             "tool_calls": [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in message.tool_calls
             ],
         }
@@ -319,11 +376,21 @@ def _tool_options(request: ChatRequest, form: ResponseFormatForm) -> dict[str, A
     options: dict[str, Any] = {}
     if request.tools:
         options["tools"] = [
-            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}}
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": dict(t.parameters),
+                },
+            }
             for t in request.tools
         ]
     if request.response_format is not None and form == "json_object":
-        options["response_format"] = {"type": "json_object", "schema": dict(request.response_format.schema)}
+        options["response_format"] = {
+            "type": "json_object",
+            "schema": dict(request.response_format.schema),
+        }
     elif request.response_format is not None and form in ("json_schema", "auto"):
         options["response_format"] = {
             "type": "json_schema",
@@ -349,17 +416,28 @@ def translate_errors(endpoint: Endpoint, model: str) -> Iterator[None]:
         failure = _connection_failure(error, endpoint)
         if failure is not None:
             raise ProviderConnectionError(failure) from error
-        raise ProviderTimeoutError(f"{endpoint.name} did not answer in time for {model!r}") from error
-    except (openai.APIResponseValidationError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise ProviderTimeoutError(
+            f"{endpoint.name} did not answer in time for {model!r}"
+        ) from error
+    except (
+        openai.APIResponseValidationError,
+        ValueError,
+    ) as error:  # JSONDecodeError is a ValueError
         raise MalformedResponseError(
             f"{endpoint.name} sent a response that is not valid JSON for {model!r}: {_detail(error, endpoint)}"
         ) from error
     except openai.APIError as error:  # an error event inside a 200 stream
-        raise ServerError(f"{endpoint.name} reported an error mid-answer: {_detail(error, endpoint)}") from error
+        raise ServerError(
+            f"{endpoint.name} reported an error mid-answer: {_detail(error, endpoint)}"
+        ) from error
     except TimeoutError as error:
-        raise ProviderTimeoutError(f"{endpoint.name} did not answer in time for {model!r}") from error
+        raise ProviderTimeoutError(
+            f"{endpoint.name} did not answer in time for {model!r}"
+        ) from error
     except (httpx2.HTTPError, aiohttp.ClientError, OSError) as error:
-        raise ProviderConnectionError(f"the connection to {endpoint.name} failed: {_detail(error, endpoint)}") from error
+        raise ProviderConnectionError(
+            f"the connection to {endpoint.name} failed: {_detail(error, endpoint)}"
+        ) from error
     except openai.OpenAIError as error:
         raise MalformedResponseError(f"{endpoint.name}: {_detail(error, endpoint)}") from error
 
@@ -371,7 +449,8 @@ def _status_error(error: openai.APIStatusError, endpoint: Endpoint, model: str) 
     where = f"{endpoint.name} ({status})"
     if status in (401, 403):
         return AuthenticationError(
-            f"{where} rejected the API key: {detail}; set {endpoint.key_source} to a valid key", status=status
+            f"{where} rejected the API key: {detail}; set {endpoint.key_source} to a valid key",
+            status=status,
         )
     if status == 404:
         if endpoint.kind == "azure":
@@ -380,15 +459,23 @@ def _status_error(error: openai.APIStatusError, endpoint: Endpoint, model: str) 
             what = f"model {model!r} not found at {endpoint.url}; check the agent's model"
         return ModelNotFoundError(f"{where}: {what} ({detail})", status=status)
     if status == 429 and code == "insufficient_quota":
-        return QuotaExhaustedError(f"{where}: quota exhausted ({detail}); check your plan and billing", status=status)
+        return QuotaExhaustedError(
+            f"{where}: quota exhausted ({detail}); check your plan and billing", status=status
+        )
     if status == 429:
         return RateLimitError(
-            f"{where}: rate limited ({detail})", status=status, retry_after=retry_after(error.response.headers)
+            f"{where}: rate limited ({detail})",
+            status=status,
+            retry_after=retry_after(error.response.headers),
         )
     if status in (408, 409) or status >= 500:
-        return ServerError(f"{where}: {detail}", status=status, retry_after=retry_after(error.response.headers))
+        return ServerError(
+            f"{where}: {detail}", status=status, retry_after=retry_after(error.response.headers)
+        )
     if code in CONTENT_POLICY_CODES:
-        return ContentPolicyError(f"{where}: the provider refused the content ({detail})", status=status)
+        return ContentPolicyError(
+            f"{where}: the provider refused the content ({detail})", status=status
+        )
     return BadRequestError(f"{where} refused the request for {model!r}: {detail}", status=status)
 
 
@@ -424,7 +511,9 @@ def _connection_failure(error: BaseException, endpoint: Endpoint) -> str | None:
     while seen is not None:
         if isinstance(seen, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
             return f"could not connect to {endpoint.name} at {endpoint.url} ({_detail(seen, endpoint)})"
-        if isinstance(seen, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError)):
+        if isinstance(
+            seen, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError)
+        ):
             return f"{endpoint.name} closed the connection without answering ({_detail(seen, endpoint)})"
         if isinstance(seen, TimeoutError):
             return None

@@ -27,7 +27,9 @@ from .kinds import BUILTIN_PROVIDERS, Capabilities, capabilities_of
 if TYPE_CHECKING:
     from .local_process import LocalWorkers
 
-PLACEHOLDER_KEY = "no-key-needed"  # keyless servers (Ollama, llama.cpp) still need a non-empty key in the SDK
+PLACEHOLDER_KEY = (
+    "no-key-needed"  # keyless servers (Ollama, llama.cpp) still need a non-empty key in the SDK
+)
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
@@ -42,7 +44,9 @@ class AzureVariables:
 
 # The product sketch's names first, then Azure's standard ones; per variable, the first set wins.
 SKETCH_AZURE = AzureVariables("AZURE_GPT5_KEY", "AZURE_GPT5_ENDPOINT", "AZURE_GPT5_VERSION")
-STANDARD_AZURE = AzureVariables("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION")
+STANDARD_AZURE = AzureVariables(
+    "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION"
+)
 
 NOTHING_CONFIGURED = (
     "no LLM provider is configured: set AZURE_GPT5_KEY, AZURE_GPT5_ENDPOINT and AZURE_GPT5_VERSION "
@@ -103,7 +107,9 @@ class ProviderRegistry:
             self._override_all = override
         self._endpoints: dict[str, Endpoint] = {}
         self._built: dict[str, Provider] = {}
-        self._local_workers: LocalWorkers | None = None  # shared by every local provider: each model loads once
+        self._local_workers: LocalWorkers | None = (
+            None  # shared by every local provider: each model loads once
+        )
 
     # --- routing ---------------------------------------------------------------------
 
@@ -120,7 +126,12 @@ class ProviderRegistry:
             check_local_model(model, where=f"agent '{agent.name}'")
             return Route(name, "local", model)
         endpoint = self.endpoint(name)
-        if endpoint.kind == "azure" and endpoint.deployment and not prefixed and endpoint.deployment != model:
+        if (
+            endpoint.kind == "azure"
+            and endpoint.deployment
+            and not prefixed
+            and endpoint.deployment != model
+        ):
             return Route(name, endpoint.kind, endpoint.deployment, priced_as=model)
         return Route(name, endpoint.kind, model)
 
@@ -161,7 +172,9 @@ class ProviderRegistry:
         for name in ("azure", "openai"):
             if name in self._override_by_name:
                 return name
-        raise ConfigurationError(f"agent '{agent.name}' (model '{agent.model}'): {NOTHING_CONFIGURED}")
+        raise ConfigurationError(
+            f"agent '{agent.name}' (model '{agent.model}'): {NOTHING_CONFIGURED}"
+        )
 
     def _kind_of(self, name: str) -> str:
         spec = self.workflow.providers.get(name)
@@ -170,7 +183,9 @@ class ProviderRegistry:
         if name in BUILTIN_PROVIDERS:
             return name
         choices = ", ".join([*BUILTIN_PROVIDERS, *sorted(self.workflow.providers)])
-        raise ConfigurationError(f"unknown provider '{name}': use one of {choices}, or define it under providers:")
+        raise ConfigurationError(
+            f"unknown provider '{name}': use one of {choices}, or define it under providers:"
+        )
 
     # --- endpoints -------------------------------------------------------------------
 
@@ -197,7 +212,9 @@ class ProviderRegistry:
         if spec.type == "azure":
             return self._named_azure(name, spec)
         if spec.type != "openai":
-            raise ConfigurationError(f"provider '{name}' is of type '{spec.type}', which has no HTTP endpoint")
+            raise ConfigurationError(
+                f"provider '{name}' is of type '{spec.type}', which has no HTTP endpoint"
+            )
         return self._named_openai(name, spec)
 
     def _openai_from_env(self) -> Endpoint:
@@ -208,7 +225,11 @@ class ProviderRegistry:
                 "provider 'openai' is not configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
                 "OpenAI-compatible server such as Ollama or vLLM)"
             )
-        source = "OPENAI_API_KEY" if key else "OPENAI_API_KEY (unset: the server at OPENAI_BASE_URL must need no key)"
+        source = (
+            "OPENAI_API_KEY"
+            if key
+            else "OPENAI_API_KEY (unset: the server at OPENAI_BASE_URL must need no key)"
+        )
         return Endpoint(
             name="openai",
             kind="openai",
@@ -220,10 +241,16 @@ class ProviderRegistry:
     def _named_openai(self, name: str, spec: ProviderSpec) -> Endpoint:
         where = f"providers.{name}"
         if spec.api_key_env:
-            key, source = self._required(spec.api_key_env, f"named by {where}.api_key_env"), spec.api_key_env
+            key, source = (
+                self._required(spec.api_key_env, f"named by {where}.api_key_env"),
+                spec.api_key_env,
+            )
         elif spec.base_url:
             # A key meant for api.openai.com is never sent to another server unasked.
-            key, source = PLACEHOLDER_KEY, f"{where}.api_key_env (unset: the server must need no key)"
+            key, source = (
+                PLACEHOLDER_KEY,
+                f"{where}.api_key_env (unset: the server must need no key)",
+            )
         else:
             key, source = self._required("OPENAI_API_KEY", f"for {where}"), "OPENAI_API_KEY"
         base_url = spec.base_url or self._env("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL
@@ -240,13 +267,18 @@ class ProviderRegistry:
         where = f"providers.{name}"
         families = (SKETCH_AZURE, STANDARD_AZURE)
         if spec.api_key_env:
-            key, key_source = self._required(spec.api_key_env, f"named by {where}.api_key_env"), spec.api_key_env
+            key, key_source = (
+                self._required(spec.api_key_env, f"named by {where}.api_key_env"),
+                spec.api_key_env,
+            )
         else:
             key_source = self._first_set(f.key for f in families) or SKETCH_AZURE.key
             key = self._required(key_source, f"for {where} (or set {where}.api_key_env)")
         endpoint = spec.base_url or self._first_value(f.endpoint for f in families)
         if endpoint is None:
-            raise ConfigurationError(f"{where}: set base_url to the Azure endpoint (or set AZURE_GPT5_ENDPOINT)")
+            raise ConfigurationError(
+                f"{where}: set base_url to the Azure endpoint (or set AZURE_GPT5_ENDPOINT)"
+            )
         version = spec.api_version or self._first_value(f.version for f in families)
         if version is None:
             raise ConfigurationError(
@@ -273,10 +305,16 @@ class ProviderRegistry:
             return None
         if key_name is None or endpoint_name is None or version_name is None:
             names = SKETCH_AZURE if self._sketch_azure_set() else STANDARD_AZURE
-            wanted = ((key_name, names.key), (endpoint_name, names.endpoint), (version_name, names.version))
+            wanted = (
+                (key_name, names.key),
+                (endpoint_name, names.endpoint),
+                (version_name, names.version),
+            )
             present = ", ".join(found for found, _ in wanted if found)
             missing = " and ".join(name for found, name in wanted if not found)
-            raise ConfigurationError(f"Azure OpenAI is partly configured ({present} set): also set {missing}")
+            raise ConfigurationError(
+                f"Azure OpenAI is partly configured ({present} set): also set {missing}"
+            )
         return Endpoint(
             name="azure",
             kind="azure",
@@ -288,7 +326,9 @@ class ProviderRegistry:
         )
 
     def _sketch_azure_set(self) -> bool:
-        return any(self._env(n) for n in (SKETCH_AZURE.key, SKETCH_AZURE.endpoint, SKETCH_AZURE.version))
+        return any(
+            self._env(n) for n in (SKETCH_AZURE.key, SKETCH_AZURE.endpoint, SKETCH_AZURE.version)
+        )
 
     def _env(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
@@ -304,7 +344,9 @@ class ProviderRegistry:
     def _required(self, variable: str, why: str) -> str:
         value = self._env(variable)
         if value is None:
-            raise ConfigurationError(f"set the environment variable {variable} ({why}) to the API key")
+            raise ConfigurationError(
+                f"set the environment variable {variable} ({why}) to the API key"
+            )
         return value
 
     def http_endpoint(self, route: Route) -> Endpoint | None:
@@ -355,7 +397,9 @@ class ProviderRegistry:
         elif route.kind in ("openai", "azure"):
             from .openai import OpenAIProvider
 
-            built = OpenAIProvider(self.endpoint(route.provider), max_connections=self.max_connections)
+            built = OpenAIProvider(
+                self.endpoint(route.provider), max_connections=self.max_connections
+            )
         else:
             raise ConfigurationError(
                 f"provider '{route.provider}' has kind '{route.kind}', which only a test override can serve"

@@ -69,7 +69,9 @@ class RowOutcome:
     row: int
     status: str
     inputs: dict[str, Any]
-    outputs: dict[str, Any]  # text, or the parsed value of an agent with an output schema; None: none
+    outputs: dict[
+        str, Any
+    ]  # text, or the parsed value of an agent with an output schema; None: none
     cost: float
     error: str | None
     workflow_run_id: int
@@ -100,8 +102,17 @@ def create_batch(
     started_at: float,
 ) -> int:
     row = (
-        workflow, definition, source_path, data_path, data_sha256, row_count,
-        json.dumps(dict(input_map), sort_keys=True), cost_cap, "running", to_iso(started_at), *this_process(),
+        workflow,
+        definition,
+        source_path,
+        data_path,
+        data_sha256,
+        row_count,
+        json.dumps(dict(input_map), sort_keys=True),
+        cost_cap,
+        "running",
+        to_iso(started_at),
+        *this_process(),
     )
 
     def work(connection: sqlite3.Connection) -> int:
@@ -129,7 +140,9 @@ def mark_batch_running(store: Store, batch_id: int, *, cost_cap: float | None) -
     )
 
 
-def finish_batch(store: Store, batch_id: int, *, status: str, finished_at: float, pauses: int, paused: float) -> None:
+def finish_batch(
+    store: Store, batch_id: int, *, status: str, finished_at: float, pauses: int, paused: float
+) -> None:
     """Store the final status and the totals, counted from the rows' runs."""
 
     def work(connection: sqlite3.Connection) -> None:
@@ -150,9 +163,17 @@ def finish_batch(store: Store, batch_id: int, *, status: str, finished_at: float
                 rows_skipped = ?, input_tokens = ?, output_tokens = ?, cost = ?,
                 pauses = pauses + ?, paused_seconds = paused_seconds + ? WHERE id = ?""",
             (
-                status, to_iso(finished_at), counts.get("succeeded", 0),
+                status,
+                to_iso(finished_at),
+                counts.get("succeeded", 0),
                 sum(n for s, n in counts.items() if s not in ("succeeded", "skipped")),
-                counts.get("skipped", 0), tokens_in, tokens_out, cost, pauses, paused, batch_id,
+                counts.get("skipped", 0),
+                tokens_in,
+                tokens_out,
+                cost,
+                pauses,
+                paused,
+                batch_id,
             ),
         )
 
@@ -183,7 +204,11 @@ def batch(store: Store, batch_id: int) -> BatchRecord:
         found = store.read(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
     if not found:
         latest = list_batches(store, limit=1)
-        hint = f"; the latest is {latest[0].id} (agentops list-batches)" if latest else "; no batch is recorded yet"
+        hint = (
+            f"; the latest is {latest[0].id} (agentops list-batches)"
+            if latest
+            else "; no batch is recorded yet"
+        )
         raise RunNotFoundError(f"no batch {batch_id} in {store.path}{hint}")
     return _record(found[0])
 
@@ -239,12 +264,23 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
         if current is None or current["row"] != row:
             if current is not None:
                 yield RowOutcome(**current)
-            current = {"row": row, "status": status, "inputs": json.loads(inputs or "{}"), "outputs": {},
-                       "cost": round(cost or 0.0, 10), "error": None, "workflow_run_id": run_id}
+            current = {
+                "row": row,
+                "status": status,
+                "inputs": json.loads(inputs or "{}"),
+                "outputs": {},
+                "cost": round(cost or 0.0, 10),
+                "error": None,
+                "workflow_run_id": run_id,
+            }
         # An agent with an output schema gives its parsed value (an object, not JSON in a string).
         answer = output if value is None else json.loads(value)
         current["outputs"][agent] = answer if agent_status == "succeeded" else None
-        if current["error"] is None and agent_status in ("failed", "skipped", "cancelled") and error:
+        if (
+            current["error"] is None
+            and agent_status in ("failed", "skipped", "cancelled")
+            and error
+        ):
             current["error"] = f"{agent}: {error}"
     if current is not None:
         yield RowOutcome(**current)

@@ -60,7 +60,11 @@ def workflow_run_page(
     top, bottom = page[0].id, page[-1].id
     if newest_first:
         older = bottom if beyond else None
-        newer = top if before is not None and _matching(store, workflow, status, top, False, 1) else None
+        newer = (
+            top
+            if before is not None and _matching(store, workflow, status, top, False, 1)
+            else None
+        )
     else:
         newer = top if beyond else None
         older = bottom if _matching(store, workflow, status, bottom, True, 1) else None
@@ -68,14 +72,21 @@ def workflow_run_page(
 
 
 def _matching(
-    store: Store, workflow: str | None, status: str | None, cursor: int | None, newest_first: bool, wanted: int
+    store: Store,
+    workflow: str | None,
+    status: str | None,
+    cursor: int | None,
+    newest_first: bool,
+    wanted: int,
 ) -> list[WorkflowRunRecord]:
     """Up to ``wanted`` runs past ``cursor`` whose effective status is ``status``."""
     found: list[WorkflowRunRecord] = []
     while len(found) < wanted:
         rows = _run_rows(store, workflow, status, cursor, newest_first, wanted)
         found.extend(
-            record for record in map(workflow_run_record, rows) if status is None or record.status == status
+            record
+            for record in map(workflow_run_record, rows)
+            if status is None or record.status == status
         )
         if len(rows) < wanted:
             break  # nothing further in this direction
@@ -84,7 +95,12 @@ def _matching(
 
 
 def _run_rows(
-    store: Store, workflow: str | None, status: str | None, cursor: int | None, newest_first: bool, limit: int
+    store: Store,
+    workflow: str | None,
+    status: str | None,
+    cursor: int | None,
+    newest_first: bool,
+    limit: int,
 ) -> list[sqlite3.Row]:
     conditions: list[str] = []
     parameters: list[object] = []
@@ -141,7 +157,9 @@ def workflow_run_header(store: Store, workflow_run_id: int) -> WorkflowRunHeader
 
 
 def workflow_run_summary(store: Store, workflow_run_id: int) -> WorkflowRunRecord:
-    rows = store.read(f"SELECT {WORKFLOW_COLUMNS} FROM workflow_runs w WHERE w.id = ?", (workflow_run_id,))
+    rows = store.read(
+        f"SELECT {WORKFLOW_COLUMNS} FROM workflow_runs w WHERE w.id = ?", (workflow_run_id,)
+    )
     if not rows:
         raise not_found(store, "workflow_runs", "workflow run", workflow_run_id)
     return workflow_run_record(rows[0])
@@ -184,7 +202,9 @@ def agent_starts(store: Store, workflow_run_id: int) -> list[AgentStart]:
         "SELECT agent, model, provider, started_at FROM agent_starts WHERE workflow_run_id = ? ORDER BY agent",
         (workflow_run_id,),
     )
-    return [AgentStart(row["agent"], row["model"], row["provider"], row["started_at"]) for row in rows]
+    return [
+        AgentStart(row["agent"], row["model"], row["provider"], row["started_at"]) for row in rows
+    ]
 
 
 def agent_start(store: Store, workflow_run_id: int, agent: str) -> AgentStart | None:
@@ -195,7 +215,9 @@ def agent_start(store: Store, workflow_run_id: int, agent: str) -> AgentStart | 
     if not rows:
         return None
     row = rows[0]
-    return AgentStart(row["agent"], row["model"], row["provider"], row["started_at"], prompt=row["prompt"])
+    return AgentStart(
+        row["agent"], row["model"], row["provider"], row["started_at"], prompt=row["prompt"]
+    )
 
 
 def agent_run_in(store: Store, workflow_run_id: int, agent: str) -> AgentRunRecord | None:

@@ -299,7 +299,9 @@ def pending_migrations(connection: sqlite3.Connection, path: Path) -> list[Migra
     A file a newer agentops has migrated further raises ``StoreError``: its schema may mean
     what this version cannot know, so no command reads or writes it.
     """
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {
+        row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
     applied: set[int] = set()
     if "_migrations" in tables:
         applied = {row[0] for row in connection.execute("SELECT number FROM _migrations")}

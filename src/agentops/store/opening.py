@@ -33,7 +33,9 @@ def open_store(path: str | Path | None = None, *, create: bool = True) -> Store:
     target = _target(path)
     in_memory = not create and not target.exists()
     if not in_memory and not target.parent.exists():
-        raise StoreError(f"cannot create history database {target}: directory {target.parent} does not exist")
+        raise StoreError(
+            f"cannot create history database {target}: directory {target.parent} does not exist"
+        )
     try:
         connection = sqlite3.connect(
             ":memory:" if in_memory else target,
@@ -65,7 +67,9 @@ def open_reader(path: str | Path | None = None) -> Store:
     """
     target = _target(path)
     if not target.exists():
-        raise StoreError(f"no history database at {target}; run a workflow first, or point --db at the file")
+        raise StoreError(
+            f"no history database at {target}; run a workflow first, or point --db at the file"
+        )
     try:
         connection = sqlite3.connect(
             f"{target.resolve().as_uri()}?mode=ro",
@@ -97,7 +101,9 @@ def open_reader(path: str | Path | None = None) -> Store:
 def _target(path: str | Path | None) -> Path:
     target = Path(path) if path is not None else default_db_path()
     if target.is_dir():
-        raise StoreError(f"{target} is a directory; give --db a file path, e.g. {target / DEFAULT_DB_NAME}")
+        raise StoreError(
+            f"{target} is a directory; give --db a file path, e.g. {target / DEFAULT_DB_NAME}"
+        )
     return target
 
 

@@ -82,7 +82,9 @@ def agent_run_record(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRun
     )
 
 
-def agent_runs(store: Store, *, workflow: str | None = None, limit: int = 20) -> list[AgentRunRecord]:
+def agent_runs(
+    store: Store, *, workflow: str | None = None, limit: int = 20
+) -> list[AgentRunRecord]:
     """The newest agent runs, optionally of one workflow (``runs_by_workflow`` index)."""
     if workflow is None:
         rows = store.read(f"SELECT {AGENT_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
@@ -229,7 +231,9 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     return None if started is None or finished is None else finished - started
 
 
-def workflow_runs(store: Store, *, workflow: str | None = None, limit: int = 20) -> list[WorkflowRunRecord]:
+def workflow_runs(
+    store: Store, *, workflow: str | None = None, limit: int = 20
+) -> list[WorkflowRunRecord]:
     """The newest workflow runs, optionally of one workflow (``workflow_runs_by_workflow`` index)."""
     if workflow is None:
         sql = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_runs w ORDER BY w.id DESC LIMIT ?"
@@ -285,7 +289,9 @@ def decode_inputs(text: str | None) -> dict[str, Any]:
 
 def recorded_workflows(store: Store) -> list[str]:
     """Names of every workflow with a recorded run (for "did you mean")."""
-    rows = store.read("SELECT DISTINCT workflow FROM workflow_runs WHERE workflow IS NOT NULL ORDER BY workflow")
+    rows = store.read(
+        "SELECT DISTINCT workflow FROM workflow_runs WHERE workflow IS NOT NULL ORDER BY workflow"
+    )
     return [row[0] for row in rows]
 
 
@@ -351,7 +357,7 @@ def spend(
 
 
 def not_found(store: Store, table: str, what: str, wanted: int) -> RunNotFoundError:
-    """"no workflow run 42; latest is 17", or "no workflow runs recorded yet in agentops.db"."""
+    """ "no workflow run 42; latest is 17", or "no workflow runs recorded yet in agentops.db"."""
     rows = store.read(f"SELECT max(id) FROM {table}")
     latest = rows[0][0] if rows else None
     if latest is None:

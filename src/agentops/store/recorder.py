@@ -91,7 +91,9 @@ class RunRecorder:
         # started or settled, to be committed at the end of this loop turn
         self._pending: list[AgentStarted | AgentResult] = []
         self._pending_calls: list[tuple[str, ToolCallRecord]] = []  # finished tool calls, likewise
-        self._with_calls: set[str] = set()  # agents with tool calls whose run row does not exist yet
+        self._with_calls: set[str] = (
+            set()
+        )  # agents with tool calls whose run row does not exist yet
 
     def __call__(self, event: Event) -> None:
         if self.failure is not None and not isinstance(event, WorkflowFinished):
@@ -222,8 +224,14 @@ class RunRecorder:
         settled = {result.name for result in batch}
         started = [c for c in pending if isinstance(c, AgentStarted) and c.name not in settled]
         starts = [
-            (workflow_run_id, storable(c.name), storable(c.model), storable(c.provider), storable(c.prompt),
-             to_iso(c.started_at))
+            (
+                workflow_run_id,
+                storable(c.name),
+                storable(c.model),
+                storable(c.provider),
+                storable(c.prompt),
+                to_iso(c.started_at),
+            )
             for c in started
         ]
         # Agents whose start row is on disk: their outcome replaces it.
@@ -291,7 +299,9 @@ class RunRecorder:
                         "UPDATE tool_calls SET run_id = ? WHERE workflow_run_id = ? AND agent = ? AND run_id IS NULL",
                         (run_id, workflow_run_id, storable(agent.name)),
                     )
-            connection.execute("DELETE FROM agent_starts WHERE workflow_run_id = ?", (workflow_run_id,))
+            connection.execute(
+                "DELETE FROM agent_starts WHERE workflow_run_id = ?", (workflow_run_id,)
+            )
             connection.execute(
                 """UPDATE workflow_runs SET finished_at = ?, status = ?, input_tokens = ?,
                     output_tokens = ?, tokens_estimated = ?, cost = ? WHERE id = ?""",
@@ -313,7 +323,9 @@ class RunRecorder:
 
     def _require_started(self) -> int:
         if self.workflow_run_id is None:
-            raise StoreError("the run was not recorded: WorkflowStarted was not received or not written")
+            raise StoreError(
+                "the run was not recorded: WorkflowStarted was not received or not written"
+            )
         return self.workflow_run_id
 
 
@@ -446,7 +458,9 @@ def _insert_agent_run(
             result.duration,
             int(reused),
             reused_from,
-            None if result.value is None else storable(json.dumps(result.value, ensure_ascii=False)),
+            None
+            if result.value is None
+            else storable(json.dumps(result.value, ensure_ascii=False)),
         ),
     )
     run_id = _row_id(cursor)

@@ -122,4 +122,3 @@ def chain_spend(store: Store, workflow_run_id: int) -> float:
     )
     value = rows[0][0] if rows else 0.0
     return float(value) if isinstance(value, int | float) else 0.0
-

@@ -77,7 +77,9 @@ def describe(error: sqlite3.Error, path: Path) -> str:
             "point --db (or AGENTOPS_DB) at another file"
         )
     if "unable to open" in message:
-        return f"cannot open history database {path} ({message}); check the path and its permissions"
+        return (
+            f"cannot open history database {path} ({message}); check the path and its permissions"
+        )
     if is_lock_error(error):
         return (
             f"history database {path} stayed locked by another process for over "
@@ -100,7 +102,9 @@ class Store:
     A ``read_only`` store (see ``opening.open_reader``) refuses ``write``.
     """
 
-    def __init__(self, path: Path, connection: sqlite3.Connection, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, connection: sqlite3.Connection, *, read_only: bool = False
+    ) -> None:
         self.path = path
         self.connection = connection
         self.read_only = read_only
@@ -129,7 +133,9 @@ class Store:
         ``work`` may run more than once, so it must only touch the database.
         """
         if self.read_only:
-            raise StoreError(f"history database {self.path} was opened read-only; nothing can be written to it")
+            raise StoreError(
+                f"history database {self.path} was opened read-only; nothing can be written to it"
+            )
         connection = self.connection
 
         def attempt() -> T:

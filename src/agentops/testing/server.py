@@ -117,7 +117,16 @@ from ..structured import example_for_schema
 Body = dict[str, Any]
 Latency = float | Callable[[Body], float]
 FaultKind = Literal[
-    "status", "hang", "drop", "malformed", "truncate", "invalid_json", "wrong_shape", "length", "refusal", "fenced"
+    "status",
+    "hang",
+    "drop",
+    "malformed",
+    "truncate",
+    "invalid_json",
+    "wrong_shape",
+    "length",
+    "refusal",
+    "fenced",
 ]
 RetryAfterFormat = Literal["both", "ms", "seconds", "date"]
 
@@ -150,7 +159,9 @@ DEFAULT_RANDOM_FAULTS = (
 @dataclass(frozen=True)
 class ScriptedToolCall:
     name: str
-    arguments: dict[str, Any] | str = field(default_factory=dict)  # str: sent exactly (valid JSON or not)
+    arguments: dict[str, Any] | str = field(
+        default_factory=dict
+    )  # str: sent exactly (valid JSON or not)
 
     @property
     def arguments_json(self) -> str:
@@ -255,7 +266,9 @@ class OpenAITestServer:
 
     # --- faults ----------------------------------------------------------------------
 
-    def inject(self, fault: Fault, times: int = 1, match: Callable[[Body], bool] | None = None) -> None:
+    def inject(
+        self, fault: Fault, times: int = 1, match: Callable[[Body], bool] | None = None
+    ) -> None:
         """The next ``times`` requests matching ``match`` (else ``fault_match``, else all) get ``fault``."""
         with self._lock:
             self._scripted.append(_Scripted(fault, times, match))
@@ -326,7 +339,11 @@ class OpenAITestServer:
             # handler_cancellation: a hanging handler ends when its client gives up;
             # a short shutdown_timeout keeps stop() quick with hangs in flight.
             runner = web.AppRunner(
-                app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+                app,
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=0.5,
+                handler_cancellation=True,
             )
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", self._requested_port, backlog=16384)
@@ -346,7 +363,9 @@ class OpenAITestServer:
     # --- handlers --------------------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": "test-model", "object": "model"}]}
+        )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         record = RecordedRequest(
@@ -361,12 +380,20 @@ class OpenAITestServer:
         try:
             body = await request.json()
         except ValueError:
-            return _finish(record, _error(400, "the request body is not valid JSON", "invalid_request_error"))
+            return _finish(
+                record, _error(400, "the request body is not valid JSON", "invalid_request_error")
+            )
         if not isinstance(body, dict):
-            return _finish(record, _error(400, "the request body must be a JSON object", "invalid_request_error"))
+            return _finish(
+                record,
+                _error(400, "the request body must be a JSON object", "invalid_request_error"),
+            )
         record.body = body
         if "deployment" in request.match_info and not body.get("model"):
-            body = {**body, "model": request.match_info["deployment"]}  # the recorded body stays as sent
+            body = {
+                **body,
+                "model": request.match_info["deployment"],
+            }  # the recorded body stays as sent
         latency = self.latency(body) if callable(self.latency) else self.latency
         if latency > 0:
             await asyncio.sleep(latency)
@@ -390,7 +417,9 @@ class OpenAITestServer:
             scripted = _damaged(scripted, fault.kind, schema)
         text = scripted.text
         calls = _numbered(scripted.tool_calls, body)
-        completion_tokens = len(text.split()) + sum(len(c.arguments_json.split()) + 1 for _, c in calls)
+        completion_tokens = len(text.split()) + sum(
+            len(c.arguments_json.split()) + 1 for _, c in calls
+        )
         prompt_tokens = _prompt_tokens(body)
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -401,11 +430,22 @@ class OpenAITestServer:
         malformed = fault is not None and fault.kind == "malformed"
         if body.get("stream"):
             return await self._stream(
-                request, record, body, scripted, usage, calls, truncated=truncated, malformed=malformed
+                request,
+                record,
+                body,
+                scripted,
+                usage,
+                calls,
+                truncated=truncated,
+                malformed=malformed,
             )
         if malformed or truncated:
             payload = json.dumps(_completion(body, scripted, usage, calls))
-            cut = '{"id": "chatcmpl-test", "choices": [' if malformed else payload[: len(payload) // 2]
+            cut = (
+                '{"id": "chatcmpl-test", "choices": ['
+                if malformed
+                else payload[: len(payload) // 2]
+            )
             return _finish(record, web.Response(text=cut, content_type="application/json"))
         reported = usage if self.send_usage else None
         record.usage = reported
@@ -445,7 +485,9 @@ class OpenAITestServer:
         malformed: bool,
     ) -> web.StreamResponse:
         text = scripted.text
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         record.status = 200
         if malformed:
@@ -506,11 +548,15 @@ def _default_reply(body: Body, size: int) -> str:
 def _pieces(text: str, words_per_piece: int) -> list[str]:
     """Split text into chunks of a few words whose concatenation is exactly ``text``."""
     words = text.split(" ")
-    pieces = [" ".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)]
+    pieces = [
+        " ".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)
+    ]
     return [piece + " " for piece in pieces[:-1]] + pieces[-1:]
 
 
-def _numbered(calls: tuple[ScriptedToolCall, ...], body: Body) -> list[tuple[str, ScriptedToolCall]]:
+def _numbered(
+    calls: tuple[ScriptedToolCall, ...], body: Body
+) -> list[tuple[str, ScriptedToolCall]]:
     """Each call with an id unique in the conversation (later turns continue the count)."""
     start = tool_results(body)
     return [(f"call_{start + index + 1}", call) for index, call in enumerate(calls)]
@@ -522,14 +568,26 @@ def _tool_call_deltas(calls: list[tuple[str, ScriptedToolCall]]) -> list[Body]:
     for index, (call_id, call) in enumerate(calls):
         arguments = call.arguments_json
         half = len(arguments) // 2
-        deltas.append({"tool_calls": [{"index": index, "id": call_id, "type": "function",
-                                       "function": {"name": call.name, "arguments": ""}}]})
+        deltas.append(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                ]
+            }
+        )
         for fragment in (arguments[:half], arguments[half:]):
             deltas.append({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
     return deltas
 
 
-def _finish_reason(scripted: ScriptedReply, calls: list[tuple[str, ScriptedToolCall]] | None) -> str:
+def _finish_reason(
+    scripted: ScriptedReply, calls: list[tuple[str, ScriptedToolCall]] | None
+) -> str:
     return scripted.finish_reason or ("tool_calls" if calls else "stop")
 
 
@@ -539,12 +597,19 @@ def _completion(
     usage: dict[str, int] | None,
     calls: list[tuple[str, ScriptedToolCall]] | None = None,
 ) -> Body:
-    message: Body = {"role": "assistant", "content": scripted.text if scripted.text or not scripted.refusal else None}
+    message: Body = {
+        "role": "assistant",
+        "content": scripted.text if scripted.text or not scripted.refusal else None,
+    }
     if scripted.refusal:
         message["refusal"] = scripted.refusal
     if calls:
         message["tool_calls"] = [
-            {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_json}}
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json},
+            }
             for call_id, call in calls
         ]
     payload: Body = {
@@ -552,7 +617,9 @@ def _completion(
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(scripted, calls)}],
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": _finish_reason(scripted, calls)}
+        ],
     }
     if usage is not None:
         payload["usage"] = usage
@@ -583,7 +650,9 @@ def _damaged(scripted: ScriptedReply, kind: str, schema: Any) -> ScriptedReply:
         return ScriptedReply("Sure! Here is the plan: {title: Paris")
     if kind == "wrong_shape":
         is_array = isinstance(schema, dict) and schema.get("type") == "array"
-        return ScriptedReply(json.dumps({"unexpected": 1} if is_array else ["not", "the", "schema"]))
+        return ScriptedReply(
+            json.dumps({"unexpected": 1} if is_array else ["not", "the", "schema"])
+        )
     if kind == "length":
         return ScriptedReply(valid[: max(1, len(valid) // 2)], finish_reason="length")
     if kind == "refusal":
@@ -606,14 +675,20 @@ def _sse(payload: Body) -> bytes:
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind, "code": code, "param": None}}, status=status)
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "code": code, "param": None}}, status=status
+    )
 
 
 _STATUS_MESSAGES: dict[int, tuple[str, str, str | None]] = {
     400: ("bad request: the test server was told to refuse it", "invalid_request_error", None),
     401: ("Incorrect API key provided", "invalid_request_error", "invalid_api_key"),
     403: ("forbidden", "invalid_request_error", None),
-    404: ("The model does not exist or you do not have access to it", "invalid_request_error", "model_not_found"),
+    404: (
+        "The model does not exist or you do not have access to it",
+        "invalid_request_error",
+        "model_not_found",
+    ),
     408: ("request timeout", "server_error", None),
     409: ("conflict", "server_error", None),
     422: ("unprocessable request", "invalid_request_error", None),
@@ -623,9 +698,15 @@ _STATUS_MESSAGES: dict[int, tuple[str, str, str | None]] = {
 
 def _status_fault(fault: Fault) -> web.Response:
     status = fault.status or 500
-    message, kind, code = _STATUS_MESSAGES.get(status, ("internal server error", "server_error", None))
+    message, kind, code = _STATUS_MESSAGES.get(
+        status, ("internal server error", "server_error", None)
+    )
     if fault.quota:
-        message, kind, code = "You exceeded your current quota", "insufficient_quota", "insufficient_quota"
+        message, kind, code = (
+            "You exceeded your current quota",
+            "insufficient_quota",
+            "insufficient_quota",
+        )
     if fault.code is not None:
         code = fault.code
     if fault.message is not None:
@@ -640,7 +721,9 @@ def _status_fault(fault: Fault) -> web.Response:
         elif fault.retry_after_format == "seconds":
             response.headers["Retry-After"] = f"{seconds:g}"
         elif fault.retry_after_format == "date":
-            response.headers["Retry-After"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
+            response.headers["Retry-After"] = email.utils.formatdate(
+                time.time() + seconds, usegmt=True
+            )
     return response
 
 
@@ -650,15 +733,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--reply-tokens", type=int, default=20)
     parser.add_argument("--chunk-delay", type=float, default=0.0)
-    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault")
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="share of requests given a random fault"
+    )
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--no-usage", action="store_true", help="never report token usage")
-    parser.add_argument("--call-tool", metavar="NAME", help="ask for this tool until --tool-turns results are in")
+    parser.add_argument(
+        "--call-tool", metavar="NAME", help="ask for this tool until --tool-turns results are in"
+    )
     parser.add_argument("--tool-turns", type=int, default=1)
     parser.add_argument("--tool-arguments", default="{}", help="the tool's arguments, as JSON")
     arguments = parser.parse_args(argv)
     hook = (
-        call_tool_until(arguments.call_tool, json.loads(arguments.tool_arguments), arguments.tool_turns)
+        call_tool_until(
+            arguments.call_tool, json.loads(arguments.tool_arguments), arguments.tool_turns
+        )
         if arguments.call_tool
         else None
     )

@@ -69,9 +69,13 @@ def load_catalog(
             continue
         if spec.python is not None:
             try:
-                python[name] = load_python_tool(name, spec.python, loaded.folder, timeout=spec.timeout)
+                python[name] = load_python_tool(
+                    name, spec.python, loaded.folder, timeout=spec.timeout
+                )
             except ToolLoadError as error:
-                problems.append(loaded.diagnostic(("tools", name, "python"), f"tools.{name}.python: {error}"))
+                problems.append(
+                    loaded.diagnostic(("tools", name, "python"), f"tools.{name}.python: {error}")
+                )
             continue
         assert spec.mcp is not None
         values: dict[str, dict[str, str]] = {"env": {}, "headers": {}}
@@ -83,17 +87,25 @@ def load_catalog(
                 try:
                     value, used = expand(raw, env)
                 except MissingVariableError as missing:
-                    problems.append(loaded.diagnostic(
-                        ("tools", name, "mcp", section, key),
-                        f"tools.{name}.mcp.{section}.{key} uses ${{{missing.variable}}}, which is not set; "
-                        f"set the environment variable {missing.variable} (it is read when the run starts "
-                        "and never recorded)",
-                    ))
+                    problems.append(
+                        loaded.diagnostic(
+                            ("tools", name, "mcp", section, key),
+                            f"tools.{name}.mcp.{section}.{key} uses ${{{missing.variable}}}, which is not set; "
+                            f"set the environment variable {missing.variable} (it is read when the run starts "
+                            "and never recorded)",
+                        )
+                    )
                     continue
                 secrets.add(used)
                 values[section][key] = value
         servers[name] = ServerSpec(
-            name, spec, spec.mcp.command, list(spec.mcp.args), values["env"], spec.mcp.url, values["headers"]
+            name,
+            spec,
+            spec.mcp.command,
+            list(spec.mcp.args),
+            values["env"],
+            spec.mcp.url,
+            values["headers"],
         )
     if problems:
         raise WorkflowError(problems)

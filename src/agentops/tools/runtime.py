@@ -80,8 +80,14 @@ class ToolRuntime:
     # --- start --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        needed = sorted({pick.partition(".")[0] for name in self.agents for pick in self.workflow.agent(name).tools}
-                        & set(self.catalog.servers))
+        needed = sorted(
+            {
+                pick.partition(".")[0]
+                for name in self.agents
+                for pick in self.workflow.agent(name).tools
+            }
+            & set(self.catalog.servers)
+        )
         if needed:
             await self._start_servers(needed)
         try:
@@ -108,9 +114,15 @@ class ToolRuntime:
                 ),
                 self.catalog.secrets,
             )
-        outcomes = await asyncio.gather(*(s.start() for s in self.servers.values()), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(s.start() for s in self.servers.values()), return_exceptions=True
+        )
         failures = [str(o) for o in outcomes if isinstance(o, ToolServerStartError)]
-        unexpected = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, ToolServerStartError)]
+        unexpected = [
+            o
+            for o in outcomes
+            if isinstance(o, BaseException) and not isinstance(o, ToolServerStartError)
+        ]
         if failures or unexpected:
             await self.aclose()
             if unexpected and not failures:
@@ -120,16 +132,21 @@ class ToolRuntime:
     def _build_tables(self) -> None:
         problems: list[Diagnostic] = []
         loaded = self.catalog.loaded
-        listed = {name: {info.name: info for info in server.tools} for name, server in self.servers.items()}
+        listed = {
+            name: {info.name: info for info in server.tools}
+            for name, server in self.servers.items()
+        }
         for name, server_tools in listed.items():
             allow = self.workflow.tools[name].allow
             for index, wanted in enumerate(allow or []):
                 if wanted not in server_tools:
-                    problems.append(loaded.diagnostic(
-                        ("tools", name, "allow", index),
-                        f"tools.{name}.allow names '{wanted}', which MCP server '{name}' does not have"
-                        f"{did_you_mean(wanted, server_tools)} (it has: {_listing(server_tools)})",
-                    ))
+                    problems.append(
+                        loaded.diagnostic(
+                            ("tools", name, "allow", index),
+                            f"tools.{name}.allow names '{wanted}', which MCP server '{name}' does not have"
+                            f"{did_you_mean(wanted, server_tools)} (it has: {_listing(server_tools)})",
+                        )
+                    )
         for agent_name in self.agents:
             agent = self.workflow.agent(agent_name)
             index_of = next(i for i, a in enumerate(self.workflow.agents) if a.name == agent_name)
@@ -145,11 +162,16 @@ class ToolRuntime:
                     sent = legal_name((spec.prefix or "") + tool.base_name)
                     if sent in table:
                         other = origin[sent]
-                        problems.append(loaded.diagnostic(where, (
-                            f"agent '{agent_name}': '{tool.label}' and '{other}' would both reach the model as "
-                            f"'{sent}'; give one of them a prefix: (e.g. tools.{pick.partition('.')[0]}.prefix: "
-                            f"{pick.partition('.')[0]}_)"
-                        )))
+                        problems.append(
+                            loaded.diagnostic(
+                                where,
+                                (
+                                    f"agent '{agent_name}': '{tool.label}' and '{other}' would both reach the model as "
+                                    f"'{sent}'; give one of them a prefix: (e.g. tools.{pick.partition('.')[0]}.prefix: "
+                                    f"{pick.partition('.')[0]}_)"
+                                ),
+                            )
+                        )
                         continue
                     table[sent] = Entry(tool, sent, spec.on_tool_error == "fail")
                     origin[sent] = tool.label
@@ -157,7 +179,9 @@ class ToolRuntime:
         if problems:
             raise WorkflowError(problems)
 
-    def _tools_of(self, pick: str, listed: Mapping[str, Mapping[str, Any]]) -> tuple[list[Tool], str | None]:
+    def _tools_of(
+        self, pick: str, listed: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[list[Tool], str | None]:
         """The tools a pick names, or why it names none."""
         key, _, one = pick.partition(".")
         spec = self.workflow.tools[key]
@@ -167,8 +191,10 @@ class ToolRuntime:
         available = listed[key]
         if one:
             if one not in available:
-                return [], (f"MCP server '{key}' has no tool '{one}'{did_you_mean(one, available)} "
-                            f"(it has: {_listing(available)})")
+                return [], (
+                    f"MCP server '{key}' has no tool '{one}'{did_you_mean(one, available)} "
+                    f"(it has: {_listing(available)})"
+                )
             names = [one]
         else:
             names = [n for n in available if spec.allow is None or n in spec.allow]
@@ -237,14 +263,17 @@ class AgentToolbox:
         self.scrub = scrub
         self.slots = asyncio.Semaphore(limit)
         self.definitions = tuple(
-            ToolDefinition(sent, entry.tool.description, entry.tool.parameters) for sent, entry in table.items()
+            ToolDefinition(sent, entry.tool.description, entry.tool.parameters)
+            for sent, entry in table.items()
         )
 
     async def run_calls(self, agent: str, turn: int, calls: Sequence[ToolCall]) -> ToolOutcome:
         if len(calls) == 1:  # no task per call for the common case
             outcomes = [await self._run_one(agent, turn, calls[0])]
         else:
-            outcomes = list(await asyncio.gather(*(self._run_one(agent, turn, call) for call in calls)))
+            outcomes = list(
+                await asyncio.gather(*(self._run_one(agent, turn, call) for call in calls))
+            )
         messages: list[Message] = []
         failure = None
         for call, (text, failed) in zip(calls, outcomes, strict=True):
@@ -265,8 +294,10 @@ class AgentToolbox:
         status = "succeeded"
         try:
             if entry is None:
-                raise ToolCallError(f"there is no tool named '{call.name}'{did_you_mean(call.name, self.table)}; "
-                                    f"the tools are: {', '.join(self.table)}")
+                raise ToolCallError(
+                    f"there is no tool named '{call.name}'{did_you_mean(call.name, self.table)}; "
+                    f"the tools are: {', '.join(self.table)}"
+                )
             arguments = _parse_arguments(call)
             async with self.slots:
                 text = await entry.tool.invoke(arguments)
@@ -276,19 +307,33 @@ class AgentToolbox:
         # Whatever a tool raises (SystemExit and KeyboardInterrupt from its code included) is
         # the tool's failure: the model reads it, and the agent's run goes on.
         except BaseException as failed:
-            error = valid_text(self.scrub(str(failed) if isinstance(failed, ToolCallError) else describe_exception(failed)))
+            error = valid_text(
+                self.scrub(
+                    str(failed) if isinstance(failed, ToolCallError) else describe_exception(failed)
+                )
+            )
             status = "failed"
             text = f"error: {error}"
         else:
             text = valid_text(self.scrub(text))
-        self._finish(agent, turn, call, label, status, started, clock, text if error is None else None, error)
+        self._finish(
+            agent, turn, call, label, status, started, clock, text if error is None else None, error
+        )
         if error is not None and entry is not None and entry.fail_on_error:
             return text, f"tool {label} failed (on_tool_error: fail): {error}"
         return text, None
 
     def _finish(
-        self, agent: str, turn: int, call: ToolCall, label: str, status: str,
-        started: float, clock: float, result: str | None, error: str | None,
+        self,
+        agent: str,
+        turn: int,
+        call: ToolCall,
+        label: str,
+        status: str,
+        started: float,
+        clock: float,
+        result: str | None,
+        error: str | None,
     ) -> None:
         record = ToolCallRecord(
             turn=turn,
@@ -309,9 +354,13 @@ def _parse_arguments(call: ToolCall) -> Mapping[str, Any]:
     try:
         value = call.parsed_arguments()
     except ValueError as error:
-        raise ToolCallError(f"the arguments are not valid JSON ({error}); send a JSON object") from None
+        raise ToolCallError(
+            f"the arguments are not valid JSON ({error}); send a JSON object"
+        ) from None
     except RecursionError:
-        raise ToolCallError("the arguments nest too deeply to be read; send a flatter JSON object") from None
+        raise ToolCallError(
+            "the arguments nest too deeply to be read; send a flatter JSON object"
+        ) from None
     if not isinstance(value, dict):
         raise ToolCallError(f"the arguments must be a JSON object, not {type(value).__name__}")
     return value
@@ -326,7 +375,9 @@ def legal_name(name: str) -> str:
 def _listing(names: Iterable[str], limit: int = 20) -> str:
     names = list(names)
     shown = ", ".join(names[:limit])
-    return (shown + f", … {len(names) - limit} more") if len(names) > limit else (shown or "no tools")
+    return (
+        (shown + f", … {len(names) - limit} more") if len(names) > limit else (shown or "no tools")
+    )
 
 
 __all__ = ["AgentToolbox", "ToolRuntime", "legal_name"]

@@ -57,7 +57,9 @@ def capture_content(environ: Mapping[str, str] | None = None) -> bool:
     return _value(env, CAPTURE_CONTENT_VARIABLE) in _CAPTURE_VALUES
 
 
-def open_tracing(flag: bool | None, environ: Mapping[str, str] | None = None) -> TracingSession | None:
+def open_tracing(
+    flag: bool | None, environ: Mapping[str, str] | None = None
+) -> TracingSession | None:
     """A tracing session when tracing is on (None when off).
 
     ``--otel`` without the ``[otel]`` extra is a ConfigurationError naming it. An
@@ -81,7 +83,8 @@ def open_tracing(flag: bool | None, environ: Mapping[str, str] | None = None) ->
         variable = next(name for name in ENDPOINT_VARIABLES if _value(env, name))
         logger.warning(
             "%s is set, but the OpenTelemetry SDK is not installed, so this run is not traced: %s",
-            variable, INSTALL_HINT,
+            variable,
+            INSTALL_HINT,
         )
         return None
 

@@ -66,10 +66,14 @@ class TracingSession:
         self._exporter = _WatchedExporter(exporter)
         self._ids = _PresetRootIds()
         self._lock = threading.Lock()
-        self._provider = TracerProvider(resource=_resource(), id_generator=self._ids, shutdown_on_exit=False)
+        self._provider = TracerProvider(
+            resource=_resource(), id_generator=self._ids, shutdown_on_exit=False
+        )
         self._processor = BatchSpanProcessor(self._exporter)  # OTEL_BSP_* apply
         self._provider.add_span_processor(self._processor)
-        self.tracer: Tracer = self._provider.get_tracer("agentops", _agentops_version(), schema_url=SCHEMA_URL)
+        self.tracer: Tracer = self._provider.get_tracer(
+            "agentops", _agentops_version(), schema_url=SCHEMA_URL
+        )
         self._sdk_log = _SdkLog.install()
         self._sdk_log.last = None
         self._closed = False
@@ -83,10 +87,14 @@ class TracingSession:
                 f"OTEL_TRACES_EXPORTER={exporter_name} is not supported: AgentOps exports traces over OTLP; "
                 "set it to otlp (or none to turn tracing off)"
             )
-        variable, protocol = _first(environ, ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"))
+        variable, protocol = _first(
+            environ, ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+        )
         protocol = protocol or "http/protobuf"
         if protocol not in PROTOCOLS:
-            raise ConfigurationError(f"{variable}={protocol} is not supported: use http/protobuf or grpc")
+            raise ConfigurationError(
+                f"{variable}={protocol} is not supported: use http/protobuf or grpc"
+            )
         timeout_variable, timeout_text = _first(
             environ, ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
         )
@@ -124,11 +132,15 @@ class TracingSession:
 
     # --- runs -------------------------------------------------------------------------
 
-    def run_tracer(self, targets: Mapping[str, ChatTarget], *, links: Sequence[SpanRef] = ()) -> RunTracer:
+    def run_tracer(
+        self, targets: Mapping[str, ChatTarget], *, links: Sequence[SpanRef] = ()
+    ) -> RunTracer:
         """A subscriber for one run. Its workflow span's ids are chosen now (``tracer.ids``),
         so they can be recorded with the run before the span starts."""
         generator = RandomIdGenerator()
-        ids = SpanRef(f"{generator.generate_trace_id():032x}", f"{generator.generate_span_id():016x}")
+        ids = SpanRef(
+            f"{generator.generate_trace_id():032x}", f"{generator.generate_span_id():016x}"
+        )
         return RunTracer(self, targets, ids=ids, links=links, content=self.content)
 
     def start_root_span(self, ids: SpanRef, start: Callable[[], _T]) -> _T:
@@ -150,7 +162,9 @@ class TracingSession:
         self._closed = True
         # The SDK's shutdown waits up to 30 s for its worker; ours waits the export timeout,
         # then stops the exporter's retries and leaves the (daemon) worker behind.
-        closing = threading.Thread(target=self._provider.shutdown, name="agentops-tracing-close", daemon=True)
+        closing = threading.Thread(
+            target=self._provider.shutdown, name="agentops-tracing-close", daemon=True
+        )
         closing.start()
         closing.join(self.timeout + CLOSE_MARGIN)
         if closing.is_alive():
@@ -165,7 +179,9 @@ class TracingSession:
         logger.warning(
             "warning: traces could not be sent to %s (%s); %d span(s) dropped. Check "
             "OTEL_EXPORTER_OTLP_ENDPOINT, or unset it to stop tracing",
-            self.endpoint, reason, watched.dropped + watched.in_flight,
+            self.endpoint,
+            reason,
+            watched.dropped + watched.in_flight,
         )
 
 
@@ -268,7 +284,9 @@ def _resource() -> Resource:
     """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), named agentops when unnamed."""
     resource = Resource.create({})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: "agentops", SERVICE_VERSION: _agentops_version()}))
+        resource = resource.merge(
+            Resource({SERVICE_NAME: "agentops", SERVICE_VERSION: _agentops_version()})
+        )
     return resource
 
 

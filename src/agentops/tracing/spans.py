@@ -234,7 +234,9 @@ class RunTracer:
         )
 
     def _finish_workflow(self, result: WorkflowResult) -> None:
-        for name in list(self._agents):  # the engine settles every agent first; this is a safety net
+        for name in list(
+            self._agents
+        ):  # the engine settles every agent first; this is a safety net
             if name in result.agents:
                 self._finish_agent(result.agents[name])
             else:
@@ -247,8 +249,14 @@ class RunTracer:
         if result.workflow_run_id is not None:
             root.set_attribute(RUN_ID, result.workflow_run_id)
         if result.status is not RunStatus.SUCCEEDED:
-            unsettled = [n for n, a in result.agents.items() if a.status is not AgentStatus.SUCCEEDED]
-            _fail(root, result.status.value, f"{len(unsettled)} of {len(result.agents)} agents did not succeed")
+            unsettled = [
+                n for n, a in result.agents.items() if a.status is not AgentStatus.SUCCEEDED
+            ]
+            _fail(
+                root,
+                result.status.value,
+                f"{len(unsettled)} of {len(result.agents)} agents did not succeed",
+            )
         root.end(end_time=_ns(result.finished_at))
         self._root = None
 
@@ -278,7 +286,13 @@ class RunTracer:
             if attempt.number not in running.spanned:
                 self._record_chat(running, attempt, None)
         span = running.span
-        span.set_attributes({AGENT_STATUS: result.status.value, ATTEMPTS: len(result.attempts), **_tokens(result.usage)})
+        span.set_attributes(
+            {
+                AGENT_STATUS: result.status.value,
+                ATTEMPTS: len(result.attempts),
+                **_tokens(result.usage),
+            }
+        )
         if result.cost is not None:
             span.set_attribute(COST, result.cost)
         if result.status is AgentStatus.FAILED:
@@ -292,11 +306,17 @@ class RunTracer:
 
     # --- calls ----------------------------------------------------------------------
 
-    def _record_chat(self, running: _RunningAgent, attempt: Attempt, response: ChatResponse | None) -> None:
+    def _record_chat(
+        self, running: _RunningAgent, attempt: Attempt, response: ChatResponse | None
+    ) -> None:
         request = running.request
         model = request.model if request is not None else running.model
         target = self._target(running.provider)
-        attributes: dict[str, Any] = {OPERATION: "chat", PROVIDER: target.provider_name, REQUEST_MODEL: model}
+        attributes: dict[str, Any] = {
+            OPERATION: "chat",
+            PROVIDER: target.provider_name,
+            REQUEST_MODEL: model,
+        }
         if target.server_address is not None:
             attributes[SERVER_ADDRESS] = target.server_address
             if target.server_port is not None:
@@ -360,20 +380,29 @@ def _tokens(usage: Usage) -> dict[str, Any]:
 
 def _remote(ref: SpanRef) -> SpanContext:
     return SpanContext(
-        int(ref.trace_id, 16), int(ref.span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+        int(ref.trace_id, 16),
+        int(ref.span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
 
 
 def _input_messages(request: ChatRequest) -> str:
     """The messages as sent, in the conventions' input-messages JSON schema."""
     return json.dumps(
-        [{"role": m.role, "parts": [{"type": "text", "content": m.content}]} for m in request.messages],
+        [
+            {"role": m.role, "parts": [{"type": "text", "content": m.content}]}
+            for m in request.messages
+        ],
         ensure_ascii=False,
     )
 
 
 def _output_messages(response: ChatResponse) -> str:
-    message: dict[str, Any] = {"role": "assistant", "parts": [{"type": "text", "content": response.text}]}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": response.text}],
+    }
     message["finish_reason"] = response.finish_reason or "stop"
     return json.dumps([message], ensure_ascii=False)
 
@@ -397,7 +426,9 @@ class BatchSpan:
         self.ref = SpanRef(f"{context.trace_id:032x}", f"{context.span_id:016x}")
 
     def end(self, status: str, cost: float, rows_succeeded: int) -> None:
-        self.span.set_attributes({BATCH_STATUS: status, COST: cost, "agentops.batch.rows_succeeded": rows_succeeded})
+        self.span.set_attributes(
+            {BATCH_STATUS: status, COST: cost, "agentops.batch.rows_succeeded": rows_succeeded}
+        )
         if status != RunStatus.SUCCEEDED.value:
             _fail(self.span, status, f"{rows_succeeded} rows succeeded")
         self.span.end()

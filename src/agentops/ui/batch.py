@@ -55,15 +55,27 @@ class BatchProgress:
         self.rows, self.done_before, self.limits = rows, done, limits
         self.cap = limits.budget.cap
         self.started = time.monotonic()
-        cap = "no cost cap" if self.cap is None else f"cost cap {format_cap(self.cap)} for the whole batch"
+        cap = (
+            "no cost cap"
+            if self.cap is None
+            else f"cost cap {format_cap(self.cap)} for the whole batch"
+        )
         resumed = f", {done} done before" if done else ""
         self.console.print(
-            f"batch {batch_id} started: {rows} rows{resumed}, {cap}", markup=False, highlight=False, soft_wrap=True
+            f"batch {batch_id} started: {rows} rows{resumed}, {cap}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
         if self.live:
             self._progress = Progress(
-                TextColumn("rows"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-                TimeRemainingColumn(), console=self.console, transient=True,
+                TextColumn("rows"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
             )
             self._task = self._progress.add_task("rows", total=rows, completed=done, detail="")
             self._progress.start()
@@ -78,7 +90,10 @@ class BatchProgress:
         if now - self._last_line >= PLAIN_EVERY or self.finished_rows >= self.rows:
             self._last_line = now
             self.console.print(
-                f"rows {self.finished_rows}/{self.rows}: {self.detail()}", markup=False, highlight=False, soft_wrap=True
+                f"rows {self.finished_rows}/{self.rows}: {self.detail()}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
 
     def batch_finished(self, summary: BatchSummary) -> None:
@@ -113,7 +128,10 @@ class BatchProgress:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -135,7 +153,10 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     if summary.out is not None:
         lines.append(f"results: {summary.out} (one JSON line per row, in input order)")
     if summary.status.value != "succeeded":
-        lines.append(f"resume with: agentops resume-batch {summary.batch_id}" + (f" --out {summary.out}" if summary.out else ""))
+        lines.append(
+            f"resume with: agentops resume-batch {summary.batch_id}"
+            + (f" --out {summary.out}" if summary.out else "")
+        )
     return lines
 
 

@@ -44,15 +44,22 @@ AGENT_WIDTH = 24  # longer names are cut; the summary shows them whole
 CHROME_LINES = 6
 MIN_ROWS = 3
 STATUS_ORDER = (
-    AgentStatus.RUNNING, RETRYING, AgentStatus.FAILED, AgentStatus.SUCCEEDED,
-    AgentStatus.SKIPPED, AgentStatus.CANCELLED, AgentStatus.WAITING,
+    AgentStatus.RUNNING,
+    RETRYING,
+    AgentStatus.FAILED,
+    AgentStatus.SUCCEEDED,
+    AgentStatus.SKIPPED,
+    AgentStatus.CANCELLED,
+    AgentStatus.WAITING,
 )
 
 
 class LiveView:
     """A renderable over ``RunState``: rebuilt from the current state at each refresh."""
 
-    def __init__(self, state: RunState, lock: threading.Lock, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, state: RunState, lock: threading.Lock, clock: Callable[[], float] = time.time
+    ) -> None:
         self.state = state
         self.lock = lock
         self.clock = clock
@@ -69,7 +76,11 @@ class LiveView:
             return Text("starting…", style="dim")
         now = self.clock()
         shown, hidden = select_rows(list(state.rows.values()), max(MIN_ROWS, height - CHROME_LINES))
-        parts: list[RenderableType] = [self._header(now), self._counts(), self._table(shown, now, width)]
+        parts: list[RenderableType] = [
+            self._header(now),
+            self._counts(),
+            self._table(shown, now, width),
+        ]
         if hidden:
             parts.append(Text(f"… and {len(hidden)} more ({describe_counts(hidden)})", style="dim"))
         return Group(*parts)
@@ -80,7 +91,12 @@ class LiveView:
         header = Text()
         header.append(one_line(state.workflow), style="bold")
         header.append(f"  {state.done}/{len(state.rows)} done  {elapsed}  ")
-        header.append(format_spend(state.spent, state.cost_unknown, state.cost_cap, earlier=state.spent_before), style="bold")
+        header.append(
+            format_spend(
+                state.spent, state.cost_unknown, state.cost_cap, earlier=state.spent_before
+            ),
+            style="bold",
+        )
         return header
 
     def _counts(self) -> Text:
@@ -113,7 +129,9 @@ class LiveView:
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for header, column_width in zip(headers, fixed, strict=True):
             numeric = header not in ("agent", "status")
-            table.add_column(header, no_wrap=True, width=column_width, justify="right" if numeric else "left")
+            table.add_column(
+                header, no_wrap=True, width=column_width, justify="right" if numeric else "left"
+            )
         table.add_column("output", no_wrap=True, overflow="ellipsis", width=preview_width)
         for row, row_cells in zip(rows, cells, strict=True):
             table.add_row(*row_cells, _preview(row, preview_width))
@@ -180,13 +198,19 @@ class LiveReporter(Reporter):
             self.state.apply(event)
         if isinstance(event, CostWarning):
             # Printed above the live display, where it stays after the display goes.
-            self.console.print(Text(f"warning: {one_line(event.message)}", style="yellow"), highlight=False)
+            self.console.print(
+                Text(f"warning: {one_line(event.message)}", style="yellow"), highlight=False
+            )
 
     def start(self) -> None:
         if self.live is None and not self.state.finished:
             self.live = Live(
-                self.view, console=self.console, refresh_per_second=8, transient=True,
-                redirect_stdout=False, redirect_stderr=False,
+                self.view,
+                console=self.console,
+                refresh_per_second=8,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             self.live.start()
 

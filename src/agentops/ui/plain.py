@@ -46,9 +46,13 @@ def plain_lines(event: Event) -> list[str]:
     if isinstance(event, WorkflowStarted):
         return _started_lines(event)
     if isinstance(event, AgentStarted):
-        return [f"{one_line(event.name)} started ({one_line(event.model)} via {one_line(event.provider)})"]
+        return [
+            f"{one_line(event.name)} started ({one_line(event.model)} via {one_line(event.provider)})"
+        ]
     if isinstance(event, AttemptStarted):
-        return [f"{one_line(event.name)} attempt {event.number} started"] if event.number > 1 else []
+        return (
+            [f"{one_line(event.name)} attempt {event.number} started"] if event.number > 1 else []
+        )
     if isinstance(event, AttemptFailed):
         line = f"{one_line(event.name)} attempt {event.attempt.number} failed: {one_line(event.attempt.error or 'unknown error')}"
         if event.will_retry:
@@ -66,19 +70,27 @@ def plain_lines(event: Event) -> list[str]:
         return [f"warning: {one_line(event.message)}"]
     if isinstance(event, ToolCallFinished):
         call = event.call
-        outcome = f"ok in {format_duration(call.duration)}" if call.status == "succeeded" else (
-            f"{call.status}: {call.error or ''}"
+        outcome = (
+            f"ok in {format_duration(call.duration)}"
+            if call.status == "succeeded"
+            else (f"{call.status}: {call.error or ''}")
         )
-        return [f"{one_line(event.name)} called {one_line(describe_call(call.tool, call.arguments))}: {one_line(outcome)}"]
+        return [
+            f"{one_line(event.name)} called {one_line(describe_call(call.tool, call.arguments))}: {one_line(outcome)}"
+        ]
     return []  # TokensStreamed, AttemptSucceeded; WorkflowFinished prints the summary
 
 
 def _started_lines(event: WorkflowStarted) -> list[str]:
     workflow = event.workflow
     cap = event.cost_cap if event.cost_cap is not None else workflow.policies.cost_cap
-    resumed = f" (resuming workflow run {event.resumed_from})" if event.resumed_from is not None else ""
+    resumed = (
+        f" (resuming workflow run {event.resumed_from})" if event.resumed_from is not None else ""
+    )
     cap_text = "no cost cap" if cap is None else f"cost cap {format_cap(cap)}"
-    lines = [f"workflow {one_line(workflow.name)} started{resumed}: {plural(len(workflow.agents), 'agent')}, {cap_text}"]
+    lines = [
+        f"workflow {one_line(workflow.name)} started{resumed}: {plural(len(workflow.agents), 'agent')}, {cap_text}"
+    ]
     lines.extend(f"{one_line(name)} succeeded (reused)" for name in event.reused)
     return lines
 

@@ -52,4 +52,4 @@ def tail_preview(text: str, width: int) -> str:
     flat = one_line(text)
     if len(flat) <= width:
         return flat
-    return "…" + flat[-(width - 1):]
+    return "…" + flat[-(width - 1) :]

@@ -48,7 +48,9 @@ class AgentRow:
     error: str | None = None
     reused: bool = False
     finished_order: int = 0  # 1 for the first agent to settle, 2 for the next...
-    calls_in_progress: dict[str, str] = field(default_factory=dict)  # call id -> "kb.lookup {key: alpha}"
+    calls_in_progress: dict[str, str] = field(
+        default_factory=dict
+    )  # call id -> "kb.lookup {key: alpha}"
     tool_calls: int = 0  # finished
 
     @property
@@ -95,7 +97,9 @@ class RunState:
         elif isinstance(event, ToolServerStopped):
             pass  # a server's stderr goes to the history only, never to the live view
         else:
-            row = self.rows.get(event.name if not isinstance(event, AgentFinished) else event.result.name)
+            row = self.rows.get(
+                event.name if not isinstance(event, AgentFinished) else event.result.name
+            )
             if row is not None:
                 self._apply_to_row(row, event)
 
@@ -105,7 +109,9 @@ class RunState:
         self.started_at = event.started_at
         self.cost_cap = event.cost_cap if event.cost_cap is not None else workflow.policies.cost_cap
         self.spent_before = event.spent_before
-        self.rows = {agent.name: AgentRow(agent.name, index) for index, agent in enumerate(workflow.agents)}
+        self.rows = {
+            agent.name: AgentRow(agent.name, index) for index, agent in enumerate(workflow.agents)
+        }
         for name, previous in event.reused.items():
             row = self.rows.get(name)
             if row is not None:
@@ -173,11 +179,13 @@ class RunState:
 
     def counts(self) -> Counter[str]:
         """How many agents are in each status ("retrying" counted apart from "running")."""
-        return Counter(RETRYING if r.status == RETRYING else str(r.status) for r in self.rows.values())
+        return Counter(
+            RETRYING if r.status == RETRYING else str(r.status) for r in self.rows.values()
+        )
 
 
 def describe_call(tool: str, arguments: str, limit: int = 120) -> str:
-    """"kb.lookup {key: alpha}": a call as the live view and the plain lines show it (unsanitized)."""
+    """ "kb.lookup {key: alpha}": a call as the live view and the plain lines show it (unsanitized)."""
     try:
         value = json.loads(arguments) if arguments.strip() else {}
     except (ValueError, RecursionError):  # a model's arguments: anything, nested past the stack too

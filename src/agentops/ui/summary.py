@@ -39,13 +39,22 @@ def summary_table(result: WorkflowResult, *, styled: bool = True) -> Table:
     agents = list(result.agents.values())
     unknown_cost = any(a.cost is None for a in agents if not a.reused)
     table.add_column("agent", footer="total")
-    table.add_column("status", footer=f"{sum(a.status is AgentStatus.SUCCEEDED for a in agents)}/{len(agents)} ok")
-    table.add_column("attempts", justify="right", footer=str(sum(len(a.attempts) for a in agents if not a.reused)))
+    table.add_column(
+        "status",
+        footer=f"{sum(a.status is AgentStatus.SUCCEEDED for a in agents)}/{len(agents)} ok",
+    )
+    table.add_column(
+        "attempts",
+        justify="right",
+        footer=str(sum(len(a.attempts) for a in agents if not a.reused)),
+    )
     table.add_column("tokens", justify="right", footer=format_tokens(result.usage))
     table.add_column(
         "cost", justify="right", footer=format_cost(result.cost) + ("+?" if unknown_cost else "")
     )
-    table.add_column("duration", justify="right", footer=format_duration(result.finished_at - result.started_at))
+    table.add_column(
+        "duration", justify="right", footer=format_duration(result.finished_at - result.started_at)
+    )
     for agent in agents:
         label = status_label(agent)
         called = agent.reused or bool(agent.attempts)
@@ -83,7 +92,9 @@ def problem_lines(result: WorkflowResult) -> list[Text]:
     return lines
 
 
-def final_outputs(result: WorkflowResult, workflow: Workflow | None, *, styled: bool = True) -> list[RenderableType]:
+def final_outputs(
+    result: WorkflowResult, workflow: Workflow | None, *, styled: bool = True
+) -> list[RenderableType]:
     """A titled block per sink agent with its full (sanitized) output."""
     sinks = WorkflowGraph(workflow).sinks() if workflow is not None else []
     blocks: list[RenderableType] = []
@@ -96,11 +107,15 @@ def final_outputs(result: WorkflowResult, workflow: Workflow | None, *, styled: 
         if agent.output is not None:
             blocks.append(Text(sanitize(agent.output)))
         else:
-            blocks.append(Text(f"(no output: {status_label(agent)})", style="dim" if styled else ""))
+            blocks.append(
+                Text(f"(no output: {status_label(agent)})", style="dim" if styled else "")
+            )
     return blocks
 
 
-def render_summary(result: WorkflowResult, workflow: Workflow | None, *, styled: bool = True) -> Group:
+def render_summary(
+    result: WorkflowResult, workflow: Workflow | None, *, styled: bool = True
+) -> Group:
     """Everything printed when a run ends, in order: table, problems, outputs, verdict."""
     parts: list[RenderableType] = [summary_table(result, styled=styled)]
     parts.extend(problem_lines(result))
@@ -109,6 +124,10 @@ def render_summary(result: WorkflowResult, workflow: Workflow | None, *, styled:
     return Group(*parts)
 
 
-def print_summary(console: Console, result: WorkflowResult, workflow: Workflow | None, *, styled: bool = True) -> None:
+def print_summary(
+    console: Console, result: WorkflowResult, workflow: Workflow | None, *, styled: bool = True
+) -> None:
     # Unstyled output goes to pipes and logs: keep model text unwrapped there, so it reads as written.
-    console.print(render_summary(result, workflow, styled=styled), highlight=False, soft_wrap=not styled)
+    console.print(
+        render_summary(result, workflow, styled=styled), highlight=False, soft_wrap=not styled
+    )

@@ -87,7 +87,9 @@ class _Readers:
             reader.close()
 
 
-_HOST_HEADER = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\s:/@\[\]]+))(?::[0-9]{1,5})?")
+_HOST_HEADER = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\s:/@\[\]]+))(?::[0-9]{1,5})?"
+)
 
 
 def host_name(value: str) -> str:
@@ -107,7 +109,9 @@ class _TrustedHosts:
         self.ip_addresses = ip_addresses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not self.accepts(Headers(scope=scope).get("host")):
+        if scope["type"] in ("http", "websocket") and not self.accepts(
+            Headers(scope=scope).get("host")
+        ):
             await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -153,7 +157,10 @@ class _SecurityHeaders:
 
 
 def create_app(
-    open_reader: Callable[[], HistoryReader], *, allowed_hosts: Iterable[str] = ("*",), ip_addresses: bool = False
+    open_reader: Callable[[], HistoryReader],
+    *,
+    allowed_hosts: Iterable[str] = ("*",),
+    ip_addresses: bool = False,
 ) -> Starlette:
     """The web view over the readers ``open_reader`` makes (called once per worker thread).
 
@@ -181,14 +188,23 @@ def create_app(
         page, names = await read(
             lambda reader: (
                 reader.workflow_run_page(
-                    workflow=query.workflow, status=query.status, before=query.before, after=query.after,
+                    workflow=query.workflow,
+                    status=query.status,
+                    before=query.before,
+                    after=query.after,
                     limit=query.limit,
                 ),
                 reader.workflow_names(),
             )
         )
-        return render("runs.html", page=page, query=query, workflows=names, statuses=RUN_STATUSES,
-                      url=request.url)
+        return render(
+            "runs.html",
+            page=page,
+            query=query,
+            workflows=names,
+            statuses=RUN_STATUSES,
+            url=request.url,
+        )
 
     async def run_page(request: Request) -> Response:
         workflow_run_id = _run_id(request)
@@ -203,8 +219,13 @@ def create_app(
         state = found["state"]
         drawing = await run_in_threadpool(draw, state.blueprint, expanded)
         return render(
-            "run.html", header=found["header"], state=state, chain=found["chain"], drawing=drawing,
-            graph=pages.graph_view(state, drawing, expanded), expanded=expanded,
+            "run.html",
+            header=found["header"],
+            state=state,
+            chain=found["chain"],
+            drawing=drawing,
+            graph=pages.graph_view(state, drawing, expanded),
+            expanded=expanded,
             events_url=_events_url(request, workflow_run_id),
         )
 
@@ -228,7 +249,9 @@ def create_app(
     async def run_events(request: Request) -> Response:
         workflow_run_id = _run_id(request)
         expanded = pages.expanded_groups(request.query_params.get("expand"))
-        await read(lambda reader: reader.workflow_run_record(workflow_run_id))  # 404 before streaming
+        await read(
+            lambda reader: reader.workflow_run_record(workflow_run_id)
+        )  # 404 before streaming
 
         async def stream() -> AsyncIterator[ServerSentEvent]:
             last: str | None = None

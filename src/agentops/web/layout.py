@@ -58,7 +58,10 @@ class Line:
 
     @property
     def middle(self) -> tuple[float, float]:
-        (x1, y1), (x2, y2) = self.points[len(self.points) // 2 - 1], self.points[len(self.points) // 2]
+        (x1, y1), (x2, y2) = (
+            self.points[len(self.points) // 2 - 1],
+            self.points[len(self.points) // 2],
+        )
         return (x1 + x2) / 2, (y1 + y2) / 2
 
 
@@ -74,7 +77,7 @@ class Drawing:
 
 
 def prefix_of(name: str) -> str:
-    """"researcher_12" -> "researcher", "web-fetch" -> "web": the leading word of a name."""
+    """ "researcher_12" -> "researcher", "web-fetch" -> "web": the leading word of a name."""
     match = _PREFIX.match(name)
     return match.group(0) if match else name
 
@@ -123,7 +126,9 @@ def draw(blueprint: Blueprint, expanded: frozenset[str]) -> Drawing:
             positions[vertex.data] = (x + shift_x - NODE_WIDTH / 2, y + shift_y - NODE_HEIGHT / 2)
         for edge in component.sE:
             points = getattr(edge.view, "points", None) or [edge.v[0].view.xy, edge.v[1].view.xy]
-            routes[(edge.v[0].data, edge.v[1].data)] = [(x + shift_x, y + shift_y) for x, y in points]
+            routes[(edge.v[0].data, edge.v[1].data)] = [
+                (x + shift_x, y + shift_y) for x, y in points
+            ]
         offset = max(x + NODE_WIDTH for x, _ in positions.values()) - _MARGIN + _COMPONENT_GAP
     boxes = tuple(
         Box(
@@ -157,7 +162,9 @@ def _grouping(blueprint: Blueprint) -> dict[str, str]:
     """Agent -> group key, for agents that share a group with at least one other."""
     if len(blueprint.names) <= GROUP_ABOVE:
         return {}
-    by_prefix = {name: f"group:{blueprint.layers.get(name, 0)}:{prefix_of(name)}" for name in blueprint.names}
+    by_prefix = {
+        name: f"group:{blueprint.layers.get(name, 0)}:{prefix_of(name)}" for name in blueprint.names
+    }
     if len(set(by_prefix.values())) > MAX_BOXES:
         by_prefix = {name: f"group:{blueprint.layers.get(name, 0)}:*" for name in blueprint.names}
     sizes: dict[str, int] = {}

@@ -27,7 +27,14 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 _LABEL_WIDTH = 22  # characters that fit in a box
 # A group's status: the first of these any member has.
-_GROUP_PRECEDENCE: tuple[NodeStatus, ...] = ("running", "failed", "waiting", "cancelled", "skipped", "succeeded")
+_GROUP_PRECEDENCE: tuple[NodeStatus, ...] = (
+    "running",
+    "failed",
+    "waiting",
+    "cancelled",
+    "skipped",
+    "succeeded",
+)
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,9 @@ class GraphView:
     node_height: float = NODE_HEIGHT
 
 
-def graph_view(state: RunState, drawing: Drawing, expanded: frozenset[str] = frozenset()) -> GraphView:
+def graph_view(
+    state: RunState, drawing: Drawing, expanded: frozenset[str] = frozenset()
+) -> GraphView:
     run_id = state.run.id
     on_path = set(state.critical_path)
     boxes = []
@@ -103,7 +112,9 @@ def graph_view(state: RunState, drawing: Drawing, expanded: frozenset[str] = fro
         members = [state.agents[name] for name in box.members if name in state.agents]
         status, caption = box_status(box, members)
         if box.is_group:
-            href = f"/runs/{run_id}?" + urlencode({"expand": ",".join(sorted({*expanded, box.key}))})
+            href = f"/runs/{run_id}?" + urlencode(
+                {"expand": ",".join(sorted({*expanded, box.key}))}
+            )
             title = f"{box.label}: {', '.join(box.members[:12])}{' …' if len(box.members) > 12 else ''} (click to expand)"
         else:
             href = f"/runs/{run_id}/agents/{quote(box.key, safe='')}"
@@ -121,7 +132,9 @@ def box_status(box: Box, members: list[AgentState]) -> tuple[NodeStatus, str]:
         if agent is None:
             return "waiting", "waiting"
         duration = agent.duration
-        return agent.status, agent.status + (f" · {format_duration(duration)}" if duration is not None else "")
+        return agent.status, agent.status + (
+            f" · {format_duration(duration)}" if duration is not None else ""
+        )
     counts: dict[str, int] = {}
     for agent in members:
         counts[agent.status] = counts.get(agent.status, 0) + 1
@@ -130,7 +143,9 @@ def box_status(box: Box, members: list[AgentState]) -> tuple[NodeStatus, str]:
     return status, caption
 
 
-def live_snapshot(reader: HistoryReader, workflow_run_id: int, expanded: frozenset[str]) -> dict[str, Any]:
+def live_snapshot(
+    reader: HistoryReader, workflow_run_id: int, expanded: frozenset[str]
+) -> dict[str, Any]:
     """Everything a live run page updates: the run's figures, each box and each agent row."""
     header = reader.workflow_run_header(workflow_run_id)
     outcomes = reader.agent_outcomes(workflow_run_id)
@@ -140,7 +155,9 @@ def live_snapshot(reader: HistoryReader, workflow_run_id: int, expanded: frozens
     drawing = draw(state.blueprint, expanded)
     boxes = {}
     for box in drawing.boxes:
-        status, caption = box_status(box, [state.agents[n] for n in box.members if n in state.agents])
+        status, caption = box_status(
+            box, [state.agents[n] for n in box.members if n in state.agents]
+        )
         boxes[box.key] = {"status": status, "caption": caption}
     return {
         "run": run_figures(state),
@@ -213,7 +230,9 @@ def agent_view(reader: HistoryReader, workflow_run_id: int, name: str) -> AgentV
         run=header.run,
         name=name,
         status=status,
-        model=(record.model if record else None) or (start.model if start else None) or blueprint.models.get(name),
+        model=(record.model if record else None)
+        or (start.model if start else None)
+        or blueprint.models.get(name),
         provider=(record.provider if record else None) or (start.provider if start else None),
         condition=blueprint.conditions.get(name, ""),
         record=record,
@@ -239,7 +258,7 @@ def _tokens(record: AgentRunRecord | AttemptRecord) -> str:
 
 
 def _time(text: str | None) -> str:
-    """"2024-05-01 12:00:03" (UTC) from a stored timestamp."""
+    """ "2024-05-01 12:00:03" (UTC) from a stored timestamp."""
     return text[:19].replace("T", " ") if text else "-"
 
 

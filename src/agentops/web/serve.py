@@ -63,7 +63,9 @@ def prepare_history(db: Path) -> None:
     from ..store.opening import open_reader, open_store
 
     if not db.exists():
-        raise StoreError(f"no history database at {db}; run a workflow first (agentops run FILE), or pass --db")
+        raise StoreError(
+            f"no history database at {db}; run a workflow first (agentops run FILE), or pass --db"
+        )
     with open_store(db, create=False):
         pass
     open_reader(db).close()  # fails now, with the reason, rather than on the first page
@@ -78,8 +80,12 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if port and error.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-            raise UsageError(f"port {port} on {host} is in use; choose another with --port (0: any free port)") from None
-        raise UsageError(f"cannot listen on {host}:{port} ({error.strerror}); check --host and --port") from None
+            raise UsageError(
+                f"port {port} on {host} is in use; choose another with --port (0: any free port)"
+            ) from None
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({error.strerror}); check --host and --port"
+        ) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -105,6 +111,11 @@ def serve(
     app = create_app(lambda: SqliteHistoryReader.open(db), allowed_hosts=names, ip_addresses=remote)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    print(f"AgentOps history view of {db} at http://{shown}:{bound_port}/ (Ctrl-C to stop)", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    print(
+        f"AgentOps history view of {db} at http://{shown}:{bound_port}/ (Ctrl-C to stop)",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -76,24 +76,38 @@ def blueprint_of(definition: str | None, recorded: tuple[str, ...]) -> Blueprint
     graph = _graph_of(definition)
     if graph is None:
         names = tuple(dict.fromkeys(recorded))
-        return Blueprint(names, dict.fromkeys(names, 0), {n: () for n in names}, dict.fromkeys(names, ""), {}, None)
+        return Blueprint(
+            names,
+            dict.fromkeys(names, 0),
+            {n: () for n in names},
+            dict.fromkeys(names, ""),
+            {},
+            None,
+        )
     order = {name: index for index, name in enumerate(graph.names)}
     dependencies = {
         name: tuple(
             Dependency(upstream, alternative)
-            for upstream, alternative in sorted(dependency_edges(condition).items(), key=lambda i: order.get(i[0], 0))
+            for upstream, alternative in sorted(
+                dependency_edges(condition).items(), key=lambda i: order.get(i[0], 0)
+            )
             if upstream in order
         )
         for name, condition in graph.conditions.items()
     }
-    extra = tuple(name for name in dict.fromkeys(recorded) if name not in order)  # renamed since? shown apart
+    extra = tuple(
+        name for name in dict.fromkeys(recorded) if name not in order
+    )  # renamed since? shown apart
     names = (*graph.names, *extra)
     layers = {**graph.levels(), **dict.fromkeys(extra, 0)}
     return Blueprint(
         names=names,
         layers=layers,
         dependencies={**dependencies, **{n: () for n in extra}},
-        conditions={**{n: describe_condition(c) for n, c in graph.conditions.items()}, **dict.fromkeys(extra, "")},
+        conditions={
+            **{n: describe_condition(c) for n, c in graph.conditions.items()},
+            **dict.fromkeys(extra, ""),
+        },
         models={agent.name: agent.model for agent in graph.workflow.agents},
         graph=graph,
     )
@@ -106,7 +120,9 @@ def _graph_of(definition: str | None) -> WorkflowGraph | None:
     from ..loader import load_workflow_text
 
     try:
-        return WorkflowGraph(load_workflow_text(definition, filename="<recorded definition>").workflow)
+        return WorkflowGraph(
+            load_workflow_text(definition, filename="<recorded definition>").workflow
+        )
     except (AgentOpsError, ValueError):  # recorded by a version whose schema differs
         return None
 
@@ -117,14 +133,22 @@ def run_state(reader: HistoryReader, header: WorkflowRunHeader | WorkflowRunReco
     definition = header.definition if isinstance(header, WorkflowRunHeader) else None
     outcomes = reader.agent_outcomes(run.id)
     starts = reader.agent_starts(run.id)
-    blueprint = blueprint_of(definition, tuple(o.agent for o in outcomes) + tuple(s.agent for s in starts))
+    blueprint = blueprint_of(
+        definition, tuple(o.agent for o in outcomes) + tuple(s.agent for s in starts)
+    )
     return combine(run, blueprint, outcomes, starts)
 
 
 def combine(
-    run: WorkflowRunRecord, blueprint: Blueprint, outcomes: list[AgentOutcome], starts: list[AgentStart]
+    run: WorkflowRunRecord,
+    blueprint: Blueprint,
+    outcomes: list[AgentOutcome],
+    starts: list[AgentStart],
 ) -> RunState:
-    agents = {name: AgentState(name, "waiting", model=blueprint.models.get(name)) for name in blueprint.names}
+    agents = {
+        name: AgentState(name, "waiting", model=blueprint.models.get(name))
+        for name in blueprint.names
+    }
     still_running = run.status == "running"
     for start in starts:
         state = agents.setdefault(start.agent, AgentState(start.agent, "waiting"))
@@ -158,8 +182,11 @@ def summary_of(state: AgentState) -> dict[str, Any]:
     return {
         "status": state.status,
         "attempts": outcome.attempts if outcome else 0,
-        "tokens": (f"{'~' if outcome.tokens_estimated else ''}{outcome.input_tokens}+{outcome.output_tokens}"
-                   if outcome else ""),
+        "tokens": (
+            f"{'~' if outcome.tokens_estimated else ''}{outcome.input_tokens}+{outcome.output_tokens}"
+            if outcome
+            else ""
+        ),
         "cost": outcome.cost if outcome else None,
         "duration": outcome.duration if outcome else None,
     }
