@@ -21,8 +21,8 @@ from agentops.errors import (
     ServerError,
 )
 from agentops.providers.base import ChatRequest
+from agentops.providers.endpoints import Endpoint
 from agentops.providers.openai import OpenAIProvider, retry_after
-from agentops.providers.registry import Endpoint
 from agentops.testing.server import Fault, OpenAITestServer, RecordedRequest
 from provider_helpers import (
     API_VERSION,

@@ -17,9 +17,9 @@ from agentops.messages import (
     tool_result,
     user,
 )
+from agentops.providers.endpoints import Endpoint
 from agentops.providers.fake import FakeProvider, tool_call
 from agentops.providers.openai import OpenAIProvider
-from agentops.providers.registry import Endpoint
 from agentops.spec import Workflow
 from agentops.testing.server import OpenAITestServer, ScriptedReply, ScriptedToolCall
 from provider_helpers import complete

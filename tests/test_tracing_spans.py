@@ -19,7 +19,7 @@ from agentops.errors import BadRequestError, ServerError
 from agentops.events import AttemptSucceeded, Event, RunStatus, WorkflowResult
 from agentops.loader import LoadedWorkflow, load_workflow_text
 from agentops.providers.base import Route
-from agentops.providers.registry import Endpoint
+from agentops.providers.endpoints import Endpoint
 from agentops.testing.server import OpenAITestServer
 from agentops.tracing import capture_content, tracing_requested
 from agentops.tracing.session import TracingSession

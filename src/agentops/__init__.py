@@ -6,8 +6,7 @@ The public Python API is exactly ``__all__``. Names are imported on first use
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import (
     AgentOpsError,
@@ -20,13 +19,15 @@ from .errors import (
     UsageError,
     WorkflowError,
 )
+from .lazy import lazy_getattr as _lazy_getattr
 
 if TYPE_CHECKING:
     from .api import aresume, arun, resume, run
-    from .events import AgentResult, AgentStatus, Attempt, RunStatus, Usage, WorkflowResult
+    from .events import AgentResult, AgentStatus, Attempt, RunStatus, WorkflowResult
     from .loader import LoadedWorkflow, load_workflow, load_workflow_text
     from .providers.fake import FakeProvider
     from .spec import Workflow
+    from .usage import Usage
 
 __version__ = "0.1.0"
 
@@ -39,7 +40,7 @@ _LAZY = {
     "AgentStatus": ".events",
     "Attempt": ".events",
     "RunStatus": ".events",
-    "Usage": ".events",
+    "Usage": ".usage",
     "WorkflowResult": ".events",
     "LoadedWorkflow": ".loader",
     "load_workflow": ".loader",
@@ -77,10 +78,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentops' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _LAZY)

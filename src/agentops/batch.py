@@ -215,7 +215,7 @@ class BatchRunner:
             from .tracing.targets import chat_targets
 
             batch_span = BatchSpan(
-                self.tracing, job.loaded.workflow.name, job.batch_id, job.row_count
+                self.tracing.tracer, job.loaded.workflow.name, job.batch_id, job.row_count
             )
             self._trace_links = [batch_span.ref]
             self._trace_targets = chat_targets(

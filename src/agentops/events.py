@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Union
 
-if TYPE_CHECKING:  # pydantic stays unloaded for the history commands, which read Usage only
+from .usage import Usage as Usage  # re-exported: the result records here carry it
+
+if TYPE_CHECKING:  # named in annotations only: importing spec would load pydantic
     from .messages import ChatRequest, ChatResponse
     from .spec import Workflow
 
@@ -38,26 +40,6 @@ class RunStatus(StrEnum):
     INTERRUPTED = (
         "interrupted"  # Ctrl-C, SIGTERM, or a dead process (a whole-run timeout is FAILED)
     )
-
-
-@dataclass
-class Usage:
-    """Token counts; addable. ``estimated`` when the provider reported none."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    estimated: bool = False
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.estimated or other.estimated,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
 
 
 @dataclass

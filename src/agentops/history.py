@@ -22,7 +22,6 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import RunNotFoundError, UsageError
-from .events import Usage
 from .store import Store
 from .store.queries import (
     AgentRunRecord,
@@ -43,6 +42,7 @@ from .store.queries import (
 from .suggest import did_you_mean
 from .ui.format import format_cap, format_cost, format_duration, format_tokens, plural
 from .ui.sanitize import one_line, sanitize
+from .usage import Usage
 
 PREVIEW_WIDTH = 60
 

@@ -14,7 +14,7 @@ templates, providers and the tools), with no SDK and no pydantic behind them:
 - ``ResponseFormat``: a JSON schema the answer must follow (structured output).
 - ``ChatRequest`` / ``ChatResponse``: one call to a provider and its answer.
 
-Usage (token counts) lives in ``events`` with the records that carry it.
+Usage (token counts) is in ``usage``, a leaf both this module and ``events`` import.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .events import Usage
+from .usage import Usage
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = str  # "stop", "length", "tool_calls", "content_filter", or a provider's own

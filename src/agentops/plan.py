@@ -17,7 +17,6 @@ from typing import Any
 
 from .budget import TOKENS_PER_MESSAGE, input_token_bound
 from .errors import ConfigurationError
-from .events import Usage
 from .graph import WorkflowGraph, describe_condition
 from .loader import strict_mode_warnings
 from .messages import ChatRequest
@@ -27,6 +26,7 @@ from .providers.registry import ProviderRegistry
 from .spec import Workflow
 from .templates import build_messages
 from .ui.format import plural
+from .usage import Usage
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from .events import Usage
 from .providers.base import Route
 from .spec import Price
+from .usage import Usage
 
 FREE_KINDS = frozenset({"local", "fake"})
 _PROVIDER_IDS = {"openai": "openai", "azure": "azure"}

@@ -12,6 +12,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .providers.endpoints import ResponseFormatForm
 from .providers.kinds import ProviderKind
 
 DEFAULT_RETRIES = 2
@@ -94,10 +95,7 @@ class ProviderSpec(_Strict):
     api_key_env: str | None = None
     api_version: str | None = None
     deployment: str | None = None
-    # How the server takes an output schema: OpenAI's json_schema form (OpenAI, Azure, vLLM),
-    # json_object with the schema beside it (llama-cpp-python's server), none (validated here
-    # only), or auto: json_schema, switching to json_object when a compatible server refuses it.
-    response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto"
+    response_format: ResponseFormatForm = "auto"  # how the server takes an output schema
 
 
 class InputSpec(_Strict):

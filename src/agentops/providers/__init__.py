@@ -7,9 +7,9 @@ concrete providers are loaded on first use (PEP 562): ``openai`` and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy import lazy_getattr as _lazy_getattr
 from .base import ChatRequest, ChatResponse, Message, Provider, Route, TextCallback
 
 if TYPE_CHECKING:
@@ -33,10 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentops.providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _LAZY)

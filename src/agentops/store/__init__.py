@@ -21,9 +21,9 @@ first use: the history commands never load them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy import lazy_getattr as _lazy_getattr
 from .liveness import effective_status
 from .opening import open_reader, open_store
 from .sqlite import DEFAULT_DB_NAME, Store, default_db_path
@@ -59,8 +59,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+__getattr__ = _lazy_getattr(__name__, _LAZY)

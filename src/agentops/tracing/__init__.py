@@ -4,8 +4,9 @@ Tracing is an events subscriber (``spans.RunTracer``), fed by the engine like th
 history and the terminal view. It is on with ``--otel`` (``otel=True``), or when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set;
 ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` turn it off. Off, it
-costs nothing: this module and ``targets`` import no OpenTelemetry, and
-``session`` / ``spans`` (which do) are imported only once tracing is on.
+costs nothing: this module, ``environment`` (the variables read here),
+``span_ref`` and ``targets`` import no OpenTelemetry, and ``session`` / ``spans``
+(which do) are imported only once tracing is on.
 
 The SDK reads the standard ``OTEL_*`` variables from the process environment
 itself (service name, resource attributes, headers, timeout, sampler, batching);
@@ -17,10 +18,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
+from .environment import (
+    CAPTURE_CONTENT_VARIABLE,
+    ENDPOINT_VARIABLES,
+    capture_content,
+    setting,
+    tracing_requested,
+)
+from .span_ref import SpanRef
 
 if TYPE_CHECKING:
     from .session import TracingSession
@@ -28,33 +36,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'agentops[otel]'"
-ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-CAPTURE_CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-# "true" is the documented switch; the others are what newer GenAI instrumentations accept for spans.
-_CAPTURE_VALUES = frozenset({"true", "span_only", "span_and_event"})
-
-
-@dataclass(frozen=True)
-class SpanRef:
-    """A span by its ids, as W3C Trace Context writes them: 32 and 16 lowercase hex digits."""
-
-    trace_id: str
-    span_id: str
-
-
-def tracing_requested(flag: bool | None, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether a run is traced: ``flag`` (``--otel``) or an OTLP endpoint in the environment,
-    unless the environment turns the SDK or its trace exporter off."""
-    env = os.environ if environ is None else environ
-    if _value(env, "OTEL_SDK_DISABLED") == "true" or _value(env, "OTEL_TRACES_EXPORTER") == "none":
-        return False
-    return bool(flag) or any(_value(env, name) for name in ENDPOINT_VARIABLES)
-
-
-def capture_content(environ: Mapping[str, str] | None = None) -> bool:
-    """Prompts and outputs go into spans only when the user opted in."""
-    env = os.environ if environ is None else environ
-    return _value(env, CAPTURE_CONTENT_VARIABLE) in _CAPTURE_VALUES
 
 
 def open_tracing(
@@ -80,17 +61,13 @@ def open_tracing(
             raise ConfigurationError(
                 f"--otel needs the [otel] extra (OpenTelemetry), which is not installed: {INSTALL_HINT}"
             ) from None
-        variable = next(name for name in ENDPOINT_VARIABLES if _value(env, name))
+        variable = next(name for name in ENDPOINT_VARIABLES if setting(env, name))
         logger.warning(
             "%s is set, but the OpenTelemetry SDK is not installed, so this run is not traced: %s",
             variable,
             INSTALL_HINT,
         )
         return None
-
-
-def _value(env: Mapping[str, str], name: str) -> str:
-    return env.get(name, "").strip().lower()
 
 
 __all__ = [

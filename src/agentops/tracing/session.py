@@ -29,7 +29,8 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Tracer
 
 from ..errors import ConfigurationError
-from . import ENDPOINT_VARIABLES, SpanRef, capture_content
+from .environment import ENDPOINT_VARIABLES, capture_content, setting
+from .span_ref import SpanRef
 from .spans import RunTracer
 from .targets import ChatTarget
 
@@ -81,7 +82,7 @@ class TracingSession:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> TracingSession:
         """The OTLP exporter the OTEL_* variables describe (the exporter reads most of them itself)."""
-        exporter_name = _value(environ, "OTEL_TRACES_EXPORTER") or "otlp"
+        exporter_name = setting(environ, "OTEL_TRACES_EXPORTER") or "otlp"
         if exporter_name != "otlp":
             raise ConfigurationError(
                 f"OTEL_TRACES_EXPORTER={exporter_name} is not supported: AgentOps exports traces over OTLP; "
@@ -141,7 +142,14 @@ class TracingSession:
         ids = SpanRef(
             f"{generator.generate_trace_id():032x}", f"{generator.generate_span_id():016x}"
         )
-        return RunTracer(self, targets, ids=ids, links=links, content=self.content)
+        return RunTracer(
+            self.tracer,
+            self.start_root_span,
+            targets,
+            ids=ids,
+            links=links,
+            content=self.content,
+        )
 
     def start_root_span(self, ids: SpanRef, start: Callable[[], _T]) -> _T:
         """Call ``start`` (which starts one span with no parent) so that span gets ``ids``."""
@@ -310,10 +318,6 @@ def _first(environ: Mapping[str, str], names: Sequence[str]) -> tuple[str, str]:
         if value:
             return name, value.lower() if "PROTOCOL" in name else value
     return names[0], ""
-
-
-def _value(environ: Mapping[str, str], name: str) -> str:
-    return environ.get(name, "").strip().lower()
 
 
 __all__ = ["TracingSession"]

@@ -18,12 +18,21 @@ and a server is known by host and port only (``targets``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 
 from ..events import (
     AgentFinished,
@@ -37,17 +46,20 @@ from ..events import (
     Event,
     RunStatus,
     ToolCallFinished,
-    Usage,
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
 )
-from . import SpanRef
+from ..usage import Usage
+from .span_ref import SpanRef
 from .targets import ChatTarget
 
 if TYPE_CHECKING:
-    from ..providers.base import ChatRequest, ChatResponse
-    from .session import TracingSession
+    from ..messages import ChatRequest, ChatResponse
+
+RootSpanStarter = Callable[[SpanRef, Callable[[], Span]], Span]
+"""Calls its second argument, which starts one span with no parent, so that span gets the
+given ids (``TracingSession.start_root_span``: the SDK would choose random ones)."""
 
 SEMCONV_VERSION = "1.41.0"
 
@@ -109,24 +121,26 @@ class _RunningAgent:
 class RunTracer:
     """Turns one run's events into spans. Pass it to the engine as a subscriber.
 
-    ``targets`` maps provider names to where their calls go; ``ids`` are the workflow
-    span's ids (chosen by the session beforehand, so the history can record them);
-    ``links`` are spans the workflow span links to (the run it resumes, a batch).
+    ``tracer`` makes the spans and ``start_root`` starts the workflow span with ``ids``,
+    chosen beforehand so the history can record them; ``targets`` maps provider names
+    to where their calls go; ``links`` are spans the workflow span links to (the run it
+    resumes, a batch).
     """
 
     wants_tokens = False  # spans carry whole outputs: tracing alone does not make calls stream
 
     def __init__(
         self,
-        session: TracingSession,
+        tracer: Tracer,
+        start_root: RootSpanStarter,
         targets: Mapping[str, ChatTarget],
         *,
         ids: SpanRef,
         links: Sequence[SpanRef] = (),
         content: bool = False,
     ) -> None:
-        self.session = session
-        self.tracer = session.tracer
+        self.tracer = tracer
+        self.start_root = start_root
         self.targets = targets
         self.ids = ids
         self.links = list(links)
@@ -221,7 +235,7 @@ class RunTracer:
             attributes[RESUMED_FROM] = event.resumed_from
             attributes[SPENT_BEFORE] = event.spent_before
         links = [Link(_remote(ref)) for ref in self.links]
-        self._root = self.session.start_root_span(
+        self._root = self.start_root(
             self.ids,
             lambda: self.tracer.start_span(
                 f"invoke_workflow {workflow.name}",
@@ -416,8 +430,8 @@ class BatchSpan:
     """``invoke_batch WORKFLOW``: one span for a whole batch, in a trace of its own. Each row
     is a trace of its own too (a row is a workflow run), whose root links to this span."""
 
-    def __init__(self, session: TracingSession, workflow: str, batch_id: int, rows: int) -> None:
-        self.span = session.tracer.start_span(
+    def __init__(self, tracer: Tracer, workflow: str, batch_id: int, rows: int) -> None:
+        self.span = tracer.start_span(
             f"invoke_batch {workflow}",
             kind=SpanKind.INTERNAL,
             attributes={WORKFLOW_NAME: workflow, BATCH_ID: batch_id, BATCH_ROWS: rows},

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..providers.base import Route
-from ..providers.registry import Endpoint
+from ..providers.endpoints import Endpoint
 
 OPENAI_HOST = "api.openai.com"
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -3,7 +3,8 @@ lines and the summary so all three say the same thing the same way."""
 
 from __future__ import annotations
 
-from ..events import AgentResult, AgentStatus, Usage
+from ..events import AgentResult, AgentStatus
+from ..usage import Usage
 
 
 def format_cost(cost: float | None) -> str:

@@ -1,0 +1,44 @@
+"""How to reach one HTTP provider (``Endpoint``) and how it takes an output schema.
+
+A leaf of ``providers``: the registry resolves endpoints from the workflow and the
+environment, the OpenAI provider calls them, and tracing names where their calls
+go. None of them needs another to know what an endpoint is, and importing this
+module imports no SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+ResponseFormatForm = Literal["auto", "json_schema", "json_object", "none"]
+"""How an endpoint takes an output schema (``providers.NAME.response_format``):
+``json_schema`` is OpenAI's form (OpenAI, Azure, vLLM); ``json_object`` sends
+``{type: json_object, schema}`` (llama-cpp-python's server and some hosted servers
+take it); ``none`` sends nothing (the answer is only validated); ``auto`` is
+``json_schema``, switching to ``json_object`` when an OpenAI-compatible server
+refuses it."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How to reach one HTTP provider. ``key_source`` names where the key came from, for messages."""
+
+    name: str
+    kind: str  # "openai" | "azure"
+    api_key: str = field(repr=False)
+    key_source: str
+    base_url: str | None = None  # the "openai" kind's base URL
+    azure_endpoint: str | None = None  # the "azure" kind's resource endpoint
+    api_version: str | None = None
+    deployment: str | None = None  # Azure: sent instead of the agent's model
+    response_format: ResponseFormatForm = "auto"  # providers.NAME.response_format
+
+    @property
+    def url(self) -> str:
+        return (self.azure_endpoint if self.kind == "azure" else self.base_url) or ""
+
+
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "Endpoint", "ResponseFormatForm"]
