@@ -13,7 +13,8 @@ Each turn is one model call made through attempts: every attempt reserves its
 worst case with the budget first (the prompt grows each turn, so the bound
 does too), holds a concurrency slot only while it calls, and is settled to
 what it cost, cancelled or not. Retries belong to the turn: a 429 on turn 3
-retries turn 3.
+retries turn 3. The call itself goes through the run's ``executor.Executor``,
+as data (the route and the request): the run never holds a provider.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from .executor import Executor
 from .limits import CallLimits
 from .messages import ChatRequest, ChatResponse, Message, ToolCall, assistant, user, valid_text
 from .pricing import PriceBook
-from .providers.base import Provider, Route
+from .providers.base import Route
 from .retry import MAX_RETRY_AFTER, RetryPolicy
 from .spec import Backoff
 from .structured import OutputContract
@@ -114,7 +115,6 @@ class AgentRun:
         "name",
         "output",
         "policy",
-        "provider",
         "request",
         "result",
         "route",
@@ -125,7 +125,6 @@ class AgentRun:
         self,
         context: RunContext,
         route: Route,
-        provider: Provider,
         request: ChatRequest,
         result: AgentResult,
         *,
@@ -136,7 +135,6 @@ class AgentRun:
     ) -> None:
         self.context = context
         self.route = route
-        self.provider = provider
         self.request = request
         self.result = result
         self.name = result.name
@@ -268,22 +266,21 @@ class AgentRun:
         usage = Usage()
         response: ChatResponse | None = None
         timeout = request.timeout
+        route = self.route
         try:
-            await limits.pauses.wait(self.route.provider)  # a 429 elsewhere paused this provider
-            async with limits.slots:
+            await limits.acquire(route.provider)  # waits out a pause a 429 elsewhere began
+            try:
                 clock = time.monotonic()
                 started = time.time()
-                limits.in_flight += 1
-                try:
-                    if timeout is None:  # no timeout scope: it costs a task lookup per call
-                        response = await context.executor.call(self.provider, request, on_text)
-                    else:
-                        async with asyncio.timeout(timeout):
-                            response = await context.executor.call(self.provider, request, on_text)
-                finally:
-                    limits.in_flight -= 1
-                response = response.with_valid_text()
-                usage = response.usage
+                if timeout is None:  # no timeout scope: it costs a task lookup per call
+                    response = await context.executor.call(route, request, on_text)
+                else:
+                    async with asyncio.timeout(timeout):
+                        response = await context.executor.call(route, request, on_text)
+            finally:
+                limits.release()
+            response = response.with_valid_text()
+            usage = response.usage
         except TimeoutError:
             error = ProviderTimeoutError(f"no answer within {timeout:g}s (the agent's timeout)")
         except ProviderError as caught:
@@ -309,7 +306,7 @@ class AgentRun:
             response = None
         if isinstance(error, RateLimitError) and error.retry_after:
             # Every call to this provider waits, not just this attempt's retry: the limit is theirs.
-            limits.pauses.pause(self.route.provider, min(error.retry_after, MAX_RETRY_AFTER))
+            limits.pause(self.route.provider, min(error.retry_after, MAX_RETRY_AFTER))
         status = "succeeded" if error is None else "failed"
         attempt = await self._close_attempt(
             reservation, number, turn, started, clock, usage, status, error

@@ -193,6 +193,8 @@ async def arun(
     ``provider``: a Provider for every agent (e.g. ``FakeProvider``) or a mapping
     from provider name to Provider. ``control`` receives the engine before it
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
+    ``executor``: carries out each provider call from its route and request
+    (``executor.Executor``); None runs them in this process on the run's providers.
     ``otel``: True traces the run with OpenTelemetry (the ``[otel]`` extra), False
     never; None (the default) traces when an OTLP endpoint variable is set.
     ``tracing``: a session shared by several runs, with the spans each run's root links

@@ -37,7 +37,7 @@ from .errors import AgentOpsError, StoreError, UsageError
 from .events import AgentResult, RunStatus, Subscriber, WorkflowResult
 from .files import file_kind
 from .inputs import resolve_inputs
-from .limits import CallLimits
+from .limits import CallLimits, InProcessCallLimits
 from .loader import LoadedWorkflow, load_workflow_text
 from .providers.base import Provider
 from .store import Store, check_recordable, open_store
@@ -150,7 +150,7 @@ class BatchRunner:
         self.tracing = tracing
         workflow = job.loaded.workflow
         self.prepared = prepare(job.loaded, inputs=self._first_inputs(), provider=provider, env=env)
-        self.limits = CallLimits.create(
+        self.limits = InProcessCallLimits.create(
             workflow.policies.max_concurrency, job.cost_cap, job.spent_before
         )
         self.subscribers = list(subscribers)

@@ -1,8 +1,9 @@
 """The cost ceiling: reserve an attempt's worst case before the call, settle the actual after.
 
-With every in-flight attempt holding a reservation no smaller than what it can
-cost, ``spent`` can never pass ``cap``. All methods run on the engine's event
-loop, so no lock is needed beyond the condition used to wait for settlements.
+``Budget`` is the interface the runtime depends on (``engine``, ``agent_run``);
+``InProcessBudget`` implements it for one process, on the engine's event loop.
+A budget shared across processes (a ledger in the store, an actor) implements
+the same protocol. ``input_token_bound`` is the worst case of a request's input.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import UsageError
 from .messages import ChatRequest, ToolDefinition
@@ -66,12 +68,57 @@ def check_cap(cap: float | None, name: str = "cost_cap") -> float | None:
 
 @dataclass
 class Reservation:
+    """An amount held against a budget until it is settled.
+
+    A budget shared across processes may subclass it to carry what identifies the
+    hold there (a ledger row, a holder's id); it stays plain data.
+    """
+
     amount: float
     settled: bool = False
 
 
-class Budget:
-    """Tracks spend against an optional cap. ``spent`` may start above zero (resume)."""
+class Budget(Protocol):
+    """Spend against an optional cap, kept under it by reserving each call's worst case.
+
+    The protocol, for every implementation:
+
+    - ``reserve(amount)`` holds ``amount`` before a call. It returns at once when
+      the amount fits beside what is spent and reserved; it waits while only
+      other reservations stand in the way (their settlements may free enough);
+      it returns None when the amount cannot fit even once every reservation has
+      settled (the caller then skips the agent: "cost cap").
+    - ``settle(reservation, actual)`` replaces the hold by what the call cost,
+      once (a second settle of the same reservation does nothing).
+    - ``spent`` is what settled calls cost, starting from what earlier workflow
+      runs spent (resume); ``cap`` is the cap, None for no cap (then ``reserve``
+      never waits and never refuses).
+    - A reservation whose holder is gone without settling (a worker process that
+      died mid-call) counts as spent, in full: the call may have been billed, so
+      the cap must still hold. One process cannot lose a holder without losing
+      the budget too; implementations shared across processes must do this.
+
+    With every in-flight call holding a reservation no smaller than what it can
+    cost, ``spent`` never passes ``cap``.
+    """
+
+    @property
+    def cap(self) -> float | None: ...
+
+    @property
+    def spent(self) -> float: ...
+
+    async def reserve(self, amount: float) -> Reservation | None: ...
+
+    async def settle(self, reservation: Reservation, actual: float) -> None: ...
+
+
+class InProcessBudget:
+    """The ``Budget`` of one process. ``spent`` may start above zero (resume).
+
+    Every method runs on the engine's event loop, so no lock is needed beyond
+    the condition used to wait for settlements.
+    """
 
     def __init__(self, cap: float | None, spent: float = 0.0) -> None:
         self.cap = cap
@@ -86,11 +133,7 @@ class Budget:
         return self.spent + held + amount <= self.cap
 
     async def reserve(self, amount: float) -> Reservation | None:
-        """Hold ``amount``; wait while only other reservations stand in the way.
-
-        Returns None when it cannot fit even once every in-flight attempt has
-        settled: the caller then skips the agent ("cost cap").
-        """
+        """Hold ``amount``; wait while only other reservations stand in the way (see ``Budget``)."""
         if self.cap is None:  # nothing to guard: skip the condition's lock
             return Reservation(amount)
         async with self._changed:
@@ -117,3 +160,13 @@ class Budget:
     @property
     def remaining(self) -> float | None:
         return None if self.cap is None else max(0.0, self.cap - self.spent)
+
+
+__all__ = [
+    "Budget",
+    "InProcessBudget",
+    "Reservation",
+    "check_cap",
+    "input_token_bound",
+    "tools_token_bound",
+]

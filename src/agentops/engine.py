@@ -4,9 +4,10 @@ There are no batches or levels. When an agent settles, each dependent's count
 of unsettled dependencies drops; at zero its condition is evaluated over the
 succeeded set and it either starts or is skipped. One agent's run (its turns,
 attempts, cost reservations and tool calls) is ``agent_run.AgentRun``; the
-engine owns what they share (``RunContext``): the budget, and the semaphore
-that caps model calls in flight (never held while waiting on dependencies or
-backing off, so it cannot deadlock).
+engine owns what they share (``RunContext``): the call limits (the budget, and
+the slots that cap model calls in flight, never held while waiting on
+dependencies or backing off, so they cannot deadlock) and the executor that
+carries out each call.
 
 The engine imports neither storage nor the terminal UI: it emits ``events``.
 """
@@ -17,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +36,12 @@ from .events import (
     WorkflowStarted,
     wants_tokens,
 )
-from .executor import Executor, InProcessExecutor
+from .executor import Executor, InProcessExecutor, ProviderFactory
 from .graph import WorkflowGraph, condition_holds, unmet_reason
-from .limits import CallLimits
+from .limits import CallLimits, InProcessCallLimits
 from .messages import ChatRequest, ResponseFormat
 from .pricing import PriceBook
-from .providers.base import Provider, Route
+from .providers.base import Route
 from .secrets import Secrets
 from .spec import Workflow
 from .structured import OutputContract, format_name, strict_mode_problem
@@ -73,14 +74,19 @@ class RunOptions:
 
 
 class Engine:
-    """Runs one workflow once. Use ``await Engine(...).run()``; ``stop()`` ends it early."""
+    """Runs one workflow once. Use ``await Engine(...).run()``; ``stop()`` ends it early.
+
+    ``providers`` serves the default ``InProcessExecutor``; an ``executor`` given
+    builds its own providers from the routes. ``limits``: the ``CallLimits``
+    shared with other workflow runs (a batch); None makes this run's own.
+    """
 
     def __init__(
         self,
         workflow: Workflow,
         *,
         routes: Mapping[str, Route],
-        providers: Callable[[Route], Provider],
+        providers: ProviderFactory,
         prices: PriceBook,
         options: RunOptions | None = None,
         subscribers: Iterable[Subscriber] = (),
@@ -96,7 +102,7 @@ class Engine:
         self.prices = prices
         self.options = options or RunOptions()
         self.subscribers = list(subscribers)
-        self.executor = executor or InProcessExecutor()
+        self.executor = executor or InProcessExecutor(providers)
         self.tools = tools  # started by the caller; closed here before the run is reported finished
         self._close_tools = (
             close_tools  # False: a batch shares them across its rows and closes them
@@ -104,7 +110,7 @@ class Engine:
         policies = workflow.policies
         cap = self.options.cost_cap if self.options.cost_cap is not None else policies.cost_cap
         # A batch passes the limits every row shares; a run on its own makes its own.
-        self.limits = limits or CallLimits.create(
+        self.limits: CallLimits = limits or InProcessCallLimits.create(
             policies.max_concurrency, cap, self.options.spent_before
         )
         self.budget = self.limits.budget
@@ -360,7 +366,6 @@ class Engine:
         return AgentRun(
             self._context,
             route,
-            self.providers(route),
             request,
             result,
             retries=self.workflow.effective_retries(agent),

@@ -1,26 +1,58 @@
-"""The executor seam: how one provider call is carried out.
+"""The executor seam: where one provider call is carried out, given only data.
 
-The engine schedules; an executor performs a call. The default runs it in this
-process on the engine's event loop. A distributed executor (a queue, a worker
-pool) implements the same one-method protocol without touching scheduling.
+The engine schedules and an agent's run decides what to send; an executor
+performs one call. What it receives can cross a process boundary: the
+``Route`` (where the call goes) and the ``ChatRequest`` (what it sends), both
+frozen dataclasses that pickle. What comes back is data too: text pieces as
+they stream, then a ``ChatResponse``, or an ``errors.ProviderError`` (which
+pickles with its status and Retry-After). No live provider and no callback
+cross: the provider is rebuilt from the route on the executing side, and the
+``on_text`` callback stays on the calling side, fed from the streamed pieces.
+
+``InProcessExecutor`` is the default: it calls the provider on the engine's
+event loop, with providers from the run's factory (``ProviderRegistry.get``).
+An executor in another process (a worker pool, Ray) rebuilds that factory from
+the workflow there, sends each route and request over, and replays the pieces
+it gets back into ``on_text``; scheduling, retries, budgets and history stay
+on the calling side and do not change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from .messages import ChatRequest, ChatResponse
-from .providers.base import Provider, TextCallback
+from .providers.base import Provider, Route, TextCallback
+
+ProviderFactory = Callable[[Route], Provider]
+"""The provider serving a route: one shared instance per provider name (``ProviderRegistry.get``)."""
 
 
 class Executor(Protocol):
+    """Carries out one provider call described by data.
+
+    ``call`` sends ``request`` to the provider ``route`` names and returns its
+    answer, passing each streamed text piece to ``on_text`` (a callback of the
+    calling side, never sent anywhere) as it arrives. It raises the provider's
+    ``ProviderError``; cancelling the call cancels the work wherever it runs.
+    """
+
     async def call(
-        self, provider: Provider, request: ChatRequest, on_text: TextCallback
+        self, route: Route, request: ChatRequest, on_text: TextCallback
     ) -> ChatResponse: ...
 
 
 class InProcessExecutor:
-    async def call(
-        self, provider: Provider, request: ChatRequest, on_text: TextCallback
-    ) -> ChatResponse:
-        return await provider.complete(request, on_text)
+    """Calls the provider on this event loop: the route's provider from ``providers``."""
+
+    __slots__ = ("providers",)
+
+    def __init__(self, providers: ProviderFactory) -> None:
+        self.providers = providers
+
+    async def call(self, route: Route, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
+        return await self.providers(route).complete(request, on_text)
+
+
+__all__ = ["Executor", "InProcessExecutor", "ProviderFactory"]

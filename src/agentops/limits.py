@@ -1,9 +1,15 @@
-"""What the calls of a run share, or of every run in a batch: concurrency slots, the cost
-budget, and pauses of a provider that answered 429 with Retry-After.
+"""What the calls of a workflow run share, or of every workflow run in a batch: concurrency
+slots, the cost budget, and pauses of a provider that answered 429 with Retry-After.
 
-A single run makes its own (``CallLimits.for_workflow``); a batch makes one and hands
-it to every row's engine, so ``policies.max_concurrency`` and the cost cap hold for the
-whole batch, and a rate limit seen by one row pauses that provider for all of them.
+``CallLimits`` is the interface the runtime depends on (``engine``, ``agent_run``);
+``InProcessCallLimits`` implements it with asyncio objects for one process. Limits
+shared across processes (slots and pauses in an actor or the store, beside a shared
+``budget.Budget``) implement the same protocol.
+
+A single workflow run makes its own (``InProcessCallLimits.create``); a batch makes one
+and hands it to every row's engine, so ``policies.max_concurrency`` and the cost cap
+hold for the whole batch, and a rate limit seen by one row pauses that provider for
+all of them.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from .budget import Budget
+from .budget import Budget, InProcessBudget
 
 
 @dataclass
@@ -43,16 +50,59 @@ class ProviderPauses:
             await asyncio.sleep(delay)
 
 
+class CallLimits(Protocol):
+    """The slots, pauses and budget the calls of one workflow run (or one batch) share.
+
+    - ``acquire(provider)`` waits until a call to ``provider`` may start (no pause
+      on that provider, a concurrency slot free), then holds a slot;
+      ``release()`` gives it back once the call is over, however it ended. A slot
+      is held only while calling: never while waiting on dependencies, for the
+      budget, or while backing off, so holding one cannot deadlock.
+    - ``pause(provider, seconds)``: the provider answered 429 with Retry-After;
+      calls to it that have not started wait until the pause has passed.
+    - ``budget``: the cost budget (``budget.Budget``): reserve, then settle.
+    - ``in_flight``: calls holding a slot now, for progress displays.
+    """
+
+    @property
+    def budget(self) -> Budget: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    async def acquire(self, provider: str) -> None: ...
+
+    def release(self) -> None: ...
+
+    def pause(self, provider: str, seconds: float) -> None: ...
+
+
 @dataclass
-class CallLimits:
+class InProcessCallLimits:
+    """The ``CallLimits`` of one process: a semaphore, an ``InProcessBudget``, ``ProviderPauses``."""
+
     slots: asyncio.Semaphore
     budget: Budget
     pauses: ProviderPauses = field(default_factory=ProviderPauses)
-    in_flight: int = 0  # calls holding a slot now (for progress displays)
+    in_flight: int = 0
 
     @classmethod
-    def create(cls, max_concurrency: int, cap: float | None, spent: float = 0.0) -> CallLimits:
-        return cls(asyncio.Semaphore(max_concurrency), Budget(cap, spent=spent))
+    def create(
+        cls, max_concurrency: int, cap: float | None, spent: float = 0.0
+    ) -> InProcessCallLimits:
+        return cls(asyncio.Semaphore(max_concurrency), InProcessBudget(cap, spent=spent))
+
+    async def acquire(self, provider: str) -> None:
+        await self.pauses.wait(provider)
+        await self.slots.acquire()
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.slots.release()
+
+    def pause(self, provider: str, seconds: float) -> None:
+        self.pauses.pause(provider, seconds)
 
 
-__all__ = ["CallLimits", "ProviderPauses"]
+__all__ = ["CallLimits", "InProcessCallLimits", "ProviderPauses"]
