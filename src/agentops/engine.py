@@ -3,7 +3,8 @@
 There are no batches or levels. When an agent settles, each dependent's count
 of unsettled dependencies drops; at zero its condition is evaluated over the
 succeeded set and it either starts or is skipped. One agent's run (its turns,
-attempts, cost reservations and tool calls) is ``agent_run.AgentRun``; the
+attempts, cost reservations and tool calls) is ``agent_run.AgentRun``, built
+by ``agent_setup.AgentSetup`` (prompt, tools, request, output contract); the
 engine owns what they share (``RunContext``): the call limits (the budget, and
 the slots that cap model calls in flight, never held while waiting on
 dependencies or backing off, so they cannot deadlock) and the executor that
@@ -22,7 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .agent_run import COST_CAP_REASON, AgentRun, RunContext
+from .agent_run import COST_CAP_REASON, RunContext
+from .agent_setup import AgentSetup
 from .errors import CostCapError, describe_exception
 from .events import (
     AgentFinished,
@@ -39,13 +41,10 @@ from .events import (
 from .executor import Executor, InProcessExecutor, ProviderFactory
 from .graph import WorkflowGraph, condition_holds, unmet_reason
 from .limits import CallLimits, InProcessCallLimits
-from .messages import ChatRequest, ResponseFormat
 from .pricing import PriceBook
 from .providers.base import Route
 from .secrets import Secrets
 from .spec import Workflow
-from .structured import OutputContract, format_name, strict_mode_problem
-from .templates import build_messages, prompt_text
 
 if TYPE_CHECKING:
     from .tools.runtime import ToolRuntime
@@ -114,27 +113,13 @@ class Engine:
             policies.max_concurrency, cap, self.options.spent_before
         )
         self.budget = self.limits.budget
-        # Without a subscriber that shows tokens, calls need not stream (far less client CPU).
-        self._stream = any(wants_tokens(subscriber) for subscriber in self.subscribers)
         self.results: dict[str, AgentResult] = {}
         self._succeeded: set[str] = set()
-        self._agents = {agent.name: agent for agent in workflow.agents}
         self._remaining = {name: len(deps) for name, deps in self.graph.dependencies.items()}
         self._task_group: asyncio.TaskGroup | None = None
         self._main_task: asyncio.Task[Any] | None = None
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.INTERRUPTED
-        # Structured outputs: each schema is compiled once per run, not once per call.
-        self._contracts: dict[str, OutputContract] = {}
-        self._formats: dict[str, ResponseFormat] = {}
-        for agent in workflow.agents:
-            if agent.output is not None and agent.name not in self.options.reused:
-                schema = agent.output.schema_dict
-                self._contracts[agent.name] = OutputContract(schema, agent.output.retries)
-                strict = isinstance(schema, dict) and strict_mode_problem(schema) is None
-                self._formats[agent.name] = ResponseFormat(
-                    format_name(agent.name), schema if isinstance(schema, dict) else {}, strict
-                )
         self._context = RunContext(
             limits=self.limits,
             prices=prices,
@@ -143,6 +128,15 @@ class Engine:
             backoff=policies.backoff,
             stop_reason=lambda: self._stop_reason,
             scrub=self.options.secrets.scrub,
+        )
+        self._setup = AgentSetup(
+            workflow,
+            routes,
+            self._context,
+            inputs=self.options.inputs,
+            tools=tools,
+            stream=any(wants_tokens(subscriber) for subscriber in self.subscribers),
+            reused=self.options.reused,
         )
 
     # --- public ---------------------------------------------------------------
@@ -320,7 +314,12 @@ class Engine:
     async def _run_agent(self, name: str) -> None:
         result = self._new_result(name, AgentStatus.RUNNING)
         try:
-            await self._agent_run(name, result).run()
+            upstream = {
+                dep: self.results[dep]
+                for dep in sorted(self.graph.dependencies[name])
+                if self.results[dep].status is AgentStatus.SUCCEEDED
+            }
+            await self._setup.agent_run(name, result, upstream).run()
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"
@@ -333,46 +332,6 @@ class Engine:
             result.status = AgentStatus.FAILED
             result.error = self._reason(failure)
         self._settle_and_continue(result)
-
-    def _agent_run(self, name: str, result: AgentResult) -> AgentRun:
-        """The run of agent ``name``: its prompt built from what its dependencies answered."""
-        agent = self._agents[name]
-        route = self.routes[name]
-        succeeded = [
-            dep
-            for dep in sorted(self.graph.dependencies[name])
-            if self.results[dep].status is AgentStatus.SUCCEEDED
-        ]
-        upstream = {dep: self.results[dep].output or "" for dep in succeeded}
-        values = {dep: self.results[dep].value for dep in succeeded}
-        messages = build_messages(agent, upstream, self.options.inputs, values)
-        result.prompt = prompt_text(messages)
-        toolbox = (
-            self.tools.for_agent(name, self._emit, result.tool_calls)
-            if self.tools is not None
-            else None
-        )
-        request = ChatRequest(
-            model=route.model,
-            messages=messages,
-            max_tokens=self.workflow.effective_max_tokens(agent),
-            temperature=self.workflow.effective_temperature(agent),
-            timeout=agent.timeout,
-            agent=agent.name,
-            tools=toolbox.definitions if toolbox is not None else (),
-            response_format=self._formats.get(name),
-            stream=self._stream,
-        )
-        return AgentRun(
-            self._context,
-            route,
-            request,
-            result,
-            retries=self.workflow.effective_retries(agent),
-            max_turns=self.workflow.effective_max_turns(agent),
-            tools=toolbox,
-            output=self._contracts.get(name),
-        )
 
     def _reason(self, failure: BaseException) -> str:
         """One line for an unexpected exception, secrets masked."""

@@ -1,0 +1,95 @@
+"""What each agent's run starts from: its prompt, built from what its dependencies answered; its
+tools; its request; and its output contract, with every schema compiled once per workflow run.
+
+The engine decides *when* an agent runs; this builds *what* it runs (an ``AgentRun``), so the
+scheduler holds no knowledge of prompts, tools or schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .agent_run import AgentRun, RunContext
+from .events import AgentResult
+from .messages import ChatRequest, ResponseFormat
+from .providers.base import Route
+from .spec import Workflow
+from .structured import OutputContract, format_name, strict_mode_problem
+from .templates import build_messages, prompt_text
+
+if TYPE_CHECKING:
+    from .tools.runtime import ToolRuntime
+
+
+class AgentSetup:
+    """Builds the ``AgentRun`` of each agent of one workflow run (``reused`` ones are never run)."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        routes: Mapping[str, Route],
+        context: RunContext,
+        *,
+        inputs: Mapping[str, Any],
+        tools: ToolRuntime | None,
+        stream: bool,
+        reused: Collection[str] = (),
+    ) -> None:
+        self.workflow = workflow
+        self.routes = routes
+        self.context = context
+        self.inputs = inputs
+        self.tools = tools
+        self.stream = stream  # False: nobody watches tokens, so calls need not stream
+        self._agents = {agent.name: agent for agent in workflow.agents}
+        self._contracts: dict[str, OutputContract] = {}
+        self._formats: dict[str, ResponseFormat] = {}
+        for agent in workflow.agents:
+            if agent.output is not None and agent.name not in reused:
+                schema = agent.output.schema_dict
+                self._contracts[agent.name] = OutputContract(schema, agent.output.retries)
+                strict = isinstance(schema, dict) and strict_mode_problem(schema) is None
+                self._formats[agent.name] = ResponseFormat(
+                    format_name(agent.name), schema if isinstance(schema, dict) else {}, strict
+                )
+
+    def agent_run(
+        self, name: str, result: AgentResult, upstream: Mapping[str, AgentResult]
+    ) -> AgentRun:
+        """The run of agent ``name``, fed by the results of its ``upstream`` agents that succeeded."""
+        agent = self._agents[name]
+        route = self.routes[name]
+        outputs = {dep: upstream[dep].output or "" for dep in upstream}
+        values = {dep: upstream[dep].value for dep in upstream}
+        messages = build_messages(agent, outputs, self.inputs, values)
+        result.prompt = prompt_text(messages)
+        toolbox = (
+            self.tools.for_agent(name, self.context.emit, result.tool_calls)
+            if self.tools is not None
+            else None
+        )
+        request = ChatRequest(
+            model=route.model,
+            messages=messages,
+            max_tokens=self.workflow.effective_max_tokens(agent),
+            temperature=self.workflow.effective_temperature(agent),
+            timeout=agent.timeout,
+            agent=agent.name,
+            tools=toolbox.definitions if toolbox is not None else (),
+            response_format=self._formats.get(name),
+            stream=self.stream,
+        )
+        return AgentRun(
+            self.context,
+            route,
+            request,
+            result,
+            retries=self.workflow.effective_retries(agent),
+            max_turns=self.workflow.effective_max_turns(agent),
+            tools=toolbox,
+            output=self._contracts.get(name),
+        )
+
+
+__all__ = ["AgentSetup"]
