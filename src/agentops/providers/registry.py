@@ -3,7 +3,7 @@
 Resolution order for an agent: its ``provider:`` field; else a ``provider:model``
 prefix (``openai:gpt-4o``, ``azure:my-deployment``, ``local:smollm2``, or the name
 of an endpoint under the workflow's ``providers:``); else Azure when the
-sketch's ``AZURE_GPT5_*`` variables (or Azure's standard ``AZURE_OPENAI_*``
+``AZURE_GPT5_*`` variables (or Azure's standard ``AZURE_OPENAI_*``
 ones) are set; else OpenAI when ``OPENAI_API_KEY`` (or ``OPENAI_BASE_URL``) is
 set; else a ConfigurationError naming the variables to set and the ``local``
 option.
@@ -42,8 +42,8 @@ class AzureVariables:
     version: str
 
 
-# The product sketch's names first, then Azure's standard ones; per variable, the first set wins.
-SKETCH_AZURE = AzureVariables("AZURE_GPT5_KEY", "AZURE_GPT5_ENDPOINT", "AZURE_GPT5_VERSION")
+# The AZURE_GPT5_* names first, then Azure's standard ones; per variable, the first set wins.
+GPT5_AZURE = AzureVariables("AZURE_GPT5_KEY", "AZURE_GPT5_ENDPOINT", "AZURE_GPT5_VERSION")
 STANDARD_AZURE = AzureVariables(
     "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION"
 )
@@ -141,7 +141,7 @@ class ProviderRegistry:
         except ConfigurationError:
             # Half an Azure setup is an error, unless it is only Azure's standard
             # names lingering beside a complete OpenAI setup.
-            if not openai_set or self._sketch_azure_set():
+            if not openai_set or self._gpt5_azure_set():
                 raise
         if openai_set:
             return "openai"
@@ -241,14 +241,14 @@ class ProviderRegistry:
 
     def _named_azure(self, name: str, spec: ProviderSpec) -> Endpoint:
         where = f"providers.{name}"
-        families = (SKETCH_AZURE, STANDARD_AZURE)
+        families = (GPT5_AZURE, STANDARD_AZURE)
         if spec.api_key_env:
             key, key_source = (
                 self._required(spec.api_key_env, f"named by {where}.api_key_env"),
                 spec.api_key_env,
             )
         else:
-            key_source = self._first_set(f.key for f in families) or SKETCH_AZURE.key
+            key_source = self._first_set(f.key for f in families) or GPT5_AZURE.key
             key = self._required(key_source, f"for {where} (or set {where}.api_key_env)")
         endpoint = spec.base_url or self._first_value(f.endpoint for f in families)
         if endpoint is None:
@@ -273,14 +273,14 @@ class ProviderRegistry:
 
     def _azure_from_env(self) -> Endpoint | None:
         """Azure from the environment; None when no Azure variable is set, an error when some are missing."""
-        families = (SKETCH_AZURE, STANDARD_AZURE)
+        families = (GPT5_AZURE, STANDARD_AZURE)
         key_name = self._first_set(f.key for f in families)
         endpoint_name = self._first_set(f.endpoint for f in families)
         version_name = self._first_set(f.version for f in families)
         if key_name is None and endpoint_name is None:
             return None
         if key_name is None or endpoint_name is None or version_name is None:
-            names = SKETCH_AZURE if self._sketch_azure_set() else STANDARD_AZURE
+            names = GPT5_AZURE if self._gpt5_azure_set() else STANDARD_AZURE
             wanted = (
                 (key_name, names.key),
                 (endpoint_name, names.endpoint),
@@ -301,10 +301,8 @@ class ProviderRegistry:
             deployment=self._env("AZURE_GPT5_DEPLOYMENT"),
         )
 
-    def _sketch_azure_set(self) -> bool:
-        return any(
-            self._env(n) for n in (SKETCH_AZURE.key, SKETCH_AZURE.endpoint, SKETCH_AZURE.version)
-        )
+    def _gpt5_azure_set(self) -> bool:
+        return any(self._env(n) for n in (GPT5_AZURE.key, GPT5_AZURE.endpoint, GPT5_AZURE.version))
 
     def _env(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()

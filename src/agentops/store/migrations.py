@@ -29,15 +29,17 @@ class Migration:
     statements: tuple[str, ...]
 
 
-# Sketch-era timestamps are SQLite's CURRENT_TIMESTAMP ("2024-05-01 12:00:00", UTC);
+# First-release timestamps are SQLite's CURRENT_TIMESTAMP ("2024-05-01 12:00:00", UTC);
 # ours are ISO-8601 with microseconds and an offset, so text order is time order.
-_SKETCH_TIMESTAMP = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]'"
+_FIRST_RELEASE_TIMESTAMP = (
+    "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]'"
+)
 
 
 def _to_iso(column: str) -> str:
     return (
         f"UPDATE workflow_runs SET {column} = strftime('%Y-%m-%dT%H:%M:%S.000000+00:00', {column}) "
-        f"WHERE {column} GLOB {_SKETCH_TIMESTAMP}"
+        f"WHERE {column} GLOB {_FIRST_RELEASE_TIMESTAMP}"
     )
 
 
@@ -97,7 +99,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE workflow_runs ADD COLUMN process_start TEXT",
             _to_iso("started_at"),
             _to_iso("finished_at"),
-            # Sketch-era runs: finished if finish was recorded; failed if any agent did not succeed.
+            # First-release runs: finished if finish was recorded; failed if any agent did not succeed.
             """UPDATE workflow_runs SET status = CASE
                 WHEN finished_at IS NULL THEN 'interrupted'
                 WHEN EXISTS (
@@ -125,7 +127,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             # A resumed run's agents taken from an earlier run: recorded, not called (cost 0 here).
             "ALTER TABLE runs ADD COLUMN reused INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE runs ADD COLUMN reused_from_run_id INTEGER",
-            # The sketch wrote "success"; the rest of the product says "succeeded".
+            # The first release wrote "success"; the rest of the product says "succeeded".
             "UPDATE runs SET status = 'succeeded' WHERE status = 'success'",
             """UPDATE runs SET finished_at = (
                 SELECT coalesce(w.finished_at, w.started_at) FROM workflow_runs w

@@ -21,6 +21,6 @@ def from_iso(text: str | None) -> float | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:  # sketch-era CURRENT_TIMESTAMP values are UTC
+    if moment.tzinfo is None:  # first-release CURRENT_TIMESTAMP values are UTC
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -72,7 +72,7 @@ class RunState:
 @functools.lru_cache(maxsize=64)
 def blueprint_of(definition: str | None, recorded: tuple[str, ...]) -> Blueprint:
     """The definition's agents (and graph), or, for a run recorded without a usable
-    definition (sketch era), the recorded agents with no edges."""
+    definition (a first-release file), the recorded agents with no edges."""
     graph = _graph_of(definition)
     if graph is None:
         names = tuple(dict.fromkeys(recorded))
@@ -171,7 +171,7 @@ def combine(
 def node_status(recorded: str) -> NodeStatus:
     if recorded in _SETTLED:
         return recorded  # type: ignore[return-value]
-    if recorded == "success":  # sketch era, before migration 4 rewrote it
+    if recorded == "success":  # a first-release file, before migration 4 rewrote it
         return "succeeded"
     return "failed" if recorded else "waiting"
 
