@@ -237,14 +237,15 @@ async def arun(
                 chat_targets(prepared.routes.values(), prepared.registry.http_endpoint),
                 links=[*resumed, *trace_links],
             )
-            all_subscribers.append(tracer)  # last: it reads the run id the recorder sets
+            all_subscribers.append(tracer)
         if db is not None:
-            from .store import RunRecorder, check_recordable, open_store
+            from .store import RunRecorder, SqliteHistoryWriter, open_store
 
             store = open_store(db)
+            writer = SqliteHistoryWriter(store)
             # A file that cannot take the run's writes stops it here, before its first call.
-            check_recordable(store, prepared.workflow.name)
-            recorder = RunRecorder(store)
+            writer.check_recordable(prepared.workflow.name)
+            recorder = RunRecorder(writer)
             all_subscribers.insert(0, recorder)
     except BaseException:
         if store is not None:
@@ -271,6 +272,7 @@ async def arun(
             trace_id=tracer.ids.trace_id if tracer is not None else None,
             trace_span_id=tracer.ids.span_id if tracer is not None else None,
             secrets=prepared.secrets,
+            start_workflow_run=recorder.start_workflow_run if recorder is not None else None,
         ),
         subscribers=all_subscribers,
         executor=executor,
@@ -291,11 +293,10 @@ async def arun(
             store.close()
         if own_tracing is not None:  # in a thread: a second Ctrl-C can still exit at once
             await asyncio.to_thread(own_tracing.close)
-    if recorder is not None:
-        if recorder.failure is not None:  # one line, and never "recorded as workflow run N"
-            what = "stopped" if recorder.stopped else "not recorded to its end"
-            raise StoreError(f"run {what}: {recorder.failure}")
-        result.workflow_run_id = recorder.workflow_run_id
+    if recorder is not None and recorder.failure is not None:
+        # one line, and never "recorded as workflow run N"
+        what = "stopped" if recorder.stopped else "not recorded to its end"
+        raise StoreError(f"run {what}: {recorder.failure}")
     return result
 
 

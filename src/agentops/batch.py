@@ -40,19 +40,14 @@ from .inputs import resolve_inputs
 from .limits import CallLimits, InProcessCallLimits
 from .loader import LoadedWorkflow, load_workflow_text
 from .providers.base import Provider
-from .store import Store, check_recordable, open_store
-from .store.batches import (
-    RowState,
-    batch,
-    create_batch,
-    finish_batch,
-    mark_batch_running,
-    row_outcomes,
-    row_states,
-)
+from .store import Store, open_store
+from .store.batches import RowState, batch, row_outcomes, row_states
+from .store.sqlite_writer import SqliteHistoryWriter
+from .store.writer import HistoryWriter
 from .tracing import SpanRef, open_tracing
 
 if TYPE_CHECKING:
+    from .store.recorder import RunRecorder
     from .tools.runtime import ToolRuntime
     from .tracing.session import TracingSession
     from .tracing.spans import RunTracer
@@ -126,7 +121,8 @@ class _Batch:
     data: Path
     mapping: InputMapping
     row_count: int
-    store: Store
+    store: Store  # what is read back: earlier rows, resumed agents, the results
+    writer: HistoryWriter  # what is written: the batch and its rows' workflow runs
     batch_id: int
     cost_cap: float | None
     spent_before: float = 0.0
@@ -238,8 +234,7 @@ class BatchRunner:
         summary.pauses = self.limits.pauses.count
         summary.paused_seconds = self.limits.pauses.seconds
         summary.finished_at = time.time()
-        finish_batch(
-            job.store,
+        job.writer.finish_batch(
             job.batch_id,
             status=summary.status.value,
             finished_at=summary.finished_at,
@@ -307,6 +302,7 @@ class BatchRunner:
         earlier: RowState | None = None,
         subscribers: Iterable[Subscriber] = (),
         tracer: RunTracer | None = None,
+        recorder: RunRecorder | None = None,
     ) -> Engine:
         """The engine of one row (``row=None``: one for checks only), on the batch's limits."""
         job = self.job
@@ -331,6 +327,7 @@ class BatchRunner:
                 trace_id=tracer.ids.trace_id if tracer is not None else None,
                 trace_span_id=tracer.ids.span_id if tracer is not None else None,
                 secrets=self.prepared.secrets,
+                start_workflow_run=recorder.start_workflow_run if recorder is not None else None,
             ),
             subscribers=subscribers,
             limits=self.limits,
@@ -345,13 +342,13 @@ class BatchRunner:
         reused: dict[str, AgentResult] = {}
         if earlier is not None:  # a row that failed or was interrupted keeps its succeeded agents
             reused = dict(load_resume_state(job.store, earlier.workflow_run_id).succeeded)
-        recorder = RunRecorder(job.store, stop=self._history_failed)
+        recorder = RunRecorder(job.writer, stop=self._history_failed)
         subscribers: list[Subscriber] = [recorder, *self.subscribers]
         tracer = None
         if self.tracing is not None:  # one trace per row, linked to the batch's span
             tracer = self.tracing.run_tracer(self._trace_targets, links=self._trace_links)
-            subscribers.append(tracer)  # last: it reads the run id the recorder sets
-        engine = self._engine_for(row, reused, earlier, subscribers, tracer)
+            subscribers.append(tracer)
+        engine = self._engine_for(row, reused, earlier, subscribers, tracer, recorder)
         self._engines.add(engine)
         try:
             if self._stop is not None:
@@ -394,11 +391,10 @@ async def arun_batch(
     checked = check_rows(path, mapping, max_rows)
     cap = cost_cap if cost_cap is not None else loaded.workflow.policies.cost_cap
     with open_store(db) as store:
-        job = _Batch(loaded, path, mapping, checked.rows, store, 0, cap)
+        job = _Batch(loaded, path, mapping, checked.rows, store, SqliteHistoryWriter(store), 0, cap)
 
         def record() -> int:
-            return create_batch(
-                store,
+            return job.writer.create_batch(
                 workflow=loaded.workflow.name,
                 definition=loaded.source,
                 source_path=loaded.path,
@@ -457,6 +453,7 @@ async def aresume_batch(
             mapping,
             record.row_count,
             store,
+            SqliteHistoryWriter(store),
             batch_id,
             cap,
             spent_before=_spent(store, batch_id),
@@ -464,7 +461,7 @@ async def aresume_batch(
         )
 
         def take_over() -> int:
-            mark_batch_running(store, batch_id, cost_cap=cap)
+            job.writer.take_over_batch(batch_id, cost_cap=cap)
             return batch_id
 
         return await _run(job, provider, env, subscribers, observer, control, out, otel, take_over)
@@ -496,7 +493,7 @@ async def _run(
             "history database": job.store.path,
         }
         check_out(Path(out), keep)
-    check_recordable(job.store, job.loaded.workflow.name)
+    job.writer.check_recordable(job.loaded.workflow.name)
     tracing = open_tracing(otel) if otel is not False else None
     try:
         runner = BatchRunner(

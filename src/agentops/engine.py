@@ -70,6 +70,9 @@ class RunOptions:
     trace_id: str | None = None  # the OpenTelemetry trace this run's spans go to (see ``tracing``)
     trace_span_id: str | None = None
     secrets: Secrets = field(default_factory=Secrets)  # masked in every failure reason
+    # Records the run's start in a history and answers its workflow run id (None: not
+    # recorded); called before WorkflowStarted is emitted, so the id is on the result.
+    start_workflow_run: Callable[[WorkflowStarted], int | None] | None = None
 
 
 class Engine:
@@ -174,23 +177,24 @@ class Engine:
         self.check_prices()
         self._main_task = asyncio.current_task()
         started_at = time.time()
-        self._emit(
-            WorkflowStarted(
-                workflow=self.workflow,
-                source=self.options.source,
-                source_path=self.options.source_path,
-                inputs=dict(self.options.inputs),
-                started_at=started_at,
-                resumed_from=self.options.resumed_from,
-                reused=dict(self.options.reused),
-                cost_cap=self.budget.cap,
-                spent_before=self.options.spent_before,
-                batch_id=self.options.batch_id,
-                batch_row=self.options.batch_row,
-                trace_id=self.options.trace_id,
-                trace_span_id=self.options.trace_span_id,
-            )
+        started = WorkflowStarted(
+            workflow=self.workflow,
+            source=self.options.source,
+            source_path=self.options.source_path,
+            inputs=dict(self.options.inputs),
+            started_at=started_at,
+            resumed_from=self.options.resumed_from,
+            reused=dict(self.options.reused),
+            cost_cap=self.budget.cap,
+            spent_before=self.options.spent_before,
+            batch_id=self.options.batch_id,
+            batch_row=self.options.batch_row,
+            trace_id=self.options.trace_id,
+            trace_span_id=self.options.trace_span_id,
         )
+        start = self.options.start_workflow_run
+        workflow_run_id = start(started) if start is not None else None
+        self._emit(started)
         timeout = self.workflow.policies.timeout
         timer = (
             asyncio.get_running_loop().call_later(
@@ -248,6 +252,7 @@ class Engine:
             agents={name: self.results[name] for name in self.graph.names},
             started_at=started_at,
             finished_at=time.time(),
+            workflow_run_id=workflow_run_id,
             cost_cap=self.budget.cap,
             spent_before=self.options.spent_before,
         )

@@ -1,7 +1,9 @@
 """Run history in SQLite: where it lives, its schema, recording runs, reading them back.
 
     with open_store("agentops.db") as store:        # migrates the file on open
-        engine = Engine(..., subscribers=[RunRecorder(store)])
+        recorder = RunRecorder(SqliteHistoryWriter(store))
+        engine = Engine(..., options=RunOptions(start_workflow_run=recorder.start_workflow_run),
+                        subscribers=[recorder])
         ...
         state = load_resume_state(store, 12)
 
@@ -10,13 +12,15 @@
 Modules: ``sqlite`` (the connection and write transactions with retry; a leaf),
 ``opening`` (opening a file for writing, migrated, or read-only), ``migrations``
 (numbered schema changes), ``liveness`` (is a ``running`` run's process still
-there), ``recorder`` (an events subscriber that writes), ``records`` (the typed
-records every reader returns), ``queries`` (what the history commands read),
-``reader`` (the read interface, a Protocol), ``browse`` and ``sqlite_reader``
-(its SQLite implementation), ``resume`` (what resume reads).
-``RunRecorder``, ``check_recordable`` (can a run be recorded here: asked before it
-starts) and ``ResumeState`` need the engine's event types, so they are imported on
-first use: the history commands never load them.
+there), ``writer`` (the write interface, a Protocol) and ``sqlite_writer`` (its
+SQLite implementation), ``recorder`` (an events subscriber that turns events into
+writer calls), ``records`` (the typed records every reader returns), ``queries``
+(what the history commands read), ``reader`` (the read interface, a Protocol),
+``browse`` and ``sqlite_reader`` (its SQLite implementation), ``batches`` (batch
+reads), ``resume`` (what resume reads). ``RunRecorder``, the writers,
+``check_recordable`` (can a run be recorded here: asked before it starts) and
+``ResumeState`` need the engine's event types, so they are imported on first use:
+the history commands never load them.
 """
 
 from __future__ import annotations
@@ -33,13 +37,17 @@ if TYPE_CHECKING:
     from .recorder import RunRecorder, check_recordable
     from .resume import ResumeState, load_resume_state
     from .sqlite_reader import SqliteHistoryReader
+    from .sqlite_writer import SqliteHistoryWriter
+    from .writer import HistoryWriter
 
 __all__ = [
     "DEFAULT_DB_NAME",
     "HistoryReader",
+    "HistoryWriter",
     "ResumeState",
     "RunRecorder",
     "SqliteHistoryReader",
+    "SqliteHistoryWriter",
     "Store",
     "check_recordable",
     "default_db_path",
@@ -56,6 +64,8 @@ _LAZY = {
     "ResumeState": ".resume",
     "load_resume_state": ".resume",
     "SqliteHistoryReader": ".sqlite_reader",
+    "HistoryWriter": ".writer",
+    "SqliteHistoryWriter": ".sqlite_writer",
 }
 
 

@@ -1,7 +1,8 @@
 """Batches in the history: the ``batches`` row, and each row's workflow runs read back.
 
 A batch's rows are ordinary workflow runs (recorded by ``RunRecorder``) carrying
-``batch_id`` and ``batch_row``. A row run again by ``resume-batch`` gets a new
+``batch_id`` and ``batch_row``; the batch row itself is written through the
+``HistoryWriter`` (``sqlite_writer`` for SQLite). A row run again by ``resume-batch`` gets a new
 workflow run; the latest run of each row is its result, and its cost counts every
 run of that row. A row is *skipped* when its run failed before any attempt because
 the cost cap had no room for it.
@@ -11,22 +12,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RunNotFoundError, StoreError
-from .liveness import effective_status, this_process
+from .liveness import effective_status
 from .sqlite import Store, describe
-from .timestamps import to_iso
 
 # The row's result: its latest run; "skipped" when that run made no attempt for lack of budget.
-_ROW_STATUS = """CASE
+ROW_STATUS = """CASE
     WHEN w.status = 'failed'
      AND NOT EXISTS (SELECT 1 FROM runs r JOIN attempts a ON a.run_id = r.id WHERE r.workflow_run_id = w.id)
      AND EXISTS (SELECT 1 FROM runs r WHERE r.workflow_run_id = w.id AND r.error = 'cost cap')
     THEN 'skipped' ELSE w.status END"""
-_LATEST = """w.id = (SELECT max(l.id) FROM workflow_runs l WHERE l.batch_id = w.batch_id AND l.batch_row = w.batch_row)"""
+LATEST_ROW_RUN = """w.id = (SELECT max(l.id) FROM workflow_runs l WHERE l.batch_id = w.batch_id AND l.batch_row = w.batch_row)"""
 
 
 @dataclass(frozen=True)
@@ -88,98 +88,6 @@ class RowState:
     status: str  # the row status: succeeded, failed, skipped, interrupted, running
 
 
-def create_batch(
-    store: Store,
-    *,
-    workflow: str,
-    definition: str,
-    source_path: str | None,
-    data_path: str,
-    data_sha256: str,
-    row_count: int,
-    input_map: Mapping[str, str],
-    cost_cap: float | None,
-    started_at: float,
-) -> int:
-    row = (
-        workflow,
-        definition,
-        source_path,
-        data_path,
-        data_sha256,
-        row_count,
-        json.dumps(dict(input_map), sort_keys=True),
-        cost_cap,
-        "running",
-        to_iso(started_at),
-        *this_process(),
-    )
-
-    def work(connection: sqlite3.Connection) -> int:
-        cursor = connection.execute(
-            """INSERT INTO batches (workflow, definition, source_path, data_path, data_sha256, row_count,
-                input_map, cost_cap, status, started_at, pid, hostname, process_start)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            row,
-        )
-        if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
-            raise StoreError("the history database did not return the new batch's id")
-        return cursor.lastrowid
-
-    return store.write(work)
-
-
-def mark_batch_running(store: Store, batch_id: int, *, cost_cap: float | None) -> None:
-    """A resumed batch is this process's now (liveness checks look at it), under ``cost_cap``."""
-    store.write(
-        lambda connection: connection.execute(
-            "UPDATE batches SET status = 'running', finished_at = NULL, cost_cap = ?, pid = ?, hostname = ?, "
-            "process_start = ? WHERE id = ?",
-            (cost_cap, *this_process(), batch_id),
-        )
-    )
-
-
-def finish_batch(
-    store: Store, batch_id: int, *, status: str, finished_at: float, pauses: int, paused: float
-) -> None:
-    """Store the final status and the totals, counted from the rows' runs."""
-
-    def work(connection: sqlite3.Connection) -> None:
-        counts = dict(
-            connection.execute(
-                f"""SELECT {_ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
-                WHERE w.batch_id = ? AND {_LATEST} GROUP BY row_status""",
-                (batch_id,),
-            ).fetchall()
-        )
-        tokens_in, tokens_out, cost = connection.execute(
-            """SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cost), 0)
-            FROM workflow_runs WHERE batch_id = ?""",
-            (batch_id,),
-        ).fetchone()
-        connection.execute(
-            """UPDATE batches SET status = ?, finished_at = ?, rows_succeeded = ?, rows_failed = ?,
-                rows_skipped = ?, input_tokens = ?, output_tokens = ?, cost = ?,
-                pauses = pauses + ?, paused_seconds = paused_seconds + ? WHERE id = ?""",
-            (
-                status,
-                to_iso(finished_at),
-                counts.get("succeeded", 0),
-                sum(n for s, n in counts.items() if s not in ("succeeded", "skipped")),
-                counts.get("skipped", 0),
-                tokens_in,
-                tokens_out,
-                cost,
-                pauses,
-                paused,
-                batch_id,
-            ),
-        )
-
-    store.write(work)
-
-
 _BATCH_COLUMNS = """id, workflow, definition, source_path, data_path, data_sha256, row_count, input_map,
     cost_cap, status, started_at, finished_at, rows_succeeded, rows_failed, rows_skipped, input_tokens,
     output_tokens, cost, pauses, paused_seconds, pid, hostname, process_start"""
@@ -223,8 +131,8 @@ def list_batches(store: Store, *, limit: int = 20) -> list[BatchRecord]:
 def progress(store: Store, batch_id: int) -> dict[str, int]:
     """Row counts by status of the latest run of each row, for a batch still running."""
     rows = store.read(
-        f"""SELECT {_ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
-        WHERE w.batch_id = ? AND {_LATEST} GROUP BY row_status""",
+        f"""SELECT {ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
+        WHERE w.batch_id = ? AND {LATEST_ROW_RUN} GROUP BY row_status""",
         (batch_id,),
     )
     return {str(status): int(count) for status, count in rows}
@@ -232,8 +140,8 @@ def progress(store: Store, batch_id: int) -> dict[str, int]:
 
 def row_states(store: Store, batch_id: int) -> dict[int, RowState]:
     rows = store.read(
-        f"""SELECT w.batch_row, w.id, {_ROW_STATUS}, w.pid, w.hostname, w.process_start
-        FROM workflow_runs w WHERE w.batch_id = ? AND {_LATEST}""",
+        f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.pid, w.hostname, w.process_start
+        FROM workflow_runs w WHERE w.batch_id = ? AND {LATEST_ROW_RUN}""",
         (batch_id,),
     )
     return {
@@ -252,11 +160,11 @@ def row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
 
 def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
     cursor = store.connection.execute(
-        f"""SELECT w.batch_row, w.id, {_ROW_STATUS}, w.inputs,
+        f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.inputs,
             (SELECT sum(c.cost) FROM workflow_runs c WHERE c.batch_id = w.batch_id AND c.batch_row = w.batch_row),
             r.agent, r.output, r.status, r.error, r.value
         FROM workflow_runs w JOIN runs r ON r.workflow_run_id = w.id
-        WHERE w.batch_id = ? AND {_LATEST} ORDER BY w.batch_row, r.id""",
+        WHERE w.batch_id = ? AND {LATEST_ROW_RUN} ORDER BY w.batch_row, r.id""",
         (batch_id,),
     )
     current: dict[str, Any] | None = None
@@ -291,10 +199,7 @@ __all__ = [
     "RowOutcome",
     "RowState",
     "batch",
-    "create_batch",
-    "finish_batch",
     "list_batches",
-    "mark_batch_running",
     "progress",
     "row_outcomes",
     "row_states",

@@ -1,0 +1,104 @@
+"""The write side of the history as an interface: the few operations a workflow run and
+a batch make, beside the read side (``store.reader``).
+
+``SqliteHistoryWriter`` (``store.sqlite_writer``) implements it over a SQLite file; a
+PostgreSQL store implements the same Protocol and is handed to ``RunRecorder`` (which
+turns engine events into these calls) and to the batch runner. Every method is one
+short transaction and raises ``StoreError`` (one line) when the history cannot take it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..events import (
+    AgentResult,
+    AgentStarted,
+    ToolCallRecord,
+    ToolServerStopped,
+    WorkflowResult,
+    WorkflowStarted,
+)
+
+__all__ = ["AgentChanges", "HistoryWriter"]
+
+
+@dataclass(frozen=True)
+class AgentChanges:
+    """What a workflow run's agents did in one turn of the event loop, written in one commit.
+
+    ``started``: agents that started and have not settled (their start rows);
+    ``tool_calls``: (agent, call) finished, written before the settled agents so that a
+    settling agent's calls are linked to its agent run; ``settled``: agents that settled;
+    ``linked``: of those, the ones with tool calls not yet linked; ``ended``: of those, the
+    ones whose start row is on disk (replaced by the outcome).
+    """
+
+    started: Sequence[AgentStarted] = ()
+    tool_calls: Sequence[tuple[str, ToolCallRecord]] = ()
+    settled: Sequence[AgentResult] = ()
+    linked: Collection[str] = field(default_factory=frozenset)
+    ended: Collection[str] = field(default_factory=frozenset)
+
+
+class HistoryWriter(Protocol):
+    """Writes workflow runs and batches. Every method is one transaction."""
+
+    def check_recordable(self, workflow: str) -> None:
+        """Make the writes that recording a run of ``workflow`` makes, then undo them: a
+        history that cannot take them raises ``StoreError`` here, before the run calls anything."""
+        ...
+
+    def start_workflow_run(self, start: WorkflowStarted) -> int:
+        """Record a workflow run as running, with the agents it reuses; returns its id."""
+        ...
+
+    def record_agents(self, workflow_run_id: int, workflow: str, changes: AgentChanges) -> None:
+        """Agent starts, tool calls and settlements of one loop turn, with the run's totals."""
+        ...
+
+    def record_tool_server(self, workflow_run_id: int, stopped: ToolServerStopped) -> None:
+        """An MCP server of the run that stopped, with its stderr."""
+        ...
+
+    def finish_workflow_run(
+        self,
+        workflow_run_id: int,
+        workflow: str,
+        result: WorkflowResult,
+        *,
+        missing: Sequence[AgentResult] = (),
+        linked: Collection[str] = (),
+    ) -> None:
+        """The run's end: ``missing`` agents not recorded yet (``linked``: those with tool
+        calls), every start row gone, the final status and totals."""
+        ...
+
+    def create_batch(
+        self,
+        *,
+        workflow: str,
+        definition: str,
+        source_path: str | None,
+        data_path: str,
+        data_sha256: str,
+        row_count: int,
+        input_map: Mapping[str, str],
+        cost_cap: float | None,
+        started_at: float,
+    ) -> int:
+        """Record a batch as running in this process; returns its id. Its rows are
+        workflow runs started with its ``batch_id`` and their ``batch_row``."""
+        ...
+
+    def take_over_batch(self, batch_id: int, *, cost_cap: float | None) -> None:
+        """A resumed batch is this process's now (liveness checks look at it), under ``cost_cap``."""
+        ...
+
+    def finish_batch(
+        self, batch_id: int, *, status: str, finished_at: float, pauses: int, paused: float
+    ) -> None:
+        """Store the batch's final status and the totals, counted from its rows' runs."""
+        ...
