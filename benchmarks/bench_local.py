@@ -42,10 +42,10 @@ class InProcessLocal:
         self.lock = threading.Lock()
 
     async def complete(self, request: Any, on_text: Any) -> Any:
-        from agentops.events import Usage
-        from agentops.providers.base import ChatResponse
         from agentops.providers.local import SEED
         from agentops.providers.local_worker import _Model
+        from agentops.runtime.events import Usage
+        from agentops.runtime.provider import ChatResponse
 
         loop = asyncio.get_running_loop()
         pieces: list[str] = []

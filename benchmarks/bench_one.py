@@ -25,11 +25,11 @@ import yaml
 from shapes import CONCURRENCY, SHAPES, UNBOUNDED, Shape, task_for, to_workflow_document
 
 import agentops
-from agentops.events import Usage
-from agentops.launch import tune_gc_for_run
-from agentops.loader import LoadedWorkflow, load_workflow_text
-from agentops.pricing import PriceBook
-from agentops.providers.base import Route
+from agentops.cli.launch import tune_gc_for_run
+from agentops.runtime.events import Usage
+from agentops.runtime.pricing import PriceBook
+from agentops.runtime.provider import Route
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 
 # One-time start-up (the pricing data, ~0.2 s) is not orchestration: load it before timing,
 # as openai is for both schedulers; run_all.py reports start-up costs on their own line.

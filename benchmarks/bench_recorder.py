@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from agentops.events import AgentFinished, AgentStarted, RunStatus
+from agentops.runtime.events import AgentFinished, AgentStarted, RunStatus
 from agentops.store import RunRecorder, open_store
 from store_helpers import finished, started, succeeded, workflow_of
 

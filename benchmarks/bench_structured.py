@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from agentops.messages import ChatResponse
-from agentops.structured import OutputContract
+from agentops.runtime.messages import ChatResponse
+from agentops.runtime.structured import OutputContract
 
 PLAN = {
     "type": "object",

@@ -165,10 +165,10 @@ def one(implementation: str, base_url: str) -> None:
 
     import agentops.providers.openai
     import agentops.tools.runtime  # noqa: F401
-    from agentops.events import Usage
-    from agentops.launch import tune_gc_for_run
-    from agentops.pricing import PriceBook
-    from agentops.providers.base import Route
+    from agentops.cli.launch import tune_gc_for_run
+    from agentops.runtime.events import Usage
+    from agentops.runtime.pricing import PriceBook
+    from agentops.runtime.provider import Route
 
     PriceBook().cost(
         Route("openai", "openai", "gpt-4o"), Usage(1, 1)

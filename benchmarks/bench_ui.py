@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bench_history import build, timed
 
-from agentops.events import RunStatus
-from agentops.spec import Agent, Workflow
+from agentops.runtime.events import RunStatus
 from agentops.store import SqliteHistoryReader, open_store
+from agentops.workflow.spec import Agent, Workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 

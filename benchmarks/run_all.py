@@ -63,9 +63,9 @@ def cold_start(arguments: list[str], env: dict[str, str]) -> float:
 STARTUP_PROBE = """
 import time
 start = time.perf_counter(); import openai; after_openai = time.perf_counter()
-from agentops.events import Usage
-from agentops.pricing import PriceBook
-from agentops.providers.base import Route
+from agentops.runtime.events import Usage
+from agentops.runtime.pricing import PriceBook
+from agentops.runtime.provider import Route
 PriceBook().cost(Route("openai", "openai", "gpt-4o"), Usage(1, 1))
 print(after_openai - start, time.perf_counter() - after_openai)
 """

@@ -35,7 +35,7 @@ def cli_reference() -> str:
     from typer.core import TyperGroup
     from typer.testing import CliRunner
 
-    from agentops.cli import app
+    from agentops.cli.app import app
 
     group = typer.main.get_command(app)
     assert isinstance(group, TyperGroup), "agentops.cli:app has commands, so Typer makes it a group"

@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 
-from agentops.loader import LoadedWorkflow, load_workflow_text
 from agentops.testing.server import OpenAITestServer
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 
 TEST_KEY_ENV = "AGENTOPS_TEST_KEY"
 TEST_KEY = "sk-test-0123456789abcdef"

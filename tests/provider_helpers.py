@@ -7,10 +7,10 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from agentops.events import Usage
-from agentops.providers.base import ChatRequest, ChatResponse, Message, Provider
 from agentops.providers.registry import ProviderRegistry
-from agentops.spec import Agent, Workflow
+from agentops.runtime.events import Usage
+from agentops.runtime.provider import ChatRequest, ChatResponse, Message, Provider
+from agentops.workflow.spec import Agent, Workflow
 
 TEST_KEY = "sk-provider-test-SECRET-0123456789abcdef"
 API_VERSION = "2024-10-21"

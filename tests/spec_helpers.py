@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentops.errors import WorkflowError
-from agentops.loader import LoadedWorkflow, load_workflow_text
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from agentops.events import (
+from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStatus,
@@ -23,8 +23,8 @@ from agentops.events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from agentops.spec import Agent, Policies, Workflow
 from agentops.store import RunRecorder, Store, open_store
+from agentops.workflow.spec import Agent, Policies, Workflow
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 

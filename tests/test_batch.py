@@ -394,7 +394,7 @@ def test_plan_prints_the_worst_case_of_the_whole_batch(
 
 def test_the_python_api_runs_a_batch_on_the_fake_provider(tmp_path: Path) -> None:
     from agentops import FakeProvider
-    from agentops.batch import run_batch
+    from agentops.batch.runner import run_batch
 
     flow = tmp_path / "flow.yaml"
     flow.write_text(

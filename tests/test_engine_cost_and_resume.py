@@ -10,7 +10,7 @@ import pytest
 
 import agentops
 from agentops.errors import CostCapError
-from agentops.events import AgentStatus, CostWarning, RunStatus
+from agentops.runtime.events import AgentStatus, CostWarning, RunStatus
 from agentops.testing.server import Fault, OpenAITestServer
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
@@ -134,7 +134,7 @@ def test_resume_calls_only_what_did_not_succeed(server: OpenAITestServer, tmp_pa
 def test_an_agent_the_cap_refuses_is_skipped_without_ever_starting(
     server: OpenAITestServer,
 ) -> None:
-    from agentops.events import AgentStarted
+    from agentops.runtime.events import AgentStarted
 
     log = EventLog()
     # One worst case (max_tokens x $4000 per million) is $4: it can never fit under $1.
@@ -171,10 +171,10 @@ def test_resume_keeps_the_cost_cap_given_on_the_command_line(
 
 
 def test_a_deployment_named_in_the_environment_is_priced_as_the_model_written() -> None:
-    from agentops.events import Usage
-    from agentops.pricing import PriceBook
-    from agentops.providers.base import Route
-    from agentops.spec import Price
+    from agentops.runtime.events import Usage
+    from agentops.runtime.pricing import PriceBook
+    from agentops.runtime.provider import Route
+    from agentops.workflow.spec import Price
 
     route = Route("azure", "azure", "prod-gpt4o-eastus", priced_as="gpt-4o")
     assert PriceBook().cost(route, Usage(1_000_000, 0)) == pytest.approx(2.5)

@@ -22,13 +22,14 @@ import yaml
 
 import agentops
 from agentops.api import prepare
-from agentops.budget import Budget, InProcessBudget, Reservation
-from agentops.engine import Engine
 from agentops.errors import ProviderError, RateLimitError
-from agentops.events import AgentStatus, RunStatus, TokensStreamed, Usage, WorkflowResult
-from agentops.limits import InProcessCallLimits
-from agentops.loader import LoadedWorkflow, load_workflow_text
-from agentops.messages import (
+from agentops.providers.fake import FakeProvider
+from agentops.providers.registry import ProviderRegistry
+from agentops.runtime.budget import Budget, InProcessBudget, Reservation
+from agentops.runtime.engine import Engine
+from agentops.runtime.events import AgentStatus, RunStatus, TokensStreamed, Usage, WorkflowResult
+from agentops.runtime.limits import InProcessCallLimits
+from agentops.runtime.messages import (
     ChatRequest,
     ChatResponse,
     ResponseFormat,
@@ -39,10 +40,9 @@ from agentops.messages import (
     tool_result,
     user,
 )
-from agentops.providers.base import Provider, Route, TextCallback
-from agentops.providers.fake import FakeProvider
-from agentops.providers.registry import ProviderRegistry
+from agentops.runtime.provider import Provider, Route, TextCallback
 from agentops.testing.server import Fault, OpenAITestServer, call_tool_until
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 from tool_helpers import tool_workflow, write_python_tools
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentops.budget import input_token_bound
-from agentops.cli import app
-from agentops.loader import load_workflow_text
-from agentops.plan import make_plan
-from agentops.providers.base import ChatRequest, Message
+from agentops.cli.app import app
+from agentops.cli.plan import make_plan
+from agentops.runtime.budget import input_token_bound
+from agentops.runtime.provider import ChatRequest, Message
+from agentops.workflow.loader import load_workflow_text
 
 FLOW = """\
 name: planned

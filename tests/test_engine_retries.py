@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 import agentops
-from agentops.engine import Engine
-from agentops.events import AgentFinished, AgentStatus, AttemptFailed, RunStatus
+from agentops.runtime.engine import Engine
+from agentops.runtime.events import AgentFinished, AgentStatus, AttemptFailed, RunStatus
 from agentops.testing.server import Fault, OpenAITestServer
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import agentops
-from agentops.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
+from agentops.runtime.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
 from agentops.testing.server import OpenAITestServer
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 

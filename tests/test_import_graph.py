@@ -158,9 +158,75 @@ def test_the_walk_sees_deferred_and_type_only_imports_in_agentops() -> None:
         name: {edge.target for edge in edges} for name, edges in import_graph(PACKAGE_ROOT).items()
     }
     assert "agentops.tracing.session" in graph["agentops.tracing"]  # inside open_tracing
-    assert "agentops.messages" in graph["agentops.events"]  # under TYPE_CHECKING
-    assert "agentops.usage" in graph["agentops.messages"]
+    assert "agentops.runtime.messages" in graph["agentops.runtime.events"]  # under TYPE_CHECKING
+    assert "agentops.runtime.usage" in graph["agentops.runtime.messages"]
     assert "agentops.lazy" in graph["agentops.store"]  # from ..lazy import ...
+
+
+# What each layer may not import: data flows one way (CONTRIBUTING.md, "Layout").
+FORBIDDEN = {
+    "agentops.workflow": (
+        "runtime",
+        "providers",
+        "tools",
+        "store",
+        "ui",
+        "web",
+        "tracing",
+        "batch",
+        "cli",
+        "api",
+    ),
+    "agentops.runtime": (
+        "providers",
+        "tools",
+        "store",
+        "ui",
+        "web",
+        "tracing",
+        "batch",
+        "cli",
+        "api",
+    ),
+    "agentops.store": (
+        "runtime.engine",
+        "runtime.agent_run",
+        "ui",
+        "web",
+        "tracing",
+        "batch",
+        "cli",
+        "api",
+    ),
+}
+# Known upward arrows, to be cut next: spec and checks name provider kinds and response-format
+# forms, and the provider protocol their capabilities (leaf tables that belong below both
+# layers); the workflow's load-time schema checks and templates share runtime.structured and
+# runtime.messages (to split: schema checks into workflow/, answer validation stays in runtime/).
+ALLOWED = {
+    "agentops.providers.kinds",
+    "agentops.providers.endpoints",
+    "agentops.runtime.structured",
+    "agentops.runtime.messages",
+}
+
+
+def test_the_workflow_runtime_and_store_layers_import_nothing_above_them() -> None:
+    found = []
+    for module, imports in sorted(import_graph(PACKAGE_ROOT).items()):
+        for layer, above in FORBIDDEN.items():
+            if module != layer and not module.startswith(layer + "."):
+                continue
+            found += [
+                f"{module} imports {edge.target} (line {edge.line})"
+                for edge in imports
+                if edge.target not in ALLOWED
+                and any(
+                    edge.target == f"agentops.{name}" or edge.target.startswith(f"agentops.{name}.")
+                    for name in above
+                )
+            ]
+    assert found == [], "imports against the data path:\n" + "\n".join(found)
 
 
 def write_package(root: Path, files: dict[str, str]) -> Path:

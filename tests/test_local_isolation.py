@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import agentops
-from agentops.events import AgentStatus, Event, RunStatus, TokensStreamed
+from agentops.runtime.events import AgentStatus, Event, RunStatus, TokensStreamed
 from agentops.testing.server import OpenAITestServer
 from reliability_helpers import (
     agent_runs,

@@ -10,9 +10,9 @@ import yaml
 import agentops
 from agentops import FakeProvider
 from agentops.errors import AuthenticationError, BadRequestError, ServerError
-from agentops.events import AgentStatus, RunStatus
-from agentops.loader import load_workflow_text
-from agentops.providers.base import ChatRequest
+from agentops.runtime.events import AgentStatus, RunStatus
+from agentops.runtime.provider import ChatRequest
+from agentops.workflow.loader import load_workflow_text
 from provider_helpers import complete, request
 
 

@@ -8,7 +8,7 @@ import typing
 from agentops.providers.fake import FakeProvider
 from agentops.providers.kinds import BUILTIN_PROVIDERS, PROVIDER_KINDS, Capabilities, ProviderKind
 from agentops.providers.local import LocalProvider
-from agentops.spec import ProviderSpec
+from agentops.workflow.spec import ProviderSpec
 from provider_helpers import agent, registry
 
 

@@ -325,7 +325,7 @@ def test_the_local_model_under_its_grammar_answers_valid_json_through_the_engine
     gguf: Path,
 ) -> None:
     import agentops
-    from agentops.loader import load_workflow_text
+    from agentops.workflow.loader import load_workflow_text
 
     captured: list[object] = []
     result = agentops.run(load_workflow_text(colour_flow("local")), subscribers=[captured.append])
@@ -341,7 +341,7 @@ def test_llama_cpp_server_takes_the_schema_in_its_json_object_form(llama_server:
     """llama-cpp-python 0.3's server reads ``{type: json_object, schema}`` (and refuses OpenAI's
     json_schema type): with ``response_format: json_object`` its grammar holds the answer to the schema."""
     import agentops
-    from agentops.loader import load_workflow_text
+    from agentops.workflow.loader import load_workflow_text
 
     providers = {"llamacpp": {"base_url": llama_server, "response_format": "json_object"}}
     result = agentops.run(load_workflow_text(colour_flow("llamacpp", providers)))
@@ -357,7 +357,7 @@ def test_llama_cpp_server_refuses_openais_form_and_auto_switches_to_its_own(
     """The default (response_format: auto) sends OpenAI's form; llama-cpp-python's server answers
     500 naming response_format.type, and the next attempt (its own reservation) sends json_object."""
     import agentops
-    from agentops.loader import load_workflow_text
+    from agentops.workflow.loader import load_workflow_text
 
     result = agentops.run(
         load_workflow_text(colour_flow("llamacpp", {"llamacpp": {"base_url": llama_server}}))

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 import agentops
-from agentops.events import AgentStatus, RunStatus, WorkflowResult
-from agentops.loader import load_workflow_text
+from agentops.runtime.events import AgentStatus, RunStatus, WorkflowResult
 from agentops.testing.server import OpenAITestServer
+from agentops.workflow.loader import load_workflow_text
 from provider_helpers import TEST_KEY, sketch_azure_env
 
 COMPATIBLE_KEY_ENV = "COMPAT_SERVER_KEY"

@@ -20,9 +20,9 @@ from agentops.errors import (
     RateLimitError,
     ServerError,
 )
-from agentops.providers.base import ChatRequest
 from agentops.providers.endpoints import Endpoint
 from agentops.providers.openai import OpenAIProvider, retry_after
+from agentops.runtime.provider import ChatRequest
 from agentops.testing.server import Fault, OpenAITestServer, RecordedRequest
 from provider_helpers import (
     API_VERSION,

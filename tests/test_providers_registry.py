@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from agentops.errors import ConfigurationError
-from agentops.providers.base import Route
 from agentops.providers.fake import FakeProvider
 from agentops.providers.registry import PLACEHOLDER_KEY
+from agentops.runtime.provider import Route
 from provider_helpers import TEST_KEY, agent, registry, sketch_azure_env
 
 AZURE = sketch_azure_env("https://team.openai.azure.com")
@@ -261,7 +261,7 @@ def test_routing_and_the_registry_import_no_sdk() -> None:
     code = (
         "import json, sys\n"
         "from agentops.providers.registry import ProviderRegistry\n"
-        "from agentops.spec import Workflow\n"
+        "from agentops.workflow.spec import Workflow\n"
         "flow = Workflow.model_validate({'name': 'w', 'agents': [\n"
         "    {'name': 'a', 'model': 'gpt-4o', 'task': 't'},\n"
         "    {'name': 'b', 'model': 'local:smollm2', 'task': 't'}]})\n"

@@ -7,8 +7,11 @@ import asyncio
 import json
 
 import agentops
-from agentops.events import AgentStatus
-from agentops.messages import (
+from agentops.providers.endpoints import Endpoint
+from agentops.providers.fake import FakeProvider, tool_call
+from agentops.providers.openai import OpenAIProvider
+from agentops.runtime.events import AgentStatus
+from agentops.runtime.messages import (
     ChatRequest,
     ResponseFormat,
     ToolCall,
@@ -17,11 +20,8 @@ from agentops.messages import (
     tool_result,
     user,
 )
-from agentops.providers.endpoints import Endpoint
-from agentops.providers.fake import FakeProvider, tool_call
-from agentops.providers.openai import OpenAIProvider
-from agentops.spec import Workflow
 from agentops.testing.server import OpenAITestServer, ScriptedReply, ScriptedToolCall
+from agentops.workflow.spec import Workflow
 from provider_helpers import complete
 
 ADD = ToolDefinition(

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agentops
 from agentops import FakeProvider
-from agentops.events import AgentStatus, RunStatus
+from agentops.runtime.events import AgentStatus, RunStatus
 from agentops.testing.server import OpenAITestServer, ScriptedReply, ScriptedToolCall
 from agentops.tracing.session import TracingSession
 from reliability_helpers import KEY, KEY_ENV, cli_env, rows, run_agentops
@@ -298,12 +298,12 @@ def test_a_provider_key_a_tool_repeats_is_masked_in_output_history_prompts_and_s
 def test_a_scheduler_bug_still_ends_the_run_recorded_as_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agentops.engine
+    import agentops.runtime.engine
 
     def broken(condition: Any, succeeded: Any) -> bool:
         raise RuntimeError("a bug in the scheduler")
 
-    monkeypatch.setattr(agentops.engine, "condition_holds", broken)
+    monkeypatch.setattr(agentops.runtime.engine, "condition_holds", broken)
     path = tmp_path / "flow.yaml"
     path.write_text(
         yaml.safe_dump(

@@ -248,7 +248,7 @@ def test_the_python_api_refuses_an_infinite_cap_before_any_call(
             flow, inputs={"topic": "x"}, cost_cap=float("inf"), env=env, db=tmp_path / "h.db"
         )
     assert str(run_error.value) == "cost_cap must be a finite number of USD, 0 or more (got inf)"
-    from agentops.batch import run_batch
+    from agentops.batch.runner import run_batch
 
     with pytest.raises(UsageError) as batch_error:
         run_batch(flow, data=data, cost_cap=float("nan"), env=env, db=tmp_path / "h.db")

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from agentops.cli import main
+from agentops.cli.app import main
 from agentops.testing.server import OpenAITestServer
 from reliability_helpers import KEY, KEY_ENV, run_agentops, workflow_document
 

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from agentops.errors import WorkflowError
-from agentops.loader import resolve_schema_files
-from agentops.messages import ChatResponse
-from agentops.spec import Workflow
-from agentops.structured import OutputContract, Verdict
+from agentops.runtime.messages import ChatResponse
+from agentops.runtime.structured import OutputContract, Verdict
 from agentops.testing.server import OpenAITestServer
+from agentops.workflow.loader import resolve_schema_files
+from agentops.workflow.spec import Workflow
 from reliability_helpers import KEY, KEY_ENV, run_agentops, workflow_document
 from test_reliability_hostile_input import invoke
 

@@ -20,7 +20,7 @@ import pytest
 
 import agentops
 from agentops.errors import ToolServerError
-from agentops.events import AgentStatus
+from agentops.runtime.events import AgentStatus
 from agentops.testing.server import (
     OpenAITestServer,
     ScriptedReply,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentops.cli import app
+from agentops.cli.app import app
 from spec_helpers import EXAMPLES, ROOT, SKETCH_SAMPLE
 
 BROKEN = """\

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agentops.graph import AnyOf, WorkflowGraph, dependency_edges, parse_condition
-from agentops.loader import load_workflow
-from agentops.templates import references
+from agentops.workflow.graph import AnyOf, WorkflowGraph, dependency_edges, parse_condition
+from agentops.workflow.loader import load_workflow
+from agentops.workflow.templates import references
 from spec_helpers import EXAMPLES, SKETCH_PARALLEL, SKETCH_SAMPLE
 
 ALL = sorted(EXAMPLES.glob("*.yaml"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentops.graph import (
+from agentops.workflow.graph import (
     AllOf,
     AnyOf,
     ConditionSyntaxError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentops.errors import UsageError
-from agentops.inputs import parse_input_args, resolve_inputs
+from agentops.workflow.inputs import parse_input_args, resolve_inputs
 from spec_helpers import load
 
 FLOW = """\

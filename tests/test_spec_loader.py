@@ -9,17 +9,23 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentops import yaml_source
 from agentops.errors import UsageError, WorkflowError
-from agentops.graph import AnyOf, Ref, parse_condition
-from agentops.loader import (
+from agentops.workflow import yaml_source
+from agentops.workflow.graph import AnyOf, Ref, parse_condition
+from agentops.workflow.loader import (
     LoadedWorkflow,
     check_workflow,
     load_workflow,
     load_workflow_text,
     validate_workflow,
 )
-from agentops.spec import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_TOKENS, Agent, InputSpec, Workflow
+from agentops.workflow.spec import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_TOKENS,
+    Agent,
+    InputSpec,
+    Workflow,
+)
 from spec_helpers import SKETCH_PARALLEL, SKETCH_SAMPLE, SKETCH_SCHEMA, load, only_problem, problems
 
 # --- what loads ------------------------------------------------------------------------

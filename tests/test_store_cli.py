@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentops.cli import app
-from agentops.events import AgentStatus, RunStatus
+from agentops.cli.app import app
+from agentops.runtime.events import AgentStatus, RunStatus
 from agentops.store import load_resume_state, open_store
 from store_helpers import T0, failed, make_sketch_database, not_run, record, succeeded, workflow_of
 

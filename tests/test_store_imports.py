@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agentops.events import RunStatus
+from agentops.runtime.events import RunStatus
 from agentops.store import open_store
 from store_helpers import record, succeeded, workflow_of
 
@@ -32,7 +32,7 @@ HEAVY = (
 PROBE = f"""
 import json, sys
 sys.argv = ["agentops", *json.loads(sys.argv[1])]
-from agentops.cli import main
+from agentops.cli.app import main
 try:
     main()
 except SystemExit as exit_:

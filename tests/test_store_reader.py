@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentops.errors import RunNotFoundError, StoreError
-from agentops.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
+from agentops.runtime.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
 from agentops.store import (
     RunRecorder,
     SqliteHistoryReader,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agentops.errors import RunNotFoundError, StoreError, UsageError
-from agentops.events import AgentFinished, AgentStatus, RunStatus
+from agentops.runtime.events import AgentFinished, AgentStatus, RunStatus
 from agentops.store import RunRecorder, effective_status, load_resume_state, open_store
 from agentops.store.liveness import hostname, process_start
 from agentops.store.queries import workflow_runs

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import agentops
-from agentops.events import AgentStatus
+from agentops.runtime.events import AgentStatus
 from agentops.testing.server import Fault, OpenAITestServer
 from engine_helpers import TEST_KEY_ENV, workflow_on
 

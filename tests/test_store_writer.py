@@ -14,8 +14,8 @@ import yaml
 
 from agentops import FakeProvider
 from agentops.api import prepare
-from agentops.engine import Engine, RunOptions
-from agentops.events import (
+from agentops.runtime.engine import Engine, RunOptions
+from agentops.runtime.events import (
     AgentResult,
     Event,
     RunStatus,
@@ -24,9 +24,9 @@ from agentops.events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from agentops.loader import load_workflow_text
 from agentops.store import HistoryWriter, RunRecorder
 from agentops.store.writer import AgentChanges
+from agentops.workflow.loader import load_workflow_text
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "agentops"
 

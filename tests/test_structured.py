@@ -17,20 +17,20 @@ from pydantic import BaseModel
 
 import agentops
 from agentops.errors import WorkflowError
-from agentops.events import AgentStatus, AnswerRejected
-from agentops.loader import load_workflow, load_workflow_text
-from agentops.messages import ChatResponse
 from agentops.providers.fake import FakeProvider
-from agentops.spec import Agent, OutputSpec, Workflow
-from agentops.structured import (
+from agentops.runtime.events import AgentStatus, AnswerRejected
+from agentops.runtime.messages import ChatResponse
+from agentops.runtime.structured import (
     OutputContract,
     field_problem,
     schema_problem,
     strict_mode_problem,
     unfenced,
 )
-from agentops.templates import render
 from agentops.testing.server import Fault, OpenAITestServer, example_for_schema
+from agentops.workflow.loader import load_workflow, load_workflow_text
+from agentops.workflow.spec import Agent, OutputSpec, Workflow
+from agentops.workflow.templates import render
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 
 PLAN = {

@@ -14,7 +14,7 @@ import pytest
 
 import agentops
 from agentops.errors import WorkflowError
-from agentops.events import AgentStatus, ToolCallFinished, ToolCallStarted
+from agentops.runtime.events import AgentStatus, ToolCallFinished, ToolCallStarted
 from agentops.testing.server import (
     Fault,
     OpenAITestServer,
@@ -263,8 +263,8 @@ def test_parallel_calls_are_capped_per_agent(folder: Path) -> None:
 
 
 def test_plan_shows_max_turns_times_the_per_turn_bound(folder: Path) -> None:
-    from agentops.loader import load_workflow
-    from agentops.plan import make_plan, render_plan
+    from agentops.cli.plan import make_plan, render_plan
+    from agentops.workflow.loader import load_workflow
 
     with OpenAITestServer() as server:
         loaded = load_workflow(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agentops.events import (
+from agentops.runtime.events import (
     AgentFinished,
     AgentStarted,
     ToolCallFinished,

@@ -325,7 +325,7 @@ class NotInstalled:
 
 sys.meta_path.insert(0, NotInstalled())
 sys.argv = ["agentops", *json.loads(sys.argv[1])]
-from agentops.cli import main
+from agentops.cli.app import main
 try:
     main()
 except SystemExit as exit_:

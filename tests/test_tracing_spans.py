@@ -14,16 +14,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agentops
 from agentops import FakeProvider
-from agentops.engine import Engine
 from agentops.errors import BadRequestError, ServerError
-from agentops.events import AttemptSucceeded, Event, RunStatus, WorkflowResult
-from agentops.loader import LoadedWorkflow, load_workflow_text
-from agentops.providers.base import Route
 from agentops.providers.endpoints import Endpoint
+from agentops.runtime.engine import Engine
+from agentops.runtime.events import AttemptSucceeded, Event, RunStatus, WorkflowResult
+from agentops.runtime.provider import Route
 from agentops.testing.server import OpenAITestServer
 from agentops.tracing import capture_content, tracing_requested
 from agentops.tracing.session import TracingSession
 from agentops.tracing.targets import chat_target
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, workflow_on
 from store_helpers import rows
 from tracing_helpers import SpanView, by_operation, check_tree, view_of

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import agentops
-from agentops.loader import load_workflow_text
 from agentops.ui import make_reporter
+from agentops.workflow.loader import load_workflow_text
 from ui_helpers import DEMO_YAML, output_of, text_console
 
 fake = pytest.importorskip("agentops.providers.fake", reason="FakeProvider is not written yet")

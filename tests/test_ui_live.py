@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from agentops.events import (
+from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
     AgentStatus,

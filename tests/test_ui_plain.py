@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentops.events import (
+from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
     AgentStatus,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from agentops.events import RunStatus
-from agentops.spec import Agent, Workflow
+from agentops.runtime.events import RunStatus
 from agentops.store import open_store
 from agentops.testing.server import OpenAITestServer
+from agentops.workflow.spec import Agent, Workflow
 from reliability_helpers import (
     agent_of,
     cli_env,

@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from agentops.events import (
+from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStatus,
@@ -17,8 +17,8 @@ from agentops.events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from agentops.loader import load_workflow_text
-from agentops.spec import Workflow
+from agentops.workflow.loader import load_workflow_text
+from agentops.workflow.spec import Workflow
 
 DEMO_YAML = """\
 name: demo

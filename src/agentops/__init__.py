@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import (
+from agentops.errors import (
     AgentOpsError,
     ConfigurationError,
     CostCapError,
@@ -19,15 +19,15 @@ from .errors import (
     UsageError,
     WorkflowError,
 )
-from .lazy import lazy_getattr as _lazy_getattr
+from agentops.lazy import lazy_getattr as _lazy_getattr
 
 if TYPE_CHECKING:
-    from .api import aresume, arun, resume, run
-    from .events import AgentResult, AgentStatus, Attempt, RunStatus, WorkflowResult
-    from .loader import LoadedWorkflow, load_workflow, load_workflow_text
-    from .providers.fake import FakeProvider
-    from .spec import Workflow
-    from .usage import Usage
+    from agentops.api import aresume, arun, resume, run
+    from agentops.providers.fake import FakeProvider
+    from agentops.runtime.events import AgentResult, AgentStatus, Attempt, RunStatus, WorkflowResult
+    from agentops.runtime.usage import Usage
+    from agentops.workflow.loader import LoadedWorkflow, load_workflow, load_workflow_text
+    from agentops.workflow.spec import Workflow
 
 __version__ = "0.1.0"
 
@@ -36,17 +36,17 @@ _LAZY = {
     "arun": ".api",
     "resume": ".api",
     "aresume": ".api",
-    "AgentResult": ".events",
-    "AgentStatus": ".events",
-    "Attempt": ".events",
-    "RunStatus": ".events",
-    "Usage": ".usage",
-    "WorkflowResult": ".events",
-    "LoadedWorkflow": ".loader",
-    "load_workflow": ".loader",
-    "load_workflow_text": ".loader",
+    "AgentResult": ".runtime.events",
+    "AgentStatus": ".runtime.events",
+    "Attempt": ".runtime.events",
+    "RunStatus": ".runtime.events",
+    "Usage": ".runtime.usage",
+    "WorkflowResult": ".runtime.events",
+    "LoadedWorkflow": ".workflow.loader",
+    "load_workflow": ".workflow.loader",
+    "load_workflow_text": ".workflow.loader",
     "FakeProvider": ".providers.fake",
-    "Workflow": ".spec",
+    "Workflow": ".workflow.spec",
 }
 
 __all__ = [

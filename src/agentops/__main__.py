@@ -1,3 +1,3 @@
-from .cli import main
+from agentops.cli.app import main
 
 main()

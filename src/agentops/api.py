@@ -16,29 +16,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .budget import check_cap
-from .engine import Engine, RunOptions
-from .errors import Diagnostic, StoreError, WorkflowError
-from .events import AgentResult, RunStatus, Subscriber, WorkflowResult
-from .executor import Executor
-from .inputs import resolve_inputs
-from .loader import (
+from agentops.errors import Diagnostic, StoreError, WorkflowError
+from agentops.providers.registry import ProviderRegistry
+from agentops.runtime.budget import check_cap
+from agentops.runtime.engine import Engine, RunOptions
+from agentops.runtime.events import AgentResult, RunStatus, Subscriber, WorkflowResult
+from agentops.runtime.executor import Executor
+from agentops.runtime.pricing import PriceBook
+from agentops.runtime.provider import Provider, Route
+from agentops.runtime.secrets import Secrets
+from agentops.tracing import SpanRef, open_tracing
+from agentops.workflow.inputs import resolve_inputs
+from agentops.workflow.loader import (
     LoadedWorkflow,
     load_workflow,
     load_workflow_text,
     resolve_schema_files,
     validate_workflow,
 )
-from .pricing import PriceBook
-from .providers.base import Provider, Route
-from .providers.registry import ProviderRegistry
-from .secrets import Secrets
-from .spec import Workflow
-from .tracing import SpanRef, open_tracing
+from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
-    from .tools.catalog import ToolCatalog
-    from .tracing.session import TracingSession
+    from agentops.tools.catalog import ToolCatalog
+    from agentops.tracing.session import TracingSession
 
 WorkflowSource = str | Path | Workflow | LoadedWorkflow
 ProviderOverride = Provider | Mapping[str, Provider] | None
@@ -108,7 +108,7 @@ def prepare(
     secrets.add(registry.api_keys(routes[a.name] for a in workflow.agents if a.name not in reused))
     catalog = None
     if with_tools:
-        from .tools.catalog import load_catalog, used_tools
+        from agentops.tools.catalog import load_catalog, used_tools
 
         catalog = load_catalog(
             loaded, registry.env, only=used_tools(loaded, with_tools), secrets=secrets
@@ -211,7 +211,7 @@ async def arun(
     if (
         prepared.tools is not None
     ):  # MCP servers start now: one that cannot is exit 2, before any call
-        from .tools.runtime import ToolRuntime
+        from agentops.tools.runtime import ToolRuntime
 
         tools = ToolRuntime(
             prepared.tools, [a.name for a in prepared.workflow.agents if a.name not in reused]
@@ -230,7 +230,7 @@ async def arun(
         own_tracing = open_tracing(otel) if tracing is None and otel is not False else None
         tracing = tracing or own_tracing
         if tracing is not None:
-            from .tracing.targets import chat_targets
+            from agentops.tracing.targets import chat_targets
 
             resumed = [_resume.trace] if _resume is not None and _resume.trace is not None else []
             tracer = tracing.run_tracer(
@@ -239,7 +239,7 @@ async def arun(
             )
             all_subscribers.append(tracer)
         if db is not None:
-            from .store import RunRecorder, SqliteHistoryWriter, open_store
+            from agentops.store import RunRecorder, SqliteHistoryWriter, open_store
 
             store = open_store(db)
             writer = SqliteHistoryWriter(store)
@@ -326,7 +326,7 @@ async def aresume(
     a new workflow run linked to the old one is recorded. The cost cap covers
     the whole chain: what the earlier runs spent counts against it.
     """
-    from .store import load_resume_state, open_store
+    from agentops.store import load_resume_state, open_store
 
     with open_store(db) as store:
         state = load_resume_state(store, workflow_run_id)

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lazy import lazy_getattr as _lazy_getattr
-from .base import ChatRequest, ChatResponse, Message, Provider, Route, TextCallback
+from agentops.lazy import lazy_getattr as _lazy_getattr
+from agentops.runtime.provider import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    Provider,
+    Route,
+    TextCallback,
+)
 
 if TYPE_CHECKING:
-    from .fake import FakeProvider
-    from .registry import ProviderRegistry
+    from agentops.providers.fake import FakeProvider
+    from agentops.providers.registry import ProviderRegistry
 
 _LAZY = {
     "FakeProvider": ".fake",

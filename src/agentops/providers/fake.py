@@ -41,11 +41,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Union
 
-from ..errors import BadRequestError
-from ..messages import ChatRequest, ChatResponse, ToolCall
-from ..structured import example_for_schema
-from .base import TextCallback, estimated_usage
-from .kinds import EVERYTHING, Capabilities
+from agentops.errors import BadRequestError
+from agentops.providers.kinds import EVERYTHING, Capabilities
+from agentops.runtime.messages import ChatRequest, ChatResponse, ToolCall
+from agentops.runtime.provider import TextCallback, estimated_usage
+from agentops.runtime.structured import example_for_schema
 
 Answer = Union[str, ToolCall, Sequence[ToolCall]]
 ReplyFunction = Callable[[ChatRequest], Union[Answer, Awaitable[Answer]]]

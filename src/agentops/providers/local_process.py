@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import BadRequestError, ModelCrashedError, ModelNotFoundError, ServerError
+from agentops.errors import BadRequestError, ModelCrashedError, ModelNotFoundError, ServerError
 
 START_TIMEOUT = 120.0  # seconds to load a model on a busy 2-core machine
 STOP_TIMEOUT = 5.0

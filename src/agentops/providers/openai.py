@@ -24,7 +24,7 @@ import aiohttp
 import httpx2
 import openai
 
-from ..errors import (
+from agentops.errors import (
     AuthenticationError,
     BadRequestError,
     ContentPolicyError,
@@ -38,11 +38,11 @@ from ..errors import (
     ResponseFormatRefusedError,
     ServerError,
 )
-from ..messages import ChatRequest, ChatResponse, Message, ToolCall
-from ..usage import Usage
-from .base import TextCallback, estimated_usage
-from .endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint, ResponseFormatForm
-from .kinds import capabilities_of
+from agentops.providers.endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint, ResponseFormatForm
+from agentops.providers.kinds import capabilities_of
+from agentops.runtime.messages import ChatRequest, ChatResponse, Message, ToolCall
+from agentops.runtime.provider import TextCallback, estimated_usage
+from agentops.runtime.usage import Usage
 
 if TYPE_CHECKING:
     from openai._types import RequestOptions

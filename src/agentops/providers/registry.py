@@ -19,14 +19,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError
-from ..spec import Agent, ProviderSpec, Workflow
-from .base import Provider, Route
-from .endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint
-from .kinds import BUILTIN_PROVIDERS, Capabilities, capabilities_of
+from agentops.errors import ConfigurationError
+from agentops.providers.endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint
+from agentops.providers.kinds import BUILTIN_PROVIDERS, Capabilities, capabilities_of
+from agentops.runtime.provider import Provider, Route
+from agentops.workflow.spec import Agent, ProviderSpec, Workflow
 
 if TYPE_CHECKING:
-    from .local_process import LocalWorkers
+    from agentops.providers.local_process import LocalWorkers
 
 PLACEHOLDER_KEY = (
     "no-key-needed"  # keyless servers (Ollama, llama.cpp) still need a non-empty key in the SDK
@@ -97,7 +97,7 @@ class ProviderRegistry:
         if name in self._override_by_name:
             return Route(name, self._override_by_name[name].kind, model)
         if self._kind_of(name) == "local":
-            from .local import check_local_model
+            from agentops.providers.local import check_local_model
 
             check_local_model(model, where=f"agent '{agent.name}'")
             return Route(name, "local", model)
@@ -362,14 +362,14 @@ class ProviderRegistry:
         if built is not None:
             return built
         if route.kind == "local":
-            from .local import LocalProvider
-            from .local_process import LocalWorkers
+            from agentops.providers.local import LocalProvider
+            from agentops.providers.local_process import LocalWorkers
 
             if self._local_workers is None:
                 self._local_workers = LocalWorkers()
             built = LocalProvider(route.provider, workers=self._local_workers)
         elif route.kind in ("openai", "azure"):
-            from .openai import OpenAIProvider
+            from agentops.providers.openai import OpenAIProvider
 
             built = OpenAIProvider(
                 self.endpoint(route.provider), max_connections=self.max_connections

@@ -27,18 +27,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lazy import lazy_getattr as _lazy_getattr
-from .liveness import effective_status
-from .opening import open_reader, open_store
-from .sqlite import DEFAULT_DB_NAME, Store, default_db_path
+from agentops.lazy import lazy_getattr as _lazy_getattr
+from agentops.store.liveness import effective_status
+from agentops.store.opening import open_reader, open_store
+from agentops.store.sqlite import DEFAULT_DB_NAME, Store, default_db_path
 
 if TYPE_CHECKING:
-    from .reader import HistoryReader
-    from .recorder import RunRecorder, check_recordable
-    from .resume import ResumeState, load_resume_state
-    from .sqlite_reader import SqliteHistoryReader
-    from .sqlite_writer import SqliteHistoryWriter
-    from .writer import HistoryWriter
+    from agentops.store.reader import HistoryReader
+    from agentops.store.recorder import RunRecorder, check_recordable
+    from agentops.store.resume import ResumeState, load_resume_state
+    from agentops.store.sqlite_reader import SqliteHistoryReader
+    from agentops.store.sqlite_writer import SqliteHistoryWriter
+    from agentops.store.writer import HistoryWriter
 
 __all__ = [
     "DEFAULT_DB_NAME",

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RunNotFoundError, StoreError
-from .liveness import effective_status
-from .sqlite import Store, describe
+from agentops.errors import RunNotFoundError, StoreError
+from agentops.store.liveness import effective_status
+from agentops.store.sqlite import Store, describe
 
 # The row's result: its latest run; "skipped" when that run made no attempt for lack of budget.
 ROW_STATUS = """CASE

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from .liveness import INTERRUPTED, RUNNING
-from .queries import (
+from agentops.store.liveness import INTERRUPTED, RUNNING
+from agentops.store.queries import (
     AGENT_COLUMNS,
     WORKFLOW_COLUMNS,
     agent_run_record,
@@ -22,7 +22,7 @@ from .queries import (
     tool_calls_of,
     workflow_run_record,
 )
-from .records import (
+from agentops.store.records import (
     AgentOutcome,
     AgentRunRecord,
     AgentStart,
@@ -31,7 +31,7 @@ from .records import (
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
-from .sqlite import Store
+from agentops.store.sqlite import Store
 
 # The stored statuses a filter on an effective status reads: a ``running`` row whose
 # process died reads ``interrupted`` (see liveness), so both filters look at it.

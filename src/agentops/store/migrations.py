@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import StoreError
-from .sqlite import Store
+from agentops.errors import StoreError
+from agentops.store.sqlite import Store
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..errors import StoreError
-from .migrations import migrate, pending_migrations
-from .sqlite import (
+from agentops.errors import StoreError
+from agentops.store.migrations import migrate, pending_migrations
+from agentops.store.sqlite import (
     BUSY_TIMEOUT_SECONDS,
     DEFAULT_DB_NAME,
     Store,

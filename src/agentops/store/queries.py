@@ -12,9 +12,9 @@ import json
 import sqlite3
 from typing import Any
 
-from ..errors import RunNotFoundError
-from .liveness import effective_status
-from .records import (
+from agentops.errors import RunNotFoundError
+from agentops.store.liveness import effective_status
+from agentops.store.records import (
     AgentRunRecord,
     AttemptRecord,
     CostGroup,
@@ -24,8 +24,8 @@ from .records import (
     WorkflowRunDetail,
     WorkflowRunRecord,
 )
-from .sqlite import Store
-from .timestamps import from_iso
+from agentops.store.sqlite import Store
+from agentops.store.timestamps import from_iso
 
 __all__ = [
     "AgentRunRecord",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .records import (
+from agentops.store.records import (
     AgentOutcome,
     AgentRunRecord,
     AgentStart,

@@ -40,8 +40,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ..errors import StoreError
-from ..events import (
+from agentops.errors import StoreError
+from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStarted,
@@ -53,8 +53,8 @@ from ..events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from .sqlite import Store
-from .writer import AgentChanges, HistoryWriter
+from agentops.store.sqlite import Store
+from agentops.store.writer import AgentChanges, HistoryWriter
 
 __all__ = ["RunRecorder", "check_recordable"]
 
@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 def _writer_of(history: HistoryWriter | Store) -> HistoryWriter:
     """A ``Store`` is written through the SQLite writer; any other writer is used as given."""
     if isinstance(history, Store):
-        from .sqlite_writer import SqliteHistoryWriter
+        from agentops.store.sqlite_writer import SqliteHistoryWriter
 
         return SqliteHistoryWriter(history)
     return history

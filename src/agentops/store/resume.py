@@ -8,12 +8,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RunNotFoundError, StoreError, UsageError
-from ..events import AgentResult, AgentStatus, Attempt, RunStatus, Usage
-from .liveness import RUNNING, hostname
-from .queries import AgentRunRecord, agent_run, workflow_run
-from .sqlite import Store
-from .timestamps import from_iso
+from agentops.errors import RunNotFoundError, StoreError, UsageError
+from agentops.runtime.events import AgentResult, AgentStatus, Attempt, RunStatus, Usage
+from agentops.store.liveness import RUNNING, hostname
+from agentops.store.queries import AgentRunRecord, agent_run, workflow_run
+from agentops.store.sqlite import Store
+from agentops.store.timestamps import from_iso
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from ..errors import StoreError
+from agentops.errors import StoreError
 
 DEFAULT_DB_NAME = "agentops.db"
 BUSY_TIMEOUT_SECONDS = 30.0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import browse
-from .opening import open_reader
-from .reader import HistoryReader
-from .records import (
+from agentops.store import browse
+from agentops.store.opening import open_reader
+from agentops.store.reader import HistoryReader
+from agentops.store.records import (
     AgentOutcome,
     AgentRunRecord,
     AgentStart,
@@ -16,7 +16,7 @@ from .records import (
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
-from .sqlite import Store
+from agentops.store.sqlite import Store
 
 __all__ = ["SqliteHistoryReader"]
 

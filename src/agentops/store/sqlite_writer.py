@@ -15,8 +15,8 @@ import sqlite3
 import time
 from collections.abc import Collection, Mapping, Sequence
 
-from ..errors import StoreError
-from ..events import (
+from agentops.errors import StoreError
+from agentops.runtime.events import (
     AgentResult,
     AgentStatus,
     Attempt,
@@ -25,11 +25,11 @@ from ..events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from .batches import LATEST_ROW_RUN, ROW_STATUS
-from .liveness import this_process
-from .sqlite import Store
-from .timestamps import to_iso
-from .writer import AgentChanges
+from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
+from agentops.store.liveness import this_process
+from agentops.store.sqlite import Store
+from agentops.store.timestamps import to_iso
+from agentops.store.writer import AgentChanges
 
 __all__ = ["SqliteHistoryWriter", "storable"]
 

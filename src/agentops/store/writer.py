@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..events import (
+from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
     ToolCallRecord,

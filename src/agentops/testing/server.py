@@ -112,7 +112,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from ..structured import example_for_schema
+from agentops.runtime.structured import example_for_schema
 
 Body = dict[str, Any]
 Latency = float | Callable[[Body], float]

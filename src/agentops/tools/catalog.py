@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..errors import Diagnostic, WorkflowError
-from ..loader import LoadedWorkflow
-from ..spec import ToolSpec
-from .environment import MissingVariableError, Secrets, expand
-from .python import PythonTool, ToolLoadError, load_python_tool
+from agentops.errors import Diagnostic, WorkflowError
+from agentops.tools.environment import MissingVariableError, Secrets, expand
+from agentops.tools.python import PythonTool, ToolLoadError, load_python_tool
+from agentops.workflow.loader import LoadedWorkflow
+from agentops.workflow.spec import ToolSpec
 
 
 @dataclass(frozen=True)

@@ -51,15 +51,15 @@ try:
     from mcp_types import CallToolResult, TextContent
     from mcp_types import Tool as McpToolInfo
 except ImportError as error:  # pragma: no cover - the extra is missing
-    from ..errors import ConfigurationError
+    from agentops.errors import ConfigurationError
 
     raise ConfigurationError(
         f"MCP servers under tools: need the mcp SDK ({error}): pip install 'agentops[mcp]'"
     ) from None
 
-from . import sdk_log
-from .base import ToolCallError, truncate
-from .environment import Secrets
+from agentops.tools import sdk_log
+from agentops.tools.base import ToolCallError, truncate
+from agentops.tools.environment import Secrets
 
 STDERR_TAIL_LINES = 20  # in the error when a server does not start
 STDERR_KEEP_BYTES = 64 * 1024  # the end of a server's stderr kept with the run

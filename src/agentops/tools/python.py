@@ -38,8 +38,8 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from ..suggest import did_you_mean
-from .base import ToolCallError, truncate
+from agentops.tools.base import ToolCallError, truncate
+from agentops.workflow.suggest import did_you_mean
 
 
 class ToolLoadError(Exception):

@@ -27,17 +27,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..agent_run import ToolOutcome
-from ..errors import Diagnostic, ToolServerError, WorkflowError, describe_exception
-from ..events import Event, ToolCallFinished, ToolCallRecord, ToolCallStarted, ToolServerStopped
-from ..messages import Message, ToolCall, ToolDefinition, tool_result, valid_text
-from ..suggest import did_you_mean
-from .base import Tool, ToolCallError
-from .catalog import ToolCatalog
+from agentops.errors import Diagnostic, ToolServerError, WorkflowError, describe_exception
+from agentops.runtime.agent_run import ToolOutcome
+from agentops.runtime.events import (
+    Event,
+    ToolCallFinished,
+    ToolCallRecord,
+    ToolCallStarted,
+    ToolServerStopped,
+)
+from agentops.runtime.messages import Message, ToolCall, ToolDefinition, tool_result, valid_text
+from agentops.tools.base import Tool, ToolCallError
+from agentops.tools.catalog import ToolCatalog
+from agentops.workflow.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from ..spec import Workflow
-    from .mcp import McpServer
+    from agentops.tools.mcp import McpServer
+    from agentops.workflow.spec import Workflow
 
 HISTORY_LIMIT = 10_000  # characters of a call's arguments and result kept in the history
 _ILLEGAL = re.compile(r"[^A-Za-z0-9_-]")
@@ -97,7 +103,7 @@ class ToolRuntime:
             raise
 
     async def _start_servers(self, names: list[str]) -> None:
-        from .mcp import McpServer, McpServerConfig, ToolServerStartError
+        from agentops.tools.mcp import McpServer, McpServerConfig, ToolServerStartError
 
         for name in names:
             server = self.catalog.servers[name]

@@ -19,7 +19,7 @@ import logging
 import weakref
 from contextvars import ContextVar
 
-from .environment import Secrets
+from agentops.tools.environment import Secrets
 
 # The loggers (and those under them): mcp.client.session logs as "client"; httpx2 is its HTTP client.
 SDK_LOGGERS = ("mcp", "client", "httpx2")

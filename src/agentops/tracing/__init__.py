@@ -20,18 +20,18 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError
-from .environment import (
+from agentops.errors import ConfigurationError
+from agentops.tracing.environment import (
     CAPTURE_CONTENT_VARIABLE,
     ENDPOINT_VARIABLES,
     capture_content,
     setting,
     tracing_requested,
 )
-from .span_ref import SpanRef
+from agentops.tracing.span_ref import SpanRef
 
 if TYPE_CHECKING:
-    from .session import TracingSession
+    from agentops.tracing.session import TracingSession
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def open_tracing(
     if not tracing_requested(flag, env):
         return None
     try:
-        from .session import TracingSession
+        from agentops.tracing.session import TracingSession
 
         return TracingSession.from_environment(env)
     except ImportError as error:

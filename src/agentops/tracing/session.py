@@ -28,11 +28,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Tracer
 
-from ..errors import ConfigurationError
-from .environment import ENDPOINT_VARIABLES, capture_content, setting
-from .span_ref import SpanRef
-from .spans import RunTracer
-from .targets import ChatTarget
+from agentops.errors import ConfigurationError
+from agentops.tracing.environment import ENDPOINT_VARIABLES, capture_content, setting
+from agentops.tracing.span_ref import SpanRef
+from agentops.tracing.spans import RunTracer
+from agentops.tracing.targets import ChatTarget
 
 logger = logging.getLogger("agentops.tracing")
 

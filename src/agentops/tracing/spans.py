@@ -34,7 +34,7 @@ from opentelemetry.trace import (
     Tracer,
 )
 
-from ..events import (
+from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStarted,
@@ -50,12 +50,12 @@ from ..events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from ..usage import Usage
-from .span_ref import SpanRef
-from .targets import ChatTarget
+from agentops.runtime.usage import Usage
+from agentops.tracing.span_ref import SpanRef
+from agentops.tracing.targets import ChatTarget
 
 if TYPE_CHECKING:
-    from ..messages import ChatRequest, ChatResponse
+    from agentops.runtime.messages import ChatRequest, ChatResponse
 
 RootSpanStarter = Callable[[SpanRef, Callable[[], Span]], Span]
 """Calls its second argument, which starts one span with no parent, so that span gets the

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..providers.base import Route
-from ..providers.endpoints import Endpoint
+from agentops.providers.endpoints import Endpoint
+from agentops.runtime.provider import Route
 
 OPENAI_HOST = "api.openai.com"
 DEFAULT_PORTS = {"http": 80, "https": 443}

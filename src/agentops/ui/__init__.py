@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from .reporter import Reporter
-from .sanitize import sanitize
+from agentops.ui.reporter import Reporter
+from agentops.ui.sanitize import sanitize
 
 __all__ = ["Reporter", "make_reporter", "sanitize"]
 
@@ -33,9 +33,9 @@ def make_reporter(console: Console | None = None, *, live: bool | None = None) -
     if live is None:
         live = console.is_terminal and not console.is_dumb_terminal
     if live:
-        from .live import LiveReporter
+        from agentops.ui.live import LiveReporter
 
         return LiveReporter(console)
-    from .plain import PlainReporter
+    from agentops.ui.plain import PlainReporter
 
     return PlainReporter(console)

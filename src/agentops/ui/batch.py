@@ -22,13 +22,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .format import format_cap, format_cost, format_spend
-from .sanitize import sanitize
+from agentops.ui.format import format_cap, format_cost, format_spend
+from agentops.ui.sanitize import sanitize
 
 if TYPE_CHECKING:
-    from ..batch import BatchSummary, RowStatus
-    from ..events import WorkflowResult
-    from ..limits import CallLimits
+    from agentops.batch.runner import BatchSummary, RowStatus
+    from agentops.runtime.events import WorkflowResult
+    from agentops.runtime.limits import CallLimits
 
 PLAIN_EVERY = 2.0  # seconds between plain progress lines
 

@@ -3,8 +3,8 @@ lines and the summary so all three say the same thing the same way."""
 
 from __future__ import annotations
 
-from ..events import AgentResult, AgentStatus
-from ..usage import Usage
+from agentops.runtime.events import AgentResult, AgentStatus
+from agentops.runtime.usage import Usage
 
 
 def format_cost(cost: float | None) -> str:

@@ -31,11 +31,17 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..events import AgentStatus, CostWarning, Event
-from .format import STATUS_STYLES, format_cost, format_duration, format_spend, format_tokens
-from .reporter import Reporter
-from .sanitize import one_line, tail_preview
-from .state import RETRYING, AgentRow, RunState
+from agentops.runtime.events import AgentStatus, CostWarning, Event
+from agentops.ui.format import (
+    STATUS_STYLES,
+    format_cost,
+    format_duration,
+    format_spend,
+    format_tokens,
+)
+from agentops.ui.reporter import Reporter
+from agentops.ui.sanitize import one_line, tail_preview
+from agentops.ui.state import RETRYING, AgentRow, RunState
 
 PREVIEW_WIDTH = 60
 AGENT_WIDTH = 24  # longer names are cut; the summary shows them whole

@@ -23,7 +23,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from ..events import (
+from agentops.runtime.events import (
     AgentFinished,
     AgentStarted,
     AgentStatus,
@@ -35,10 +35,10 @@ from ..events import (
     ToolCallFinished,
     WorkflowStarted,
 )
-from .format import format_cap, format_cost, format_duration, format_tokens, plural
-from .reporter import Reporter
-from .sanitize import one_line
-from .state import describe_call
+from agentops.ui.format import format_cap, format_cost, format_duration, format_tokens, plural
+from agentops.ui.reporter import Reporter
+from agentops.ui.sanitize import one_line
+from agentops.ui.state import describe_call
 
 
 def plain_lines(event: Event) -> list[str]:

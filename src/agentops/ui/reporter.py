@@ -7,9 +7,9 @@ from types import TracebackType
 
 from rich.console import Console
 
-from ..events import Event, WorkflowFinished, WorkflowStarted
-from ..spec import Workflow
-from .summary import print_summary
+from agentops.runtime.events import Event, WorkflowFinished, WorkflowStarted
+from agentops.ui.summary import print_summary
+from agentops.workflow.spec import Workflow
 
 
 class Reporter:

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..events import (
+from agentops.runtime.events import (
     AgentFinished,
     AgentStarted,
     AgentStatus,

@@ -14,10 +14,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from ..events import AgentStatus, WorkflowResult
-from ..graph import WorkflowGraph
-from ..spec import Workflow
-from .format import (
+from agentops.runtime.events import AgentStatus, WorkflowResult
+from agentops.ui.format import (
     STATUS_STYLES,
     format_cost,
     format_duration,
@@ -25,7 +23,9 @@ from .format import (
     format_tokens,
     status_label,
 )
-from .sanitize import one_line, sanitize
+from agentops.ui.sanitize import one_line, sanitize
+from agentops.workflow.graph import WorkflowGraph
+from agentops.workflow.spec import Workflow
 
 
 def summary_table(result: WorkflowResult, *, styled: bool = True) -> Table:

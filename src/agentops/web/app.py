@@ -38,11 +38,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import RunNotFoundError, StoreError
-from ..store.reader import HistoryReader
-from . import pages
-from .layout import draw
-from .state import run_state
+from agentops.errors import RunNotFoundError, StoreError
+from agentops.store.reader import HistoryReader
+from agentops.web import pages
+from agentops.web.layout import draw
+from agentops.web.state import run_state
 
 HERE = Path(__file__).parent
 CONTENT_SECURITY_POLICY = (

@@ -17,7 +17,7 @@ from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
 from grandalf.routing import route_with_lines
 
-from .state import Blueprint
+from agentops.web.state import Blueprint
 
 GROUP_ABOVE = 40  # agents; past this, agents of one layer sharing a name prefix are one box
 MAX_BOXES = 120  # and past this many boxes after that, each layer is one box

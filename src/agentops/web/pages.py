@@ -11,17 +11,25 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..store.reader import HistoryReader
-from ..store.records import (
+from agentops.store.reader import HistoryReader
+from agentops.store.records import (
     AgentRunRecord,
     AgentStart,
     AttemptRecord,
     ToolCallRow,
     WorkflowRunRecord,
 )
-from ..ui.format import format_cap, format_cost, format_duration
-from .layout import NODE_HEIGHT, NODE_WIDTH, Box, Drawing, draw
-from .state import AgentState, NodeStatus, RunState, blueprint_of, combine, node_status, summary_of
+from agentops.ui.format import format_cap, format_cost, format_duration
+from agentops.web.layout import NODE_HEIGHT, NODE_WIDTH, Box, Drawing, draw
+from agentops.web.state import (
+    AgentState,
+    NodeStatus,
+    RunState,
+    blueprint_of,
+    combine,
+    node_status,
+    summary_of,
+)
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

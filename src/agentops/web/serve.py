@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import StoreError, UsageError
+from agentops.errors import StoreError, UsageError
 
 LOOPBACK_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
 
@@ -60,7 +60,7 @@ def check_allowed_host(name: str) -> str:
 
 def prepare_history(db: Path) -> None:
     """Upgrade an older file once (as every agentops command does) so it can be read read-only."""
-    from ..store.opening import open_reader, open_store
+    from agentops.store.opening import open_reader, open_store
 
     if not db.exists():
         raise StoreError(
@@ -102,8 +102,8 @@ def serve(
     prepare_history(db)
     import uvicorn
 
-    from ..store.sqlite_reader import SqliteHistoryReader
-    from .app import create_app
+    from agentops.store.sqlite_reader import SqliteHistoryReader
+    from agentops.web.app import create_app
 
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]

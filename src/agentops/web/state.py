@@ -8,9 +8,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..graph import WorkflowGraph, dependency_edges, describe_condition
-from ..store.reader import HistoryReader
-from ..store.records import AgentOutcome, AgentStart, WorkflowRunHeader, WorkflowRunRecord
+from agentops.store.reader import HistoryReader
+from agentops.store.records import AgentOutcome, AgentStart, WorkflowRunHeader, WorkflowRunRecord
+from agentops.workflow.graph import WorkflowGraph, dependency_edges, describe_condition
 
 NodeStatus = Literal["succeeded", "failed", "skipped", "cancelled", "running", "waiting"]
 _SETTLED: frozenset[str] = frozenset(("succeeded", "failed", "skipped", "cancelled"))
@@ -116,8 +116,8 @@ def blueprint_of(definition: str | None, recorded: tuple[str, ...]) -> Blueprint
 def _graph_of(definition: str | None) -> WorkflowGraph | None:
     if not definition:
         return None
-    from ..errors import AgentOpsError
-    from ..loader import load_workflow_text
+    from agentops.errors import AgentOpsError
+    from agentops.workflow.loader import load_workflow_text
 
     try:
         return WorkflowGraph(

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from .messages import ChatRequest, ChatResponse
-from .providers.base import Provider, Route, TextCallback
+from agentops.runtime.messages import ChatRequest, ChatResponse
+from agentops.runtime.provider import Provider, Route, TextCallback
 
 ProviderFactory = Callable[[Route], Provider]
 """The provider serving a route: one shared instance per provider name (``ProviderRegistry.get``)."""

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Union
 
-from .usage import Usage as Usage  # re-exported: the result records here carry it
+from agentops.runtime.usage import Usage as Usage  # re-exported: the result records here carry it
 
 if TYPE_CHECKING:  # named in annotations only: importing spec would load pydantic
-    from .messages import ChatRequest, ChatResponse
-    from .spec import Workflow
+    from agentops.runtime.messages import ChatRequest, ChatResponse
+    from agentops.workflow.spec import Workflow
 
 
 class AgentStatus(StrEnum):

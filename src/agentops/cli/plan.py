@@ -15,18 +15,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .budget import TOKENS_PER_MESSAGE, input_token_bound
-from .errors import ConfigurationError
-from .graph import WorkflowGraph, describe_condition
-from .loader import strict_mode_warnings
-from .messages import ChatRequest
-from .pricing import PriceBook
-from .providers.base import Route
-from .providers.registry import ProviderRegistry
-from .spec import Workflow
-from .templates import build_messages
-from .ui.format import plural
-from .usage import Usage
+from agentops.errors import ConfigurationError
+from agentops.providers.registry import ProviderRegistry
+from agentops.runtime.budget import TOKENS_PER_MESSAGE, input_token_bound
+from agentops.runtime.messages import ChatRequest
+from agentops.runtime.pricing import PriceBook
+from agentops.runtime.provider import Route
+from agentops.runtime.usage import Usage
+from agentops.ui.format import plural
+from agentops.workflow.graph import WorkflowGraph, describe_condition
+from agentops.workflow.loader import strict_mode_warnings
+from agentops.workflow.spec import Workflow
+from agentops.workflow.templates import build_messages
 
 
 @dataclass

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .errors import AgentOpsError
-from .store.queries import CostGrouping
+from agentops.errors import AgentOpsError
+from agentops.store.queries import CostGrouping
 
 if TYPE_CHECKING:
-    from .batch import BatchSummary
-    from .events import WorkflowResult
-    from .store import Store
+    from agentops.batch.runner import BatchSummary
+    from agentops.runtime.events import WorkflowResult
+    from agentops.store import Store
 
 app = typer.Typer(
     name="agentops",
@@ -80,7 +80,7 @@ InputOption = Annotated[
 
 def _cost_cap(value: Optional[float]) -> Optional[float]:
     """Every --cost-cap is a finite amount of at least 0, checked before anything is loaded."""
-    from .budget import check_cap
+    from agentops.runtime.budget import check_cap
 
     return check_cap(value, "--cost-cap")
 
@@ -110,9 +110,9 @@ def _execute(start: RunStarter, *, db: Optional[Path], json_output: bool) -> Non
 
     from rich.console import Console
 
-    from .launch import result_json, run_with_signals
-    from .store import default_db_path
-    from .ui import make_reporter
+    from agentops.cli.launch import result_json, run_with_signals
+    from agentops.store import default_db_path
+    from agentops.ui import make_reporter
 
     console = Console(stderr=json_output)
     reporter = make_reporter(console)
@@ -146,8 +146,8 @@ def run_command(
     2 invalid workflow or usage, 130 interrupted."""
     from functools import partial
 
-    from .api import arun
-    from .inputs import parse_input_args
+    from agentops.api import arun
+    from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
     start = partial(arun, file, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
@@ -168,8 +168,8 @@ def resume_command(
     """Continue a failed, interrupted or cost-capped run: succeeded agents are reused, not called."""
     from functools import partial
 
-    from .api import aresume
-    from .inputs import parse_input_args
+    from agentops.api import aresume
+    from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
     start = partial(aresume, workflow_run_id, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
@@ -200,9 +200,9 @@ def plan_command(
     With --data, also the worst case of the whole batch."""
     import json
 
-    from .inputs import parse_input_args, resolve_inputs
-    from .loader import load_workflow
-    from .plan import make_batch_plan, make_plan, render_batch_plan, render_plan
+    from agentops.cli.plan import make_batch_plan, make_plan, render_batch_plan, render_plan
+    from agentops.workflow.inputs import parse_input_args, resolve_inputs
+    from agentops.workflow.loader import load_workflow
 
     workflow = load_workflow(file).workflow
     if data is None:
@@ -213,7 +213,7 @@ def plan_command(
             for line in render_plan(plan):
                 typer.echo(line)
         return
-    from .datasets import InputMapping, check_rows, parse_map_args, read_rows
+    from agentops.batch.datasets import InputMapping, check_rows, parse_map_args, read_rows
 
     mapping = InputMapping(workflow, parse_map_args(map_ or []))
     rows = check_rows(data, mapping, max_rows).rows
@@ -255,15 +255,15 @@ def validate_command(
     """Check workflow files without running anything (Python tools are imported; MCP servers are
     not started). Prints "OK FILE", or one FILE:LINE:COL: message per problem. Exit code: 0 all
     valid, 2 otherwise."""
-    from .errors import WorkflowError
-    from .loader import load_workflow
+    from agentops.errors import WorkflowError
+    from agentops.workflow.loader import load_workflow
 
     failed = False
     for file in files:
         try:
             loaded = load_workflow(file)
             if loaded.workflow.tools:  # Python tools must import; ${VAR} is read by run, not here
-                from .tools.catalog import load_catalog
+                from agentops.tools.catalog import load_catalog
 
                 load_catalog(loaded, {}, expand_variables=False)
         except WorkflowError as error:
@@ -290,9 +290,9 @@ def graph_command(
 ) -> None:
     """Print the dependency graph. Edges point from a dependency to the agent that
     uses it; alternatives (any: / ||) are dashed and labelled "or"."""
-    from .errors import WorkflowError
-    from .graph import WorkflowGraph, to_dot, to_mermaid
-    from .loader import load_workflow
+    from agentops.errors import WorkflowError
+    from agentops.workflow.graph import WorkflowGraph, to_dot, to_mermaid
+    from agentops.workflow.loader import load_workflow
 
     try:
         workflow = load_workflow(file).workflow
@@ -329,9 +329,9 @@ def _execute_batch(
 
     from rich.console import Console
 
-    from .launch import run_with_signals
-    from .store import default_db_path
-    from .ui.batch import BatchProgress
+    from agentops.cli.launch import run_with_signals
+    from agentops.store import default_db_path
+    from agentops.ui.batch import BatchProgress
 
     console = Console(stderr=json_output)
     db_path = db or default_db_path()
@@ -374,8 +374,8 @@ def batch_command(
     Exit code: 0 every row succeeded, 1 some failed or were skipped, 2 bad input, 130 interrupted."""
     from functools import partial
 
-    from .batch import arun_batch
-    from .datasets import parse_map_args
+    from agentops.batch.datasets import parse_map_args
+    from agentops.batch.runner import arun_batch
 
     mapping = parse_map_args(map_ or [])
     _execute_batch(
@@ -415,7 +415,7 @@ def resume_batch_command(
     """Continue a batch after a crash, Ctrl-C or the cost cap: succeeded rows are reused, the rest run."""
     from functools import partial
 
-    from .batch import aresume_batch
+    from agentops.batch.runner import aresume_batch
 
     _execute_batch(
         partial(aresume_batch, batch_id, out=out, cost_cap=cost_cap, otel=otel or None),
@@ -436,7 +436,7 @@ WorkflowFilter = Annotated[
 
 def _show_history(db: Optional[Path], show: Callable[[Store], None]) -> None:
     """Open the history (a missing file reads as empty and is not created), show, map errors."""
-    from .store import open_store
+    from agentops.store import open_store
 
     try:
         with open_store(db, create=False) as store:
@@ -450,7 +450,7 @@ def list_runs_command(
     limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False
 ) -> None:
     """List recent agent runs, newest first: status, model, tokens, cost and the start of the output."""
-    from .history import show_agent_runs
+    from agentops.cli.history import show_agent_runs
 
     _show_history(db, lambda store: show_agent_runs(store, limit=limit, json_output=json_output))
 
@@ -463,7 +463,7 @@ def show_runs_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show the recent agent runs of one workflow, each with its full output."""
-    from .history import show_agent_runs
+    from agentops.cli.history import show_agent_runs
 
     _show_history(
         db,
@@ -482,7 +482,7 @@ def list_workflow_runs_command(
 ) -> None:
     """List recent workflow runs, newest first: status (interrupted if its process died),
     agents succeeded, tokens, cost."""
-    from .history import show_workflow_runs
+    from agentops.cli.history import show_workflow_runs
 
     _show_history(
         db,
@@ -504,7 +504,7 @@ def show_workflow_run_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show one workflow run: every agent with status, attempts, tokens, cost and output."""
-    from .history import show_workflow_run
+    from agentops.cli.history import show_workflow_run
 
     _show_history(
         db, lambda store: show_workflow_run(store, workflow_run_id, json_output=json_output)
@@ -523,7 +523,7 @@ def show_run_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show one agent run: the prompt as sent, every attempt, and the output."""
-    from .history import show_agent_run
+    from agentops.cli.history import show_agent_run
 
     _show_history(db, lambda store: show_agent_run(store, run_id, json_output=json_output))
 
@@ -543,7 +543,7 @@ def costs_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show spend and tokens of recorded agent runs, grouped by workflow, model or day."""
-    from .history import show_costs
+    from agentops.cli.history import show_costs
 
     _show_history(
         db,
@@ -580,12 +580,12 @@ def ui_command(
     """Serve a local web view of the history: runs, each run's graph coloured by status,
     every agent's prompt, output and attempts, live while a run is going. Read-only."""
     try:
-        from .web.serve import serve
+        from agentops.web.serve import serve
     except ImportError as error:
         raise fail(
             f"the web view needs the ui extra ({error.name} is missing): pip install 'agentops[ui]'"
         ) from None
-    from .store import default_db_path
+    from agentops.store import default_db_path
 
     try:
         serve(
@@ -604,7 +604,7 @@ def list_batches_command(
     limit: LimitOption = 20, db: DbOption = None, json_output: JsonOption = False
 ) -> None:
     """List recent batches, newest first: status, rows succeeded / failed / skipped, cost and cap."""
-    from .history import show_batches
+    from agentops.cli.history import show_batches
 
     _show_history(db, lambda store: show_batches(store, limit=limit, json_output=json_output))
 
@@ -618,7 +618,7 @@ def show_batch_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show one batch: its file, progress by row status, totals, and the rows that did not succeed."""
-    from .history import show_batch
+    from agentops.cli.history import show_batch
 
     _show_history(db, lambda store: show_batch(store, batch_id, json_output=json_output))
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import UsageError
-from .messages import ChatRequest, ToolDefinition
+from agentops.errors import UsageError
+from agentops.runtime.messages import ChatRequest, ToolDefinition
 
 # Byte-level BPE tokenizers never produce more tokens than UTF-8 bytes; chat
 # templates add a few tokens per message (and per tool call or tool offered) and to

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..messages import ChatRequest, ChatResponse, Message
-from ..usage import Usage
-from .kinds import Capabilities
+from agentops.providers.kinds import Capabilities
+from agentops.runtime.messages import ChatRequest, ChatResponse, Message
+from agentops.runtime.usage import Usage
 
 TextCallback = Callable[[str], None]
 

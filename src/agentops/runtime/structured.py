@@ -29,14 +29,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .suggest import did_you_mean
+from agentops.workflow.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
     from referencing._core import Resolver  # what Registry.resolver() returns; not re-exported
 
-    from .messages import ChatResponse
+    from agentops.runtime.messages import ChatResponse
 
 FieldPath = tuple[str | int, ...]
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from .events import RunStatus, WorkflowResult
+from agentops.runtime.events import RunStatus, WorkflowResult
 
 EXIT_INTERRUPTED = 130
 

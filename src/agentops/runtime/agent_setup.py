@@ -8,18 +8,15 @@ scheduler holds no knowledge of prompts, tools or schemas.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .agent_run import AgentRun, RunContext
-from .events import AgentResult
-from .messages import ChatRequest, ResponseFormat
-from .providers.base import Route
-from .spec import Workflow
-from .structured import OutputContract, format_name, strict_mode_problem
-from .templates import build_messages, prompt_text
-
-if TYPE_CHECKING:
-    from .tools.runtime import ToolRuntime
+from agentops.runtime.agent_run import AgentRun, RunContext, RunTools
+from agentops.runtime.events import AgentResult
+from agentops.runtime.messages import ChatRequest, ResponseFormat
+from agentops.runtime.provider import Route
+from agentops.runtime.structured import OutputContract, format_name, strict_mode_problem
+from agentops.workflow.spec import Workflow
+from agentops.workflow.templates import build_messages, prompt_text
 
 
 class AgentSetup:
@@ -32,7 +29,7 @@ class AgentSetup:
         context: RunContext,
         *,
         inputs: Mapping[str, Any],
-        tools: ToolRuntime | None,
+        tools: RunTools | None,
         stream: bool,
         reused: Collection[str] = (),
     ) -> None:

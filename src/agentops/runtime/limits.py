@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .budget import Budget, InProcessBudget
+from agentops.runtime.budget import Budget, InProcessBudget
 
 
 @dataclass

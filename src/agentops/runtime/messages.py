@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .usage import Usage
+from agentops.runtime.usage import Usage
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = str  # "stop", "length", "tool_calls", "content_filter", or a provider's own

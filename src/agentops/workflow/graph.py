@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .spec import DependsOn, Workflow
+from agentops.workflow.spec import DependsOn, Workflow
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .checks import Problem, WorkflowFacts, find_problems
-from .errors import Diagnostic, UsageError, WorkflowError
-from .files import NotRegularFileError, open_regular
-from .spec import Workflow
-from .structured import reference_problem, schema_problem, strict_mode_problem
-from .suggest import closest
-from .yaml_source import (
+from agentops.errors import Diagnostic, UsageError, WorkflowError
+from agentops.runtime.structured import reference_problem, schema_problem, strict_mode_problem
+from agentops.workflow.checks import Problem, WorkflowFacts, find_problems
+from agentops.workflow.files import NotRegularFileError, open_regular
+from agentops.workflow.spec import Workflow
+from agentops.workflow.suggest import closest
+from agentops.workflow.yaml_source import (
     MAX_FILE_BYTES,
     PathKey,
     Position,

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from .errors import UsageError
-from .files import NotRegularFileError, open_regular
-from .inputs import is_required
-from .spec import Workflow
-from .suggest import did_you_mean
+from agentops.errors import UsageError
+from agentops.workflow.files import NotRegularFileError, open_regular
+from agentops.workflow.inputs import is_required
+from agentops.workflow.spec import Workflow
+from agentops.workflow.suggest import did_you_mean
 
 DataFormat = Literal["jsonl", "csv"]
 _FORMATS: dict[str, DataFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}

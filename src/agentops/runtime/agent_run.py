@@ -28,15 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .budget import Budget, Reservation, input_token_bound
-from .errors import (
+from agentops.errors import (
     MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
     RateLimitError,
     describe_exception,
 )
-from .events import (
+from agentops.runtime.budget import Budget, Reservation, input_token_bound
+from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
     AgentStatus,
@@ -48,16 +48,26 @@ from .events import (
     CostWarning,
     Event,
     TokensStreamed,
+    ToolCallRecord,
     Usage,
 )
-from .executor import Executor
-from .limits import CallLimits
-from .messages import ChatRequest, ChatResponse, Message, ToolCall, assistant, user, valid_text
-from .pricing import PriceBook
-from .providers.base import Route
-from .retry import MAX_RETRY_AFTER, RetryPolicy
-from .spec import Backoff
-from .structured import OutputContract
+from agentops.runtime.executor import Executor
+from agentops.runtime.limits import CallLimits
+from agentops.runtime.messages import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ToolCall,
+    ToolDefinition,
+    assistant,
+    user,
+    valid_text,
+)
+from agentops.runtime.pricing import PriceBook
+from agentops.runtime.provider import Route
+from agentops.runtime.retry import MAX_RETRY_AFTER, RetryPolicy
+from agentops.runtime.structured import OutputContract
+from agentops.workflow.spec import Backoff
 
 logger = logging.getLogger("agentops")
 
@@ -97,7 +107,27 @@ class ToolOutcome:
 class AgentTools(Protocol):
     """What a run needs from the tools of its agent (``tools.runtime`` implements it)."""
 
+    @property
+    def definitions(self) -> tuple[ToolDefinition, ...]:
+        """The tools as offered to the model."""
+        ...
+
     async def run_calls(self, agent: str, turn: int, calls: Sequence[ToolCall]) -> ToolOutcome: ...
+
+
+class RunTools(Protocol):
+    """The tools of one workflow run, started by whoever assembles the run
+    (``tools.runtime.ToolRuntime`` implements it)."""
+
+    def for_agent(
+        self, name: str, emit: Callable[[Event], None], records: list[ToolCallRecord]
+    ) -> AgentTools | None:
+        """The agent's tools (None: it has none); its calls are appended to ``records``."""
+        ...
+
+    async def aclose(self) -> list[Event]:
+        """Close every server (at most once); the events that say so, for the history."""
+        ...
 
 
 class AgentRun:
@@ -393,4 +423,4 @@ def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:
     return Usage(input_token_bound(request) // 4, max(1, text_bytes // 4), estimated=True)
 
 
-__all__ = ["COST_CAP_REASON", "AgentRun", "AgentTools", "RunContext", "ToolOutcome"]
+__all__ = ["COST_CAP_REASON", "AgentRun", "AgentTools", "RunContext", "RunTools", "ToolOutcome"]

@@ -29,29 +29,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .api import WorkflowSource, load, prepare
-from .budget import check_cap
-from .datasets import DataFileError, InputMapping, Row, check_rows, file_sha256, read_rows
-from .engine import COST_CAP_REASON, Engine, RunOptions
-from .errors import AgentOpsError, StoreError, UsageError
-from .events import AgentResult, RunStatus, Subscriber, WorkflowResult
-from .files import file_kind
-from .inputs import resolve_inputs
-from .limits import CallLimits, InProcessCallLimits
-from .loader import LoadedWorkflow, load_workflow_text
-from .providers.base import Provider
-from .store import Store, open_store
-from .store.batches import RowState, batch, row_outcomes, row_states
-from .store.sqlite_writer import SqliteHistoryWriter
-from .store.writer import HistoryWriter
-from .tracing import SpanRef, open_tracing
+from agentops.api import WorkflowSource, load, prepare
+from agentops.batch.datasets import (
+    DataFileError,
+    InputMapping,
+    Row,
+    check_rows,
+    file_sha256,
+    read_rows,
+)
+from agentops.errors import AgentOpsError, StoreError, UsageError
+from agentops.runtime.budget import check_cap
+from agentops.runtime.engine import COST_CAP_REASON, Engine, RunOptions
+from agentops.runtime.events import AgentResult, RunStatus, Subscriber, WorkflowResult
+from agentops.runtime.limits import CallLimits, InProcessCallLimits
+from agentops.runtime.provider import Provider
+from agentops.store import Store, open_store
+from agentops.store.batches import RowState, batch, row_outcomes, row_states
+from agentops.store.sqlite_writer import SqliteHistoryWriter
+from agentops.store.writer import HistoryWriter
+from agentops.tracing import SpanRef, open_tracing
+from agentops.workflow.files import file_kind
+from agentops.workflow.inputs import resolve_inputs
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 
 if TYPE_CHECKING:
-    from .store.recorder import RunRecorder
-    from .tools.runtime import ToolRuntime
-    from .tracing.session import TracingSession
-    from .tracing.spans import RunTracer
-    from .tracing.targets import ChatTarget
+    from agentops.store.recorder import RunRecorder
+    from agentops.tools.runtime import ToolRuntime
+    from agentops.tracing.session import TracingSession
+    from agentops.tracing.spans import RunTracer
+    from agentops.tracing.targets import ChatTarget
 
 RowStatus = str  # "succeeded" | "failed" | "skipped" | "interrupted"
 
@@ -185,7 +192,7 @@ class BatchRunner:
         if (
             self.prepared.tools is not None
         ):  # MCP servers start once: one that cannot is exit 2, before any call
-            from .tools.runtime import ToolRuntime
+            from agentops.tools.runtime import ToolRuntime
 
             self._tools = ToolRuntime(
                 self.prepared.tools, [a.name for a in job.loaded.workflow.agents]
@@ -207,8 +214,8 @@ class BatchRunner:
         done = sum(1 for state in job.earlier.values() if state.status == "succeeded")
         batch_span = None
         if self.tracing is not None:
-            from .tracing.spans import BatchSpan
-            from .tracing.targets import chat_targets
+            from agentops.tracing.spans import BatchSpan
+            from agentops.tracing.targets import chat_targets
 
             batch_span = BatchSpan(
                 self.tracing.tracer, job.loaded.workflow.name, job.batch_id, job.row_count
@@ -336,7 +343,7 @@ class BatchRunner:
         )
 
     async def _run_engine(self, row: Row, earlier: RowState | None) -> WorkflowResult:
-        from .store import RunRecorder, load_resume_state
+        from agentops.store import RunRecorder, load_resume_state
 
         job = self.job
         reused: dict[str, AgentResult] = {}

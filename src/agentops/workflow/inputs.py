@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import UsageError
-from .spec import InputSpec, Workflow
-from .suggest import did_you_mean
+from agentops.errors import UsageError
+from agentops.workflow.spec import InputSpec, Workflow
+from agentops.workflow.suggest import did_you_mean
 
 
 def parse_input_args(pairs: list[str]) -> dict[str, str]:

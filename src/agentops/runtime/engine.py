@@ -21,12 +21,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .agent_run import COST_CAP_REASON, RunContext
-from .agent_setup import AgentSetup
-from .errors import CostCapError, describe_exception
-from .events import (
+from agentops.errors import CostCapError, describe_exception
+from agentops.runtime.agent_run import COST_CAP_REASON, RunContext, RunTools
+from agentops.runtime.agent_setup import AgentSetup
+from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStatus,
@@ -38,16 +38,13 @@ from .events import (
     WorkflowStarted,
     wants_tokens,
 )
-from .executor import Executor, InProcessExecutor, ProviderFactory
-from .graph import WorkflowGraph, condition_holds, unmet_reason
-from .limits import CallLimits, InProcessCallLimits
-from .pricing import PriceBook
-from .providers.base import Route
-from .secrets import Secrets
-from .spec import Workflow
-
-if TYPE_CHECKING:
-    from .tools.runtime import ToolRuntime
+from agentops.runtime.executor import Executor, InProcessExecutor, ProviderFactory
+from agentops.runtime.limits import CallLimits, InProcessCallLimits
+from agentops.runtime.pricing import PriceBook
+from agentops.runtime.provider import Route
+from agentops.runtime.secrets import Secrets
+from agentops.workflow.graph import WorkflowGraph, condition_holds, unmet_reason
+from agentops.workflow.spec import Workflow
 
 logger = logging.getLogger("agentops")
 
@@ -93,7 +90,7 @@ class Engine:
         options: RunOptions | None = None,
         subscribers: Iterable[Subscriber] = (),
         executor: Executor | None = None,
-        tools: ToolRuntime | None = None,
+        tools: RunTools | None = None,
         limits: CallLimits | None = None,
         close_tools: bool = True,
     ) -> None:

@@ -23,7 +23,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .graph import (
+from agentops.providers.kinds import BUILTIN_PROVIDERS
+from agentops.runtime.structured import field_problem, reference_problem, schema_problem
+from agentops.workflow.graph import (
     Condition,
     ConditionSyntaxError,
     Ref,
@@ -31,11 +33,9 @@ from .graph import (
     find_cycle,
     parse_condition,
 )
-from .providers.kinds import BUILTIN_PROVIDERS
-from .spec import InputSpec, Workflow
-from .structured import field_problem, reference_problem, schema_problem
-from .suggest import closest, did_you_mean
-from .templates import PLACEHOLDER, references
+from agentops.workflow.spec import InputSpec, Workflow
+from agentops.workflow.suggest import closest, did_you_mean
+from agentops.workflow.templates import PLACEHOLDER, references
 
 PathKey = tuple[str | int, ...]
 

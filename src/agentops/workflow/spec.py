@@ -12,8 +12,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .providers.endpoints import ResponseFormatForm
-from .providers.kinds import ProviderKind
+from agentops.providers.endpoints import ResponseFormatForm
+from agentops.providers.kinds import ProviderKind
 
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_CONCURRENCY = 16

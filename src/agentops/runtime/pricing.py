@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from .providers.base import Route
-from .spec import Price
-from .usage import Usage
+from agentops.runtime.provider import Route
+from agentops.runtime.usage import Usage
+from agentops.workflow.spec import Price
 
 FREE_KINDS = frozenset({"local", "fake"})
 _PROVIDER_IDS = {"openai": "openai", "azure": "azure"}

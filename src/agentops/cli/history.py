@@ -21,9 +21,10 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .errors import RunNotFoundError, UsageError
-from .store import Store
-from .store.queries import (
+from agentops.errors import RunNotFoundError, UsageError
+from agentops.runtime.usage import Usage
+from agentops.store import Store
+from agentops.store.queries import (
     AgentRunRecord,
     AttemptRecord,
     CostGroup,
@@ -39,10 +40,9 @@ from .store.queries import (
     workflow_run,
     workflow_runs,
 )
-from .suggest import did_you_mean
-from .ui.format import format_cap, format_cost, format_duration, format_tokens, plural
-from .ui.sanitize import one_line, sanitize
-from .usage import Usage
+from agentops.ui.format import format_cap, format_cost, format_duration, format_tokens, plural
+from agentops.ui.sanitize import one_line, sanitize
+from agentops.workflow.suggest import did_you_mean
 
 PREVIEW_WIDTH = 60
 
@@ -260,7 +260,7 @@ def show_costs(
 
 def show_batches(store: Store, *, limit: int = 20, json_output: bool = False) -> None:
     """``list-batches``: newest first, with rows done and spend against the cap."""
-    from .store.batches import list_batches
+    from agentops.store.batches import list_batches
 
     batches = list_batches(store, limit=limit)
     if json_output:
@@ -300,7 +300,7 @@ def show_batches(store: Store, *, limit: int = 20, json_output: bool = False) ->
 
 def show_batch(store: Store, batch_id: int, *, json_output: bool = False, limit: int = 20) -> None:
     """``show-batch ID``: the batch, its progress, and its first rows that did not succeed."""
-    from .store.batches import RowOutcome, batch, progress, row_outcomes
+    from agentops.store.batches import RowOutcome, batch, progress, row_outcomes
 
     record = batch(store, batch_id)
     counts = progress(store, batch_id)

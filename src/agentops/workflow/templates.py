@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .messages import Message
-from .spec import Agent
-from .structured import FieldPath, as_text, field_value
+from agentops.runtime.messages import Message
+from agentops.runtime.structured import FieldPath, as_text, field_value
+from agentops.workflow.spec import Agent
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _REFERENCE = re.compile(r"^\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[\d+\])*)\s*$")

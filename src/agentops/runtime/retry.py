@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .errors import ProviderError
-from .spec import Backoff
+from agentops.errors import ProviderError
+from agentops.workflow.spec import Backoff
 
 # A server asking for more than this is treated as asking for this: a run
 # should not sleep for an hour because of one header.

@@ -1,0 +1,3 @@
+"""The workflow as written: the YAML read with positions (``yaml_source``), the spec, loading
+(``loader``) and the checks run before anything is spent (``checks``), the dependency graph,
+templates, inputs and did-you-mean suggestions. Nothing here calls a model."""
