@@ -6,8 +6,10 @@ from __future__ import annotations
 import typing
 
 from agentops.providers.fake import FakeProvider
-from agentops.providers.kinds import BUILTIN_PROVIDERS, PROVIDER_KINDS, Capabilities, ProviderKind
+from agentops.providers.kinds import PROVIDER_KINDS
 from agentops.providers.local import LocalProvider
+from agentops.runtime.provider import Capabilities
+from agentops.workflow.provider_kinds import BUILTIN_PROVIDERS, ProviderKind
 from agentops.workflow.spec import ProviderSpec
 from provider_helpers import agent, registry
 

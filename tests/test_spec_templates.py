@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentops.workflow.templates import CONTEXT_FOOTER, CONTEXT_HEADER, build_messages
+from agentops.runtime.prompts import CONTEXT_FOOTER, CONTEXT_HEADER, build_messages
 from spec_helpers import load, only_problem, problems
 
 HEADER = """\

@@ -20,15 +20,10 @@ from agentops.errors import WorkflowError
 from agentops.providers.fake import FakeProvider
 from agentops.runtime.events import AgentStatus, AnswerRejected
 from agentops.runtime.messages import ChatResponse
-from agentops.runtime.structured import (
-    OutputContract,
-    field_problem,
-    schema_problem,
-    strict_mode_problem,
-    unfenced,
-)
+from agentops.runtime.structured import OutputContract, unfenced
 from agentops.testing.server import Fault, OpenAITestServer, example_for_schema
 from agentops.workflow.loader import load_workflow, load_workflow_text
+from agentops.workflow.schemas import field_problem, schema_problem, strict_mode_problem
 from agentops.workflow.spec import Agent, OutputSpec, Workflow
 from agentops.workflow.templates import render
 from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on

@@ -20,13 +20,13 @@ from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.budget import TOKENS_PER_MESSAGE, input_token_bound
 from agentops.runtime.messages import ChatRequest
 from agentops.runtime.pricing import PriceBook
+from agentops.runtime.prompts import build_messages
 from agentops.runtime.provider import Route
 from agentops.runtime.usage import Usage
 from agentops.ui.format import plural
 from agentops.workflow.graph import WorkflowGraph, describe_condition
 from agentops.workflow.loader import strict_mode_warnings
 from agentops.workflow.spec import Workflow
-from agentops.workflow.templates import build_messages
 
 
 @dataclass

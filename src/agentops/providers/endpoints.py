@@ -3,23 +3,17 @@
 A leaf of ``providers``: the registry resolves endpoints from the workflow and the
 environment, the OpenAI provider calls them, and tracing names where their calls
 go. None of them needs another to know what an endpoint is, and importing this
-module imports no SDK.
+module imports no SDK. The forms a schema may be sent in are named by the workflow
+(``agentops.workflow.provider_kinds.ResponseFormatForm``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+
+from agentops.workflow.provider_kinds import ResponseFormatForm
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-
-ResponseFormatForm = Literal["auto", "json_schema", "json_object", "none"]
-"""How an endpoint takes an output schema (``providers.NAME.response_format``):
-``json_schema`` is OpenAI's form (OpenAI, Azure, vLLM); ``json_object`` sends
-``{type: json_object, schema}`` (llama-cpp-python's server and some hosted servers
-take it); ``none`` sends nothing (the answer is only validated); ``auto`` is
-``json_schema``, switching to ``json_object`` when an OpenAI-compatible server
-refuses it."""
 
 
 @dataclass(frozen=True)
@@ -41,4 +35,4 @@ class Endpoint:
         return (self.azure_endpoint if self.kind == "azure" else self.base_url) or ""
 
 
-__all__ = ["DEFAULT_OPENAI_BASE_URL", "Endpoint", "ResponseFormatForm"]
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "Endpoint"]

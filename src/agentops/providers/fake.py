@@ -42,9 +42,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Union
 
 from agentops.errors import BadRequestError
-from agentops.providers.kinds import EVERYTHING, Capabilities
+from agentops.providers.kinds import EVERYTHING
 from agentops.runtime.messages import ChatRequest, ChatResponse, ToolCall
-from agentops.runtime.provider import TextCallback, estimated_usage
+from agentops.runtime.provider import Capabilities, TextCallback, estimated_usage
 from agentops.runtime.structured import example_for_schema
 
 Answer = Union[str, ToolCall, Sequence[ToolCall]]

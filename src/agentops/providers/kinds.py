@@ -1,6 +1,8 @@
-"""The kinds of provider, in one table: their names and what each can do.
+"""What each kind of provider can do, in one table (``PROVIDER_KINDS``).
 
-A workflow names a kind as ``providers.NAME.type``, and the built-in ones are
+The kinds' names are the workflow's (``agentops.workflow.provider_kinds``), and
+``Capabilities`` is the provider protocol's (``agentops.runtime.provider``). A
+workflow names a kind as ``providers.NAME.type``, and the built-in ones are
 also provider names (``provider: local``, ``openai:gpt-4o``). Each kind
 declares its ``Capabilities``; validation checks every agent against the
 capabilities of the provider it is routed to, before anything runs, so an
@@ -12,32 +14,8 @@ from its kind.
 
 from __future__ import annotations
 
-import typing
-from dataclasses import dataclass
-from typing import Literal
-
-ProviderKind = Literal["openai", "azure", "local"]
-"""The kinds a workflow may name; ``PROVIDER_KINDS`` has one row for each."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a provider can do. ``limits`` says why something is missing, for messages."""
-
-    streaming: bool = True
-    tools: bool = False  # function calling: the model may ask for tool calls
-    json_schema: bool = False  # structured output following a JSON schema
-    limits: str = ""
-
-    def lacks(self, *, tools: bool = False, json_schema: bool = False) -> list[str]:
-        """The features asked for that this provider does not have, in words."""
-        missing = []
-        if tools and not self.tools:
-            missing.append("tool calls")
-        if json_schema and not self.json_schema:
-            missing.append("JSON-schema output")
-        return missing
-
+from agentops.runtime.provider import Capabilities
+from agentops.workflow.provider_kinds import ProviderKind
 
 EVERYTHING = Capabilities(streaming=True, tools=True, json_schema=True)
 
@@ -56,9 +34,6 @@ PROVIDER_KINDS: dict[ProviderKind, Capabilities] = {
     ),
 }
 
-BUILTIN_PROVIDERS: tuple[ProviderKind, ...] = typing.get_args(ProviderKind)
-"""Provider names that need no ``providers:`` entry, in the order messages list them."""
-
 
 def capabilities_of(kind: str) -> Capabilities:
     """The capabilities of a kind; a kind outside the table (a test double's) is not limited."""
@@ -68,11 +43,4 @@ def capabilities_of(kind: str) -> Capabilities:
 _BY_NAME: dict[str, Capabilities] = {str(kind): row for kind, row in PROVIDER_KINDS.items()}
 
 
-__all__ = [
-    "BUILTIN_PROVIDERS",
-    "EVERYTHING",
-    "PROVIDER_KINDS",
-    "Capabilities",
-    "ProviderKind",
-    "capabilities_of",
-]
+__all__ = ["EVERYTHING", "PROVIDER_KINDS", "capabilities_of"]

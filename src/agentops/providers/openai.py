@@ -38,11 +38,12 @@ from agentops.errors import (
     ResponseFormatRefusedError,
     ServerError,
 )
-from agentops.providers.endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint, ResponseFormatForm
+from agentops.providers.endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint
 from agentops.providers.kinds import capabilities_of
 from agentops.runtime.messages import ChatRequest, ChatResponse, Message, ToolCall
 from agentops.runtime.provider import TextCallback, estimated_usage
 from agentops.runtime.usage import Usage
+from agentops.workflow.provider_kinds import ResponseFormatForm
 
 if TYPE_CHECKING:
     from openai._types import RequestOptions

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from agentops.errors import ConfigurationError
 from agentops.providers.endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint
-from agentops.providers.kinds import BUILTIN_PROVIDERS, Capabilities, capabilities_of
-from agentops.runtime.provider import Provider, Route
+from agentops.providers.kinds import capabilities_of
+from agentops.runtime.provider import Capabilities, Provider, Route
+from agentops.workflow.provider_kinds import BUILTIN_PROVIDERS
 from agentops.workflow.spec import Agent, ProviderSpec, Workflow
 
 if TYPE_CHECKING:

@@ -13,10 +13,11 @@ from typing import Any
 from agentops.runtime.agent_run import AgentRun, RunContext, RunTools
 from agentops.runtime.events import AgentResult
 from agentops.runtime.messages import ChatRequest, ResponseFormat
+from agentops.runtime.prompts import build_messages, prompt_text
 from agentops.runtime.provider import Route
-from agentops.runtime.structured import OutputContract, format_name, strict_mode_problem
+from agentops.runtime.structured import OutputContract, format_name
+from agentops.workflow.schemas import strict_mode_problem
 from agentops.workflow.spec import Workflow
-from agentops.workflow.templates import build_messages, prompt_text
 
 
 class AgentSetup:

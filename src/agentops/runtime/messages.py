@@ -60,7 +60,7 @@ class ResponseFormat:
     name: str
     schema: Mapping[str, Any]
     strict: bool = (
-        True  # False: the schema breaks a strict-mode rule (structured.strict_mode_problem)
+        True  # False: the schema breaks a strict-mode rule (workflow.schemas.strict_mode_problem)
     )
 
 

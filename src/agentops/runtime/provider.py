@@ -1,8 +1,9 @@
 """The provider boundary: one small protocol every model backend implements.
 
 The request and response types it speaks are in ``messages`` (re-exported here
-for code written before they moved); what each kind of provider can do is in
-``kinds``.
+for code written before they moved). A provider declares what it can do as
+``Capabilities``; the table of what each kind of provider can do is
+``agentops.providers.kinds``.
 
 A provider turns a ``ChatRequest`` into a ``ChatResponse``, streaming text
 through ``on_text`` as it arrives. It raises only ``errors.ProviderError``
@@ -16,11 +17,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from agentops.providers.kinds import Capabilities
 from agentops.runtime.messages import ChatRequest, ChatResponse, Message
 from agentops.runtime.usage import Usage
 
 TextCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do. ``limits`` says why something is missing, for messages."""
+
+    streaming: bool = True
+    tools: bool = False  # function calling: the model may ask for tool calls
+    json_schema: bool = False  # structured output following a JSON schema
+    limits: str = ""
+
+    def lacks(self, *, tools: bool = False, json_schema: bool = False) -> list[str]:
+        """The features asked for that this provider does not have, in words."""
+        missing = []
+        if tools and not self.tools:
+            missing.append("tool calls")
+        if json_schema and not self.json_schema:
+            missing.append("JSON-schema output")
+        return missing
 
 
 def estimate_tokens(text: str) -> int:
@@ -44,7 +63,9 @@ class Provider(Protocol):
 
     name: str  # as shown and recorded: "openai", "azure", "local", or a workflow-defined name
     kind: str  # "openai" | "azure" | "local" | "fake": which price table applies
-    capabilities: Capabilities  # what it can do (streaming, tool calls, JSON schema); see kinds
+    capabilities: (
+        Capabilities  # what it can do (streaming, tool calls, JSON schema); see providers.kinds
+    )
 
     async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse: ...
 

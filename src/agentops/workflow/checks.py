@@ -23,8 +23,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentops.providers.kinds import BUILTIN_PROVIDERS
-from agentops.runtime.structured import field_problem, reference_problem, schema_problem
 from agentops.workflow.graph import (
     Condition,
     ConditionSyntaxError,
@@ -33,6 +31,8 @@ from agentops.workflow.graph import (
     find_cycle,
     parse_condition,
 )
+from agentops.workflow.provider_kinds import BUILTIN_PROVIDERS
+from agentops.workflow.schemas import field_problem, reference_problem, schema_problem
 from agentops.workflow.spec import InputSpec, Workflow
 from agentops.workflow.suggest import closest, did_you_mean
 from agentops.workflow.templates import PLACEHOLDER, references

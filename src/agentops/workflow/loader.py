@@ -21,9 +21,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agentops.errors import Diagnostic, UsageError, WorkflowError
-from agentops.runtime.structured import reference_problem, schema_problem, strict_mode_problem
 from agentops.workflow.checks import Problem, WorkflowFacts, find_problems
 from agentops.workflow.files import NotRegularFileError, open_regular
+from agentops.workflow.schemas import reference_problem, schema_problem, strict_mode_problem
 from agentops.workflow.spec import Workflow
 from agentops.workflow.suggest import closest
 from agentops.workflow.yaml_source import (

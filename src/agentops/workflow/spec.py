@@ -12,8 +12,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentops.providers.endpoints import ResponseFormatForm
-from agentops.providers.kinds import ProviderKind
+from agentops.workflow.provider_kinds import ProviderKind, ResponseFormatForm
 
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_CONCURRENCY = 16

@@ -4,9 +4,8 @@
 Substitution is plain text replacement: a template cannot execute code, call
 methods or filters. A field reference reads the parsed value of an agent with an
 output schema (``structured``): strings render plain, anything else as JSON; a
-field the answer does not have renders empty. Agents whose output a task places
-explicitly get no automatic context block; the others' outputs are appended in a
-labelled block.
+field the answer does not have renders empty. The prompt an agent is sent is
+assembled from rendered templates in ``agentops.runtime.prompts``.
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentops.runtime.messages import Message
-from agentops.runtime.structured import FieldPath, as_text, field_value
-from agentops.workflow.spec import Agent
+from agentops.workflow.schemas import FieldPath, as_text, field_value
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _REFERENCE = re.compile(r"^\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[\d+\])*)\s*$")
@@ -85,36 +82,3 @@ def render(
         return as_text(field_value((values or {}).get(owner), _fields(path)))
 
     return PLACEHOLDER.sub(replace, task)
-
-
-CONTEXT_HEADER = "--- Outputs of upstream agents ---"
-CONTEXT_FOOTER = "--- End of upstream outputs ---"
-
-
-def build_messages(
-    agent: Agent,
-    upstream_outputs: Mapping[str, str],
-    inputs: Mapping[str, Any],
-    upstream_values: Mapping[str, Any] | None = None,
-) -> tuple[Message, ...]:
-    """The messages sent for ``agent``, given its succeeded direct dependencies' outputs
-    (and the parsed values of those with an output schema)."""
-    text = render(agent.task, upstream_outputs, inputs, upstream_values)
-    # An output placed in the system prompt is placed too: do not send it twice.
-    placed = referenced_agents(agent.task) | referenced_agents(agent.system or "")
-    block = [(name, output) for name, output in upstream_outputs.items() if name not in placed]
-    if block:
-        sections = "\n\n".join(f"### {name}\n{output}" for name, output in block)
-        text = f"{text}\n\n{CONTEXT_HEADER}\n{sections}\n{CONTEXT_FOOTER}"
-    messages = []
-    if agent.system:
-        messages.append(
-            Message("system", render(agent.system, upstream_outputs, inputs, upstream_values))
-        )
-    messages.append(Message("user", text))
-    return tuple(messages)
-
-
-def prompt_text(messages: tuple[Message, ...]) -> str:
-    """Messages as one readable text, for the history and the terminal."""
-    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
