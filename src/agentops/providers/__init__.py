@@ -1,8 +1,8 @@
-"""Model backends behind one small protocol (``base.Provider``).
+"""Model backends: implementations of the runtime's provider protocol (``runtime.provider``).
 
-``base`` is light and imported eagerly. The registry, the fake and the
-concrete providers are loaded on first use (PEP 562): ``openai`` and
-``llama_cpp`` are imported only when such a provider is built.
+The protocol's names are re-exported here eagerly (they are light). The registry, the fake
+and the concrete providers are loaded on first use (PEP 562): ``openai`` and ``llama_cpp``
+are imported only when such a provider is built.
 """
 
 from __future__ import annotations
