@@ -5,8 +5,8 @@
 Builds (once; reused when PATH already holds enough rows) a history file with
 ``--runs`` agent runs — ten per workflow run, over twenty workflows and 90
 days, each with one attempt — by bulk ``executemany`` in one transaction, then
-times the queries behind each history command through the same functions the
-CLI calls, and prints the median and worst query time of ``--repeat`` calls.
+times the queries behind each history command through the reader the CLI
+calls (``HistoryReader`` over SQLite), and prints the median and worst query time of ``--repeat`` calls.
 Query time only: no process start, no rendering.
 """
 
@@ -21,14 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agentops.store import Store, open_store
-from agentops.store.queries import (
-    CostGrouping,
-    agent_run,
-    agent_runs,
-    spend,
-    workflow_run,
-    workflow_runs,
-)
+from agentops.store.records import CostGrouping
+from agentops.store.sqlite_reader import SqliteHistoryReader
 from agentops.store.timestamps import to_iso
 
 AGENTS_PER_RUN = 10
@@ -141,23 +135,24 @@ def main() -> None:
             )
         latest_workflow_run = store.read("SELECT max(id) FROM workflow_runs")[0][0]
         latest_run = store.read("SELECT max(id) FROM runs")[0][0]
+        reader = SqliteHistoryReader(store)  # what the history commands read through
         queries: dict[str, Callable[[], object]] = {
-            "list-runs": lambda: agent_runs(store, limit=20),
-            "list-runs --limit 1000": lambda: agent_runs(store, limit=1000),
-            "show-runs --workflow workflow7": lambda: agent_runs(
-                store, workflow="workflow7", limit=20
+            "list-runs": lambda: reader.agent_runs(limit=20),
+            "list-runs --limit 1000": lambda: reader.agent_runs(limit=1000),
+            "show-runs --workflow workflow7": lambda: reader.agent_runs(
+                workflow="workflow7", limit=20
             ),
-            "list-workflow-runs": lambda: workflow_runs(store, limit=20),
-            "list-workflow-runs --workflow workflow7": lambda: workflow_runs(
-                store, workflow="workflow7", limit=20
+            "list-workflow-runs": lambda: reader.workflow_runs(limit=20),
+            "list-workflow-runs --workflow workflow7": lambda: reader.workflow_runs(
+                workflow="workflow7", limit=20
             ),
-            "show-workflow-run LATEST": lambda: workflow_run(store, latest_workflow_run),
-            "show-run LATEST": lambda: agent_run(store, latest_run),
-            "show-run 1 (oldest)": lambda: agent_run(store, 1),
-            "costs --by day --since (one week)": lambda: spend(
-                store, by=CostGrouping.day, since="2024-06-01", until="2024-06-08"
+            "show-workflow-run LATEST": lambda: reader.workflow_run(latest_workflow_run),
+            "show-run LATEST": lambda: reader.agent_run(latest_run),
+            "show-run 1 (oldest)": lambda: reader.agent_run(1),
+            "costs --by day --since (one week)": lambda: reader.spend(
+                by=CostGrouping.day, since="2024-06-01", until="2024-06-08"
             ),
-            "costs --by model (all time)": lambda: spend(store, by=CostGrouping.model),
+            "costs --by model (all time)": lambda: reader.spend(by=CostGrouping.model),
         }
         print(f"{'query':45} {'median':>10} {'worst':>10}   ({options.repeat} calls each)")
         for label, call in queries.items():

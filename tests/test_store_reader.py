@@ -1,10 +1,12 @@
-"""The store's read interface (what the web view reads) and the agent starts the
+"""The store's read interface (what the history commands and the web view read) and the agent starts the
 recorder writes for it: a started agent is never a settled one to any other reader,
 pages are keyset-paged and indexed, and a read-only reader never writes nor blocks."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from agentops.store import (
 from agentops.store import sqlite as sqlite_store
 from agentops.store.browse import workflow_run_page
 from agentops.store.queries import agent_runs, spend, workflow_runs
+from agentops.store.records import AgentOutcome, AgentRunRecord
 from store_helpers import T0, failed, finished, record, rows, started, succeeded, workflow_of
 
 
@@ -301,3 +304,70 @@ def test_a_skipped_agent_has_no_start(tmp_path: Path) -> None:
         recorder(AgentFinished(skipped))
         assert rows(db, "SELECT count(*) FROM agent_starts")[0][0] == 0
         assert rows(db, "SELECT status FROM runs")[0][0] == "skipped"
+
+
+def test_the_light_agent_outcome_is_the_agent_run_record_without_its_heavy_fields(
+    tmp_path: Path,
+) -> None:
+    light = {f.name: f.type for f in dataclasses.fields(AgentOutcome)}
+    whole = {f.name: f.type for f in dataclasses.fields(AgentRunRecord)}
+    # The same names and types, ``agent`` and ``status`` never None, a count for the attempts.
+    shared = {name: whole[name] for name in light if name in whole}
+    assert light == shared | {"agent": "str", "status": "str", "attempt_count": "int"}
+    assert light.keys() - whole.keys() == {"attempt_count"}
+
+    db = tmp_path / "agentops.db"
+    history_with_runs(db)
+    reader = SqliteHistoryReader.open(db)
+    try:
+        for workflow_run_id in (3, 4):
+            outcomes = reader.agent_outcomes(workflow_run_id)
+            agents = reader.workflow_run(workflow_run_id).agents
+            assert [
+                {name: getattr(o, name) for name in light if name != "attempt_count"}
+                | {"attempt_count": o.attempt_count}
+                for o in outcomes
+            ] == [
+                {name: getattr(a, name) for name in light if name != "attempt_count"}
+                | {"attempt_count": len(a.attempts)}
+                for a in agents
+            ]
+    finally:
+        reader.close()
+
+
+def test_the_history_commands_read_only_through_the_reader_interface() -> None:
+    import agentops.cli.history as history
+
+    tree = ast.parse(Path(history.__file__).read_text())
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.startswith("agentops.store")
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name.startswith("agentops.store")
+    }
+    assert imported == {"agentops.store.reader", "agentops.store.records"}
+
+
+def test_every_workflow_name_is_read_when_no_limit_is_given(tmp_path: Path) -> None:
+    db = tmp_path / "agentops.db"
+    with open_store(db) as store:
+        for n in range(7):
+            record(
+                store, workflow_of(f"flow{n}", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED
+            )
+    reader = SqliteHistoryReader.open(db)
+    try:
+        assert reader.workflow_names(limit=3) == ["flow0", "flow1", "flow2"]
+        assert reader.workflow_names(limit=None) == [f"flow{n}" for n in range(7)]
+        assert reader.workflow_is_recorded("flow6") and not reader.workflow_is_recorded("flow7")
+        assert reader.location == str(db)
+    finally:
+        reader.close()

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from agentops.errors import AgentOpsError
-from agentops.store.queries import CostGrouping
+from agentops.store.records import CostGrouping
 
 if TYPE_CHECKING:
     from agentops.batch.runner import BatchSummary
     from agentops.runtime.events import WorkflowResult
-    from agentops.store import Store
+    from agentops.store.reader import HistoryReader
 
 app = typer.Typer(
     name="agentops",
@@ -434,13 +434,18 @@ WorkflowFilter = Annotated[
 ]
 
 
-def _show_history(db: Optional[Path], show: Callable[[Store], None]) -> None:
-    """Open the history (a missing file reads as empty and is not created), show, map errors."""
+def _show_history(db: Optional[Path], show: Callable[[HistoryReader], None]) -> None:
+    """Open the history (a missing file reads as empty and is not created, an older one is
+    upgraded), show through its reader, map errors. Another store's reader plugs in here."""
     from agentops.store import open_store
+    from agentops.store.sqlite_reader import SqliteHistoryReader
 
     try:
-        with open_store(db, create=False) as store:
-            show(store)
+        reader = SqliteHistoryReader(open_store(db, create=False))
+        try:
+            show(reader)
+        finally:
+            reader.close()
     except AgentOpsError as error:
         raise fail(str(error), error.exit_code) from None
 
@@ -452,7 +457,7 @@ def list_runs_command(
     """List recent agent runs, newest first: status, model, tokens, cost and the start of the output."""
     from agentops.cli.history import show_agent_runs
 
-    _show_history(db, lambda store: show_agent_runs(store, limit=limit, json_output=json_output))
+    _show_history(db, lambda reader: show_agent_runs(reader, limit=limit, json_output=json_output))
 
 
 @app.command("show-runs")
@@ -467,8 +472,8 @@ def show_runs_command(
 
     _show_history(
         db,
-        lambda store: show_agent_runs(
-            store, workflow=workflow, limit=limit, json_output=json_output
+        lambda reader: show_agent_runs(
+            reader, workflow=workflow, limit=limit, json_output=json_output
         ),
     )
 
@@ -486,8 +491,8 @@ def list_workflow_runs_command(
 
     _show_history(
         db,
-        lambda store: show_workflow_runs(
-            store, workflow=workflow, limit=limit, json_output=json_output
+        lambda reader: show_workflow_runs(
+            reader, workflow=workflow, limit=limit, json_output=json_output
         ),
     )
 
@@ -507,7 +512,7 @@ def show_workflow_run_command(
     from agentops.cli.history import show_workflow_run
 
     _show_history(
-        db, lambda store: show_workflow_run(store, workflow_run_id, json_output=json_output)
+        db, lambda reader: show_workflow_run(reader, workflow_run_id, json_output=json_output)
     )
 
 
@@ -525,7 +530,7 @@ def show_run_command(
     """Show one agent run: the prompt as sent, every attempt, and the output."""
     from agentops.cli.history import show_agent_run
 
-    _show_history(db, lambda store: show_agent_run(store, run_id, json_output=json_output))
+    _show_history(db, lambda reader: show_agent_run(reader, run_id, json_output=json_output))
 
 
 @app.command("costs")
@@ -547,7 +552,7 @@ def costs_command(
 
     _show_history(
         db,
-        lambda store: show_costs(store, by=by, since=since, until=until, json_output=json_output),
+        lambda reader: show_costs(reader, by=by, since=since, until=until, json_output=json_output),
     )
 
 
@@ -606,7 +611,7 @@ def list_batches_command(
     """List recent batches, newest first: status, rows succeeded / failed / skipped, cost and cap."""
     from agentops.cli.history import show_batches
 
-    _show_history(db, lambda store: show_batches(store, limit=limit, json_output=json_output))
+    _show_history(db, lambda reader: show_batches(reader, limit=limit, json_output=json_output))
 
 
 @app.command("show-batch")
@@ -620,7 +625,7 @@ def show_batch_command(
     """Show one batch: its file, progress by row status, totals, and the rows that did not succeed."""
     from agentops.cli.history import show_batch
 
-    _show_history(db, lambda store: show_batch(store, batch_id, json_output=json_output))
+    _show_history(db, lambda reader: show_batch(reader, batch_id, json_output=json_output))
 
 
 def main() -> None:

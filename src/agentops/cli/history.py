@@ -1,11 +1,12 @@
 """The history commands' output: Rich tables for people, ``--json`` for programs.
 
-Each ``show_*`` function reads through ``store.queries`` and prints. Everything
-that came from a model or a workflow file (outputs, errors, prompts, names)
-passes through ``sanitize`` and is rendered as ``rich.text.Text``, never as
-markup, so an output cannot colour, move or rewrite the terminal. When stdout
-is not a terminal, Rich prints plain text. JSON keeps the same keys in the
-same order every time; ``ensure_ascii`` keeps control characters escaped.
+Each ``show_*`` function reads through the ``HistoryReader`` it is handed (any
+store's) and prints. Everything that came from a model or a workflow file
+(outputs, errors, prompts, names) passes through ``sanitize`` and is rendered
+as ``rich.text.Text``, never as markup, so an output cannot colour, move or
+rewrite the terminal. When stdout is not a terminal, Rich prints plain text.
+JSON keeps the same keys in the same order every time; ``ensure_ascii`` keeps
+control characters escaped.
 """
 
 from __future__ import annotations
@@ -23,22 +24,16 @@ from rich.text import Text
 
 from agentops.errors import RunNotFoundError, UsageError
 from agentops.runtime.usage import Usage
-from agentops.store import Store
-from agentops.store.queries import (
+from agentops.store.reader import HistoryReader
+from agentops.store.records import (
     AgentRunRecord,
     AttemptRecord,
     CostGroup,
     CostGrouping,
+    RowOutcome,
     ToolCallRow,
     ToolServerRow,
     WorkflowRunRecord,
-    agent_run,
-    agent_runs,
-    recorded_workflows,
-    spend,
-    workflow_is_recorded,
-    workflow_run,
-    workflow_runs,
 )
 from agentops.ui.format import format_cap, format_cost, format_duration, format_tokens, plural
 from agentops.ui.sanitize import one_line, sanitize
@@ -51,18 +46,22 @@ PREVIEW_WIDTH = 60
 
 
 def show_agent_runs(
-    store: Store, *, workflow: str | None = None, limit: int = 20, json_output: bool = False
+    reader: HistoryReader,
+    *,
+    workflow: str | None = None,
+    limit: int = 20,
+    json_output: bool = False,
 ) -> None:
     """``list-runs`` (a table) and ``show-runs --workflow`` (each run with its output)."""
     if workflow is not None:
-        _require_workflow(store, workflow)
-    runs = agent_runs(store, workflow=workflow, limit=limit)
+        _require_workflow(reader, workflow)
+    runs = reader.agent_runs(workflow=workflow, limit=limit)
     if json_output:
         print_json([run.to_json() for run in runs])
         return
     console = make_console()
     if not runs:
-        console.print(Text(f"No agent runs recorded yet in {store.path}."))
+        console.print(Text(f"No agent runs recorded yet in {reader.location}."))
         return
     if workflow is None:
         console.print(_agent_runs_table(console, runs))
@@ -74,25 +73,31 @@ def show_agent_runs(
 
 
 def show_workflow_runs(
-    store: Store, *, workflow: str | None = None, limit: int = 20, json_output: bool = False
+    reader: HistoryReader,
+    *,
+    workflow: str | None = None,
+    limit: int = 20,
+    json_output: bool = False,
 ) -> None:
     """``list-workflow-runs``."""
     if workflow is not None:
-        _require_workflow(store, workflow)
-    runs = workflow_runs(store, workflow=workflow, limit=limit)
+        _require_workflow(reader, workflow)
+    runs = reader.workflow_runs(workflow=workflow, limit=limit)
     if json_output:
         print_json([run.to_json() for run in runs])
         return
     console = make_console()
     if not runs:
-        console.print(Text(f"No workflow runs recorded yet in {store.path}."))
+        console.print(Text(f"No workflow runs recorded yet in {reader.location}."))
         return
     console.print(_workflow_runs_table(console, runs))
 
 
-def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool = False) -> None:
+def show_workflow_run(
+    reader: HistoryReader, workflow_run_id: int, *, json_output: bool = False
+) -> None:
     """``show-workflow-run ID``: every agent with status, attempts, tokens, cost and output."""
-    detail = workflow_run(store, workflow_run_id)
+    detail = reader.workflow_run(workflow_run_id)
     if json_output:
         print_json(detail.to_json())
         return
@@ -155,9 +160,9 @@ def show_workflow_run(store: Store, workflow_run_id: int, *, json_output: bool =
         _print_server(console, server)
 
 
-def show_agent_run(store: Store, run_id: int, *, json_output: bool = False) -> None:
+def show_agent_run(reader: HistoryReader, agent_run_id: int, *, json_output: bool = False) -> None:
     """``show-run RUN_ID``: one agent run with its prompt, attempts and output."""
-    run = agent_run(store, run_id)
+    run = reader.agent_run(agent_run_id)
     if json_output:
         print_json(run.to_json(detail=True))
         return
@@ -197,7 +202,7 @@ def _output_text(run: AgentRunRecord) -> str | None:
 
 
 def show_costs(
-    store: Store,
+    reader: HistoryReader,
     *,
     by: CostGrouping = CostGrouping.workflow,
     since: str | None = None,
@@ -212,8 +217,8 @@ def show_costs(
         first.isoformat() if first else None,
         (last + timedelta(days=1)).isoformat() if last else None,  # --until is inclusive
     )
-    groups = spend(store, by=by, since=bounds[0], until=bounds[1])
-    totals = spend(store, by=None, since=bounds[0], until=bounds[1])
+    groups = reader.spend(by=by, since=bounds[0], until=bounds[1])
+    totals = reader.spend(by=None, since=bounds[0], until=bounds[1])
     total = totals[0] if totals else CostGroup("total", 0, 0, 0, 0, False, 0.0, 0)
     if json_output:
         print_json(
@@ -233,7 +238,7 @@ def show_costs(
         else "all recorded runs"
     )
     if not groups:
-        console.print(Text(f"No agent runs in {period} in {store.path}."))
+        console.print(Text(f"No agent runs in {period} in {reader.location}."))
         return
     console.print(Text(f"Spend by {by.value}, {period}"))
     columns = [
@@ -258,17 +263,15 @@ def show_costs(
 # --- pieces --------------------------------------------------------------------------------------
 
 
-def show_batches(store: Store, *, limit: int = 20, json_output: bool = False) -> None:
+def show_batches(reader: HistoryReader, *, limit: int = 20, json_output: bool = False) -> None:
     """``list-batches``: newest first, with rows done and spend against the cap."""
-    from agentops.store.batches import list_batches
-
-    batches = list_batches(store, limit=limit)
+    batches = reader.batches(limit=limit)
     if json_output:
         print_json([record.to_json() for record in batches])
         return
     console = make_console()
     if not batches:
-        console.print(Text(f"No batches recorded yet in {store.path}."))
+        console.print(Text(f"No batches recorded yet in {reader.location}."))
         return
     # The data file and the cap are left to show-batch: with them the table overflows 80 columns.
     columns = [
@@ -298,14 +301,14 @@ def show_batches(store: Store, *, limit: int = 20, json_output: bool = False) ->
     console.print(table)
 
 
-def show_batch(store: Store, batch_id: int, *, json_output: bool = False, limit: int = 20) -> None:
+def show_batch(
+    reader: HistoryReader, batch_id: int, *, json_output: bool = False, limit: int = 20
+) -> None:
     """``show-batch ID``: the batch, its progress, and its first rows that did not succeed."""
-    from agentops.store.batches import RowOutcome, batch, progress, row_outcomes
-
-    record = batch(store, batch_id)
-    counts = progress(store, batch_id)
+    record = reader.batch(batch_id)
+    counts = reader.batch_progress(batch_id)
     problems: list[RowOutcome] = []
-    for outcome in row_outcomes(store, batch_id):
+    for outcome in reader.batch_row_outcomes(batch_id):
         if outcome.status != "succeeded" and len(problems) < limit:
             problems.append(outcome)
     if json_output:
@@ -412,14 +415,14 @@ def parse_day(value: str | None, option: str) -> date | None:
         ) from None
 
 
-def _require_workflow(store: Store, workflow: str) -> None:
-    if workflow_is_recorded(store, workflow):
+def _require_workflow(reader: HistoryReader, workflow: str) -> None:
+    if reader.workflow_is_recorded(workflow):
         return
-    known = recorded_workflows(store)
+    known = reader.workflow_names(limit=None)
     if not known:
-        raise RunNotFoundError(f"no workflow runs recorded yet in {store.path}")
+        raise RunNotFoundError(f"no workflow runs recorded yet in {reader.location}")
     hint = did_you_mean(workflow, known) or f"; recorded workflows: {', '.join(known[:10])}"
-    raise RunNotFoundError(f"no runs of workflow {workflow!r} in {store.path}{hint}")
+    raise RunNotFoundError(f"no runs of workflow {workflow!r} in {reader.location}{hint}")
 
 
 def _line(*parts: str | Text) -> Text:

@@ -7,20 +7,22 @@
         ...
         state = load_resume_state(store, 12)
 
-    reader = SqliteHistoryReader.open("agentops.db")  # read-only, typed records (the web view)
+    reader = SqliteHistoryReader.open("agentops.db")  # read-only, typed records
+    reader.workflow_runs(limit=20); reader.workflow_run(12); reader.spend()
 
 Modules: ``sqlite`` (the connection and write transactions with retry; a leaf),
 ``opening`` (opening a file for writing, migrated, or read-only), ``migrations``
 (numbered schema changes), ``liveness`` (is a ``running`` run's process still
 there), ``writer`` (the write interface, a Protocol) and ``sqlite_writer`` (its
 SQLite implementation), ``recorder`` (an events subscriber that turns events into
-writer calls), ``records`` (the typed records every reader returns), ``queries``
-(what the history commands read), ``reader`` (the read interface, a Protocol),
-``browse`` and ``sqlite_reader`` (its SQLite implementation), ``batches`` (batch
-reads), ``resume`` (what resume reads). ``RunRecorder``, the writers,
-``check_recordable`` (can a run be recorded here: asked before it starts) and
-``ResumeState`` need the engine's event types, so they are imported on first use:
-the history commands never load them.
+writer calls), ``records`` (the typed records every reader returns, and the one
+mapping from each kind of row), ``reader`` (the read interface the history
+commands and the web view use, a Protocol), ``sqlite_reader`` (its SQLite
+implementation, over ``queries`` for the history commands, ``browse`` for the
+web view and ``batches`` for batch reads), ``resume`` (what resume reads).
+``RunRecorder``, the writers, ``check_recordable`` (can a run be recorded here:
+asked before it starts) and ``ResumeState`` need the engine's event types, so
+they are imported on first use: the history commands never load them.
 """
 
 from __future__ import annotations

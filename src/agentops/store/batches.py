@@ -1,5 +1,6 @@
 """Batches in the history: the ``batches`` row, and each row's workflow runs read back.
 
+Its records (``BatchRecord``, ``RowOutcome``) and their mapping are in ``records``.
 A batch's rows are ordinary workflow runs (recorded by ``RunRecorder``) carrying
 ``batch_id`` and ``batch_row``; the batch row itself is written through the
 ``HistoryWriter`` (``sqlite_writer`` for SQLite). A row run again by ``resume-batch`` gets a new
@@ -18,6 +19,7 @@ from typing import Any
 
 from agentops.errors import RunNotFoundError, StoreError
 from agentops.store.liveness import effective_status
+from agentops.store.records import BatchRecord, RowOutcome, batch_record
 from agentops.store.sqlite import Store, describe
 
 # The row's result: its latest run; "skipped" when that run made no attempt for lack of budget.
@@ -27,57 +29,6 @@ ROW_STATUS = """CASE
      AND EXISTS (SELECT 1 FROM runs r WHERE r.workflow_run_id = w.id AND r.error = 'cost cap')
     THEN 'skipped' ELSE w.status END"""
 LATEST_ROW_RUN = """w.id = (SELECT max(l.id) FROM workflow_runs l WHERE l.batch_id = w.batch_id AND l.batch_row = w.batch_row)"""
-
-
-@dataclass(frozen=True)
-class BatchRecord:
-    id: int
-    workflow: str
-    definition: str
-    source_path: str | None
-    data_path: str
-    data_sha256: str
-    row_count: int
-    input_map: dict[str, str]
-    cost_cap: float | None
-    status: str  # effective: "interrupted" when the recording process died
-    started_at: str
-    finished_at: str | None
-    rows_succeeded: int
-    rows_failed: int
-    rows_skipped: int
-    input_tokens: int
-    output_tokens: int
-    cost: float
-    pauses: int
-    paused_seconds: float
-
-    @property
-    def rows_done(self) -> int:
-        return self.rows_succeeded + self.rows_failed + self.rows_skipped
-
-    def to_json(self) -> dict[str, Any]:
-        fields = dict(self.__dict__)
-        del fields["definition"]
-        return fields
-
-
-@dataclass(frozen=True)
-class RowOutcome:
-    """One row's result as ``--out`` writes it."""
-
-    row: int
-    status: str
-    inputs: dict[str, Any]
-    outputs: dict[
-        str, Any
-    ]  # text, or the parsed value of an agent with an output schema; None: none
-    cost: float
-    error: str | None
-    workflow_run_id: int
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -91,15 +42,6 @@ class RowState:
 _BATCH_COLUMNS = """id, workflow, definition, source_path, data_path, data_sha256, row_count, input_map,
     cost_cap, status, started_at, finished_at, rows_succeeded, rows_failed, rows_skipped, input_tokens,
     output_tokens, cost, pauses, paused_seconds, pid, hostname, process_start"""
-
-
-def _record(row: sqlite3.Row | tuple[Any, ...]) -> BatchRecord:
-    names = [name.strip() for name in _BATCH_COLUMNS.split(",")]
-    values = dict(zip(names, row, strict=True))
-    pid, host, started = values.pop("pid"), values.pop("hostname"), values.pop("process_start")
-    values["status"] = effective_status(values["status"], pid, host, started)
-    values["input_map"] = json.loads(values["input_map"] or "{}")
-    return BatchRecord(**values)
 
 
 def _has_batches(store: Store) -> bool:
@@ -118,14 +60,14 @@ def batch(store: Store, batch_id: int) -> BatchRecord:
             else "; no batch is recorded yet"
         )
         raise RunNotFoundError(f"no batch {batch_id} in {store.path}{hint}")
-    return _record(found[0])
+    return batch_record(found[0])
 
 
 def list_batches(store: Store, *, limit: int = 20) -> list[BatchRecord]:
     if not _has_batches(store):
         return []
     rows = store.read(f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT ?", (limit,))
-    return [_record(row) for row in rows]
+    return [batch_record(row) for row in rows]
 
 
 def progress(store: Store, batch_id: int) -> dict[str, int]:

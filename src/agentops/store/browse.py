@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 
+from agentops.store import records
 from agentops.store.liveness import INTERRUPTED, RUNNING
 from agentops.store.queries import (
     AGENT_COLUMNS,
     WORKFLOW_COLUMNS,
-    agent_run_record,
     attempts_of,
-    decode_inputs,
     not_found,
     tool_calls_of,
-    workflow_run_record,
 )
 from agentops.store.records import (
     AgentOutcome,
@@ -30,6 +28,9 @@ from agentops.store.records import (
     ToolCallRow,
     WorkflowRunHeader,
     WorkflowRunRecord,
+    agent_outcome,
+    agent_run_record,
+    workflow_run_record,
 )
 from agentops.store.sqlite import Store
 
@@ -37,6 +38,7 @@ from agentops.store.sqlite import Store
 # process died reads ``interrupted`` (see liveness), so both filters look at it.
 _STORED_STATUSES = {RUNNING: (RUNNING,), INTERRUPTED: (INTERRUPTED, RUNNING)}
 _CHAIN_LIMIT = 100  # a resume chain longer than this is shown cut
+_EVERY = 2**63 - 1  # SQLite's largest integer: a bound no count reaches
 
 
 def workflow_run_page(
@@ -123,9 +125,9 @@ def _run_rows(
     )
 
 
-def workflow_names(store: Store, limit: int = 500) -> list[str]:
+def workflow_names(store: Store, limit: int | None = 500) -> list[str]:
     """Distinct workflow names by skipping through the ``(workflow, id)`` index: one
-    lookup per name, not a scan of every run."""
+    lookup per name, not a scan of every run (None: every name)."""
     rows = store.read(
         """WITH RECURSIVE names(name, n) AS (
             SELECT min(workflow), 1 FROM workflow_runs
@@ -134,7 +136,7 @@ def workflow_names(store: Store, limit: int = 500) -> list[str]:
             FROM names WHERE names.name IS NOT NULL AND n < ?
         )
         SELECT name FROM names WHERE name IS NOT NULL""",
-        (limit,),
+        (_EVERY if limit is None else limit,),
     )
     return [row[0] for row in rows]
 
@@ -147,13 +149,7 @@ def workflow_run_header(store: Store, workflow_run_id: int) -> WorkflowRunHeader
     )
     if not rows:
         raise not_found(store, "workflow_runs", "workflow run", workflow_run_id)
-    row = rows[0]
-    return WorkflowRunHeader(
-        run=workflow_run_record(row),
-        definition=row["definition"],
-        definition_sha256=row["definition_sha256"],
-        inputs=decode_inputs(row["inputs"]),
-    )
+    return records.workflow_run_header(rows[0])
 
 
 def workflow_run_summary(store: Store, workflow_run_id: int) -> WorkflowRunRecord:
@@ -170,31 +166,11 @@ def agent_outcomes(store: Store, workflow_run_id: int) -> list[AgentOutcome]:
         """SELECT r.id, r.agent, r.status, r.model, r.provider, r.input_tokens, r.output_tokens,
             r.tokens_estimated, r.cost, r.started_at, r.finished_at, r.duration, r.reused,
             r.reused_from_run_id, r.error,
-            (SELECT count(*) FROM attempts a WHERE a.run_id = r.id) AS attempts
+            (SELECT count(*) FROM attempts a WHERE a.run_id = r.id) AS attempt_count
         FROM runs r WHERE r.workflow_run_id = ? ORDER BY r.id""",
         (workflow_run_id,),
     )
-    return [
-        AgentOutcome(
-            run_id=row["id"],
-            agent=row["agent"] or "",
-            status=row["status"] or "",
-            model=row["model"],
-            provider=row["provider"],
-            input_tokens=row["input_tokens"] or 0,
-            output_tokens=row["output_tokens"] or 0,
-            tokens_estimated=bool(row["tokens_estimated"]),
-            cost=row["cost"],
-            attempts=row["attempts"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            duration=row["duration"],
-            reused=bool(row["reused"]),
-            reused_from_run_id=row["reused_from_run_id"],
-            error=row["error"],
-        )
-        for row in rows
-    ]
+    return [agent_outcome(row) for row in rows]
 
 
 def agent_starts(store: Store, workflow_run_id: int) -> list[AgentStart]:
@@ -202,9 +178,7 @@ def agent_starts(store: Store, workflow_run_id: int) -> list[AgentStart]:
         "SELECT agent, model, provider, started_at FROM agent_starts WHERE workflow_run_id = ? ORDER BY agent",
         (workflow_run_id,),
     )
-    return [
-        AgentStart(row["agent"], row["model"], row["provider"], row["started_at"]) for row in rows
-    ]
+    return [records.agent_start(row) for row in rows]
 
 
 def agent_start(store: Store, workflow_run_id: int, agent: str) -> AgentStart | None:
@@ -214,10 +188,7 @@ def agent_start(store: Store, workflow_run_id: int, agent: str) -> AgentStart | 
     )
     if not rows:
         return None
-    row = rows[0]
-    return AgentStart(
-        row["agent"], row["model"], row["provider"], row["started_at"], prompt=row["prompt"]
-    )
+    return records.agent_start(rows[0], with_prompt=True)
 
 
 def agent_run_in(store: Store, workflow_run_id: int, agent: str) -> AgentRunRecord | None:

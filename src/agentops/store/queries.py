@@ -1,19 +1,14 @@
-"""Reading the history: the queries behind the history commands, and their records.
+"""The SQLite queries behind the history commands (read through ``SqliteHistoryReader``).
 
 Every query here is served by an index (see migrations): listings read the
 newest rows first (``ORDER BY id DESC LIMIT n`` walks the primary key or a
 ``(workflow, id)`` index), details look rows up by id or ``workflow_run_id``.
-Records are the dataclasses of ``records``.
+Rows become records through the mappings of ``records``.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from typing import Any
-
 from agentops.errors import RunNotFoundError
-from agentops.store.liveness import effective_status
 from agentops.store.records import (
     AgentRunRecord,
     AttemptRecord,
@@ -23,9 +18,15 @@ from agentops.store.records import (
     ToolServerRow,
     WorkflowRunDetail,
     WorkflowRunRecord,
+    agent_run_record,
+    attempt_record,
+    cost_group,
+    tool_call_row,
+    tool_server_row,
+    workflow_run_header,
+    workflow_run_record,
 )
 from agentops.store.sqlite import Store
-from agentops.store.timestamps import from_iso
 
 __all__ = [
     "AgentRunRecord",
@@ -39,8 +40,6 @@ __all__ = [
     "agent_run",
     "agent_runs",
     "attempts_of",
-    "decode_inputs",
-    "recorded_workflows",
     "spend",
     "tool_calls_of",
     "tool_servers_of",
@@ -54,32 +53,6 @@ __all__ = [
 AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
     output_tokens, tokens_estimated, cost, retries, started_at, finished_at, duration, reused,
     reused_from_run_id, output, error, value"""
-
-
-def agent_run_record(row: sqlite3.Row, *, with_prompt: bool = False) -> AgentRunRecord:
-    return AgentRunRecord(
-        id=row["id"],
-        workflow_run_id=row["workflow_run_id"],
-        workflow=row["workflow"],
-        agent=row["agent"],
-        status=row["status"],
-        model=row["model"],
-        provider=row["provider"],
-        input_tokens=row["input_tokens"] or 0,
-        output_tokens=row["output_tokens"] or 0,
-        tokens_estimated=bool(row["tokens_estimated"]),
-        cost=row["cost"],
-        retries=row["retries"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        duration=row["duration"],
-        reused=bool(row["reused"]),
-        reused_from_run_id=row["reused_from_run_id"],
-        output=row["output"],
-        error=row["error"],
-        value=row["value"],
-        prompt=row["prompt"] if with_prompt else None,
-    )
 
 
 def agent_runs(
@@ -119,23 +92,7 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
             tuple(chunk),
         )
         for row in rows:
-            found.setdefault(row["run_id"], []).append(
-                AttemptRecord(
-                    number=row["number"],
-                    status=row["status"],
-                    http_status=row["http_status"],
-                    error=row["error"],
-                    error_type=row["error_type"],
-                    started_at=row["started_at"],
-                    duration=row["duration"],
-                    input_tokens=row["input_tokens"],
-                    output_tokens=row["output_tokens"],
-                    tokens_estimated=bool(row["tokens_estimated"]),
-                    cost=row["cost"],
-                    turn=row["turn"],
-                    validation_error=row["validation_error"],
-                )
-            )
+            found.setdefault(row["run_id"], []).append(attempt_record(row))
     return found
 
 
@@ -150,19 +107,7 @@ def tool_calls_of(store: Store, run_ids: list[int]) -> dict[int, list[ToolCallRo
             tuple(chunk),
         )
         for row in rows:
-            found.setdefault(row["run_id"], []).append(
-                ToolCallRow(
-                    turn=row["turn"],
-                    call_id=row["call_id"],
-                    tool=row["tool"],
-                    arguments=row["arguments"],
-                    status=row["status"],
-                    result=row["result"],
-                    error=row["error"],
-                    started_at=row["started_at"],
-                    duration=row["duration"],
-                )
-            )
+            found.setdefault(row["run_id"], []).append(tool_call_row(row))
     return found
 
 
@@ -172,26 +117,7 @@ def tool_servers_of(store: Store, workflow_run_id: int) -> list[ToolServerRow]:
         WHERE workflow_run_id = ? ORDER BY id""",
         (workflow_run_id,),
     )
-    return [
-        ToolServerRow(
-            name=row["name"],
-            transport=row["transport"],
-            target=row["target"],
-            tools=_json_list(row["tools"]),
-            stderr=row["stderr"],
-            started_at=row["started_at"],
-            stopped_at=row["stopped_at"],
-        )
-        for row in rows
-    ]
-
-
-def _json_list(text: str | None) -> list[str]:
-    try:
-        value = json.loads(text or "[]")
-    except ValueError:
-        return []
-    return [str(item) for item in value] if isinstance(value, list) else []
+    return [tool_server_row(row) for row in rows]
 
 
 # --- workflow runs -------------------------------------------------------------------------------
@@ -202,33 +128,6 @@ WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
         AS agents_succeeded,
     w.input_tokens, w.output_tokens, w.tokens_estimated, w.cost, w.cost_cap, w.resumed_from,
     w.source_path, w.hostname, w.pid, w.process_start"""
-
-
-def workflow_run_record(row: sqlite3.Row) -> WorkflowRunRecord:
-    return WorkflowRunRecord(
-        id=row["id"],
-        workflow=row["workflow"],
-        status=effective_status(row["status"], row["pid"], row["hostname"], row["process_start"]),
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        duration=_seconds_between(row["started_at"], row["finished_at"]),
-        agents_total=row["agents_total"],
-        agents_succeeded=row["agents_succeeded"],
-        input_tokens=row["input_tokens"],
-        output_tokens=row["output_tokens"],
-        tokens_estimated=bool(row["tokens_estimated"]),
-        cost=row["cost"] or 0.0,
-        cost_cap=row["cost_cap"],
-        resumed_from=row["resumed_from"],
-        source_path=row["source_path"],
-        hostname=row["hostname"],
-        pid=row["pid"],
-    )
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    started, finished = from_iso(start), from_iso(end)
-    return None if started is None or finished is None else finished - started
 
 
 def workflow_runs(
@@ -255,6 +154,7 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
     if not rows:
         raise not_found(store, "workflow_runs", "workflow run", workflow_run_id)
     row = rows[0]
+    header = workflow_run_header(row)
     agent_rows = store.read(
         f"SELECT {AGENT_COLUMNS}, prompt FROM runs WHERE workflow_run_id = ? ORDER BY id",
         (workflow_run_id,),
@@ -266,10 +166,10 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
         agent.attempts = attempts.get(agent.id, [])
         agent.tool_calls = calls.get(agent.id, [])
     return WorkflowRunDetail(
-        run=workflow_run_record(row),
-        definition=row["definition"],
-        definition_sha256=row["definition_sha256"],
-        inputs=decode_inputs(row["inputs"]),
+        run=header.run,
+        definition=header.definition,
+        definition_sha256=header.definition_sha256,
+        inputs=header.inputs,
         agents=agents,
         trace_id=row["trace_id"],
         trace_span_id=row["trace_span_id"],
@@ -277,25 +177,8 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
     )
 
 
-def decode_inputs(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def recorded_workflows(store: Store) -> list[str]:
-    """Names of every workflow with a recorded run (for "did you mean")."""
-    rows = store.read(
-        "SELECT DISTINCT workflow FROM workflow_runs WHERE workflow IS NOT NULL ORDER BY workflow"
-    )
-    return [row[0] for row in rows]
-
-
 def workflow_is_recorded(store: Store, workflow: str) -> bool:
+    """Whether any run of ``workflow`` is recorded (``workflow_runs_by_workflow`` index)."""
     return bool(store.read("SELECT 1 FROM workflow_runs WHERE workflow = ? LIMIT 1", (workflow,)))
 
 
@@ -338,19 +221,7 @@ def spend(
         FROM runs WHERE {" AND ".join(conditions)} GROUP BY key ORDER BY key""",
         tuple(parameters),
     )
-    return [
-        CostGroup(
-            key=row["key"],
-            workflow_runs=row["workflow_runs"],
-            agent_runs=row["agent_runs"],
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            tokens_estimated=bool(row["tokens_estimated"]),
-            cost=row["cost"],
-            unpriced_runs=row["unpriced_runs"],
-        )
-        for row in rows
-    ]
+    return [cost_group(row) for row in rows]
 
 
 # --- not found -------------------------------------------------------------------------------------

@@ -1,21 +1,29 @@
-"""The read side of the history as an interface: what the web view (and, later, any
-other reader) may ask a store, answered with the typed records of ``records``.
+"""The read side of the history as an interface: what the history commands and the web
+view may ask a store, answered with the typed records of ``records``.
 
 ``SqliteHistoryReader`` (``store.sqlite_reader``) implements it over a SQLite
-file; a PostgreSQL store implements the same Protocol. Every method is a
-bounded query: pages are keyset-paged, a run's agents are read by its id.
+file; a PostgreSQL store implements the same Protocol and plugs in where
+``cli.app`` and ``web.serve`` build the reader. Every method is a bounded query:
+listings read the newest rows first up to a limit, pages are keyset-paged, a
+run's agents are read by its id, a batch's rows are streamed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from agentops.store.records import (
     AgentOutcome,
     AgentRunRecord,
     AgentStart,
+    BatchRecord,
+    CostGroup,
+    CostGrouping,
+    RowOutcome,
     RunPage,
     ToolCallRow,
+    WorkflowRunDetail,
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
@@ -25,6 +33,19 @@ __all__ = ["HistoryReader"]
 
 class HistoryReader(Protocol):
     """Read-only queries over recorded runs. ``RunNotFoundError`` for an unknown run id."""
+
+    @property
+    def location(self) -> str:
+        """Where the history is, as messages name it (a file path, a database URL)."""
+        ...
+
+    # --- workflow runs ----------------------------------------------------------------------
+
+    def workflow_runs(
+        self, *, workflow: str | None = None, limit: int = 20
+    ) -> list[WorkflowRunRecord]:
+        """The newest workflow runs, optionally of one workflow."""
+        ...
 
     def workflow_run_page(
         self,
@@ -39,16 +60,36 @@ class HistoryReader(Protocol):
         with ids below ``before`` or, for the previous page, above ``after``."""
         ...
 
-    def workflow_names(self, limit: int = 500) -> list[str]:
-        """Names of recorded workflows, in order (at most ``limit``)."""
+    def workflow_names(self, limit: int | None = 500) -> list[str]:
+        """Names of recorded workflows, in order (at most ``limit``; None: every one)."""
+        ...
+
+    def workflow_is_recorded(self, workflow: str) -> bool: ...
+
+    def workflow_run(self, workflow_run_id: int) -> WorkflowRunDetail:
+        """A workflow run with every agent run, its prompts, attempts and tool calls."""
         ...
 
     def workflow_run_header(self, workflow_run_id: int) -> WorkflowRunHeader: ...
 
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord: ...
 
+    def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
+        """The runs this one continues and those that continue it, oldest first, itself included."""
+        ...
+
+    # --- agent runs ---------------------------------------------------------------------------
+
+    def agent_runs(self, *, workflow: str | None = None, limit: int = 20) -> list[AgentRunRecord]:
+        """The newest agent runs, optionally of one workflow (without prompts and attempts)."""
+        ...
+
+    def agent_run(self, agent_run_id: int) -> AgentRunRecord:
+        """One agent run with its prompt, attempts and tool calls."""
+        ...
+
     def agent_outcomes(self, workflow_run_id: int) -> list[AgentOutcome]:
-        """Every settled agent of a run, in the order they were recorded."""
+        """Every settled agent of a run, light, in the order they were recorded."""
         ...
 
     def agent_starts(self, workflow_run_id: int) -> list[AgentStart]:
@@ -63,12 +104,35 @@ class HistoryReader(Protocol):
         """An agent's start, with the prompt as sent (None: never started, or settled)."""
         ...
 
-    def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
-        """The runs this one continues and those that continue it, oldest first, itself included."""
-        ...
-
     def tool_calls(self, agent_run_id: int) -> list[ToolCallRow]:
         """An agent run's tool calls in order (none where the store has no tool calls)."""
+        ...
+
+    # --- spend and batches --------------------------------------------------------------------
+
+    def spend(
+        self,
+        *,
+        by: CostGrouping | None = CostGrouping.workflow,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[CostGroup]:
+        """Spend and tokens of agent runs finished in [since, until), grouped ``by`` (None:
+        one "total" group, none if nothing matched); reused results left out."""
+        ...
+
+    def batches(self, *, limit: int = 20) -> list[BatchRecord]:
+        """The newest batches."""
+        ...
+
+    def batch(self, batch_id: int) -> BatchRecord: ...
+
+    def batch_progress(self, batch_id: int) -> dict[str, int]:
+        """Row counts by the status of each row's latest run."""
+        ...
+
+    def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:
+        """Each row's latest run in row order, with every agent's output; streamed."""
         ...
 
     def close(self) -> None: ...

@@ -1,6 +1,11 @@
 """The history's records: plain dataclasses that every reader returns, whatever the
-store behind it (SQLite today). ``to_json()`` gives the ``--json`` shape, with the
-same keys in the same order every time. A leaf: it imports nothing of the store.
+store behind it (SQLite today), and the one mapping from a row of each table to its
+record. ``to_json()`` gives the ``--json`` shape, with the same keys in the same
+order every time.
+
+A mapping takes any row that is read by column name (``sqlite3.Row``; a PostgreSQL
+driver's dict rows), so every store and every query of a row kind builds its record
+the same way. Of the store it imports only the leaves ``liveness`` and ``timestamps``.
 """
 
 from __future__ import annotations
@@ -8,7 +13,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+
+from agentops.store.liveness import effective_status
+from agentops.store.timestamps import from_iso
+
+
+class StoredRow(Protocol):
+    """A result row read by column name."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
 
 
 @dataclass
@@ -133,12 +147,21 @@ class WorkflowRunRecord:
 
 
 @dataclass
-class WorkflowRunDetail:
+class WorkflowRunHeader:
+    """A workflow run without its agents: what a run's page shows above the graph."""
+
     run: WorkflowRunRecord
     definition: str | None
     definition_sha256: str | None
     inputs: dict[str, Any]
-    agents: list[AgentRunRecord]
+
+
+@dataclass
+class WorkflowRunDetail(WorkflowRunHeader):
+    """A workflow run's header with every agent run (prompts, attempts, tool calls) and
+    its MCP servers: what ``show-workflow-run`` shows."""
+
+    agents: list[AgentRunRecord] = field(default_factory=list)
     trace_id: str | None = None  # the run's OpenTelemetry trace, when it was traced
     trace_span_id: str | None = None  # its workflow span
     tool_servers: list[ToolServerRow] = field(default_factory=list)
@@ -177,17 +200,7 @@ class CostGroup:
         return asdict(self)
 
 
-# --- what the web view reads (see reader.HistoryReader) ------------------------------------------
-
-
-@dataclass
-class WorkflowRunHeader:
-    """A workflow run without its agents: what a run's page shows above the graph."""
-
-    run: WorkflowRunRecord
-    definition: str | None
-    definition_sha256: str | None
-    inputs: dict[str, Any]
+# --- what a run's page in the web view reads ------------------------------------------------
 
 
 @dataclass
@@ -203,9 +216,15 @@ class RunPage:
 
 @dataclass
 class AgentOutcome:
-    """A settled agent in a workflow run, without its prompt and output (a graph node's data)."""
+    """A settled agent in a workflow run without its prompt, output and attempts: a graph
+    node's data, light because a run's page reads one per agent (1,000 on a large run).
 
-    run_id: int  # its row in runs
+    A subset of ``AgentRunRecord``: the same row of ``runs``, the same field names and
+    meanings (a test holds them equal), with ``attempt_count`` where the full record
+    lists its attempts, and ``agent``/``status`` never None.
+    """
+
+    id: int  # its row in runs
     agent: str
     status: str
     model: str | None
@@ -214,7 +233,7 @@ class AgentOutcome:
     output_tokens: int
     tokens_estimated: bool
     cost: float | None
-    attempts: int
+    attempt_count: int
     started_at: str | None
     finished_at: str | None
     duration: float | None
@@ -232,3 +251,261 @@ class AgentStart:
     provider: str | None
     started_at: str | None
     prompt: str | None = None  # loaded by agent_start() only
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One row of ``batches``."""
+
+    id: int
+    workflow: str
+    definition: str
+    source_path: str | None
+    data_path: str
+    data_sha256: str
+    row_count: int
+    input_map: dict[str, str]
+    cost_cap: float | None
+    status: str  # effective: "interrupted" when the recording process died
+    started_at: str
+    finished_at: str | None
+    rows_succeeded: int
+    rows_failed: int
+    rows_skipped: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    pauses: int
+    paused_seconds: float
+
+    @property
+    def rows_done(self) -> int:
+        return self.rows_succeeded + self.rows_failed + self.rows_skipped
+
+    def to_json(self) -> dict[str, Any]:
+        fields = dict(self.__dict__)
+        del fields["definition"]
+        return fields
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """One batch row's result as ``--out`` writes it."""
+
+    row: int
+    status: str
+    inputs: dict[str, Any]
+    outputs: dict[
+        str, Any
+    ]  # text, or the parsed value of an agent with an output schema; None: none
+    cost: float
+    error: str | None
+    workflow_run_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --- one mapping per row kind ----------------------------------------------------------------------
+
+
+def attempt_record(row: StoredRow) -> AttemptRecord:
+    """A row of ``attempts``."""
+    return AttemptRecord(
+        number=row["number"],
+        status=row["status"],
+        http_status=row["http_status"],
+        error=row["error"],
+        error_type=row["error_type"],
+        started_at=row["started_at"],
+        duration=row["duration"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"],
+        turn=row["turn"],
+        validation_error=row["validation_error"],
+    )
+
+
+def tool_call_row(row: StoredRow) -> ToolCallRow:
+    """A row of ``tool_calls``."""
+    return ToolCallRow(
+        turn=row["turn"],
+        call_id=row["call_id"],
+        tool=row["tool"],
+        arguments=row["arguments"],
+        status=row["status"],
+        result=row["result"],
+        error=row["error"],
+        started_at=row["started_at"],
+        duration=row["duration"],
+    )
+
+
+def tool_server_row(row: StoredRow) -> ToolServerRow:
+    """A row of ``tool_servers`` (``tools`` is a JSON list)."""
+    return ToolServerRow(
+        name=row["name"],
+        transport=row["transport"],
+        target=row["target"],
+        tools=_json_list(row["tools"]),
+        stderr=row["stderr"],
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+    )
+
+
+def agent_run_record(row: StoredRow, *, with_prompt: bool = False) -> AgentRunRecord:
+    """A row of ``runs``, whole (its attempts and tool calls are read apart)."""
+    return AgentRunRecord(
+        id=row["id"],
+        workflow_run_id=row["workflow_run_id"],
+        workflow=row["workflow"],
+        agent=row["agent"],
+        status=row["status"],
+        model=row["model"],
+        provider=row["provider"],
+        input_tokens=row["input_tokens"] or 0,
+        output_tokens=row["output_tokens"] or 0,
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"],
+        retries=row["retries"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration=row["duration"],
+        reused=bool(row["reused"]),
+        reused_from_run_id=row["reused_from_run_id"],
+        output=row["output"],
+        error=row["error"],
+        value=row["value"],
+        prompt=row["prompt"] if with_prompt else None,
+    )
+
+
+def agent_outcome(row: StoredRow) -> AgentOutcome:
+    """A row of ``runs``, light (see ``AgentOutcome``), with its ``attempt_count``."""
+    return AgentOutcome(
+        id=row["id"],
+        agent=row["agent"] or "",
+        status=row["status"] or "",
+        model=row["model"],
+        provider=row["provider"],
+        input_tokens=row["input_tokens"] or 0,
+        output_tokens=row["output_tokens"] or 0,
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"],
+        attempt_count=row["attempt_count"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration=row["duration"],
+        reused=bool(row["reused"]),
+        reused_from_run_id=row["reused_from_run_id"],
+        error=row["error"],
+    )
+
+
+def agent_start(row: StoredRow, *, with_prompt: bool = False) -> AgentStart:
+    """A row of ``agent_starts``."""
+    prompt = row["prompt"] if with_prompt else None
+    return AgentStart(row["agent"], row["model"], row["provider"], row["started_at"], prompt)
+
+
+def workflow_run_record(row: StoredRow) -> WorkflowRunRecord:
+    """A row of ``workflow_runs`` with its agent counts; the status is the effective one."""
+    return WorkflowRunRecord(
+        id=row["id"],
+        workflow=row["workflow"],
+        status=effective_status(row["status"], row["pid"], row["hostname"], row["process_start"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration=_seconds_between(row["started_at"], row["finished_at"]),
+        agents_total=row["agents_total"],
+        agents_succeeded=row["agents_succeeded"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"] or 0.0,
+        cost_cap=row["cost_cap"],
+        resumed_from=row["resumed_from"],
+        source_path=row["source_path"],
+        hostname=row["hostname"],
+        pid=row["pid"],
+    )
+
+
+def workflow_run_header(row: StoredRow) -> WorkflowRunHeader:
+    """A row of ``workflow_runs`` with its definition and inputs."""
+    return WorkflowRunHeader(
+        run=workflow_run_record(row),
+        definition=row["definition"],
+        definition_sha256=row["definition_sha256"],
+        inputs=decode_inputs(row["inputs"]),
+    )
+
+
+def cost_group(row: StoredRow) -> CostGroup:
+    """A row of the spend query: ``runs`` summed by one key."""
+    return CostGroup(
+        key=row["key"],
+        workflow_runs=row["workflow_runs"],
+        agent_runs=row["agent_runs"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"],
+        unpriced_runs=row["unpriced_runs"],
+    )
+
+
+def batch_record(row: StoredRow) -> BatchRecord:
+    """A row of ``batches``; the status is the effective one."""
+    return BatchRecord(
+        id=row["id"],
+        workflow=row["workflow"],
+        definition=row["definition"],
+        source_path=row["source_path"],
+        data_path=row["data_path"],
+        data_sha256=row["data_sha256"],
+        row_count=row["row_count"],
+        input_map=json.loads(row["input_map"] or "{}"),
+        cost_cap=row["cost_cap"],
+        status=effective_status(row["status"], row["pid"], row["hostname"], row["process_start"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        rows_succeeded=row["rows_succeeded"],
+        rows_failed=row["rows_failed"],
+        rows_skipped=row["rows_skipped"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cost=row["cost"],
+        pauses=row["pauses"],
+        paused_seconds=row["paused_seconds"],
+    )
+
+
+def decode_inputs(text: str | None) -> dict[str, Any]:
+    """A run's inputs as stored (a JSON object); {} for none or a damaged value."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _json_list(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    started, finished = from_iso(start), from_iso(end)
+    return None if started is None or finished is None else finished - started

@@ -1,18 +1,26 @@
-"""``HistoryReader`` over a SQLite history file, opened read-only."""
+"""``HistoryReader`` over a SQLite history file: the history commands' queries
+(``queries``, ``batches``) and the web view's (``browse``) behind one object."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from agentops.store import browse
+from agentops.store import batches as batch_queries
+from agentops.store import browse, queries
 from agentops.store.opening import open_reader
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
     AgentOutcome,
     AgentRunRecord,
     AgentStart,
+    BatchRecord,
+    CostGroup,
+    CostGrouping,
+    RowOutcome,
     RunPage,
     ToolCallRow,
+    WorkflowRunDetail,
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
@@ -22,7 +30,11 @@ __all__ = ["SqliteHistoryReader"]
 
 
 class SqliteHistoryReader:
-    """One read-only connection; one thread at a time (the web view opens one per thread)."""
+    """One connection; one thread at a time (the web view opens one per thread).
+
+    ``open`` opens a file read-only (the web view); the history commands hand in the
+    store they opened, migrated (``open_store``).
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -30,6 +42,15 @@ class SqliteHistoryReader:
     @classmethod
     def open(cls, path: str | Path) -> SqliteHistoryReader:
         return cls(open_reader(path))
+
+    @property
+    def location(self) -> str:
+        return str(self.store.path)
+
+    def workflow_runs(
+        self, *, workflow: str | None = None, limit: int = 20
+    ) -> list[WorkflowRunRecord]:
+        return queries.workflow_runs(self.store, workflow=workflow, limit=limit)
 
     def workflow_run_page(
         self,
@@ -44,14 +65,29 @@ class SqliteHistoryReader:
             self.store, workflow=workflow, status=status, before=before, after=after, limit=limit
         )
 
-    def workflow_names(self, limit: int = 500) -> list[str]:
+    def workflow_names(self, limit: int | None = 500) -> list[str]:
         return browse.workflow_names(self.store, limit)
+
+    def workflow_is_recorded(self, workflow: str) -> bool:
+        return queries.workflow_is_recorded(self.store, workflow)
+
+    def workflow_run(self, workflow_run_id: int) -> WorkflowRunDetail:
+        return queries.workflow_run(self.store, workflow_run_id)
 
     def workflow_run_header(self, workflow_run_id: int) -> WorkflowRunHeader:
         return browse.workflow_run_header(self.store, workflow_run_id)
 
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord:
         return browse.workflow_run_summary(self.store, workflow_run_id)
+
+    def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
+        return browse.resume_chain(self.store, workflow_run_id)
+
+    def agent_runs(self, *, workflow: str | None = None, limit: int = 20) -> list[AgentRunRecord]:
+        return queries.agent_runs(self.store, workflow=workflow, limit=limit)
+
+    def agent_run(self, agent_run_id: int) -> AgentRunRecord:
+        return queries.agent_run(self.store, agent_run_id)
 
     def agent_outcomes(self, workflow_run_id: int) -> list[AgentOutcome]:
         return browse.agent_outcomes(self.store, workflow_run_id)
@@ -65,11 +101,29 @@ class SqliteHistoryReader:
     def agent_start(self, workflow_run_id: int, agent: str) -> AgentStart | None:
         return browse.agent_start(self.store, workflow_run_id, agent)
 
-    def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
-        return browse.resume_chain(self.store, workflow_run_id)
-
     def tool_calls(self, agent_run_id: int) -> list[ToolCallRow]:
         return browse.tool_calls(self.store, agent_run_id)
+
+    def spend(
+        self,
+        *,
+        by: CostGrouping | None = CostGrouping.workflow,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[CostGroup]:
+        return queries.spend(self.store, by=by, since=since, until=until)
+
+    def batches(self, *, limit: int = 20) -> list[BatchRecord]:
+        return batch_queries.list_batches(self.store, limit=limit)
+
+    def batch(self, batch_id: int) -> BatchRecord:
+        return batch_queries.batch(self.store, batch_id)
+
+    def batch_progress(self, batch_id: int) -> dict[str, int]:
+        return batch_queries.progress(self.store, batch_id)
+
+    def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:
+        return batch_queries.row_outcomes(self.store, batch_id)
 
     def close(self) -> None:
         self.store.close()

@@ -181,7 +181,7 @@ def summary_of(state: AgentState) -> dict[str, Any]:
     outcome = state.outcome
     return {
         "status": state.status,
-        "attempts": outcome.attempts if outcome else 0,
+        "attempts": outcome.attempt_count if outcome else 0,
         "tokens": (
             f"{'~' if outcome.tokens_estimated else ''}{outcome.input_tokens}+{outcome.output_tokens}"
             if outcome
