@@ -11,12 +11,7 @@ import agentops
 from agentops.runtime.engine import Engine
 from agentops.runtime.events import AgentFinished, AgentStatus, AttemptFailed, RunStatus
 from agentops.testing.server import Fault, OpenAITestServer
-from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
-
-
-@pytest.fixture(autouse=True)
-def test_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
+from engine_helpers import TEST_KEY, EventLog, workflow_on
 
 
 @pytest.fixture

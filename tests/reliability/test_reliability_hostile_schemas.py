@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_reliability_hostile_input import invoke
 
 from agentops.errors import WorkflowError
 from agentops.runtime.messages import ChatResponse
@@ -23,7 +24,6 @@ from agentops.testing.server import OpenAITestServer
 from agentops.workflow.loader import resolve_schema_files
 from agentops.workflow.spec import Workflow
 from reliability_helpers import KEY, KEY_ENV, run_agentops, workflow_document
-from test_reliability_hostile_input import invoke
 
 NEVER_FETCHED = (
     "is not defined inside the schema, and schemas are never fetched or read from elsewhere; "

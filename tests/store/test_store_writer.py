@@ -28,7 +28,7 @@ from agentops.store import HistoryWriter, RunRecorder
 from agentops.store.writer import AgentChanges
 from agentops.workflow.loader import load_workflow_text
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "agentops"
+SRC = Path(__file__).resolve().parents[2] / "src" / "agentops"
 
 
 class MemoryWriter:

@@ -749,7 +749,7 @@ def test_fuzz_well_formed_yaml_of_any_shape(data: object) -> None:
 
 
 _PARITY_CASES = [
-    *(p.read_text() for p in sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))),
+    *(p.read_text() for p in sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))),
     "name: x\nname: y\nagents: []\n",  # a duplicate key
     "name: x\nagents:\n  - {name: a, model: m, task: t}\n  - &b {name: b, model: m, task: !!binary aGk=}\n",
     "defaults: &d {model: m}\nagents:\n  - {<<: *d, name: a, task: 't {{ inputs.q }}'}\n  - {1: x}\n",

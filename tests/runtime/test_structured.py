@@ -26,7 +26,7 @@ from agentops.workflow.loader import load_workflow, load_workflow_text
 from agentops.workflow.schemas import field_problem, schema_problem, strict_mode_problem
 from agentops.workflow.spec import Agent, OutputSpec, Workflow
 from agentops.workflow.templates import render
-from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
+from engine_helpers import EventLog, workflow_on
 
 PLAN = {
     "type": "object",
@@ -529,11 +529,6 @@ def test_a_workflow_built_in_python_takes_a_pydantic_model_and_exposes_the_value
 def server() -> Any:
     with OpenAITestServer() as running:
         yield running
-
-
-@pytest.fixture(autouse=True)
-def _test_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
 
 
 class Watcher:

@@ -256,7 +256,7 @@ def test_an_unknown_local_model_is_a_configuration_error() -> None:
 
 def test_the_local_example_runs_end_to_end_through_the_cli(tmp_path: Path) -> None:
     """What `scripts/demo.sh` runs: the quick start's promise, on the real model, in CI."""
-    example = Path(__file__).resolve().parent.parent / "examples" / "local_workflow.yaml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "local_workflow.yaml"
     db = tmp_path / "agentops.db"
     completed = subprocess.run(
         [sys.executable, "-m", "agentops", "run", str(example), "--db", str(db)],

@@ -10,12 +10,7 @@ import pytest
 import agentops
 from agentops.runtime.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
 from agentops.testing.server import OpenAITestServer
-from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
-
-
-@pytest.fixture(autouse=True)
-def test_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
+from engine_helpers import EventLog, workflow_on
 
 
 def latency_by_marker(body: dict[str, Any]) -> float:

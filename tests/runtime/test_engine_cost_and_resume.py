@@ -12,15 +12,10 @@ import agentops
 from agentops.errors import CostCapError
 from agentops.runtime.events import AgentStatus, CostWarning, RunStatus
 from agentops.testing.server import Fault, OpenAITestServer
-from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
+from engine_helpers import EventLog, workflow_on
 
 # Deliberately expensive, so that a handful of calls reach the cap.
 PRICES = {"gpt-4o-mini": {"input": 1000.0, "output": 4000.0}}
-
-
-@pytest.fixture(autouse=True)
-def test_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
 
 
 @pytest.fixture
