@@ -176,6 +176,7 @@ FORBIDDEN = {
         "batch",
         "cli",
         "api",
+        "assembly",
     ),
     "agentops.runtime": (
         "providers",
@@ -187,6 +188,7 @@ FORBIDDEN = {
         "batch",
         "cli",
         "api",
+        "assembly",
     ),
     "agentops.store": (
         "runtime.engine",
@@ -197,6 +199,7 @@ FORBIDDEN = {
         "batch",
         "cli",
         "api",
+        "assembly",
     ),
 }
 

@@ -415,6 +415,30 @@ def test_the_python_api_runs_a_batch_on_the_fake_provider(tmp_path: Path) -> Non
     assert agent_of({"messages": [{"content": "agent a: x"}]}) == "a"  # the helper the suite shares
 
 
+def test_batch_options_given_as_one_object_or_as_keywords_are_the_same_options(
+    tmp_path: Path,
+) -> None:
+    from agentops import FakeProvider
+    from agentops.batch import BatchOptions, resume_batch, run_batch
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "name: api_batch\ninputs: {topic: }\nagents:\n  - {name: a, model: gpt-4o-mini, task: 'about {{ inputs.topic }}'}\n"
+    )
+    data = write_jsonl(tmp_path / "rows.jsonl", topics(2))
+    fake = FakeProvider({"*": "ok"})
+    options = BatchOptions(db=tmp_path / "h.db", provider=fake)
+
+    first = run_batch(flow, data=data, options=options, out=tmp_path / "out.jsonl")
+    again = resume_batch(first.batch_id, options=options)
+
+    assert (first.exit_code, first.succeeded, first.out) == (0, 2, tmp_path / "out.jsonl")
+    assert (again.batch_id, again.reused, again.out) == (first.batch_id, 2, None)
+    assert len(fake.requests) == 2
+    with pytest.raises(TypeError, match="unexpected keyword argument 'cost_capp'"):
+        run_batch(flow, data=data, options=options, cost_capp=1.0)
+
+
 def test_a_cap_with_a_model_of_no_known_price_is_refused_before_any_call(
     tmp_path: Path, server: OpenAITestServer
 ) -> None:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import agentops
-from agentops.api import prepare
+from agentops.assembly import prepare
 from agentops.errors import ProviderError, RateLimitError
 from agentops.providers.fake import FakeProvider
 from agentops.providers.registry import ProviderRegistry

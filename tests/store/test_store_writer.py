@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from agentops import FakeProvider
-from agentops.api import prepare
+from agentops.assembly import prepare
 from agentops.runtime.engine import Engine, RunOptions
 from agentops.runtime.events import (
     AgentResult,

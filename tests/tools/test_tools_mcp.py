@@ -5,6 +5,7 @@ the process table checked for orphans."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -238,6 +239,33 @@ def test_a_server_that_cannot_start_is_exit_2_with_its_stderr(folder: Path) -> N
         not (folder / "h.db").exists()
         or rows(folder / "h.db", "SELECT count(*) FROM workflow_runs")[0][0] == 0
     )
+
+
+def test_a_run_cancelled_while_its_servers_start_leaves_none_running(folder: Path) -> None:
+    marker = uuid.uuid4().hex
+    (folder / "silent.py").write_text("import time\ntime.sleep(60)\n")
+    tools = {
+        "kb": {
+            "mcp": {"command": sys.executable, "args": ["silent.py", marker]},
+            "startup_timeout": 60,
+        }
+    }
+    with OpenAITestServer() as server:
+        path = tool_workflow(
+            folder, server.base_url, tools, [{"name": "a", "tools": ["kb"]}], key_env=KEY_ENV
+        )
+
+        async def cancel_during_start() -> list[str]:
+            run = asyncio.create_task(agentops.arun(path, db=folder / "h.db"))
+            while not processes_running(marker):  # the server is starting, and never answers
+                await asyncio.sleep(0.05)
+            run.cancel()  # what Ctrl-C does to agentops.run
+            with pytest.raises(asyncio.CancelledError):
+                await run
+            return processes_running(marker)  # before the loop ends: the run closed it itself
+
+        assert asyncio.run(asyncio.wait_for(cancel_during_start(), 60)) == []
+        assert server.requests == []
 
 
 def test_a_missing_command_and_a_slow_handshake_are_named(folder: Path) -> None:

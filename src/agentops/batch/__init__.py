@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING
 from agentops.lazy import lazy_getattr as _lazy_getattr
 
 if TYPE_CHECKING:
-    from agentops.batch.runner import aresume_batch, arun_batch, resume_batch, run_batch
+    from agentops.batch.runner import (
+        BatchOptions,
+        aresume_batch,
+        arun_batch,
+        resume_batch,
+        run_batch,
+    )
 
-_LAZY = {name: ".runner" for name in ("arun_batch", "aresume_batch", "run_batch", "resume_batch")}
-__all__ = ["aresume_batch", "arun_batch", "resume_batch", "run_batch"]
+__all__ = ["BatchOptions", "aresume_batch", "arun_batch", "resume_batch", "run_batch"]
+_LAZY = {name: ".runner" for name in __all__}
 __getattr__ = _lazy_getattr(__name__, _LAZY)

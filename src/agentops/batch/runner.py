@@ -12,7 +12,9 @@ from the history, never held.
 
 ``aresume_batch`` runs the rows that did not succeed (a failed or interrupted row
 resumes its own workflow run, reusing its succeeded agents) under the same cap,
-counting what the batch already spent.
+counting what the batch already spent. Both take the same ``BatchOptions`` (as
+keywords, or as ``options=``). Each row's workflow run is put together by
+``assembly.RunAssembly``, as a single run is.
 """
 
 from __future__ import annotations
@@ -24,12 +26,22 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agentops.api import WorkflowSource, load, prepare
+from agentops.assembly import (
+    PreparedRun,
+    ProviderOverride,
+    RunAssembly,
+    WorkflowSource,
+    enter_tracing,
+    load,
+    open_history,
+    prepare,
+    start_tools,
+)
 from agentops.batch.datasets import (
     DataFileError,
     InputMapping,
@@ -40,25 +52,19 @@ from agentops.batch.datasets import (
 )
 from agentops.errors import AgentOpsError, StoreError, UsageError
 from agentops.runtime.budget import check_cap
-from agentops.runtime.engine import COST_CAP_REASON, Engine, RunOptions
+from agentops.runtime.engine import COST_CAP_REASON, Engine
 from agentops.runtime.events import AgentResult, RunStatus, Subscriber, WorkflowResult
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
-from agentops.runtime.provider import Provider
-from agentops.store import Store, open_store
+from agentops.store import Store
 from agentops.store.batches import RowState, batch, row_outcomes, row_states
-from agentops.store.sqlite_writer import SqliteHistoryWriter
 from agentops.store.writer import HistoryWriter
-from agentops.tracing import SpanRef, open_tracing
 from agentops.workflow.files import file_kind
 from agentops.workflow.inputs import resolve_inputs
 from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 
 if TYPE_CHECKING:
-    from agentops.store.recorder import RunRecorder
-    from agentops.tools.runtime import ToolRuntime
+    from agentops.runtime.agent_run import RunTools
     from agentops.tracing.session import TracingSession
-    from agentops.tracing.spans import RunTracer
-    from agentops.tracing.targets import ChatTarget
 
 RowStatus = str  # "succeeded" | "failed" | "skipped" | "interrupted"
 
@@ -120,6 +126,31 @@ def row_status(result: WorkflowResult) -> RowStatus:
     return result.status.value
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs, whether new (``arun_batch``) or resumed (``aresume_batch``); each
+    field can also be given to either function as a keyword of the same name."""
+
+    db: str | Path | None = None  # the history (None: the default file)
+    out: str | Path | None = None  # every row's result as JSONL, in input order
+    cost_cap: float | None = None  # for the whole batch; see arun_batch and aresume_batch
+    provider: ProviderOverride = None  # a Provider for every agent, or one per provider name
+    env: Mapping[str, str] | None = None  # instead of the process environment
+    subscribers: Sequence[Subscriber] = ()  # every row's events
+    observer: BatchObserver | None = None  # the batch's progress
+    control: Control | None = None  # receives the runner before any row runs (Ctrl-C)
+    otel: bool | None = None  # as in agentops.run
+
+    @classmethod
+    def of(cls, options: BatchOptions | None, keywords: Mapping[str, Any]) -> BatchOptions:
+        """``options`` (or the defaults) with ``keywords`` over them; a keyword that is no
+        field is a ``TypeError`` naming it, as for any function."""
+        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r} (see BatchOptions)")
+        return replace(options or cls(), **keywords)
+
+
 @dataclass
 class _Batch:
     """Everything one invocation of a batch needs, settled before any row runs."""
@@ -135,45 +166,53 @@ class _Batch:
     spent_before: float = 0.0
     earlier: dict[int, RowState] = field(default_factory=dict)
 
+    def first_inputs(self) -> dict[str, Any]:
+        first = next(read_rows(self.data))
+        return self.mapping.inputs_of(first, self.data)
+
 
 class BatchRunner:
-    """Runs the rows of one batch; ``stop()`` ends it early (Ctrl-C), keeping what finished."""
+    """Runs the rows of one batch; ``stop()`` ends it early (Ctrl-C), keeping what finished.
+
+    Its caller opened (and closes) the providers in ``prepared``, the tools and tracing;
+    the runner checks, on construction, what can be checked before the batch is recorded."""
 
     def __init__(
         self,
         job: _Batch,
+        prepared: PreparedRun,
         *,
-        provider: Provider | Mapping[str, Provider] | None = None,
-        env: Mapping[str, str] | None = None,
-        subscribers: Iterable[Subscriber] = (),
+        subscribers: Sequence[Subscriber] = (),
         observer: BatchObserver | None = None,
         tracing: TracingSession | None = None,
     ) -> None:
         self.job = job
-        self.tracing = tracing
+        self.prepared = prepared
         workflow = job.loaded.workflow
-        self.prepared = prepare(job.loaded, inputs=self._first_inputs(), provider=provider, env=env)
         self.limits = InProcessCallLimits.create(
             workflow.policies.max_concurrency, job.cost_cap, job.spent_before
         )
-        self.subscribers = list(subscribers)
         self.observer = observer
+        # Every row's workflow run is assembled from this, on the batch's limits and history.
+        self.assembly = RunAssembly(
+            prepared,
+            cost_cap=job.cost_cap,
+            subscribers=list(subscribers),
+            history=job.writer,
+            tracing=tracing,
+            close_tools=False,  # every row shares them; the batch closes them
+            limits=self.limits,
+            history_failed=self._history_failed,
+        )
         self._engines: set[Engine] = set()
-        self._tools: ToolRuntime | None = None  # one set of MCP servers for every row
         self._stop: tuple[str, RunStatus] | None = None
         self._rows_open = asyncio.Semaphore(workflow.policies.max_concurrency)
-        self._trace_links: list[SpanRef] = []
-        self._trace_targets: dict[str, ChatTarget] = {}
         self._rows_run = 0
         self._history_failure: StoreError | None = None
         # Everything that can be checked is checked before the batch is recorded or any row runs.
-        for route in set(self.prepared.routes.values()):
-            self.prepared.registry.get(route)  # configuration errors
-        self._engine_for(None, {}).check_prices()  # under a cap every model needs a price
-
-    def _first_inputs(self) -> dict[str, Any]:
-        first = next(read_rows(self.job.data))
-        return self.job.mapping.inputs_of(first, self.job.data)
+        for route in set(prepared.routes.values()):
+            prepared.registry.get(route)  # configuration errors
+        self.assembly.check_prices()  # under a cap every model needs a price
 
     def stop(self, reason: str, status: RunStatus = RunStatus.INTERRUPTED) -> None:
         if self._stop is None:
@@ -187,21 +226,9 @@ class BatchRunner:
             self._history_failure = error
             self.stop("the history could not be written", RunStatus.FAILED)
 
-    async def run(self) -> BatchSummary:
+    async def run(self, tools: RunTools | None = None) -> BatchSummary:
+        """Run the rows (on ``tools``, started and closed by the caller) and record the end."""
         job = self.job
-        if (
-            self.prepared.tools is not None
-        ):  # MCP servers start once: one that cannot is exit 2, before any call
-            from agentops.tools.runtime import ToolRuntime
-
-            self._tools = ToolRuntime(
-                self.prepared.tools, [a.name for a in job.loaded.workflow.agents]
-            )
-            try:
-                await self._tools.start()
-            except BaseException:
-                await self.prepared.registry.aclose()
-                raise
         summary = BatchSummary(
             job.batch_id,
             job.loaded.workflow.name,
@@ -213,25 +240,23 @@ class BatchRunner:
         )
         done = sum(1 for state in job.earlier.values() if state.status == "succeeded")
         batch_span = None
-        if self.tracing is not None:
+        tracing = self.assembly.tracing
+        if tracing is not None:
             from agentops.tracing.spans import BatchSpan
-            from agentops.tracing.targets import chat_targets
 
             batch_span = BatchSpan(
-                self.tracing.tracer, job.loaded.workflow.name, job.batch_id, job.row_count
+                tracing.tracer, job.loaded.workflow.name, job.batch_id, job.row_count
             )
-            self._trace_links = [batch_span.ref]
-            self._trace_targets = chat_targets(
-                self.prepared.routes.values(), self.prepared.registry.http_endpoint
-            )
+        # One trace per row, linked to the batch's span.
+        self.assembly = replace(
+            self.assembly,
+            tools=tools,
+            batch_id=job.batch_id,
+            links=[batch_span.ref] if batch_span is not None else [],
+        )
         if self.observer is not None:
             self.observer.batch_started(job.batch_id, job.row_count, done, self.limits)
-        try:
-            await self._run_rows(summary)
-        finally:
-            if self._tools is not None:
-                await self._tools.aclose()
-            await self.prepared.registry.aclose()
+        await self._run_rows(summary)
         if self._history_failure is not None:
             # The batch stays "running": it reads as interrupted once this process is gone.
             raise StoreError(f"batch stopped: {self._history_failure}")
@@ -286,7 +311,7 @@ class BatchRunner:
 
     async def _run_row(self, row: Row, earlier: RowState | None, summary: BatchSummary) -> None:
         try:
-            result = await self._run_engine(row, earlier)
+            result = await self._run_workflow(row, earlier)
         finally:
             self._rows_open.release()
         status = row_status(result)
@@ -302,60 +327,21 @@ class BatchRunner:
         if self.observer is not None:
             self.observer.row_finished(row.number, status, result)
 
-    def _engine_for(
-        self,
-        row: Row | None,
-        reused: dict[str, AgentResult],
-        earlier: RowState | None = None,
-        subscribers: Iterable[Subscriber] = (),
-        tracer: RunTracer | None = None,
-        recorder: RunRecorder | None = None,
-    ) -> Engine:
-        """The engine of one row (``row=None``: one for checks only), on the batch's limits."""
-        job = self.job
-        workflow = job.loaded.workflow
-        inputs = (
-            {} if row is None else resolve_inputs(workflow, job.mapping.inputs_of(row, job.data))
-        )
-        return Engine(
-            workflow,
-            routes=self.prepared.routes,
-            providers=self.prepared.registry.get,
-            prices=self.prepared.prices,
-            options=RunOptions(
-                inputs=inputs,
-                source=job.loaded.source,
-                source_path=job.loaded.path,
-                reused=reused,
-                resumed_from=earlier.workflow_run_id if earlier is not None else None,
-                cost_cap=job.cost_cap,
-                batch_id=job.batch_id,
-                batch_row=None if row is None else row.number,
-                trace_id=tracer.ids.trace_id if tracer is not None else None,
-                trace_span_id=tracer.ids.span_id if tracer is not None else None,
-                secrets=self.prepared.secrets,
-                start_workflow_run=recorder.start_workflow_run if recorder is not None else None,
-            ),
-            subscribers=subscribers,
-            limits=self.limits,
-            tools=self._tools,
-            close_tools=False,
-        )
-
-    async def _run_engine(self, row: Row, earlier: RowState | None) -> WorkflowResult:
-        from agentops.store import RunRecorder, load_resume_state
+    async def _run_workflow(self, row: Row, earlier: RowState | None) -> WorkflowResult:
+        """The row's workflow run; a row that failed or was interrupted resumes its own."""
+        from agentops.store import load_resume_state
 
         job = self.job
         reused: dict[str, AgentResult] = {}
-        if earlier is not None:  # a row that failed or was interrupted keeps its succeeded agents
+        if earlier is not None:  # it keeps its succeeded agents
             reused = dict(load_resume_state(job.store, earlier.workflow_run_id).succeeded)
-        recorder = RunRecorder(job.writer, stop=self._history_failed)
-        subscribers: list[Subscriber] = [recorder, *self.subscribers]
-        tracer = None
-        if self.tracing is not None:  # one trace per row, linked to the batch's span
-            tracer = self.tracing.run_tracer(self._trace_targets, links=self._trace_links)
-            subscribers.append(tracer)
-        engine = self._engine_for(row, reused, earlier, subscribers, tracer, recorder)
+        run = self.assembly.workflow_run(
+            inputs=resolve_inputs(job.loaded.workflow, job.mapping.inputs_of(row, job.data)),
+            reused=reused,
+            resumed_from=earlier.workflow_run_id if earlier is not None else None,
+            batch_row=row.number,
+        )
+        engine = run.engine
         self._engines.add(engine)
         try:
             if self._stop is not None:
@@ -363,8 +349,9 @@ class BatchRunner:
             return await engine.run()
         finally:
             self._engines.discard(engine)
-            if recorder.failure is not None:  # its end could not be written: it stopped nothing yet
-                self._history_failed(recorder.failure)
+            failure = run.recorder.failure if run.recorder is not None else None
+            if failure is not None:  # its end could not be written: it stopped nothing yet
+                self._history_failed(failure)
 
 
 Control = Callable[[BatchRunner], None]
@@ -374,31 +361,29 @@ async def arun_batch(
     source: WorkflowSource,
     *,
     data: str | Path,
-    db: str | Path | None = None,
     input_map: Mapping[str, str] | None = None,
-    cost_cap: float | None = None,
     max_rows: int | None = None,
-    out: str | Path | None = None,
-    provider: Provider | Mapping[str, Provider] | None = None,
-    env: Mapping[str, str] | None = None,
-    subscribers: Iterable[Subscriber] = (),
-    observer: BatchObserver | None = None,
-    control: Control | None = None,
-    otel: bool | None = None,
+    options: BatchOptions | None = None,
+    **keywords: Any,
 ) -> BatchSummary:
     """Run ``source`` once per row of ``data``; the batch is recorded in ``db`` (None: the default file).
 
+    ``input_map``: input name to the column that feeds it; ``max_rows``: only the first rows.
+    The rest are ``BatchOptions``, given as ``options`` or as keywords (``db``, ``out``,
+    ``cost_cap``, ``provider``, ``env``, ``subscribers``, ``observer``, ``control``, ``otel``).
     ``cost_cap`` caps the whole batch; without it the workflow's ``policies.cost_cap`` does
     (for the whole batch, not per row). Every row is checked before the first call.
     """
-    check_cap(cost_cap)
+    settings = BatchOptions.of(options, keywords)
+    check_cap(settings.cost_cap)
     loaded = load(source)
     path = Path(data)
     mapping = InputMapping(loaded.workflow, input_map or {})
     checked = check_rows(path, mapping, max_rows)
+    cost_cap = settings.cost_cap
     cap = cost_cap if cost_cap is not None else loaded.workflow.policies.cost_cap
-    with open_store(db) as store:
-        job = _Batch(loaded, path, mapping, checked.rows, store, SqliteHistoryWriter(store), 0, cap)
+    with open_history(settings.db) as (store, writer):
+        job = _Batch(loaded, path, mapping, checked.rows, store, writer, 0, cap)
 
         def record() -> int:
             return job.writer.create_batch(
@@ -413,26 +398,21 @@ async def arun_batch(
                 started_at=time.time(),
             )
 
-        return await _run(job, provider, env, subscribers, observer, control, out, otel, record)
+        return await _run(job, settings, record)
 
 
 async def aresume_batch(
-    batch_id: int,
-    *,
-    db: str | Path | None = None,
-    out: str | Path | None = None,
-    cost_cap: float | None = None,
-    provider: Provider | Mapping[str, Provider] | None = None,
-    env: Mapping[str, str] | None = None,
-    subscribers: Iterable[Subscriber] = (),
-    observer: BatchObserver | None = None,
-    control: Control | None = None,
-    otel: bool | None = None,
+    batch_id: int, *, options: BatchOptions | None = None, **keywords: Any
 ) -> BatchSummary:
     """Run the rows of batch ``batch_id`` that did not succeed, under the batch's cap, or under
-    ``cost_cap`` (which then becomes the batch's cap): what the batch spent counts against it."""
+    ``cost_cap`` (which then becomes the batch's cap): what the batch spent counts against it.
+
+    The options are ``BatchOptions``, given as ``options`` or as keywords, as for ``arun_batch``.
+    """
+    settings = BatchOptions.of(options, keywords)
+    cost_cap = settings.cost_cap
     check_cap(cost_cap)
-    with open_store(db) as store:
+    with open_history(settings.db) as (store, writer):
         record = batch(store, batch_id)  # raises RunNotFoundError
         if record.status == "running":
             raise UsageError(
@@ -460,7 +440,7 @@ async def aresume_batch(
             mapping,
             record.row_count,
             store,
-            SqliteHistoryWriter(store),
+            writer,
             batch_id,
             cap,
             spent_before=_spent(store, batch_id),
@@ -471,7 +451,7 @@ async def aresume_batch(
             job.writer.take_over_batch(batch_id, cost_cap=cap)
             return batch_id
 
-        return await _run(job, provider, env, subscribers, observer, control, out, otel, take_over)
+        return await _run(job, settings, take_over)
 
 
 def _spent(store: Store, batch_id: int) -> float:
@@ -481,18 +461,9 @@ def _spent(store: Store, batch_id: int) -> float:
     return float(rows[0][0])
 
 
-async def _run(
-    job: _Batch,
-    provider: Provider | Mapping[str, Provider] | None,
-    env: Mapping[str, str] | None,
-    subscribers: Iterable[Subscriber],
-    observer: BatchObserver | None,
-    control: Control | None,
-    out: str | Path | None,
-    otel: bool | None,
-    record: Callable[[], int],
-) -> BatchSummary:
+async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) -> BatchSummary:
     """Check (``out``, the history, then ``BatchRunner``), then ``record`` the batch (its id), run it, write ``out``."""
+    out = options.out
     if out is not None:
         keep = {
             "data file": job.data,
@@ -501,28 +472,32 @@ async def _run(
         }
         check_out(Path(out), keep)
     job.writer.check_recordable(job.loaded.workflow.name)
-    tracing = open_tracing(otel) if otel is not False else None
-    try:
+    # Whatever was opened is closed on every way out, in reverse: the tools, the providers,
+    # then tracing.
+    async with contextlib.AsyncExitStack() as opened:
+        tracing = enter_tracing(opened, options.otel)
+        prepared = prepare(
+            job.loaded, inputs=job.first_inputs(), provider=options.provider, env=options.env
+        )
+        opened.push_async_callback(prepared.registry.aclose)
         runner = BatchRunner(
             job,
-            provider=provider,
-            env=env,
-            subscribers=subscribers,
-            observer=observer,
+            prepared,
+            subscribers=options.subscribers,
+            observer=options.observer,
             tracing=tracing,
         )
         job.batch_id = record()
-        if control is not None:
-            control(runner)
-        summary = await runner.run()
-    finally:
-        if tracing is not None:  # in a thread: a second Ctrl-C can still exit at once
-            await asyncio.to_thread(tracing.close)
+        if options.control is not None:
+            options.control(runner)
+        # MCP servers start once, for every row: one that cannot is exit 2, before any call.
+        tools = await start_tools(opened, prepared, [a.name for a in job.loaded.workflow.agents])
+        summary = await runner.run(tools)
     if out is not None and summary.status is not RunStatus.INTERRUPTED:
         summary.out = Path(out)
         write_results(job.store, job.batch_id, summary.out)
-    if observer is not None:
-        observer.batch_finished(summary)
+    if options.observer is not None:
+        options.observer.batch_finished(summary)
     return summary
 
 
@@ -592,6 +567,7 @@ def resume_batch(batch_id: int, **options: Any) -> BatchSummary:
 
 __all__ = [
     "BatchObserver",
+    "BatchOptions",
     "BatchRunner",
     "BatchSummary",
     "aresume_batch",
