@@ -147,6 +147,8 @@ def run_and_kill(
         return False
     process.send_signal(signal.SIGKILL)
     process.communicate()
+    if process.returncode == 0:  # it finished between poll() and the signal: not a kill
+        return False
     assert process.returncode == -signal.SIGKILL
     return True
 
