@@ -144,10 +144,9 @@ async def aresume(
     a new workflow run linked to the old one is recorded. The cost cap covers
     the whole chain: what the earlier runs spent counts against it.
     """
-    from agentops.store import load_resume_state, open_store
-
-    with open_store(db) as store:
-        state = load_resume_state(store, workflow_run_id)
+    with open_history(db) as (history, _):
+        state = history.resume_state(workflow_run_id)
+        location = history.location  # the file itself, where ``db`` named the default
     loaded = load_workflow_text(
         state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>"
     )
@@ -161,7 +160,7 @@ async def aresume(
         else None
     )
     context = _ResumeContext(workflow_run_id, dict(state.succeeded), state.cost_spent, trace)
-    return await arun(loaded, inputs=inputs, db=store.path, _resume=context, **options)
+    return await arun(loaded, inputs=inputs, db=location, _resume=context, **options)
 
 
 def resume(workflow_run_id: int, **options: Any) -> WorkflowResult:

@@ -49,8 +49,8 @@ from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
     from agentops.runtime.agent_run import RunTools
+    from agentops.store.reader import HistoryReader
     from agentops.store.recorder import RunRecorder
-    from agentops.store.sqlite import Store
     from agentops.store.writer import HistoryWriter
     from agentops.tools.catalog import ToolCatalog
     from agentops.tools.runtime import ToolRuntime
@@ -230,14 +230,15 @@ def enter_tracing(stack: contextlib.AsyncExitStack, otel: bool | None) -> Tracin
 
 
 @contextlib.contextmanager
-def open_history(db: str | Path | None) -> Iterator[tuple[Store, HistoryWriter]]:
-    """The history in ``db`` (None: the default file), created and migrated: the store (what a
-    batch reads back) and the writer every workflow run records through. Another store plugs
-    in here, behind ``HistoryWriter``."""
+def open_history(db: str | Path | None) -> Iterator[tuple[HistoryReader, HistoryWriter]]:
+    """The history in ``db`` (None: the default file), created and migrated: the reader (what a
+    batch or a resume reads back) and the writer every workflow run records through. Another
+    store plugs in here, behind ``HistoryReader`` and ``HistoryWriter``."""
     from agentops.store import SqliteHistoryWriter, open_store
+    from agentops.store.sqlite_reader import SqliteHistoryReader
 
     with open_store(db) as store:
-        yield store, SqliteHistoryWriter(store)
+        yield SqliteHistoryReader(store), SqliteHistoryWriter(store)
 
 
 # --- one workflow run, assembled ----------------------------------------------------------------

@@ -55,8 +55,8 @@ from agentops.runtime.budget import check_cap
 from agentops.runtime.engine import COST_CAP_REASON, Engine
 from agentops.runtime.events import AgentResult, RunStatus, Subscriber, WorkflowResult
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
-from agentops.store import Store
-from agentops.store.batches import RowState, batch, row_outcomes, row_states
+from agentops.store.batches import RowState
+from agentops.store.reader import HistoryReader
 from agentops.store.writer import HistoryWriter
 from agentops.workflow.files import file_kind
 from agentops.workflow.inputs import resolve_inputs
@@ -159,7 +159,7 @@ class _Batch:
     data: Path
     mapping: InputMapping
     row_count: int
-    store: Store  # what is read back: earlier rows, resumed agents, the results
+    store: HistoryReader  # what is read back: earlier rows, resumed agents, the results
     writer: HistoryWriter  # what is written: the batch and its rows' workflow runs
     batch_id: int
     cost_cap: float | None
@@ -329,12 +329,10 @@ class BatchRunner:
 
     async def _run_workflow(self, row: Row, earlier: RowState | None) -> WorkflowResult:
         """The row's workflow run; a row that failed or was interrupted resumes its own."""
-        from agentops.store import load_resume_state
-
         job = self.job
         reused: dict[str, AgentResult] = {}
         if earlier is not None:  # it keeps its succeeded agents
-            reused = dict(load_resume_state(job.store, earlier.workflow_run_id).succeeded)
+            reused = dict(job.store.resume_state(earlier.workflow_run_id).succeeded)
         run = self.assembly.workflow_run(
             inputs=resolve_inputs(job.loaded.workflow, job.mapping.inputs_of(row, job.data)),
             reused=reused,
@@ -413,7 +411,7 @@ async def aresume_batch(
     cost_cap = settings.cost_cap
     check_cap(cost_cap)
     with open_history(settings.db) as (store, writer):
-        record = batch(store, batch_id)  # raises RunNotFoundError
+        record = store.batch(batch_id)  # raises RunNotFoundError
         if record.status == "running":
             raise UsageError(
                 f"batch {batch_id} is still running in another process; wait for it or stop it first"
@@ -443,8 +441,8 @@ async def aresume_batch(
             writer,
             batch_id,
             cap,
-            spent_before=_spent(store, batch_id),
-            earlier=row_states(store, batch_id),
+            spent_before=store.batch_spend(batch_id),
+            earlier=store.batch_row_states(batch_id),
         )
 
         def take_over() -> int:
@@ -454,13 +452,6 @@ async def aresume_batch(
         return await _run(job, settings, take_over)
 
 
-def _spent(store: Store, batch_id: int) -> float:
-    rows = store.read(
-        "SELECT coalesce(sum(cost), 0) FROM workflow_runs WHERE batch_id = ?", (batch_id,)
-    )
-    return float(rows[0][0])
-
-
 async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) -> BatchSummary:
     """Check (``out``, the history, then ``BatchRunner``), then ``record`` the batch (its id), run it, write ``out``."""
     out = options.out
@@ -468,7 +459,7 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
         keep = {
             "data file": job.data,
             "workflow file": job.loaded.path,
-            "history database": job.store.path,
+            "history database": Path(job.store.location),
         }
         check_out(Path(out), keep)
     job.writer.check_recordable(job.loaded.workflow.name)
@@ -538,7 +529,7 @@ def check_out(out: Path, keep: Mapping[str, str | Path | None]) -> None:
     os.unlink(probe)
 
 
-def write_results(store: Store, batch_id: int, out: Path) -> None:
+def write_results(store: HistoryReader, batch_id: int, out: Path) -> None:
     """Every row's result as JSONL, in input order, replacing ``out`` in one step."""
     import json
 
@@ -546,7 +537,7 @@ def write_results(store: Store, batch_id: int, out: Path) -> None:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=folder)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            for outcome in row_outcomes(store, batch_id):
+            for outcome in store.batch_row_outcomes(batch_id):
                 stream.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
         os.replace(temporary, out)
     except BaseException:

@@ -80,6 +80,14 @@ def progress(store: Store, batch_id: int) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
+def batch_spend(store: Store, batch_id: int) -> float:
+    """What every workflow run of the batch has spent (every run of every row)."""
+    rows = store.read(
+        "SELECT coalesce(sum(cost), 0) FROM workflow_runs WHERE batch_id = ?", (batch_id,)
+    )
+    return float(rows[0][0])
+
+
 def row_states(store: Store, batch_id: int) -> dict[int, RowState]:
     rows = store.read(
         f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.pid, w.hostname, w.process_start
@@ -141,6 +149,7 @@ __all__ = [
     "RowOutcome",
     "RowState",
     "batch",
+    "batch_spend",
     "list_batches",
     "progress",
     "row_outcomes",

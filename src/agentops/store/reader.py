@@ -1,9 +1,10 @@
-"""The read side of the history as an interface: what the history commands and the web
-view may ask a store, answered with the typed records of ``records``.
+"""The read side of the history as an interface: what the history commands, the web
+view, a resume and a batch may ask a store, answered with the typed records of ``records``.
 
 ``SqliteHistoryReader`` (``store.sqlite_reader``) implements it over a SQLite
 file; a PostgreSQL store implements the same Protocol and plugs in where
-``cli.app`` and ``web.serve`` build the reader. Every method is a bounded query:
+``cli.app`` and ``web.serve`` build the reader, and in ``assembly.open_history`` (runs,
+resumes and batches). Every method is a bounded query:
 listings read the newest rows first up to a limit, pages are keyset-paged, a
 run's agents are read by its id, a batch's rows are streamed.
 """
@@ -11,7 +12,7 @@ run's agents are read by its id, a batch's rows are streamed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agentops.store.records import (
     AgentOutcome,
@@ -27,6 +28,10 @@ from agentops.store.records import (
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
+
+if TYPE_CHECKING:
+    from agentops.store.batches import RowState
+    from agentops.store.resume import ResumeState
 
 __all__ = ["HistoryReader"]
 
@@ -73,6 +78,11 @@ class HistoryReader(Protocol):
     def workflow_run_header(self, workflow_run_id: int) -> WorkflowRunHeader: ...
 
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord: ...
+
+    def resume_state(self, workflow_run_id: int) -> ResumeState:
+        """What resuming the run needs: its definition, inputs, succeeded agents (as reused
+        results) and the spend of its resume chain. ``StoreError`` if it cannot be resumed."""
+        ...
 
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
         """The runs this one continues and those that continue it, oldest first, itself included."""
@@ -129,6 +139,14 @@ class HistoryReader(Protocol):
 
     def batch_progress(self, batch_id: int) -> dict[str, int]:
         """Row counts by the status of each row's latest run."""
+        ...
+
+    def batch_spend(self, batch_id: int) -> float:
+        """What every workflow run of the batch has spent."""
+        ...
+
+    def batch_row_states(self, batch_id: int) -> dict[int, RowState]:
+        """Each row's latest workflow run (its id and effective status), by row number."""
         ...
 
     def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:

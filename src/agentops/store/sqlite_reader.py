@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agentops.store import batches as batch_queries
 from agentops.store import browse, queries
+from agentops.store.batches import RowState
 from agentops.store.opening import open_reader
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
@@ -24,6 +25,7 @@ from agentops.store.records import (
     WorkflowRunHeader,
     WorkflowRunRecord,
 )
+from agentops.store.resume import ResumeState, load_resume_state
 from agentops.store.sqlite import Store
 
 __all__ = ["SqliteHistoryReader"]
@@ -80,6 +82,9 @@ class SqliteHistoryReader:
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord:
         return browse.workflow_run_summary(self.store, workflow_run_id)
 
+    def resume_state(self, workflow_run_id: int) -> ResumeState:
+        return load_resume_state(self.store, workflow_run_id)
+
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
         return browse.resume_chain(self.store, workflow_run_id)
 
@@ -121,6 +126,12 @@ class SqliteHistoryReader:
 
     def batch_progress(self, batch_id: int) -> dict[str, int]:
         return batch_queries.progress(self.store, batch_id)
+
+    def batch_spend(self, batch_id: int) -> float:
+        return batch_queries.batch_spend(self.store, batch_id)
+
+    def batch_row_states(self, batch_id: int) -> dict[int, RowState]:
+        return batch_queries.row_states(self.store, batch_id)
 
     def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:
         return batch_queries.row_outcomes(self.store, batch_id)
