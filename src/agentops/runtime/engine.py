@@ -30,6 +30,7 @@ from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStatus,
+    Decision,
     Event,
     RunStatus,
     Subscriber,
@@ -58,7 +59,10 @@ class RunOptions:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     source_path: str | None = None
+    # Results taken from the runs this one resumes (fan-out instances under ``writer[2]``), and
+    # the ``when`` decisions they made: resuming never re-evaluates a routing decision.
     reused: Mapping[str, AgentResult] = field(default_factory=dict)
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
     resumed_from: int | None = None
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
     cost_cap: float | None = None  # None: the workflow's policy

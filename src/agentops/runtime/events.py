@@ -42,6 +42,28 @@ class RunStatus(StrEnum):
     )
 
 
+class SkipCause(StrEnum):
+    """Why an agent was skipped: only ``routed`` leaves the run able to succeed."""
+
+    ROUTED = "routed"  # its ``when`` was false, or it waited only on agents routed away
+    DEPENDENCY = "dependency"  # an agent it needs failed, was cancelled or skipped for that
+    COST_CAP = "cost_cap"  # its next call did not fit under the cost cap
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A ``when`` evaluated: the expression, whether it held, and the values it read."""
+
+    expression: str
+    held: bool
+    values: Mapping[str, Any] = field(default_factory=dict)  # path as written -> its value
+
+
+def instance_key(agent: str, index: int) -> str:
+    """The name of item ``index`` (0-based) of fan-out agent ``agent``: ``writer[2]``."""
+    return f"{agent}[{index}]"
+
+
 @dataclass
 class Attempt:
     """One call to a provider, as the engine saw it."""
@@ -102,6 +124,21 @@ class AgentResult:
     value: Any = (
         None  # structured output: the answer parsed (``output`` is its JSON text); None otherwise
     )
+    skip_cause: SkipCause | None = None  # for skipped: why (routed away, a dependency, the cap)
+    decision: Decision | None = None  # its ``when``, as evaluated
+    # A fan-out instance: ``name`` is ``instance_key(agent, item_index)``, ``item`` its item.
+    agent: str | None = None
+    item_index: int | None = None
+    item: Any = None
+    # A fan-out agent: its instances in item order (None: not a fan-out), of ``item_count``
+    # items (instances the cost cap or a stop left unstarted are not in the list).
+    instances: list[AgentResult] | None = None
+    item_count: int | None = None
+
+    @property
+    def agent_name(self) -> str:
+        """The workflow agent this result is of (for an instance, its fan-out agent)."""
+        return self.agent or self.name
 
     @property
     def retries(self) -> int:
@@ -184,6 +221,15 @@ class AgentStarted:
 
 
 @dataclass(frozen=True)
+class FanOutStarted:
+    """A fan-out agent has its items; its instances (``writer[0]``, ...) start as slots free."""
+
+    name: str
+    item_count: int
+    started_at: float
+
+
+@dataclass(frozen=True)
 class AttemptStarted:
     name: str
     number: int
@@ -223,7 +269,9 @@ class AnswerRejected:
 
 @dataclass(frozen=True)
 class AgentFinished:
-    """An agent settled: succeeded, failed, skipped or cancelled (see result.status)."""
+    """An agent settled: succeeded, failed, skipped or cancelled (see result.status).
+
+    A fan-out agent's instances each finish (``result.agent`` set) before the agent does."""
 
     result: AgentResult
 
@@ -275,6 +323,7 @@ class WorkflowFinished:
 Event = Union[
     WorkflowStarted,
     AgentStarted,
+    FanOutStarted,
     AttemptStarted,
     TokensStreamed,
     AttemptFailed,

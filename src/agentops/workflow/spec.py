@@ -22,6 +22,7 @@ DEFAULT_PARALLEL_TOOL_CALLS = 8
 DEFAULT_TOOL_TIMEOUT = 60.0
 DEFAULT_STARTUP_TIMEOUT = 30.0
 DEFAULT_OUTPUT_RETRIES = 1
+DEFAULT_MAX_ITEMS = 100
 
 # What a user may write under ``depends_on``: a name, a list (all of), a
 # ``{all: [...]}`` / ``{any: [...]}`` mapping (nesting), or a string expression
@@ -158,6 +159,13 @@ class Agent(_Strict):
     max_turns: int | None = Field(default=None, ge=1, le=1000)
     max_parallel_tool_calls: int | None = Field(default=None, ge=1, le=1000)
     output: OutputSpec | None = None  # structured output: a JSON Schema the answer must follow
+    # Fan-out: an expression naming a list (``planner.output.sections``); the agent runs once per
+    # item, and its output is the list of its instances' outputs. Implies depends_on its agent.
+    for_each: str | None = Field(default=None, min_length=1)
+    max_items: int | None = Field(default=None, ge=1, le=1_000_000)  # None: DEFAULT_MAX_ITEMS
+    on_item_error: Literal["fail", "continue"] = "fail"  # continue: a failed item is null
+    # Routing: an expression over upstream outputs; false skips the agent (routed away).
+    when: str | None = Field(default=None, min_length=1)
 
 
 class Workflow(_Strict):
@@ -195,6 +203,9 @@ class Workflow(_Strict):
         if not agent.tools:
             return 1
         return self.policies.max_turns if agent.max_turns is None else agent.max_turns
+
+    def effective_max_items(self, agent: Agent) -> int:
+        return DEFAULT_MAX_ITEMS if agent.max_items is None else agent.max_items
 
     def effective_parallel_tool_calls(self, agent: Agent) -> int:
         limit = agent.max_parallel_tool_calls
