@@ -18,7 +18,7 @@ from agentops.workflow.graph import (
     to_dot,
     to_mermaid,
 )
-from spec_helpers import SKETCH_SAMPLE, load
+from tests.support.spec import SKETCH_SAMPLE, load
 
 # --- conditions ------------------------------------------------------------------------------
 
