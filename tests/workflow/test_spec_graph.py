@@ -19,7 +19,7 @@ from agentops.workflow.graph import (
     to_mermaid,
     with_sources,
 )
-from spec_helpers import SKETCH_SAMPLE, load
+from tests.support.spec import SKETCH_SAMPLE, load
 
 # --- conditions ------------------------------------------------------------------------------
 
