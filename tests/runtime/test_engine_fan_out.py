@@ -19,7 +19,7 @@ from agentops.runtime.events import (
     SkipCause,
 )
 from agentops.testing.server import OpenAITestServer
-from engine_helpers import EventLog, workflow_on
+from tests.support.engine import EventLog, workflow_on
 
 SECTIONS_SCHEMA = {
     "type": "object",
