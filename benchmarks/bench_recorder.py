@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from agentops.runtime.events import AgentFinished, AgentStarted, RunStatus
 from agentops.store import RunRecorder, open_store
-from store_helpers import finished, started, succeeded, workflow_of
+from tests.support.store import finished, started, succeeded, workflow_of
 
 
 async def drive(db: Path, agents: int, wave: int, with_starts: bool) -> float:

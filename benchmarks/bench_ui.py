@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from bench_history import build, timed
 
@@ -38,8 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def large_run(db: Path, agents: int) -> None:
     """One recorded run of ``agents`` agents: 10 layers, each agent needing two of the layer before."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from store_helpers import record, succeeded
+    from tests.support.store import record, succeeded
 
     width = max(1, agents // 10)
     spec: list[Agent] = []
@@ -78,7 +77,7 @@ def start_ui(db: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def browser_load(url: str, loads: int = 5) -> tuple[float, int]:
-    from web_helpers import chromium
+    from tests.support.web import chromium
 
     seconds = []
     boxes = 0

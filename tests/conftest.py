@@ -1,6 +1,7 @@
 """Per-test isolation: no provider credentials or OpenTelemetry settings leak in from the
 machine, and history goes to a fresh SQLite file under the test's tmp_path unless a test
-says otherwise."""
+says otherwise. And the fixtures of more than one folder: ``server``, the OpenAI-compatible
+test server with its defaults (a module wanting other settings defines its own)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from agentops.testing.server import OpenAITestServer
 
 PROVIDER_VARIABLES = (
     "OPENAI_API_KEY",
@@ -35,3 +36,9 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
         monkeypatch.delenv(name)
     monkeypatch.setenv("AGENTOPS_DB", str(tmp_path / "agentops.db"))
     yield
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer() as running:
+        yield running

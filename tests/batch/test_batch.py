@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentops.testing.server import Fault, OpenAITestServer
-from reliability_helpers import (
+from tests.support.reliability import (
     agent_of,
     cli_env,
     json_of,

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agentops.cli.app import app
-from spec_helpers import EXAMPLES, ROOT, SKETCH_SAMPLE
+from tests.support import ROOT
+from tests.support.spec import EXAMPLES, SKETCH_SAMPLE
 
 BROKEN = """\
 name: broken

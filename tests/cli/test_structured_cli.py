@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from agentops.testing.server import Fault, OpenAITestServer
-from reliability_helpers import KEY_ENV, cli_env, run_agentops
+from tests.support.reliability import KEY_ENV, cli_env, run_agentops
 
 PLAN = {
     "type": "object",
@@ -28,12 +26,6 @@ PLAN = {
     "required": ["title", "steps"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture
-def server() -> Iterator[OpenAITestServer]:
-    with OpenAITestServer() as running:
-        yield running
 
 
 def write_flow(folder: Path, server: OpenAITestServer, *, retries: int = 2, **extra: Any) -> Path:

@@ -20,7 +20,7 @@ import yaml
 import agentops
 from agentops.runtime.events import AgentStatus, Event, RunStatus, TokensStreamed
 from agentops.testing.server import OpenAITestServer
-from reliability_helpers import (
+from tests.support.reliability import (
     agent_runs,
     attempts_of,
     cli_env,

@@ -13,7 +13,7 @@ from agentops.errors import AuthenticationError, BadRequestError, ServerError
 from agentops.runtime.events import AgentStatus, RunStatus
 from agentops.runtime.provider import ChatRequest
 from agentops.workflow.loader import load_workflow_text
-from provider_helpers import complete, request
+from tests.support.provider import complete, request
 
 
 def run(provider: FakeProvider, chat: ChatRequest):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from agentops.providers.local import LocalProvider
 from agentops.runtime.provider import Capabilities
 from agentops.workflow.provider_kinds import BUILTIN_PROVIDERS, ProviderKind
 from agentops.workflow.spec import ProviderSpec
-from provider_helpers import agent, registry
+from tests.support.provider import agent, registry
 
 
 def test_the_table_is_the_only_list_of_kinds() -> None:

@@ -23,7 +23,15 @@ import pytest
 from agentops.errors import ConfigurationError
 from agentops.providers.local import LocalProvider, bundled_model_path
 from agentops.providers.local_process import LocalWorkers
-from provider_helpers import Outcome, agent, complete, complete_once, free_port, registry, request
+from tests.support import free_port
+from tests.support.provider import (
+    Outcome,
+    agent,
+    complete,
+    complete_once,
+    registry,
+    request,
+)
 
 pytestmark = [
     pytest.mark.local_model,

@@ -15,7 +15,7 @@ import agentops
 from agentops.runtime.events import AgentStatus, RunStatus, WorkflowResult
 from agentops.testing.server import OpenAITestServer
 from agentops.workflow.loader import load_workflow_text
-from provider_helpers import TEST_KEY, sketch_azure_env
+from tests.support.provider import TEST_KEY, sketch_azure_env
 
 COMPATIBLE_KEY_ENV = "COMPAT_SERVER_KEY"
 COMPATIBLE_KEY = "sk-compatible-0123456789"

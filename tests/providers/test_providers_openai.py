@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,24 +23,18 @@ from agentops.providers.endpoints import Endpoint
 from agentops.providers.openai import OpenAIProvider, retry_after
 from agentops.runtime.provider import ChatRequest
 from agentops.testing.server import Fault, OpenAITestServer, RecordedRequest
-from provider_helpers import (
+from tests.support import free_port
+from tests.support.provider import (
     API_VERSION,
     TEST_KEY,
     Outcome,
     agent,
     complete,
     complete_once,
-    free_port,
     registry,
     request,
     sketch_azure_env,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[OpenAITestServer]:
-    with OpenAITestServer() as running:
-        yield running
 
 
 def openai_endpoint(server: OpenAITestServer) -> Endpoint:

@@ -13,7 +13,7 @@ from agentops.errors import ConfigurationError
 from agentops.providers.fake import FakeProvider
 from agentops.providers.registry import PLACEHOLDER_KEY
 from agentops.runtime.provider import Route
-from provider_helpers import TEST_KEY, agent, registry, sketch_azure_env
+from tests.support.provider import TEST_KEY, agent, registry, sketch_azure_env
 
 AZURE = sketch_azure_env("https://team.openai.azure.com")
 OPENAI = {"OPENAI_API_KEY": TEST_KEY}

@@ -22,7 +22,7 @@ from agentops.runtime.messages import (
 )
 from agentops.testing.server import OpenAITestServer, ScriptedReply, ScriptedToolCall
 from agentops.workflow.spec import Workflow
-from provider_helpers import complete
+from tests.support.provider import complete
 
 ADD = ToolDefinition(
     "add", "Add two numbers.", {"type": "object", "properties": {"a": {"type": "integer"}}}

@@ -23,8 +23,10 @@ from agentops import FakeProvider
 from agentops.runtime.events import AgentStatus, RunStatus
 from agentops.testing.server import OpenAITestServer, ScriptedReply, ScriptedToolCall
 from agentops.tracing.session import TracingSession
-from reliability_helpers import KEY, KEY_ENV, cli_env, rows, run_agentops
-from tool_helpers import tool_workflow
+from tests.support.reliability import KEY, KEY_ENV, cli_env, rows, run_agentops
+from tests.support.tool import tool_workflow
+
+pytestmark = pytest.mark.usefixtures("provider_key")
 
 HOSTILE_TOOLS = f'''
 import os, sys
@@ -53,11 +55,6 @@ def row_check(n: int) -> str:
 '''
 
 DEEP = "[" * 3000 + "]" * 3000
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, KEY)
 
 
 @pytest.fixture

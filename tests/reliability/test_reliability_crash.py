@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from agentops.testing.server import OpenAITestServer
-from reliability_helpers import (
+from tests.support.reliability import (
     agent_of,
     agent_runs,
     integrity_check,

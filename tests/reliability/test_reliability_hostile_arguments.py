@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,10 @@ import agentops
 from agentops.errors import UsageError
 from agentops.store import open_store
 from agentops.testing.server import OpenAITestServer
-from reliability_helpers import cli_env, rows, run_agentops, task_for, write_workflow
-from web_helpers import fetch, ui_server
+from tests.support.reliability import cli_env, rows, run_agentops, task_for, write_workflow
+from tests.support.web import fetch, ui_server
 
 PRICES = {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}
-
-
-@pytest.fixture
-def server() -> Iterator[OpenAITestServer]:
-    with OpenAITestServer(latency=0.0) as running:
-        yield running
 
 
 def topic_flow(tmp_path: Path, server: OpenAITestServer) -> Path:

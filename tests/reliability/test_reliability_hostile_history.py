@@ -30,7 +30,7 @@ import pytest
 
 from agentops.store.migrations import MIGRATIONS
 from agentops.testing.server import OpenAITestServer
-from reliability_helpers import (
+from tests.support.reliability import (
     agent_of,
     agent_runs,
     integrity_check,
@@ -38,7 +38,7 @@ from reliability_helpers import (
     run_agentops,
     write_workflow,
 )
-from web_helpers import fetch, ui_server
+from tests.support.web import fetch, ui_server
 
 NEWEST = MIGRATIONS[-1].number
 FUTURE = NEWEST + 5  # a migration number this agentops does not know

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,51 +19,17 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from agentops.cli.app import main
 from agentops.testing.server import OpenAITestServer
-from reliability_helpers import KEY, KEY_ENV, run_agentops, workflow_document
+from tests.support.reliability import KEY, Outcome, invoke, run_agentops, workflow_document
+
+pytestmark = pytest.mark.usefixtures("provider_key")
 
 # No "explain" phase: on a failure it reruns hundreds of CLI calls for little extra insight.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
 FUZZ = settings(
     max_examples=150, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow]
 )
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def invoke(*args: str | Path) -> Outcome:
-    """``agentops ARGS`` through the real entry point, ``main()``, in this process."""
-    runner = CliRunner()
-    argv = sys.argv
-    with runner.isolation() as (stdout, stderr, _):
-        sys.argv = ["agentops", *map(str, args)]
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
-        else:  # main always exits
-            code = -1
-        finally:
-            sys.argv = argv
-            sys.stdout.flush()
-            sys.stderr.flush()
-        return Outcome(
-            code,
-            stdout.getvalue().decode("utf-8", "replace"),
-            stderr.getvalue().decode("utf-8", "replace"),
-        )
 
 
 def assert_no_crash(outcome: Outcome) -> None:
@@ -84,11 +48,6 @@ def assert_invalid_file(outcome: Outcome, path: Path) -> None:
     assert outcome.code == 2, outcome
     lines = [line for line in outcome.output.splitlines() if line.strip()]
     assert lines and all(located(path).match(line) for line in lines), outcome.output
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, KEY)
 
 
 # --- generated workflows ---------------------------------------------------------------------

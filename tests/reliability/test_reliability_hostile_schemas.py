@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from test_reliability_hostile_input import invoke
 
 from agentops.errors import WorkflowError
 from agentops.runtime.messages import ChatResponse
@@ -23,24 +21,15 @@ from agentops.runtime.structured import OutputContract, Verdict
 from agentops.testing.server import OpenAITestServer
 from agentops.workflow.loader import resolve_schema_files
 from agentops.workflow.spec import Workflow
-from reliability_helpers import KEY, KEY_ENV, run_agentops, workflow_document
+from tests.support.reliability import invoke, run_agentops, workflow_document
+
+pytestmark = pytest.mark.usefixtures("provider_key")
 
 NEVER_FETCHED = (
     "is not defined inside the schema, and schemas are never fetched or read from elsewhere; "
     "copy what it names under $defs and write $ref: '#/$defs/NAME'"
 )
 ENDLESS = "without descending into a property or an item, so checking an answer would never end; refer to it from inside properties or items instead"
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, KEY)
-
-
-@pytest.fixture
-def server() -> Iterator[OpenAITestServer]:
-    with OpenAITestServer() as running:
-        yield running
 
 
 def write_flow(folder: Path, schema: Any, base_url: str = "http://127.0.0.1:9/v1") -> Path:

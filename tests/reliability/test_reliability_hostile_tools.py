@@ -28,7 +28,7 @@ from agentops.testing.server import (
     call_tool_until,
     tool_results,
 )
-from reliability_helpers import (
+from tests.support.reliability import (
     cli_env,
     database_bytes,
     rows,
@@ -36,7 +36,7 @@ from reliability_helpers import (
     start_agentops,
     wait_until,
 )
-from tool_helpers import processes_running, tool_workflow
+from tests.support.tool import processes_running, tool_workflow
 
 KEY_ENV = "AGENTOPS_HOSTILE_TOOLS_KEY"
 SECRET = "kb-secret-token-0123456789"

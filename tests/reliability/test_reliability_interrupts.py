@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentops.testing.server import OpenAITestServer
-from reliability_helpers import (
+from tests.support.reliability import (
     agent_of,
     agent_runs,
     attempts_of,

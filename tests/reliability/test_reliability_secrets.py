@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agentops.testing.server import Fault, OpenAITestServer
-from reliability_helpers import (
+from tests.support.reliability import (
     KEY,
     KEY_ENV,
     agent_of,

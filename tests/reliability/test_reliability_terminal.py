@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from agentops.testing.server import OpenAITestServer
-from reliability_helpers import ROOT, agentops_command, cli_env, run_agentops, write_workflow
+from tests.support import ROOT
+from tests.support.reliability import agentops_command, cli_env, run_agentops, write_workflow
 
 HOSTILE = (
     "\x1b[31mred\x1b[0m "

@@ -1,11 +1,11 @@
 """The runtime's tests call the project's test server through a named provider whose key
-variable (``engine_helpers.TEST_KEY_ENV``) every test here sets."""
+variable (``TEST_KEY_ENV`` of ``tests.support.engine``) every test here sets."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine_helpers import TEST_KEY, TEST_KEY_ENV
+from tests.support.engine import TEST_KEY, TEST_KEY_ENV
 
 
 @pytest.fixture(autouse=True)

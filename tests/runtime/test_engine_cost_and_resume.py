@@ -12,7 +12,7 @@ import agentops
 from agentops.errors import CostCapError
 from agentops.runtime.events import AgentStatus, CostWarning, RunStatus
 from agentops.testing.server import Fault, OpenAITestServer
-from engine_helpers import EventLog, workflow_on
+from tests.support.engine import EventLog, workflow_on
 
 # Deliberately expensive, so that a handful of calls reach the cap.
 PRICES = {"gpt-4o-mini": {"input": 1000.0, "output": 4000.0}}

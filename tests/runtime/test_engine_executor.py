@@ -43,8 +43,8 @@ from agentops.runtime.messages import (
 from agentops.runtime.provider import Provider, Route, TextCallback
 from agentops.testing.server import Fault, OpenAITestServer, call_tool_until
 from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
-from engine_helpers import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
-from tool_helpers import tool_workflow, write_python_tools
+from tests.support.engine import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
+from tests.support.tool import tool_workflow, write_python_tools
 
 ENV = {TEST_KEY_ENV: TEST_KEY}
 

@@ -11,7 +11,7 @@ import agentops
 from agentops.runtime.engine import Engine
 from agentops.runtime.events import AgentFinished, AgentStatus, AttemptFailed, RunStatus
 from agentops.testing.server import Fault, OpenAITestServer
-from engine_helpers import TEST_KEY, EventLog, workflow_on
+from tests.support.engine import TEST_KEY, EventLog, workflow_on
 
 
 @pytest.fixture

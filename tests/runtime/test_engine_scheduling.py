@@ -10,7 +10,7 @@ import pytest
 import agentops
 from agentops.runtime.events import AgentFinished, AgentStarted, AgentStatus, RunStatus
 from agentops.testing.server import OpenAITestServer
-from engine_helpers import EventLog, workflow_on
+from tests.support.engine import EventLog, workflow_on
 
 
 def latency_by_marker(body: dict[str, Any]) -> float:

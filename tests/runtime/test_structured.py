@@ -26,7 +26,7 @@ from agentops.workflow.loader import load_workflow, load_workflow_text
 from agentops.workflow.schemas import field_problem, schema_problem, strict_mode_problem
 from agentops.workflow.spec import Agent, OutputSpec, Workflow
 from agentops.workflow.templates import render
-from engine_helpers import EventLog, workflow_on
+from tests.support.engine import EventLog, workflow_on
 
 PLAN = {
     "type": "object",
@@ -523,12 +523,6 @@ def test_a_workflow_built_in_python_takes_a_pydantic_model_and_exposes_the_value
 
 
 # --- over HTTP: the shipped test server ----------------------------------------------------------
-
-
-@pytest.fixture
-def server() -> Any:
-    with OpenAITestServer() as running:
-        yield running
 
 
 class Watcher:

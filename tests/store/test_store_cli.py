@@ -15,7 +15,15 @@ from typer.testing import CliRunner
 from agentops.cli.app import app
 from agentops.runtime.events import AgentStatus, RunStatus
 from agentops.store import load_resume_state, open_store
-from store_helpers import T0, failed, make_sketch_database, not_run, record, succeeded, workflow_of
+from tests.support.store import (
+    T0,
+    failed,
+    make_sketch_database,
+    not_run,
+    record,
+    succeeded,
+    workflow_of,
+)
 
 HOSTILE = (
     "\x1b[31mred\x1b[0m \x1b]8;;https://evil.example/\x07click\x1b]8;;\x07 \x1b]52;c;cm0gLXJmIH4=\x07"

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from agentops.store.migrations import MIGRATIONS
-from store_helpers import rows, write_agent_events
+from tests.support.store import rows, write_agent_events
 
 PROCESSES = 8
 AGENTS = 250  # per process: one transaction each, plus the run's start and finish

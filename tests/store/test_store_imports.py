@@ -13,7 +13,7 @@ import pytest
 
 from agentops.runtime.events import RunStatus
 from agentops.store import open_store
-from store_helpers import record, succeeded, workflow_of
+from tests.support.store import record, succeeded, workflow_of
 
 HEAVY = (
     "openai",

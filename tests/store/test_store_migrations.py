@@ -22,7 +22,7 @@ from agentops.store.queries import (
     workflow_run,
     workflow_runs,
 )
-from store_helpers import SKETCH_SCHEMA, columns, make_sketch_database, rows
+from tests.support.store import SKETCH_SCHEMA, columns, make_sketch_database, rows
 
 SKETCH_RUNS = [
     "id",

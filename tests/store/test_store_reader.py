@@ -25,7 +25,7 @@ from agentops.store import sqlite as sqlite_store
 from agentops.store.browse import workflow_run_page
 from agentops.store.queries import agent_runs, spend, workflow_runs
 from agentops.store.records import AgentOutcome, AgentRunRecord
-from store_helpers import T0, failed, finished, record, rows, started, succeeded, workflow_of
+from tests.support.store import T0, failed, finished, record, rows, started, succeeded, workflow_of
 
 
 def start_of(name: str, at: float = T0) -> AgentStarted:
@@ -298,7 +298,7 @@ def test_a_skipped_agent_has_no_start(tmp_path: Path) -> None:
         )  # "a" is not the last agent: it is written as it settles
         recorder = RunRecorder(store)
         recorder(started(workflow))
-        from store_helpers import not_run
+        from tests.support.store import not_run
 
         skipped = not_run("a", AgentStatus.SKIPPED, "cost cap")
         recorder(AgentFinished(skipped))

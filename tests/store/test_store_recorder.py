@@ -18,7 +18,7 @@ from agentops.store import RunRecorder, effective_status, load_resume_state, ope
 from agentops.store.liveness import hostname, process_start
 from agentops.store.queries import workflow_runs
 from agentops.store.resume import chain_spend
-from store_helpers import (
+from tests.support.store import (
     T0,
     failed,
     finished,

@@ -3,7 +3,6 @@ the environment, one call refused with 401, then the database's bytes are search
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,10 @@ import pytest
 import agentops
 from agentops.runtime.events import AgentStatus
 from agentops.testing.server import Fault, OpenAITestServer
-from engine_helpers import TEST_KEY_ENV, workflow_on
+from tests.support.engine import TEST_KEY_ENV, workflow_on
 
 KEY = "sk-store-test-5ecret-key-0123456789abcdef"
 OTHER_KEY = "sk-openai-unused-5ecret-fedcba9876543210"
-
-
-@pytest.fixture
-def server() -> Iterator[OpenAITestServer]:
-    with OpenAITestServer(latency=0.0) as running:
-        yield running
 
 
 def database_bytes(db: Path) -> bytes:

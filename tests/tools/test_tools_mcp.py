@@ -29,7 +29,7 @@ from agentops.testing.server import (
     call_tool_until,
     tool_results,
 )
-from reliability_helpers import (
+from tests.support.reliability import (
     cli_env,
     database_bytes,
     rows,
@@ -37,8 +37,7 @@ from reliability_helpers import (
     start_agentops,
     wait_until,
 )
-from tool_helpers import (
-    http_kb_server,
+from tests.support.tool import (
     processes_running,
     stdio_server,
     tool_workflow,
@@ -114,7 +113,7 @@ def test_a_stdio_server_is_started_listed_called_and_closed(folder: Path) -> Non
 
 
 def test_a_streamable_http_server_with_headers_and_a_prefix(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path, http_kb_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCS_TOKEN", "docs-secret-abcdef")
 
@@ -129,10 +128,10 @@ def test_a_streamable_http_server_with_headers_and_a_prefix(
             )
         return "done"
 
-    with http_kb_server(folder) as url, OpenAITestServer(reply=reply) as server:
+    with OpenAITestServer(reply=reply) as server:
         tools = {
             "docs": {
-                "mcp": {"url": url, "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}},
+                "mcp": {"url": http_kb_url, "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}},
                 "prefix": "docs_",
             }
         }
@@ -150,7 +149,7 @@ def test_a_streamable_http_server_with_headers_and_a_prefix(
     calls = {c.tool: c for c in agent.tool_calls}
     assert calls["docs.fail"].status == "failed" and calls["docs.lookup"].status == "succeeded"
     (server_row,) = rows(folder / "h.db", "SELECT transport, target FROM tool_servers")
-    assert tuple(server_row) == ("http", url)
+    assert tuple(server_row) == ("http", http_kb_url)
     assert b"docs-secret-abcdef" not in database_bytes(folder / "h.db")
 
 

@@ -22,9 +22,9 @@ from agentops.testing.server import (
     ScriptedToolCall,
     call_tool_until,
 )
-from engine_helpers import EventLog
-from reliability_helpers import rows
-from tool_helpers import tool_workflow, write_python_tools
+from tests.support.engine import EventLog
+from tests.support.reliability import rows
+from tests.support.tool import tool_workflow, write_python_tools
 
 KEY_ENV = "AGENTOPS_TOOLS_KEY"
 PRICES = {"gpt-4o-mini": {"input": 1000.0, "output": 1000.0}}  # $0.001 a token: the cap bites fast

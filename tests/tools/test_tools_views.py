@@ -20,10 +20,10 @@ from agentops.runtime.events import (
 from agentops.store import RunRecorder, open_store
 from agentops.ui.live import LiveReporter
 from agentops.ui.plain import plain_lines
-from reliability_helpers import rows
-from store_helpers import started, succeeded, workflow_of
-from ui_helpers import demo_workflow, text_console
-from ui_helpers import started as ui_started
+from tests.support.reliability import rows
+from tests.support.store import started, succeeded, workflow_of
+from tests.support.ui import demo_workflow, text_console
+from tests.support.ui import started as ui_started
 
 
 def call(status: str = "succeeded", **fields: object) -> ToolCallRecord:

@@ -29,7 +29,7 @@ from agentops.runtime.events import (
     WorkflowFinished,
 )
 from agentops.tracing.session import TracingSession
-from fan_out_helpers import (
+from tests.support.fan_out import (
     REASON,
     fan_out_result,
     flow,
@@ -38,8 +38,8 @@ from fan_out_helpers import (
     routed_away,
     run_result,
 )
-from tracing_helpers import SpanView, by_operation, check_tree, view_of
-from ui_helpers import started, succeeded_result
+from tests.support.tracing import SpanView, by_operation, check_tree, view_of
+from tests.support.ui import started, succeeded_result
 
 
 def traced(events: list[Event], *, content: bool = False) -> list[SpanView]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,8 @@ from typing import Any
 import pytest
 
 from agentops.testing.server import Fault, OpenAITestServer
-from reliability_helpers import (
+from tests.support import free_port
+from tests.support.reliability import (
     KEY,
     agent_of,
     agent_runs,
@@ -33,7 +33,7 @@ from reliability_helpers import (
     workflow_runs,
     write_workflow,
 )
-from tracing_helpers import (
+from tests.support.tracing import (
     OTLPReceiver,
     SilentListener,
     SpanView,
@@ -48,12 +48,6 @@ MARKER = "PURPLE-OCTOPUS-4471"  # in every task, so prompts (and the replies tha
 @pytest.fixture
 def server() -> Iterator[OpenAITestServer]:
     with OpenAITestServer(latency=0.01) as running:
-        yield running
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as running:
         yield running
 
 
@@ -212,12 +206,6 @@ def test_a_resumed_run_links_to_the_original_trace(
     assert shown["trace_id"] == root.trace_id
 
 
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("collector", ["refused", "silent"])
 def test_an_unreachable_collector_costs_one_warning_and_a_bounded_delay(
     tmp_path: Path, server: OpenAITestServer, collector: str
@@ -225,7 +213,7 @@ def test_an_unreachable_collector_costs_one_warning_and_a_bounded_delay(
     flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents("a", "b"))
     db = tmp_path / "h.db"
     with SilentListener() as silent:
-        endpoint = silent.endpoint if collector == "silent" else f"http://127.0.0.1:{unused_port()}"
+        endpoint = silent.endpoint if collector == "silent" else f"http://127.0.0.1:{free_port()}"
         began = time.monotonic()
         completed = run_agentops(
             "run", flow, "--db", db, env=traced_env(endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="1")
@@ -390,7 +378,7 @@ def test_tracing_off_never_imports_opentelemetry(tmp_path: Path, server: OpenAIT
     assert report["code"] == 0 and len(server.requests) == 1
     assert report["loaded"] == []
     refused = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{unused_port()}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
     }
     on, _ = probe(

@@ -24,9 +24,9 @@ from agentops.tracing import capture_content, tracing_requested
 from agentops.tracing.session import TracingSession
 from agentops.tracing.targets import chat_target
 from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
-from engine_helpers import TEST_KEY, TEST_KEY_ENV, workflow_on
-from store_helpers import rows
-from tracing_helpers import SpanView, by_operation, check_tree, view_of
+from tests.support.engine import TEST_KEY, TEST_KEY_ENV, workflow_on
+from tests.support.store import rows
+from tests.support.tracing import SpanView, by_operation, check_tree, view_of
 
 KEY = "sk-fake-provider-key-never-exported"
 

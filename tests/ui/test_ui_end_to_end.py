@@ -7,7 +7,7 @@ import pytest
 import agentops
 from agentops.ui import make_reporter
 from agentops.workflow.loader import load_workflow_text
-from ui_helpers import DEMO_YAML, output_of, text_console
+from tests.support.ui import DEMO_YAML, output_of, text_console
 
 fake = pytest.importorskip("agentops.providers.fake", reason="FakeProvider is not written yet")
 

@@ -24,7 +24,7 @@ from agentops.runtime.events import (
 from agentops.ui.live import INSTANCE_ROWS, LiveReporter
 from agentops.ui.plain import ITEM_LINES_UP_TO, PlainReporter
 from agentops.ui.state import split_instance_key
-from fan_out_helpers import (
+from tests.support.fan_out import (
     REASON,
     fan_out_result,
     flow,
@@ -33,7 +33,7 @@ from fan_out_helpers import (
     routed_away,
     run_result,
 )
-from ui_helpers import (
+from tests.support.ui import (
     FixedClock,
     feed,
     output_of,

@@ -18,7 +18,7 @@ from agentops.runtime.events import (
 )
 from agentops.ui import make_reporter
 from agentops.ui.live import LiveReporter
-from ui_helpers import (
+from tests.support.ui import (
     FixedClock,
     demo_workflow,
     feed,

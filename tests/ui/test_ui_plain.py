@@ -19,7 +19,7 @@ from agentops.runtime.events import (
 )
 from agentops.ui import make_reporter
 from agentops.ui.plain import PlainReporter
-from ui_helpers import (
+from tests.support.ui import (
     demo_workflow,
     finished,
     output_of,

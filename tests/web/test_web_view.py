@@ -19,7 +19,7 @@ from agentops.runtime.events import RunStatus
 from agentops.store import open_store
 from agentops.testing.server import OpenAITestServer
 from agentops.workflow.spec import Agent, Workflow
-from reliability_helpers import (
+from tests.support.reliability import (
     agent_of,
     cli_env,
     rows,
@@ -28,8 +28,8 @@ from reliability_helpers import (
     wait_until,
     write_workflow,
 )
-from store_helpers import failed, record, succeeded
-from web_helpers import chromium, fetch, needs_browser, screenshot, ui_server, wait_for
+from tests.support.store import failed, record, succeeded
+from tests.support.web import fetch, needs_browser, screenshot, ui_server, wait_for
 
 HOSTILE = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2; alert(1)">'
 PRICES = {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
@@ -100,12 +100,6 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server_url(history: Path) -> Iterator[str]:
     with ui_server(history) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as driver:
-        yield driver
 
 
 def test_pages_escape_everything_and_send_a_strict_policy(server_url: str) -> None:
@@ -467,7 +461,7 @@ def test_the_command_binds_loopback_unless_told_otherwise(history: Path, tmp_pat
 
 
 def start_agentops_args(db: Path) -> list[str]:
-    from reliability_helpers import agentops_command
+    from tests.support.reliability import agentops_command
 
     return agentops_command("ui", "--db", db, "--port", "0")
 

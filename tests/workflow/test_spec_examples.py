@@ -9,7 +9,7 @@ import pytest
 from agentops.workflow.graph import AnyOf, WorkflowGraph, dependency_edges, parse_condition
 from agentops.workflow.loader import load_workflow
 from agentops.workflow.templates import references
-from spec_helpers import EXAMPLES, SKETCH_PARALLEL, SKETCH_SAMPLE
+from tests.support.spec import EXAMPLES, SKETCH_PARALLEL, SKETCH_SAMPLE
 
 ALL = sorted(EXAMPLES.glob("*.yaml"))
 

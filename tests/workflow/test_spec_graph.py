@@ -17,8 +17,9 @@ from agentops.workflow.graph import (
     parse_condition,
     to_dot,
     to_mermaid,
+    with_sources,
 )
-from spec_helpers import SKETCH_SAMPLE, load
+from tests.support.spec import SKETCH_SAMPLE, load
 
 # --- conditions ------------------------------------------------------------------------------
 
@@ -98,6 +99,53 @@ def test_graph_of_a_loaded_workflow() -> None:
     assert graph.find_cycle() is None
 
 
+# --- fan-out: the implied dependency ----------------------------------------------------------
+
+FAN_OUT = """\
+name: fan
+agents:
+  - name: planner
+    model: m
+    output: {schema: {type: object, properties: {sections: {type: array, items: {type: string}}}}}
+    task: plan
+  - {name: critic, model: m, task: t}
+  - name: writer
+    model: m
+    for_each: planner.output.sections
+    task: "Write {{ item }}"
+  - name: reviser
+    model: m
+    depends_on: critic
+    for_each: planner.output.sections
+    when: critic.output == 'redo'
+    task: "Revise {{ item }}"
+  - name: editor
+    model: m
+    depends_on: [writer, reviser]
+    task: "{{ writer.output }}"
+"""
+
+
+def test_for_each_implies_a_dependency_on_the_agent_of_its_list() -> None:
+    graph = WorkflowGraph(load(FAN_OUT).workflow)
+    assert graph.conditions["writer"] == Ref("planner")
+    assert graph.conditions["reviser"] == AllOf((Ref("critic"), Ref("planner")))
+    assert graph.dependencies["writer"] == {"planner"}
+    assert graph.dependents["planner"] == ["writer", "reviser"]
+    assert graph.topological_order() == ["planner", "critic", "writer", "reviser", "editor"]
+
+
+def test_a_source_already_required_is_not_added_again_and_an_alternative_becomes_required() -> None:
+    assert with_sources(Ref("p"), ["p"]) == Ref("p")
+    assert with_sources(parse_condition("p && q"), ["p"]) == parse_condition("p && q")
+    assert with_sources(parse_condition("a && b"), ["p"]) == AllOf((Ref("a"), Ref("b"), Ref("p")))
+    # under any: the fan-out would otherwise start without its list
+    either = parse_condition("p || q")
+    assert with_sources(either, ["p"]) == AllOf((either, Ref("p")))
+    assert with_sources(None, []) is None
+    assert with_sources(None, ["p"]) == Ref("p")
+
+
 # --- rendering ------------------------------------------------------------------------------------
 
 OR_FLOW = """\
@@ -158,3 +206,20 @@ def test_names_mermaid_cannot_take_get_safe_ids_and_labels_are_escaped() -> None
     dot = to_dot(WorkflowGraph(load(text).workflow))
     assert '"news-gatherer" [label="news-gatherer\\nmy \\"quoted\\" <model>"];' in dot
     assert '"news-gatherer" -> "end";' in dot
+
+
+def test_fan_out_and_when_in_mermaid_and_dot() -> None:
+    graph = WorkflowGraph(load(FAN_OUT).workflow)
+    mermaid = to_mermaid(graph).splitlines()
+    assert '    writer[["writer ×N<br/>m<br/>for each planner.output.sections"]]' in mermaid
+    assert (
+        '    reviser[["reviser ×N<br/>m<br/>for each planner.output.sections'
+        "<br/>when critic.output == 'redo'\"]]"
+    ) in mermaid
+    assert "    planner --> writer" in mermaid
+    assert "    critic --> reviser" in mermaid and "    planner --> reviser" in mermaid
+    dot = to_dot(graph).splitlines()
+    assert (
+        '    "writer" [label="writer ×N\\nm\\nfor each planner.output.sections", peripheries=2];'
+    ) in dot
+    assert '    "planner" -> "writer";' in dot

@@ -6,7 +6,7 @@ import pytest
 
 from agentops.errors import UsageError
 from agentops.workflow.inputs import parse_input_args, resolve_inputs
-from spec_helpers import load
+from tests.support.spec import load
 
 FLOW = """\
 name: x

@@ -26,7 +26,14 @@ from agentops.workflow.spec import (
     InputSpec,
     Workflow,
 )
-from spec_helpers import SKETCH_PARALLEL, SKETCH_SAMPLE, SKETCH_SCHEMA, load, only_problem, problems
+from tests.support.spec import (
+    SKETCH_PARALLEL,
+    SKETCH_SAMPLE,
+    SKETCH_SCHEMA,
+    load,
+    only_problem,
+    problems,
+)
 
 # --- what loads ------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentops.runtime.prompts import CONTEXT_FOOTER, CONTEXT_HEADER, build_messages
-from spec_helpers import load, only_problem, problems
+from tests.support.spec import load, only_problem, problems
 
 HEADER = """\
 name: x

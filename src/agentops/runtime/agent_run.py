@@ -47,6 +47,7 @@ from agentops.runtime.events import (
     AttemptSucceeded,
     CostWarning,
     Event,
+    SkipCause,
     TokensStreamed,
     ToolCallRecord,
     Usage,
@@ -244,6 +245,7 @@ class AgentRun:
             reservation = await context.budget.reserve(worst_case)
             if reservation is None:
                 result.status = AgentStatus.SKIPPED
+                result.skip_cause = SkipCause.COST_CAP
                 result.error = _cost_cap_reason(turn, tries, reasks)
                 return None
             self._attempts += 1

@@ -8,7 +8,7 @@ scheduler holds no knowledge of prompts, tools or schemas.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentops.runtime.agent_run import AgentRun, RunContext, RunTools
 from agentops.runtime.events import AgentResult
@@ -18,6 +18,9 @@ from agentops.runtime.provider import Route
 from agentops.runtime.structured import OutputContract, format_name
 from agentops.workflow.schemas import strict_mode_problem
 from agentops.workflow.spec import Workflow
+
+if TYPE_CHECKING:
+    from agentops.workflow.expressions import ItemScope
 
 
 class AgentSetup:
@@ -53,14 +56,21 @@ class AgentSetup:
                 )
 
     def agent_run(
-        self, name: str, result: AgentResult, upstream: Mapping[str, AgentResult]
+        self,
+        name: str,
+        result: AgentResult,
+        upstream: Mapping[str, AgentResult],
+        *,
+        item: ItemScope | None = None,
+        fed: Collection[str] = (),
     ) -> AgentRun:
-        """The run of agent ``name``, fed by the results of its ``upstream`` agents that succeeded."""
+        """The run of agent ``name``, fed by the results of its ``upstream`` agents that succeeded
+        (for a fan-out instance: its ``item``, taken from the output of the ``fed`` agents)."""
         agent = self._agents[name]
         route = self.routes[name]
         outputs = {dep: upstream[dep].output or "" for dep in upstream}
         values = {dep: upstream[dep].value for dep in upstream}
-        messages = build_messages(agent, outputs, self.inputs, values)
+        messages = build_messages(agent, outputs, self.inputs, values, item=item, fed=fed)
         result.prompt = prompt_text(messages)
         toolbox = (
             self.tools.for_agent(name, self.context.emit, result.tool_calls)

@@ -10,12 +10,20 @@ the slots that cap model calls in flight, never held while waiting on
 dependencies or backing off, so they cannot deadlock) and the executor that
 carries out each call.
 
+Two decisions are made at run time (``workflow.expressions``): an agent with
+``when`` is routed away (skipped, cause ``routed``) when it is false, and an
+agent with ``for_each`` runs once per item of an upstream list, each instance
+(``writer[2]``) an agent run of its own, started as a slot frees, its output the
+list of theirs. Routing away is not a failure: a run whose only skips were
+routed succeeds.
+
 The engine imports neither storage nor the terminal UI: it emits ``events``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -32,11 +40,15 @@ from agentops.runtime.events import (
     AgentStatus,
     Decision,
     Event,
+    FanOutStarted,
     RunStatus,
+    SkipCause,
     Subscriber,
+    Usage,
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
+    instance_key,
     wants_tokens,
 )
 from agentops.runtime.executor import Executor, InProcessExecutor, ProviderFactory
@@ -44,7 +56,15 @@ from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.runtime.pricing import PriceBook
 from agentops.runtime.provider import Route
 from agentops.runtime.secrets import Secrets
+from agentops.workflow.expressions import (
+    Expression,
+    ExpressionError,
+    ItemScope,
+    Scope,
+    parse_expression,
+)
 from agentops.workflow.graph import WorkflowGraph, condition_holds, unmet_reason
+from agentops.workflow.schemas import as_text
 from agentops.workflow.spec import Workflow
 
 logger = logging.getLogger("agentops")
@@ -118,6 +138,9 @@ class Engine:
         )
         self.budget = self.limits.budget
         self.results: dict[str, AgentResult] = {}
+        self._agents = {agent.name: agent for agent in workflow.agents}
+        self._when = {a.name: _parsed(a.when) for a in workflow.agents if a.when}
+        self._for_each = {a.name: _parsed(a.for_each) for a in workflow.agents if a.for_each}
         self._succeeded: set[str] = set()
         self._remaining = {name: len(deps) for name, deps in self.graph.dependencies.items()}
         self._task_group: asyncio.TaskGroup | None = None
@@ -263,9 +286,10 @@ class Engine:
     # --- scheduling ----------------------------------------------------------------
 
     def _final_status(self) -> RunStatus:
+        """Succeeded when every agent (and every fan-out item) succeeded or was routed away."""
         if self._stop_reason is not None:
             return self._stop_status
-        if all(r.status is AgentStatus.SUCCEEDED for r in self.results.values()):
+        if all(_clean(r) for r in self.results.values()):
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
 
@@ -286,14 +310,53 @@ class Engine:
             if self._stop_reason is not None:
                 continue
             if condition_holds(condition, self._succeeded):
-                assert self._task_group is not None
-                self._task_group.create_task(self._run_agent(name), name=f"agent:{name}")
+                self._start(name, ready)
                 continue
-            statuses = {n: self.results[n].status.value for n in self.graph.dependencies[name]}
+            dependencies = [self.results[n] for n in self.graph.dependencies[name]]
+            statuses = {r.name: r.status.value for r in dependencies}
+            # Waiting only on branches routed away is being routed away too, not a failure.
+            routed = all(
+                r.status is AgentStatus.SUCCEEDED or r.skip_cause is SkipCause.ROUTED
+                for r in dependencies
+            )
             skipped = self._new_result(
-                name, AgentStatus.SKIPPED, error=unmet_reason(condition, statuses)
+                name,
+                AgentStatus.SKIPPED,
+                error=unmet_reason(condition, statuses),
+                skip_cause=SkipCause.ROUTED if routed else SkipCause.DEPENDENCY,
             )
             self._settle(skipped, ready)
+
+    def _start(self, name: str, ready: deque[str]) -> None:
+        """Route the agent (its ``when``), then start it: once, or once per item."""
+        decision: Decision | None = None
+        if name in self._when:
+            try:
+                decision = self.options.decisions.get(name) or self._decision(name)
+            except ExpressionError as problem:
+                failed = self._new_result(name, AgentStatus.FAILED, error=f"when: {problem}")
+                self._settle(failed, ready)
+                return
+            if not decision.held:
+                skipped = self._new_result(
+                    name,
+                    AgentStatus.SKIPPED,
+                    error=_routed_reason(decision),
+                    skip_cause=SkipCause.ROUTED,
+                    decision=decision,
+                )
+                self._settle(skipped, ready)
+                return
+        assert self._task_group is not None
+        run = self._run_fan_out if name in self._for_each else self._run_agent
+        self._task_group.create_task(run(name, decision), name=f"agent:{name}")
+
+    def _decision(self, name: str) -> Decision:
+        when = self._when[name]
+        if isinstance(when, ExpressionError):
+            raise when
+        scope = self._scope(self._upstream(name))
+        return Decision(when.text, when.holds(scope), when.observed(scope))
 
     def _settle(self, result: AgentResult, ready: deque[str] | None) -> None:
         result.finished_at = result.finished_at or time.time()
@@ -310,34 +373,184 @@ class Engine:
         self._decide(ready)
 
     def _new_result(self, name: str, status: AgentStatus, **fields: Any) -> AgentResult:
-        route = self.routes[name]
+        route = self.routes[fields.get("agent") or name]
         return AgentResult(
             name=name, status=status, model=route.model, provider=route.provider, **fields
         )
 
     # --- one agent ---------------------------------------------------------------------
 
-    async def _run_agent(self, name: str) -> None:
-        result = self._new_result(name, AgentStatus.RUNNING)
+    def _upstream(self, name: str) -> dict[str, AgentResult]:
+        """The results of the agent's dependencies that succeeded: what it is fed."""
+        return {
+            dep: self.results[dep]
+            for dep in sorted(self.graph.dependencies[name])
+            if self.results[dep].status is AgentStatus.SUCCEEDED
+        }
+
+    def _scope(self, upstream: Mapping[str, AgentResult]) -> Scope:
+        return Scope(
+            outputs={dep: result.output or "" for dep, result in upstream.items()},
+            values={dep: r.value for dep, r in upstream.items() if r.value is not None},
+            inputs=self.options.inputs,
+        )
+
+    async def _run_agent(self, name: str, decision: Decision | None) -> None:
+        result = self._new_result(name, AgentStatus.RUNNING, decision=decision)
+        await self._run_unit(name, result, self._upstream(name))
+        self._settle_and_continue(result)
+
+    async def _run_unit(
+        self,
+        name: str,
+        result: AgentResult,
+        upstream: Mapping[str, AgentResult],
+        item: ItemScope | None = None,
+    ) -> None:
+        """Run one agent run (an agent, or one item of a fan-out) to a settled ``result``."""
+        fed = self._for_each[name] if item is not None else None
         try:
-            upstream = {
-                dep: self.results[dep]
-                for dep in sorted(self.graph.dependencies[name])
-                if self.results[dep].status is AgentStatus.SUCCEEDED
-            }
-            await self._setup.agent_run(name, result, upstream).run()
+            await self._setup.agent_run(
+                name,
+                result,
+                upstream,
+                item=item,
+                fed=fed.agents() if isinstance(fed, Expression) else (),
+            ).run()
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"
-            self._settle(result, None)
+            if item is None:
+                self._settle(result, None)
+            else:
+                self._settle_instance(result)
             raise
         # The boundary of one agent: whatever its run raises (a template, a tool, a provider,
         # SystemExit or KeyboardInterrupt from a tool's code) fails this agent, never the run.
         except BaseException as failure:
-            logger.debug("agent %s failed unexpectedly", name, exc_info=failure)
+            logger.debug("agent %s failed unexpectedly", result.name, exc_info=failure)
             result.status = AgentStatus.FAILED
             result.error = self._reason(failure)
+
+    # --- a fan-out -------------------------------------------------------------------------
+
+    async def _run_fan_out(self, name: str, decision: Decision | None) -> None:
+        """Run the agent once per item of its ``for_each`` list, each item as slots free.
+
+        The items start in order, at most ``max_concurrency`` of them under way at once (so a
+        50,000-item list is not 50,000 waiting tasks); once one does not fit under the cost cap
+        the rest are not started. The agent settles when every started item has.
+        """
+        result = self._new_result(name, AgentStatus.RUNNING, decision=decision)
+        upstream = self._upstream(name)
+        try:
+            items = self._items(name, upstream)
+        except ExpressionError as problem:
+            result.status = AgentStatus.FAILED
+            result.error = f"for_each: {problem}"
+            self._settle_and_continue(result)
+            return
+        count = len(items)
+        result.started_at = time.time()
+        result.item_count = count
+        slots: list[AgentResult | None] = [None] * count
+        waiting: deque[int] = deque()
+        for index in range(count):
+            reused = self.options.reused.get(instance_key(name, index))
+            if reused is not None:
+                slots[index] = reused
+            else:
+                waiting.append(index)
+        self._emit(FanOutStarted(name, count, result.started_at))
+
+        async def work() -> None:
+            while waiting and self._stop_reason is None:
+                index = waiting.popleft()
+                instance = self._new_result(
+                    instance_key(name, index),
+                    AgentStatus.RUNNING,
+                    agent=name,
+                    item_index=index,
+                    item=items[index],
+                )
+                slots[index] = instance
+                await self._run_unit(
+                    name, instance, upstream, ItemScope(items[index], index, count)
+                )
+                self._settle_instance(instance)
+                if instance.skip_cause is SkipCause.COST_CAP:
+                    waiting.clear()  # the next item would not fit either: start no more
+
+        try:
+            workers = min(len(waiting), self.workflow.policies.max_concurrency)
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(work())
+        except asyncio.CancelledError:
+            self._finish_fan_out(result, slots)
+            result.status = AgentStatus.CANCELLED
+            result.error = self._stop_reason or "cancelled"
+            self._settle(result, None)
+            raise
+        self._finish_fan_out(result, slots)
         self._settle_and_continue(result)
+
+    def _items(self, name: str, upstream: Mapping[str, AgentResult]) -> list[Any]:
+        """The list the agent fans out over; an ExpressionError says why there is none."""
+        source = self._for_each[name]
+        if isinstance(source, ExpressionError):
+            raise source
+        items = source.evaluate(self._scope(upstream))
+        if not isinstance(items, list):
+            kind = "null" if items is None else _json_kind(items)
+            raise ExpressionError(f"{source.text} is {kind}, not a list")
+        limit = self.workflow.effective_max_items(self._agents[name])
+        if len(items) > limit:
+            raise ExpressionError(
+                f"{source.text} has {len(items)} items, more than max_items {limit}; "
+                "raise max_items if that many are expected"
+            )
+        return items
+
+    def _settle_instance(self, instance: AgentResult) -> None:
+        instance.finished_at = instance.finished_at or time.time()
+        self._emit(AgentFinished(instance))
+
+    def _finish_fan_out(self, result: AgentResult, slots: list[AgentResult | None]) -> None:
+        """The agent's result from its items': their outputs in order, their cost summed."""
+        agent = self._agents[result.name]
+        instances = [instance for instance in slots if instance is not None]
+        result.instances = instances
+        result.finished_at = time.time()
+        result.usage = sum((i.usage for i in instances if not i.reused), Usage())
+        costs = [i.cost for i in instances if not i.reused]
+        result.cost = None if None in costs else sum(c or 0.0 for c in costs)
+        failed = [i for i in instances if i.status is not AgentStatus.SUCCEEDED]
+        not_started = sum(1 for instance in slots if instance is None)
+        structured = agent.output is not None
+        result.value = [
+            None
+            if i is None or i.status is not AgentStatus.SUCCEEDED
+            else (i.value if structured else i.output or "")
+            for i in slots
+        ]
+        result.output = json.dumps(result.value, ensure_ascii=False)
+        count = len(slots)
+        if not_started:
+            capped = any(i.skip_cause is SkipCause.COST_CAP for i in instances)
+            why = COST_CAP_REASON if capped else (self._stop_reason or "not started")
+            result.status = AgentStatus.FAILED
+            result.error = f"{why}: {not_started} of {count} items not run" + _first_failure(failed)
+        elif failed and agent.on_item_error == "fail":
+            result.status = AgentStatus.FAILED
+            result.error = f"{len(failed)} of {count} items failed" + _first_failure(failed)
+        else:
+            result.status = AgentStatus.SUCCEEDED
+            if failed:  # on_item_error: continue
+                result.error = (
+                    f"{len(failed)} of {count} items failed and are null in the list"
+                    + _first_failure(failed)
+                )
 
     def _reason(self, failure: BaseException) -> str:
         """One line for an unexpected exception, secrets masked."""
@@ -357,3 +570,52 @@ class Engine:
                     type(event).__name__,
                     self._reason(failure),
                 )
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _parsed(text: str) -> Expression | ExpressionError:
+    """A workflow made in Python skips the loader's checks: a bad expression fails its agent."""
+    try:
+        return parse_expression(text)
+    except ExpressionError as problem:
+        return problem
+
+
+def _clean(result: AgentResult) -> bool:
+    """Whether this agent leaves the run able to succeed."""
+    if result.status is AgentStatus.SKIPPED:
+        return result.skip_cause is SkipCause.ROUTED
+    if result.status is not AgentStatus.SUCCEEDED:
+        return False
+    return all(i.status is AgentStatus.SUCCEEDED for i in result.instances or ())
+
+
+def _routed_reason(decision: Decision) -> str:
+    """``when triage.output.label == 'bug' was false (triage.output.label: 'feature')``."""
+    seen = ", ".join(f"{path}: {_shown(value)}" for path, value in decision.values.items())
+    return f"when {decision.expression} was false" + (f" ({seen})" if seen else "")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else as_text(value) or "null"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _json_kind(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        dict: "an object",
+    }
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _first_failure(failed: list[AgentResult]) -> str:
+    if not failed:
+        return ""
+    first = failed[0]
+    return f"; first: {first.name}: {first.error or first.status.value}"

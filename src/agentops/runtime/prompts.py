@@ -7,12 +7,15 @@ block; the others' outputs are appended to the task in a labelled block.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from agentops.runtime.messages import Message
 from agentops.workflow.spec import Agent
 from agentops.workflow.templates import referenced_agents, render
+
+if TYPE_CHECKING:
+    from agentops.workflow.expressions import ItemScope
 
 CONTEXT_HEADER = "--- Outputs of upstream agents ---"
 CONTEXT_FOOTER = "--- End of upstream outputs ---"
@@ -23,12 +26,16 @@ def build_messages(
     upstream_outputs: Mapping[str, str],
     inputs: Mapping[str, Any],
     upstream_values: Mapping[str, Any] | None = None,
+    *,
+    item: ItemScope | None = None,
+    fed: Collection[str] = (),
 ) -> tuple[Message, ...]:
     """The messages sent for ``agent``, given its succeeded direct dependencies' outputs
-    (and the parsed values of those with an output schema)."""
-    text = render(agent.task, upstream_outputs, inputs, upstream_values)
+    (and the parsed values of those with an output schema). A fan-out instance gets its
+    ``item``; ``fed``: agents whose output reaches it as that item, so not as a whole too."""
+    text = render(agent.task, upstream_outputs, inputs, upstream_values, item=item)
     # An output placed in the system prompt is placed too: do not send it twice.
-    placed = referenced_agents(agent.task) | referenced_agents(agent.system or "")
+    placed = referenced_agents(agent.task) | referenced_agents(agent.system or "") | set(fed)
     block = [(name, output) for name, output in upstream_outputs.items() if name not in placed]
     if block:
         sections = "\n\n".join(f"### {name}\n{output}" for name, output in block)
@@ -36,7 +43,9 @@ def build_messages(
     messages = []
     if agent.system:
         messages.append(
-            Message("system", render(agent.system, upstream_outputs, inputs, upstream_values))
+            Message(
+                "system", render(agent.system, upstream_outputs, inputs, upstream_values, item=item)
+            )
         )
     messages.append(Message("user", text))
     return tuple(messages)

@@ -35,6 +35,12 @@ Structured output
     schema (``example_for_schema``: every property, strings named after their
     property, the first of an enum). The faults below make it misbehave.
 
+Given answers
+    ``answer_when(marker, value)``: a request whose messages contain ``marker``
+    is answered with ``value`` (a string as it is, anything else as JSON), before
+    any ``reply`` hook or schema example; the first marker added that matches
+    wins. ``--answer MARKER=JSON`` does the same from the command line.
+
 Tool calls
     A ``reply`` hook may return a ``ScriptedReply(text, tool_calls=[...])``
     instead of text: each tool call is ``ScriptedToolCall(name, arguments)``
@@ -246,6 +252,7 @@ class OpenAITestServer:
         self.port = 0
         self._requested_port = port
         self._scripted: list[_Scripted] = []
+        self._answers: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -277,6 +284,20 @@ class OpenAITestServer:
         """Every request whose body matches ``predicate`` gets ``Fault(**fault)``, for ever."""
         with self._lock:
             self._scripted.append(_Scripted(Fault(**fault), None, predicate))
+
+    def answer_when(self, marker: str, value: Any) -> None:
+        """Answer every request whose messages contain ``marker`` with ``value`` (JSON unless text)."""
+        text = value if isinstance(value, str) else json.dumps(value)
+        with self._lock:
+            self._answers.append((marker, text))
+
+    def _given_answer(self, body: Body) -> str | None:
+        with self._lock:
+            answers = list(self._answers)
+        if not answers:
+            return None
+        conversation = "\n".join(str(m.get("content") or "") for m in _messages(body))
+        return next((text for marker, text in answers if marker in conversation), None)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -406,7 +427,11 @@ class OpenAITestServer:
             if early is not None:
                 return early
         schema = requested_schema(body)
-        if self.reply is not None:
+        given = self._given_answer(body)
+        answer: str | ScriptedReply
+        if given is not None:
+            answer = given
+        elif self.reply is not None:
             answer = self.reply(body)
         elif schema is not None:
             answer = json.dumps(example_for_schema(schema))
@@ -743,6 +768,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--tool-turns", type=int, default=1)
     parser.add_argument("--tool-arguments", default="{}", help="the tool's arguments, as JSON")
+    parser.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        metavar="MARKER=JSON",
+        help="answer requests whose messages contain MARKER with this JSON (repeatable)",
+    )
     arguments = parser.parse_args(argv)
     hook = (
         call_tool_until(
@@ -761,6 +793,14 @@ def main(argv: list[str] | None = None) -> None:
         seed=arguments.seed,
     )
     server.fault_rate = arguments.fault_rate
+    for given in arguments.answer:
+        marker, separator, value = given.partition("=")
+        if not separator:
+            parser.error(f"--answer {given!r}: write MARKER=JSON")
+        try:
+            server.answer_when(marker, json.loads(value))
+        except ValueError:
+            parser.error(f"--answer {given!r}: the value is not JSON")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with server:

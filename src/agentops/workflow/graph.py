@@ -4,7 +4,9 @@ rendering as Mermaid or Graphviz DOT.
 A condition names upstream agents. An agent waits until every agent its
 condition names has settled, then runs if the condition holds over the ones
 that succeeded; otherwise it is skipped. ``parse_condition`` accepts every form
-a user may write under ``depends_on`` (see ``spec.DependsOn``).
+a user may write under ``depends_on`` (see ``spec.DependsOn``). A fan-out agent
+(``for_each``) also needs the agent its list comes from: ``agent_condition``
+adds it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from agentops.workflow.spec import DependsOn, Workflow
+from agentops.workflow.expressions import ExpressionError, parse_expression
+from agentops.workflow.spec import Agent, DependsOn, Workflow
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,41 @@ class _ExpressionParser:
         return Ref(token)
 
 
+# --- fan-out: the implied dependency ------------------------------------------------
+
+
+def for_each_sources(for_each: str | None) -> tuple[str, ...]:
+    """The agents a ``for_each`` expression reads, in the order written (none when it does not
+    parse: the load-time checks report that)."""
+    if for_each is None:
+        return ()
+    try:
+        paths = parse_expression(for_each).paths()
+    except ExpressionError:
+        return ()
+    return tuple(dict.fromkeys(path.name for path in paths if path.kind == "agent"))
+
+
+def with_sources(condition: Condition | None, sources: Iterable[str]) -> Condition | None:
+    """``condition`` that also requires each of ``sources``: a fan-out cannot start without its
+    list. A source it already requires is not added again; one it names only as an alternative
+    (under ``any``) becomes required too."""
+    edges = dependency_edges(condition)
+    missing = tuple(Ref(name) for name in sources if edges.get(name, True))
+    if not missing:
+        return condition
+    if condition is None:
+        return _flatten(AllOf(missing))
+    if isinstance(condition, AllOf):
+        return AllOf((*condition.items, *missing))
+    return AllOf((condition, *missing))
+
+
+def agent_condition(agent: Agent) -> Condition | None:
+    """What ``agent`` waits for: its ``depends_on``, and its ``for_each``'s agent."""
+    return with_sources(parse_condition(agent.depends_on), for_each_sources(agent.for_each))
+
+
 # --- evaluation -----------------------------------------------------------------
 
 
@@ -233,7 +271,7 @@ class WorkflowGraph:
     def __init__(self, workflow: Workflow) -> None:
         self.workflow = workflow
         self.conditions: dict[str, Condition | None] = {
-            agent.name: parse_condition(agent.depends_on) for agent in workflow.agents
+            agent.name: agent_condition(agent) for agent in workflow.agents
         }
         self.dependencies: dict[str, frozenset[str]] = {
             name: condition_names(condition) for name, condition in self.conditions.items()
@@ -397,16 +435,29 @@ def _mermaid_text(text: str) -> str:
     )
 
 
+def _node_lines(agent: Agent) -> list[str]:
+    """A node's label: the name (``writer ×N`` for a fan-out), the model, then what decides
+    whether and how often it runs."""
+    lines = [f"{agent.name} ×N" if agent.for_each else agent.name, agent.model]
+    if agent.for_each:
+        lines.append(f"for each {' '.join(agent.for_each.split())}")
+    if agent.when:
+        lines.append(f"when {' '.join(agent.when.split())}")
+    return lines
+
+
 def to_mermaid(graph: WorkflowGraph) -> str:
     """The DAG as a Mermaid flowchart; edges point from a dependency to its user.
 
-    Alternatives (``any:`` / ``||``) are dashed arrows labelled "or".
+    Alternatives (``any:`` / ``||``) are dashed arrows labelled "or". A fan-out is a
+    double-bordered box (``writer ×N``); ``for_each`` and ``when`` are lines of the label.
     """
     ids = _mermaid_ids(graph.names)
     lines = ["flowchart TD", f"    %% workflow: {' '.join(graph.workflow.name.split())}"]
     for agent in graph.workflow.agents:
-        label = f"{_mermaid_text(agent.name)}<br/>{_mermaid_text(agent.model)}"
-        lines.append(f'    {ids[agent.name]}["{label}"]')
+        label = "<br/>".join(_mermaid_text(line) for line in _node_lines(agent))
+        opening, closing = ("[[", "]]") if agent.for_each else ("[", "]")
+        lines.append(f'    {ids[agent.name]}{opening}"{label}"{closing}')
     for dep, user, alternative in _edges_in_file_order(graph):
         if dep in ids:
             arrow = "-. or .->" if alternative else "-->"
@@ -419,15 +470,17 @@ def _dot_text(text: str) -> str:
 
 
 def to_dot(graph: WorkflowGraph) -> str:
-    """The DAG in Graphviz DOT; alternatives (``any:`` / ``||``) are dashed edges labelled "or"."""
+    """The DAG in Graphviz DOT; alternatives (``any:`` / ``||``) are dashed edges labelled "or",
+    a fan-out has a double border, and ``for_each`` / ``when`` are lines of the label."""
     lines = [
         f"digraph {_dot_text(graph.workflow.name)} {{",
         "    rankdir=TB;",
         '    node [shape=box, style=rounded, fontname="Helvetica"];',
     ]
     for agent in graph.workflow.agents:
-        label = _dot_text(f"{agent.name}\n{agent.model}")
-        lines.append(f"    {_dot_text(agent.name)} [label={label}];")
+        label = _dot_text("\n".join(_node_lines(agent)))
+        extra = ", peripheries=2" if agent.for_each else ""
+        lines.append(f"    {_dot_text(agent.name)} [label={label}{extra}];")
     for dep, user, alternative in _edges_in_file_order(graph):
         if dep in graph.conditions:
             style = ' [style=dashed, label="or"]' if alternative else ""

@@ -1,10 +1,11 @@
-"""Prompt templates: ``{{ agent.output }}``, ``{{ agent.output.field[0].name }}`` and
-``{{ inputs.name }}``, and nothing else.
+"""Prompt templates: ``{{ agent.output }}``, ``{{ agent.output.field[0].name }}``,
+``{{ inputs.name }}`` and, in a fan-out agent, ``{{ item }}`` (``{{ item.field[0] }}``),
+``{{ item_index }}``, ``{{ item_number }}`` and ``{{ item_count }}``; nothing else.
 
 Substitution is plain text replacement: a template cannot execute code, call
 methods or filters. A field reference reads the parsed value of an agent with an
 output schema (``structured``): strings render plain, anything else as JSON; a
-field the answer does not have renders empty. The prompt an agent is sent is
+field the answer does not have renders empty. The item renders the same way. The prompt an agent is sent is
 assembled from rendered templates in ``agentops.runtime.prompts``.
 """
 
@@ -15,17 +16,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agentops.workflow.expressions import ITEM, ITEM_NUMBERS, ItemScope, item_value
 from agentops.workflow.schemas import FieldPath, as_text, field_value
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _REFERENCE = re.compile(r"^\s*([A-Za-z_][\w\-]*)\.([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[\d+\])*)\s*$")
+_ITEM = re.compile(
+    r"^\s*(?:(item)((?:\.[A-Za-z_]\w*|\[\d+\])*)|(" + "|".join(ITEM_NUMBERS) + r"))\s*$"
+)
 _FIELD = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 
 
 @dataclass(frozen=True)
 class Reference:
-    kind: str  # "agent" | "input" | "invalid"
-    name: str
+    kind: str  # "agent" | "input" | "item" | "invalid"
+    name: str  # for "item": item, item_index, item_number or item_count
     text: str  # the whole placeholder, braces included
     offset: int  # where it starts in the task text
     fields: FieldPath = ()  # {{ a.output.x[0] }}: ("x", 0)
@@ -39,6 +44,12 @@ def references(task: str) -> list[Reference]:
     """Every ``{{ ... }}`` placeholder in a task, classified."""
     found = []
     for match in PLACEHOLDER.finditer(task):
+        item = _ITEM.match(match.group(1))
+        if item:
+            name = item.group(1) or item.group(3)
+            fields = _fields(item.group(2) or "")
+            found.append(Reference("item", name, match.group(0), match.start(), fields))
+            continue
         inner = _REFERENCE.match(match.group(1))
         if inner and inner.group(1) == "inputs" and not inner.group(3):
             found.append(Reference("input", inner.group(2), match.group(0), match.start()))
@@ -61,11 +72,20 @@ def render(
     outputs: Mapping[str, str],
     inputs: Mapping[str, Any],
     values: Mapping[str, Any] | None = None,
+    *,
+    item: ItemScope | None = None,
 ) -> str:
     """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty.
-    ``values``: the parsed answers of agents with an output schema, for field references."""
+    ``values``: the parsed answers of agents with an output schema, for field references.
+    ``item``: a fan-out instance's item (outside a fan-out, item placeholders stay as written)."""
 
     def replace(match: re.Match[str]) -> str:
+        in_item = _ITEM.match(match.group(1))
+        if in_item:
+            if item is None:
+                return match.group(0)
+            kind = in_item.group(3) or ITEM
+            return as_text(item_value(item, kind, _fields(in_item.group(2) or "")))
         inner = _REFERENCE.match(match.group(1))
         if not inner:
             return match.group(0)

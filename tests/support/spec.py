@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from agentops.errors import WorkflowError
 from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 # The two example workflows of the original product sketch, verbatim.

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from reliability_helpers import ROOT, agentops_command, cli_env
+from tests.support import ROOT
+from tests.support.reliability import agentops_command, cli_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -1,6 +1,7 @@
 """Shared pieces of the reliability suite: workflow files that call the local test
-server, real ``agentops`` processes, and reading the history database directly
-(with ``sqlite3``, not through the store, so a store bug cannot hide itself)."""
+server, real ``agentops`` processes (and its entry point run in this process), and reading
+the history database directly (with ``sqlite3``, not through the store, so a store bug
+cannot hide itself)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 KEY_ENV = "AGENTOPS_RELIABILITY_KEY"
 KEY = "sk-reliability-5ecret-0f-the-named-provider"
@@ -165,6 +167,47 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0, poll: fl
 def json_of(completed: subprocess.CompletedProcess[str]) -> Any:
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout)
+
+
+# --- the command line in this process ------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def invoke(*args: str | Path) -> Outcome:
+    """``agentops ARGS`` through the real entry point, ``main()``, in this process."""
+    from typer.testing import CliRunner
+
+    from agentops.cli.app import main  # here: most users of this module run real processes
+
+    runner = CliRunner()
+    argv = sys.argv
+    with runner.isolation() as (stdout, stderr, _):
+        sys.argv = ["agentops", *map(str, args)]
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+        else:  # main always exits
+            code = -1
+        finally:
+            sys.argv = argv
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return Outcome(
+            code,
+            stdout.getvalue().decode("utf-8", "replace"),
+            stderr.getvalue().decode("utf-8", "replace"),
+        )
 
 
 # --- the history database, read directly ---------------------------------------------------

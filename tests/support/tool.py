@@ -4,12 +4,7 @@ written next to the workflow, a module of Python tools, and workflows that use t
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,39 +145,6 @@ def tool_workflow(
     path = folder / "flow.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def http_kb_server(folder: Path) -> Iterator[str]:
-    """The kb server over streamable HTTP on 127.0.0.1, in its own process; yields its URL."""
-    write_kb_server(folder)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "kb_server.py", "http", str(port)],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError("the HTTP MCP server did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def processes_running(marker: str) -> list[str]:

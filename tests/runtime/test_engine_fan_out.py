@@ -1,0 +1,242 @@
+"""Fan-out (``for_each``) and routing (``when``) in the engine, against the test server over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import agentops
+from agentops.runtime.events import (
+    AgentFinished,
+    AgentStarted,
+    AgentStatus,
+    Decision,
+    FanOutStarted,
+    RunStatus,
+    SkipCause,
+)
+from agentops.testing.server import OpenAITestServer
+from tests.support.engine import EventLog, workflow_on
+
+SECTIONS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "sections": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"title": {"type": "string"}},
+                "required": ["title"],
+            },
+        }
+    },
+    "required": ["sections"],
+}
+LABEL_SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"enum": ["bug", "feature", "question"]}},
+    "required": ["label"],
+}
+
+
+def planner_and_writer(**writer: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS_SCHEMA}},
+        {
+            "name": "writer",
+            "for_each": "planner.output.sections",
+            "task": "Write the section '{{ item.title }}' ({{ item_number }} of {{ item_count }}).",
+            **writer,
+        },
+        {"name": "editor", "depends_on": "writer", "task": "Join: {{ writer.output }}"},
+    ]
+
+
+def sections(*titles: str) -> dict[str, Any]:
+    return {"sections": [{"title": title} for title in titles]}
+
+
+def prompts(server: OpenAITestServer) -> list[str]:
+    return [str(r.body["messages"][-1]["content"]) for r in server.requests]
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer(latency=0.01) as running:
+        yield running
+
+
+def test_each_item_is_an_agent_run_and_the_output_is_their_list_in_order(
+    server: OpenAITestServer,
+) -> None:
+    server.answer_when("Outline a report", sections("Alpha", "Beta", "Gamma"))
+    log = EventLog()
+    result = agentops.run(workflow_on(server, planner_and_writer()), subscribers=[log])
+
+    assert result.status is RunStatus.SUCCEEDED
+    writer = result.agents["writer"]
+    assert writer.item_count == 3
+    assert [i.name for i in writer.instances or []] == ["writer[0]", "writer[1]", "writer[2]"]
+    assert [i.item for i in writer.instances or []] == [
+        {"title": t} for t in ("Alpha", "Beta", "Gamma")
+    ]
+    sent = prompts(server)
+    for number, title in enumerate(("Alpha", "Beta", "Gamma"), start=1):
+        assert any(f"Write the section '{title}' ({number} of 3)." in p for p in sent)
+    # The item is what an instance is fed: the planner's whole answer is not appended to it.
+    assert not any("Write the section" in p and "Outputs of upstream" in p for p in sent)
+    # The agent's output: the instances' outputs, in item order, as a JSON list.
+    outputs = json.loads(writer.output or "")
+    assert outputs == [i.output for i in writer.instances or []]
+    assert all(
+        f"Write the section '{t}'" in o
+        for t, o in zip(("Alpha", "Beta", "Gamma"), outputs, strict=True)
+    )
+    editor_prompt = next(p for p in sent if p.startswith("Join:"))
+    assert editor_prompt == f"Join: {writer.output}"
+    # Costs and tokens of the agent are its instances'.
+    assert writer.usage.output_tokens == sum(i.usage.output_tokens for i in writer.instances or [])
+    # Events: the fan-out is announced, each instance runs and finishes before the agent.
+    assert [e.item_count for e in log.of(FanOutStarted)] == [3]
+    started = [e.name for e in log.of(AgentStarted)]
+    assert {"writer[0]", "writer[1]", "writer[2]"} <= set(started) and "writer" not in started
+    finished = [e.result.name for e in log.of(AgentFinished)]
+    assert finished.index("writer") > max(finished.index(f"writer[{i}]") for i in range(3))
+
+
+def test_an_empty_list_succeeds_with_an_empty_output(server: OpenAITestServer) -> None:
+    server.answer_when("Outline a report", sections())
+    result = agentops.run(workflow_on(server, planner_and_writer()))
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.agents["writer"].output == "[]"
+    assert result.agents["writer"].instances == []
+    assert result.agents["editor"].status is AgentStatus.SUCCEEDED
+
+
+def test_more_items_than_max_items_fail_the_agent_naming_both_numbers(
+    server: OpenAITestServer,
+) -> None:
+    server.answer_when("Outline a report", sections(*"abcde"))
+    result = agentops.run(workflow_on(server, planner_and_writer(max_items=3)))
+    writer = result.agents["writer"]
+    assert writer.status is AgentStatus.FAILED
+    assert "has 5 items, more than max_items 3" in (writer.error or "")
+    assert len(server.requests) == 1  # no instance was called
+    assert result.agents["editor"].status is AgentStatus.SKIPPED
+    assert result.agents["editor"].skip_cause is SkipCause.DEPENDENCY
+    assert result.status is RunStatus.FAILED
+
+
+def test_a_failed_item_fails_the_agent_after_the_others_settle(server: OpenAITestServer) -> None:
+    server.answer_when("Outline a report", sections("Alpha", "Broken", "Gamma"))
+    server.inject_for(lambda body: "'Broken'" in json.dumps(body), kind="status", status=400)
+    result = agentops.run(workflow_on(server, planner_and_writer()))
+    writer = result.agents["writer"]
+    statuses = [i.status for i in writer.instances or []]
+    assert statuses == [AgentStatus.SUCCEEDED, AgentStatus.FAILED, AgentStatus.SUCCEEDED]
+    assert writer.status is AgentStatus.FAILED
+    assert (writer.error or "").startswith("1 of 3 items failed; first: writer[1]:")
+    assert result.agents["editor"].status is AgentStatus.SKIPPED
+    assert result.status is RunStatus.FAILED
+
+
+def test_on_item_error_continue_puts_null_in_the_list_and_the_run_still_fails(
+    server: OpenAITestServer,
+) -> None:
+    server.answer_when("Outline a report", sections("Alpha", "Broken"))
+    server.inject_for(lambda body: "'Broken'" in json.dumps(body), kind="status", status=400)
+    result = agentops.run(workflow_on(server, planner_and_writer(on_item_error="continue")))
+    writer = result.agents["writer"]
+    assert writer.status is AgentStatus.SUCCEEDED
+    listed = json.loads(writer.output or "")
+    assert listed[1] is None and "Alpha" in listed[0]
+    assert result.agents["editor"].status is AgentStatus.SUCCEEDED
+    assert result.status is RunStatus.FAILED and result.exit_code == 1
+
+
+def test_items_wait_for_slots_and_never_exceed_max_concurrency(server: OpenAITestServer) -> None:
+    server.latency = 0.1
+    server.answer_when("Outline a report", sections(*[f"s{i}" for i in range(9)]))
+    workflow = workflow_on(server, planner_and_writer(), policies={"max_concurrency": 3})
+    result = agentops.run(workflow)
+    assert result.status is RunStatus.SUCCEEDED
+    spans = [
+        (r.started_at, r.finished_at)
+        for r in server.requests
+        if str(r.body["messages"][-1]["content"]).startswith("Write")
+    ]
+    assert len(spans) == 9
+    assert max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans) == 3
+
+
+def test_the_cost_cap_stops_starting_items_and_fails_the_agent(server: OpenAITestServer) -> None:
+    server.answer_when("Outline a report", sections(*[f"s{i}" for i in range(20)]))
+    workflow = workflow_on(
+        server,
+        planner_and_writer(),
+        policies={"cost_cap": 0.5, "max_concurrency": 1, "max_tokens": 50},
+        prices={"gpt-4o-mini": {"input": 1000.0, "output": 1000.0}},
+    )
+    result = agentops.run(workflow)
+    writer = result.agents["writer"]
+    assert writer.status is AgentStatus.FAILED
+    assert (writer.error or "").startswith("cost cap: ")
+    ran = writer.instances or []
+    assert 0 < len(ran) < 20
+    assert ran[-1].skip_cause is SkipCause.COST_CAP
+    assert f"{20 - len(ran)} of 20 items not run" in (writer.error or "")
+    assert result.cost <= 0.5
+
+
+ROUTING = [
+    {"name": "triage", "task": "Classify the ticket.", "output": {"schema": LABEL_SCHEMA}},
+    {
+        "name": "fix_bug",
+        "depends_on": "triage",
+        "when": "triage.output.label == 'bug'",
+        "task": "Fix it.",
+    },
+    {"name": "test_fix", "depends_on": "fix_bug", "task": "Test the fix."},
+    {
+        "name": "plan_feature",
+        "depends_on": "triage",
+        "when": "triage.output.label == 'feature'",
+        "task": "Plan it.",
+    },
+    {"name": "reply", "depends_on": {"any": ["test_fix", "plan_feature"]}, "task": "Reply."},
+]
+
+
+def test_routing_skips_the_branch_not_taken_and_the_run_succeeds(server: OpenAITestServer) -> None:
+    server.answer_when("Classify the ticket", {"label": "feature"})
+    result = agentops.run(workflow_on(server, ROUTING))
+    agents = result.agents
+    fix = agents["fix_bug"]
+    assert fix.status is AgentStatus.SKIPPED and fix.skip_cause is SkipCause.ROUTED
+    assert (
+        fix.error == "when triage.output.label == 'bug' was false (triage.output.label: 'feature')"
+    )
+    assert fix.decision == Decision(
+        "triage.output.label == 'bug'", False, {"triage.output.label": "feature"}
+    )
+    # Downstream of a branch routed away is routed away too, not a failure.
+    assert agents["test_fix"].skip_cause is SkipCause.ROUTED
+    assert agents["plan_feature"].status is AgentStatus.SUCCEEDED
+    assert agents["plan_feature"].decision is not None and agents["plan_feature"].decision.held
+    assert agents["reply"].status is AgentStatus.SUCCEEDED
+    assert result.status is RunStatus.SUCCEEDED and result.exit_code == 0
+    assert not any("Fix it" in p or "Test the fix" in p for p in prompts(server))
+
+
+def test_a_skip_behind_a_failure_is_a_dependency_skip(server: OpenAITestServer) -> None:
+    server.answer_when("Classify the ticket", {"label": "bug"})
+    server.inject_for(lambda body: "Fix it." in json.dumps(body), kind="status", status=400)
+    result = agentops.run(workflow_on(server, ROUTING))
+    assert result.agents["fix_bug"].status is AgentStatus.FAILED
+    assert result.agents["test_fix"].skip_cause is SkipCause.DEPENDENCY
+    assert result.agents["plan_feature"].skip_cause is SkipCause.ROUTED
+    assert result.agents["reply"].skip_cause is SkipCause.DEPENDENCY
+    assert result.status is RunStatus.FAILED
