@@ -26,6 +26,7 @@ from agentops.runtime.events import (
     WorkflowResult,
     instance_key,
 )
+from agentops.testing.server import OpenAITestServer
 from agentops.workflow.loader import load_workflow_text
 from agentops.workflow.spec import Workflow
 
@@ -122,3 +123,41 @@ def routed_away() -> AgentResult:
 
 def run_result(agents: list[AgentResult], status: RunStatus) -> WorkflowResult:
     return WorkflowResult("flow", status, {a.name: a for a in agents}, 1000.0, 1005.0, cost_cap=1.0)
+
+
+# --- a real run's workflow, for the test server ----------------------------------------------
+
+SECTIONS = {
+    "type": "object",
+    "properties": {
+        "sections": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"title": {"type": "string"}},
+                "required": ["title"],
+            },
+        }
+    },
+    "required": ["sections"],
+}
+LABEL = {
+    "type": "object",
+    "properties": {"label": {"enum": ["bug", "feature", "question"]}},
+    "required": ["label"],
+}
+ROUTED_FLOW = [
+    {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS}},
+    {"name": "writer", "for_each": "planner.output.sections", "task": "Write '{{ item.title }}'."},
+    {"name": "triage", "task": "Classify the ticket.", "output": {"schema": LABEL}},
+    {"name": "fix_bug", "depends_on": "triage", "when": "triage.output.label == 'bug'"},
+    {"name": "plan_feature", "depends_on": "triage", "when": "triage.output.label == 'feature'"},
+]
+
+
+def answer_the_flow(server: OpenAITestServer, items: int = 4, label: str = "feature") -> None:
+    """``server`` answers ``ROUTED_FLOW``'s planner with ``items`` sections, its triage with ``label``."""
+    server.answer_when(
+        "Outline a report", {"sections": [{"title": f"section {i}"} for i in range(items)]}
+    )
+    server.answer_when("Classify the ticket", {"label": label})

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import agentops
 from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
@@ -28,9 +29,13 @@ from agentops.runtime.events import (
     Usage,
     WorkflowFinished,
 )
+from agentops.testing.server import OpenAITestServer
 from agentops.tracing.session import TracingSession
+from tests.support.engine import TEST_KEY, TEST_KEY_ENV, workflow_on
 from tests.support.fan_out import (
     REASON,
+    ROUTED_FLOW,
+    answer_the_flow,
     fan_out_result,
     flow,
     item,
@@ -218,3 +223,64 @@ def test_spans_dropped_for_a_full_export_queue_are_counted_in_one_warning(
         "http://collector:4318/v1/traces took them and the export queue was full; "
         "raise OTEL_BSP_MAX_QUEUE_SIZE (now 8)"
     )
+
+
+# --- a real run, against the test server -------------------------------------------------------
+
+
+@pytest.fixture
+def answering_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAITestServer]:
+    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
+    with OpenAITestServer(latency=0.01) as server:
+        answer_the_flow(server)
+        yield server
+
+
+@pytest.mark.parametrize("content", [False, True])
+def test_a_real_run_traces_its_fan_out_and_its_routing(
+    answering_server: OpenAITestServer, content: bool
+) -> None:
+    exporter = InMemorySpanExporter()
+    session = TracingSession(exporter, endpoint="memory", content=content)
+    try:
+        result = agentops.run(workflow_on(answering_server, ROUTED_FLOW), tracing=session)
+    finally:
+        session.close()
+    assert result.status is RunStatus.SUCCEEDED  # a branch routed away is no failure
+    spans = [view_of(span) for span in exporter.get_finished_spans()]
+    root, agents, chats = check_tree(spans)
+    assert set(agents) == {
+        "planner",
+        "writer",
+        *(f"writer[{i}]" for i in range(4)),
+        "triage",
+        "plan_feature",
+    }
+    writer = result.agents["writer"]
+    span = agents["writer"]
+    assert span.attributes["agentops.fan_out.item_count"] == 4
+    assert span.attributes["agentops.fan_out.succeeded"] == 4
+    assert span.attributes["gen_ai.usage.output_tokens"] == writer.usage.output_tokens
+    assert span.start == int(writer.started_at * 1e9)  # type: ignore[operator]
+    assert span.end == int(writer.finished_at * 1e9)  # type: ignore[operator]
+    for instance in writer.instances or []:
+        item_span = agents[instance.name]
+        assert item_span.attributes["agentops.item.index"] == instance.item_index
+        assert item_span.attributes["gen_ai.usage.input_tokens"] == instance.usage.input_tokens
+        assert len(chats[instance.name]) == len(instance.attempts) == 1
+        if content:
+            assert json.loads(item_span.attributes["agentops.item"]) == instance.item
+        else:
+            assert "agentops.item" not in item_span.attributes
+    held = agents["plan_feature"].attributes
+    assert held["agentops.decision.expression"] == "triage.output.label == 'feature'"
+    assert held["agentops.decision.held"] is True
+    ((name, _, routed),) = root.events
+    assert name == "agentops.agent.skipped" and routed["gen_ai.agent.name"] == "fix_bug"
+    assert routed["agentops.skip.cause"] == "routed" and routed["agentops.decision.held"] is False
+    if content:
+        assert json.loads(routed["agentops.decision.values"]) == {"triage.output.label": "feature"}
+        assert routed["agentops.skip.reason"] == result.agents["fix_bug"].error
+    else:
+        assert "agentops.decision.values" not in routed and "agentops.skip.reason" not in routed
+        assert "agentops.decision.values" not in held
