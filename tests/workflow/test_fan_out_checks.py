@@ -241,6 +241,13 @@ def test_for_each_must_name_a_list(body: str, message: str) -> None:
     assert only_problem(writer(body + "\ntask: t")) == message
 
 
+def test_item_fields_are_not_checked_again_when_the_list_is_not_one() -> None:
+    text = writer("for_each: planner.output.title\ntask: '{{ item.x }}'")
+    assert only_problem(text).startswith(
+        "flow.yaml:23:15: agent 'writer': for_each reads planner.output.title, which is a string"
+    )
+
+
 def test_a_list_field_without_a_type_is_not_taken_for_a_list() -> None:
     text = HEADER.replace("count: {type: integer}", "count: {description: anything}") + (
         "  - {name: writer, model: m, for_each: planner.output.count, task: t}\n"

@@ -583,7 +583,10 @@ def _item_schema(
         return None
     source = agents[root.name]
     seen = output_schema(source)
-    if seen is None or field_problem(seen.schema, root.fields, root=seen.root) is not None:
+    if seen is None:
+        return None
+    node = field_schema(seen.schema, root.fields, root=seen.root)
+    if node is None or not _is_list(node, seen.root):
         return None
     return source, root, seen
 
@@ -758,15 +761,9 @@ class _ExpressionCheck:
         node = field_schema(seen.schema, root.fields, root=seen.root)
         if node is None or field_problem(seen.schema, root.fields, root=seen.root) is not None:
             return  # cannot tell (true), or the field is missing (reported with the paths)
+        if _is_list(node, seen.root):
+            return
         types = schema_types(node, seen.root)
-        if types is not None and "array" in types:
-            return
-        if (
-            types is None
-            and isinstance(node, Mapping)
-            and ("items" in node or "prefixItems" in node)
-        ):
-            return
         hint = ""
         if lists := _list_fields(node, seen.root):  # a whole object: one of its lists
             hint = f"; did you mean {root.text}.{lists[0]}?"
@@ -836,6 +833,14 @@ class _ExpressionCheck:
                 literal.offset,
                 f"compares {path.text} ({_kinds(types)}) with {literal.text} ({_kinds([kind])}); {never}",
             )
+
+
+def _is_list(node: Any, root: Any) -> bool:
+    """Whether a subschema says it is an array (``type: array``, or ``items`` without a type)."""
+    types = schema_types(node, root)
+    if types is not None:
+        return "array" in types
+    return isinstance(node, Mapping) and ("items" in node or "prefixItems" in node)
 
 
 def _parents(root: Node) -> dict[int, Node]:
