@@ -12,7 +12,7 @@ from agentops.errors import WorkflowError
 from agentops.workflow.graph import AllOf, Ref, WorkflowGraph
 from agentops.workflow.loader import check_workflow, validate_workflow
 from agentops.workflow.spec import Agent, OutputSpec, Workflow
-from spec_helpers import load, only_problem, problems
+from tests.support.spec import load, only_problem, problems
 
 ORCHESTRATOR_WORKERS = """\
 name: orchestrator_workers
