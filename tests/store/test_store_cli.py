@@ -129,6 +129,7 @@ def test_list_runs(history: History) -> None:
         "workflow_run_id",
         "workflow",
         "agent",
+        "name",
         "status",
         "model",
         "provider",
@@ -145,6 +146,11 @@ def test_list_runs(history: History) -> None:
         "output",
         "error",
         "value",
+        "item_index",
+        "item",
+        "item_count",
+        "skip_cause",
+        "decision",
     ]
     assert (
         listed[1]["output"] == "final draft"
