@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from agentops.cli.app import app
 from agentops.runtime.events import AgentFinished, AgentStatus, Event, RunStatus, SkipCause
 from agentops.store import open_store
-from store_helpers import (
+from tests.support.store import (
     LABEL,
     failed,
     fan_out_events,

@@ -34,7 +34,7 @@ from agentops.store.migrations import MIGRATIONS
 from agentops.store.records import CostGrouping, split_instance_key
 from agentops.store.resume import chain_spend, load_resume_state
 from agentops.store.sqlite_reader import SqliteHistoryReader
-from store_helpers import (
+from tests.support.store import (
     LABEL,
     T0,
     failed,
@@ -597,9 +597,10 @@ def test_recording_inside_an_event_loop_commits_instances_before_their_agent_set
 
 
 def test_resume_hands_the_recorded_decisions_and_instances_to_the_engine(tmp_path: Path) -> None:
+    from tests.support.store import record, workflow_of
+
     import agentops
     from agentops import FakeProvider
-    from store_helpers import record, workflow_of
 
     db = tmp_path / "agentops.db"
     workflow = workflow_of("routes", ["triage", "fix_bug", "reply"])
