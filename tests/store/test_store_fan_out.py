@@ -597,10 +597,9 @@ def test_recording_inside_an_event_loop_commits_instances_before_their_agent_set
 
 
 def test_resume_hands_the_recorded_decisions_and_instances_to_the_engine(tmp_path: Path) -> None:
-    from tests.support.store import record, workflow_of
-
     import agentops
     from agentops import FakeProvider
+    from tests.support.store import record, workflow_of
 
     db = tmp_path / "agentops.db"
     workflow = workflow_of("routes", ["triage", "fix_bug", "reply"])
