@@ -155,9 +155,13 @@ ROUTED_FLOW = [
 ]
 
 
-def answer_the_flow(server: OpenAITestServer, items: int = 4, label: str = "feature") -> None:
-    """``server`` answers ``ROUTED_FLOW``'s planner with ``items`` sections, its triage with ``label``."""
-    server.answer_when(
-        "Outline a report", {"sections": [{"title": f"section {i}"} for i in range(items)]}
-    )
+def answer_the_flow(
+    server: OpenAITestServer, items: int = 4, label: str = "feature", *, last: str = ""
+) -> None:
+    """``server`` answers ``ROUTED_FLOW``'s planner with ``items`` sections ("section 0", ...;
+    ``last`` appended to the last one's title), its triage with ``label``."""
+    titles = [f"section {i}" for i in range(items)]
+    if titles:
+        titles[-1] += last
+    server.answer_when("Outline a report", {"sections": [{"title": t} for t in titles]})
     server.answer_when("Classify the ticket", {"label": label})

@@ -1,15 +1,14 @@
 """Fan-outs and routing in the web view: a fan-out is one node (``writer ×6``, its items by
 status in a caption and a bar) whose items are listed, open, under the graph, each linking
 to its own agent run page; an agent routed away is drawn apart from a skipped one, its
-reason in the tooltip. Checked on the view's model, built from the records of a real run
-(in the shape the history reads them in now, and in the one it gains with migration 11),
-then in headless Chromium over a history written by a real run."""
+reason in the tooltip. Checked on the view's model read from the history of a real run (and
+from the records of one under way), then in headless Chromium."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,117 +18,103 @@ import agentops
 from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
-    WorkflowFinished,
+    AgentStarted,
+    FanOutStarted,
     WorkflowResult,
     WorkflowStarted,
 )
 from agentops.store import open_store
-from agentops.store.migrations import MIGRATIONS
 from agentops.store.records import AgentOutcome, AgentStart, WorkflowRunRecord
-from agentops.store.sqlite_writer import SqliteHistoryWriter
-from agentops.store.writer import AgentChanges
+from agentops.store.sqlite_reader import SqliteHistoryReader
 from agentops.testing.server import OpenAITestServer
 from agentops.web.layout import NODE_WIDTH, draw
 from agentops.web.pages import BAR_INSET, figures_of, graph_view, items_view
-from agentops.web.state import RunState, blueprint_of, combine, recorded_agents
+from agentops.web.state import RunState, blueprint_of, combine, recorded_agents, run_state
 from tests.support.engine import TEST_KEY, TEST_KEY_ENV, EventLog, workflow_on
 from tests.support.fan_out import ROUTED_FLOW, answer_the_flow
 from tests.support.reliability import rows, start_agentops, wait_until, write_workflow
 from tests.support.web import fetch, needs_browser, screenshot, ui_server, wait_for
 
 FAILING_ITEM = 4
-# The history records every item of a fan-out, a skip's cause and a decision from store
-# migration 11 on (issue 20's store part); the tests that read those from a real history wait
-# for it, and run as soon as it is there.
-RECORDS_ITEMS = any(m.name == "fan_out_and_routing" for m in MIGRATIONS)
-needs_item_history = pytest.mark.skipif(
-    not RECORDS_ITEMS, reason="the history records fan-out items and skip causes from migration 11"
-)
+HOSTILE = ' <img src="x" onerror="window.__pwned = 1"><script>window.__pwned = 2</script>'
 REASON = "when triage.output.label == 'bug' was false (triage.output.label: 'feature')"
 
 
-@dataclass
-class StoredOutcome(AgentOutcome):
-    """An ``AgentOutcome`` as the history reads it once it records fan-outs and routing
-    (store migration 11): an item's row names its agent and index, a fan-out's its count."""
-
-    item_index: int | None = None
-    item_count: int | None = None
-    skip_cause: str | None = None
-
-
-def real_run() -> tuple[list[Any], WorkflowResult]:
-    """``ROUTED_FLOW`` against the test server: 6 items (item 4 refused with HTTP 400),
-    triage answers "feature" (fix_bug is routed away). Its events and its result."""
+def real_run(db: Path | None = None) -> tuple[list[Any], WorkflowResult]:
+    """``ROUTED_FLOW`` against the test server, recorded in ``db``: 6 items (item 4 refused
+    with HTTP 400), triage answers "feature" (fix_bug is routed away). Its events and result."""
     log = EventLog()
-    with OpenAITestServer(latency=0.01) as server:
-        answer_the_flow(server, items=6)
+    with pytest.MonkeyPatch.context() as patch, OpenAITestServer(latency=0.01) as server:
+        patch.setenv(TEST_KEY_ENV, TEST_KEY)
+        answer_the_flow(server, items=6, last=HOSTILE)  # the last item's title is markup
         server.inject_for(
             lambda body: f"section {FAILING_ITEM}'" in json.dumps(body),
             kind="status",
             status=400,
             message="refused <b>item</b>",
         )
-        result = agentops.run(workflow_on(server, ROUTED_FLOW), subscribers=[log], otel=False)
+        flow = workflow_on(server, ROUTED_FLOW)
+        result = agentops.run(flow, subscribers=[log], db=db, otel=False)
     return log.events, result
 
 
 @pytest.fixture(scope="module")
-def run() -> Iterator[tuple[list[Any], WorkflowResult]]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(TEST_KEY_ENV, TEST_KEY)
-        yield real_run()
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("fan_out") / "agentops.db"
+    _, result = real_run(db)
+    assert result.workflow_run_id == 1
+    return db
 
 
-def outcome(result: AgentResult, row: int, *, shape: str) -> AgentOutcome:
-    """``result`` as the history returns it: ``named`` (an item's row is ``writer[2]``, no
-    cause) or ``stored`` (migration 11's fields)."""
-    values: dict[str, Any] = {
-        "id": row,
-        "agent": result.name if shape == "named" else result.agent_name,
-        "status": result.status.value,
-        "model": result.model,
-        "provider": result.provider,
-        "input_tokens": result.usage.input_tokens,
-        "output_tokens": result.usage.output_tokens,
-        "tokens_estimated": result.usage.estimated,
-        "cost": result.cost,
-        "attempt_count": len(result.attempts),
-        "started_at": None,
-        "finished_at": None,
-        "duration": result.duration,
-        "reused": result.reused,
-        "reused_from_run_id": None,
-        "error": result.error,
-    }
-    if shape == "named":
-        return AgentOutcome(**values)
+def recorded_state(db: Path) -> RunState:
+    """The view's model of run 1, read from the history as the web view reads it."""
+    with open_store(db, create=False) as store:
+        reader = SqliteHistoryReader(store)
+        return run_state(reader, reader.workflow_run_header(1))
+
+
+def outcome(result: AgentResult, row: int) -> AgentOutcome:
+    """``result`` as the history's light record of it (a fan-out's own row costs nothing:
+    its items do)."""
     fan_out = result.instances is not None
-    return StoredOutcome(
-        **{**values, "cost": 0.0 if fan_out else result.cost},  # a fan-out's own row: 0
+    return AgentOutcome(
+        id=row,
+        agent=result.agent_name,
+        status=result.status.value,
+        model=result.model,
+        provider=result.provider,
+        input_tokens=0 if fan_out else result.usage.input_tokens,
+        output_tokens=0 if fan_out else result.usage.output_tokens,
+        tokens_estimated=result.usage.estimated,
+        cost=0.0 if fan_out else result.cost,
+        attempt_count=len(result.attempts),
+        started_at=None,
+        finished_at=None,
+        duration=result.duration,
+        reused=result.reused,
+        reused_from_run_id=None,
+        error=result.error,
         item_index=result.item_index,
         item_count=result.item_count,
         skip_cause=result.skip_cause.value if result.skip_cause else None,
     )
 
 
-def state_of(
-    events: list[Any], *, shape: str, status: str = "failed", upto: int | None = None
-) -> RunState:
-    """The view's model of the run from its records, after its first ``upto`` events."""
+def state_under_way(events: list[Any], upto: int) -> RunState:
+    """The view's model from the records the first ``upto`` events leave in the history."""
     settled = [e.result for e in events[:upto] if isinstance(e, AgentFinished)]
     done = {result.name for result in settled}
     starts = [
-        AgentStart(e.name, e.model, e.provider, None)
+        AgentStart(e.name, getattr(e, "model", None), getattr(e, "provider", None), None)
         for e in events[:upto]
-        if type(e).__name__ == "AgentStarted" and e.name not in done
+        if isinstance(e, AgentStarted | FanOutStarted) and e.name not in done
     ]
-    outcomes = [outcome(result, n, shape=shape) for n, result in enumerate(settled, start=1)]
+    outcomes = [outcome(result, n) for n, result in enumerate(settled, start=1)]
     start = next(e for e in events if isinstance(e, WorkflowStarted))
     run = WorkflowRunRecord(
         id=1,
         workflow="test_flow",
-        status=status,
+        status="running",
         started_at=None,
         finished_at=None,
         duration=None,
@@ -145,30 +130,27 @@ def state_of(
         hostname=None,
         pid=None,
     )
-    return combine(
-        run, blueprint_of(start.source, recorded_agents(outcomes, starts)), outcomes, starts
-    )
+    blueprint = blueprint_of(start.source, recorded_agents(outcomes, starts))
+    return combine(run, blueprint, outcomes, starts)
 
 
-@pytest.mark.parametrize("shape", ["named", "stored"])
-def test_a_fan_out_is_one_node_with_its_items_counted_and_summed(
-    run: tuple[list[Any], WorkflowResult], shape: str
-) -> None:
-    events, result = run
-    state = state_of(events, shape=shape)
+def test_a_fan_out_is_one_node_with_its_items_counted_and_summed(history: Path) -> None:
+    state = recorded_state(history)
     assert list(state.agents) == ["planner", "writer", "triage", "fix_bug", "plan_feature"]
     writer = state.agents["writer"]
     assert writer.status == "failed" and writer.fan_out is not None
+    assert writer.fan_out.item_count == 6
     assert writer.fan_out.counts() == {"succeeded": 5, "failed": 1}
     assert [item.name for item in items_view(writer)] == [
         "writer[4]",  # what did not succeed comes first
         *(f"writer[{i}]" for i in (0, 1, 2, 3, 5)),
     ]
+    # The agent's figures are its items' (its own row in the history holds none).
+    items = rows(history, "SELECT * FROM runs WHERE agent = 'writer' AND item_index IS NOT NULL")
     figures = figures_of(writer)
-    instances = result.agents["writer"].instances or []
-    assert figures["attempts"] == sum(len(i.attempts) for i in instances) == 6
+    assert figures["attempts"] == 6
     assert figures["tokens"] == (
-        f"{sum(i.usage.input_tokens for i in instances)}+{sum(i.usage.output_tokens for i in instances)}"
+        f"{sum(r['input_tokens'] for r in items)}+{sum(r['output_tokens'] for r in items)}"
     )
     assert figures["items"] == {"succeeded": 5, "failed": 1}
     assert figures["label"] == "failed · 5/6 ✓ · 1 failed"
@@ -184,26 +166,21 @@ def test_a_fan_out_is_one_node_with_its_items_counted_and_summed(
     assert "items: 5 succeeded, 1 failed of 6" in box.title
 
     fix_bug = next(view for view in graph.boxes if view.box.key == "fix_bug")
+    assert fix_bug.status == "routed" and fix_bug.caption == "routed away"
     assert "when: triage.output.label == 'bug'" in fix_bug.title
-    if shape == "stored":  # the history knows the cause: routed away, the reason in the tooltip
-        assert fix_bug.status == "routed" and fix_bug.caption == "routed away"
-        assert f"routed away: {REASON}" in fix_bug.title
-        assert state.settled == 5
-    else:  # a history without causes: a skip, as before
-        assert fix_bug.status == "skipped"
+    assert f"routed away: {REASON}" in fix_bug.title
+    assert state.settled == 5
 
 
 def test_a_fan_out_under_way_counts_its_items_running_and_not_yet_known() -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(TEST_KEY_ENV, TEST_KEY)
-        events, _ = real_run()
+    events, _ = real_run()
     # Part way: the planner has settled and some items have started or settled.
     finished = [
         i
         for i, e in enumerate(events)
         if isinstance(e, AgentFinished) and e.result.agent == "writer"
     ]
-    state = state_of(events, shape="stored", status="running", upto=finished[2] + 1)
+    state = state_under_way(events, upto=finished[2] + 1)
     writer = state.agents["writer"]
     assert writer.status == "running" and writer.fan_out is not None
     counts = writer.fan_out.counts()
@@ -218,28 +195,6 @@ def test_a_fan_out_under_way_counts_its_items_running_and_not_yet_known() -> Non
     assert box.status == "running"
 
 
-def write_history(db: Path, events: list[Any]) -> int:
-    """The run's events written through the history's writer, as its recorder would."""
-    start = next(e for e in events if isinstance(e, WorkflowStarted))
-    end = next(e for e in events if isinstance(e, WorkflowFinished))
-    with open_store(db) as store:
-        writer = SqliteHistoryWriter(store)
-        run_id = writer.start_workflow_run(start)
-        settled = [e.result for e in events if isinstance(e, AgentFinished)]
-        writer.record_agents(run_id, start.workflow.name, AgentChanges(settled=settled))
-        writer.finish_workflow_run(run_id, start.workflow.name, end.result)
-    return run_id
-
-
-@pytest.fixture(scope="module")
-def history(
-    run: tuple[list[Any], WorkflowResult], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    db = tmp_path_factory.mktemp("fan_out") / "agentops.db"
-    assert write_history(db, run[0]) == 1
-    return db
-
-
 @pytest.fixture(scope="module")
 def server_url(history: Path) -> Iterator[str]:
     with ui_server(history) as url:
@@ -247,15 +202,9 @@ def server_url(history: Path) -> Iterator[str]:
 
 
 def item_rows(db: Path) -> dict[int, str]:
-    """The items' rows in the history by index, whichever way the history names them."""
-    found = {}
-    for row in rows(db, "SELECT * FROM runs WHERE workflow_run_id = 1"):
-        keys = row.keys()
-        if "item_index" in keys and row["item_index"] is not None:
-            found[int(row["item_index"])] = row["status"]
-        elif row["agent"].startswith("writer["):
-            found[int(row["agent"][7:-1])] = row["status"]
-    return found
+    """The items' rows in the history: status by index."""
+    found = rows(db, "SELECT * FROM runs WHERE workflow_run_id = 1 AND item_index IS NOT NULL")
+    return {int(row["item_index"]): row["status"] for row in found}
 
 
 @needs_browser()
@@ -306,6 +255,7 @@ def test_the_fan_out_node_opens_its_items_and_each_links_to_its_page(
     assert listed == recorded
     first = details.find_element(By.CSS_SELECTOR, "tr[data-item]")
     assert first.get_attribute("data-item") == str(FAILING_ITEM)  # failures first
+    browser.execute_script("document.querySelector('.graph').scrollIntoView()")
     screenshot(browser, "ui-fan-out", tmp_path)
 
     first.find_element(By.CSS_SELECTOR, "a").click()
@@ -318,6 +268,22 @@ def test_the_fan_out_node_opens_its_items_and_each_links_to_its_page(
     item_of.find_element(By.CSS_SELECTOR, "a").click()
     wait_for(browser, "location.search === '?open=writer'")
     assert browser.find_element(By.CSS_SELECTOR, "details#items-writer").get_attribute("open")
+
+
+@needs_browser()
+def test_an_item_made_of_markup_stays_text(browser: Any, server_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server_url}/runs/1/agents/writer%5B5%5D")
+    time.sleep(0.3)  # time for an injected script or a failed image's handler to run
+    assert browser.execute_script("return window.__pwned") is None
+    prompt = browser.find_element(By.CSS_SELECTOR, "[data-prompt]")
+    assert HOSTILE.strip() in prompt.text and not prompt.find_elements(
+        By.CSS_SELECTOR, "img, script"
+    )
+    item = browser.find_element(By.CSS_SELECTOR, "[data-item-value]")  # as JSON text
+    assert json.loads(item.text) == {"title": f"section 5{HOSTILE}"}
+    assert not item.find_elements(By.CSS_SELECTOR, "img, script")
 
 
 def test_the_fan_out_agent_page_lists_its_items_and_the_items_fragment_is_escaped(
@@ -335,7 +301,6 @@ def test_the_fan_out_agent_page_lists_its_items_and_the_items_fragment_is_escape
 
 
 @needs_browser()
-@needs_item_history
 def test_an_agent_routed_away_is_drawn_apart_with_its_reason(browser: Any, server_url: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -362,7 +327,6 @@ def item_latency(body: dict[str, Any]) -> float:
 
 
 @needs_browser()
-@needs_item_history
 def test_a_fan_out_under_way_updates_in_place(browser: Any, tmp_path: Path) -> None:
     db = tmp_path / "live.db"
     with open_store(db):

@@ -24,6 +24,7 @@ from agentops.store.records import (
     AttemptRecord,
     ToolCallRow,
     WorkflowRunRecord,
+    split_instance_key,
 )
 from agentops.ui.format import format_cap, format_cost, format_duration
 from agentops.web.layout import NODE_HEIGHT, NODE_WIDTH, Box, Drawing, draw
@@ -36,11 +37,9 @@ from agentops.web.state import (
     RunState,
     blueprint_of,
     combine,
-    item_of,
     node_status,
     recorded_agents,
     run_state,
-    skip_cause_of,
     summary_of,
 )
 
@@ -388,13 +387,13 @@ def agent_view(reader: HistoryReader, workflow_run_id: int, name: str) -> AgentV
     header = reader.workflow_run_header(workflow_run_id)
     record = reader.agent_run_in(workflow_run_id, name)
     start = None if record is not None else reader.agent_start(workflow_run_id, name)
-    agent, item_index = item_of(name)
+    agent, item_index = split_instance_key(name)
     blueprint = blueprint_of(header.definition, (agent,) if record or start else ())
     if name not in blueprint.names and record is None and start is None:
         return None
     status: NodeStatus
     if record is not None:
-        status = node_status(record.status or "", skip_cause_of(record))
+        status = node_status(record.status or "", record.skip_cause)
     elif start is not None:
         status = "running" if header.run.status == "running" else "cancelled"
     else:
@@ -414,24 +413,18 @@ def agent_view(reader: HistoryReader, workflow_run_id: int, name: str) -> AgentV
         output_json=pretty_json(record.output) if record is not None else None,
         tool_calls=reader.tool_calls(tool_run) if tool_run is not None else [],
         when=blueprint.whens.get(agent) if item_index is None else None,
-        decision=decision_of(record),
+        decision=record.decision if record is not None else None,
     )
     if item_index is not None:
         view.agent, view.item_index = agent, item_index
-        item = getattr(record, "item", None)  # the item as stored (JSON text), when it is
-        view.item_json = (pretty_json(item) or item) if isinstance(item, str) else None
+        item = record.item if record is not None else None  # canonical JSON text
+        view.item_json = (pretty_json(item) or item) if item is not None else None
     elif agent in blueprint.fan_outs:
         view.for_each = blueprint.fan_outs[agent]
         state = run_state(reader, header).agents.get(agent)
         if state is not None and state.fan_out is not None:
             view.fan_out, view.items = state.fan_out, items_view(state)
     return view
-
-
-def decision_of(record: AgentRunRecord | None) -> Decision | None:
-    """A record's ``when`` decision, when the history has it (see ``state.item_of``)."""
-    decision = getattr(record, "decision", None)
-    return decision if isinstance(decision, Decision) else None
 
 
 def decision_values(decision: Decision) -> list[tuple[str, str]]:

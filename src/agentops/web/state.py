@@ -17,8 +17,13 @@ from typing import Any, Literal
 
 from agentops.runtime.events import SkipCause, instance_key
 from agentops.store.reader import HistoryReader
-from agentops.store.records import AgentOutcome, AgentStart, WorkflowRunHeader, WorkflowRunRecord
-from agentops.ui.state import split_instance_key
+from agentops.store.records import (
+    AgentOutcome,
+    AgentStart,
+    WorkflowRunHeader,
+    WorkflowRunRecord,
+    split_instance_key,
+)
 from agentops.workflow.graph import WorkflowGraph, dependency_edges, describe_condition
 
 NodeStatus = Literal["succeeded", "failed", "skipped", "routed", "cancelled", "running", "waiting"]
@@ -195,33 +200,7 @@ def run_state(reader: HistoryReader, header: WorkflowRunHeader | WorkflowRunReco
 
 def recorded_agents(outcomes: list[AgentOutcome], starts: list[AgentStart]) -> tuple[str, ...]:
     """The workflow agents a run's records name (an item's, its fan-out agent)."""
-    return tuple(item_of(o.agent, o)[0] for o in outcomes) + tuple(
-        item_of(s.agent)[0] for s in starts
-    )
-
-
-# The history's records gain ``item_index``, ``item_count`` and ``skip_cause`` with fan-outs
-# and routing (store migration 11); read through these, a record without them (a file or
-# a reader from before) reads as it always did, and an item row named ``writer[2]`` as an item.
-
-
-def item_of(name: str, outcome: AgentOutcome | None = None) -> tuple[str, int | None]:
-    """(workflow agent, item index or None) of a record named ``name``."""
-    index = getattr(outcome, "item_index", None)
-    if isinstance(index, int):
-        return name, index
-    split = split_instance_key(name)
-    return split if split is not None else (name, None)
-
-
-def skip_cause_of(outcome: object) -> str | None:
-    cause = getattr(outcome, "skip_cause", None)
-    return str(cause) if cause else None
-
-
-def item_count_of(outcome: object) -> int | None:
-    count = getattr(outcome, "item_count", None)
-    return count if isinstance(count, int) else None
+    return tuple(o.agent for o in outcomes) + tuple(split_instance_key(s.agent)[0] for s in starts)
 
 
 def combine(
@@ -242,8 +221,8 @@ def combine(
     still_running = run.status == "running"
     # A start with no outcome in a run that is over: its process died mid-call.
     started: NodeStatus = "running" if still_running else "cancelled"
-    for start in starts:
-        name, index = item_of(start.agent)
+    for start in starts:  # an item's start row is named as the item (``writer[2]``)
+        name, index = split_instance_key(start.agent)
         state = agents.setdefault(name, AgentState(name, "waiting"))
         if index is not None:
             item = _item(state, index, instance_key(name, index))
@@ -253,18 +232,18 @@ def combine(
         state.model = start.model or state.model  # a fan-out's own start names no model
         state.provider = start.provider
     for outcome in outcomes:  # the last outcome recorded for a name wins
-        name, index = item_of(outcome.agent, outcome)
+        name, index = outcome.agent, outcome.item_index
         state = agents.setdefault(name, AgentState(name, "waiting"))
-        status = node_status(outcome.status, skip_cause_of(outcome))
+        status = node_status(outcome.status, outcome.skip_cause)
         if index is not None:
-            item = _item(state, index, instance_key(name, index))
+            item = _item(state, index, outcome.name)
             item.status, item.outcome = status, outcome
             continue
-        state.status, state.skip_cause = status, skip_cause_of(outcome)
+        state.status, state.skip_cause = status, outcome.skip_cause
         state.outcome, state.model, state.provider = outcome, outcome.model, outcome.provider
-        if state.fan_out is not None or item_count_of(outcome) is not None:
+        if state.fan_out is not None or outcome.item_count is not None:
             state.fan_out = state.fan_out or FanOutState()
-            state.fan_out.item_count = item_count_of(outcome)
+            state.fan_out.item_count = outcome.item_count
     for state in agents.values():
         if state.fan_out is not None and state.fan_out.items and state.status == "waiting":
             state.status = started  # its items are recorded before it settles
@@ -345,7 +324,6 @@ __all__ = [
     "RunState",
     "blueprint_of",
     "combine",
-    "item_of",
     "node_status",
     "recorded_agents",
     "run_state",
