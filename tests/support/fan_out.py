@@ -34,12 +34,21 @@ FLOW_YAML = """\
 name: flow
 policies: {cost_cap: 1.0}
 agents:
-  - {name: planner, model: gpt-4o, task: plan}
+  - name: planner
+    model: gpt-4o
+    task: plan
+    output:
+      schema:
+        type: object
+        properties:
+          kind: {enum: [bug, feature]}
+          sections: {type: array, items: {type: object, properties: {title: {type: string}}}}
+        required: [kind, sections]
   - {name: writer, model: gpt-4o, task: write, depends_on: planner, for_each: planner.output.sections}
-  - {name: fix_bug, model: gpt-4o, task: fix, depends_on: planner, when: "planner.output == 'bug'"}
+  - {name: fix_bug, model: gpt-4o, task: fix, depends_on: planner, when: "planner.output.kind == 'bug'"}
   - {name: editor, model: gpt-4o, task: edit, depends_on: writer}
 """
-REASON = "when planner.output == 'bug' was false (planner.output: 'feature')"
+REASON = "when planner.output.kind == 'bug' was false (planner.output.kind: 'feature')"
 
 
 def flow() -> Workflow:
@@ -116,7 +125,9 @@ def routed_away() -> AgentResult:
         "openai",
         error=REASON,
         skip_cause=SkipCause.ROUTED,
-        decision=Decision("planner.output == 'bug'", False, {"planner.output": "feature"}),
+        decision=Decision(
+            "planner.output.kind == 'bug'", False, {"planner.output.kind": "feature"}
+        ),
         finished_at=1000.6,
     )
 

@@ -171,7 +171,7 @@ def test_an_agent_routed_away_is_an_event_with_its_decision_and_no_failure() -> 
     assert attributes == {
         "gen_ai.agent.name": "fix_bug",
         "agentops.skip.cause": "routed",
-        "agentops.decision.expression": "planner.output == 'bug'",
+        "agentops.decision.expression": "planner.output.kind == 'bug'",
         "agentops.decision.held": False,
     }  # what it read is model output: content, off here
     assert "feature" not in repr([s.attributes for s in quiet] + [s.events for s in quiet])
@@ -183,7 +183,7 @@ def test_an_agent_routed_away_is_an_event_with_its_decision_and_no_failure() -> 
     root, _, _ = check_tree(loud)
     events_by_agent = {e[2]["gen_ai.agent.name"]: e[2] for e in root.events}
     routed = events_by_agent["fix_bug"]
-    assert json.loads(routed["agentops.decision.values"]) == {"planner.output": "feature"}
+    assert json.loads(routed["agentops.decision.values"]) == {"planner.output.kind": "feature"}
     assert routed["agentops.skip.reason"] == REASON
     assert events_by_agent["editor"] == {
         "gen_ai.agent.name": "editor",

@@ -240,6 +240,20 @@ def test_a_fan_out_and_a_routing_decision_export_as_nested_spans_and_an_event(
     assert routed["agentops.decision.held"] is False
     assert json.loads(str(routed["agentops.decision.values"])) == {"triage.output.label": "feature"}
     assert root.status == "UNSET"
+    # The history tells the same story: each item's row, its span's tokens and status.
+    items = rows(
+        tmp_path / "h.db",
+        "SELECT * FROM runs WHERE agent = 'writer' AND item_index IS NOT NULL ORDER BY item_index",
+    )
+    assert [row["item_index"] for row in items] == list(range(40))
+    for row in items:
+        span = agent_spans[f"writer[{row['item_index']}]"]
+        assert span.attributes["gen_ai.usage.input_tokens"] == row["input_tokens"]
+        assert span.attributes["gen_ai.usage.output_tokens"] == row["output_tokens"]
+        assert span.attributes["agentops.agent.status"] == row["status"]
+    (skipped,) = rows(tmp_path / "h.db", "SELECT * FROM runs WHERE agent = 'fix_bug'")
+    assert skipped["skip_cause"] == routed["agentops.skip.cause"]
+    assert json.loads(skipped["decision"])["values"] == {"triage.output.label": "feature"}
 
 
 def test_a_resumed_run_links_to_the_original_trace(
