@@ -160,9 +160,9 @@ def test_downstream_of_a_fan_out_is_fed_the_whole_list(fan_out: Path) -> None:
     plan = make_plan(load_workflow_text(FAN_OUT, str(fan_out)).workflow, {})
     by_name = {a.name: a for a in plan.agents}
     # max_items answers, each at most max_tokens plus a message's overhead.
-    assert by_name["editor"].input_tokens_bound == bound_of(
-        "Join the sections in order: "
-    ) + 50 * (100 + TOKENS_PER_MESSAGE)
+    assert by_name["editor"].input_tokens_bound == bound_of("Join the sections in order: ") + 50 * (
+        100 + TOKENS_PER_MESSAGE
+    )
     assert by_name["editor"].fan_out_items is None
     # A fan-out over a fan-out's list: an item is one answer of the source (its max_tokens),
     # counted for each {{ item }}; a source placed whole in the task counts whole too.
