@@ -124,7 +124,7 @@ class _Planner:
             bound = (
                 input_token_bound(request)
                 + sum(self._output_bound(dep) for dep in upstream if dep not in fed)
-                + self._item_bound(agent, fed)
+                + self._item_bound(agent)
             )
             route: Route | None = None
             note = None
@@ -186,7 +186,7 @@ class _Planner:
         placed = referenced_agents(agent.task) | referenced_agents(agent.system or "")
         return frozenset(for_each_sources(agent.for_each)) - placed
 
-    def _item_bound(self, agent: Agent, fed: frozenset[str]) -> int:
+    def _item_bound(self, agent: Agent) -> int:
         """What a fan-out instance's item adds: each ``{{ item... }}`` renders part of one
         answer of the source (for a fan-out source, one instance's), so at most its max_tokens."""
         if not agent.for_each:
