@@ -28,10 +28,11 @@ from agentops.runtime.events import (
     SkipCause,
     ToolCallFinished,
     ToolCallRecord,
+    split_instance_key,
 )
 from agentops.store import RunRecorder, SqliteHistoryWriter, open_store
 from agentops.store.migrations import MIGRATIONS
-from agentops.store.records import CostGrouping, split_instance_key
+from agentops.store.records import CostGrouping
 from agentops.store.resume import chain_spend, load_resume_state
 from agentops.store.sqlite_reader import SqliteHistoryReader
 from tests.support.store import (

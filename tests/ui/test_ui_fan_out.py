@@ -20,10 +20,10 @@ from agentops.runtime.events import (
     Usage,
     WorkflowFinished,
     instance_key,
+    split_instance_key,
 )
 from agentops.ui.live import INSTANCE_ROWS, LiveReporter
 from agentops.ui.plain import ITEM_LINES_UP_TO, PlainReporter
-from agentops.ui.state import split_instance_key
 from tests.support.fan_out import (
     REASON,
     fan_out_result,
@@ -47,8 +47,9 @@ from tests.support.ui import (
 
 def test_instance_names_split_back_into_agent_and_index() -> None:
     assert split_instance_key(instance_key("writer", 12)) == ("writer", 12)
-    assert split_instance_key("writer") is None
-    assert split_instance_key("writer[x]") is None and split_instance_key("[3]") is None
+    assert split_instance_key("writer") == ("writer", None)
+    assert split_instance_key("writer[x]") == ("writer[x]", None)
+    assert split_instance_key("[3]") == ("[3]", None)
 
 
 def test_a_fan_out_is_one_row_with_items_by_status_and_a_few_under_way_beneath() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from agentops.runtime.events import split_instance_key
 from agentops.store import records
 from agentops.store.liveness import INTERRUPTED, RUNNING
 from agentops.store.queries import (
@@ -30,7 +31,6 @@ from agentops.store.records import (
     WorkflowRunRecord,
     agent_outcome,
     agent_run_record,
-    split_instance_key,
     workflow_run_record,
 )
 from agentops.store.sqlite import Store

@@ -12,7 +12,6 @@ the same way. Of the store it imports only the leaves ``liveness`` and ``timesta
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
@@ -554,17 +553,6 @@ def run_name(agent: str, item_index: int | None) -> str:
     """An agent run's name as runs show it (``writer``, ``writer[2]``); ``split_instance_key``
     reverses it."""
     return agent if item_index is None else instance_key(agent, item_index)
-
-
-_INSTANCE_KEY = re.compile(r"(.+)\[(\d+)\]")  # agent names cannot hold brackets
-
-
-def split_instance_key(name: str) -> tuple[str, int | None]:
-    """``writer[2]`` -> ("writer", 2); any other name -> (name, None). ``instance_key`` reversed."""
-    found = _INSTANCE_KEY.fullmatch(name)
-    if found is None:
-        return name, None
-    return found[1], int(found[2])
 
 
 def group_instances(agents: list[AgentRunRecord]) -> list[AgentRunRecord]:

@@ -65,6 +65,7 @@ from agentops.runtime.events import (
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
+    split_instance_key,
 )
 from agentops.runtime.usage import Usage
 from agentops.tracing.span_ref import SpanRef
@@ -147,12 +148,6 @@ class _RunningAgent:
     request: ChatRequest | None = None  # the latest attempt's
     spanned: set[int] = field(default_factory=set)  # attempt numbers that have a chat span
     agent: str = ""  # the workflow agent (a fan-out item's is its fan-out's)
-
-
-def _fan_out_of(name: str) -> str:
-    """The agent of a fan-out item's name (``writer[2]`` -> ``writer``; see
-    ``events.instance_key``): an agent's own name has no "[", so it is returned whole."""
-    return name.partition("[")[0]
 
 
 class RunTracer:
@@ -326,7 +321,7 @@ class RunTracer:
 
     def _start_agent(self, event: AgentStarted) -> None:
         target = self._target(event.provider)
-        agent = _fan_out_of(event.name)
+        agent = split_instance_key(event.name)[0]
         fan_out = self._fan_outs.get(agent) if agent != event.name else None
         span = self.tracer.start_span(
             f"invoke_agent {agent}",

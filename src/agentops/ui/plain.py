@@ -50,6 +50,7 @@ from agentops.runtime.events import (
     SkipCause,
     ToolCallFinished,
     WorkflowStarted,
+    split_instance_key,
 )
 from agentops.ui.format import (
     ROUTED_MARK,
@@ -63,7 +64,7 @@ from agentops.ui.format import (
 )
 from agentops.ui.reporter import Reporter
 from agentops.ui.sanitize import one_line
-from agentops.ui.state import describe_call, split_instance_key
+from agentops.ui.state import describe_call
 
 ITEM_LINES_UP_TO = 20  # items; a larger fan-out prints its failures and progress lines instead
 PROGRESS_STEPS = 10  # progress lines per large fan-out: one each tenth of its items
@@ -191,10 +192,10 @@ class PlainLines:
             self._large[event.name].settled["succeeded"] += self._reused[event.name]
         elif self._large and isinstance(event, _ITEM_EVENTS):
             name = event.result.name if isinstance(event, AgentFinished) else event.name
-            key = split_instance_key(name)
-            items = self._large.get(key[0]) if key is not None else None
-            if items is not None and key is not None:
-                return self._item_lines(key[0], items, event)
+            agent, index = split_instance_key(name)
+            items = self._large.get(agent) if index is not None else None
+            if items is not None:
+                return self._item_lines(agent, items, event)
         return plain_lines(event)
 
     def _item_lines(self, agent: str, items: _Items, event: Event) -> list[str]:

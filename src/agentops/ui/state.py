@@ -12,7 +12,6 @@ instances' summed.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -36,6 +35,7 @@ from agentops.runtime.events import (
     Usage,
     WorkflowFinished,
     WorkflowStarted,
+    split_instance_key,
 )
 from agentops.ui.format import NOT_RUN, describe_items, shown_status
 
@@ -43,13 +43,6 @@ RETRYING = "retrying"
 PREVIEW_BUFFER = 512  # raw characters kept per agent; the preview shows far fewer
 # An agent's name matches ``[A-Za-z_][\w-]*`` (spec.Agent), so a name with "[N]" at the end
 # can only be an instance's: the inverse of ``events.instance_key``.
-_INSTANCE_KEY = re.compile(r"(?P<agent>[^\[\]]+)\[(?P<index>\d+)\]")
-
-
-def split_instance_key(name: str) -> tuple[str, int] | None:
-    """ "writer[2]" -> ("writer", 2); None for an agent's own name."""
-    match = _INSTANCE_KEY.fullmatch(name)
-    return (match["agent"], int(match["index"])) if match else None
 
 
 @dataclass
@@ -245,15 +238,15 @@ class RunState:
             row.fan_out.settled[AgentStatus.SUCCEEDED] += reused
 
     def _apply_to_instance(self, name: str, event: Event) -> None:
-        key = split_instance_key(name)
-        parent = self.rows.get(key[0]) if key is not None else None
+        agent, index = split_instance_key(name)
+        parent = self.rows.get(agent) if index is not None else None
         fan_out = parent.fan_out if parent is not None else None
-        if parent is None or fan_out is None or key is None:
+        if parent is None or fan_out is None or index is None:
             return
         instance = fan_out.active.get(name)
         if instance is None:
             if isinstance(event, AgentStarted):
-                instance = fan_out.active[name] = AgentRow(name, key[1])
+                instance = fan_out.active[name] = AgentRow(name, index)
             elif not isinstance(event, AgentFinished):
                 return  # an event of an instance already settled
         if instance is not None:

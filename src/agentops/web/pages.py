@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from agentops.runtime.events import Decision
+from agentops.runtime.events import Decision, split_instance_key
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
     AgentRunRecord,
@@ -24,7 +24,6 @@ from agentops.store.records import (
     AttemptRecord,
     ToolCallRow,
     WorkflowRunRecord,
-    split_instance_key,
 )
 from agentops.ui.format import format_cap, format_cost, format_duration
 from agentops.web.layout import NODE_HEIGHT, NODE_WIDTH, Box, Drawing, draw

@@ -15,14 +15,13 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentops.runtime.events import SkipCause, instance_key
+from agentops.runtime.events import SkipCause, instance_key, split_instance_key
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
     AgentOutcome,
     AgentStart,
     WorkflowRunHeader,
     WorkflowRunRecord,
-    split_instance_key,
 )
 from agentops.workflow.graph import WorkflowGraph, dependency_edges, describe_condition
 
