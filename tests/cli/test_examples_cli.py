@@ -114,7 +114,7 @@ def test_routing_runs_exactly_the_branch_of_the_label(
                 reason,
             )
             assert any(
-                line.startswith(f"{branch} ") and reason in line
+                branch in line.split()[:2] and reason in line
                 for line in completed.stderr.splitlines()
             )
     reply = result["agents"]["reply"]

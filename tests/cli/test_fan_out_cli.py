@@ -113,7 +113,8 @@ def item_rows(db: Path, agent: str) -> list[tuple[Any, ...]]:
 
 
 def lines_about(text: str, name: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    """The plain lines about agent ``name``: it comes first, or after a status mark."""
+    return [line for line in text.splitlines() if name in line.split()[:2]]
 
 
 # --- fan-out ------------------------------------------------------------------------------
@@ -332,8 +333,8 @@ def test_a_branch_routed_away_is_skipped_with_its_reason_and_the_run_succeeds(
     completed = run_agentops("run", flow, "--db", db)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert any(
-        "skipped" in line and ROUTED_REASON in line
-        for line in lines_about(completed.stdout, "fix_bug")
+        "routed away" in line and ROUTED_REASON in line
+        for line in lines_about(completed.stdout + completed.stderr, "fix_bug")
     )
     assert any("skipped" in line for line in lines_about(completed.stdout, "test_fix"))
     assert any("succeeded" in line for line in lines_about(completed.stdout, "reply"))
