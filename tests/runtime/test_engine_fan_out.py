@@ -21,31 +21,12 @@ from agentops.runtime.events import (
 )
 from agentops.testing.server import Fault, OpenAITestServer
 from tests.support.engine import EventLog, workflow_on
-
-SECTIONS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "sections": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"title": {"type": "string"}},
-                "required": ["title"],
-            },
-        }
-    },
-    "required": ["sections"],
-}
-LABEL_SCHEMA = {
-    "type": "object",
-    "properties": {"label": {"enum": ["bug", "feature", "question"]}},
-    "required": ["label"],
-}
+from tests.support.fan_out import LABEL, SECTIONS
 
 
 def planner_and_writer(**writer: Any) -> list[dict[str, Any]]:
     return [
-        {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS_SCHEMA}},
+        {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS}},
         {
             "name": "writer",
             "for_each": "planner.output.sections",
@@ -193,7 +174,7 @@ def test_the_cost_cap_stops_starting_items_and_fails_the_agent(server: OpenAITes
 
 
 ROUTING = [
-    {"name": "triage", "task": "Classify the ticket.", "output": {"schema": LABEL_SCHEMA}},
+    {"name": "triage", "task": "Classify the ticket.", "output": {"schema": LABEL}},
     {
         "name": "fix_bug",
         "depends_on": "triage",
