@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from agentops.testing.server import OpenAITestServer
+from tests.support.fan_out import ROUTING
 from tests.support.reliability import run_agentops, write_workflow
 
 SECTIONS = {
@@ -41,12 +42,6 @@ SECTION = {
     "type": "object",
     "properties": {"heading": {"type": "string"}, "words": {"type": "integer"}},
     "required": ["heading", "words"],
-    "additionalProperties": False,
-}
-LABEL = {
-    "type": "object",
-    "properties": {"label": {"enum": ["bug", "feature", "question"]}},
-    "required": ["label"],
     "additionalProperties": False,
 }
 OUTLINE = "Outline a report."
@@ -304,23 +299,6 @@ def test_resume_reuses_the_items_that_succeeded(tmp_path: Path, server: OpenAITe
 
 # --- routing ------------------------------------------------------------------------------
 
-ROUTING = [
-    {"name": "triage", "output": {"schema": LABEL}, "task": CLASSIFY},
-    {
-        "name": "fix_bug",
-        "depends_on": "triage",
-        "when": "triage.output.label == 'bug'",
-        "task": "Fix it.",
-    },
-    {"name": "test_fix", "depends_on": "fix_bug", "task": "Test the fix."},
-    {
-        "name": "plan_feature",
-        "depends_on": "triage",
-        "when": "triage.output.label == 'feature'",
-        "task": "Plan it.",
-    },
-    {"name": "reply", "depends_on": {"any": ["test_fix", "plan_feature"]}, "task": "Reply."},
-]
 ROUTED_REASON = "when triage.output.label == 'bug' was false (triage.output.label: 'feature')"
 
 

@@ -21,7 +21,7 @@ from agentops.runtime.events import (
 )
 from agentops.testing.server import Fault, OpenAITestServer
 from tests.support.engine import EventLog, workflow_on
-from tests.support.fan_out import LABEL, SECTIONS
+from tests.support.fan_out import ROUTING, SECTIONS
 
 
 def planner_and_writer(**writer: Any) -> list[dict[str, Any]]:
@@ -171,25 +171,6 @@ def test_the_cost_cap_stops_starting_items_and_fails_the_agent(server: OpenAITes
     assert ran[-1].skip_cause is SkipCause.COST_CAP
     assert f"{20 - len(ran)} of 20 items not run" in (writer.error or "")
     assert result.cost <= 0.5
-
-
-ROUTING = [
-    {"name": "triage", "task": "Classify the ticket.", "output": {"schema": LABEL}},
-    {
-        "name": "fix_bug",
-        "depends_on": "triage",
-        "when": "triage.output.label == 'bug'",
-        "task": "Fix it.",
-    },
-    {"name": "test_fix", "depends_on": "fix_bug", "task": "Test the fix."},
-    {
-        "name": "plan_feature",
-        "depends_on": "triage",
-        "when": "triage.output.label == 'feature'",
-        "task": "Plan it.",
-    },
-    {"name": "reply", "depends_on": {"any": ["test_fix", "plan_feature"]}, "task": "Reply."},
-]
 
 
 def test_routing_skips_the_branch_not_taken_and_the_run_succeeds(server: OpenAITestServer) -> None:

@@ -157,6 +157,24 @@ LABEL = {
     "properties": {"label": {"enum": ["bug", "feature", "question"]}},
     "required": ["label"],
 }
+# triage, two branches routed by its label (one with a step after it), and a join of them
+ROUTING = [
+    {"name": "triage", "task": "Classify the ticket.", "output": {"schema": LABEL}},
+    {
+        "name": "fix_bug",
+        "depends_on": "triage",
+        "when": "triage.output.label == 'bug'",
+        "task": "Fix it.",
+    },
+    {"name": "test_fix", "depends_on": "fix_bug", "task": "Test the fix."},
+    {
+        "name": "plan_feature",
+        "depends_on": "triage",
+        "when": "triage.output.label == 'feature'",
+        "task": "Plan it.",
+    },
+    {"name": "reply", "depends_on": {"any": ["test_fix", "plan_feature"]}, "task": "Reply."},
+]
 ROUTED_FLOW = [
     {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS}},
     {"name": "writer", "for_each": "planner.output.sections", "task": "Write '{{ item.title }}'."},
