@@ -1,7 +1,9 @@
 """Per-test isolation: no provider credentials or OpenTelemetry settings leak in from the
 machine, and history goes to a fresh SQLite file under the test's tmp_path unless a test
 says otherwise. And the fixtures of more than one folder: ``server``, the OpenAI-compatible
-test server with its defaults (a module wanting other settings defines its own)."""
+test server with its defaults (a module wanting other settings defines its own), and
+``postgres_url``, a new database on a PostgreSQL server the session starts itself
+(``tests.support.postgres``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentops.testing.server import OpenAITestServer
+from tests.support.postgres import PostgresServer, server_binaries, start_server
 
 PROVIDER_VARIABLES = (
     "OPENAI_API_KEY",
@@ -36,6 +39,27 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
         monkeypatch.delenv(name)
     monkeypatch.setenv("AGENTOPS_DB", str(tmp_path / "agentops.db"))
     yield
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test session, started on first use (about a second)."""
+    if server_binaries() is None:
+        pytest.skip(
+            "no PostgreSQL server binaries (initdb, pg_ctl) on this machine: "
+            "apt-get install postgresql (.ci/run installs it)"
+        )
+    running = start_server()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new, empty database of the session's server (its URL carries the password)."""
+    return postgres_server.url(postgres_server.create_database())
 
 
 @pytest.fixture
