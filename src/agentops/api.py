@@ -36,6 +36,7 @@ from agentops.tracing import SpanRef
 from agentops.workflow.loader import load_workflow_text
 
 if TYPE_CHECKING:
+    from agentops.store.location import DbLocation
     from agentops.tracing.session import TracingSession
 
 
@@ -43,7 +44,7 @@ async def arun(
     source: WorkflowSource,
     *,
     inputs: Mapping[str, Any] | None = None,
-    db: str | Path | None = None,
+    db: str | Path | DbLocation | None = None,
     subscribers: Iterable[Subscriber] = (),
     provider: ProviderOverride = None,
     env: Mapping[str, str] | None = None,
@@ -57,7 +58,8 @@ async def arun(
 ) -> WorkflowResult:
     """Run a workflow and return per-agent status, output, tokens, cost and attempts.
 
-    ``db``: record the run in this SQLite file (None: do not record). A file that cannot be
+    ``db``: record the run in this history: a SQLite file, or a ``postgresql://`` URL (None:
+    do not record). A file that cannot be
     written raises ``StoreError`` before the first call; one that fails mid-run stops the
     run, which then raises ``StoreError``.
     ``provider``: a Provider for every agent (e.g. ``FakeProvider``) or a mapping
@@ -136,7 +138,7 @@ class _ResumeContext:
 async def aresume(
     workflow_run_id: int,
     *,
-    db: str | Path | None = None,
+    db: str | Path | DbLocation | None = None,
     **options: Any,
 ) -> WorkflowResult:
     """Continue a failed, interrupted or cost-capped run recorded in ``db``.
@@ -146,9 +148,11 @@ async def aresume(
     a new workflow run linked to the old one is recorded. The cost cap covers
     the whole chain: what the earlier runs spent counts against it.
     """
-    with open_history(db) as (history, _):
+    from agentops.store.location import locate
+
+    location = locate(db)  # the file or database itself, where ``db`` named the default
+    with open_history(location) as (history, _):
         state = history.resume_state(workflow_run_id)
-        location = history.location  # the file itself, where ``db`` named the default
     loaded = load_workflow_text(
         state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>"
     )

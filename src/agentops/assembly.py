@@ -49,6 +49,7 @@ from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
     from agentops.runtime.agent_run import RunTools
+    from agentops.store.location import DbLocation
     from agentops.store.reader import HistoryReader
     from agentops.store.recorder import RunRecorder
     from agentops.store.writer import HistoryWriter
@@ -230,15 +231,22 @@ def enter_tracing(stack: contextlib.AsyncExitStack, otel: bool | None) -> Tracin
 
 
 @contextlib.contextmanager
-def open_history(db: str | Path | None) -> Iterator[tuple[HistoryReader, HistoryWriter]]:
-    """The history in ``db`` (None: the default file), created and migrated: the reader (what a
-    batch or a resume reads back) and the writer every workflow run records through. Another
-    store plugs in here, behind ``HistoryReader`` and ``HistoryWriter``."""
-    from agentops.store import SqliteHistoryWriter, open_store
+def open_history(
+    db: str | Path | DbLocation | None,
+) -> Iterator[tuple[HistoryReader, HistoryWriter]]:
+    """The history in ``db`` (None: ``$AGENTOPS_DB`` or the default file; a path, ``sqlite:///``
+    or ``postgresql://`` URL: see ``store.location``), created and migrated: the reader (what a
+    batch or a resume reads back) and the writer every workflow run records through, both
+    over the one ``Database`` that ``store.stores`` opens for it."""
     from agentops.store.sqlite_reader import SqliteHistoryReader
+    from agentops.store.sqlite_writer import SqliteHistoryWriter
+    from agentops.store.stores import open_database
 
-    with open_store(db) as store:
-        yield SqliteHistoryReader(store), SqliteHistoryWriter(store)
+    database = open_database(db)
+    try:
+        yield SqliteHistoryReader(database), SqliteHistoryWriter(database)
+    finally:
+        database.close()
 
 
 # --- one workflow run, assembled ----------------------------------------------------------------

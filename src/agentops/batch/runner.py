@@ -64,6 +64,7 @@ from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 
 if TYPE_CHECKING:
     from agentops.runtime.agent_run import RunTools
+    from agentops.store.location import DbLocation
     from agentops.tracing.session import TracingSession
 
 RowStatus = str  # "succeeded" | "failed" | "skipped" | "interrupted"
@@ -131,7 +132,9 @@ class BatchOptions:
     """How a batch runs, whether new (``arun_batch``) or resumed (``aresume_batch``); each
     field can also be given to either function as a keyword of the same name."""
 
-    db: str | Path | None = None  # the history (None: the default file)
+    db: str | Path | DbLocation | None = (
+        None  # the history (None: $AGENTOPS_DB or the default file)
+    )
     out: str | Path | None = None  # every row's result as JSONL, in input order
     cost_cap: float | None = None  # for the whole batch; see arun_batch and aresume_batch
     provider: ProviderOverride = None  # a Provider for every agent, or one per provider name

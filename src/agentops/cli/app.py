@@ -23,6 +23,7 @@ from agentops.store.records import CostGrouping
 if TYPE_CHECKING:
     from agentops.batch.runner import BatchSummary
     from agentops.runtime.events import WorkflowResult
+    from agentops.store.location import DbLocation
     from agentops.store.reader import HistoryReader
 
 app = typer.Typer(
@@ -35,9 +36,12 @@ app = typer.Typer(
 )
 
 DbOption = Annotated[
-    Optional[Path],
+    Optional[str],
     typer.Option(
-        "--db", envvar="AGENTOPS_DB", help="History database file [default: ./agentops.db]."
+        "--db",
+        envvar="AGENTOPS_DB",
+        help="History: a SQLite file (or sqlite:///path) or postgresql://user@host:5432/dbname "
+        "[default: ./agentops.db].",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -68,6 +72,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def _located(db: Optional[str]) -> DbLocation:
+    """``--db`` as a SQLite file or a PostgreSQL URL; a malformed one is a usage error."""
+    from agentops.store.location import locate
+
+    try:
+        return locate(db)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
 
 
 # --- running: each command a thin layer over agentops.api ----------------------------
@@ -104,19 +118,18 @@ OtelOption = Annotated[
 RunStarter = Callable[..., Awaitable["WorkflowResult"]]
 
 
-def _execute(start: RunStarter, *, db: Optional[Path], json_output: bool) -> None:
+def _execute(start: RunStarter, *, db: Optional[str], json_output: bool) -> None:
     """Run ``start`` (arun/aresume partial) with the live view and signals; exit with its code."""
     import json
 
     from rich.console import Console
 
     from agentops.cli.launch import result_json, run_with_signals
-    from agentops.store import default_db_path
     from agentops.ui import make_reporter
 
     console = Console(stderr=json_output)
     reporter = make_reporter(console)
-    db_path = db or default_db_path()
+    db_path = _located(db)
     with reporter:
         result = run_with_signals(
             lambda control: start(db=db_path, subscribers=[reporter], control=control)
@@ -322,7 +335,7 @@ OutOption = Annotated[
 
 
 def _execute_batch(
-    start: Callable[..., Awaitable[BatchSummary]], *, db: Optional[Path], json_output: bool
+    start: Callable[..., Awaitable[BatchSummary]], *, db: Optional[str], json_output: bool
 ) -> None:
     """Run ``start`` (arun_batch/aresume_batch partial) with progress and signals; exit with its code."""
     import json
@@ -330,11 +343,10 @@ def _execute_batch(
     from rich.console import Console
 
     from agentops.cli.launch import run_with_signals
-    from agentops.store import default_db_path
     from agentops.ui.batch import BatchProgress
 
     console = Console(stderr=json_output)
-    db_path = db or default_db_path()
+    db_path = _located(db)
     with BatchProgress(console) as progress:
         summary = run_with_signals(
             lambda control: start(db=db_path, observer=progress, control=control)
@@ -434,14 +446,13 @@ WorkflowFilter = Annotated[
 ]
 
 
-def _show_history(db: Optional[Path], show: Callable[[HistoryReader], None]) -> None:
+def _show_history(db: Optional[str], show: Callable[[HistoryReader], None]) -> None:
     """Open the history (a missing file reads as empty and is not created, an older one is
-    upgraded), show through its reader, map errors. Another store's reader plugs in here."""
-    from agentops.store import open_store
-    from agentops.store.sqlite_reader import SqliteHistoryReader
+    upgraded), show through its reader, map errors."""
+    from agentops.store.stores import history_reader
 
     try:
-        reader = SqliteHistoryReader(open_store(db, create=False))
+        reader = history_reader(db)
         try:
             show(reader)
         finally:
@@ -599,11 +610,11 @@ def ui_command(
         raise fail(
             f"the web view needs the ui extra ({error.name} is missing): pip install 'agentops[ui]'"
         ) from None
-    from agentops.store import default_db_path
+    from agentops.store.location import locate
 
     try:
         serve(
-            db or default_db_path(),
+            locate(db),
             host=host,
             port=port,
             allow_remote=allow_remote,

@@ -15,12 +15,14 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agentops.errors import RunNotFoundError, StoreError
+from agentops.store.database import Database
 from agentops.store.liveness import effective_status
 from agentops.store.records import BatchRecord, RowOutcome, batch_record
-from agentops.store.sqlite import Store, describe
+from agentops.store.sqlite import describe
 
 # The row's result: its latest run; "skipped" when that run made no attempt for lack of budget.
 ROW_STATUS = """CASE
@@ -44,11 +46,13 @@ _BATCH_COLUMNS = """id, workflow, definition, source_path, data_path, data_sha25
     output_tokens, cost, pauses, paused_seconds, pid, hostname, process_start"""
 
 
-def _has_batches(store: Store) -> bool:
+def _has_batches(store: Database) -> bool:
+    if store.dialect != "sqlite":
+        return True  # migrated on open: never older than migration 8
     return bool(store.read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'"))
 
 
-def batch(store: Store, batch_id: int) -> BatchRecord:
+def batch(store: Database, batch_id: int) -> BatchRecord:
     found = []
     if _has_batches(store):
         found = store.read(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
@@ -63,14 +67,14 @@ def batch(store: Store, batch_id: int) -> BatchRecord:
     return batch_record(found[0])
 
 
-def list_batches(store: Store, *, limit: int = 20) -> list[BatchRecord]:
+def list_batches(store: Database, *, limit: int = 20) -> list[BatchRecord]:
     if not _has_batches(store):
         return []
     rows = store.read(f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT ?", (limit,))
     return [batch_record(row) for row in rows]
 
 
-def progress(store: Store, batch_id: int) -> dict[str, int]:
+def progress(store: Database, batch_id: int) -> dict[str, int]:
     """Row counts by status of the latest run of each row, for a batch still running."""
     rows = store.read(
         f"""SELECT {ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
@@ -80,7 +84,7 @@ def progress(store: Store, batch_id: int) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def batch_spend(store: Store, batch_id: int) -> float:
+def batch_spend(store: Database, batch_id: int) -> float:
     """What every workflow run of the batch has spent (every run of every row)."""
     rows = store.read(
         "SELECT coalesce(sum(cost), 0) FROM workflow_runs WHERE batch_id = ?", (batch_id,)
@@ -88,7 +92,7 @@ def batch_spend(store: Store, batch_id: int) -> float:
     return float(rows[0][0])
 
 
-def row_states(store: Store, batch_id: int) -> dict[int, RowState]:
+def row_states(store: Database, batch_id: int) -> dict[int, RowState]:
     rows = store.read(
         f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.pid, w.hostname, w.process_start
         FROM workflow_runs w WHERE w.batch_id = ? AND {LATEST_ROW_RUN}""",
@@ -100,15 +104,15 @@ def row_states(store: Store, batch_id: int) -> dict[int, RowState]:
     }
 
 
-def row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
+def row_outcomes(store: Database, batch_id: int) -> Iterator[RowOutcome]:
     """Each row's latest run, in row order, with every agent's output; streamed, not loaded whole."""
     try:
         yield from _row_outcomes(store, batch_id)
     except sqlite3.Error as error:  # a damaged page met half-way: one line, like every read
-        raise StoreError(describe(error, store.path)) from error
+        raise StoreError(describe(error, Path(str(store.path)))) from error
 
 
-def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
+def _row_outcomes(store: Database, batch_id: int) -> Iterator[RowOutcome]:
     cursor = store.connection.execute(
         f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.inputs,
             (SELECT sum(c.cost) FROM workflow_runs c WHERE c.batch_id = w.batch_id AND c.batch_row = w.batch_row),

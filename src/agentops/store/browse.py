@@ -1,4 +1,4 @@
-"""The queries behind the web view, over SQLite: keyset pages of workflow runs, a run's
+"""The queries behind the web view: keyset pages of workflow runs, a run's
 agents (settled and in flight), one agent with its attempts and tool calls, and the
 resume chain.
 
@@ -9,10 +9,11 @@ file of a million runs as on a new one: pages walk ``(status, id)`` or
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
 from agentops.runtime.events import split_instance_key
 from agentops.store import records
+from agentops.store.database import Database
 from agentops.store.liveness import INTERRUPTED, RUNNING
 from agentops.store.queries import (
     AGENT_COLUMNS,
@@ -33,17 +34,18 @@ from agentops.store.records import (
     agent_run_record,
     workflow_run_record,
 )
-from agentops.store.sqlite import Store
 
 # The stored statuses a filter on an effective status reads: a ``running`` row whose
 # process died reads ``interrupted`` (see liveness), so both filters look at it.
 _STORED_STATUSES = {RUNNING: (RUNNING,), INTERRUPTED: (INTERRUPTED, RUNNING)}
 _CHAIN_LIMIT = 100  # a resume chain longer than this is shown cut
-_EVERY = 2**63 - 1  # SQLite's largest integer: a bound no count reaches
+_EVERY = (
+    2**63 - 1
+)  # the largest integer of SQLite and PostgreSQL (BIGINT): a bound no count reaches
 
 
 def workflow_run_page(
-    store: Store,
+    store: Database,
     *,
     workflow: str | None = None,
     status: str | None = None,
@@ -75,7 +77,7 @@ def workflow_run_page(
 
 
 def _matching(
-    store: Store,
+    store: Database,
     workflow: str | None,
     status: str | None,
     cursor: int | None,
@@ -98,13 +100,13 @@ def _matching(
 
 
 def _run_rows(
-    store: Store,
+    store: Database,
     workflow: str | None,
     status: str | None,
     cursor: int | None,
     newest_first: bool,
     limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Any]:
     conditions: list[str] = []
     parameters: list[object] = []
     if workflow is not None:
@@ -126,7 +128,7 @@ def _run_rows(
     )
 
 
-def workflow_names(store: Store, limit: int | None = 500) -> list[str]:
+def workflow_names(store: Database, limit: int | None = 500) -> list[str]:
     """Distinct workflow names by skipping through the ``(workflow, id)`` index: one
     lookup per name, not a scan of every run (None: every name)."""
     rows = store.read(
@@ -142,7 +144,7 @@ def workflow_names(store: Store, limit: int | None = 500) -> list[str]:
     return [row[0] for row in rows]
 
 
-def workflow_run_header(store: Store, workflow_run_id: int) -> WorkflowRunHeader:
+def workflow_run_header(store: Database, workflow_run_id: int) -> WorkflowRunHeader:
     rows = store.read(
         f"""SELECT {WORKFLOW_COLUMNS}, w.definition, w.definition_sha256, w.inputs
         FROM workflow_runs w WHERE w.id = ?""",
@@ -153,7 +155,7 @@ def workflow_run_header(store: Store, workflow_run_id: int) -> WorkflowRunHeader
     return records.workflow_run_header(rows[0])
 
 
-def workflow_run_summary(store: Store, workflow_run_id: int) -> WorkflowRunRecord:
+def workflow_run_summary(store: Database, workflow_run_id: int) -> WorkflowRunRecord:
     rows = store.read(
         f"SELECT {WORKFLOW_COLUMNS} FROM workflow_runs w WHERE w.id = ?", (workflow_run_id,)
     )
@@ -162,7 +164,7 @@ def workflow_run_summary(store: Store, workflow_run_id: int) -> WorkflowRunRecor
     return workflow_run_record(rows[0])
 
 
-def agent_outcomes(store: Store, workflow_run_id: int) -> list[AgentOutcome]:
+def agent_outcomes(store: Database, workflow_run_id: int) -> list[AgentOutcome]:
     rows = store.read(
         """SELECT r.id, r.agent, r.status, r.model, r.provider, r.input_tokens, r.output_tokens,
             r.tokens_estimated, r.cost, r.started_at, r.finished_at, r.duration, r.reused,
@@ -174,7 +176,7 @@ def agent_outcomes(store: Store, workflow_run_id: int) -> list[AgentOutcome]:
     return [agent_outcome(row) for row in rows]
 
 
-def agent_starts(store: Store, workflow_run_id: int) -> list[AgentStart]:
+def agent_starts(store: Database, workflow_run_id: int) -> list[AgentStart]:
     rows = store.read(
         "SELECT agent, model, provider, started_at FROM agent_starts WHERE workflow_run_id = ? ORDER BY agent",
         (workflow_run_id,),
@@ -182,7 +184,7 @@ def agent_starts(store: Store, workflow_run_id: int) -> list[AgentStart]:
     return [records.agent_start(row) for row in rows]
 
 
-def agent_start(store: Store, workflow_run_id: int, agent: str) -> AgentStart | None:
+def agent_start(store: Database, workflow_run_id: int, agent: str) -> AgentStart | None:
     rows = store.read(
         "SELECT agent, model, provider, started_at, prompt FROM agent_starts WHERE workflow_run_id = ? AND agent = ?",
         (workflow_run_id, agent),
@@ -192,7 +194,7 @@ def agent_start(store: Store, workflow_run_id: int, agent: str) -> AgentStart | 
     return records.agent_start(rows[0], with_prompt=True)
 
 
-def agent_run_in(store: Store, workflow_run_id: int, agent: str) -> AgentRunRecord | None:
+def agent_run_in(store: Database, workflow_run_id: int, agent: str) -> AgentRunRecord | None:
     """``agent`` is a name as runs show it: ``writer`` (the fan-out agent's own run) or
     ``writer[2]`` (an instance), looked up in ``runs_by_agent``."""
     name, item_index = split_instance_key(agent)
@@ -208,17 +210,17 @@ def agent_run_in(store: Store, workflow_run_id: int, agent: str) -> AgentRunReco
     return record
 
 
-def resume_chain(store: Store, workflow_run_id: int) -> list[WorkflowRunRecord]:
+def resume_chain(store: Database, workflow_run_id: int) -> list[WorkflowRunRecord]:
     rows = store.read(
         f"""WITH RECURSIVE
             earlier(id, n) AS (
-                SELECT ?, 0
+                SELECT CAST(? AS BIGINT), 0
                 UNION
                 SELECT w.resumed_from, n + 1 FROM workflow_runs w JOIN earlier ON w.id = earlier.id
                 WHERE w.resumed_from IS NOT NULL AND n < {_CHAIN_LIMIT}
             ),
             later(id, n) AS (
-                SELECT ?, 0
+                SELECT CAST(? AS BIGINT), 0
                 UNION
                 SELECT w.id, n + 1 FROM workflow_runs w JOIN later ON w.resumed_from = later.id
                 WHERE n < {_CHAIN_LIMIT}
@@ -230,6 +232,6 @@ def resume_chain(store: Store, workflow_run_id: int) -> list[WorkflowRunRecord]:
     return [workflow_run_record(row) for row in rows]
 
 
-def tool_calls(store: Store, agent_run_id: int) -> list[ToolCallRow]:
+def tool_calls(store: Database, agent_run_id: int) -> list[ToolCallRow]:
     """The agent run's tool calls (migration 7's ``tool_calls``), in the order they finished."""
     return tool_calls_of(store, [agent_run_id]).get(agent_run_id, [])

@@ -1,4 +1,4 @@
-"""The SQLite queries behind the history commands (read through ``SqliteHistoryReader``).
+"""The queries behind the history commands (read through ``SqliteHistoryReader``).
 
 Every query here is served by an index (see migrations): listings read the
 newest rows first (``ORDER BY id DESC LIMIT n`` walks the primary key or a
@@ -9,6 +9,7 @@ Rows become records through the mappings of ``records``.
 from __future__ import annotations
 
 from agentops.errors import RunNotFoundError
+from agentops.store.database import Database
 from agentops.store.records import (
     AgentRunRecord,
     AttemptRecord,
@@ -27,7 +28,6 @@ from agentops.store.records import (
     workflow_run_header,
     workflow_run_record,
 )
-from agentops.store.sqlite import Store
 
 __all__ = [
     "AgentRunRecord",
@@ -57,7 +57,7 @@ AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider
 
 
 def agent_runs(
-    store: Store, *, workflow: str | None = None, limit: int = 20
+    store: Database, *, workflow: str | None = None, limit: int = 20
 ) -> list[AgentRunRecord]:
     """The newest agent runs, optionally of one workflow (``runs_by_workflow`` index)."""
     if workflow is None:
@@ -70,7 +70,7 @@ def agent_runs(
     return [agent_run_record(row) for row in rows]
 
 
-def agent_run(store: Store, run_id: int) -> AgentRunRecord:
+def agent_run(store: Database, run_id: int) -> AgentRunRecord:
     """One agent run with its prompt and attempts; ``RunNotFoundError`` if there is none."""
     rows = store.read(f"SELECT {AGENT_COLUMNS}, prompt FROM runs WHERE id = ?", (run_id,))
     if not rows:
@@ -81,7 +81,7 @@ def agent_run(store: Store, run_id: int) -> AgentRunRecord:
     return record
 
 
-def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecord]]:
+def attempts_of(store: Database, run_ids: list[int]) -> dict[int, list[AttemptRecord]]:
     """Attempts of the given agent runs, in order, by run id."""
     found: dict[int, list[AttemptRecord]] = {}
     for start in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
@@ -97,7 +97,7 @@ def attempts_of(store: Store, run_ids: list[int]) -> dict[int, list[AttemptRecor
     return found
 
 
-def tool_calls_of(store: Store, run_ids: list[int]) -> dict[int, list[ToolCallRow]]:
+def tool_calls_of(store: Database, run_ids: list[int]) -> dict[int, list[ToolCallRow]]:
     """Tool calls of the given agent runs, in the order they finished, by run id."""
     found: dict[int, list[ToolCallRow]] = {}
     for start in range(0, len(run_ids), 500):
@@ -112,7 +112,7 @@ def tool_calls_of(store: Store, run_ids: list[int]) -> dict[int, list[ToolCallRo
     return found
 
 
-def tool_servers_of(store: Store, workflow_run_id: int) -> list[ToolServerRow]:
+def tool_servers_of(store: Database, workflow_run_id: int) -> list[ToolServerRow]:
     rows = store.read(
         """SELECT name, transport, target, tools, stderr, started_at, stopped_at FROM tool_servers
         WHERE workflow_run_id = ? ORDER BY id""",
@@ -134,7 +134,7 @@ WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
 
 
 def workflow_runs(
-    store: Store, *, workflow: str | None = None, limit: int = 20
+    store: Database, *, workflow: str | None = None, limit: int = 20
 ) -> list[WorkflowRunRecord]:
     """The newest workflow runs, optionally of one workflow (``workflow_runs_by_workflow`` index)."""
     if workflow is None:
@@ -146,7 +146,7 @@ def workflow_runs(
     return [workflow_run_record(row) for row in rows]
 
 
-def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
+def workflow_run(store: Database, workflow_run_id: int) -> WorkflowRunDetail:
     """A workflow run with every agent run (and their attempts), a fan-out's instances under
     their agent; ``RunNotFoundError`` if none."""
     rows = store.read(
@@ -181,7 +181,7 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
     )
 
 
-def workflow_is_recorded(store: Store, workflow: str) -> bool:
+def workflow_is_recorded(store: Database, workflow: str) -> bool:
     """Whether any run of ``workflow`` is recorded (``workflow_runs_by_workflow`` index)."""
     return bool(store.read("SELECT 1 FROM workflow_runs WHERE workflow = ? LIMIT 1", (workflow,)))
 
@@ -196,7 +196,7 @@ _GROUP_KEYS = {
 
 
 def spend(
-    store: Store,
+    store: Database,
     *,
     by: CostGrouping | None = CostGrouping.workflow,
     since: str | None = None,
@@ -232,7 +232,7 @@ def spend(
 # --- not found -------------------------------------------------------------------------------------
 
 
-def not_found(store: Store, table: str, what: str, wanted: int) -> RunNotFoundError:
+def not_found(store: Database, table: str, what: str, wanted: int) -> RunNotFoundError:
     """ "no workflow run 42; latest is 17", or "no workflow runs recorded yet in agentops.db"."""
     rows = store.read(f"SELECT max(id) FROM {table}")
     latest = rows[0][0] if rows else None

@@ -58,7 +58,7 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from agentops.store.sqlite import Store
+from agentops.store.database import Database
 from agentops.store.writer import AgentChanges, HistoryWriter, every_agent_run
 
 __all__ = ["RunRecorder", "check_recordable"]
@@ -66,9 +66,9 @@ __all__ = ["RunRecorder", "check_recordable"]
 logger = logging.getLogger(__name__)
 
 
-def _writer_of(history: HistoryWriter | Store) -> HistoryWriter:
-    """A ``Store`` is written through the SQLite writer; any other writer is used as given."""
-    if isinstance(history, Store):
+def _writer_of(history: HistoryWriter | Database) -> HistoryWriter:
+    """An open ``Database`` is written through the SQL writer; any other writer is used as given."""
+    if isinstance(history, Database):
         from agentops.store.sqlite_writer import SqliteHistoryWriter
 
         return SqliteHistoryWriter(history)
@@ -76,8 +76,8 @@ def _writer_of(history: HistoryWriter | Store) -> HistoryWriter:
 
 
 class RunRecorder:
-    """Records one workflow run through ``history`` (a ``HistoryWriter``, or a SQLite
-    ``Store``); pass it to the engine as a subscriber, and ``start_workflow_run`` as
+    """Records one workflow run through ``history`` (a ``HistoryWriter``, or an open
+    ``Database``); pass it to the engine as a subscriber, and ``start_workflow_run`` as
     ``RunOptions.start_workflow_run``.
 
     ``workflow_run_id`` is set once the run's start has been recorded. ``failure`` is
@@ -90,7 +90,7 @@ class RunRecorder:
 
     def __init__(
         self,
-        history: HistoryWriter | Store,
+        history: HistoryWriter | Database,
         *,
         stop: Callable[[StoreError], None] | None = None,
     ) -> None:
@@ -264,7 +264,7 @@ class RunRecorder:
         return self.workflow_run_id
 
 
-def check_recordable(history: HistoryWriter | Store, workflow: str) -> None:
+def check_recordable(history: HistoryWriter | Database, workflow: str) -> None:
     """Can a run of ``workflow`` be recorded here? ``StoreError`` (one line) if not, before
     the run calls anything; the history is never changed (see ``HistoryWriter``)."""
     _writer_of(history).check_recordable(workflow)

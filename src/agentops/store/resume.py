@@ -19,9 +19,9 @@ from agentops.runtime.events import (
     RunStatus,
     Usage,
 )
+from agentops.store.database import Database
 from agentops.store.liveness import RUNNING, hostname
 from agentops.store.queries import AgentRunRecord, agent_run, workflow_run
-from agentops.store.sqlite import Store
 from agentops.store.timestamps import from_iso
 
 
@@ -46,7 +46,7 @@ class ResumeState:
     decisions: dict[str, Decision] = field(default_factory=dict)
 
 
-def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
+def load_resume_state(store: Database, workflow_run_id: int) -> ResumeState:
     detail = workflow_run(store, workflow_run_id)  # raises RunNotFoundError
     run = detail.run
     if detail.definition is None:
@@ -103,7 +103,7 @@ def _succeeded(record: AgentRunRecord) -> bool:
     return record.status == AgentStatus.SUCCEEDED.value and bool(record.agent)
 
 
-def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
+def _reused_result(store: Database, record: AgentRunRecord) -> AgentResult:
     """The result as first produced: a reused row points at the run that made it."""
     origin = record
     if record.reused_from_run_id is not None:
@@ -148,11 +148,11 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
     )
 
 
-def chain_spend(store: Store, workflow_run_id: int) -> float:
+def chain_spend(store: Database, workflow_run_id: int) -> float:
     """Actual cost of agent runs in this run and every run it resumed, transitively."""
     rows = store.read(
         """WITH RECURSIVE chain(id) AS (
-            SELECT ?
+            SELECT CAST(? AS BIGINT)
             UNION
             SELECT w.resumed_from FROM workflow_runs w JOIN chain ON w.id = chain.id
             WHERE w.resumed_from IS NOT NULL

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from agentops.errors import StoreError
+from agentops.store.database import Dialect
 
 DEFAULT_DB_NAME = "agentops.db"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -101,6 +102,8 @@ class Store:
     ``path`` is the file as given (for messages); one thread at a time may use a Store.
     A ``read_only`` store (see ``opening.open_reader``) refuses ``write``.
     """
+
+    dialect: Dialect = "sqlite"
 
     def __init__(
         self, path: Path, connection: sqlite3.Connection, *, read_only: bool = False

@@ -1,4 +1,4 @@
-"""``HistoryReader`` over a SQLite history file: the history commands' queries
+"""``HistoryReader`` over a SQLite file or a PostgreSQL database: the history commands' queries
 (``queries``, ``batches``) and the web view's (``browse``) behind one object."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 from agentops.store import batches as batch_queries
 from agentops.store import browse, queries
 from agentops.store.batches import RowState
+from agentops.store.database import Database
 from agentops.store.opening import open_reader
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
@@ -26,7 +27,6 @@ from agentops.store.records import (
     WorkflowRunRecord,
 )
 from agentops.store.resume import ResumeState, load_resume_state
-from agentops.store.sqlite import Store
 
 __all__ = ["SqliteHistoryReader"]
 
@@ -38,7 +38,7 @@ class SqliteHistoryReader:
     store they opened, migrated (``open_store``).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
 
     @classmethod

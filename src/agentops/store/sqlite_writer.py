@@ -1,7 +1,8 @@
-"""``HistoryWriter`` over a SQLite file: the SQL that records workflow runs and batches.
+"""``HistoryWriter`` over a SQLite file or a PostgreSQL database: the SQL that records
+workflow runs and batches, written once (``postgres.translate`` carries it to PostgreSQL).
 
-Each method is one ``Store.write`` transaction (``BEGIN IMMEDIATE``, retried whole while
-another process holds the lock). Text goes through ``storable`` first: a lone surrogate
+Each method is one ``Database.write`` transaction (SQLite: ``BEGIN IMMEDIATE``, retried whole
+while another process holds the lock). Text goes through ``storable`` first: a lone surrogate
 cannot be encoded as UTF-8 and would lose the whole row.
 """
 
@@ -11,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
@@ -30,9 +30,9 @@ from agentops.runtime.events import (
     WorkflowStarted,
 )
 from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
+from agentops.store.database import Connection, Cursor, Database
 from agentops.store.liveness import this_process
 from agentops.store.records import decision_json
-from agentops.store.sqlite import Store
 from agentops.store.timestamps import to_iso
 from agentops.store.writer import AgentChanges, every_agent_run, is_fan_out
 
@@ -47,9 +47,9 @@ class _RolledBack(Exception):
 
 
 class SqliteHistoryWriter:
-    """Writes the history into ``store`` (open, migrated: see ``opening.open_store``)."""
+    """Writes the history into ``store`` (open, migrated: see ``stores.open_database``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
 
     # --- workflow runs ---------------------------------------------------------------
@@ -70,7 +70,7 @@ class SqliteHistoryWriter:
         agent = AgentResult("-", AgentStatus.FAILED, "-", "-", started_at=now, attempts=[attempt])
         call = ToolCallRecord(1, "-", "-", "{}", "failed", started_at=now, duration=0.0)
 
-        def work(connection: sqlite3.Connection) -> None:
+        def work(connection: Connection) -> None:
             run_id = _insert_workflow_run(connection, (name, at, "running", *([None] * 13)))
             _insert_starts(connection, [(run_id, "-", "-", "-", None, at)])
             _insert_tool_calls(connection, run_id, [("-", call)])
@@ -105,7 +105,7 @@ class SqliteHistoryWriter:
             start.trace_span_id,
         )
 
-        def work(connection: sqlite3.Connection) -> int:
+        def work(connection: Connection) -> int:
             workflow_run_id = _insert_workflow_run(connection, row)
             for result in start.reused.values():
                 origin = _origin_of(connection, start.resumed_from, result)
@@ -129,7 +129,7 @@ class SqliteHistoryWriter:
         calls = list(changes.tool_calls)
         name = storable(workflow) or ""
 
-        def work(connection: sqlite3.Connection) -> None:
+        def work(connection: Connection) -> None:
             if starts:
                 _insert_starts(connection, starts)
             if calls:  # before the agents: a settling agent's last calls get its run id below
@@ -179,7 +179,7 @@ class SqliteHistoryWriter:
         usage, cost = _spent(every_agent_run(result.agents.values()))
         name = storable(workflow) or ""
 
-        def work(connection: sqlite3.Connection) -> None:
+        def work(connection: Connection) -> None:
             for agent in missing:
                 run_id = _insert_agent_run(connection, workflow_run_id, name, agent)
                 if agent.name in linked:
@@ -232,7 +232,7 @@ class SqliteHistoryWriter:
             *this_process(),
         )
 
-        def work(connection: sqlite3.Connection) -> int:
+        def work(connection: Connection) -> int:
             cursor = connection.execute(
                 """INSERT INTO batches (workflow, definition, source_path, data_path, data_sha256,
                     row_count, input_map, cost_cap, status, started_at, pid, hostname, process_start)
@@ -257,7 +257,7 @@ class SqliteHistoryWriter:
     def finish_batch(
         self, batch_id: int, *, status: str, finished_at: float, pauses: int, paused: float
     ) -> None:
-        def work(connection: sqlite3.Connection) -> None:
+        def work(connection: Connection) -> None:
             counts = dict(
                 connection.execute(
                     f"""SELECT {ROW_STATUS} AS row_status, count(*) FROM workflow_runs w
@@ -303,15 +303,13 @@ def storable(text: str | None) -> str | None:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
-def _row_id(cursor: sqlite3.Cursor) -> int:
+def _row_id(cursor: Cursor) -> int:
     if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
         raise StoreError("the history database did not return the new row's id")
     return cursor.lastrowid
 
 
-def _link_tool_calls(
-    connection: sqlite3.Connection, workflow_run_id: int, agent: str, run_id: int
-) -> None:
+def _link_tool_calls(connection: Connection, workflow_run_id: int, agent: str, run_id: int) -> None:
     """An agent's tool calls, written before its agent run existed, point at it now."""
     connection.execute(
         "UPDATE tool_calls SET run_id = ? WHERE workflow_run_id = ? AND agent = ? AND run_id IS NULL",
@@ -319,7 +317,7 @@ def _link_tool_calls(
     )
 
 
-def _insert_workflow_run(connection: sqlite3.Connection, row: tuple[object, ...]) -> int:
+def _insert_workflow_run(connection: Connection, row: tuple[object, ...]) -> int:
     cursor = connection.execute(
         """INSERT INTO workflow_runs (workflow, started_at, status, definition, definition_sha256,
             source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start,
@@ -330,15 +328,17 @@ def _insert_workflow_run(connection: sqlite3.Connection, row: tuple[object, ...]
     return _row_id(cursor)
 
 
-def _insert_starts(connection: sqlite3.Connection, starts: Sequence[tuple[object, ...]]) -> None:
+def _insert_starts(connection: Connection, starts: Sequence[tuple[object, ...]]) -> None:
     connection.executemany(
-        """INSERT OR REPLACE INTO agent_starts (workflow_run_id, agent, model, provider, prompt,
-            started_at) VALUES (?, ?, ?, ?, ?, ?)""",
+        """INSERT INTO agent_starts (workflow_run_id, agent, model, provider, prompt, started_at)
+        VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workflow_run_id, agent) DO UPDATE SET
+            model = excluded.model, provider = excluded.provider, prompt = excluded.prompt,
+            started_at = excluded.started_at""",
         starts,
     )
 
 
-def _insert_server(connection: sqlite3.Connection, row: tuple[object, ...]) -> None:
+def _insert_server(connection: Connection, row: tuple[object, ...]) -> None:
     connection.execute(
         """INSERT INTO tool_servers (workflow_run_id, name, transport, target, tools, stderr, started_at,
             stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -346,9 +346,7 @@ def _insert_server(connection: sqlite3.Connection, row: tuple[object, ...]) -> N
     )
 
 
-def _origin_of(
-    connection: sqlite3.Connection, resumed_from: int | None, result: AgentResult
-) -> int | None:
+def _origin_of(connection: Connection, resumed_from: int | None, result: AgentResult) -> int | None:
     """The agent run that first produced what ``result`` reuses (following earlier reuses);
     an instance's is the row of its agent with its item index (``runs_by_agent``)."""
     if resumed_from is None:
@@ -399,7 +397,7 @@ def _json_text(value: Any, *, canonical: bool = False) -> str | None:
 
 
 def _insert_agent_run(
-    connection: sqlite3.Connection,
+    connection: Connection,
     workflow_run_id: int,
     workflow: str,
     result: AgentResult,
@@ -485,7 +483,7 @@ def _item_count(result: AgentResult) -> int | None:
 
 
 def _insert_tool_calls(
-    connection: sqlite3.Connection, workflow_run_id: int, calls: list[tuple[str, ToolCallRecord]]
+    connection: Connection, workflow_run_id: int, calls: list[tuple[str, ToolCallRecord]]
 ) -> None:
     connection.executemany(
         """INSERT INTO tool_calls (workflow_run_id, agent, turn, call_id, tool, arguments, status, result,

@@ -15,9 +15,12 @@ import re
 import socket
 import sys
 from collections.abc import Iterable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentops.errors import StoreError, UsageError
+
+if TYPE_CHECKING:
+    from agentops.store.location import DbLocation
 
 LOOPBACK_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
 
@@ -58,17 +61,16 @@ def check_allowed_host(name: str) -> str:
     return name
 
 
-def prepare_history(db: Path) -> None:
-    """Upgrade an older file once (as every agentops command does) so it can be read read-only."""
-    from agentops.store.opening import open_reader, open_store
+def prepare_history(db: DbLocation) -> None:
+    """Upgrade an older history once (as every agentops command does) so it can be read read-only."""
+    from agentops.store.stores import open_database, open_read_only
 
-    if not db.exists():
+    if db.path is not None and not db.path.exists():
         raise StoreError(
             f"no history database at {db}; run a workflow first (agentops run FILE), or pass --db"
         )
-    with open_store(db, create=False):
-        pass
-    open_reader(db).close()  # fails now, with the reason, rather than on the first page
+    open_database(db, create=False).close()
+    open_read_only(db).close()  # fails now, with the reason, rather than on the first page
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -92,7 +94,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    db: Path, *, host: str, port: int, allow_remote: bool = False, allowed_hosts: Iterable[str] = ()
+    db: DbLocation,
+    *,
+    host: str,
+    port: int,
+    allow_remote: bool = False,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
     warning = check_host(host, allow_remote=allow_remote)
     remote = warning is not None  # a non-loopback address, allowed
@@ -102,13 +109,15 @@ def serve(
     prepare_history(db)
     import uvicorn
 
-    from agentops.store.sqlite_reader import SqliteHistoryReader
+    from agentops.store.stores import history_reader
     from agentops.web.app import create_app
 
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    app = create_app(lambda: SqliteHistoryReader.open(db), allowed_hosts=names, ip_addresses=remote)
+    app = create_app(
+        lambda: history_reader(db, read_only=True), allowed_hosts=names, ip_addresses=remote
+    )
     if warning:
         print(warning, file=sys.stderr, flush=True)
     print(

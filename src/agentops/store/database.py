@@ -1,0 +1,65 @@
+"""What the history's SQL runs on: an open database, SQLite (``sqlite.Store``) or PostgreSQL
+(``postgres.PostgresStore``), as the writer and the queries see it.
+
+The queries are written once, in the SQL both understand, with ``?`` placeholders (the
+SQLite form); ``postgres`` translates the few differences (placeholders, ``IS ?``, a
+two-argument ``max``, the id of a new row) on their way to the server. A leaf: it
+imports nothing of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class Cursor(Protocol):
+    """What a statement returns: its rows (read by index or by column name)."""
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection the history's SQL uses (``sqlite3.Connection`` has it)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+@runtime_checkable
+class Database(Protocol):
+    """An open, migrated history database; one thread at a time. (``isinstance`` tells it
+    from a ``HistoryWriter``.)"""
+
+    dialect: Dialect
+    read_only: bool
+
+    @property
+    def path(self) -> object:
+        """Where it is, as messages name it (a file, or a URL without its password)."""
+        ...
+
+    @property
+    def connection(self) -> Connection: ...
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one transaction (retried whole where the database asks for it)."""
+        ...
+
+    def read(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+        """Rows of one query; database errors become one-line ``StoreError``s."""
+        ...
+
+    def close(self) -> None: ...
