@@ -14,7 +14,10 @@ from typer.testing import CliRunner
 
 from agentops.cli.app import app
 from agentops.runtime.events import AgentStatus, RunStatus
-from agentops.store import load_resume_state, open_store
+from agentops.store import load_resume_state
+from agentops.store.location import locate
+from agentops.store.stores import open_database
+from tests.support.postgres import PASSWORD
 from tests.support.store import (
     T0,
     failed,
@@ -35,18 +38,18 @@ DAY = 86_400.0
 
 @dataclass
 class History:
-    db: Path
+    db: str  # a SQLite file or a PostgreSQL URL (with its password)
     research: list[int]  # workflow run ids, oldest first
     digest: int
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> Iterator[History]:
-    """Three runs of "research" (the last one resumed the second) and one of "digest", on three days."""
-    db = tmp_path / "history.db"
+def history(db: str) -> Iterator[History]:
+    """Three runs of "research" (the last one resumed the second) and one of "digest", on three
+    days; in SQLite, then in PostgreSQL."""
     research = workflow_of("research", ["gather", "write"], cost_cap=1.0)
     digest = workflow_of("digest", ["summarize"])
-    with open_store(db) as store:
+    with open_database(db) as store:
         first = record(
             store,
             research,
@@ -91,7 +94,9 @@ def history(tmp_path: Path) -> Iterator[History]:
 
 
 def invoke(*args: str | Path | int) -> Any:
-    return CliRunner().invoke(app, [str(a) for a in args])
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert PASSWORD not in result.output  # a PostgreSQL URL's password is never printed
+    return result
 
 
 def json_of(*args: str | Path | int) -> Any:
@@ -189,7 +194,7 @@ def test_show_runs_of_one_workflow(history: History) -> None:
     assert typo.exit_code == 2
     assert (
         typo.stderr.strip()
-        == f"error: no runs of workflow 'reserch' in {history.db}; did you mean 'research'?"
+        == f"error: no runs of workflow 'reserch' in {locate(history.db)}; did you mean 'research'?"
     )
 
 
@@ -277,7 +282,8 @@ def test_unknown_ids_name_the_latest(history: History, tmp_path: Path) -> None:
     ):
         result = invoke(command, "42", "--db", history.db)
         assert result.exit_code == 2
-        assert result.stderr.strip() == f"error: no {what} 42; latest is {latest} (in {history.db})"
+        shown = locate(history.db)  # a URL without its password
+        assert result.stderr.strip() == f"error: no {what} 42; latest is {latest} (in {shown})"
         empty = tmp_path / "empty.db"
         result = invoke(command, "1", "--db", empty)
         assert result.exit_code == 2

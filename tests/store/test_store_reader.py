@@ -19,13 +19,24 @@ from agentops.store import (
     SqliteHistoryReader,
     load_resume_state,
     open_reader,
-    open_store,
 )
 from agentops.store import sqlite as sqlite_store
 from agentops.store.browse import workflow_run_page
+from agentops.store.location import locate
 from agentops.store.queries import agent_runs, spend, workflow_runs
 from agentops.store.records import AgentOutcome, AgentRunRecord
-from tests.support.store import T0, failed, finished, record, rows, started, succeeded, workflow_of
+from agentops.store.stores import history_reader, open_database
+from tests.support.store import (
+    T0,
+    execute,
+    failed,
+    finished,
+    record,
+    rows,
+    started,
+    succeeded,
+    workflow_of,
+)
 
 
 def start_of(name: str, at: float = T0) -> AgentStarted:
@@ -38,12 +49,11 @@ def start_of(name: str, at: float = T0) -> AgentStarted:
     )
 
 
-def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
+def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(db: str) -> None:
     workflow = workflow_of("flow", ["a", "b"])
 
-    async def scenario(store_path: Path) -> None:
-        with open_store(store_path) as store:
+    async def scenario() -> None:
+        with open_database(db) as store:
             recorder = RunRecorder(store)
             recorder(started(workflow))
             recorder(start_of("a"))
@@ -56,7 +66,7 @@ def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_pa
                 ("b", "[user]\ndo b"),
             ]
             assert rows(db, "SELECT count(*) FROM runs")[0][0] == 0  # nothing settled yet
-            with open_store(db, create=False) as other:
+            with open_database(db, create=False) as other:
                 listed = workflow_runs(other)[0]
                 assert (listed.status, listed.agents_total, listed.agents_succeeded) == (
                     "running",
@@ -83,15 +93,14 @@ def test_starts_are_recorded_apart_from_outcomes_and_go_when_the_run_ends(tmp_pa
             recorder(finished(workflow, {"a": a, "b": b}, RunStatus.FAILED))
         assert rows(db, "SELECT count(*) FROM agent_starts")[0][0] == 0
 
-    asyncio.run(scenario(db))
+    asyncio.run(scenario())
 
 
 def test_a_killed_runs_started_agents_are_not_outcomes_and_resume_reruns_them(
-    tmp_path: Path,
+    db: str,
 ) -> None:
-    db = tmp_path / "agentops.db"
     workflow = workflow_of("flow", ["a", "b"])
-    with open_store(db) as store:
+    with open_database(db) as store:
         recorder = RunRecorder(store)
         recorder(started(workflow))
         recorder(start_of("a"))
@@ -99,7 +108,7 @@ def test_a_killed_runs_started_agents_are_not_outcomes_and_resume_reruns_them(
         recorder(AgentFinished(succeeded("a", "done")))
         # the process dies here: b started and never settled; the run never finished
         store.connection.execute("UPDATE workflow_runs SET pid = 0")
-    with open_store(db, create=False) as store:
+    with open_database(db, create=False) as store:
         state = load_resume_state(store, 1)
         assert state.status == "interrupted" and set(state.succeeded) == {"a"}
         assert [run.agent for run in agent_runs(store)] == ["a"]
@@ -108,10 +117,10 @@ def test_a_killed_runs_started_agents_are_not_outcomes_and_resume_reruns_them(
         assert [o.agent for o in reader.agent_outcomes(1)] == ["a"]
 
 
-def history_with_runs(db: Path) -> None:
+def history_with_runs(db: str | Path) -> None:
     """Runs 1..12 of workflows "alpha" (odd) and "beta" (even); every third failed;
     run 12 resumes 9, run 9 resumed 6."""
-    with open_store(db) as store:
+    with open_database(db) as store:
         for n in range(1, 13):
             name = "alpha" if n % 2 else "beta"
             status = RunStatus.FAILED if n % 3 == 0 else RunStatus.SUCCEEDED
@@ -120,10 +129,9 @@ def history_with_runs(db: Path) -> None:
             record(store, workflow_of(name, ["a"]), agents, status, resumed_from=resumed, at=T0 + n)
 
 
-def test_pages_are_newest_first_with_keyset_cursors_and_filters(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
+def test_pages_are_newest_first_with_keyset_cursors_and_filters(db: str) -> None:
     history_with_runs(db)
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db, read_only=True)
     try:
         first = reader.workflow_run_page(limit=5)
         assert (
@@ -161,38 +169,35 @@ def test_pages_are_newest_first_with_keyset_cursors_and_filters(tmp_path: Path) 
         reader.close()
 
 
-def test_interrupted_and_running_filters_read_the_effective_status(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_interrupted_and_running_filters_read_the_effective_status(db: str) -> None:
+    with open_database(db) as store:
         record(store, workflow_of("w", ["a"]), [], None)  # still running: this process recorded it
         record(store, workflow_of("w", ["a"]), [], None)
         store.connection.execute(
             "UPDATE workflow_runs SET pid = 0 WHERE id = 2"
         )  # its process is gone
-    with open_store(db, create=False) as store:
+    with open_database(db, create=False) as store:
         assert [r.id for r in workflow_run_page(store, status="running").runs] == [1]
         assert [r.id for r in workflow_run_page(store, status="interrupted").runs] == [2]
 
 
-def test_tool_calls_are_read_in_the_order_they_finished(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_tool_calls_are_read_in_the_order_they_finished(db: str) -> None:
+    with open_database(db) as store:
         record(store, workflow_of("w", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED)
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db, read_only=True)
     assert reader.tool_calls(1) == []
     reader.close()
-    connection = sqlite3.connect(db)
-    connection.executemany(
+    execute(
+        db,
         """INSERT INTO tool_calls (workflow_run_id, run_id, agent, turn, call_id, tool, arguments, status, result)
         VALUES (1, 1, 'a', ?, ?, ?, ?, ?, ?)""",
         [
             (1, "c1", "kb.search", '{"q": 1}', "succeeded", "hit"),
             (2, "c2", "add", "{}", "failed", None),
         ],
+        many=True,
     )
-    connection.commit()
-    connection.close()
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db, read_only=True)
     try:
         first, second = reader.tool_calls(1)
         assert (first.turn, first.tool, first.arguments, first.result, first.status) == (
@@ -210,7 +215,7 @@ def test_tool_calls_are_read_in_the_order_they_finished(tmp_path: Path) -> None:
 def test_the_reader_is_read_only_and_never_blocks_a_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "agentops.db"
+    db = tmp_path / "agentops.db"  # SQLite's read-only connection and WAL snapshot
     history_with_runs(db)
     reader = open_reader(db)
     with pytest.raises(StoreError, match="read-only"):
@@ -222,7 +227,7 @@ def test_the_reader_is_read_only_and_never_blocks_a_writer(
     assert reader.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 12
     # No busy wait and no retry: a writer that had to wait for the reader fails at once.
     monkeypatch.setattr(sqlite_store, "retry_when_locked", lambda action, **_: action())
-    with open_store(db) as writer:
+    with open_database(db) as writer:
         writer.connection.execute("PRAGMA busy_timeout = 0")
         record(writer, workflow_of("w", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED)
     assert (
@@ -246,9 +251,9 @@ def test_reading_needs_a_file_and_an_up_to_date_schema(tmp_path: Path) -> None:
 
 
 def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
+    db = tmp_path / "agentops.db"  # SQLite's query plans
     history_with_runs(db)
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db, read_only=True)
     calls = {
         "page": lambda: reader.workflow_run_page(limit=3),
         "page before": lambda: reader.workflow_run_page(before=5, limit=3),
@@ -291,9 +296,8 @@ def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
         reader.close()
 
 
-def test_a_skipped_agent_has_no_start(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_a_skipped_agent_has_no_start(db: str) -> None:
+    with open_database(db) as store:
         workflow = workflow_of(
             "w", ["a", "b"]
         )  # "a" is not the last agent: it is written as it settles
@@ -319,7 +323,7 @@ def test_the_light_agent_outcome_is_the_agent_run_record_without_its_heavy_field
 
     db = tmp_path / "agentops.db"
     history_with_runs(db)
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db, read_only=True)
     try:
         for workflow_run_id in (3, 4):
             outcomes = reader.agent_outcomes(workflow_run_id)
@@ -357,18 +361,17 @@ def test_the_history_commands_read_only_through_the_reader_interface() -> None:
     assert imported == {"agentops.store.reader", "agentops.store.records"}
 
 
-def test_every_workflow_name_is_read_when_no_limit_is_given(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_every_workflow_name_is_read_when_no_limit_is_given(db: str) -> None:
+    with open_database(db) as store:
         for n in range(7):
             record(
                 store, workflow_of(f"flow{n}", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED
             )
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db, read_only=True)
     try:
         assert reader.workflow_names(limit=3) == ["flow0", "flow1", "flow2"]
         assert reader.workflow_names(limit=None) == [f"flow{n}" for n in range(7)]
         assert reader.workflow_is_recorded("flow6") and not reader.workflow_is_recorded("flow7")
-        assert reader.location == str(db)
+        assert reader.location == str(locate(db))
     finally:
         reader.close()

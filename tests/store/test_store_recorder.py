@@ -18,6 +18,7 @@ from agentops.store import RunRecorder, effective_status, load_resume_state, ope
 from agentops.store.liveness import hostname, process_start
 from agentops.store.queries import workflow_runs
 from agentops.store.resume import chain_spend
+from agentops.store.stores import open_database
 from tests.support.store import (
     T0,
     failed,
@@ -42,15 +43,14 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_a_run_is_recorded_row_by_row(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
+def test_a_run_is_recorded_row_by_row(db: str) -> None:
     results = [
         succeeded("gather", "three sources", failures=2, cost=0.004),
         failed("check", "BadRequestError: 400 prompt too long"),
         not_run("write", AgentStatus.SKIPPED, "needs check (failed)"),
         not_run("review", AgentStatus.CANCELLED, "interrupted by SIGINT"),
     ]
-    with open_store(db) as store:
+    with open_database(db) as store:
         run_id = record(store, FLOW, results, RunStatus.FAILED, inputs={"topic": "sqlite"})
 
     (run,) = rows(db, "SELECT * FROM workflow_runs")
@@ -120,9 +120,8 @@ def test_a_run_is_recorded_row_by_row(tmp_path: Path) -> None:
     )
 
 
-def test_each_finished_agent_is_committed_before_the_run_goes_on(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_each_finished_agent_is_committed_before_the_run_goes_on(db: str) -> None:
+    with open_database(db) as store:
         recorder = RunRecorder(store)
         recorder(started(FLOW))
         assert [r["status"] for r in rows(db, "SELECT status FROM workflow_runs")] == ["running"]
@@ -137,10 +136,9 @@ def test_each_finished_agent_is_committed_before_the_run_goes_on(tmp_path: Path)
         assert rows(db, "SELECT cost FROM workflow_runs")[0]["cost"] == pytest.approx(0.03)
 
 
-def test_the_finish_records_agents_whose_own_event_was_missed(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
+def test_the_finish_records_agents_whose_own_event_was_missed(db: str) -> None:
     results = {"gather": succeeded("gather", "a"), "check": succeeded("check", "b")}
-    with open_store(db) as store:
+    with open_database(db) as store:
         recorder = RunRecorder(store)
         recorder(started(FLOW))
         recorder(AgentFinished(results["gather"]))
@@ -152,16 +150,14 @@ def test_the_finish_records_agents_whose_own_event_was_missed(tmp_path: Path) ->
     ]
 
 
-def test_text_sqlite_cannot_encode_is_stored_not_lost(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_text_sqlite_cannot_encode_is_stored_not_lost(db: str) -> None:
+    with open_database(db) as store:
         record(store, FLOW, [succeeded("gather", "half a pair: \ud83d end")], RunStatus.SUCCEEDED)
     assert rows(db, "SELECT output FROM runs")[0]["output"] == "half a pair: \ufffd end"
 
 
-def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_resume_state_and_the_reused_rows_of_a_chain(db: str) -> None:
+    with open_database(db) as store:
         first = record(
             store,
             FLOW,
@@ -249,9 +245,8 @@ def test_resume_state_and_the_reused_rows_of_a_chain(tmp_path: Path) -> None:
     ]
 
 
-def test_a_run_whose_process_died_reads_interrupted_and_can_be_resumed(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    with open_store(db) as store:
+def test_a_run_whose_process_died_reads_interrupted_and_can_be_resumed(db: str) -> None:
+    with open_database(db) as store:
         run_id = record(
             store, FLOW, [succeeded("gather", "kept")], None
         )  # no WorkflowFinished: killed
@@ -289,7 +284,7 @@ def test_unknown_runs_and_runs_that_cannot_be_resumed(tmp_path: Path) -> None:
         load_resume_state(store, 1)
     db = tmp_path / "sketch.db"
     make_sketch_database(db)
-    with open_store(db) as store:
+    with open_database(db) as store:
         with pytest.raises(RunNotFoundError, match="no workflow run 42; latest is 2"):
             load_resume_state(store, 42)
         with pytest.raises(StoreError, match="without its workflow definition"):
@@ -306,7 +301,7 @@ def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next
     db = tmp_path / "agentops.db"
 
     async def scenario() -> tuple[int, int, int]:
-        with open_store(db) as store:
+        with open_database(db) as store:
             recorder = RunRecorder(store)
             recorder(started(FLOW))
             recorder(AgentFinished(succeeded("gather", "three sources")))
@@ -322,12 +317,11 @@ def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next
     assert asyncio.run(scenario()) == (0, 2, 4)
 
 
-def test_the_last_agents_of_a_run_without_tools_are_written_with_its_end(tmp_path: Path) -> None:
+def test_the_last_agents_of_a_run_without_tools_are_written_with_its_end(db: str) -> None:
     """A dependency is on disk as it settles; the last agents, which nothing can use, wait for
     the run's end and share its commit (one commit less per run)."""
-    db = tmp_path / "history.db"
     workflow = workflow_of("w", ["first", "last"])
-    with open_store(db) as store:
+    with open_database(db) as store:
         recorder = RunRecorder(store)
         recorder(started(workflow))
         first, last = succeeded("first", "one"), succeeded("last", "two")

@@ -3,7 +3,6 @@ the environment, one call refused with 401, then the database's bytes are search
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,19 +11,14 @@ import agentops
 from agentops.runtime.events import AgentStatus
 from agentops.testing.server import Fault, OpenAITestServer
 from tests.support.engine import TEST_KEY_ENV, workflow_on
+from tests.support.store import stored_bytes
 
 KEY = "sk-store-test-5ecret-key-0123456789abcdef"
 OTHER_KEY = "sk-openai-unused-5ecret-fedcba9876543210"
 
 
-def database_bytes(db: Path) -> bytes:
-    """The file and its WAL / shared-memory / journal companions."""
-    companions = (db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal")))
-    return b"".join(path.read_bytes() for path in companions if path.exists())
-
-
 def test_no_key_or_authorization_header_is_stored(
-    server: OpenAITestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: OpenAITestServer, db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(TEST_KEY_ENV, KEY)
     monkeypatch.setenv("OPENAI_API_KEY", OTHER_KEY)
@@ -33,7 +27,6 @@ def test_no_key_or_authorization_header_is_stored(
         times=1,
         match=lambda body: "refused" in str(body["messages"]),
     )
-    db = tmp_path / "history.db"
     agents: list[dict[str, Any]] = [
         {"name": "writer"},
         {"name": "refused", "task": "refused step", "retries": 0},
@@ -45,7 +38,7 @@ def test_no_key_or_authorization_header_is_stored(
     assert any(
         r.headers.get("authorization") == f"Bearer {KEY}" for r in server.requests
     )  # the key was used
-    stored = database_bytes(db)
+    stored = stored_bytes(db)
     assert (
         b"writer" in stored and TEST_KEY_ENV.encode() in stored
     )  # rows and the 401's hint are there

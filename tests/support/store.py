@@ -30,7 +30,8 @@ from agentops.runtime.events import (
     WorkflowStarted,
     instance_key,
 )
-from agentops.store import RunRecorder, Store, open_store
+from agentops.store import RunRecorder, Store
+from agentops.store.stores import open_database
 from agentops.workflow.spec import Agent, Policies, Workflow
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
@@ -330,7 +331,7 @@ def write_agent_events(db: str, name: str, agents: int, go: Any = None) -> int:
     if go is not None:
         go.wait()
     workflow = workflow_of(name, [f"agent{n}" for n in range(agents)])
-    with open_store(db) as store:
+    with open_database(db) as store:
         results = [
             succeeded(f"agent{n}", f"{name} output {n}", at=time.time()) for n in range(agents)
         ]
@@ -385,7 +386,20 @@ def make_sketch_database(path: Path) -> None:
     connection.close()
 
 
-def rows(db: Path, sql: str, *parameters: Any) -> list[sqlite3.Row]:
+def is_postgres(db: str | Path) -> bool:
+    return str(db).startswith("postgresql://")
+
+
+def rows(db: str | Path, sql: str, *parameters: Any) -> list[Any]:
+    """Rows of ``sql`` (``?`` placeholders) read straight from the database, past the store:
+    with ``sqlite3``, or with psycopg for a ``postgresql://`` URL (rows as dicts there)."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db), autocommit=True) as connection:
+            cursor = connection.execute(sql.replace("?", "%s"), parameters or None)
+            names = [column.name for column in cursor.description or ()]
+            return [_Both(names, row) for row in cursor.fetchall()]
     connection = sqlite3.connect(db)
     connection.row_factory = sqlite3.Row
     try:
@@ -394,5 +408,70 @@ def rows(db: Path, sql: str, *parameters: Any) -> list[sqlite3.Row]:
         connection.close()
 
 
-def columns(db: Path, table: str) -> list[str]:
+def stored_bytes(db: str | Path) -> bytes:
+    """Everything the history holds: a SQLite file with its WAL / shared-memory / journal
+    companions, or every row of every table of a PostgreSQL database as text."""
+    if is_postgres(db):
+        tables = [
+            r[0] for r in rows(db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        return "\n".join(
+            str(r[0]) for table in tables for r in rows(db, f"SELECT t::text FROM {table} t")
+        ).encode()
+    path = Path(db)
+    companions = (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal")))
+    return b"".join(p.read_bytes() for p in companions if p.exists())
+
+
+def execute(db: str | Path, sql: str, *parameters: Any, many: bool = False) -> None:
+    """Change the database past the store (``?`` placeholders), committed."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db), autocommit=True) as connection:
+            text = sql.replace("?", "%s")
+            if many:
+                connection.cursor().executemany(text, parameters[0])
+            else:
+                connection.execute(text, parameters or None)
+        return
+    connection = sqlite3.connect(db)
+    try:
+        if many:
+            connection.executemany(sql, parameters[0])
+        else:
+            connection.execute(sql, parameters)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+class _Both(tuple[Any, ...]):
+    """A psycopg row also read by column name, as ``sqlite3.Row`` is."""
+
+    names: list[str]
+
+    def __new__(cls, names: list[str], values: Iterable[Any]) -> _Both:
+        row = super().__new__(cls, values)
+        row.names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+
+def columns(db: str | Path, table: str) -> list[str]:
+    if is_postgres(db):
+        found = rows(
+            db,
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            table,
+        )
+        return [row[0] for row in found]
     return [row["name"] for row in rows(db, f"PRAGMA table_info({table})")]

@@ -10,6 +10,7 @@ imports nothing of the store.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
@@ -63,3 +64,12 @@ class Database(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Database: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...

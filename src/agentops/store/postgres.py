@@ -26,6 +26,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
 from typing import Any, ClassVar
 
 import psycopg
@@ -218,7 +219,12 @@ class PostgresStore:
     def __enter__(self) -> PostgresStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -278,8 +284,10 @@ def migrate(store: PostgresStore) -> list[int]:
     with raw.transaction():
         raw.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         # Read again under the lock: another process may have just migrated the database.
-        pending = pending_of(_applied(raw), store.location)
-        raw.execute(MIGRATIONS_TABLE)
+        applied = _applied(raw)
+        pending = pending_of(applied, store.location)
+        if not applied:  # (a stale catalog cache could make IF NOT EXISTS try to create it again)
+            raw.execute(MIGRATIONS_TABLE)
         for migration in pending:
             for statement in migration.postgres_statements():
                 raw.execute(statement.encode())  # bytes: sent as written, no placeholders
@@ -291,7 +299,13 @@ def migrate(store: PostgresStore) -> list[int]:
 
 
 def _applied(raw: psycopg.Connection[Any]) -> set[int]:
-    row = raw.execute("SELECT to_regclass('_migrations') IS NOT NULL").fetchone()
+    # Read from pg_class under the statement's snapshot, not with to_regclass: that looks the
+    # name up in the backend's catalog cache, which may still hold "no such table" from before
+    # the advisory lock was granted, when another process has since created it.
+    row = raw.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.relname = '_migrations' AND n.nspname = current_schema())"
+    ).fetchone()
     if row is None or not row[0]:
         return set()
     return {int(r[0]) for r in raw.execute("SELECT number FROM _migrations").fetchall()}
