@@ -152,3 +152,26 @@ def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ConfigurationError, match=r"pip install 'agentops\[postgres\]'") as raised:
         open_database("postgresql://u:secret@127.0.0.1:1/db")
     assert "secret" not in str(raised.value)
+
+
+def test_a_user_who_may_not_write_is_told_before_the_run(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    from agentops.store.sqlite_writer import SqliteHistoryWriter
+
+    open_database(postgres_url).close()
+    name = postgres_url.rsplit("/", 1)[1]
+    execute(postgres_url, f"CREATE ROLE viewer_{name} LOGIN PASSWORD '{PASSWORD}'")
+    execute(postgres_url, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO viewer_{name}")
+    viewer = postgres_url.replace("//agentops:", f"//viewer_{name}:")
+    with (
+        open_database(viewer) as store,
+        pytest.raises(StoreError, match=r"may not write to workflow_runs, runs, .*grant it"),
+    ):
+        SqliteHistoryWriter(store).check_recordable("w")
+    with open_database(postgres_url) as store:  # the owner may; and nothing was written
+        SqliteHistoryWriter(store).check_recordable("w")
+    assert rows(postgres_url, "SELECT count(*) FROM workflow_runs")[0][0] == 0
+    with open_database(postgres_url) as store:
+        record(store, workflow_of("w", ["a"]), [succeeded("a", "ok")], RunStatus.SUCCEEDED)
+    assert rows(postgres_url, "SELECT id FROM workflow_runs")[0][0] == 1  # no id used up

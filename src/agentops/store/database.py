@@ -59,6 +59,12 @@ class Database(Protocol):
         """Run ``work`` in one transaction (retried whole where the database asks for it)."""
         ...
 
+    def check_writable(self, probe: Callable[[Connection], None]) -> None:
+        """``StoreError`` unless ``probe``'s writes would be taken; nothing is changed. SQLite
+        makes them and rolls back; PostgreSQL asks the server (privileges, a read-only
+        server), since a rolled-back insert there still uses up ids."""
+        ...
+
     def read(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
         """Rows of one query; database errors become one-line ``StoreError``s."""
         ...

@@ -50,7 +50,16 @@ _TRANSLATIONS = (
     (re.compile(r"\bmax\((\w+), %s\)"), r"greatest(\1, %s)"),
 )
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
-_WITHOUT_ID = {"_migrations"}  # tables keyed by something else: no id to return
+_WITHOUT_ID = {"_migrations"}
+# The tables a workflow run writes (see check_writable).
+_WRITTEN = (
+    "workflow_runs",
+    "runs",
+    "attempts",
+    "agent_starts",
+    "tool_calls",
+    "tool_servers",
+)  # tables keyed by something else: no id to return
 
 
 @functools.lru_cache(maxsize=1024)
@@ -206,6 +215,27 @@ class PostgresStore:
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.25)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def check_writable(self, probe: Callable[[Connection], None]) -> None:
+        """Ask the server whether the history's writes would be taken (``probe`` is not run:
+        identities a rolled-back insert took are not given back, so every run would leave a gap)."""
+        row = self.read(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), "
+            "array_to_string(ARRAY(SELECT t FROM unnest(ARRAY["
+            + ", ".join(f"'{table}'" for table in _WRITTEN)
+            + "]) t WHERE NOT has_table_privilege(t, 'INSERT, UPDATE, DELETE')), ', ')"
+        )[0]
+        standby, read_only, denied = row[0], row[1] == "on", row[2]
+        if self.read_only or standby or read_only:
+            raise StoreError(
+                f"history database {self.location} is read-only (a standby, or read-only "
+                "transactions); point --db (or AGENTOPS_DB) at the primary"
+            )
+        if denied:
+            raise StoreError(
+                f"history database {self.location}: the user may not write to {denied}; "
+                "grant it INSERT, UPDATE and DELETE on the history's tables"
+            )
 
     def read(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
         return self._connection.execute(sql, parameters).fetchall()

@@ -13,6 +13,7 @@ short: one workflow run row, or one agent run with its attempts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -96,6 +97,10 @@ def describe(error: sqlite3.Error, path: Path) -> str:
     return f"history database {path}: {message}"
 
 
+class _RolledBack(Exception):
+    """Ends ``check_writable``'s transaction: ``write`` rolls back on any exception."""
+
+
 class Store:
     """An open history database. Use as a context manager, or call ``close()``.
 
@@ -156,6 +161,16 @@ class Store:
             return retry_when_locked(attempt)
         except sqlite3.Error as error:
             raise StoreError(describe(error, self.path)) from error
+
+    def check_writable(self, probe: Callable[[sqlite3.Connection], None]) -> None:
+        """Make ``probe``'s writes, then roll them back (see ``Database.check_writable``)."""
+
+        def work(connection: sqlite3.Connection) -> None:
+            probe(connection)
+            raise _RolledBack
+
+        with contextlib.suppress(_RolledBack):
+            self.write(work)
 
     def read(self, sql: str, parameters: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         """Rows of one query; database errors become one-line ``StoreError``s."""

@@ -8,7 +8,6 @@ cannot be encoded as UTF-8 and would lose the whole row.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
@@ -42,10 +41,6 @@ __all__ = ["SqliteHistoryWriter", "storable"]
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class _RolledBack(Exception):
-    """Ends ``check_recordable``'s transaction: ``Store.write`` rolls back on any exception."""
-
-
 class SqliteHistoryWriter:
     """Writes the history into ``store`` (open, migrated: see ``stores.open_database``)."""
 
@@ -76,10 +71,8 @@ class SqliteHistoryWriter:
             _insert_tool_calls(connection, run_id, [("-", call)])
             _insert_agent_run(connection, run_id, name, agent)
             _insert_server(connection, (run_id, "-", "stdio", None, "[]", None, at, at))
-            raise _RolledBack
 
-        with contextlib.suppress(_RolledBack):
-            self.store.write(work)
+        self.store.check_writable(work)
 
     def start_workflow_run(self, start: WorkflowStarted) -> int:
         workflow = start.workflow
