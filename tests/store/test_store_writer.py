@@ -56,6 +56,9 @@ class MemoryWriter:
             )
         )
 
+    def heartbeat(self, workflow_run_id: int) -> None:  # pragma: no cover - a short run
+        pass
+
     def record_tool_server(self, workflow_run_id: int, stopped: ToolServerStopped) -> None:
         self.calls.append(("server", stopped.server))
 

@@ -94,13 +94,13 @@ def batch_spend(store: Database, batch_id: int) -> float:
 
 def row_states(store: Database, batch_id: int) -> dict[int, RowState]:
     rows = store.read(
-        f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.pid, w.hostname, w.process_start
-        FROM workflow_runs w WHERE w.batch_id = ? AND {LATEST_ROW_RUN}""",
+        f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.pid, w.hostname, w.process_start,
+            w.heartbeat_at FROM workflow_runs w WHERE w.batch_id = ? AND {LATEST_ROW_RUN}""",
         (batch_id,),
     )
     return {
-        int(row): RowState(int(run_id), effective_status(status, pid, host, started))
-        for row, run_id, status, pid, host, started in rows
+        int(row): RowState(int(run_id), effective_status(status, pid, host, started, beat))
+        for row, run_id, status, pid, host, started, beat in rows
     }
 
 

@@ -4,8 +4,13 @@ A run is recorded ``running`` with the pid, hostname and (where the system
 tells) start time of the recording process. If the run is still ``running`` but
 that process is gone — same hostname, and the pid is not alive or now belongs
 to a process that started at another time — the run was interrupted by a crash
-or a kill, and is shown (and resumable) as ``interrupted``. A run recorded on
-another host cannot be checked and stays ``running``.
+or a kill, and is shown (and resumable) as ``interrupted``.
+
+A run recorded on another host (a team sharing a PostgreSQL history) cannot have its pid
+checked: its process writes ``heartbeat_at`` at least every ``HEARTBEAT_SECONDS`` while it
+runs, and a run whose last heartbeat is older than ``STALE_AFTER_SECONDS`` reads
+``interrupted`` too. (Clocks of the hosts are taken to agree within a minute.) A run recorded
+before heartbeats existed stays ``running``.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from functools import cache
 from pathlib import Path
 
+from agentops.store.timestamps import from_iso
+
 RUNNING = "running"
 INTERRUPTED = "interrupted"
+HEARTBEAT_SECONDS = 30.0
+STALE_AFTER_SECONDS = 120.0  # four heartbeats missed: the process is gone (or cut off)
 
 
 @cache
@@ -80,12 +90,22 @@ def effective_status(
     pid: int | None,
     host: str | None,
     recorded_start: str | None = None,
+    heartbeat_at: str | None = None,
+    *,
+    now: float | None = None,
 ) -> str:
-    """``status`` as recorded, except a ``running`` run whose process on this host is gone
-    reads ``interrupted``."""
-    if status != RUNNING or host is None or host != hostname():
+    """``status`` as recorded, except a ``running`` run whose process on this host is gone, or
+    whose process elsewhere has not written a heartbeat for ``STALE_AFTER_SECONDS``, reads
+    ``interrupted``."""
+    if status != RUNNING or host is None:
         return status
-    return RUNNING if recorder_is_alive(pid, recorded_start) else INTERRUPTED
+    if host == hostname():
+        return RUNNING if recorder_is_alive(pid, recorded_start) else INTERRUPTED
+    beat = from_iso(heartbeat_at)
+    if beat is None:
+        return status  # no heartbeat to go by
+    fresh = (time.time() if now is None else now) - beat < STALE_AFTER_SECONDS
+    return RUNNING if fresh else INTERRUPTED
 
 
 def _windows_pid_is_alive(pid: int) -> bool:  # pragma: no cover - exercised on Windows only

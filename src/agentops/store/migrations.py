@@ -333,6 +333,44 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (workflow_run_id, agent, item_index)",
         ),
     ),
+    Migration(
+        13,
+        "team_history_and_budgets",
+        (
+            # A running run's last sign of life, written by its process at least every
+            # liveness.HEARTBEAT_SECONDS: where its pid cannot be checked (another host), a stale
+            # heartbeat reads interrupted.
+            "ALTER TABLE workflow_runs ADD COLUMN heartbeat_at TEXT",
+            # Named budgets: a cap over every run that draws on it, per UTC period or in total.
+            """CREATE TABLE IF NOT EXISTS budgets (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                cap REAL NOT NULL,
+                period TEXT NOT NULL DEFAULT 'total',
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            # One row per attempt's reservation: 'held' (its worst case counts) until settled to
+            # its actual cost ('settled'), or, its process dead past the grace period, counted at
+            # its worst case ('charged'). period_start: the UTC period it was reserved in.
+            """CREATE TABLE IF NOT EXISTS budget_holds (
+                id INTEGER PRIMARY KEY,
+                budget_id INTEGER NOT NULL REFERENCES budgets (id) ON DELETE CASCADE,
+                period_start TEXT NOT NULL,
+                amount REAL NOT NULL,
+                spent REAL,
+                state TEXT NOT NULL,
+                workflow_run_id INTEGER,
+                pid INTEGER,
+                hostname TEXT,
+                process_start TEXT,
+                heartbeat_at TEXT,
+                reserved_at TEXT NOT NULL,
+                settled_at TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS budget_holds_by_period ON budget_holds (budget_id, period_start, state)",
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (

@@ -130,7 +130,7 @@ WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
     (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.item_index IS NULL
         AND r.status = 'succeeded') AS agents_succeeded,
     w.input_tokens, w.output_tokens, w.tokens_estimated, w.cost, w.cost_cap, w.resumed_from,
-    w.source_path, w.hostname, w.pid, w.process_start"""
+    w.source_path, w.hostname, w.pid, w.process_start, w.heartbeat_at"""
 
 
 def workflow_runs(

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from agentops.errors import StoreError
@@ -59,6 +60,7 @@ from agentops.runtime.events import (
     WorkflowStarted,
 )
 from agentops.store.database import Database
+from agentops.store.liveness import HEARTBEAT_SECONDS
 from agentops.store.writer import AgentChanges, HistoryWriter, every_agent_run
 
 __all__ = ["RunRecorder", "check_recordable"]
@@ -110,6 +112,8 @@ class RunRecorder:
         self._pending_calls: list[tuple[str, ToolCallRecord]] = []  # finished tool calls, likewise
         # agents with tool calls whose run row does not exist yet
         self._with_calls: set[str] = set()
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._last_write = 0.0  # time.monotonic() of the last write (each one is a heartbeat)
 
     def start_workflow_run(self, event: WorkflowStarted) -> int | None:
         """Record the run's start (the engine calls this before it emits ``event``); its id,
@@ -156,6 +160,8 @@ class RunRecorder:
 
     def _record_start(self, event: WorkflowStarted) -> None:
         self.workflow_run_id = self.writer.start_workflow_run(event)
+        self._last_write = time.monotonic()
+        self._schedule_heartbeat()
         self._workflow = event.workflow.name
         self._recorded = set(event.reused)
         self._agents_recorded = sum(r.item_index is None for r in event.reused.values())
@@ -226,12 +232,37 @@ class RunRecorder:
             ended=[r.name for r in settled if r.name in self._started],
         )
         self.writer.record_agents(workflow_run_id, self._workflow, changes)
+        self._last_write = time.monotonic()
         self._note_recorded(settled)
         self._started.difference_update(names)
         self._started.update(c.name for c in started)
         self._with_calls.difference_update(linked)
 
+    def _schedule_heartbeat(self) -> None:
+        """While the run goes on, a heartbeat whenever nothing was written for a while
+        (``liveness``: how another host tells this process is alive)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # recorded outside an event loop: no timer to run it
+            return
+        self._heartbeat = loop.call_later(HEARTBEAT_SECONDS / 2, self._beat)
+
+    def _beat(self) -> None:
+        if self.failure is not None or self.workflow_run_id is None:
+            return
+        if time.monotonic() - self._last_write >= HEARTBEAT_SECONDS / 2:
+            try:
+                self.writer.heartbeat(self.workflow_run_id)
+            except StoreError as error:
+                self._failed(error, stop=True)
+                return
+            self._last_write = time.monotonic()
+        self._schedule_heartbeat()
+
     def _record_finish(self, result: WorkflowResult) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         workflow_run_id = self._require_started()
         # Tool calls not yet written are written now; every agent is in result.agents, and
         # those not yet written are written below.

@@ -481,7 +481,9 @@ def workflow_run_record(row: StoredRow) -> WorkflowRunRecord:
     return WorkflowRunRecord(
         id=row["id"],
         workflow=row["workflow"],
-        status=effective_status(row["status"], row["pid"], row["hostname"], row["process_start"]),
+        status=effective_status(
+            row["status"], row["pid"], row["hostname"], row["process_start"], row["heartbeat_at"]
+        ),
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         duration=_seconds_between(row["started_at"], row["finished_at"]),

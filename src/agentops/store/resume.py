@@ -54,9 +54,10 @@ def load_resume_state(store: Database, workflow_run_id: int) -> ResumeState:
             f"workflow run {workflow_run_id} was recorded without its workflow definition "
             "(by an older version of agentops), so it cannot be resumed; run the workflow again"
         )
-    if run.status == RUNNING and run.hostname == hostname():
+    if run.status == RUNNING and (run.hostname == hostname() or _beats(store, workflow_run_id)):
+        where = "" if run.hostname == hostname() else f" on {run.hostname}"
         raise StoreError(
-            f"workflow run {workflow_run_id} is still running (pid {run.pid}); "
+            f"workflow run {workflow_run_id} is still running (pid {run.pid}{where}); "
             "wait for it to finish or stop it before resuming"
         )
     if run.status == RunStatus.SUCCEEDED.value:
@@ -97,6 +98,12 @@ def load_resume_state(store: Database, workflow_run_id: int) -> ResumeState:
         trace_span_id=detail.trace_span_id,
         decisions=decisions,
     )
+
+
+def _beats(store: Database, workflow_run_id: int) -> bool:
+    """Whether the run (on another host) writes heartbeats: its ``running`` is then live."""
+    found = store.read("SELECT heartbeat_at FROM workflow_runs WHERE id = ?", (workflow_run_id,))
+    return bool(found) and found[0][0] is not None
 
 
 def _succeeded(record: AgentRunRecord) -> bool:

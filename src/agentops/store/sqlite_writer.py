@@ -66,7 +66,7 @@ class SqliteHistoryWriter:
         call = ToolCallRecord(1, "-", "-", "{}", "failed", started_at=now, duration=0.0)
 
         def work(connection: Connection) -> None:
-            run_id = _insert_workflow_run(connection, (name, at, "running", *([None] * 13)))
+            run_id = _insert_workflow_run(connection, (name, at, "running", *([None] * 14)))
             _insert_starts(connection, [(run_id, "-", "-", "-", None, at)])
             _insert_tool_calls(connection, run_id, [("-", call)])
             _insert_agent_run(connection, run_id, name, agent)
@@ -96,6 +96,7 @@ class SqliteHistoryWriter:
             start.batch_row,
             start.trace_id,
             start.trace_span_id,
+            to_iso(time.time()),
         )
 
         def work(connection: Connection) -> int:
@@ -117,6 +118,7 @@ class SqliteHistoryWriter:
             usage.output_tokens,
             int(usage.estimated),
             cost,
+            to_iso(time.time()),
             workflow_run_id,
         )
         calls = list(changes.tool_calls)
@@ -128,6 +130,9 @@ class SqliteHistoryWriter:
             if calls:  # before the agents: a settling agent's last calls get its run id below
                 _insert_tool_calls(connection, workflow_run_id, calls)
             if not settled:
+                connection.execute(
+                    "UPDATE workflow_runs SET heartbeat_at = ? WHERE id = ?", totals[-2:]
+                )
                 return
             for result in settled:
                 run_id = _insert_agent_run(connection, workflow_run_id, name, result)
@@ -140,11 +145,19 @@ class SqliteHistoryWriter:
             connection.execute(
                 """UPDATE workflow_runs SET input_tokens = input_tokens + ?,
                     output_tokens = output_tokens + ?, tokens_estimated = max(tokens_estimated, ?),
-                    cost = cost + ? WHERE id = ?""",
+                    cost = cost + ?, heartbeat_at = ? WHERE id = ?""",
                 totals,
             )
 
         self.store.write(work)
+
+    def heartbeat(self, workflow_run_id: int) -> None:
+        row = (to_iso(time.time()), workflow_run_id)
+        self.store.write(
+            lambda connection: connection.execute(
+                "UPDATE workflow_runs SET heartbeat_at = ? WHERE id = ?", row
+            )
+        )
 
     def record_tool_server(self, workflow_run_id: int, stopped: ToolServerStopped) -> None:
         row = (
@@ -314,8 +327,8 @@ def _insert_workflow_run(connection: Connection, row: tuple[object, ...]) -> int
     cursor = connection.execute(
         """INSERT INTO workflow_runs (workflow, started_at, status, definition, definition_sha256,
             source_path, inputs, resumed_from, cost_cap, pid, hostname, process_start,
-            batch_id, batch_row, trace_id, trace_span_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            batch_id, batch_row, trace_id, trace_span_id, heartbeat_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         row,
     )
     return _row_id(cursor)

@@ -80,6 +80,11 @@ class HistoryWriter(Protocol):
         fan-out agent's own run holds its item count and no spend (its instances hold it)."""
         ...
 
+    def heartbeat(self, workflow_run_id: int) -> None:
+        """The run's process is alive (``liveness``): where its pid cannot be checked, a run
+        without a heartbeat for a while reads interrupted."""
+        ...
+
     def record_tool_server(self, workflow_run_id: int, stopped: ToolServerStopped) -> None:
         """An MCP server of the run that stopped, with its stderr."""
         ...
