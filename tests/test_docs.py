@@ -39,9 +39,10 @@ def test_the_command_reference_has_the_help_of_every_command() -> None:
     assert headings == [
         "agentops", "run", "resume", "plan", "validate", "graph", "batch", "resume-batch", "list-runs",
         "show-runs", "list-workflow-runs", "show-workflow-run", "show-run", "costs", "ui", "list-batches",
-        "show-batch",
+        "show-batch", "db",
     ]  # fmt: skip
     assert "Usage: agentops show-run [OPTIONS] {RUN_ID}" in text
+    assert "## db migrate\n" in text and "## db prune\n" in text  # a group's commands too
 
 
 def test_the_table_reference_lists_each_column_with_the_migration_that_added_it() -> None:
@@ -49,6 +50,7 @@ def test_the_table_reference_lists_each_column_with_the_migration_that_added_it(
     tables = re.findall(r"^## `(\w+)`$", text, flags=re.MULTILINE)
     assert tables == [
         "_migrations", "runs", "workflow_runs", "attempts", "agent_starts", "tool_calls", "tool_servers", "batches",
+        "budgets", "budget_holds", "cost_ledger",
     ]  # fmt: skip
     assert "| `value` | TEXT |  |  |  | 10 `structured_outputs` |" in text
     assert "| `run_id` | INTEGER | yes |  | `runs.id` (on delete cascade) | 5 `attempts` |" in text

@@ -40,6 +40,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="AGENTOPS_DB",
+        metavar="DB",
         help="History: a SQLite file (or sqlite:///path) or postgresql://user@host:5432/dbname "
         "[default: ./agentops.db].",
     ),
@@ -646,6 +647,105 @@ def show_batch_command(
     from agentops.cli.history import show_batch
 
     _show_history(db, lambda reader: show_batch(reader, batch_id, json_output=json_output))
+
+
+# --- looking after the history ------------------------------------------------------------
+
+db_app = typer.Typer(
+    help="Look after the history: copy it into PostgreSQL, prune old runs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def _seconds(value: str) -> float:
+    """``90d``, ``12h``, ``2w`` as seconds; anything else is a usage error naming the forms."""
+    text = value.strip().lower()
+    if len(text) >= 2 and text[-1] in _DURATION and text[:-1].isdigit():
+        return int(text[:-1]) * _DURATION[text[-1]]
+    raise typer.BadParameter(f"{value!r}: give a number and a unit, e.g. 90d, 12h or 2w")
+
+
+@db_app.command("migrate")
+def db_migrate_command(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", metavar="URL", help="The PostgreSQL database (empty) to copy the history into."
+        ),
+    ],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy a SQLite history (--db) into an empty PostgreSQL database, every id and link kept,
+    in one transaction; the SQLite file is left as it was."""
+    import json
+
+    from agentops.store.maintenance import copy_history
+    from agentops.store.stores import open_database
+
+    source, target = _located(db), _located(to)
+    if source.is_postgres or not target.is_postgres:
+        raise fail(
+            f"db migrate copies a SQLite file (--db, now {source}) into PostgreSQL "
+            f"(--to postgresql://…, now {target})"
+        )
+    assert source.path is not None
+    if not source.path.exists():
+        raise fail(f"no history database at {source}; pass the file with --db")
+    try:
+        with open_database(source) as reading, open_database(target) as writing:
+            copied = copy_history(reading, writing)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    if json_output:
+        typer.echo(json.dumps({"from": str(source), "to": str(target), "rows": copied}, indent=2))
+        return
+    counts = ", ".join(f"{n} {table}" for table, n in copied.items() if n)
+    typer.echo(f"Copied {source} into {target}: {counts or 'no rows'}.")
+    typer.echo(f"Use it with --db {target} (or AGENTOPS_DB).")
+
+
+@db_app.command("prune")
+def db_prune_command(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Delete runs that finished longer ago than this: 90d, 12h, 2w.",
+        ),
+    ],
+    keep_failed: Annotated[
+        bool, typer.Option("--keep-failed", help="Keep failed and interrupted runs.")
+    ] = False,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete old workflow runs with their agent runs, attempts and tool calls (a batch's with
+    the batch), in batches; what they spent stays in `agentops costs`. Never a running run."""
+    import json
+
+    from agentops.store.maintenance import prune
+    from agentops.store.stores import open_database
+
+    seconds = _seconds(older_than)
+    try:
+        with open_database(_located(db), create=False) as store:
+            report = prune(store, older_than=seconds, keep_failed=keep_failed)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    if json_output:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    kept = f"; kept {report.kept_failed} failed or interrupted" if keep_failed else ""
+    typer.echo(
+        f"Pruned {report.workflow_runs} workflow runs ({report.agent_runs} agent runs, "
+        f"${report.cost:.4f} kept in costs) and {report.batches} batches that finished before "
+        f"{report.cutoff[:19]}Z{kept}."
+    )
 
 
 def main() -> None:

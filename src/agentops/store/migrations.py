@@ -369,6 +369,26 @@ MIGRATIONS: tuple[Migration, ...] = (
                 settled_at TEXT
             )""",
             "CREATE INDEX IF NOT EXISTS budget_holds_by_period ON budget_holds (budget_id, period_start, state)",
+            # What pruned agent runs spent, per UTC day, workflow and model: ``agentops costs``
+            # counts it as it counted them (``db prune`` deletes the runs, not their spend).
+            """CREATE TABLE IF NOT EXISTS cost_ledger (
+                id INTEGER PRIMARY KEY,
+                day TEXT,
+                workflow TEXT,
+                provider TEXT,
+                model TEXT,
+                workflow_runs INTEGER NOT NULL,
+                agent_runs INTEGER NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                tokens_estimated INTEGER NOT NULL,
+                cost REAL NOT NULL,
+                unpriced_runs INTEGER NOT NULL,
+                pruned_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS cost_ledger_by_day ON cost_ledger (day)",
+            # prune: runs finished before a date, oldest first
+            "CREATE INDEX IF NOT EXISTS workflow_runs_by_finished_at ON workflow_runs (finished_at)",
         ),
     ),
 )

@@ -135,8 +135,15 @@ class _Cursor:
     def lastrowid(self) -> int | None:
         return self._lastrowid
 
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
+
+    def fetchmany(self, size: int = 1000, /) -> list[Any]:
+        return self._cursor.fetchmany(size)
 
     def fetchall(self) -> list[Any]:
         return self._cursor.fetchall()

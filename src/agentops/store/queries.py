@@ -193,6 +193,8 @@ _GROUP_KEYS = {
     CostGrouping.model: "coalesce(provider || ':' || model, model, '(unknown)')",
     CostGrouping.day: "coalesce(substr(finished_at, 1, 10), '(unknown)')",
 }
+# The same keys over the ledger of pruned runs (kept per day: ``maintenance.prune``).
+_LEDGER_KEYS = {**_GROUP_KEYS, CostGrouping.day: "coalesce(day, '(unknown)')"}
 
 
 def spend(
@@ -210,6 +212,7 @@ def spend(
     fan-out agents' own rows: their spend is on their instances, each an agent run here.
     """
     conditions = ["reused = 0", "item_count IS NULL"]
+    ledger = ["1 = 1"]
     parameters: list[object] = []
     if since is not None:
         conditions.append("finished_at >= ?")
@@ -217,13 +220,35 @@ def spend(
     if until is not None:
         conditions.append("finished_at < ?")
         parameters.append(until)
+    ledger_parameters: list[object] = []
+    if since is not None:
+        ledger.append("day >= ?")
+        ledger_parameters.append(since[:10])
+    if until is not None:
+        ledger.append("day < ?")
+        ledger_parameters.append(until)
     key = "'total'" if by is None else _GROUP_KEYS[by]
+    ledger_key = "'total'" if by is None else _LEDGER_KEYS[by]
+    # GROUP BY 1 (the key's position): PostgreSQL refuses a constant ('total') by name.
+    pruned = f"""UNION ALL
+            SELECT {ledger_key} AS key, sum(workflow_runs), sum(agent_runs), sum(input_tokens),
+                sum(output_tokens), max(tokens_estimated), sum(cost), sum(unpriced_runs)
+            FROM cost_ledger WHERE {" AND ".join(ledger)} GROUP BY 1"""
+    parameters.extend(ledger_parameters)
     rows = store.read(
-        f"""SELECT {key} AS key, count(DISTINCT workflow_run_id) AS workflow_runs, count(*) AS agent_runs,
-            coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-            coalesce(max(tokens_estimated), 0) AS tokens_estimated, coalesce(sum(cost), 0) AS cost,
-            count(*) - count(cost) AS unpriced_runs
-        FROM runs WHERE {" AND ".join(conditions)} GROUP BY key ORDER BY key""",
+        f"""SELECT key, sum(workflow_runs) AS workflow_runs, sum(agent_runs) AS agent_runs,
+            sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+            max(tokens_estimated) AS tokens_estimated, sum(cost) AS cost,
+            sum(unpriced_runs) AS unpriced_runs
+        FROM (
+            SELECT {key} AS key, count(DISTINCT workflow_run_id) AS workflow_runs,
+                count(*) AS agent_runs, coalesce(sum(input_tokens), 0) AS input_tokens,
+                coalesce(sum(output_tokens), 0) AS output_tokens,
+                coalesce(max(tokens_estimated), 0) AS tokens_estimated,
+                coalesce(sum(cost), 0) AS cost, count(*) - count(cost) AS unpriced_runs
+            FROM runs WHERE {" AND ".join(conditions)} GROUP BY 1
+            {pruned}
+        ) AS spent GROUP BY key ORDER BY key""",
         tuple(parameters),
     )
     return [cost_group(row) for row in rows]
