@@ -39,10 +39,11 @@ def test_the_command_reference_has_the_help_of_every_command() -> None:
     assert headings == [
         "agentops", "run", "resume", "plan", "validate", "graph", "batch", "resume-batch", "list-runs",
         "show-runs", "list-workflow-runs", "show-workflow-run", "show-run", "costs", "ui", "list-batches",
-        "show-batch", "db",
+        "show-batch", "db", "budget",
     ]  # fmt: skip
     assert "Usage: agentops show-run [OPTIONS] {RUN_ID}" in text
     assert "## db migrate\n" in text and "## db prune\n" in text  # a group's commands too
+    assert "## budget set\n" in text and "## budget show\n" in text
 
 
 def test_the_table_reference_lists_each_column_with_the_migration_that_added_it() -> None:

@@ -23,6 +23,7 @@ from agentops.assembly import (
     RunAssembly,
     WorkflowSource,
     enter_tracing,
+    open_budget,
     open_history,
     prepare,
     start_tools,
@@ -49,6 +50,7 @@ async def arun(
     provider: ProviderOverride = None,
     env: Mapping[str, str] | None = None,
     cost_cap: float | None = None,
+    budget: str | None = None,
     executor: Executor | None = None,
     control: Callable[[Engine], None] | None = None,
     otel: bool | None = None,
@@ -62,6 +64,8 @@ async def arun(
     do not record). A file that cannot be
     written raises ``StoreError`` before the first call; one that fails mid-run stops the
     run, which then raises ``StoreError``.
+    ``budget``: a named budget (``agentops budget set``) in ``db`` that every attempt also
+    reserves its worst case on (None: ``policies.budget``, if any).
     ``provider``: a Provider for every agent (e.g. ``FakeProvider``) or a mapping
     from provider name to Provider. ``control`` receives the engine before it
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
@@ -92,9 +96,11 @@ async def arun(
             _, history = opened.enter_context(open_history(db))
             # A file that cannot take the run's writes stops it here, before its first call.
             history.check_recordable(prepared.workflow.name)
+        shared = open_budget(opened, db, budget or prepared.workflow.policies.budget)
         assembly = RunAssembly(
             prepared,
             cost_cap=cost_cap,
+            shared_budget=shared,
             subscribers=list(subscribers),
             history=history,
             tracing=tracing,

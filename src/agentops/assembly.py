@@ -28,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentops.errors import Diagnostic, StoreError, WorkflowError
+from agentops.errors import Diagnostic, StoreError, UsageError, WorkflowError
 from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.engine import Engine, RunOptions
 from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber
@@ -49,6 +49,7 @@ from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
     from agentops.runtime.agent_run import RunTools
+    from agentops.runtime.budget import Budget
     from agentops.store.location import DbLocation
     from agentops.store.reader import HistoryReader
     from agentops.store.recorder import RunRecorder
@@ -67,6 +68,7 @@ __all__ = [
     "check_capabilities",
     "enter_tracing",
     "load",
+    "open_budget",
     "open_history",
     "prepare",
     "start_tools",
@@ -249,6 +251,28 @@ def open_history(
         database.close()
 
 
+def open_budget(
+    stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+    db: str | Path | DbLocation | None,
+    name: str | None,
+) -> Budget | None:
+    """The named budget ``name`` (None: none) in the history at ``db``, on its own connection
+    (closed by ``stack``): what every attempt also reserves on. ``ConfigurationError`` when
+    no such budget exists, before anything runs."""
+    if name is None:
+        return None
+    if db is None:
+        raise UsageError(f"budget {name!r} lives in a history: give the run one (db=… or --db)")
+    from agentops.store.budgets import StoreBudget
+    from agentops.store.stores import open_database
+
+    database = open_database(db)
+    stack.callback(database.close)
+    budget = StoreBudget(database, name)
+    stack.callback(budget.close)
+    return budget
+
+
 # --- one workflow run, assembled ----------------------------------------------------------------
 
 
@@ -276,6 +300,7 @@ class RunAssembly:
     tools: RunTools | None = None
     close_tools: bool = True  # False: the tools outlive each run (a batch's rows share them)
     limits: CallLimits | None = None  # shared by every run (a batch); None: each run its own
+    shared_budget: Budget | None = None  # a named budget (without ``limits``; see open_budget)
     batch_id: int | None = None
     # A history that fails mid-run must stop what it feeds; None: the run stops itself.
     history_failed: Callable[[StoreError], None] | None = None
@@ -333,6 +358,7 @@ class RunAssembly:
             trace_span_id=tracer.ids.span_id if tracer is not None else None,
             secrets=prepared.secrets,
             start_workflow_run=recorder.start_workflow_run if recorder is not None else None,
+            shared_budget=self.shared_budget,
         )
         engine = self._engine(options, subscribers)
         if recorder is not None and self.history_failed is None:

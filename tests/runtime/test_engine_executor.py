@@ -304,6 +304,14 @@ class LedgerBudget:
     def spent(self) -> float:
         return self.inner.spent
 
+    @property
+    def capped(self) -> bool:
+        return self.inner.capped
+
+    @property
+    def refusal(self) -> str:
+        return self.inner.refusal
+
     async def reserve(self, amount: float) -> Reservation | None:
         reservation = await self.inner.reserve(amount)
         self.ledger.append(("reserve" if reservation else "refused", amount))

@@ -38,6 +38,7 @@ from agentops.assembly import (
     WorkflowSource,
     enter_tracing,
     load,
+    open_budget,
     open_history,
     prepare,
     start_tools,
@@ -51,7 +52,7 @@ from agentops.batch.datasets import (
     read_rows,
 )
 from agentops.errors import AgentOpsError, StoreError, UsageError
-from agentops.runtime.budget import check_cap
+from agentops.runtime.budget import Budget, check_cap
 from agentops.runtime.engine import COST_CAP_REASON, Engine
 from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber, WorkflowResult
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
@@ -137,6 +138,7 @@ class BatchOptions:
     )
     out: str | Path | None = None  # every row's result as JSONL, in input order
     cost_cap: float | None = None  # for the whole batch; see arun_batch and aresume_batch
+    budget: str | None = None  # a named budget every row draws on (None: policies.budget)
     provider: ProviderOverride = None  # a Provider for every agent, or one per provider name
     env: Mapping[str, str] | None = None  # instead of the process environment
     subscribers: Sequence[Subscriber] = ()  # every row's events
@@ -188,12 +190,13 @@ class BatchRunner:
         subscribers: Sequence[Subscriber] = (),
         observer: BatchObserver | None = None,
         tracing: TracingSession | None = None,
+        shared_budget: Budget | None = None,
     ) -> None:
         self.job = job
         self.prepared = prepared
         workflow = job.loaded.workflow
         self.limits = InProcessCallLimits.create(
-            workflow.policies.max_concurrency, job.cost_cap, job.spent_before
+            workflow.policies.max_concurrency, job.cost_cap, job.spent_before, shared_budget
         )
         self.observer = observer
         # Every row's workflow run is assembled from this, on the batch's limits and history.
@@ -477,12 +480,16 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             job.loaded, inputs=job.first_inputs(), provider=options.provider, env=options.env
         )
         opened.push_async_callback(prepared.registry.aclose)
+        shared = open_budget(
+            opened, options.db, options.budget or job.loaded.workflow.policies.budget
+        )
         runner = BatchRunner(
             job,
             prepared,
             subscribers=options.subscribers,
             observer=options.observer,
             tracing=tracing,
+            shared_budget=shared,
         )
         job.batch_id = record()
         if options.control is not None:

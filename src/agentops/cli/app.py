@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -106,6 +106,14 @@ CostCapOption = Annotated[
         "--cost-cap", callback=_cost_cap, help="Override policies.cost_cap (USD) for this run."
     ),
 ]
+BudgetOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--budget",
+        metavar="NAME",
+        help="Also draw on this named budget (agentops budget set); overrides policies.budget.",
+    ),
+]
 OtelOption = Annotated[
     bool,
     typer.Option(
@@ -153,6 +161,7 @@ def run_command(
     input_: InputOption = None,
     db: DbOption = None,
     cost_cap: CostCapOption = None,
+    budget: BudgetOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
 ) -> None:
@@ -164,7 +173,7 @@ def run_command(
     from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    start = partial(arun, file, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
+    start = partial(arun, file, inputs=inputs, cost_cap=cost_cap, budget=budget, otel=otel or None)
     _execute(start, db=db, json_output=json_output)
 
 
@@ -208,6 +217,15 @@ def plan_command(
     max_rows: Annotated[
         Optional[int], typer.Option("--max-rows", min=1, help="With --data: the first N rows.")
     ] = None,
+    budget: Annotated[
+        Optional[str],
+        typer.Option(
+            "--budget",
+            metavar="NAME",
+            help="Also show what is left of this named budget and whether the worst case fits.",
+        ),
+    ] = None,
+    db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show the execution order, the critical path and worst-case costs, calling no model.
@@ -219,13 +237,17 @@ def plan_command(
     from agentops.workflow.loader import load_workflow
 
     workflow = load_workflow(file).workflow
+    budget = budget or workflow.policies.budget
     if data is None:
         plan = make_plan(workflow, resolve_inputs(workflow, parse_input_args(input_ or [])))
+        left = _budget_left(db, budget, plan.worst_case_total)
         if json_output:
-            typer.echo(json.dumps(plan.to_json(), indent=2))
+            typer.echo(json.dumps({**plan.to_json(), **left}, indent=2))
         else:
             for line in render_plan(plan):
                 typer.echo(line)
+            if left:
+                typer.echo(_render_budget_left(left))
         return
     from agentops.batch.datasets import InputMapping, check_rows, parse_map_args, read_rows
 
@@ -242,9 +264,12 @@ def plan_command(
         ),
         cost_cap=cost_cap,
     )
+    left = _budget_left(db, budget, batch_plan.worst_case_total)
     if json_output:
         typer.echo(
-            json.dumps({"first_row": plan.to_json(), "batch": batch_plan.to_json()}, indent=2)
+            json.dumps(
+                {"first_row": plan.to_json(), "batch": batch_plan.to_json(), **left}, indent=2
+            )
         )
         return
     typer.echo(f"Row 1 of {data}:")
@@ -253,6 +278,36 @@ def plan_command(
     typer.echo("")
     for line in render_batch_plan(batch_plan):
         typer.echo(line)
+    if left:
+        typer.echo(_render_budget_left(left))
+
+
+def _budget_left(db: Optional[str], name: Optional[str], worst: Optional[float]) -> dict[str, Any]:
+    """``{"budget": {...}}``: the named budget now, and whether ``worst`` fits in what is left."""
+    if name is None:
+        return {}
+    from agentops.store.budgets import budget_statuses
+    from agentops.store.stores import open_database
+
+    try:
+        with open_database(_located(db), create=False) as store:
+            (status,) = budget_statuses(store, name)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    fits = None if worst is None else status.fits(worst)
+    return {"budget": {**status.to_json(), "worst_case": worst, "fits": fits}}
+
+
+def _render_budget_left(left: dict[str, Any]) -> str:
+    budget = left["budget"]
+    head = (
+        f"Budget {budget['name']}: ${budget['remaining']:.4f} left of ${budget['cap']:.2f}"
+        f" ({budget['period']}; ${budget['spent']:.4f} spent, ${budget['reserved']:.4f} held)"
+    )
+    if budget["fits"] is None:
+        return f"{head}; the worst case is unknown (a model without a price)."
+    verdict = "fits" if budget["fits"] else "does NOT fit"
+    return f"{head}; the worst case ${budget['worst_case']:.4f} {verdict}."
 
 
 class GraphFormat(StrEnum):
@@ -379,6 +434,7 @@ def batch_command(
     max_rows: Annotated[
         Optional[int], typer.Option("--max-rows", min=1, help="Only the first N rows.")
     ] = None,
+    budget: BudgetOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
@@ -398,6 +454,7 @@ def batch_command(
             data=data,
             input_map=mapping,
             cost_cap=cost_cap,
+            budget=budget,
             max_rows=max_rows,
             out=out,
             otel=otel or None,
@@ -746,6 +803,103 @@ def db_prune_command(
         f"${report.cost:.4f} kept in costs) and {report.batches} batches that finished before "
         f"{report.cutoff[:19]}Z{kept}."
     )
+
+
+# --- named budgets ----------------------------------------------------------------------------
+
+budget_app = typer.Typer(
+    help="Named budgets: a cap every run drawing on it shares, across processes and machines.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(budget_app, name="budget")
+
+
+class BudgetPeriod(StrEnum):
+    total = "total"
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+BudgetName = Annotated[str, typer.Argument(metavar="NAME", help="The budget's name.")]
+
+
+@budget_app.command("set")
+def budget_set_command(
+    name: BudgetName,
+    cap: Annotated[
+        float, typer.Option("--cap", min=0, help="USD that every run under it may spend together.")
+    ],
+    period: Annotated[
+        BudgetPeriod,
+        typer.Option("--period", help="When it starts again, at UTC boundaries (total: never)."),
+    ] = BudgetPeriod.total,
+    db: DbOption = None,
+) -> None:
+    """Create a named budget, or change its cap or period (what it has spent stays). Runs draw
+    on it with policies.budget or --budget NAME."""
+    from agentops.store.budgets import set_budget
+    from agentops.store.stores import open_database
+
+    location = _located(db)
+    try:
+        with open_database(location) as store:
+            set_budget(store, name, cap, period.value)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    typer.echo(f"Budget {name}: ${cap:.2f} per {period.value} period in {location}.")
+
+
+def _budgets(db: Optional[str], name: Optional[str]) -> list[Any]:
+    from agentops.store.budgets import budget_statuses
+    from agentops.store.stores import open_database
+
+    try:
+        with open_database(_located(db), create=False) as store:
+            return budget_statuses(store, name)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+
+
+def _budget_line(status: Any) -> str:
+    period = "total" if not status.period_start else f"{status.period} {status.period_start}"
+    line = (
+        f"{status.name:<16} ${status.spent:>10.4f} spent  ${status.reserved:>9.4f} held  "
+        f"${status.remaining:>10.4f} left of ${status.cap:.2f}  ({period}; {status.runs} runs)"
+    )
+    if status.charged:
+        line += f"; ${status.charged:.4f} of the spend is dead processes' holds at worst case"
+    return line
+
+
+@budget_app.command("list")
+def budget_list_command(db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Every named budget with its current period's spend, holds and what is left."""
+    import json
+
+    statuses = _budgets(db, None)
+    if json_output:
+        typer.echo(json.dumps([s.to_json() for s in statuses], indent=2))
+    elif not statuses:
+        typer.echo("No budgets yet: agentops budget set NAME --cap USD.")
+    for status in statuses if not json_output else []:
+        typer.echo(_budget_line(status))
+
+
+@budget_app.command("show")
+def budget_show_command(
+    name: BudgetName, db: DbOption = None, json_output: JsonOption = False
+) -> None:
+    """One budget: spent, reserved (calls in flight), remaining and runs in its current period,
+    and how much of the spend is dead processes' holds counted at their worst case."""
+    import json
+
+    (status,) = _budgets(db, name)
+    if json_output:
+        typer.echo(json.dumps(status.to_json(), indent=2))
+        return
+    typer.echo(_budget_line(status))
 
 
 def main() -> None:

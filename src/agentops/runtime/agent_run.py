@@ -35,7 +35,7 @@ from agentops.errors import (
     RateLimitError,
     describe_exception,
 )
-from agentops.runtime.budget import Budget, Reservation, input_token_bound
+from agentops.runtime.budget import COST_CAP_REASON, Budget, Reservation, input_token_bound
 from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
@@ -71,8 +71,6 @@ from agentops.runtime.structured import OutputContract
 from agentops.workflow.spec import Backoff
 
 logger = logging.getLogger("agentops")
-
-COST_CAP_REASON = "cost cap"
 
 
 @dataclass
@@ -236,7 +234,7 @@ class AgentRun:
         # Without a cap nothing is compared with the reservation: skip pricing the worst case.
         worst_case = (
             0.0
-            if context.budget.cap is None
+            if not context.budget.capped
             else self._cost_or_zero(Usage(input_token_bound(request), request.max_tokens))
         )
         tries = 0
@@ -246,7 +244,7 @@ class AgentRun:
             if reservation is None:
                 result.status = AgentStatus.SKIPPED
                 result.skip_cause = SkipCause.COST_CAP
-                result.error = _cost_cap_reason(turn, tries, reasks)
+                result.error = _cost_cap_reason(context.budget.refusal, turn, tries, reasks)
                 return None
             self._attempts += 1
             if self._attempts == 1:  # started only once its first call fits under the cost cap
@@ -395,7 +393,7 @@ class AgentRun:
                     "recorded as unknown; add it under prices: in the workflow",
                 )
             )
-        if cost is not None and cost > reservation.amount and context.budget.cap is not None:
+        if cost is not None and cost > reservation.amount and context.budget.capped:
             logger.warning(
                 "call on %s cost $%.6f, more than its reserved worst case $%.6f",
                 route.model,
@@ -409,12 +407,15 @@ class AgentRun:
         return self.context.prices.cost(self.route, usage) or 0.0
 
 
-def _cost_cap_reason(turn: int, tries: int, reasks: int = 0) -> str:
+def _cost_cap_reason(refusal: str, turn: int, tries: int, reasks: int = 0) -> str:
+    """``refusal``: "cost cap", or the named budget that had no room ("budget research")."""
     if reasks:
-        return f"{COST_CAP_REASON} (before re-ask {reasks}: the last answer did not follow the output schema)"
+        return (
+            f"{refusal} (before re-ask {reasks}: the last answer did not follow the output schema)"
+        )
     if turn > 1:
-        return f"{COST_CAP_REASON} (after {turn - 1} turns)"
-    return COST_CAP_REASON if tries == 1 else f"{COST_CAP_REASON} (after {tries - 1} attempts)"
+        return f"{refusal} (after {turn - 1} turns)"
+    return refusal if tries == 1 else f"{refusal} (after {tries - 1} attempts)"
 
 
 def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:

@@ -12,11 +12,19 @@ import asyncio
 import json
 import math
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 from agentops.errors import UsageError
 from agentops.runtime.messages import ChatRequest, ToolDefinition
+
+COST_CAP_REASON = "cost cap"
+# The workflow run an attempt belongs to (set by the engine once its run is recorded), so a
+# budget shared by several runs can say which ones drew on it.
+CURRENT_WORKFLOW_RUN: ContextVar[int | None] = ContextVar(
+    "agentops_workflow_run", default=None
+)  # why an agent the per-run cap left no room for was skipped
 
 # Byte-level BPE tokenizers never produce more tokens than UTF-8 bytes; chat
 # templates add a few tokens per message (and per tool call or tool offered) and to
@@ -100,10 +108,19 @@ class Budget(Protocol):
 
     With every in-flight call holding a reservation no smaller than what it can
     cost, ``spent`` never passes ``cap``.
+
+    ``capped`` says whether any cap holds (a run's, or a named budget's: ``cap`` is the
+    run's own); ``refusal`` is what an attempt ``reserve`` refused is skipped for.
     """
 
     @property
     def cap(self) -> float | None: ...
+
+    @property
+    def capped(self) -> bool: ...
+
+    @property
+    def refusal(self) -> str: ...
 
     @property
     def spent(self) -> float: ...
@@ -125,6 +142,12 @@ class InProcessBudget:
         self.spent = spent
         self.reserved = 0.0
         self._changed = asyncio.Condition()
+
+    refusal = COST_CAP_REASON
+
+    @property
+    def capped(self) -> bool:
+        return self.cap is not None
 
     def fits(self, amount: float, *, counting_reserved: bool = True) -> bool:
         if self.cap is None:
@@ -162,7 +185,62 @@ class InProcessBudget:
         return None if self.cap is None else max(0.0, self.cap - self.spent)
 
 
+@dataclass
+class BothReservation(Reservation):
+    """A hold on the run's own budget and on a shared one, settled together."""
+
+    own: Reservation | None = None
+    shared: Reservation | None = None
+
+
+class BothBudgets:
+    """The run's own cap (``own``) and a budget shared with other runs (``shared``, e.g. a
+    named budget in the store): an attempt reserves its worst case on both, own first, and
+    settles both; either refusing skips it, with that one's ``refusal``."""
+
+    def __init__(self, own: Budget, shared: Budget) -> None:
+        self.own = own
+        self.shared = shared
+        self.refusal = own.refusal
+
+    @property
+    def cap(self) -> float | None:
+        return self.own.cap
+
+    @property
+    def spent(self) -> float:
+        return self.own.spent
+
+    @property
+    def capped(self) -> bool:
+        return True
+
+    async def reserve(self, amount: float) -> Reservation | None:
+        own = await self.own.reserve(amount)
+        if own is None:
+            self.refusal = self.own.refusal
+            return None
+        shared = await self.shared.reserve(amount)
+        if shared is None:
+            await self.own.settle(own, 0.0)  # never called: the run's hold goes, costing nothing
+            self.refusal = self.shared.refusal
+            return None
+        return BothReservation(amount, own=own, shared=shared)
+
+    async def settle(self, reservation: Reservation, actual: float) -> None:
+        if reservation.settled:
+            return
+        reservation.settled = True
+        assert isinstance(reservation, BothReservation) and reservation.own and reservation.shared
+        await self.shared.settle(reservation.shared, actual)
+        await self.own.settle(reservation.own, actual)
+
+
 __all__ = [
+    "COST_CAP_REASON",
+    "CURRENT_WORKFLOW_RUN",
+    "BothBudgets",
+    "BothReservation",
     "Budget",
     "InProcessBudget",
     "Reservation",

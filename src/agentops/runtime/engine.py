@@ -34,6 +34,7 @@ from typing import Any
 from agentops.errors import CostCapError, describe_exception
 from agentops.runtime.agent_run import COST_CAP_REASON, RunContext, RunTools
 from agentops.runtime.agent_setup import AgentSetup
+from agentops.runtime.budget import CURRENT_WORKFLOW_RUN, Budget
 from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
@@ -94,6 +95,9 @@ class RunOptions:
     # Records the run's start in a history and answers its workflow run id (None: not
     # recorded); called before WorkflowStarted is emitted, so the id is on the result.
     start_workflow_run: Callable[[WorkflowStarted], int | None] | None = None
+    # A budget other runs draw on too (a named budget in the store): every attempt reserves
+    # its worst case on it as well as under the cost cap (ignored when ``limits`` are given).
+    shared_budget: Budget | None = None
 
 
 class Engine:
@@ -134,7 +138,7 @@ class Engine:
         cap = self.options.cost_cap if self.options.cost_cap is not None else policies.cost_cap
         # A batch passes the limits every row shares; a run on its own makes its own.
         self.limits: CallLimits = limits or InProcessCallLimits.create(
-            policies.max_concurrency, cap, self.options.spent_before
+            policies.max_concurrency, cap, self.options.spent_before, self.options.shared_budget
         )
         self.budget = self.limits.budget
         self.results: dict[str, AgentResult] = {}
@@ -176,7 +180,7 @@ class Engine:
 
     def check_prices(self) -> None:
         """Under a cost cap every model must have a price, or the cap could not be kept."""
-        if self.budget.cap is None:
+        if not self.budget.capped:
             return
         unknown = sorted(
             {
@@ -188,11 +192,12 @@ class Engine:
         )
         if unknown:
             first = unknown[0].split(":", 1)[1]
+            cap = self.budget.cap
+            what = f"cost_cap ${cap:g}" if cap is not None else self.budget.refusal
             raise CostCapError(
-                f"no known price for {', '.join(unknown)}, so cost_cap "
-                f"${self.budget.cap:g} cannot be guaranteed; add it under prices: "
-                f"(e.g. prices: {{{first}: {{input: 0.5, output: 1.5}}}} in USD per million tokens) "
-                "or remove cost_cap"
+                f"no known price for {', '.join(unknown)}, so {what} cannot be guaranteed; add it "
+                f"under prices: (e.g. prices: {{{first}: {{input: 0.5, output: 1.5}}}} in USD per "
+                f"million tokens) or remove {'cost_cap' if cap is not None else 'the budget'}"
             )
 
     def stop(self, reason: str, status: RunStatus = RunStatus.INTERRUPTED) -> None:
@@ -224,6 +229,7 @@ class Engine:
         )
         start = self.options.start_workflow_run
         workflow_run_id = start(started) if start is not None else None
+        CURRENT_WORKFLOW_RUN.set(workflow_run_id)  # this run's task and the agents it starts
         self._emit(started)
         timeout = self.workflow.policies.timeout
         timer = (

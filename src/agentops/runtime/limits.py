@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agentops.runtime.budget import Budget, InProcessBudget
+from agentops.runtime.budget import BothBudgets, Budget, InProcessBudget
 
 
 @dataclass
@@ -88,9 +88,17 @@ class InProcessCallLimits:
 
     @classmethod
     def create(
-        cls, max_concurrency: int, cap: float | None, spent: float = 0.0
+        cls,
+        max_concurrency: int,
+        cap: float | None,
+        spent: float = 0.0,
+        shared: Budget | None = None,
     ) -> InProcessCallLimits:
-        return cls(asyncio.Semaphore(max_concurrency), InProcessBudget(cap, spent=spent))
+        """``shared``: a budget other runs draw on too (a named budget), held beside the cap."""
+        budget: Budget = InProcessBudget(cap, spent=spent)
+        if shared is not None:
+            budget = BothBudgets(budget, shared)
+        return cls(asyncio.Semaphore(max_concurrency), budget)
 
     async def acquire(self, provider: str) -> None:
         await self.pauses.wait(provider)

@@ -48,6 +48,11 @@ class Policies(_Strict):
     cost_cap: float | None = Field(
         default=None, ge=0, allow_inf_nan=False, description="USD; the run never spends more"
     )
+    budget: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="a named budget (agentops budget set) every run draws on, beside cost_cap",
+    )
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=100_000)
     timeout: float | None = Field(default=None, gt=0, description="seconds for the whole run")
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
