@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from agentops.errors import StoreError
+
 T = TypeVar("T")
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -84,3 +86,19 @@ class Database(Protocol):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+
+
+def insert_rows(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+    """Insert ``rows`` (``sql``: an INSERT of one row) and return their ids, in order. SQLite
+    runs one statement per row, in-process; PostgreSQL pipelines them all in one round trip
+    (its connection's ``insert_rows``), which is what keeps recording there fast."""
+    pipelined = getattr(connection, "insert_rows", None)
+    if pipelined is not None:
+        return list(pipelined(sql, rows))
+    ids = []
+    for row in rows:
+        cursor = connection.execute(sql, row)
+        if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+            raise StoreError("the history database did not return the new row's id")
+        ids.append(cursor.lastrowid)
+    return ids

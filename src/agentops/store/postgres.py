@@ -169,6 +169,25 @@ class _Connection:
             raise StoreError(self._store.describe(error)) from error
         return _Cursor(cursor)
 
+    def insert_rows(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """``database.insert_rows``: every row in one pipelined round trip, ids in order."""
+        text = translate(sql)
+        ids: list[int] = []
+        try:
+            cursor = self._store.raw.cursor()
+            cursor.executemany(text, [_clean(row) for row in rows], returning=True)
+            while True:
+                found = cursor.fetchone()
+                if found is not None:
+                    ids.append(int(found[0]))
+                if not cursor.nextset():
+                    break
+        except psycopg.Error as error:
+            raise StoreError(self._store.describe(error)) from error
+        if len(ids) != len(rows):  # pragma: no cover - one id per inserted row
+            raise StoreError("the history database did not return every new row's id")
+        return ids
+
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
         text = translate(sql).removesuffix(" RETURNING id")
         rows = [_clean(p) for p in parameters]

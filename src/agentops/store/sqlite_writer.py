@@ -29,7 +29,7 @@ from agentops.runtime.events import (
     WorkflowStarted,
 )
 from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
-from agentops.store.database import Connection, Cursor, Database
+from agentops.store.database import Connection, Cursor, Database, insert_rows
 from agentops.store.liveness import this_process
 from agentops.store.records import decision_json
 from agentops.store.timestamps import to_iso
@@ -69,7 +69,7 @@ class SqliteHistoryWriter:
             run_id = _insert_workflow_run(connection, (name, at, "running", *([None] * 14)))
             _insert_starts(connection, [(run_id, "-", "-", "-", None, at)])
             _insert_tool_calls(connection, run_id, [("-", call)])
-            _insert_agent_run(connection, run_id, name, agent)
+            _insert_agent_runs(connection, run_id, name, [agent])
             _insert_server(connection, (run_id, "-", "stdio", None, "[]", None, at, at))
 
         self.store.check_writable(work)
@@ -101,9 +101,9 @@ class SqliteHistoryWriter:
 
         def work(connection: Connection) -> int:
             workflow_run_id = _insert_workflow_run(connection, row)
-            for result in start.reused.values():
-                origin = _origin_of(connection, start.resumed_from, result)
-                _insert_agent_run(connection, workflow_run_id, name, result, reused_from=origin)
+            reused = list(start.reused.values())
+            origins = [_origin_of(connection, start.resumed_from, r) for r in reused]
+            _insert_agent_runs(connection, workflow_run_id, name, reused, origins)
             return workflow_run_id
 
         return self.store.write(work)
@@ -134,8 +134,8 @@ class SqliteHistoryWriter:
                     "UPDATE workflow_runs SET heartbeat_at = ? WHERE id = ?", totals[-2:]
                 )
                 return
-            for result in settled:
-                run_id = _insert_agent_run(connection, workflow_run_id, name, result)
+            ids = _insert_agent_runs(connection, workflow_run_id, name, settled)
+            for result, run_id in zip(settled, ids, strict=True):
                 if result.name in changes.linked:
                     _link_tool_calls(connection, workflow_run_id, result.name, run_id)
             if ended:
@@ -186,8 +186,8 @@ class SqliteHistoryWriter:
         name = storable(workflow) or ""
 
         def work(connection: Connection) -> None:
-            for agent in missing:
-                run_id = _insert_agent_run(connection, workflow_run_id, name, agent)
+            ids = _insert_agent_runs(connection, workflow_run_id, name, missing)
+            for agent, run_id in zip(missing, ids, strict=True):
                 if agent.name in linked:
                     _link_tool_calls(connection, workflow_run_id, agent.name, run_id)
             connection.execute(
@@ -402,84 +402,103 @@ def _json_text(value: Any, *, canonical: bool = False) -> str | None:
     return storable(text)
 
 
-def _insert_agent_run(
+_INSERT_AGENT_RUN = """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output,
+    error, retries, model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
+    started_at, finished_at, duration, reused, reused_from_run_id, value, item_index, item,
+    item_count, skip_cause, decision)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def _insert_agent_runs(
     connection: Connection,
     workflow_run_id: int,
     workflow: str,
-    result: AgentResult,
-    *,
-    reused_from: int | None = None,
-) -> int:
-    """One ``runs`` row and its attempts. A reused result costs nothing in this run and
-    has no attempts here: both stay with the run it was taken from. A fan-out instance is a
-    row of its agent with its item; the fan-out agent's own row has its item count and no
-    spend (its instances' rows have it)."""
+    results: Sequence[AgentResult],
+    reused_from: Sequence[int | None] = (),
+) -> list[int]:
+    """``runs`` rows and their attempts, all in two statements' worth of round trips (see
+    ``database.insert_rows``); their ids, in order. A reused result costs nothing in this run
+    and has no attempts here: both stay with the run it was taken from (``reused_from``: the
+    row it came from, per result). A fan-out instance is a row of its agent with its item;
+    the fan-out agent's own row has its item count and no spend (its instances' rows have it)."""
+    if not results:
+        return []
+    origins = list(reused_from) or [None] * len(results)
+    rows = [
+        _agent_run_row(workflow_run_id, workflow, result, origin)
+        for result, origin in zip(results, origins, strict=True)
+    ]
+    ids = insert_rows(connection, _INSERT_AGENT_RUN, rows)
+    attempts = [
+        _attempt_row(run_id, attempt)
+        for result, origin, run_id in zip(results, origins, ids, strict=True)
+        if not (result.reused or origin is not None)
+        for attempt in result.attempts
+    ]
+    if attempts:
+        connection.executemany(
+            """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
+                duration, input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            attempts,
+        )
+    return ids
+
+
+def _agent_run_row(
+    workflow_run_id: int, workflow: str, result: AgentResult, reused_from: int | None
+) -> tuple[object, ...]:
     reused = result.reused or reused_from is not None
     status = AgentStatus.SUCCEEDED.value if reused else result.status.value
     unspent = reused or is_fan_out(result)
     usage = result.usage
     instance = result.item_index is not None
-    cursor = connection.execute(
-        """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries,
-            model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
-            started_at, finished_at, duration, reused, reused_from_run_id, value,
-            item_index, item, item_count, skip_cause, decision)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (
-            workflow_run_id,
-            workflow,
-            storable(result.agent_name),
-            status,
-            0.0 if unspent else result.cost,
-            storable(result.output),
-            storable(result.error),
-            0 if unspent else result.retries,
-            storable(result.model),
-            storable(result.provider),
-            storable(result.prompt),
-            0 if unspent else usage.input_tokens,
-            0 if unspent else usage.output_tokens,
-            0 if unspent else int(usage.estimated),
-            to_iso(result.started_at),
-            to_iso(result.finished_at),
-            result.duration,
-            int(reused),
-            reused_from,
-            None if result.value is None else _json_text(result.value),
-            result.item_index,
-            _json_text(result.item, canonical=True) if instance else None,
-            _item_count(result),
-            None if result.skip_cause is None else result.skip_cause.value,
-            None if result.decision is None else _json_text(decision_json(result.decision)),
-        ),
+    return (
+        workflow_run_id,
+        workflow,
+        storable(result.agent_name),
+        status,
+        0.0 if unspent else result.cost,
+        storable(result.output),
+        storable(result.error),
+        0 if unspent else result.retries,
+        storable(result.model),
+        storable(result.provider),
+        storable(result.prompt),
+        0 if unspent else usage.input_tokens,
+        0 if unspent else usage.output_tokens,
+        0 if unspent else int(usage.estimated),
+        to_iso(result.started_at),
+        to_iso(result.finished_at),
+        result.duration,
+        int(reused),
+        reused_from,
+        None if result.value is None else _json_text(result.value),
+        result.item_index,
+        _json_text(result.item, canonical=True) if instance else None,
+        _item_count(result),
+        None if result.skip_cause is None else result.skip_cause.value,
+        None if result.decision is None else _json_text(decision_json(result.decision)),
     )
-    run_id = _row_id(cursor)
-    if not reused:
-        connection.executemany(
-            """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
-                duration, input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [
-                (
-                    run_id,
-                    attempt.number,
-                    attempt.status,
-                    attempt.http_status,
-                    storable(attempt.error),
-                    attempt.error_type,
-                    to_iso(attempt.started_at),
-                    attempt.duration,
-                    attempt.usage.input_tokens,
-                    attempt.usage.output_tokens,
-                    int(attempt.usage.estimated),
-                    attempt.cost,
-                    attempt.turn,
-                    storable(attempt.validation_error),
-                )
-                for attempt in result.attempts
-            ],
-        )
-    return run_id
+
+
+def _attempt_row(run_id: int, attempt: Attempt) -> tuple[object, ...]:
+    return (
+        run_id,
+        attempt.number,
+        attempt.status,
+        attempt.http_status,
+        storable(attempt.error),
+        attempt.error_type,
+        to_iso(attempt.started_at),
+        attempt.duration,
+        attempt.usage.input_tokens,
+        attempt.usage.output_tokens,
+        int(attempt.usage.estimated),
+        attempt.cost,
+        attempt.turn,
+        storable(attempt.validation_error),
+    )
 
 
 def _item_count(result: AgentResult) -> int | None:
