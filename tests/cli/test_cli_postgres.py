@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agentops.store.location import locate
+from agentops.store.stores import open_database
 from agentops.testing.server import Fault, OpenAITestServer
 from tests.support.postgres import PASSWORD, free_port
 from tests.support.reliability import (
@@ -153,3 +154,40 @@ def test_an_unreachable_server_stops_a_run_before_any_call(
     assert server.requests == [] and time.monotonic() - started < 30
     listed = agentops("list-runs", "--db", url)
     assert listed.returncode == 2 and f"127.0.0.1:{port}" in listed.stderr
+
+
+def test_a_server_lost_mid_run_stops_it_and_resume_finishes_it(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with OpenAITestServer(latency=1.0) as slow:
+        agents = [
+            {"name": "first", "task": task_for("first")},
+            {"name": "second", "task": task_for("second"), "depends_on": "first"},
+        ]
+        workflow = write_workflow(tmp_path / "flow.yaml", slow.base_url, agents)
+        open_database(postgres_url).close()  # migrated: the tables are there to watch
+        running = start_agentops("run", workflow, "--db", postgres_url)
+        deadline = time.monotonic() + 30
+        while not rows(postgres_url, "SELECT 1 FROM agent_starts WHERE agent = 'first'"):
+            assert time.monotonic() < deadline and running.poll() is None
+            time.sleep(0.05)
+        # The run's connection is cut while its first call is in flight.
+        cut = rows(
+            postgres_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'agentops' AND pid <> pg_backend_pid()",
+        )
+        assert cut and all(r[0] for r in cut)
+        out, err = running.communicate(timeout=60)
+        message = err.decode()
+        assert running.returncode == 2 and PASSWORD not in message + out.decode()
+        assert message.startswith("error: run stopped: ") and "postgresql://agentops@" in message
+        # As on a SQLite file that fails: the run stops, at most the next agent's call begun.
+        called = [agent_of(r.body) for r in slow.requests]
+        assert called in (["first"], ["first", "second"]), message
+        listed = json_out("list-workflow-runs", "--db", postgres_url)
+        assert [r["status"] for r in listed] == ["interrupted"]  # its process is gone
+
+        resumed = json_out("resume", str(listed[0]["id"]), "--db", postgres_url)
+        assert resumed["status"] == "succeeded"
+        assert json_out("show-workflow-run", str(resumed["workflow_run_id"]), "--db", postgres_url)
