@@ -15,7 +15,8 @@ executor or tracer plugs in at one place:
   prices, tools, call limits, the history, tracing, an executor, the caller's
   subscribers); ``RunAssembly.workflow_run`` wires one run from it: the history's
   recorder, the subscribers, the tracer, ``RunOptions`` and the ``Engine``. Another
-  executor or tracer is given to it (``executor``, ``tracing``).
+  executor, agent runner or tracer is given to it (``executor``, ``agent_runner``,
+  ``tracing``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from agentops.workflow.loader import (
 from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
-    from agentops.runtime.agent_run import RunTools
+    from agentops.runtime.agent_run import AgentRunner, RunTools
     from agentops.store.reader import HistoryReader
     from agentops.store.recorder import RunRecorder
     from agentops.store.writer import HistoryWriter
@@ -271,6 +272,7 @@ class RunAssembly:
     batch_id: int | None = None
     # A history that fails mid-run must stop what it feeds; None: the run stops itself.
     history_failed: Callable[[StoreError], None] | None = None
+    agent_runner: AgentRunner | None = None  # None: every agent's run runs in this process
 
     @cached_property
     def _trace_targets(self) -> dict[str, ChatTarget]:
@@ -345,4 +347,5 @@ class RunAssembly:
             tools=self.tools,
             limits=self.limits,
             close_tools=self.close_tools,
+            agent_runner=self.agent_runner,
         )
