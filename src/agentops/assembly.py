@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentops.errors import Diagnostic, StoreError, WorkflowError
+from agentops.errors import Diagnostic, StoreError, UsageError, WorkflowError
 from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.engine import Engine, RunOptions
 from agentops.runtime.events import AgentResult, RunStatus, Subscriber
@@ -49,6 +49,7 @@ from agentops.workflow.loader import (
 from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
+    from agentops.cluster.session import Cluster
     from agentops.runtime.agent_run import AgentRunner, RunTools
     from agentops.store.reader import HistoryReader
     from agentops.store.recorder import RunRecorder
@@ -65,6 +66,7 @@ __all__ = [
     "RunAssembly",
     "WorkflowSource",
     "check_capabilities",
+    "enter_cluster",
     "enter_tracing",
     "load",
     "open_history",
@@ -228,6 +230,39 @@ def enter_tracing(stack: contextlib.AsyncExitStack, otel: bool | None) -> Tracin
     if session is not None:  # in a thread: a second Ctrl-C can still exit at once
         stack.push_async_callback(asyncio.to_thread, session.close)
     return session
+
+
+def enter_cluster(
+    stack: contextlib.AsyncExitStack,
+    prepared: PreparedRun,
+    executor: str | None,
+    address: str | None,
+    *,
+    exclude: Iterable[str | Path | None] = (),
+) -> Cluster | None:
+    """Ray for the agent runs (``agentops.cluster``) when ``executor`` (else the workflow's
+    ``policies.executor``) is ``ray``, left by ``stack`` as it was found; None: they run in this
+    process. ``exclude``: files of the workflow's folder that must not travel with it."""
+    choice = executor or prepared.workflow.policies.executor
+    if choice not in ("local", "ray"):
+        raise UsageError(f"executor must be local or ray, not {choice!r}")
+    if choice == "local":
+        if address is not None:
+            raise UsageError(
+                f"--ray-address {address} is given, but the agents run in this process "
+                "(executor local); add --executor ray"
+            )
+        return None
+    if any(prepared.registry.overridden(route) for route in prepared.routes.values()):
+        raise UsageError(
+            "a provider given in Python (provider=) lives in this process and cannot run on "
+            "Ray; use the executor local, or name the provider in the workflow"
+        )
+    from agentops.cluster.session import open_cluster
+
+    cluster = open_cluster(prepared.loaded, prepared.registry, address, exclude=exclude)
+    stack.push_async_callback(cluster.aclose)
+    return cluster
 
 
 @contextlib.contextmanager

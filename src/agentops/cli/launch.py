@@ -106,6 +106,7 @@ def result_json(result: WorkflowResult) -> dict[str, Any]:
                 "tokens_estimated": agent.usage.estimated,
                 "cost": agent.cost,
                 "reused": agent.reused,
+                **({"node": agent.node} if agent.node is not None else {}),
             }
             for name, agent in result.agents.items()
         },

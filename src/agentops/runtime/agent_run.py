@@ -173,7 +173,8 @@ class AgentRun:
         self.tools = tools
         self.output = output  # structured output: answers are validated, and re-asked when invalid
         self.policy = RetryPolicy(retries=retries, backoff=context.backoff, rng=context.rng)
-        self._attempts = 0
+        # A run continued elsewhere (its worker lost) numbers on, and is not started twice.
+        self._attempts = len(result.attempts)
 
     async def run(self) -> None:
         messages: list[Message] = list(self.request.messages)
@@ -376,12 +377,7 @@ class AgentRun:
             http_status=http_status,
             turn=turn,
         )
-        result = self.result
-        result.attempts.append(attempt)
-        result.usage = result.usage + attempt.usage
-        result.cost = (
-            None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
-        )
+        self.result.add_attempt(attempt)
         return attempt
 
     async def _settle_cost(self, reservation: Reservation, usage: Usage) -> float | None:

@@ -1,0 +1,189 @@
+"""Runs on a real Ray cluster (a head and a worker node on 127.0.0.1): each agent's run a Ray
+task, the engine, the history and the cost ledger on the driver; against the test server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentops
+from agentops.runtime.events import AgentFinished, AgentStatus, RunStatus
+from agentops.testing.server import OpenAITestServer, call_tool_until
+from tests.support.ray_cluster import RAY_ENV, LocalCluster
+from tests.support.reliability import KEY, KEY_ENV, cli_env, run_agentops, write_workflow
+
+pytestmark = pytest.mark.ray
+
+PRICES = {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}  # USD per million tokens
+
+HEAVY_TOOLS = '''
+import os, time
+
+def burn(seconds: float) -> str:
+    """Keep a CPU busy for a while; say which process did."""
+    end = time.process_time() + seconds
+    spins = 0
+    while time.process_time() < end:
+        spins += 1
+    return f"burned in process {os.getpid()}"
+'''
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer(latency=0.05) as running:
+        yield running
+
+
+def heavy_flow(tmp_path: Path, server: OpenAITestServer, agents: int) -> Path:
+    (tmp_path / "heavy.py").write_text(HEAVY_TOOLS, encoding="utf-8")
+    path = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [{"name": f"a{n}", "tools": ["burn"]} for n in range(agents)],
+        prices=PRICES,
+        policies={"cost_cap": 1.0},
+    )
+    document = path.read_text(encoding="utf-8")
+    path.write_text(document + "tools:\n  burn: {python: 'heavy:burn'}\n", encoding="utf-8")
+    return path
+
+
+def test_a_cpu_heavy_python_tool_spreads_the_agents_over_both_nodes(
+    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster, key: None
+) -> None:
+    server.reply = call_tool_until("burn", {"seconds": 0.4})
+    finished: list[Any] = []
+
+    result = agentops.run(
+        heavy_flow(tmp_path, server, agents=4),
+        executor="ray",
+        ray_address=ray_cluster.address,
+        subscribers=[lambda e: finished.append(e) if isinstance(e, AgentFinished) else None],
+    )
+
+    assert result.status is RunStatus.SUCCEEDED, {n: a.error for n, a in result.agents.items()}
+    agents = result.agents.values()
+    # The python: tool imported on the workers (the folder travels), each call burned there.
+    assert all(
+        len(a.tool_calls) == 1 and "burned in process" in (a.tool_calls[0].result or "")
+        for a in agents
+    )
+    assert {a.node for a in agents} == set(ray_cluster.node_ids)
+    assert len(server.requests) == 8  # a tool call and an answer per agent, nothing twice
+    assert sorted(e.result.name for e in finished) == ["a0", "a1", "a2", "a3"]
+    assert result.cost == pytest.approx(sum(a.cost or 0 for a in agents)) and result.cost > 0
+
+
+def test_the_command_line_run_is_recorded_by_the_driver_with_the_node_of_each_agent(
+    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster
+) -> None:
+    server.reply = call_tool_until("burn", {"seconds": 0.05})
+    db = tmp_path / "history.db"
+    completed = run_agentops(
+        "run",
+        heavy_flow(tmp_path, server, agents=2),
+        "--executor",
+        "ray",
+        "--ray-address",
+        ray_cluster.address,
+        "--db",
+        db,
+        "--json",
+        env=cli_env(**RAY_ENV),
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert {agent["node"] for agent in result["agents"].values()} <= set(ray_cluster.node_ids)
+    with sqlite3.connect(db) as history:
+        runs = history.execute("SELECT agent, status, cost FROM runs ORDER BY agent").fetchall()
+        calls = history.execute(
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'succeeded'"
+        ).fetchone()
+    assert [(name, status) for name, status, _ in runs] == [
+        ("a0", "succeeded"),
+        ("a1", "succeeded"),
+    ]
+    assert calls == (2,)
+    assert sum(cost for *_, cost in runs) == pytest.approx(result["cost"])
+
+
+SECTIONS = {
+    "type": "object",
+    "properties": {"sections": {"type": "array", "items": {"type": "string"}}},
+    "required": ["sections"],
+}
+
+
+def test_a_fan_out_with_an_output_schema_runs_each_item_as_a_task(
+    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster, key: None
+) -> None:
+    server.answer_when("Outline", {"sections": ["a", "b", "c"]})
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [
+            {"name": "plan", "task": "Outline it.", "output": {"schema": SECTIONS}},
+            {"name": "write", "for_each": "plan.output.sections", "task": "Write {{ item }}."},
+        ],
+        prices=PRICES,
+    )
+    result = agentops.run(flow, executor="ray", ray_address=ray_cluster.address)
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.agents["plan"].value == {"sections": ["a", "b", "c"]}
+    write = result.agents["write"]
+    assert [i.name for i in write.instances or []] == ["write[0]", "write[1]", "write[2]"]
+    assert all(i.node in ray_cluster.node_ids for i in write.instances or [])
+    assert len(server.requests) == 4
+
+
+def test_a_stopped_run_records_the_cancelled_attempt_made_on_the_worker(
+    tmp_path: Path, ray_cluster: LocalCluster, key: None
+) -> None:
+    with OpenAITestServer(latency=30.0) as slow:
+        flow = write_workflow(
+            tmp_path / "flow.yaml",
+            slow.base_url,
+            [{"name": "a"}],
+            prices=PRICES,
+            policies={"timeout": 3.0, "cost_cap": 1.0},
+        )
+        result = agentops.run(flow, executor="ray", ray_address=ray_cluster.address)
+    agent = result.agents["a"]
+    assert result.status is RunStatus.FAILED
+    assert agent.status is AgentStatus.CANCELLED and "timed out" in (agent.error or "")
+    assert [a.status for a in agent.attempts] == ["cancelled"]
+    assert agent.node in ray_cluster.node_ids  # the attempt came back from the worker
+    assert result.finished_at - result.started_at < 20
+
+
+def test_an_agent_no_node_can_take_is_exit_2_naming_it(
+    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster
+) -> None:
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [{"name": "a"}, {"name": "gpu", "resources": {"num_gpus": 1}}],
+    )
+    completed = run_agentops(
+        "run",
+        flow,
+        "--executor",
+        "ray",
+        "--ray-address",
+        ray_cluster.address,
+        env=cli_env(**RAY_ENV),
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "agent 'gpu' needs num_cpus 1, num_gpus 1 on one node" in completed.stderr
+    assert server.requests == []
