@@ -102,7 +102,6 @@ async def arun(
         if cluster is not None:  # every agent's run a Ray task, every call on one ledger
             policies = prepared.workflow.policies
             limits, agent_runner = cluster.start(
-                max_concurrency=policies.max_concurrency,
                 cap=cost_cap if cost_cap is not None else policies.cost_cap,
                 spent=_resume.spent if _resume else 0.0,
             )

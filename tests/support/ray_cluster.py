@@ -63,8 +63,11 @@ def loopback_nodes(address: str) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def local_cluster(workers: int = 1, cpus: int = 1) -> Iterator[LocalCluster]:
-    """A head and ``workers`` worker nodes of ``cpus`` CPUs each, all on 127.0.0.1."""
+def local_cluster(
+    workers: int = 1, cpus: int = 1, head_cpus: int | None = None
+) -> Iterator[LocalCluster]:
+    """A head (of ``head_cpus``, default ``cpus``: 0 keeps agent runs off it) and ``workers``
+    worker nodes of ``cpus`` CPUs each, all on 127.0.0.1."""
     os.environ.update(RAY_ENV)  # before ray is imported: it reads them then
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
@@ -74,7 +77,11 @@ def local_cluster(workers: int = 1, cpus: int = 1) -> Iterator[LocalCluster]:
 
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": cpus, "node_ip_address": LOOPBACK, "include_dashboard": False},
+        head_node_args={
+            "num_cpus": cpus if head_cpus is None else head_cpus,
+            "node_ip_address": LOOPBACK,
+            "include_dashboard": False,
+        },
     )
     try:
         for _ in range(workers):

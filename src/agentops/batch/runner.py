@@ -490,7 +490,6 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
         limits = agent_runner = None
         if cluster is not None:  # every row's agent runs Ray tasks, every call on one ledger
             limits, agent_runner = cluster.start(
-                max_concurrency=job.loaded.workflow.policies.max_concurrency,
                 cap=job.cost_cap,
                 spent=job.spent_before,
             )

@@ -93,18 +93,30 @@ class RayAgentRunner:
         self.ray = ray
         self.limits = limits
         self.workspace = workspace
+        # policies.max_concurrency: agent runs under way on the cluster, one call at a time each.
+        self._slots = asyncio.Semaphore(workflow.policies.max_concurrency)
         task = ray.remote(max_retries=0, retry_exceptions=False)(run_agent)
         self._tasks = {
             agent.name: task.options(**task_options(agent.resources), **dict(options or {}))
             for agent in workflow.agents
         }
-        self._holders = (f"{uuid.uuid4().hex[:12]}:{n}" for n in itertools.count(1))
+        self.ledger = uuid.uuid4().hex  # names this runner's ledger to the workers
+        self._holders = (f"{self.ledger[:12]}:{n}" for n in itertools.count(1))
         self.lost = 0  # task attempts lost with their worker, for the report
 
     async def run(self, agent_run: AgentRun) -> None:
+        async with self._slots:
+            self.limits.in_flight += 1
+            try:
+                await self._run(agent_run)
+            finally:
+                self.limits.in_flight -= 1
+
+    async def _run(self, agent_run: AgentRun) -> None:
         result = agent_run.result
         output = agent_run.output
         work = AgentWork(
+            ledger=self.ledger,
             holder="",
             agent=result.agent_name,
             route=agent_run.route,

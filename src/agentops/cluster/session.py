@@ -96,10 +96,10 @@ class Cluster:
         self._actors: list[Any] = []
 
     def start(
-        self, *, max_concurrency: int, cap: float | None, spent: float = 0.0
+        self, *, cap: float | None, spent: float = 0.0
     ) -> tuple[LedgerLimits, RayAgentRunner]:
         """The ledger (every call of the run or batch reserves there) and the runner of agent runs."""
-        actor = start_ledger(self.ray, cap=cap, spent=spent, max_concurrency=max_concurrency)
+        actor = start_ledger(self.ray, cap=cap, spent=spent)
         self._actors.append(actor)
         limits = LedgerLimits(actor, DRIVER, cap)
         limits.latest = Snapshot(spent=spent)

@@ -15,8 +15,9 @@ ledger's ``CallLimits`` (``ledger.LedgerLimits``) for its reservations and slots
 are batched: the first one starts a ``FLUSH_SECONDS`` clock, and everything emitted until it
 runs out travels in one shipment, with the ledger's latest snapshot; the last shipment
 carries the settled ``AgentResult`` (with the node's id). A stop comes from the driver
-through the ledger (``Ledger.watch``): the run is cancelled, its attempt in flight recorded
-and settled, and the result goes back as cancelled.
+through the ledger (``Ledger.stops``, which this process follows with one long call per
+ledger): the run is cancelled, its attempt in flight recorded and settled, and the result goes
+back as cancelled.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Workspace:
 class AgentWork:
     """One agent's run, as data: what ``AgentRun`` is built from on the worker."""
 
+    ledger: str  # which ledger (one per run or batch): this process follows its stops once
     holder: str  # this task attempt, in the ledger
     agent: str  # the workflow's agent (a fan-out item's agent): its tools
     route: Route
@@ -123,7 +125,44 @@ class _Prepared:
         return contract
 
 
+class _Stops:
+    """The holders a ledger's driver stopped, as that ledger's ``stops`` tells this process:
+    one long call kept open per process (see ``ledger``), not one per task."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self.stopped: dict[str, str] = {}  # a stop may come before its task starts here
+        self.runs: dict[str, Callable[[str], None]] = {}
+        self.gone = False
+        self._follow = asyncio.ensure_future(self.follow())
+
+    async def follow(self) -> None:
+        seen = 0
+        try:
+            while True:
+                seen, new = await self.ledger.stops.remote(seen)
+                for holder, reason in new:
+                    self.stopped[holder] = reason
+                    if holder in self.runs:
+                        self.runs[holder](reason)
+        except Exception:  # the ledger is gone with its driver: nobody waits for these runs
+            self.gone = True
+            for stop in list(self.runs.values()):
+                stop("the driver is gone")
+
+    def watch(self, holder: str, stop: Callable[[str], None]) -> None:
+        self.runs[holder] = stop
+        if holder in self.stopped:
+            stop(self.stopped[holder])
+        elif self.gone:
+            stop("the driver is gone")
+
+    def unwatch(self, holder: str) -> None:
+        self.runs.pop(holder, None)
+
+
 _prepared: dict[str, _Prepared] = {}  # by the workspace's object id, oldest first
+_stops: dict[str, _Stops] = {}  # by ledger
 _loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -209,7 +248,16 @@ async def _run(
     result = work.result
     result.node = node
     stopped: list[str] = []  # why the driver stopped this run, once it has
-    watch = asyncio.wrap_future(ledger.watch.remote(work.holder).future())
+    stop: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    follower = _stops.get(work.ledger)
+    if follower is None:
+        follower = _stops[work.ledger] = _Stops(ledger)
+
+    def on_stop(why: str) -> None:
+        if not stop.done():
+            stop.set_result(why or "cancelled")
+
+    follower.watch(work.holder, on_stop)
     tools = None
     scrub: Callable[[str], str] = str
     try:
@@ -242,12 +290,10 @@ async def _run(
             output=prepared.contract(work.agent, work.output),
         )
         running = asyncio.ensure_future(agent_run.run())
-        await asyncio.wait({running, watch}, return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [running, stop]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if not running.done():
-            try:
-                stopped.append(watch.result() or "cancelled")
-            except Exception:  # the ledger is gone with its driver: nobody waits for this run
-                stopped.append("the driver is gone")
+            stopped.append(stop.result())
             running.cancel()
             try:
                 await running
@@ -261,14 +307,13 @@ async def _run(
         result.status = AgentStatus.FAILED
         result.error = scrub(describe_exception(failure))
     finally:
-        watch.cancel()
+        follower.unwatch(work.holder)
         if tools is not None:
             try:
                 for event in await tools.aclose():
                     outbox.emit(event)
             except Exception:  # a server that will not close leaves its stderr unsent
                 pass
-        ledger.finish.remote(work.holder)
         outbox.close(result)
 
 
