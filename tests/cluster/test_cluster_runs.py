@@ -4,18 +4,28 @@ task, the engine, the history and the cost ledger on the driver; against the tes
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import agentops
 from agentops.runtime.events import AgentFinished, AgentStatus, RunStatus
-from agentops.testing.server import OpenAITestServer, call_tool_until
+from agentops.testing.server import Fault, OpenAITestServer, call_tool_until
 from tests.support.ray_cluster import RAY_ENV, LocalCluster
-from tests.support.reliability import KEY, KEY_ENV, cli_env, run_agentops, write_workflow
+from tests.support.reliability import (
+    KEY,
+    KEY_ENV,
+    agent_of,
+    cli_env,
+    run_agentops,
+    write_workflow,
+)
+from tests.support.tool import stdio_server, write_kb_server
 
 pytestmark = pytest.mark.ray
 
@@ -187,3 +197,75 @@ def test_an_agent_no_node_can_take_is_exit_2_naming_it(
     assert completed.returncode == 2, completed.stderr
     assert "agent 'gpu' needs num_cpus 1, num_gpus 1 on one node" in completed.stderr
     assert server.requests == []
+
+
+def test_an_mcp_server_starts_on_the_worker_and_its_calls_and_stderr_reach_the_history(
+    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster, key: None
+) -> None:
+    write_kb_server(tmp_path)  # travels with the folder; the worker starts it there
+    server.reply = call_tool_until("lookup", {"key": "alpha"})
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [{"name": "a", "tools": ["kb.lookup"]}],
+    )
+    document = yaml.safe_load(flow.read_text(encoding="utf-8"))
+    document["tools"] = {"kb": stdio_server(mcp={"env": {"KB_TOKEN": "${KB_TOKEN}"}})}
+    flow.write_text(yaml.safe_dump(document), encoding="utf-8")
+    db = tmp_path / "history.db"
+    token = "kb-secret-token-123"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KB_TOKEN", token)  # travels as the job's environment, never as arguments
+        result = agentops.run(flow, executor="ray", ray_address=ray_cluster.address, db=db)
+
+    agent = result.agents["a"]
+    assert result.status is RunStatus.SUCCEEDED, agent.error
+    assert [(c.tool, c.result) for c in agent.tool_calls] == [("kb.lookup", "1")]
+    with sqlite3.connect(db) as history:
+        servers = history.execute("SELECT name, stderr FROM tool_servers").fetchall()
+    # Two ran: the driver's, started to list its tools and check it before any call, and the
+    # worker's, which the call went to (its stderr masked there).
+    assert [name for name, _ in servers] == ["kb", "kb"]
+    assert sum("lookup alpha with token ***" in stderr for _, stderr in servers) == 1
+    assert not any(token in stderr for _, stderr in servers)
+
+
+def test_a_failed_run_is_resumed_on_the_cluster_without_calling_what_succeeded(
+    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster, key: None
+) -> None:
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [{"name": "first"}, {"name": "second", "depends_on": "first", "retries": 0}],
+        prices=PRICES,
+        policies={"cost_cap": 1.0},
+    )
+    db = tmp_path / "history.db"
+    server.inject(Fault(kind="status", status=400), match=lambda body: "second" in str(body))
+    failed = agentops.run(flow, executor="ray", ray_address=ray_cluster.address, db=db)
+    assert failed.agents["second"].status is AgentStatus.FAILED
+
+    resumed = agentops.resume(
+        failed.workflow_run_id, db=db, executor="ray", ray_address=ray_cluster.address
+    )
+
+    assert resumed.status is RunStatus.SUCCEEDED
+    assert resumed.agents["first"].reused and resumed.agents["second"].node is not None
+    assert [agent_of(r.body) for r in server.requests] == ["first", "second", "second"]
+    assert resumed.spent_before == pytest.approx(failed.cost)
+
+
+def test_a_program_connected_to_ray_itself_is_used_as_it_is_and_left_connected(
+    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster, key: None
+) -> None:
+    import ray
+
+    flow = write_workflow(tmp_path / "flow.yaml", server.base_url, [{"name": "a"}, {"name": "b"}])
+    ray.init(address=ray_cluster.address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        result = agentops.run(flow, executor="ray")  # its provider key goes with each task
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+    assert result.status is RunStatus.SUCCEEDED
+    assert {a.node for a in result.agents.values()} <= set(ray_cluster.node_ids)

@@ -35,7 +35,8 @@ def test_a_lost_holder_is_charged_its_open_holds_in_full_and_refused_afterwards(
         await ledger.settle("b", in_flight, 0.0)
         assert (await ledger.snapshot()).spent == pytest.approx(0.5)
         assert (await ledger.reserve("b", 0.01))[0] is None
-        assert await ledger.stops(0) == (1, [("b", "")])
+        news = await ledger.follow(0, 0)
+        assert (news.stops, news.stopped) == (1, [("b", "")])
 
     run(scenario())
 
@@ -57,29 +58,27 @@ def test_a_reservation_waiting_when_its_holder_is_lost_is_given_back_not_charged
     run(scenario())
 
 
-def test_stops_answer_each_follower_with_the_holders_stopped_since_it_last_asked() -> None:
+def test_follow_answers_each_worker_process_with_the_stops_and_pauses_since_it_asked() -> None:
     async def scenario() -> None:
         ledger = Ledger(cap=None, spent=0.0)
-        await ledger.stop("early", "timed out")  # before any follower asked: still heard
-        assert await ledger.stops(0) == (1, [("early", "timed out")])
-        one = asyncio.ensure_future(ledger.stops(1))
-        other = asyncio.ensure_future(ledger.stops(1))
+        await ledger.stop("early", "timed out")  # before any process asked: still heard
+        news = await ledger.follow(0, 0)
+        assert (news.stops, news.stopped, news.pauses) == (1, [("early", "timed out")], 0)
+        one = asyncio.ensure_future(ledger.follow(1, 0))
+        other = asyncio.ensure_future(ledger.follow(1, 0))
         await asyncio.sleep(0.01)
         assert not one.done()  # a long call: it answers when something changes
         await ledger.stop("a", "interrupted by SIGINT")
         await ledger.stop("a", "again")  # a holder is stopped once
-        assert await one == await other == (2, [("a", "interrupted by SIGINT")])
-
-    run(scenario())
-
-
-def test_pauses_travel_in_every_answer() -> None:
-    async def scenario() -> None:
-        ledger = Ledger(cap=1.0, spent=0.0)
-        await ledger.pause("openai", 5.0)
-        _, snapshot = await ledger.reserve("a", 0.1)
-        assert snapshot.pauses == 1
-        [(provider, left)] = snapshot.paused
+        for answer in (await one, await other):
+            assert (answer.stops, answer.stopped) == (2, [("a", "interrupted by SIGINT")])
+        paused = asyncio.ensure_future(ledger.follow(2, 0))
+        await asyncio.sleep(0.01)
+        assert not paused.done()
+        await ledger.pause("openai", 5.0)  # a 429 on one node: every process hears at once
+        news = await paused
+        [(provider, left)] = news.state.paused
+        assert news.stopped == [] and news.pauses == 1
         assert provider == "openai" and 4.0 < left <= 5.0
 
     run(scenario())

@@ -11,11 +11,14 @@ rewrites 127.0.0.1 to the machine's other address. ``start`` checks that every n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
@@ -43,9 +46,34 @@ class LocalCluster:
         return node, node_id
 
     def remove_node(self, node: Any, node_id: str) -> None:
-        """Kill a node's processes at once (``allow_graceful=False``: as a lost machine)."""
+        """Kill every process of a node at once, as a lost machine: its worker processes with
+        SIGKILL first (left to themselves they notice their raylet is gone only a second or so
+        later, and may finish a call meanwhile), then Ray's own (``allow_graceful=False``)."""
+        own = [info.process.pid for infos in node.all_processes.values() for info in infos]
+        for pid in _descendants(own):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.cluster.remove_node(node, allow_graceful=False)
         self.node_ids.remove(node_id)
+
+
+def _descendants(roots: list[int]) -> list[int]:
+    """Every process below ``roots``, from ``/proc`` (the worker processes a raylet started)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    waiting = list(roots)
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            found.append(child)
+            waiting.append(child)
+    return found
 
 
 def loopback_nodes(address: str) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ settled as zero, and whatever it asks later is refused.
 
 A call costs two round trips (reserve, settle), one without a cap (settle). What else the
 workers need travels without asking: every answer carries a ``Snapshot`` (spent, the pauses
-under way), and each worker process keeps one long call open (``stops``) that answers when the
-driver stops a holder. The concurrency slots (``policies.max_concurrency``) are the driver's:
+under way), and each worker process keeps one long call open (``follow``) that answers when the
+driver stops a holder or a 429 begins a pause. The concurrency slots (``policies.max_concurrency``) are the driver's:
 at most that many agent runs are under way on the cluster, and each makes one call at a time.
 
 ``LedgerLimits`` is the ``CallLimits`` (and ``LedgerBudget`` the ``Budget``) of a worker's agent
@@ -51,6 +51,16 @@ class Snapshot:
     paused: tuple[tuple[str, float], ...] = ()  # (provider, seconds left) of pauses under way
 
 
+@dataclass(frozen=True)
+class News:
+    """What ``Ledger.follow`` answers a worker process: the stops and the pauses so far."""
+
+    stops: int  # holders stopped so far
+    stopped: list[tuple[str, str]]  # (holder, why) of those stopped since the caller last asked
+    pauses: int  # pause changes so far
+    state: Snapshot  # its ``paused``: the pauses under way
+
+
 @dataclass
 class _Holder:
     """What one task attempt holds: its open reservations, by number."""
@@ -70,7 +80,8 @@ class Ledger:
         self._numbers = itertools.count(1)
         self._stopped: set[str] = set()
         self._stops: list[tuple[str, str]] = []  # (holder, why), in the order they were stopped
-        self._stops_changed: asyncio.Condition | None = None
+        self._pauses_changed = 0
+        self._followed: asyncio.Condition | None = None
 
     # --- the budget ---------------------------------------------------------------------------
 
@@ -104,9 +115,11 @@ class Ledger:
         return self._changed()
 
     async def pause(self, provider: str, seconds: float) -> None:
-        """A 429 asked for ``seconds``: every worker hears of it in its next answer."""
+        """A 429 asked for ``seconds``: every worker process hears of it at once (``follow``)."""
         self.pauses.pause(provider, seconds)
+        self._pauses_changed += 1
         self._changed()
+        await self._notify()
 
     # --- holders ------------------------------------------------------------------------------
 
@@ -127,24 +140,29 @@ class Ledger:
         if holder not in self._stopped:
             self._stopped.add(holder)
             self._stops.append((holder, reason))
-            async with self._condition():
-                self._condition().notify_all()
+            await self._notify()
 
-    async def stops(self, seen: int) -> tuple[int, list[tuple[str, str]]]:
-        """Answers once more than ``seen`` holders have been stopped: how many now, and the
-        holders stopped since (with why). Each worker process keeps one of these open, so a
-        stop costs no call per task."""
+    async def follow(self, stops: int, pauses: int) -> News:
+        """Answers once a holder has been stopped since ``stops`` of them were, or a pause begun
+        or extended since the ``pauses``-th change. Each worker process keeps one of these
+        open, so neither costs a call per task."""
         async with self._condition():
-            await self._condition().wait_for(lambda: len(self._stops) > seen)
-        return len(self._stops), self._stops[seen:]
+            await self._condition().wait_for(
+                lambda: len(self._stops) > stops or self._pauses_changed > pauses
+            )
+        return News(len(self._stops), self._stops[stops:], self._pauses_changed, self._state())
+
+    async def _notify(self) -> None:
+        async with self._condition():
+            self._condition().notify_all()
 
     async def snapshot(self) -> Snapshot:
         return self._state()
 
     def _condition(self) -> asyncio.Condition:
-        if self._stops_changed is None:  # made on the actor's loop, at first use
-            self._stops_changed = asyncio.Condition()
-        return self._stops_changed
+        if self._followed is None:  # made on the actor's loop, at first use
+            self._followed = asyncio.Condition()
+        return self._followed
 
     def _state(self) -> Snapshot:
         now = time.monotonic()
@@ -231,12 +249,15 @@ class LedgerLimits:
     newest ``Snapshot`` seen. Its slots are local: the driver lets at most ``max_concurrency``
     agent runs onto the cluster, each of which calls one at a time (``in_flight`` counts here)."""
 
-    def __init__(self, actor: Any, holder: str, cap: float | None) -> None:
+    def __init__(
+        self, actor: Any, holder: str, cap: float | None, pauses: ProviderPauses | None = None
+    ) -> None:
         self.actor = actor
         self.holder = holder
         self.cap = cap
         self.latest = Snapshot()
-        self.pauses = ProviderPauses()  # the ledger's, from the snapshots
+        # The ledger's pauses: a worker process's, kept by its ``follow``, and the snapshots'.
+        self.pauses = pauses if pauses is not None else ProviderPauses()
         self.budget = LedgerBudget(self)
         self.in_flight = 0
 
@@ -267,6 +288,7 @@ __all__ = [
     "LedgerBudget",
     "LedgerLimits",
     "LedgerReservation",
+    "News",
     "Snapshot",
     "start_ledger",
 ]

@@ -43,6 +43,7 @@ from agentops.runtime.events import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    CostWarning,
     ToolCallFinished,
     ToolCallRecord,
 )
@@ -127,6 +128,7 @@ class RayAgentRunner:
             output=None if output is None else (output.schema, output.retries),
             tools=agent_run.tools is not None,
             cap=self.limits.cap,
+            warned=frozenset(agent_run.context.warned_models),
         )
         losses: list[str] = []
         started = False
@@ -233,6 +235,11 @@ class _Feed:
                 self.attempts.append(event.attempt)
             elif isinstance(event, ToolCallFinished):
                 self.calls.append(event.call)
+            elif isinstance(event, CostWarning):  # once per workflow run, as in one process
+                warned = self.run.context.warned_models
+                if self.run.route.model in warned:
+                    continue
+                warned.add(self.run.route.model)
             emit(event)
         if shipment.result is not None:
             _adopt(result, shipment.result)

@@ -166,6 +166,7 @@ def open_cluster(
             ray.init(**settings)
         except Exception as error:
             raise ConfigurationError(_init_failure(address, error)) from None
+        _cluster_news_to_stderr()
         cluster = Cluster(ray, loaded, where=where, owned=True, options={})
     try:
         check_resources(workflow, ray.nodes(), cluster.where)
@@ -173,6 +174,25 @@ def open_cluster(
         cluster.close()
         raise
     return cluster
+
+
+def _cluster_news_to_stderr() -> None:
+    """Ray's driver prints what the cluster reports (a node marked dead, a worker killed for
+    memory) on stdout, where ``--json`` output and the terminal view are: send it to stderr.
+    Ray's own function is wrapped (a private one: left alone if it is not there)."""
+    try:
+        from ray._private import worker
+    except ImportError:
+        return
+    show = getattr(worker, "print_to_stdstream", None)
+    if show is None or getattr(show, "to_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        show({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.to_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def probe(address: str) -> None:

@@ -15,8 +15,8 @@ ledger's ``CallLimits`` (``ledger.LedgerLimits``) for its reservations and slots
 are batched: the first one starts a ``FLUSH_SECONDS`` clock, and everything emitted until it
 runs out travels in one shipment, with the ledger's latest snapshot; the last shipment
 carries the settled ``AgentResult`` (with the node's id). A stop comes from the driver
-through the ledger (``Ledger.stops``, which this process follows with one long call per
-ledger): the run is cancelled, its attempt in flight recorded and settled, and the result goes
+through the ledger (``Ledger.follow``, which this process keeps one long call open on per
+ledger, and which also brings the pauses a 429 on any node began): the run is cancelled, its attempt in flight recorded and settled, and the result goes
 back as cancelled.
 """
 
@@ -29,12 +29,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agentops.cluster.ledger import LedgerLimits, Snapshot
+from agentops.cluster.ledger import LedgerLimits, News, Snapshot
 from agentops.errors import describe_exception
 from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.agent_run import AgentRun, RunContext
 from agentops.runtime.events import AgentResult, AgentStatus, Event
 from agentops.runtime.executor import InProcessExecutor
+from agentops.runtime.limits import ProviderPauses
 from agentops.runtime.messages import ChatRequest
 from agentops.runtime.pricing import PriceBook
 from agentops.runtime.provider import Route
@@ -72,6 +73,7 @@ class AgentWork:
     output: tuple[Any, int] | None  # the output schema and its re-asks
     tools: bool
     cap: float | None
+    warned: frozenset[str] = frozenset()  # models the run already warned have no price
 
 
 @dataclass(frozen=True)
@@ -125,23 +127,28 @@ class _Prepared:
         return contract
 
 
-class _Stops:
-    """The holders a ledger's driver stopped, as that ledger's ``stops`` tells this process:
-    one long call kept open per process (see ``ledger``), not one per task."""
+class _Follower:
+    """What a ledger tells this process without being asked (``Ledger.follow``, one long call
+    kept open per process, not one per task): the holders its driver stopped, and the pauses a
+    429 on any node began, which every agent run of this process waits out before calling."""
 
     def __init__(self, ledger: Any) -> None:
         self.ledger = ledger
+        self.pauses = ProviderPauses()
         self.stopped: dict[str, str] = {}  # a stop may come before its task starts here
         self.runs: dict[str, Callable[[str], None]] = {}
         self.gone = False
         self._follow = asyncio.ensure_future(self.follow())
 
     async def follow(self) -> None:
-        seen = 0
+        stops = pauses = 0
         try:
             while True:
-                seen, new = await self.ledger.stops.remote(seen)
-                for holder, reason in new:
+                news: News = await self.ledger.follow.remote(stops, pauses)
+                stops, pauses = news.stops, news.pauses
+                for provider, seconds in news.state.paused:
+                    self.pauses.pause(provider, seconds)
+                for holder, reason in news.stopped:
                     self.stopped[holder] = reason
                     if holder in self.runs:
                         self.runs[holder](reason)
@@ -162,7 +169,7 @@ class _Stops:
 
 
 _prepared: dict[str, _Prepared] = {}  # by the workspace's object id, oldest first
-_stops: dict[str, _Stops] = {}  # by ledger
+_followers: dict[str, _Follower] = {}  # by ledger
 _loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -243,15 +250,15 @@ async def _run(
     out: queue.SimpleQueue[Shipment],
 ) -> None:
     """Run ``work`` to a settled result and put it, last, on ``out``; this never raises."""
-    limits = LedgerLimits(ledger, work.holder, work.cap)
+    follower = _followers.get(work.ledger)
+    if follower is None:
+        follower = _followers[work.ledger] = _Follower(ledger)
+    limits = LedgerLimits(ledger, work.holder, work.cap, follower.pauses)
     outbox = _Outbox(out, limits)
     result = work.result
     result.node = node
     stopped: list[str] = []  # why the driver stopped this run, once it has
     stop: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    follower = _stops.get(work.ledger)
-    if follower is None:
-        follower = _stops[work.ledger] = _Stops(ledger)
 
     def on_stop(why: str) -> None:
         if not stop.done():
@@ -271,6 +278,7 @@ async def _run(
             backoff=prepared.workflow.policies.backoff,
             stop_reason=lambda: stopped[0] if stopped else None,
             scrub=scrub,
+            warned_models=set(work.warned),
         )
         toolbox = None
         if work.tools:
