@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from agentops.assembly import (
 from agentops.errors import StoreError
 from agentops.runtime.budget import check_cap
 from agentops.runtime.engine import Engine
-from agentops.runtime.events import AgentResult, Subscriber, WorkflowResult
+from agentops.runtime.events import AgentResult, Decision, Subscriber, WorkflowResult
 from agentops.runtime.executor import Executor
 from agentops.tracing import SpanRef
 from agentops.workflow.loader import load_workflow_text
@@ -120,6 +120,7 @@ async def arun(
         run = assembly.workflow_run(
             inputs=prepared.inputs,
             reused=reused,
+            decisions=_resume.decisions if _resume else None,
             resumed_from=_resume.workflow_run_id if _resume else None,
             spent_before=_resume.spent if _resume else 0.0,
             links=[_resume.trace] if _resume is not None and _resume.trace is not None else [],
@@ -146,6 +147,7 @@ class _ResumeContext:
     reused: dict[str, AgentResult]
     spent: float
     trace: SpanRef | None = None  # the resumed run's workflow span, when it was traced
+    decisions: dict[str, Decision] = field(default_factory=dict)  # its ``when`` decisions
 
 
 async def aresume(
@@ -176,7 +178,9 @@ async def aresume(
         if state.trace_id and state.trace_span_id
         else None
     )
-    context = _ResumeContext(workflow_run_id, dict(state.succeeded), state.cost_spent, trace)
+    context = _ResumeContext(
+        workflow_run_id, dict(state.succeeded), state.cost_spent, trace, dict(state.decisions)
+    )
     return await arun(loaded, inputs=inputs, db=location, _resume=context, **options)
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from agentops.errors import Diagnostic, StoreError, UsageError, WorkflowError
 from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.engine import Engine, RunOptions
-from agentops.runtime.events import AgentResult, RunStatus, Subscriber
+from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber
 from agentops.runtime.executor import Executor
 from agentops.runtime.limits import CallLimits
 from agentops.runtime.pricing import PriceBook
@@ -326,6 +326,7 @@ class RunAssembly:
         *,
         inputs: Mapping[str, Any],
         reused: Mapping[str, AgentResult] | None = None,
+        decisions: Mapping[str, Decision] | None = None,
         resumed_from: int | None = None,
         spent_before: float = 0.0,
         batch_row: int | None = None,
@@ -351,6 +352,7 @@ class RunAssembly:
             source=prepared.loaded.source,
             source_path=prepared.loaded.path,
             reused=reused or {},
+            decisions=decisions or {},
             resumed_from=resumed_from,
             spent_before=spent_before,
             cost_cap=self.cost_cap,

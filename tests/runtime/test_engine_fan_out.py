@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,33 +19,14 @@ from agentops.runtime.events import (
     RunStatus,
     SkipCause,
 )
-from agentops.testing.server import OpenAITestServer
+from agentops.testing.server import Fault, OpenAITestServer
 from tests.support.engine import EventLog, workflow_on
-
-SECTIONS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "sections": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"title": {"type": "string"}},
-                "required": ["title"],
-            },
-        }
-    },
-    "required": ["sections"],
-}
-LABEL_SCHEMA = {
-    "type": "object",
-    "properties": {"label": {"enum": ["bug", "feature", "question"]}},
-    "required": ["label"],
-}
+from tests.support.fan_out import ROUTING, SECTIONS
 
 
 def planner_and_writer(**writer: Any) -> list[dict[str, Any]]:
     return [
-        {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS_SCHEMA}},
+        {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS}},
         {
             "name": "writer",
             "for_each": "planner.output.sections",
@@ -191,25 +173,6 @@ def test_the_cost_cap_stops_starting_items_and_fails_the_agent(server: OpenAITes
     assert result.cost <= 0.5
 
 
-ROUTING = [
-    {"name": "triage", "task": "Classify the ticket.", "output": {"schema": LABEL_SCHEMA}},
-    {
-        "name": "fix_bug",
-        "depends_on": "triage",
-        "when": "triage.output.label == 'bug'",
-        "task": "Fix it.",
-    },
-    {"name": "test_fix", "depends_on": "fix_bug", "task": "Test the fix."},
-    {
-        "name": "plan_feature",
-        "depends_on": "triage",
-        "when": "triage.output.label == 'feature'",
-        "task": "Plan it.",
-    },
-    {"name": "reply", "depends_on": {"any": ["test_fix", "plan_feature"]}, "task": "Reply."},
-]
-
-
 def test_routing_skips_the_branch_not_taken_and_the_run_succeeds(server: OpenAITestServer) -> None:
     server.answer_when("Classify the ticket", {"label": "feature"})
     result = agentops.run(workflow_on(server, ROUTING))
@@ -240,3 +203,36 @@ def test_a_skip_behind_a_failure_is_a_dependency_skip(server: OpenAITestServer) 
     assert result.agents["plan_feature"].skip_cause is SkipCause.ROUTED
     assert result.agents["reply"].skip_cause is SkipCause.DEPENDENCY
     assert result.status is RunStatus.FAILED
+
+
+def test_a_resume_reuses_finished_items_and_recorded_decisions(
+    server: OpenAITestServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "history.db"
+    server.answer_when("Outline a report", sections("Alpha", "Broken", "Gamma"))
+    server.answer_when("Classify the ticket", {"label": "feature"})
+    server.inject(Fault(kind="status", status=400), match=lambda b: "'Broken'" in json.dumps(b))
+    notify = {"name": "notify", "when": "inputs.channel == 'email'", "task": "Send mail."}
+    agents = [*planner_and_writer(), *ROUTING, notify]
+    workflow = workflow_on(server, agents, inputs={"channel": "none"})
+    first = agentops.run(workflow, db=db)
+    assert first.agents["notify"].skip_cause is SkipCause.ROUTED
+    assert first.status is RunStatus.FAILED
+    assert first.agents["writer"].status is AgentStatus.FAILED
+    before = len(server.requests)
+
+    # With this input notify's condition would now hold: the recorded decision must win.
+    second = agentops.resume(first.workflow_run_id, db=db, inputs={"channel": "email"})
+    assert second.status is RunStatus.SUCCEEDED
+    again = prompts(server)[before:]
+    assert [p for p in again if p.startswith("Write")] == ["Write the section 'Broken' (2 of 3)."]
+    assert not any(
+        p.startswith(("Outline", "Classify", "Fix it", "Plan it", "Send mail")) for p in again
+    )
+    assert second.agents["notify"].skip_cause is SkipCause.ROUTED
+    writer = second.agents["writer"]
+    assert [i.reused for i in writer.instances or []] == [True, False, True]
+    assert json.loads(writer.output or "")[0] == json.loads(first.agents["writer"].output or "")[0]
+    assert second.agents["fix_bug"].skip_cause is SkipCause.ROUTED
+    # The editor ran on the whole list, the resumed item included.
+    assert any(p.startswith("Join:") and "Broken" in p for p in again)

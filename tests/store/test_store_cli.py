@@ -137,6 +137,7 @@ def test_list_runs(history: History) -> None:
         "workflow_run_id",
         "workflow",
         "agent",
+        "name",
         "status",
         "model",
         "provider",
@@ -153,6 +154,11 @@ def test_list_runs(history: History) -> None:
         "output",
         "error",
         "value",
+        "item_index",
+        "item",
+        "item_count",
+        "skip_cause",
+        "decision",
     ]
     assert (
         listed[1]["output"] == "final draft"

@@ -263,6 +263,7 @@ def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
         "outcomes": lambda: reader.agent_outcomes(3),
         "starts": lambda: reader.agent_starts(3),
         "agent": lambda: reader.agent_run_in(3, "a"),
+        "instance": lambda: reader.agent_run_in(3, "a[1]"),
         "chain": lambda: reader.resume_chain(9),
     }
     try:

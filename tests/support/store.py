@@ -4,6 +4,7 @@ program left it, and reading a database directly with ``sqlite3``."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -15,13 +16,19 @@ import yaml
 from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
+    AgentStarted,
     AgentStatus,
     Attempt,
+    Decision,
+    Event,
+    FanOutStarted,
     RunStatus,
+    SkipCause,
     Usage,
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
+    instance_key,
 )
 from agentops.store import RunRecorder, Store, open_store
 from agentops.workflow.spec import Agent, Policies, Workflow
@@ -179,6 +186,141 @@ def record(
         settled[result.name] = result
     if status is not None:
         recorder(finished(workflow, settled, status, started_at=event.started_at))
+    assert recorder.workflow_run_id is not None
+    return recorder.workflow_run_id
+
+
+# --- fan-out and routing, as the engine emits them -------------------------------------------
+
+
+def fan_out_workflow(name: str = "report", *, cost_cap: float | None = None) -> Workflow:
+    """planner -> writer (one per section) -> editor; triage -> fix_bug / plan_feature (routed)."""
+    model = "gpt-4o-mini"
+    return Workflow(
+        name=name,
+        policies=Policies(cost_cap=cost_cap),
+        agents=[
+            Agent(name="planner", model=model, task="Outline a report."),
+            Agent(
+                name="writer",
+                model=model,
+                task="Write {{ item.title }}.",
+                for_each="planner.output.sections",
+            ),
+            Agent(name="editor", model=model, task="Join {{ writer.output }}", depends_on="writer"),
+            Agent(name="triage", model=model, task="Classify."),
+            Agent(
+                name="fix_bug",
+                model=model,
+                task="Fix it.",
+                depends_on="triage",
+                when="triage.output.label == 'bug'",
+            ),
+            Agent(
+                name="plan_feature",
+                model=model,
+                task="Plan it.",
+                depends_on="triage",
+                when="triage.output.label == 'feature'",
+            ),
+        ],
+    )
+
+
+def instance_of(
+    agent: str, index: int, item: Any, result: AgentResult | None = None, *, cost: float = 0.1
+) -> AgentResult:
+    """Item ``index`` of fan-out ``agent``: ``result`` (named ``writer[2]``), or one that succeeded."""
+    key = instance_key(agent, index)
+    if result is None:
+        result = succeeded(key, f"section {index}", cost=cost)
+    result.name, result.agent, result.item_index, result.item = key, agent, index, item
+    return result
+
+
+def fan_out_of(
+    agent: str, instances: list[AgentResult], *, item_count: int | None = None
+) -> AgentResult:
+    """The fan-out agent's own result, as the engine settles it: the list of its items'
+    outputs, its instances, and their usage and cost summed (it made no call itself)."""
+    ok = all(i.status is AgentStatus.SUCCEEDED for i in instances)
+    count = len(instances) if item_count is None else item_count
+    ok = ok and count == len(instances)
+    outputs = [i.output if i.status is AgentStatus.SUCCEEDED else None for i in instances]
+    usage = Usage()
+    for i in instances:
+        usage = usage + i.usage
+    return AgentResult(
+        name=agent,
+        status=AgentStatus.SUCCEEDED if ok else AgentStatus.FAILED,
+        model="gpt-4o-mini",
+        provider="openai",
+        output=json.dumps(outputs),
+        value=outputs,
+        error=None
+        if ok
+        else f"{count - sum(i.status is AgentStatus.SUCCEEDED for i in instances)} of {count} items did not succeed",
+        usage=usage,
+        cost=sum(i.cost or 0.0 for i in instances),
+        started_at=T0,
+        finished_at=T0 + 5,
+        instances=instances,
+        item_count=count,
+    )
+
+
+LABEL = "triage.output.label"
+
+
+def routed_away(name: str, expression: str, values: Mapping[str, Any]) -> AgentResult:
+    """An agent whose ``when`` was false: skipped, routed, with its decision."""
+    shown = ", ".join(f"{path.rsplit('.', 1)[-1]}: {value!r}" for path, value in values.items())
+    result = not_run(name, AgentStatus.SKIPPED, f"when {expression} was false ({shown})")
+    result.skip_cause = SkipCause.ROUTED
+    result.decision = Decision(expression, False, dict(values))
+    return result
+
+
+def routed_to(result: AgentResult, expression: str, values: Mapping[str, Any]) -> AgentResult:
+    """``result`` of an agent whose ``when`` held."""
+    result.decision = Decision(expression, True, dict(values))
+    return result
+
+
+def fan_out_events(agent: str, fan_out: AgentResult) -> list[Event]:
+    """What the engine emits for a fan-out agent: its start, each instance's start and end,
+    then its own end."""
+    instances = fan_out.instances or []
+    events: list[Event] = [FanOutStarted(agent, fan_out.item_count or len(instances), T0)]
+    for instance in instances:
+        events.append(AgentStarted(instance.name, "gpt-4o-mini", "openai", "[user]", T0))
+        events.append(AgentFinished(instance))
+    events.append(AgentFinished(fan_out))
+    return events
+
+
+def record_events(
+    store: Store,
+    workflow: Workflow,
+    events: Iterable[Event],
+    status: RunStatus | None,
+    *,
+    agents: Mapping[str, AgentResult] | None = None,
+    **start: Any,
+) -> int:
+    """Drive a RunRecorder through ``events`` between the run's start and its end (``status``
+    None: none, as a killed process). The end's agents: ``agents``, or every result settled
+    (by name, fan-out instances only under their agent)."""
+    recorder = RunRecorder(store)
+    event = started(workflow, **start)
+    recorder(event)
+    settled: dict[str, AgentResult] = dict(event.reused)
+    for each in events:
+        recorder(each)
+        if isinstance(each, AgentFinished) and each.result.item_index is None:
+            settled[each.result.name] = each.result
+    if status is not None:
+        recorder(finished(workflow, settled if agents is None else agents, status))
     assert recorder.workflow_run_id is not None
     return recorder.workflow_run_id
 

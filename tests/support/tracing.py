@@ -35,6 +35,9 @@ class SpanView:
     status_message: str
     links: list[tuple[str, str]] = field(default_factory=list)
     resource: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, int, dict[str, Any]]] = field(
+        default_factory=list
+    )  # name, time, attributes
 
     @property
     def operation(self) -> str:
@@ -62,6 +65,17 @@ def view_of(span: ReadableSpan) -> SpanView:
             (f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") for link in span.links
         ],
         resource=dict(span.resource.attributes),
+        events=[
+            (
+                event.name,
+                event.timestamp,
+                {
+                    k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in (event.attributes or {}).items()
+                },
+            )
+            for event in span.events
+        ],
     )
 
 
@@ -100,6 +114,10 @@ def views_of_request(request: ExportTraceServiceRequest) -> Iterator[SpanView]:
                     status_message=span.status.message,
                     links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
                     resource=resource,
+                    events=[
+                        (event.name, event.time_unix_nano, _attributes(event.attributes))
+                        for event in span.events
+                    ],
                 )
 
 
@@ -196,23 +214,34 @@ def by_operation(spans: Iterable[SpanView], operation: str) -> list[SpanView]:
 def check_tree(
     spans: list[SpanView],
 ) -> tuple[SpanView, dict[str, SpanView], dict[str, list[SpanView]]]:
-    """One trace: one root workflow span, agent spans under it, chat spans under their agent.
-    Returns (root, agent span by name, chat spans by agent name)."""
+    """One trace: one root workflow span, agent spans under it, a fan-out's item spans under
+    its agent's, chat spans under their agent or item. Returns (root, agent span by name,
+    chat spans by agent name), items named as the engine names them (``writer[2]``)."""
     roots = by_operation(spans, "invoke_workflow")
     assert len(roots) == 1, [s.name for s in spans]
     root = roots[0]
     assert root.parent_id is None and root.kind == "INTERNAL"
     assert {s.trace_id for s in spans} == {root.trace_id}
-    agents = {
-        str(s.attributes["gen_ai.agent.name"]): s for s in by_operation(spans, "invoke_agent")
-    }
-    assert len(agents) == len(by_operation(spans, "invoke_agent")), "one span per agent"
-    for name, agent in agents.items():
-        assert agent.parent_id == root.span_id and agent.kind == "INTERNAL"
-        assert agent.name == f"invoke_agent {name}"
-        assert root.start <= agent.start <= agent.end <= root.end
-    chats: dict[str, list[SpanView]] = {}
+    invocations = by_operation(spans, "invoke_agent")
+    top = [s for s in invocations if s.parent_id == root.span_id]
+    agents = {str(s.attributes["gen_ai.agent.name"]): s for s in top}
+    assert len(agents) == len(top), "one span per agent"
     by_id = {a.span_id: name for name, a in agents.items()}
+    for span in invocations:
+        name = str(span.attributes["gen_ai.agent.name"])
+        assert span.kind == "INTERNAL" and span.name == f"invoke_agent {name}"
+        if span.parent_id == root.span_id:
+            parent = root
+        else:  # an item of a fan-out: under its agent's span, named by its index
+            parent = agents[name]
+            assert parent.span_id == span.parent_id, span
+            assert "agentops.fan_out.item_count" in parent.attributes
+            key = f"{name}[{span.attributes['agentops.item.index']}]"
+            assert key not in agents, f"one span per item: {key}"
+            agents[key] = span
+            by_id[span.span_id] = key
+        assert parent.start <= span.start <= span.end <= parent.end
+    chats: dict[str, list[SpanView]] = {}
     for chat in by_operation(spans, "chat"):
         assert chat.kind == "CLIENT" and chat.parent_id in by_id, chat
         owner = by_id[chat.parent_id]

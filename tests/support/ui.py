@@ -12,11 +12,14 @@ from agentops.runtime.events import (
     AgentResult,
     AgentStatus,
     Attempt,
+    Event,
     RunStatus,
     Usage,
     WorkflowResult,
     WorkflowStarted,
 )
+from agentops.ui.live import LiveReporter
+from agentops.ui.reporter import Reporter
 from agentops.workflow.loader import load_workflow_text
 from agentops.workflow.spec import Workflow
 
@@ -120,3 +123,34 @@ def output_of(console: Console) -> str:
     file = console.file
     assert isinstance(file, io.StringIO)
     return file.getvalue()
+
+
+# --- the live view as a terminal shows it ---------------------------------------------
+
+
+class FixedClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def render(reporter: LiveReporter, *, width: int = 100, height: int = 40) -> str:
+    """The view as a terminal of ``width`` x ``height`` would show it, as plain text."""
+    console = Console(
+        file=io.StringIO(), force_terminal=True, width=width, height=height, record=True
+    )
+    console.print(reporter.view)
+    return console.export_text(styles=False)
+
+
+def row(view: str, name: str) -> str:
+    matches = [line for line in view.splitlines() if line.strip().startswith(name + " ")]
+    assert len(matches) == 1, f"no single row for {name} in:\n{view}"
+    return " ".join(matches[0].split())
+
+
+def feed(reporter: Reporter, events: list[Event]) -> None:
+    for event in events:
+        reporter(event)

@@ -173,6 +173,89 @@ def test_prompts_and_outputs_are_exported_with_the_opt_in_and_keys_still_are_not
     assert KEY.encode() not in receiver.raw()
 
 
+def test_a_fan_out_and_a_routing_decision_export_as_nested_spans_and_an_event(
+    tmp_path: Path, server: OpenAITestServer, receiver: OTLPReceiver
+) -> None:
+    """40 items: the item spans hang under their agent's, one chat each, and every call the
+    server answered is a chat span; the branch routed away is an event on the workflow span."""
+    titles = [f"section {i}" for i in range(40)]
+    server.answer_when("Outline a report", {"sections": [{"title": t} for t in titles]})
+    server.answer_when("Classify the ticket", {"label": "feature"})
+    label = {"type": "object", "properties": {"label": {"enum": ["bug", "feature"]}}}
+    sections = {
+        "type": "object",
+        "properties": {
+            "sections": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"title": {"type": "string"}}},
+            }
+        },
+        "required": ["sections"],
+    }
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        [
+            {"name": "planner", "task": "Outline a report.", "output": {"schema": sections}},
+            {"name": "writer", "for_each": "planner.output.sections", "task": "Write {{ item }}."},
+            {"name": "triage", "task": "Classify the ticket.", "output": {"schema": label}},
+            {
+                "name": "fix_bug",
+                "depends_on": "triage",
+                "when": "triage.output.label == 'bug'",
+                "task": "Fix it.",
+            },
+        ],
+    )
+    env = traced_env(receiver.endpoint, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
+    result = json_of(run_agentops("run", flow, "--db", tmp_path / "h.db", "--json", env=env))
+    assert result["status"] == "succeeded"  # fix_bug was routed away: no failure
+
+    spans = list(receiver.spans)
+    root, agent_spans, chats = check_tree(spans)
+    assert set(agent_spans) == {"planner", "writer", "triage", *(f"writer[{i}]" for i in range(40))}
+    writer = agent_spans["writer"]
+    assert writer.attributes["agentops.fan_out.item_count"] == 40
+    assert writer.attributes["agentops.fan_out.succeeded"] == 40
+    assert (
+        writer.attributes["gen_ai.usage.output_tokens"]
+        == result["agents"]["writer"]["output_tokens"]
+    )
+    for index, title in enumerate(titles):
+        item = agent_spans[f"writer[{index}]"]
+        assert item.attributes["agentops.item.index"] == index
+        assert json.loads(str(item.attributes["agentops.item"])) == {"title": title}
+        assert len(chats[f"writer[{index}]"]) == 1
+    # Every request the server answered is one chat span, and the tokens add up to the run's.
+    all_chats = by_operation(spans, "chat")
+    assert len(all_chats) == len(server.requests) == 1 + 40 + 1
+    assert (
+        sum(int(c.attributes["gen_ai.usage.input_tokens"]) for c in all_chats)
+        == result["input_tokens"]
+    )
+    ((name, _, routed),) = root.events
+    assert name == "agentops.agent.skipped"
+    assert routed["gen_ai.agent.name"] == "fix_bug" and routed["agentops.skip.cause"] == "routed"
+    assert routed["agentops.decision.expression"] == "triage.output.label == 'bug'"
+    assert routed["agentops.decision.held"] is False
+    assert json.loads(str(routed["agentops.decision.values"])) == {"triage.output.label": "feature"}
+    assert root.status == "UNSET"
+    # The history tells the same story: each item's row, its span's tokens and status.
+    items = rows(
+        tmp_path / "h.db",
+        "SELECT * FROM runs WHERE agent = 'writer' AND item_index IS NOT NULL ORDER BY item_index",
+    )
+    assert [row["item_index"] for row in items] == list(range(40))
+    for row in items:
+        span = agent_spans[f"writer[{row['item_index']}]"]
+        assert span.attributes["gen_ai.usage.input_tokens"] == row["input_tokens"]
+        assert span.attributes["gen_ai.usage.output_tokens"] == row["output_tokens"]
+        assert span.attributes["agentops.agent.status"] == row["status"]
+    (skipped,) = rows(tmp_path / "h.db", "SELECT * FROM runs WHERE agent = 'fix_bug'")
+    assert skipped["skip_cause"] == routed["agentops.skip.cause"]
+    assert json.loads(skipped["decision"])["values"] == {"triage.output.label": "feature"}
+
+
 def test_a_resumed_run_links_to_the_original_trace(
     tmp_path: Path, server: OpenAITestServer, receiver: OTLPReceiver
 ) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
-
 from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
@@ -23,43 +19,19 @@ from agentops.runtime.events import (
 from agentops.ui import make_reporter
 from agentops.ui.live import LiveReporter
 from tests.support.ui import (
+    FixedClock,
     demo_workflow,
+    feed,
     finished,
     many_agents_workflow,
     output_of,
+    render,
+    row,
     started,
     succeeded_result,
     text_console,
     workflow_result,
 )
-
-
-class FixedClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def render(reporter: LiveReporter, *, width: int = 100, height: int = 40) -> str:
-    """The view as a terminal of ``width`` x ``height`` would show it, as plain text."""
-    console = Console(
-        file=io.StringIO(), force_terminal=True, width=width, height=height, record=True
-    )
-    console.print(reporter.view)
-    return console.export_text(styles=False)
-
-
-def row(view: str, name: str) -> str:
-    matches = [line for line in view.splitlines() if line.strip().startswith(name + " ")]
-    assert len(matches) == 1, f"no single row for {name} in:\n{view}"
-    return " ".join(matches[0].split())
-
-
-def feed(reporter: LiveReporter, events: list[Event]) -> None:
-    for event in events:
-        reporter(event)
 
 
 def test_make_reporter_picks_the_live_view_on_a_terminal() -> None:

@@ -22,6 +22,8 @@ def test_the_expected_examples_exist() -> None:
         "or_templates_workflow.yaml",
         "local_workflow.yaml",
         "structured_workflow.yaml",
+        "orchestrator_workers.yaml",
+        "routing.yaml",
     }
 
 

@@ -54,7 +54,7 @@ from agentops.batch.datasets import (
 from agentops.errors import AgentOpsError, StoreError, UsageError
 from agentops.runtime.budget import check_cap
 from agentops.runtime.engine import COST_CAP_REASON, Engine
-from agentops.runtime.events import AgentResult, RunStatus, Subscriber, WorkflowResult
+from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber, WorkflowResult
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.store.batches import RowState
 from agentops.store.reader import HistoryReader
@@ -339,11 +339,14 @@ class BatchRunner:
         """The row's workflow run; a row that failed or was interrupted resumes its own."""
         job = self.job
         reused: dict[str, AgentResult] = {}
-        if earlier is not None:  # it keeps its succeeded agents
-            reused = dict(job.store.resume_state(earlier.workflow_run_id).succeeded)
+        decisions: dict[str, Decision] = {}
+        if earlier is not None:  # it keeps its succeeded agents and its routing decisions
+            state = job.store.resume_state(earlier.workflow_run_id)
+            reused, decisions = dict(state.succeeded), dict(state.decisions)
         run = self.assembly.workflow_run(
             inputs=resolve_inputs(job.loaded.workflow, job.mapping.inputs_of(row, job.data)),
             reused=reused,
+            decisions=decisions,
             resumed_from=earlier.workflow_run_id if earlier is not None else None,
             batch_row=row.number,
         )

@@ -568,14 +568,23 @@ def show_workflow_run_command(
             min=1, max=_MAX_ID, metavar="ID", help="A workflow run id (see list-workflow-runs)."
         ),
     ],
+    every_item: Annotated[
+        bool,
+        typer.Option("--all", help="Show every item of a fan-out agent, not only the first 20."),
+    ] = False,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show one workflow run: every agent with status, attempts, tokens, cost and output."""
+    """Show one workflow run: every agent with status, attempts, tokens, cost and output; a
+    fan-out agent with its items' statuses and each item under it; why a skipped agent was
+    skipped (routed away by its `when`, a dependency, the cost cap)."""
     from agentops.cli.history import show_workflow_run
 
     _show_history(
-        db, lambda reader: show_workflow_run(reader, workflow_run_id, json_output=json_output)
+        db,
+        lambda reader: show_workflow_run(
+            reader, workflow_run_id, json_output=json_output, every_item=every_item
+        ),
     )
 
 

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentops.errors import RunNotFoundError, UsageError
+from agentops.runtime.events import Decision
 from agentops.runtime.usage import Usage
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
@@ -40,6 +41,7 @@ from agentops.ui.sanitize import one_line, sanitize
 from agentops.workflow.suggest import did_you_mean
 
 PREVIEW_WIDTH = 60
+ITEMS_SHOWN = 20  # a fan-out's instances shown by show-workflow-run without --all
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -68,7 +70,12 @@ def show_agent_runs(
         return
     for run in runs:
         console.print(_agent_run_heading(run))
-        _print_block(console, run.output if run.status == "succeeded" else run.error or run.output)
+        if run.status == "skipped":
+            console.print(skip_reason(run))
+        else:
+            _print_block(
+                console, run.output if run.status == "succeeded" else run.error or run.output
+            )
         console.print()
 
 
@@ -94,9 +101,15 @@ def show_workflow_runs(
 
 
 def show_workflow_run(
-    reader: HistoryReader, workflow_run_id: int, *, json_output: bool = False
+    reader: HistoryReader,
+    workflow_run_id: int,
+    *,
+    json_output: bool = False,
+    every_item: bool = False,
 ) -> None:
-    """``show-workflow-run ID``: every agent with status, attempts, tokens, cost and output."""
+    """``show-workflow-run ID``: every agent with status, attempts, tokens, cost and output; a
+    fan-out agent with its item count and statuses, its instances under it (the first
+    ``ITEMS_SHOWN`` unless ``every_item``; ``--json`` has them all)."""
     detail = reader.workflow_run(workflow_run_id)
     if json_output:
         print_json(detail.to_json())
@@ -132,32 +145,105 @@ def show_workflow_run(
     if not detail.agents:
         console.print(Text("No agent has finished in this run."))
         return
-    console.print(_agents_table(console, detail.agents))
+    limit = None if every_item else ITEMS_SHOWN
+    console.print(_agents_table(console, detail.agents, limit))
     for agent in detail.agents:
-        console.print(
-            Rule(_line(clean(agent.agent), f" (agent run {agent.id})"), align="left", style="dim")
-        )
-        for attempt in agent.attempts:
-            if attempt.status != "succeeded" or attempt.validation_error:
-                console.print(_line("  ", describe_attempt(attempt)))
-        if agent.reused:
-            console.print(
-                Text(
-                    f"  reused from agent run {agent.reused_from_run_id or '?'} (not called again)"
-                )
-            )
-        if agent.tool_calls:
-            console.print(
-                _line(
-                    "  ", _tool_call_summary(agent.tool_calls), f" (agentops show-run {agent.id})"
-                )
-            )
-        if agent.status == "succeeded":
-            _print_block(console, _output_text(agent))
-        else:
-            console.print(_line(agent.status or "?", ": ", clean(agent.error) or "-"))
+        _print_agent_run(console, agent)
+        if agent.instances is None:
+            continue
+        for instance in agent.instances[:limit]:
+            _print_agent_run(console, instance)
+        hidden = len(agent.instances) - len(agent.instances[:limit])
+        if hidden:
+            console.print(_more_items(hidden, agent, run.id))
     for server in detail.tool_servers:
         _print_server(console, server)
+
+
+def _print_agent_run(console: Console, agent: AgentRunRecord) -> None:
+    """One agent run's section of show-workflow-run: what went wrong, then its output."""
+    heading = _line(clean(agent.name), f" (agent run {agent.id})")
+    if agent.instances is not None:
+        heading.append(f" · {fan_out_summary(agent)}")
+    console.print(Rule(heading, align="left", style="dim"))
+    if agent.item_index is not None:
+        console.print(_line("  item: ", preview(agent.item, 200)))
+    if agent.decision is not None and agent.decision.held:
+        console.print(_line("  ", clean(describe_decision(agent.decision))))
+    for attempt in agent.attempts:
+        if attempt.status != "succeeded" or attempt.validation_error:
+            console.print(_line("  ", describe_attempt(attempt)))
+    if agent.reused:
+        console.print(
+            Text(f"  reused from agent run {agent.reused_from_run_id or '?'} (not called again)")
+        )
+    if agent.tool_calls:
+        console.print(
+            _line("  ", _tool_call_summary(agent.tool_calls), f" (agentops show-run {agent.id})")
+        )
+    if agent.status == "skipped":
+        console.print(skip_reason(agent))
+    elif agent.instances is not None:  # its output is its items' outputs, shown below
+        if agent.status != "succeeded":
+            console.print(_line(agent.status or "?", ": ", clean(agent.error) or "-"))
+    elif agent.status == "succeeded":
+        _print_block(console, _output_text(agent))
+    else:
+        console.print(_line(agent.status or "?", ": ", clean(agent.error) or "-"))
+
+
+def _more_items(hidden: int, agent: AgentRunRecord, workflow_run_id: int) -> Text:
+    return _line(
+        f"… {hidden} more items of ",
+        clean(agent.agent),
+        f": agentops show-workflow-run {workflow_run_id} --all (or --json)",
+    )
+
+
+def fan_out_summary(agent: AgentRunRecord) -> str:
+    """ "fan-out over 10 items: 8 succeeded, 1 failed, 1 not run"."""
+    counts = _item_statuses(agent)
+    return f"fan-out over {plural(_item_count(agent), 'item')}" + (f": {counts}" if counts else "")
+
+
+def _item_count(agent: AgentRunRecord) -> int:
+    return agent.item_count if agent.item_count is not None else len(agent.instances or ())
+
+
+def _item_statuses(agent: AgentRunRecord) -> str:
+    """ "8 succeeded, 1 failed, 1 not run": a fan-out's instances by status, and the items
+    that never started (the cost cap or a stop left them)."""
+    counts: dict[str, int] = {}
+    for instance in agent.instances or ():
+        status = _table_status(instance)
+        counts[status] = counts.get(status, 0) + 1
+    not_run = _item_count(agent) - len(agent.instances or ())
+    if not_run > 0:
+        counts["not run"] = not_run
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def skip_reason(run: AgentRunRecord) -> Text:
+    """Why an agent was skipped, its cause first: routed away (its ``when`` was false), a
+    dependency that did not succeed, or the cost cap."""
+    reason = clean(run.error)
+    if run.skip_cause == "routed":
+        if not run.error and run.decision is not None:
+            reason = clean(describe_decision(run.decision))
+        return _line("routed away: ", reason or "-")
+    if run.skip_cause == "cost_cap":
+        return _line("skipped (cost cap): ", reason or "-")
+    return _line("skipped: ", reason or "-")
+
+
+def describe_decision(decision: Decision) -> str:
+    """ "when triage.output.label == 'bug' held (triage.output.label: "bug")"."""
+    verdict = "held" if decision.held else "was false"
+    values = ", ".join(
+        f"{path}: {json.dumps(value, ensure_ascii=False, default=str)}"
+        for path, value in decision.values.items()
+    )
+    return f"when {decision.expression} {verdict}" + (f" ({one_line(values)})" if values else "")
 
 
 def show_agent_run(reader: HistoryReader, agent_run_id: int, *, json_output: bool = False) -> None:
@@ -177,6 +263,18 @@ def show_agent_run(reader: HistoryReader, agent_run_id: int, *, json_output: boo
             " UTC",
         )
     )
+    if run.item_index is not None:
+        console.print(_line(f"  item {run.item_index} of ", clean(run.agent), ": "))
+        _print_block(console, run.item)
+    if run.item_count is not None:
+        console.print(
+            Text(
+                f"  fan-out over {plural(run.item_count, 'item')}: each is an agent run of its "
+                f"own (agentops show-workflow-run {run.workflow_run_id})"
+            )
+        )
+    if run.decision is not None:
+        console.print(_line("  ", clean(describe_decision(run.decision))))
     if run.reused:
         console.print(
             Text(f"  reused from agent run {run.reused_from_run_id or '?'} (not called again)")
@@ -186,7 +284,9 @@ def show_agent_run(reader: HistoryReader, agent_run_id: int, *, json_output: boo
     if run.tool_calls:
         console.print(Text(_tool_call_summary(run.tool_calls) + ":"))
         console.print(_tool_calls_table(console, run.tool_calls))
-    if run.error:
+    if run.status == "skipped":
+        console.print(skip_reason(run))
+    elif run.error:
         console.print(_line("Error: ", clean(run.error)))
     console.print(Rule("Prompt", align="left", style="dim"))
     _print_block(console, run.prompt)
@@ -448,12 +548,19 @@ def _group_tokens(group: CostGroup) -> str:
     return _tokens(group.input_tokens, group.output_tokens, group.tokens_estimated)
 
 
+_SKIPPED_FOR = {"routed": "routed away", "cost_cap": "skipped (cost cap)"}
+
+
 def _status(run: AgentRunRecord) -> str:
-    return "succeeded (reused)" if run.reused else run.status or "?"
+    if run.reused:
+        return "succeeded (reused)"
+    if run.status == "skipped" and run.skip_cause in _SKIPPED_FOR:
+        return _SKIPPED_FOR[run.skip_cause]
+    return run.status or "?"
 
 
 def _table_status(run: AgentRunRecord) -> str:
-    return "reused" if run.reused else run.status or "?"
+    return "reused" if run.reused else _status(run)
 
 
 def _attempt_error(attempt: AttemptRecord) -> str:
@@ -492,7 +599,7 @@ def _agent_run_heading(run: AgentRunRecord) -> Text:
         ]
         return _line(
             f"Agent run {run.id} · ",
-            clean(run.agent),
+            clean(run.name),
             " of ",
             clean(run.workflow),
             " · ",
@@ -511,7 +618,7 @@ def _agent_run_heading(run: AgentRunRecord) -> Text:
     ]
     return _line(
         f"Agent run {run.id} · ",
-        clean(run.agent),
+        clean(run.name),
         " of ",
         clean(run.workflow),
         " · ",
@@ -585,7 +692,7 @@ def _agent_runs_table(console: Console, runs: list[AgentRunRecord]) -> Table:
             Text(str(run.id)),
             Text(str(run.workflow_run_id if run.workflow_run_id is not None else "-")),
             clean(run.workflow),
-            clean(run.agent),
+            clean(run.name),
             Text(_table_status(run)),
             Text(_tokens(run.input_tokens, run.output_tokens, run.tokens_estimated)),
             Text(format_cost(run.cost)),
@@ -624,7 +731,9 @@ def _workflow_runs_table(console: Console, runs: list[WorkflowRunRecord]) -> Tab
     return fitted_table(console, columns, rows)
 
 
-def _agents_table(console: Console, agents: list[AgentRunRecord]) -> Table:
+def _agents_table(console: Console, agents: list[AgentRunRecord], limit: int | None) -> Table:
+    """One row per agent; a fan-out agent's with its item count, statuses and spend (its
+    instances'), then its instances indented (the first ``limit``; None: all)."""
     columns = [
         Column("agent", cap=30),
         Column("run id", "right"),
@@ -635,20 +744,57 @@ def _agents_table(console: Console, agents: list[AgentRunRecord]) -> Table:
         Column("cost", "right"),
         Column("time", "right"),
     ]
-    rows = [
-        [
-            clean(agent.agent),
-            Text(str(agent.id)),
-            Text(_table_status(agent)),
-            Text(str(len(agent.attempts))),
-            clean(agent.model or "-"),
-            Text(_tokens(agent.input_tokens, agent.output_tokens, agent.tokens_estimated)),
-            Text(format_cost(agent.cost)),
-            Text(format_duration(agent.duration)),
-        ]
-        for agent in agents
-    ]
+    rows: list[list[Text]] = []
+    for agent in agents:
+        if agent.instances is None:
+            rows.append(_agent_row(agent))
+            continue
+        rows.append(_fan_out_row(agent))
+        rows.extend(_agent_row(instance, indent="  ") for instance in agent.instances[:limit])
+        hidden = len(agent.instances) - len(agent.instances[:limit])
+        if hidden:
+            more = [Text("  …"), Text(""), Text(f"{hidden} more: --all")]
+            rows.append(more + [Text("") for _ in columns[len(more) :]])
     return fitted_table(console, columns, rows)
+
+
+def _agent_row(agent: AgentRunRecord, indent: str = "") -> list[Text]:
+    return [
+        _line(indent, clean(agent.name)),
+        Text(str(agent.id)),
+        Text(_table_status(agent)),
+        Text(str(len(agent.attempts))),
+        clean(agent.model or "-"),
+        Text(_tokens(agent.input_tokens, agent.output_tokens, agent.tokens_estimated)),
+        Text(format_cost(agent.cost)),
+        Text(format_duration(agent.duration)),
+    ]
+
+
+def _fan_out_row(agent: AgentRunRecord) -> list[Text]:
+    """A fan-out agent's row: its items, how many succeeded ("failed 2/3"; its section has
+    every status), and what its instances spent (called in this run: a reused one was paid
+    for by its own run)."""
+    called = [i for i in agent.instances or () if not i.reused]
+    done = sum(i.status == "succeeded" for i in agent.instances or ())
+    status = f"{_table_status(agent)} {done}/{_item_count(agent)}"
+    costs = [i.cost for i in called]
+    return [
+        _line(clean(agent.agent), f" ({plural(_item_count(agent), 'item')})"),
+        Text(str(agent.id)),
+        Text(status),
+        Text(str(sum(len(i.attempts) for i in called))),
+        clean(agent.model or "-"),
+        Text(
+            _tokens(
+                sum(i.input_tokens for i in called),
+                sum(i.output_tokens for i in called),
+                any(i.tokens_estimated for i in called),
+            )
+        ),
+        Text(format_cost(None if None in costs else sum(c or 0.0 for c in costs))),
+        Text(format_duration(agent.duration)),
+    ]
 
 
 def _attempts_table(console: Console, attempts: list[AttemptRecord]) -> Table:

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from agentops.runtime.events import RunStatus, WorkflowResult
+from agentops.runtime.events import AgentResult, RunStatus, WorkflowResult
+from agentops.store.records import decision_json
 
 EXIT_INTERRUPTED = 130
 
@@ -93,24 +94,35 @@ def result_json(result: WorkflowResult) -> dict[str, Any]:
         "input_tokens": result.usage.input_tokens,
         "output_tokens": result.usage.output_tokens,
         "duration": result.finished_at - result.started_at,
-        "agents": {
-            name: {
-                "status": agent.status.value,
-                "model": agent.model,
-                "provider": agent.provider,
-                "output": agent.output,
-                "error": agent.error,
-                "attempts": len(agent.attempts),
-                "input_tokens": agent.usage.input_tokens,
-                "output_tokens": agent.usage.output_tokens,
-                "tokens_estimated": agent.usage.estimated,
-                "cost": agent.cost,
-                "reused": agent.reused,
-                **({"node": agent.node} if agent.node is not None else {}),
-            }
-            for name, agent in result.agents.items()
-        },
+        "agents": {name: _agent_json(agent) for name, agent in result.agents.items()},
     }
+
+
+def _agent_json(agent: AgentResult) -> dict[str, Any]:
+    """One agent of ``result_json``; a fan-out agent has its items, each in this form too."""
+    data: dict[str, Any] = {
+        "status": agent.status.value,
+        "model": agent.model,
+        "provider": agent.provider,
+        "output": agent.output,
+        "error": agent.error,
+        "attempts": len(agent.attempts),
+        "input_tokens": agent.usage.input_tokens,
+        "output_tokens": agent.usage.output_tokens,
+        "tokens_estimated": agent.usage.estimated,
+        "cost": agent.cost,
+        "reused": agent.reused,
+        # Why it was skipped (routed, dependency, cost_cap), and its ``when`` as evaluated.
+        "skip_cause": agent.skip_cause.value if agent.skip_cause is not None else None,
+        "decision": decision_json(agent.decision),
+        "node": agent.node,  # executor ray: the Ray node id that ran it; None in this process
+    }
+    if agent.item_index is not None:
+        data.update(name=agent.name, item_index=agent.item_index, item=agent.item)
+    if agent.instances is not None:
+        data["item_count"] = agent.item_count
+        data["items"] = [_agent_json(instance) for instance in agent.instances]
+    return data
 
 
 def stdout_is_terminal() -> bool:

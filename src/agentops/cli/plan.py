@@ -7,6 +7,13 @@ upstream output counted at its ``max_tokens``) times the input price, plus
 ``max_turns`` model calls: its worst case is shown as max_turns × that first
 turn's bound, which later turns exceed as tool results grow the prompt (each
 turn reserves its own bound before it is sent, so the cap still holds).
+
+A fan-out (``for_each``) runs once per item, at most ``max_items`` times: its worst case
+is max_items × one instance's, and an instance's prompt holds its item (each ``{{ item }}``
+counted at the source agent's ``max_tokens``) instead of the source's whole answer. An
+agent downstream of a fan-out is fed the whole list: max_items answers, each at most
+``max_tokens`` plus per-message overhead. An agent with ``when`` may run, so its worst case
+counts in full, noted with its condition.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from agentops.runtime.prompts import build_messages
 from agentops.runtime.provider import Route
 from agentops.runtime.usage import Usage
 from agentops.ui.format import plural
-from agentops.workflow.graph import WorkflowGraph, describe_condition
+from agentops.workflow.graph import WorkflowGraph, describe_condition, for_each_sources
 from agentops.workflow.loader import strict_mode_warnings
-from agentops.workflow.spec import Workflow
+from agentops.workflow.spec import Agent, Workflow
+from agentops.workflow.templates import referenced_agents, references
 
 
 @dataclass
@@ -49,6 +57,12 @@ class PlannedAgent:
         0  # re-asks its output schema allows (each one more call in the worst case)
     )
     warning: str | None = None  # e.g. an output schema OpenAI's strict mode cannot take
+    # A fan-out: its for_each, and the most items it runs (max_items); worst_case_cost is
+    # fan_out_items × per_item_cost, and input_tokens_bound is one instance's.
+    for_each: str | None = None
+    fan_out_items: int | None = None
+    per_item_cost: float | None = None
+    when: str | None = None  # runs only when this holds (its worst case counts: it may run)
 
 
 @dataclass
@@ -102,13 +116,16 @@ class _Planner:
         for name in sorted(graph.names, key=lambda n: (levels[n], graph.names.index(n))):
             agent = workflow.agent(name)
             max_tokens = workflow.effective_max_tokens(agent)
+            fed = self._fed(agent)
             upstream = {dep: "" for dep in sorted(graph.dependencies[name])}
-            request = ChatRequest(agent.model, build_messages(agent, upstream, inputs), max_tokens)
-            upstream_tokens = sum(
-                workflow.effective_max_tokens(workflow.agent(dep)) + TOKENS_PER_MESSAGE
-                for dep in upstream
+            request = ChatRequest(
+                agent.model, build_messages(agent, upstream, inputs, fed=fed), max_tokens
             )
-            bound = input_token_bound(request) + upstream_tokens
+            bound = (
+                input_token_bound(request)
+                + sum(self._output_bound(dep) for dep in upstream if dep not in fed)
+                + self._item_bound(agent)
+            )
             route: Route | None = None
             note = None
             try:
@@ -120,7 +137,9 @@ class _Planner:
                 note = f"no known price for {route.model!r}: add it under prices:"
             output_retries = agent.output.retries if agent.output is not None else 0
             turns = workflow.effective_max_turns(agent) + output_retries
-            cost = None if per_turn is None else per_turn * turns
+            per_run = None if per_turn is None else per_turn * turns
+            items = workflow.effective_max_items(agent) if agent.for_each else None
+            cost = None if per_run is None else per_run * (items or 1)
             planned.append(
                 PlannedAgent(
                     name=name,
@@ -137,6 +156,10 @@ class _Planner:
                     tools=list(agent.tools),
                     output_retries=output_retries,
                     warning=warnings.get(name),
+                    for_each=agent.for_each,
+                    fan_out_items=items,
+                    per_item_cost=per_run if items is not None else None,
+                    when=agent.when,
                 )
             )
         path, _ = graph.critical_path({name: 1.0 for name in graph.names})
@@ -147,6 +170,38 @@ class _Planner:
             cost_cap=workflow.policies.cost_cap,
             max_concurrency=workflow.policies.max_concurrency,
         )
+
+    def _output_bound(self, name: str) -> int:
+        """Input tokens the answer of ``name`` can add to a prompt it is fed to: its
+        ``max_tokens`` plus a message's overhead, once per item for a fan-out (its list)."""
+        agent = self.workflow.agent(name)
+        one = self.workflow.effective_max_tokens(agent) + TOKENS_PER_MESSAGE
+        return one * self.workflow.effective_max_items(agent) if agent.for_each else one
+
+    def _fed(self, agent: Agent) -> frozenset[str]:
+        """The agents a fan-out instance is fed only through its item: its ``for_each`` source,
+        unless a template places that agent's answer too (as ``build_messages`` decides)."""
+        if not agent.for_each:
+            return frozenset()
+        placed = referenced_agents(agent.task) | referenced_agents(agent.system or "")
+        return frozenset(for_each_sources(agent.for_each)) - placed
+
+    def _item_bound(self, agent: Agent) -> int:
+        """What a fan-out instance's item adds: each ``{{ item... }}`` renders part of one
+        answer of the source (for a fan-out source, one instance's), so at most its max_tokens."""
+        if not agent.for_each:
+            return 0
+        source = sum(
+            self.workflow.effective_max_tokens(self.workflow.agent(name))
+            for name in for_each_sources(agent.for_each)
+        )
+        placed = [
+            ref
+            for text in (agent.task, agent.system or "")
+            for ref in references(text)
+            if ref.kind == "item" and ref.name == "item"
+        ]
+        return source * len(placed)
 
 
 @dataclass
@@ -230,6 +285,13 @@ def render_plan(plan: Plan) -> list[str]:
         cost = "unknown" if agent.worst_case_cost is None else f"${agent.worst_case_cost:.6f}"
         after = f"after {agent.depends_on}" if agent.depends_on else "at start"
         where = f"{agent.provider}:{agent.model}" if agent.provider else agent.model
+        # A fan-out's bound is one item's, times its items: "per item (…) ×100 items (max_items)".
+        per_item = "unknown" if agent.per_item_cost is None else f"${agent.per_item_cost:.6f}"
+        items = (
+            ""
+            if agent.fan_out_items is None
+            else f" per item ({per_item}) ×{plural(agent.fan_out_items, 'item')} (max_items)"
+        )
         if agent.max_turns > 1:
             per_turn = "unknown" if agent.per_turn_cost is None else f"${agent.per_turn_cost:.6f}"
             calls = [f"tools {', '.join(agent.tools)}"] if agent.tools else []
@@ -248,13 +310,28 @@ def render_plan(plan: Plan) -> list[str]:
             )
             bound = (
                 f"{'; '.join(calls)}; up to {agent.max_turns} turns ({counted}) × "
-                f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens ({per_turn}) = worst case {cost}, "
+                f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens ({per_turn})"
+                f"{items} = worst case {cost}, "
                 f"counting the first turn's prompt only ({grows} grow later ones; each turn "
                 "reserves its own bound)"
+            )
+        elif agent.fan_out_items is not None:
+            bound = (
+                f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens{items} "
+                f"= worst case {cost}"
             )
         else:
             bound = f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens, worst case {cost}"
         lines.append(f"  step {agent.step + 1}  {agent.name:<{width}}  {where}  {after}; {bound}")
+        if agent.for_each:
+            lines.append(
+                f"          fan-out: one agent run per item of {' '.join(agent.for_each.split())}"
+            )
+        if agent.when:
+            lines.append(
+                f"          runs only when {' '.join(agent.when.split())} "
+                "(counted in the worst case: it may run)"
+            )
         if agent.note:
             lines.append(f"          note: {agent.note}")
         if agent.warning:
@@ -272,7 +349,7 @@ def render_plan(plan: Plan) -> list[str]:
         verdict = (
             "fits under the cap"
             if total <= plan.cost_cap
-            else "exceeds the cap: agents that would not fit are skipped with reason 'cost cap'"
+            else "exceeds the cap: agents (and fan-out items) that would not fit are skipped with reason 'cost cap'"
         )
         lines.append(f"Worst-case total: ${total:.6f} of ${plan.cost_cap:g} cap ({verdict})")
     return lines

@@ -150,6 +150,12 @@ class Engine:
         self._agents = {agent.name: agent for agent in workflow.agents}
         self._when = {a.name: _parsed(a.when) for a in workflow.agents if a.when}
         self._for_each = {a.name: _parsed(a.for_each) for a in workflow.agents if a.for_each}
+        # The agents each fan-out's list comes from, worked out once rather than per item.
+        self._fed = {
+            name: source.agents()
+            for name, source in self._for_each.items()
+            if isinstance(source, Expression)
+        }
         self._succeeded: set[str] = set()
         self._remaining = {name: len(deps) for name, deps in self.graph.dependencies.items()}
         self._task_group: asyncio.TaskGroup | None = None
@@ -417,16 +423,10 @@ class Engine:
         item: ItemScope | None = None,
     ) -> None:
         """Run one agent run (an agent, or one item of a fan-out) to a settled ``result``."""
-        fed = self._for_each[name] if item is not None else None
+        fed = self._fed.get(name, frozenset()) if item is not None else frozenset()
         try:
             await self.agent_runner.run(
-                self._setup.agent_run(
-                    name,
-                    result,
-                    upstream,
-                    item=item,
-                    fed=fed.agents() if isinstance(fed, Expression) else (),
-                )
+                self._setup.agent_run(name, result, upstream, item=item, fed=fed)
             )
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED

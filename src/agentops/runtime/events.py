@@ -64,6 +64,14 @@ def instance_key(agent: str, index: int) -> str:
     return f"{agent}[{index}]"
 
 
+def split_instance_key(name: str) -> tuple[str, int | None]:
+    """``instance_key`` reversed: ``writer[2]`` -> ("writer", 2); an agent's name -> (name, None)."""
+    agent, bracket, rest = name.partition("[")  # agent names cannot hold brackets
+    if agent and bracket and rest.endswith("]") and rest[:-1].isdigit():
+        return agent, int(rest[:-1])
+    return name, None
+
+
 @dataclass
 class Attempt:
     """One call to a provider, as the engine saw it."""

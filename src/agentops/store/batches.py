@@ -112,13 +112,27 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
     cursor = store.connection.execute(
         f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.inputs,
             (SELECT sum(c.cost) FROM workflow_runs c WHERE c.batch_id = w.batch_id AND c.batch_row = w.batch_row),
-            r.agent, r.output, r.status, r.error, r.value
+            r.agent, r.output, r.status, r.error, r.value, r.skip_cause
         FROM workflow_runs w JOIN runs r ON r.workflow_run_id = w.id
-        WHERE w.batch_id = ? AND {LATEST_ROW_RUN} ORDER BY w.batch_row, r.id""",
+        WHERE w.batch_id = ? AND {LATEST_ROW_RUN} AND r.item_index IS NULL
+        ORDER BY w.batch_row, r.id""",
         (batch_id,),
     )
     current: dict[str, Any] | None = None
-    for row, run_id, status, inputs, cost, agent, output, agent_status, error, value in cursor:
+    # A fan-out agent's output is its row's (the list of its items'); its instances are left out.
+    for (
+        row,
+        run_id,
+        status,
+        inputs,
+        cost,
+        agent,
+        output,
+        agent_status,
+        error,
+        value,
+        cause,
+    ) in cursor:
         if current is None or current["row"] != row:
             if current is not None:
                 yield RowOutcome(**current)
@@ -137,6 +151,7 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
         if (
             current["error"] is None
             and agent_status in ("failed", "skipped", "cancelled")
+            and cause != "routed"  # routed away is no failure: the row may well succeed
             and error
         ):
             current["error"] = f"{agent}: {error}"

@@ -276,6 +276,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE attempts ADD COLUMN validation_error TEXT",
         ),
     ),
+    Migration(
+        11,
+        "fan_out_and_routing",
+        (
+            # A fan-out instance is a runs row of its agent (``agent`` is "writer", shown as
+            # "writer[2]") with its 0-based item_index and its item as canonical JSON; NULL both
+            # on any other row.
+            "ALTER TABLE runs ADD COLUMN item_index INTEGER",
+            "ALTER TABLE runs ADD COLUMN item TEXT",
+            # The fan-out agent's own row: how many items it had. Its cost and tokens are 0:
+            # they are on its instances, so every sum over runs counts each dollar once.
+            "ALTER TABLE runs ADD COLUMN item_count INTEGER",
+            # A skipped agent: routed (its ``when`` was false), dependency or cost_cap.
+            "ALTER TABLE runs ADD COLUMN skip_cause TEXT",
+            # Its ``when`` as evaluated: JSON {expression, held, values}.
+            "ALTER TABLE runs ADD COLUMN decision TEXT",
+            # One agent run of a workflow run by name and item: a resume looks up each reused
+            # instance's origin here, and the web view an instance's page.
+            "CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (workflow_run_id, agent, item_index)",
+        ),
+    ),
 )
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (

@@ -21,6 +21,7 @@ from agentops.store.records import (
     agent_run_record,
     attempt_record,
     cost_group,
+    group_instances,
     tool_call_row,
     tool_server_row,
     workflow_run_header,
@@ -52,7 +53,7 @@ __all__ = [
 
 AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
     output_tokens, tokens_estimated, cost, retries, started_at, finished_at, duration, reused,
-    reused_from_run_id, output, error, value"""
+    reused_from_run_id, output, error, value, item_index, item, item_count, skip_cause, decision"""
 
 
 def agent_runs(
@@ -122,10 +123,12 @@ def tool_servers_of(store: Store, workflow_run_id: int) -> list[ToolServerRow]:
 
 # --- workflow runs -------------------------------------------------------------------------------
 
+# The workflow's agents, not a fan-out's instances: "3/3 agents", however many items.
 WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
-    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id) AS agents_total,
-    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.status = 'succeeded')
-        AS agents_succeeded,
+    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.item_index IS NULL)
+        AS agents_total,
+    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.item_index IS NULL
+        AND r.status = 'succeeded') AS agents_succeeded,
     w.input_tokens, w.output_tokens, w.tokens_estimated, w.cost, w.cost_cap, w.resumed_from,
     w.source_path, w.hostname, w.pid, w.process_start"""
 
@@ -144,7 +147,8 @@ def workflow_runs(
 
 
 def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
-    """A workflow run with every agent run (and their attempts); ``RunNotFoundError`` if none."""
+    """A workflow run with every agent run (and their attempts), a fan-out's instances under
+    their agent; ``RunNotFoundError`` if none."""
     rows = store.read(
         f"""SELECT {WORKFLOW_COLUMNS}, w.definition, w.definition_sha256, w.inputs,
             w.trace_id, w.trace_span_id
@@ -170,7 +174,7 @@ def workflow_run(store: Store, workflow_run_id: int) -> WorkflowRunDetail:
         definition=header.definition,
         definition_sha256=header.definition_sha256,
         inputs=header.inputs,
-        agents=agents,
+        agents=group_instances(agents),
         trace_id=row["trace_id"],
         trace_span_id=row["trace_span_id"],
         tool_servers=tool_servers_of(store, workflow_run_id),
@@ -202,9 +206,10 @@ def spend(
     if nothing matched), for runs finished in [since, until).
 
     ``since`` / ``until`` are stored-format timestamps or dates (see timestamps).
-    Reused results are left out: they were paid for by the run they came from.
+    Reused results are left out: they were paid for by the run they came from; so are
+    fan-out agents' own rows: their spend is on their instances, each an agent run here.
     """
-    conditions = ["reused = 0"]
+    conditions = ["reused = 0", "item_count IS NULL"]
     parameters: list[object] = []
     if since is not None:
         conditions.append("finished_at >= ?")

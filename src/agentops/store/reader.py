@@ -72,7 +72,8 @@ class HistoryReader(Protocol):
     def workflow_is_recorded(self, workflow: str) -> bool: ...
 
     def workflow_run(self, workflow_run_id: int) -> WorkflowRunDetail:
-        """A workflow run with every agent run, its prompts, attempts and tool calls."""
+        """A workflow run with every agent run, its prompts, attempts and tool calls; a
+        fan-out's instances are under their agent's ``instances``, in item order."""
         ...
 
     def workflow_run_header(self, workflow_run_id: int) -> WorkflowRunHeader: ...
@@ -80,8 +81,9 @@ class HistoryReader(Protocol):
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord: ...
 
     def resume_state(self, workflow_run_id: int) -> ResumeState:
-        """What resuming the run needs: its definition, inputs, succeeded agents (as reused
-        results) and the spend of its resume chain. ``StoreError`` if it cannot be resumed."""
+        """What resuming the run needs: its definition, inputs, succeeded agents and fan-out
+        instances (as reused results, an instance under ``writer[2]``), every ``when`` decision
+        made, and the spend of its resume chain. ``StoreError`` if it cannot be resumed."""
         ...
 
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
@@ -107,7 +109,8 @@ class HistoryReader(Protocol):
         ...
 
     def agent_run_in(self, workflow_run_id: int, agent: str) -> AgentRunRecord | None:
-        """An agent's outcome in a run, with its prompt and attempts (None: not settled)."""
+        """An agent's outcome in a run, with its prompt and attempts (None: not settled);
+        ``agent`` may name a fan-out instance (``writer[2]``)."""
         ...
 
     def agent_start(self, workflow_run_id: int, agent: str) -> AgentStart | None:

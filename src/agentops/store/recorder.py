@@ -10,6 +10,10 @@ only ever a settled agent: a start is a row of its own, deleted when the agent
 settles, and the run's end deletes any left, so nothing that reads ``runs``
 mistakes a running agent for a finished one.
 
+A fan-out agent's ``FanOutStarted`` is its start row; each instance starts, calls tools
+and settles under its key (``writer[2]``) like any agent, and its row names its agent
+and item (see ``HistoryWriter.record_agents``); the fan-out agent settles after them.
+
 Agents that start or settle in the same turn of the event loop are committed
 together, by a callback queued when the first of them does: one commit instead
 of one each, or on wide workflows the history would cost more than the scheduling.
@@ -46,6 +50,7 @@ from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
     Event,
+    FanOutStarted,
     ToolCallFinished,
     ToolCallRecord,
     ToolServerStopped,
@@ -54,7 +59,7 @@ from agentops.runtime.events import (
     WorkflowStarted,
 )
 from agentops.store.sqlite import Store
-from agentops.store.writer import AgentChanges, HistoryWriter
+from agentops.store.writer import AgentChanges, HistoryWriter, every_agent_run
 
 __all__ = ["RunRecorder", "check_recordable"]
 
@@ -97,10 +102,11 @@ class RunRecorder:
         self._workflow: str = ""
         self._recorded: set[str] = set()
         self._agents = 0
+        self._agents_recorded = 0  # of the workflow's agents (not instances), those in _recorded
         self._ends_with_last_agent = False
         self._started: set[str] = set()  # agents whose start row was committed
         # started or settled, to be committed at the end of this loop turn
-        self._pending: list[AgentStarted | AgentResult] = []
+        self._pending: list[AgentStarted | FanOutStarted | AgentResult] = []
         self._pending_calls: list[tuple[str, ToolCallRecord]] = []  # finished tool calls, likewise
         # agents with tool calls whose run row does not exist yet
         self._with_calls: set[str] = set()
@@ -122,7 +128,7 @@ class RunRecorder:
             if isinstance(event, WorkflowStarted):
                 if self.workflow_run_id is None:  # an engine not given start_workflow_run
                     self._record_start(event)
-            elif isinstance(event, AgentStarted):
+            elif isinstance(event, AgentStarted | FanOutStarted):
                 self._record_agent(event)
             elif isinstance(event, AgentFinished):
                 self._record_agent(event.result)
@@ -152,11 +158,12 @@ class RunRecorder:
         self.workflow_run_id = self.writer.start_workflow_run(event)
         self._workflow = event.workflow.name
         self._recorded = set(event.reused)
+        self._agents_recorded = sum(r.item_index is None for r in event.reused.values())
         # Without tools, the run ends within a loop turn or two of its last agent settling.
         self._agents = len(event.workflow.agents)
         self._ends_with_last_agent = not event.workflow.tools
 
-    def _record_agent(self, change: AgentStarted | AgentResult) -> None:
+    def _record_agent(self, change: AgentStarted | FanOutStarted | AgentResult) -> None:
         self._require_started()
         self._pending.append(change)
         if isinstance(change, AgentResult) and self._ends_with_last_agent and self._all_settled():
@@ -166,8 +173,13 @@ class RunRecorder:
         self._queue_flush()
 
     def _all_settled(self) -> bool:
-        settled = sum(1 for change in self._pending if isinstance(change, AgentResult))
-        return len(self._recorded) + settled >= self._agents
+        # The workflow's agents, not a fan-out's instances: those settle before their agent.
+        settled = sum(
+            1
+            for change in self._pending
+            if isinstance(change, AgentResult) and change.item_index is None
+        )
+        return self._agents_recorded + settled >= self._agents
 
     def _record_tool_call(self, agent: str, call: ToolCallRecord) -> None:
         self._require_started()
@@ -199,7 +211,11 @@ class RunRecorder:
         workflow_run_id = self._require_started()
         settled = [change for change in pending if isinstance(change, AgentResult)]
         names = {result.name for result in settled}
-        started = [c for c in pending if isinstance(c, AgentStarted) and c.name not in names]
+        started = [
+            c
+            for c in pending
+            if isinstance(c, AgentStarted | FanOutStarted) and c.name not in names
+        ]
         linked = {name for name in names if name in self._with_calls}
         changes = AgentChanges(
             started=started,
@@ -210,7 +226,7 @@ class RunRecorder:
             ended=[r.name for r in settled if r.name in self._started],
         )
         self.writer.record_agents(workflow_run_id, self._workflow, changes)
-        self._recorded.update(names)
+        self._note_recorded(settled)
         self._started.difference_update(names)
         self._started.update(c.name for c in started)
         self._with_calls.difference_update(linked)
@@ -226,11 +242,19 @@ class RunRecorder:
         self._started = set()  # the run's end deletes every start row of the run
         # Agents the engine settled without an AgentFinished we recorded (a failed write,
         # say) are recorded now, so the run is complete in the history.
-        missing = [r for name, r in result.agents.items() if name not in self._recorded]
+        # A fan-out agent's instances too, whether or not they are also listed under their keys.
+        missing = [
+            r for r in every_agent_run(result.agents.values()) if r.name not in self._recorded
+        ]
         self.writer.finish_workflow_run(
             workflow_run_id, self._workflow, result, missing=missing, linked=self._with_calls
         )
-        self._recorded.update(agent.name for agent in missing)
+        self._note_recorded(missing)
+
+    def _note_recorded(self, results: list[AgentResult]) -> None:
+        new = [r for r in results if r.name not in self._recorded]
+        self._recorded.update(r.name for r in new)
+        self._agents_recorded += sum(r.item_index is None for r in new)
 
     def _require_started(self) -> int:
         if self.workflow_run_id is None:

@@ -5,16 +5,19 @@ order every time.
 
 A mapping takes any row that is read by column name (``sqlite3.Row``; a PostgreSQL
 driver's dict rows), so every store and every query of a row kind builds its record
-the same way. Of the store it imports only the leaves ``liveness`` and ``timestamps``.
+the same way. Of the store it imports only the leaves ``liveness`` and ``timestamps``
+(and of the runtime its event records, for a ``Decision`` and the instance names).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
+from agentops.runtime.events import Decision, instance_key
 from agentops.store.liveness import effective_status
 from agentops.store.timestamps import from_iso
 
@@ -81,7 +84,12 @@ class ToolServerRow:
 
 @dataclass
 class AgentRunRecord:
-    """One row of ``runs``: an agent's run within a workflow run."""
+    """One row of ``runs``: an agent's run within a workflow run.
+
+    A fan-out instance has ``agent`` (its fan-out agent), ``item_index`` and ``item``, and
+    ``name`` reads ``writer[2]``; the fan-out agent's own run has ``item_count`` and, read by
+    ``workflow_run()``, its ``instances`` in item order. A skipped one has its ``skip_cause``
+    (routed, dependency, cost_cap); an agent with a ``when`` has its ``decision``."""
 
     id: int
     workflow_run_id: int | None
@@ -104,20 +112,50 @@ class AgentRunRecord:
     error: str | None
     prompt: str | None = None  # loaded by agent_run() only
     value: str | None = None  # structured output: the parsed answer as JSON text (None: no schema)
+    item_index: int | None = None  # a fan-out instance: its item's 0-based index
+    item: str | None = None  # ... and its item, as canonical JSON text
+    item_count: int | None = None  # a fan-out agent: how many items it had
+    skip_cause: str | None = None  # skipped: routed, dependency or cost_cap
+    decision: Decision | None = None  # its ``when`` as evaluated
     attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
     tool_calls: list[ToolCallRow] = field(default_factory=list)  # agent_run() / workflow_run()
+    # A fan-out agent's instances in item order (workflow_run() only; None: not a fan-out).
+    instances: list[AgentRunRecord] | None = None
+
+    @property
+    def name(self) -> str:
+        """The name runs show: the agent, or ``writer[2]`` for an instance."""
+        return run_name(self.agent or "", self.item_index)
 
     def to_json(self, *, detail: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        if not detail:
-            del data["prompt"], data["attempts"], data["tool_calls"]
-        # --json gives the parsed answer as an object, not a string holding JSON.
+        data: dict[str, Any] = {}
+        for column in fields(self):
+            data[column.name] = getattr(self, column.name)
+            if column.name == "agent":
+                data["name"] = self.name
+        # --json gives parsed values as objects, not strings holding JSON.
         data["value"] = self.parsed_value
+        data["item"] = self.parsed_item
+        data["decision"] = decision_json(self.decision)
+        if detail:
+            data["attempts"] = [attempt.to_json() for attempt in self.attempts]
+            data["tool_calls"] = [call.to_json() for call in self.tool_calls]
+            data["instances"] = (
+                None
+                if self.instances is None
+                else [instance.to_json(detail=True) for instance in self.instances]
+            )
+        else:
+            del data["prompt"], data["attempts"], data["tool_calls"], data["instances"]
         return data
 
     @property
     def parsed_value(self) -> Any:
         return None if self.value is None else json.loads(self.value)
+
+    @property
+    def parsed_item(self) -> Any:
+        return None if self.item is None else json.loads(self.item)
 
 
 @dataclass
@@ -161,6 +199,8 @@ class WorkflowRunDetail(WorkflowRunHeader):
     """A workflow run's header with every agent run (prompts, attempts, tool calls) and
     its MCP servers: what ``show-workflow-run`` shows."""
 
+    # In the order recorded; a fan-out instance is under its agent's ``instances``, not here
+    # (unless its agent's own run was never recorded: a run killed mid-fan-out).
     agents: list[AgentRunRecord] = field(default_factory=list)
     trace_id: str | None = None  # the run's OpenTelemetry trace, when it was traced
     trace_span_id: str | None = None  # its workflow span
@@ -177,6 +217,12 @@ class WorkflowRunDetail(WorkflowRunHeader):
             "agents": [agent.to_json(detail=True) for agent in self.agents],
             "tool_servers": [server.to_json() for server in self.tool_servers],
         }
+
+    def every_agent_run(self) -> Iterator[AgentRunRecord]:
+        """Every agent run, a fan-out agent's instances (in item order) before it."""
+        for agent in self.agents:
+            yield from agent.instances or ()
+            yield agent
 
 
 class CostGrouping(StrEnum):
@@ -240,6 +286,14 @@ class AgentOutcome:
     reused: bool
     reused_from_run_id: int | None
     error: str | None
+    item_index: int | None = None
+    item_count: int | None = None
+    skip_cause: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The name runs show: the agent, or ``writer[2]`` for an instance."""
+        return run_name(self.agent, self.item_index)
 
 
 @dataclass
@@ -382,6 +436,11 @@ def agent_run_record(row: StoredRow, *, with_prompt: bool = False) -> AgentRunRe
         output=row["output"],
         error=row["error"],
         value=row["value"],
+        item_index=row["item_index"],
+        item=row["item"],
+        item_count=row["item_count"],
+        skip_cause=row["skip_cause"],
+        decision=decode_decision(row["decision"]),
         prompt=row["prompt"] if with_prompt else None,
     )
 
@@ -405,6 +464,9 @@ def agent_outcome(row: StoredRow) -> AgentOutcome:
         reused=bool(row["reused"]),
         reused_from_run_id=row["reused_from_run_id"],
         error=row["error"],
+        item_index=row["item_index"],
+        item_count=row["item_count"],
+        skip_cause=row["skip_cause"],
     )
 
 
@@ -484,6 +546,65 @@ def batch_record(row: StoredRow) -> BatchRecord:
         cost=row["cost"],
         pauses=row["pauses"],
         paused_seconds=row["paused_seconds"],
+    )
+
+
+def run_name(agent: str, item_index: int | None) -> str:
+    """An agent run's name as runs show it (``writer``, ``writer[2]``); ``split_instance_key``
+    reverses it."""
+    return agent if item_index is None else instance_key(agent, item_index)
+
+
+def group_instances(agents: list[AgentRunRecord]) -> list[AgentRunRecord]:
+    """A run's agent runs (in the order recorded) with each fan-out instance moved under its
+    agent's ``instances``, in item order. An instance whose agent has no run of its own (the
+    process died mid-fan-out) stays where it was."""
+    fan_outs = {
+        agent.agent: agent
+        for agent in agents
+        if agent.item_index is None and agent.item_count is not None
+    }
+    for fan_out in fan_outs.values():
+        fan_out.instances = []
+    grouped: list[AgentRunRecord] = []
+    for agent in agents:
+        parent = fan_outs.get(agent.agent) if agent.item_index is not None else None
+        if parent is None or parent.instances is None:
+            grouped.append(agent)
+        else:
+            parent.instances.append(agent)
+    for fan_out in fan_outs.values():
+        if fan_out.instances:
+            fan_out.instances.sort(key=lambda instance: instance.item_index or 0)
+    return grouped
+
+
+def decision_json(decision: Decision | None) -> dict[str, Any] | None:
+    """A decision as ``--json`` and the ``decision`` column hold it."""
+    if decision is None:
+        return None
+    return {
+        "expression": decision.expression,
+        "held": decision.held,
+        "values": dict(decision.values),
+    }
+
+
+def decode_decision(text: str | None) -> Decision | None:
+    """The ``decision`` column (None for none or a damaged value)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("expression"), str):
+        return None
+    values = value.get("values")
+    return Decision(
+        expression=value["expression"],
+        held=bool(value.get("held")),
+        values=values if isinstance(values, dict) else {},
     )
 
 

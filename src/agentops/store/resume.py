@@ -1,15 +1,24 @@
 """What ``resume`` needs from a recorded run: its definition, inputs, the agents
-that succeeded (with their outputs, to feed their dependents again) and what the
-chain of runs it continues has spent, which counts against the cost cap."""
+that succeeded (with their outputs, to feed their dependents again), the fan-out
+instances that succeeded (so only the rest run again), the ``when`` decisions made
+(never evaluated again) and what the chain of runs it continues has spent, which
+counts against the cost cap."""
 
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentops.errors import RunNotFoundError, StoreError, UsageError
-from agentops.runtime.events import AgentResult, AgentStatus, Attempt, RunStatus, Usage
+from agentops.runtime.events import (
+    AgentResult,
+    AgentStatus,
+    Attempt,
+    Decision,
+    RunStatus,
+    Usage,
+)
 from agentops.store.liveness import RUNNING, hostname
 from agentops.store.queries import AgentRunRecord, agent_run, workflow_run
 from agentops.store.sqlite import Store
@@ -24,11 +33,17 @@ class ResumeState:
     source_path: str | None
     inputs: dict[str, Any]
     status: str  # effective: "interrupted" when the recording process died
-    succeeded: dict[str, AgentResult]  # reused=True, with the usage, cost and attempts of their run
+    # reused=True, with the usage, cost and attempts of their run; a fan-out's succeeded
+    # instances under their keys (``writer[2]``), and the fan-out agent itself only when every
+    # one of its items succeeded (with them as its ``instances``)
+    succeeded: dict[str, AgentResult]
     cost_spent: float  # actual cost recorded by this run and every run it resumed
     cost_cap: float | None  # the cap the run had (a --cost-cap override included)
     trace_id: str | None = None  # its OpenTelemetry trace and workflow span, when it was traced
     trace_span_id: str | None = None
+    # Every ``when`` decision the run recorded, routed-away agents' included, by name: a
+    # resume reuses them (``RunOptions.decisions``) rather than evaluate them again.
+    decisions: dict[str, Decision] = field(default_factory=dict)
 
 
 def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
@@ -49,10 +64,24 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
             f"workflow run {workflow_run_id} already succeeded: nothing to resume; "
             f"to run it again use agentops run {run.source_path or 'FILE'}"
         )
-    succeeded = {
-        record.agent: _reused_result(store, record)
-        for record in detail.agents
-        if record.status == AgentStatus.SUCCEEDED.value and record.agent
+    succeeded: dict[str, AgentResult] = {}
+    for agent in detail.agents:
+        for instance in agent.instances or ():
+            if _succeeded(instance):
+                succeeded[instance.name] = _reused_result(store, instance)
+        if not _succeeded(agent):
+            continue
+        result = _reused_result(store, agent)
+        if agent.instances is not None:
+            instances = [succeeded[i.name] for i in agent.instances if i.name in succeeded]
+            if len(instances) != (agent.item_count or 0):
+                continue  # an item failed (on_item_error: continue): the agent runs again for it
+            result.instances = instances
+        succeeded[agent.name] = result
+    decisions = {
+        record.name: record.decision
+        for record in detail.every_agent_run()
+        if record.decision is not None and record.agent
     }
     return ResumeState(
         workflow_run_id=workflow_run_id,
@@ -66,7 +95,12 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
         cost_cap=run.cost_cap,
         trace_id=detail.trace_id,
         trace_span_id=detail.trace_span_id,
+        decisions=decisions,
     )
+
+
+def _succeeded(record: AgentRunRecord) -> bool:
+    return record.status == AgentStatus.SUCCEEDED.value and bool(record.agent)
 
 
 def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
@@ -76,8 +110,9 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
         # If the original row is gone, what this row says is all there is.
         with suppress(RunNotFoundError):
             origin = agent_run(store, record.reused_from_run_id)
+    instance = record.item_index is not None
     return AgentResult(
-        name=record.agent or "",
+        name=record.name,
         status=AgentStatus.SUCCEEDED,
         model=origin.model or "",
         provider=origin.provider or "",
@@ -105,6 +140,11 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
         started_at=from_iso(origin.started_at),
         finished_at=from_iso(origin.finished_at),
         reused=True,
+        decision=record.decision,
+        agent=record.agent if instance else None,
+        item_index=record.item_index,
+        item=record.parsed_item,
+        item_count=record.item_count,
     )
 
 

@@ -13,23 +13,28 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from agentops.errors import StoreError
 from agentops.runtime.events import (
     AgentResult,
+    AgentStarted,
     AgentStatus,
     Attempt,
+    FanOutStarted,
     ToolCallRecord,
     ToolServerStopped,
+    Usage,
     WorkflowResult,
     WorkflowStarted,
 )
 from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
 from agentops.store.liveness import this_process
+from agentops.store.records import decision_json
 from agentops.store.sqlite import Store
 from agentops.store.timestamps import to_iso
-from agentops.store.writer import AgentChanges
+from agentops.store.writer import AgentChanges, every_agent_run, is_fan_out
 
 __all__ = ["SqliteHistoryWriter", "storable"]
 
@@ -102,33 +107,23 @@ class SqliteHistoryWriter:
 
         def work(connection: sqlite3.Connection) -> int:
             workflow_run_id = _insert_workflow_run(connection, row)
-            for agent, result in start.reused.items():
-                origin = _origin_of(connection, start.resumed_from, storable(agent) or "")
+            for result in start.reused.values():
+                origin = _origin_of(connection, start.resumed_from, result)
                 _insert_agent_run(connection, workflow_run_id, name, result, reused_from=origin)
             return workflow_run_id
 
         return self.store.write(work)
 
     def record_agents(self, workflow_run_id: int, workflow: str, changes: AgentChanges) -> None:
-        starts = [
-            (
-                workflow_run_id,
-                storable(c.name),
-                storable(c.model),
-                storable(c.provider),
-                storable(c.prompt),
-                to_iso(c.started_at),
-            )
-            for c in changes.started
-        ]
+        starts = [_start_row(workflow_run_id, c) for c in changes.started]
         settled = changes.settled
         ended = [(workflow_run_id, storable(name)) for name in changes.ended]
-        called = [r for r in settled if not r.reused]
+        usage, cost = _spent(settled)
         totals = (
-            sum(r.usage.input_tokens for r in called),
-            sum(r.usage.output_tokens for r in called),
-            int(any(r.usage.estimated for r in called)),
-            sum(r.cost or 0.0 for r in called),
+            usage.input_tokens,
+            usage.output_tokens,
+            int(usage.estimated),
+            cost,
             workflow_run_id,
         )
         calls = list(changes.tool_calls)
@@ -180,7 +175,8 @@ class SqliteHistoryWriter:
         missing: Sequence[AgentResult] = (),
         linked: Collection[str] = (),
     ) -> None:
-        usage = result.usage
+        # Counted here, not taken from the result: each instance once, its fan-out agent not again.
+        usage, cost = _spent(every_agent_run(result.agents.values()))
         name = storable(workflow) or ""
 
         def work(connection: sqlite3.Connection) -> None:
@@ -200,7 +196,7 @@ class SqliteHistoryWriter:
                     usage.input_tokens,
                     usage.output_tokens,
                     int(usage.estimated),
-                    result.cost,
+                    cost,
                     workflow_run_id,
                 ),
             )
@@ -350,16 +346,56 @@ def _insert_server(connection: sqlite3.Connection, row: tuple[object, ...]) -> N
     )
 
 
-def _origin_of(connection: sqlite3.Connection, resumed_from: int | None, agent: str) -> int | None:
-    """The agent run that first produced what ``agent`` reuses (following earlier reuses)."""
+def _origin_of(
+    connection: sqlite3.Connection, resumed_from: int | None, result: AgentResult
+) -> int | None:
+    """The agent run that first produced what ``result`` reuses (following earlier reuses);
+    an instance's is the row of its agent with its item index (``runs_by_agent``)."""
     if resumed_from is None:
         return None
     row = connection.execute(
         """SELECT coalesce(reused_from_run_id, id) FROM runs
-        WHERE workflow_run_id = ? AND agent = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1""",
-        (resumed_from, agent),
+        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND status = 'succeeded'
+        ORDER BY id DESC LIMIT 1""",
+        (resumed_from, storable(result.agent_name), result.item_index),
     ).fetchone()
     return None if row is None else int(row[0])
+
+
+def _start_row(workflow_run_id: int, start: AgentStarted | FanOutStarted) -> tuple[object, ...]:
+    """An ``agent_starts`` row; a fan-out agent's has no model, provider or prompt of its own."""
+    if isinstance(start, FanOutStarted):
+        return (workflow_run_id, storable(start.name), None, None, None, to_iso(start.started_at))
+    return (
+        workflow_run_id,
+        storable(start.name),
+        storable(start.model),
+        storable(start.provider),
+        storable(start.prompt),
+        to_iso(start.started_at),
+    )
+
+
+def _spent(results: Iterable[AgentResult]) -> tuple[Usage, float]:
+    """The tokens and cost of results called in this run: a reused one was paid for by the run
+    it came from, and a fan-out agent's spend is its instances' (recorded on them)."""
+    usage, cost = Usage(), 0.0
+    for result in results:
+        if not result.reused and not is_fan_out(result):
+            usage = usage + result.usage
+            cost += result.cost or 0.0
+    return usage, cost
+
+
+def _json_text(value: Any, *, canonical: bool = False) -> str | None:
+    """A value as stored JSON text; ``canonical``: keys sorted, no spaces (an item)."""
+    if canonical:
+        text = json.dumps(
+            value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+        )
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return storable(text)
 
 
 def _insert_agent_run(
@@ -371,38 +407,46 @@ def _insert_agent_run(
     reused_from: int | None = None,
 ) -> int:
     """One ``runs`` row and its attempts. A reused result costs nothing in this run and
-    has no attempts here: both stay with the run it was taken from."""
+    has no attempts here: both stay with the run it was taken from. A fan-out instance is a
+    row of its agent with its item; the fan-out agent's own row has its item count and no
+    spend (its instances' rows have it)."""
     reused = result.reused or reused_from is not None
     status = AgentStatus.SUCCEEDED.value if reused else result.status.value
+    unspent = reused or is_fan_out(result)
     usage = result.usage
+    instance = result.item_index is not None
     cursor = connection.execute(
         """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries,
             model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
-            started_at, finished_at, duration, reused, reused_from_run_id, value)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            started_at, finished_at, duration, reused, reused_from_run_id, value,
+            item_index, item, item_count, skip_cause, decision)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             workflow_run_id,
             workflow,
-            storable(result.name),
+            storable(result.agent_name),
             status,
-            0.0 if reused else result.cost,
+            0.0 if unspent else result.cost,
             storable(result.output),
             storable(result.error),
-            0 if reused else result.retries,
+            0 if unspent else result.retries,
             storable(result.model),
             storable(result.provider),
             storable(result.prompt),
-            0 if reused else usage.input_tokens,
-            0 if reused else usage.output_tokens,
-            0 if reused else int(usage.estimated),
+            0 if unspent else usage.input_tokens,
+            0 if unspent else usage.output_tokens,
+            0 if unspent else int(usage.estimated),
             to_iso(result.started_at),
             to_iso(result.finished_at),
             result.duration,
             int(reused),
             reused_from,
-            None
-            if result.value is None
-            else storable(json.dumps(result.value, ensure_ascii=False)),
+            None if result.value is None else _json_text(result.value),
+            result.item_index,
+            _json_text(result.item, canonical=True) if instance else None,
+            _item_count(result),
+            None if result.skip_cause is None else result.skip_cause.value,
+            None if result.decision is None else _json_text(decision_json(result.decision)),
         ),
     )
     run_id = _row_id(cursor)
@@ -432,6 +476,12 @@ def _insert_agent_run(
             ],
         )
     return run_id
+
+
+def _item_count(result: AgentResult) -> int | None:
+    if result.item_count is not None:
+        return result.item_count
+    return None if result.instances is None else len(result.instances)
 
 
 def _insert_tool_calls(

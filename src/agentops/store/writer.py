@@ -9,34 +9,52 @@ short transaction and raises ``StoreError`` (one line) when the history cannot t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
+    FanOutStarted,
     ToolCallRecord,
     ToolServerStopped,
     WorkflowResult,
     WorkflowStarted,
 )
 
-__all__ = ["AgentChanges", "HistoryWriter"]
+__all__ = ["AgentChanges", "HistoryWriter", "every_agent_run", "is_fan_out"]
+
+
+def is_fan_out(result: AgentResult) -> bool:
+    """A fan-out agent's own result: its spend is on its instances, never on it."""
+    return result.instances is not None or result.item_count is not None
+
+
+def every_agent_run(results: Iterable[AgentResult]) -> list[AgentResult]:
+    """Each result with a fan-out agent's instances before it, each name once: the rows a
+    run's results make, whether or not the instances are also listed under their own keys."""
+    found: dict[str, AgentResult] = {}
+    for result in results:
+        for instance in result.instances or ():
+            found.setdefault(instance.name, instance)
+        found.setdefault(result.name, result)
+    return list(found.values())
 
 
 @dataclass(frozen=True)
 class AgentChanges:
     """What a workflow run's agents did in one turn of the event loop, written in one commit.
 
-    ``started``: agents that started and have not settled (their start rows);
+    ``started``: agents that started and have not settled (their start rows; a fan-out
+    agent's from its ``FanOutStarted``, an instance's under its key ``writer[2]``);
     ``tool_calls``: (agent, call) finished, written before the settled agents so that a
     settling agent's calls are linked to its agent run; ``settled``: agents that settled;
     ``linked``: of those, the ones with tool calls not yet linked; ``ended``: of those, the
     ones whose start row is on disk (replaced by the outcome).
     """
 
-    started: Sequence[AgentStarted] = ()
+    started: Sequence[AgentStarted | FanOutStarted] = ()
     tool_calls: Sequence[tuple[str, ToolCallRecord]] = ()
     settled: Sequence[AgentResult] = ()
     linked: Collection[str] = field(default_factory=frozenset)
@@ -56,7 +74,10 @@ class HistoryWriter(Protocol):
         ...
 
     def record_agents(self, workflow_run_id: int, workflow: str, changes: AgentChanges) -> None:
-        """Agent starts, tool calls and settlements of one loop turn, with the run's totals."""
+        """Agent starts, tool calls and settlements of one loop turn, with the run's totals.
+
+        A fan-out instance is an agent run of its agent (``result.agent``) with its item; the
+        fan-out agent's own run holds its item count and no spend (its instances hold it)."""
         ...
 
     def record_tool_server(self, workflow_run_id: int, stopped: ToolServerStopped) -> None:
@@ -73,7 +94,8 @@ class HistoryWriter(Protocol):
         linked: Collection[str] = (),
     ) -> None:
         """The run's end: ``missing`` agents not recorded yet (``linked``: those with tool
-        calls), every start row gone, the final status and totals."""
+        calls), every start row gone, the final status and totals (of ``result``'s agents and
+        their instances, each counted once: see ``every_agent_run``)."""
         ...
 
     def create_batch(

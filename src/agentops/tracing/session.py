@@ -12,6 +12,13 @@ thread while the run goes on. Exporting must never fail or stall a run:
   10 s by default) plus a little, then gives up on what is still in flight;
 - the SDK's own log lines are captured, not printed: ``close`` logs one warning
   line naming the collector, the reason and how many spans were dropped.
+
+A run makes spans faster than a collector takes them when a fan-out has thousands of
+items (two spans or more each): the queue of spans waiting to leave holds
+``QUEUE_SIZE`` unless ``OTEL_BSP_MAX_QUEUE_SIZE`` says otherwise (the SDK's 2,048 would
+drop most of a 10,000-item fan-out's), and spans dropped because it was full (those
+that ended but neither left nor failed to) are counted and named in one warning line,
+never lost silently.
 """
 
 from __future__ import annotations
@@ -29,7 +36,13 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Tracer
 
 from agentops.errors import ConfigurationError
-from agentops.tracing.environment import ENDPOINT_VARIABLES, capture_content, setting
+from agentops.tracing.environment import (
+    ENDPOINT_VARIABLES,
+    QUEUE_SIZE_VARIABLE,
+    capture_content,
+    export_queue_size,
+    setting,
+)
 from agentops.tracing.span_ref import SpanRef
 from agentops.tracing.spans import RunTracer
 from agentops.tracing.targets import ChatTarget
@@ -41,6 +54,7 @@ CLOSE_MARGIN = 2.0  # seconds beyond the export timeout that closing may take
 HTTP_DEFAULT_ENDPOINT = "http://localhost:4318"
 GRPC_DEFAULT_ENDPOINT = "http://localhost:4317"
 PROTOCOLS = ("http/protobuf", "grpc")
+QUEUE_SIZE = 32_768  # spans waiting to be exported (OTEL_BSP_MAX_QUEUE_SIZE overrides it)
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 
 _T = TypeVar("_T")
@@ -50,7 +64,8 @@ class TracingSession:
     """Exports the spans of every run traced in this process; ``close`` once at the end.
 
     ``exporter`` is any SDK ``SpanExporter`` (tests pass the SDK's in-memory one);
-    ``endpoint`` names where it sends, for the warning when it cannot.
+    ``endpoint`` names where it sends, for the warning when it cannot; ``queue_size``
+    is how many spans may wait to be sent (more are dropped, and counted).
     """
 
     def __init__(
@@ -60,8 +75,10 @@ class TracingSession:
         endpoint: str,
         timeout: float = DEFAULT_TIMEOUT,
         content: bool = False,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.endpoint = endpoint
+        self.queue_size = queue_size
         self.timeout = timeout
         self.content = content
         self._exporter = _WatchedExporter(exporter)
@@ -70,7 +87,13 @@ class TracingSession:
         self._provider = TracerProvider(
             resource=_resource(), id_generator=self._ids, shutdown_on_exit=False
         )
-        self._processor = BatchSpanProcessor(self._exporter)  # OTEL_BSP_* apply
+        # The other OTEL_BSP_* variables apply as the SDK reads them.
+        self._processor = _CountingProcessor(
+            self._exporter,
+            max_queue_size=queue_size,
+            # A batch cannot be larger than the queue (the SDK refuses it): cut to fit.
+            max_export_batch_size=queue_size if queue_size < _SDK_BATCH_SIZE else None,
+        )
         self._provider.add_span_processor(self._processor)
         self.tracer: Tracer = self._provider.get_tracer(
             "agentops", _agentops_version(), schema_url=SCHEMA_URL
@@ -129,6 +152,7 @@ class TracingSession:
             endpoint=_endpoint_shown(environ, protocol),
             timeout=timeout,
             content=capture_content(environ),
+            queue_size=export_queue_size(environ) or QUEUE_SIZE,
         )
 
     # --- runs -------------------------------------------------------------------------
@@ -175,13 +199,24 @@ class TracingSession:
         )
         closing.start()
         closing.join(self.timeout + CLOSE_MARGIN)
-        if closing.is_alive():
+        stuck = closing.is_alive()
+        if stuck:
             self._exporter.abort()
         watched = self._exporter
         if watched.in_flight:
             reason = f"no answer within {self.timeout:g}s"
         elif watched.failed:
             reason = self._sdk_log.last or "the export failed"
+        elif not stuck and self._processor.ended > watched.exported + watched.dropped:
+            logger.warning(
+                "warning: %d span(s) were dropped: they were made faster than %s took them "
+                "and the export queue was full; raise %s (now %d)",
+                self._processor.ended - watched.exported - watched.dropped,
+                self.endpoint,
+                QUEUE_SIZE_VARIABLE,
+                self.queue_size,
+            )
+            return
         else:
             return
         logger.warning(
@@ -218,12 +253,24 @@ class _PresetRootIds(RandomIdGenerator):
         return super().generate_span_id()
 
 
+class _CountingProcessor(BatchSpanProcessor):
+    """The SDK's batching processor, counting the spans handed to it: those that neither
+    left (``_WatchedExporter.exported``) nor failed to were dropped from its full queue."""
+
+    ended = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended += 1
+        super().on_end(span)
+
+
 class _WatchedExporter(SpanExporter):
-    """Counts what could not be exported; after one failure, drops batches at once."""
+    """Counts what was exported and what could not be; after one failure, drops batches at once."""
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
         self.failed = False
+        self.exported = 0
         self.dropped = 0
         self.in_flight = 0  # spans of an export call that has not returned
         self._shut = False
@@ -244,6 +291,8 @@ class _WatchedExporter(SpanExporter):
         if result is not SpanExportResult.SUCCESS:
             self.failed = True
             self.dropped += len(spans)
+        else:
+            self.exported += len(spans)
         return result
 
     def shutdown(self) -> None:
@@ -286,6 +335,9 @@ class _SdkLog(logging.Handler):
             self.last = record.getMessage().splitlines()[0][:300]
         except Exception:  # a malformed record must not break logging
             self.last = record.msg if isinstance(record.msg, str) else None
+
+
+_SDK_BATCH_SIZE = 512  # the SDK's default spans per export
 
 
 def _resource() -> Resource:

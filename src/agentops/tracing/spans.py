@@ -4,7 +4,20 @@
     invoke_workflow WORKFLOW      INTERNAL, the root: one per workflow run
     └── invoke_agent AGENT        INTERNAL, one per agent that ran (reused and skipped agents did not)
         ├── chat MODEL            CLIENT, one per attempt (retries and cancelled calls included)
-        └── execute_tool TOOL     INTERNAL, one per tool call (``record_tool_call``)
+        ├── execute_tool TOOL     INTERNAL, one per tool call (``record_tool_call``)
+        └── invoke_agent AGENT    INTERNAL, a fan-out's: one per item that ran, with its
+            ├── chat MODEL        index (``agentops.item.index``), its chat and tool
+            └── execute_tool TOOL spans under it as any agent's
+
+A fan-out agent's span lasts from ``FanOutStarted`` to its ``AgentFinished`` and carries
+its item count and how many items ended in each status (``agentops.fan_out.*``); the
+item itself is content (``agentops.item``, as JSON, when at most ``ITEM_BYTES``). An
+agent that was skipped without running (routed away by its ``when``, a dependency that
+failed, the cost cap) has no span, as before, but an ``agentops.agent.skipped`` event on
+the workflow span records it: the agent, the cause and, for a ``when``, the expression
+and its outcome; what the decision read (``agentops.decision.values``, model output) and
+the routed reason that quotes it are content. An agent whose ``when`` held has the same
+decision attributes on its span.
 
 Spans carry the times the engine measured, not the times their events reached
 this subscriber: a chat span starts when its call got its concurrency slot and ends
@@ -43,12 +56,16 @@ from agentops.runtime.events import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    Decision,
     Event,
+    FanOutStarted,
     RunStatus,
+    SkipCause,
     ToolCallFinished,
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
+    split_instance_key,
 )
 from agentops.runtime.usage import Usage
 from agentops.tracing.span_ref import SpanRef
@@ -101,8 +118,22 @@ SPENT_BEFORE = "agentops.spent_before_usd"
 TOKENS_ESTIMATED = "agentops.usage.estimated"
 
 CANCELLED = "cancelled"  # error.type of a call or agent cut off by an interrupt or a run timeout
+ITEM_INDEX = "agentops.item.index"  # a fan-out item's position in its list (0-based)
+ITEM = "agentops.item"  # the item, as JSON: content, and only when small
+ITEM_COUNT = "agentops.fan_out.item_count"
+FAN_OUT_STATUS = "agentops.fan_out."  # + a status: how many items ended in it ("...succeeded")
+SKIPPED_EVENT = "agentops.agent.skipped"
+SKIP_CAUSE = "agentops.skip.cause"  # routed | dependency | cost_cap
+SKIP_REASON = "agentops.skip.reason"
+DECISION_EXPRESSION = "agentops.decision.expression"  # the ``when``, as written
+DECISION_HELD = "agentops.decision.held"
+DECISION_VALUES = "agentops.decision.values"  # JSON: each path it read -> the value (content)
+
+CANCELLED = "cancelled"  # error.type of a call or agent cut off by an interrupt or a run timeout
 COST_CAP_REACHED = "cost_cap"  # error.type of an agent skipped by the cost cap after attempts
 OTHER_ERROR = "_OTHER"
+ITEM_BYTES = 1024  # a larger item is not put on its span, content or not
+FAN_OUT_STATUSES = ("succeeded", "failed", "skipped", "cancelled", "not_run")
 
 
 def _ns(seconds: float) -> int:
@@ -116,6 +147,7 @@ class _RunningAgent:
     model: str
     request: ChatRequest | None = None  # the latest attempt's
     spanned: set[int] = field(default_factory=set)  # attempt numbers that have a chat span
+    agent: str = ""  # the workflow agent (a fan-out item's is its fan-out's)
 
 
 class RunTracer:
@@ -146,11 +178,15 @@ class RunTracer:
         self.links = list(links)
         self.content = content
         self._root: Span | None = None
-        self._agents: dict[str, _RunningAgent] = {}
+        self._agents: dict[str, _RunningAgent] = {}  # by name: ``writer[2]`` for an item
+        self._fan_outs: dict[str, Span] = {}
+        self._models: dict[str, str] = {}  # agent -> its model, for a fan-out's span
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, WorkflowStarted):
             self._start_workflow(event)
+        elif isinstance(event, FanOutStarted):
+            self._start_fan_out(event)
         elif isinstance(event, AgentStarted):
             self._start_agent(event)
         elif isinstance(event, AttemptStarted):
@@ -199,9 +235,10 @@ class RunTracer:
         """An ``execute_tool TOOL`` span under ``agent``'s span, for a tool call that has
         settled (times are unix seconds). ``arguments`` and ``result`` are content:
         recorded only when capture is on. The engine's tool events call this."""
+        running = self._agents.get(agent)
         attributes: dict[str, Any] = {
             OPERATION: "execute_tool",
-            AGENT_NAME: agent,
+            AGENT_NAME: running.agent if running is not None else agent,
             TOOL_NAME: tool,
             TOOL_TYPE: tool_type,
         }
@@ -211,7 +248,6 @@ class RunTracer:
             attributes[TOOL_ARGUMENTS] = arguments
         if self.content and result is not None:
             attributes[TOOL_RESULT] = result
-        running = self._agents.get(agent)
         span = self.tracer.start_span(
             f"execute_tool {tool}",
             context=self._context_of(running.span if running is not None else self._root),
@@ -235,6 +271,7 @@ class RunTracer:
             attributes[RESUMED_FROM] = event.resumed_from
             attributes[SPENT_BEFORE] = event.spent_before
         links = [Link(_remote(ref)) for ref in self.links]
+        self._models = {agent.name: agent.model for agent in workflow.agents}
         self._root = self.start_root(
             self.ids,
             lambda: self.tracer.start_span(
@@ -248,13 +285,17 @@ class RunTracer:
         )
 
     def _finish_workflow(self, result: WorkflowResult) -> None:
-        for name in list(
-            self._agents
-        ):  # the engine settles every agent first; this is a safety net
-            if name in result.agents:
-                self._finish_agent(result.agents[name])
-            else:
+        # The engine settles every agent (and item) first; this is a safety net.
+        settled = dict(result.agents)
+        for agent in result.agents.values():
+            settled.update((item.name, item) for item in agent.instances or ())
+        for name in [*self._agents, *self._fan_outs]:
+            if name in settled:
+                self._finish_agent(settled[name])
+            elif name in self._agents:
                 self._agents.pop(name).span.end()
+            elif name in self._fan_outs:
+                self._fan_outs.pop(name).end()
         root = self._root
         if root is None:
             return
@@ -264,7 +305,9 @@ class RunTracer:
             root.set_attribute(RUN_ID, result.workflow_run_id)
         if result.status is not RunStatus.SUCCEEDED:
             unsettled = [
-                n for n, a in result.agents.items() if a.status is not AgentStatus.SUCCEEDED
+                n
+                for n, a in result.agents.items()
+                if a.status is not AgentStatus.SUCCEEDED and a.skip_cause is not SkipCause.ROUTED
             ]
             _fail(
                 root,
@@ -278,23 +321,114 @@ class RunTracer:
 
     def _start_agent(self, event: AgentStarted) -> None:
         target = self._target(event.provider)
+        agent = split_instance_key(event.name)[0]
+        fan_out = self._fan_outs.get(agent) if agent != event.name else None
         span = self.tracer.start_span(
-            f"invoke_agent {event.name}",
-            context=self._context_of(self._root),
+            f"invoke_agent {agent}",
+            context=self._context_of(fan_out or self._root),
             kind=SpanKind.INTERNAL,
             attributes={
                 OPERATION: "invoke_agent",
-                AGENT_NAME: event.name,
+                AGENT_NAME: agent,
                 PROVIDER: target.provider_name,
                 REQUEST_MODEL: event.model,
             },
             start_time=_ns(event.started_at),
         )
-        self._agents[event.name] = _RunningAgent(span, event.provider, event.model)
+        self._agents[event.name] = _RunningAgent(span, event.provider, event.model, agent=agent)
+
+    def _unstarted_span(self, result: AgentResult) -> _RunningAgent:
+        at = result.started_at or result.finished_at
+        span = self.tracer.start_span(
+            f"invoke_agent {result.agent_name}",
+            context=self._context_of(self._fan_outs.get(result.agent_name) or self._root),
+            kind=SpanKind.INTERNAL,
+            attributes={OPERATION: "invoke_agent", AGENT_NAME: result.agent_name},
+            start_time=_ns(at) if at is not None else None,
+        )
+        return _RunningAgent(span, result.provider, result.model, agent=result.agent_name)
+
+    def _start_fan_out(self, event: FanOutStarted) -> None:
+        attributes: dict[str, Any] = {
+            OPERATION: "invoke_agent",
+            AGENT_NAME: event.name,
+            ITEM_COUNT: event.item_count,
+        }
+        if event.name in self._models:
+            attributes[REQUEST_MODEL] = self._models[event.name]
+        self._fan_outs[event.name] = self.tracer.start_span(
+            f"invoke_agent {event.name}",
+            context=self._context_of(self._root),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=_ns(event.started_at),
+        )
+
+    def _finish_fan_out(self, span: Span, result: AgentResult) -> None:
+        instances = result.instances or []
+        counts = dict.fromkeys(FAN_OUT_STATUSES, 0)
+        for instance in instances:
+            counts[instance.status.value] = counts.get(instance.status.value, 0) + 1
+        counts["not_run"] = max(0, (result.item_count or 0) - len(instances))
+        span.set_attributes(
+            {
+                AGENT_STATUS: result.status.value,
+                ITEM_COUNT: result.item_count or len(instances),
+                **{FAN_OUT_STATUS + status: n for status, n in counts.items()},
+                **_tokens(result.usage),
+            }
+        )
+        if result.cost is not None:
+            span.set_attribute(COST, result.cost)
+        self._decided(span, result.decision)
+        if result.status is AgentStatus.FAILED:
+            _fail(span, _fan_out_error(instances), result.error)
+        elif result.status is AgentStatus.CANCELLED:
+            _fail(span, CANCELLED, result.error)
+        span.end(end_time=_ns(result.finished_at) if result.finished_at is not None else None)
+
+    def _skipped(self, result: AgentResult) -> None:
+        """An agent settled without running: an event on the workflow span says why."""
+        if self._root is None or result.status is not AgentStatus.SKIPPED or result.reused:
+            return
+        attributes: dict[str, Any] = {AGENT_NAME: result.agent_name}
+        if result.item_index is not None:
+            attributes[ITEM_INDEX] = result.item_index
+        if result.skip_cause is not None:
+            attributes[SKIP_CAUSE] = result.skip_cause.value
+        # A routed reason quotes what the decision read: content, like the values.
+        if result.error and (self.content or result.skip_cause is not SkipCause.ROUTED):
+            attributes[SKIP_REASON] = result.error
+        attributes.update(self._decision_attributes(result.decision))
+        timestamp = _ns(result.finished_at) if result.finished_at is not None else None
+        self._root.add_event(SKIPPED_EVENT, attributes, timestamp=timestamp)
+
+    def _decided(self, span: Span, decision: Decision | None) -> None:
+        if decision is not None:
+            span.set_attributes(self._decision_attributes(decision))
+
+    def _decision_attributes(self, decision: Decision | None) -> dict[str, Any]:
+        if decision is None:
+            return {}
+        attributes: dict[str, Any] = {
+            DECISION_EXPRESSION: decision.expression,
+            DECISION_HELD: decision.held,
+        }
+        if self.content:
+            attributes[DECISION_VALUES] = _json(dict(decision.values))
+        return attributes
 
     def _finish_agent(self, result: AgentResult) -> None:
+        fan_out = self._fan_outs.pop(result.name, None)
+        if fan_out is not None:
+            self._finish_fan_out(fan_out, result)
+            return
         running = self._agents.pop(result.name, None)
+        if running is None and result.status is AgentStatus.FAILED and not result.reused:
+            # Failed before any call (its ``when`` or ``for_each`` could not be evaluated).
+            running = self._unstarted_span(result)
         if running is None:  # never started: skipped, reused, or cancelled while waiting
+            self._skipped(result)
             return
         for attempt in result.attempts:  # a call cut off by an interrupt emitted no attempt event
             if attempt.number not in running.spanned:
@@ -309,6 +443,13 @@ class RunTracer:
         )
         if result.cost is not None:
             span.set_attribute(COST, result.cost)
+        if result.item_index is not None:
+            span.set_attribute(ITEM_INDEX, result.item_index)
+            if self.content:
+                item = _json(result.item)
+                if len(item.encode()) <= ITEM_BYTES:
+                    span.set_attribute(ITEM, item)
+        self._decided(span, result.decision)
         if result.status is AgentStatus.FAILED:
             last = result.attempts[-1] if result.attempts else None
             _fail(span, (last.error_type if last else None) or OTHER_ERROR, result.error)
@@ -382,6 +523,22 @@ class RunTracer:
 def _fail(span: Span, error_type: str, description: str | None) -> None:
     span.set_attribute(ERROR_TYPE, error_type)
     span.set_status(Status(StatusCode.ERROR, description))
+
+
+def _fan_out_error(instances: list[AgentResult]) -> str:
+    """A failed fan-out's error.type: the cost cap's, else its first failed item's."""
+    if any(i.skip_cause is SkipCause.COST_CAP for i in instances):
+        return COST_CAP_REACHED
+    for instance in instances:
+        if instance.status is AgentStatus.FAILED:
+            last = instance.attempts[-1] if instance.attempts else None
+            return (last.error_type if last else None) or OTHER_ERROR
+    return OTHER_ERROR
+
+
+def _json(value: Any) -> str:
+    """A value from a model's output as JSON; what JSON cannot hold, as its text."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _tokens(usage: Usage) -> dict[str, Any]:

@@ -3,8 +3,14 @@ lines and the summary so all three say the same thing the same way."""
 
 from __future__ import annotations
 
-from agentops.runtime.events import AgentResult, AgentStatus
+from collections.abc import Iterable, Mapping
+
+from agentops.runtime.events import AgentResult, AgentStatus, SkipCause
 from agentops.runtime.usage import Usage
+
+ROUTED = "routed away"  # a skipped agent whose ``when`` was false: shown apart, not a problem
+ROUTED_MARK = "↷"
+NOT_RUN = "not run"  # fan-out items never started: the cost cap or a stop came first
 
 
 def format_cost(cost: float | None) -> str:
@@ -45,10 +51,57 @@ def format_tokens(usage: Usage) -> str:
     return f"{'~' if usage.estimated else ''}{usage.input_tokens}+{usage.output_tokens}"
 
 
+def shown_status(status: str, skip_cause: SkipCause | None) -> str:
+    """A status as the views name it: a skip that routing chose reads "routed away"."""
+    if status == AgentStatus.SKIPPED and skip_cause is SkipCause.ROUTED:
+        return ROUTED
+    return str(status)
+
+
 def status_label(result: AgentResult) -> str:
+    """ "succeeded", "succeeded (reused)", "routed away"; a fan-out adds its items:
+    "failed (3/5 ✓ 2 failed)"."""
     if result.reused:
         return "succeeded (reused)"
-    return str(result.status)
+    label = shown_status(result.status, result.skip_cause)
+    items = items_label(result)
+    return f"{label} ({items})" if items is not None else label
+
+
+def items_label(result: AgentResult) -> str | None:
+    """A fan-out's items by status, "3/5 ✓ 2 failed"; None for any other agent."""
+    if result.instances is None:
+        return None
+    counts = item_counts(shown_status(i.status, i.skip_cause) for i in result.instances)
+    total = max(result.item_count or 0, len(result.instances))
+    if total > len(result.instances):
+        counts[NOT_RUN] = total - len(result.instances)
+    return describe_items(counts, total)
+
+
+def item_counts(statuses: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+ITEM_ORDER = ("running", "retrying", "failed", "skipped", ROUTED, "cancelled", NOT_RUN, "waiting")
+
+
+def describe_items(counts: Mapping[str, int], total: int) -> str:
+    """A fan-out's items by status: "3/5 ✓ 1 running 1 failed" (succeeded of all first,
+    then each other status that has any, "waiting" last)."""
+    parts = [f"{counts.get(AgentStatus.SUCCEEDED, 0)}/{total} ✓"]
+    parts.extend(f"{counts[status]} {status}" for status in ITEM_ORDER if counts.get(status))
+    return " ".join(parts)
+
+
+def attempt_count(result: AgentResult) -> int:
+    """The calls an agent made: a fan-out's are its instances' (those run this time)."""
+    if result.instances is not None:
+        return sum(len(i.attempts) for i in result.instances if not i.reused)
+    return len(result.attempts)
 
 
 def plural(count: int, word: str) -> str:
@@ -63,4 +116,5 @@ STATUS_STYLES: dict[str, str] = {
     AgentStatus.FAILED: "bold red",
     AgentStatus.SKIPPED: "magenta",
     AgentStatus.CANCELLED: "yellow",
+    ROUTED: "blue",
 }

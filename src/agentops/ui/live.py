@@ -7,6 +7,14 @@ succeeded (reused)), elapsed time, tokens, cost, and a one-line preview of the
 streaming output (its last characters, newlines flattened) or, for an agent
 that did not succeed, the reason.
 
+An agent routed away by its ``when`` reads "routed away" (not "skipped"), with the
+decision as its preview. A fan-out agent is one row, whatever its item count:
+its status reads "3/5 ✓ 1 running 1 failed" (items by status), its tokens and
+cost are its items' summed, and its preview is the first item that failed. Up to
+``INSTANCE_ROWS`` of its items under way are shown beneath it ("└ writer[3]"),
+each with its own time, tokens and streaming preview; instance rows never take
+more than half the table.
+
 With more agents than the terminal has lines, the table summarises instead of
 scrolling: running and retrying agents first, then failed ones, then the most
 recently finished, then waiting ones, with "… and N more (x succeeded, y
@@ -31,8 +39,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from agentops.runtime.events import AgentStatus, CostWarning, Event
+from agentops.runtime.events import AgentStatus, CostWarning, Event, SkipCause
 from agentops.ui.format import (
+    ROUTED,
     STATUS_STYLES,
     format_cost,
     format_duration,
@@ -49,11 +58,14 @@ AGENT_WIDTH = 24  # longer names are cut; the summary shows them whole
 # heading and rule, the "… and N more" line, and one spare for the cursor.
 CHROME_LINES = 6
 MIN_ROWS = 3
+INSTANCE_ROWS = 3  # items under way shown beneath a fan-out's row
+INSTANCE_INDENT = "└ "
 STATUS_ORDER = (
     AgentStatus.RUNNING,
     RETRYING,
     AgentStatus.FAILED,
     AgentStatus.SUCCEEDED,
+    ROUTED,
     AgentStatus.SKIPPED,
     AgentStatus.CANCELLED,
     AgentStatus.WAITING,
@@ -81,11 +93,15 @@ class LiveView:
         if not state.rows:
             return Text("starting…", style="dim")
         now = self.clock()
-        shown, hidden = select_rows(list(state.rows.values()), max(MIN_ROWS, height - CHROME_LINES))
+        budget = max(MIN_ROWS, height - CHROME_LINES)
+        rows = list(state.rows.values())
+        # Items under way beneath their fan-out: at most half the lines, the rest for agents.
+        wanted = sum(min(INSTANCE_ROWS, len(r.fan_out.active)) for r in rows if r.fan_out)
+        shown, hidden = select_rows(rows, budget - min(wanted, budget // 2))
         parts: list[RenderableType] = [
             self._header(now),
             self._counts(),
-            self._table(shown, now, width),
+            self._table(with_instances(shown, budget - len(shown)), now, width),
         ]
         if hidden:
             parts.append(Text(f"… and {len(hidden)} more ({describe_counts(hidden)})", style="dim"))
@@ -115,17 +131,20 @@ class LiveView:
                 text.append(f"{counts[status]} {status}", style=STATUS_STYLES.get(status, ""))
         return text
 
-    def _table(self, rows: list[AgentRow], now: float, width: int) -> Table:
+    def _table(self, rows: list[tuple[AgentRow, bool]], now: float, width: int) -> Table:
         headers = ("agent", "status", "time", "tokens", "cost")
         cells = [
             (
-                Text(one_line(row.name)[:AGENT_WIDTH]),
-                Text(row.label, style=STATUS_STYLES.get(row.status, "")),
+                Text(
+                    (INSTANCE_INDENT if instance else "") + one_line(row.name)[:AGENT_WIDTH],
+                    style="dim" if instance else "",
+                ),
+                Text(row.label, style=STATUS_STYLES.get(row.shown_status, "")),
                 Text(format_duration(row.elapsed(now)) if row.started_at is not None else ""),
                 Text(_tokens(row)),
                 Text(format_cost(row.cost) if row.status != AgentStatus.WAITING else ""),
             )
-            for row in rows
+            for row, instance in rows
         ]
         fixed = [len(header) for header in headers]
         for row_cells in cells:
@@ -139,9 +158,23 @@ class LiveView:
                 header, no_wrap=True, width=column_width, justify="right" if numeric else "left"
             )
         table.add_column("output", no_wrap=True, overflow="ellipsis", width=preview_width)
-        for row, row_cells in zip(rows, cells, strict=True):
+        for (row, _), row_cells in zip(rows, cells, strict=True):
             table.add_row(*row_cells, _preview(row, preview_width))
         return table
+
+
+def with_instances(rows: list[AgentRow], room: int) -> list[tuple[AgentRow, bool]]:
+    """``rows``, each fan-out followed by up to ``INSTANCE_ROWS`` of its items under way
+    (lowest index first), ``room`` instance rows in all; (row, is an instance)."""
+    lines: list[tuple[AgentRow, bool]] = []
+    for row in rows:
+        lines.append((row, False))
+        if row.fan_out is not None and room > 0:
+            running = sorted(row.fan_out.active.values(), key=lambda item: item.index)
+            for item in running[: min(INSTANCE_ROWS, room)]:
+                lines.append((item, True))
+                room -= 1
+    return lines
 
 
 def _tokens(row: AgentRow) -> str:
@@ -152,6 +185,10 @@ def _tokens(row: AgentRow) -> str:
 
 
 def _preview(row: AgentRow, width: int) -> Text:
+    if row.skip_cause is SkipCause.ROUTED and row.error:
+        return Text(tail_preview(row.error, width), style=STATUS_STYLES[ROUTED])
+    if row.fan_out is not None and row.fan_out.first_failure:
+        return Text(tail_preview(row.fan_out.first_failure, width), style="red")
     if row.active and row.calls_in_progress:
         calls = list(row.calls_in_progress.values())
         more = f" (+{len(calls) - 1} more)" if len(calls) > 1 else ""
@@ -185,7 +222,7 @@ def select_rows(rows: list[AgentRow], limit: int) -> tuple[list[AgentRow], list[
 
 def describe_counts(rows: list[AgentRow]) -> str:
     """ "3 succeeded, 280 waiting", in status order."""
-    counts = Counter(RETRYING if r.status == RETRYING else str(r.status) for r in rows)
+    counts = Counter(r.shown_status for r in rows)
     return ", ".join(f"{counts[status]} {status}" for status in STATUS_ORDER if counts[status])
 
 

@@ -13,12 +13,26 @@ of an agent print nothing; the agent's "started" and "succeeded" lines say it)::
     researcher succeeded in 2.3s: 120+45 tokens, $0.0012
     summarizer failed after 3 attempts in 4.0s: ServerError: ...
     summarizer skipped: researcher failed
+    ↷ fix_bug routed away: when triage.output.label == 'bug' was false (triage.output.label: 'feature')
     warning: no known price for ...
+
+A fan-out agent (``for_each``) announces its items, and ends with one line for the
+agent: ``writer fans out over 5 items`` ... ``writer succeeded in 3.1s: 5/5 ✓, 600+200
+tokens, $0.0060``. Its items (``writer[2]``) print as agents do when there are at most
+``ITEM_LINES_UP_TO`` of them. A larger fan-out would flood a log, so its items print a
+line only when one does not succeed (``writer[812] failed after 3 attempts ...``), and
+the agent prints a progress line each time another tenth of its items has settled
+(``writer: 3000/10000 items settled: 2998 succeeded, 2 failed; $0.0312``); their starts,
+retries and tool calls print nothing (the history and the traces have them all).
+Items a resume reuses are counted in one line per agent, not one each.
 
 then the summary (see ``summary``), ending with the run line.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.text import Text
@@ -32,13 +46,28 @@ from agentops.runtime.events import (
     AttemptStarted,
     CostWarning,
     Event,
+    FanOutStarted,
+    SkipCause,
     ToolCallFinished,
     WorkflowStarted,
+    split_instance_key,
 )
-from agentops.ui.format import format_cap, format_cost, format_duration, format_tokens, plural
+from agentops.ui.format import (
+    ROUTED_MARK,
+    format_cap,
+    format_cost,
+    format_duration,
+    format_tokens,
+    items_label,
+    plural,
+    shown_status,
+)
 from agentops.ui.reporter import Reporter
 from agentops.ui.sanitize import one_line
 from agentops.ui.state import describe_call
+
+ITEM_LINES_UP_TO = 20  # items; a larger fan-out prints its failures and progress lines instead
+PROGRESS_STEPS = 10  # progress lines per large fan-out: one each tenth of its items
 
 
 def plain_lines(event: Event) -> list[str]:
@@ -66,6 +95,8 @@ def plain_lines(event: Event) -> list[str]:
         return [line + ("; re-asking" if event.will_reask else "")]
     if isinstance(event, AgentFinished):
         return [_finished_line(event)]
+    if isinstance(event, FanOutStarted):
+        return [f"{one_line(event.name)} fans out over {plural(event.item_count, 'item')}"]
     if isinstance(event, CostWarning):
         return [f"warning: {one_line(event.message)}"]
     if isinstance(event, ToolCallFinished):
@@ -91,23 +122,103 @@ def _started_lines(event: WorkflowStarted) -> list[str]:
     lines = [
         f"workflow {one_line(workflow.name)} started{resumed}: {plural(len(workflow.agents), 'agent')}, {cap_text}"
     ]
-    lines.extend(f"{one_line(name)} succeeded (reused)" for name in event.reused)
+    reused_items: dict[str, int] = {}
+    for name, previous in event.reused.items():
+        if previous.agent is not None:  # a fan-out's item: counted, not listed
+            reused_items[previous.agent] = reused_items.get(previous.agent, 0) + 1
+        else:
+            lines.append(f"{one_line(name)} succeeded (reused)")
+    lines.extend(
+        f"{one_line(agent)}: {plural(count, 'item')} succeeded (reused)"
+        for agent, count in reused_items.items()
+    )
     return lines
 
 
 def _finished_line(event: AgentFinished) -> str:
     result = event.result
     name = one_line(result.name)
+    reason = f": {one_line(result.error)}" if result.error else ""
+    if result.instances is not None:  # a fan-out: its items by status, their figures summed
+        items = items_label(result)
+        figures = f"{format_tokens(result.usage)} tokens, {format_cost(result.cost)}"
+        return f"{name} {result.status} in {format_duration(result.duration)}: {items}, {figures}{reason}"
     if result.status is AgentStatus.SUCCEEDED:
         return (
             f"{name} succeeded in {format_duration(result.duration)}: "
             f"{format_tokens(result.usage)} tokens, {format_cost(result.cost)}"
         )
-    reason = f": {one_line(result.error)}" if result.error else ""
     if result.status is AgentStatus.FAILED:
         attempts = plural(len(result.attempts), "attempt")
         return f"{name} failed after {attempts} in {format_duration(result.duration)}{reason}"
+    if result.skip_cause is SkipCause.ROUTED:
+        return f"{ROUTED_MARK} {name} routed away{reason}"
     return f"{name} {result.status}{reason}"
+
+
+_ITEM_EVENTS = (
+    AgentStarted,
+    AttemptStarted,
+    AttemptFailed,
+    AnswerRejected,
+    ToolCallFinished,
+    AgentFinished,
+)  # the events that print a line for an agent
+
+
+@dataclass
+class _Items:
+    """A large fan-out's items as the plain lines count them."""
+
+    count: int
+    settled: Counter[str] = field(default_factory=Counter)
+    usage_cost: float | None = 0.0
+    steps_shown: int = 0
+
+
+class PlainLines:
+    """``plain_lines`` for a whole run: the same lines, except that the items of a fan-out
+    of more than ``ITEM_LINES_UP_TO`` are throttled (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._large: dict[str, _Items] = {}  # fan-out agent -> its items, when throttled
+        self._reused: Counter[str] = Counter()  # fan-out agent -> items a resume reused
+
+    def __call__(self, event: Event) -> list[str]:
+        if isinstance(event, WorkflowStarted):
+            self._reused = Counter(r.agent for r in event.reused.values() if r.agent is not None)
+        elif isinstance(event, FanOutStarted) and event.item_count > ITEM_LINES_UP_TO:
+            self._large[event.name] = _Items(event.item_count)
+            self._large[event.name].settled["succeeded"] += self._reused[event.name]
+        elif self._large and isinstance(event, _ITEM_EVENTS):
+            name = event.result.name if isinstance(event, AgentFinished) else event.name
+            agent, index = split_instance_key(name)
+            items = self._large.get(agent) if index is not None else None
+            if items is not None:
+                return self._item_lines(agent, items, event)
+        return plain_lines(event)
+
+    def _item_lines(self, agent: str, items: _Items, event: Event) -> list[str]:
+        if not isinstance(event, AgentFinished):
+            return []  # starts, retries, re-asks and tool calls of an item: in the history
+        result = event.result
+        items.settled[shown_status(result.status, result.skip_cause)] += 1
+        items.usage_cost = (
+            None
+            if items.usage_cost is None or result.cost is None
+            else items.usage_cost + result.cost
+        )
+        lines = [] if result.status is AgentStatus.SUCCEEDED else [_finished_line(event)]
+        done = sum(items.settled.values())
+        step = done * PROGRESS_STEPS // items.count
+        if step > items.steps_shown and done < items.count:  # the agent's own line ends it
+            items.steps_shown = step
+            counts = ", ".join(f"{n} {status}" for status, n in items.settled.most_common())
+            lines.append(
+                f"{one_line(agent)}: {done}/{items.count} items settled: {counts}; "
+                f"{format_cost(items.usage_cost)}"
+            )
+        return lines
 
 
 class PlainReporter(Reporter):
@@ -118,8 +229,9 @@ class PlainReporter(Reporter):
 
     def __init__(self, console: Console) -> None:
         super().__init__(console)
+        self.lines = PlainLines()
 
     def show(self, event: Event) -> None:
-        for line in plain_lines(event):
+        for line in self.lines(event):
             # soft_wrap: one event stays one line in a log, however narrow the console.
             self.console.print(Text(line), soft_wrap=True, highlight=False)

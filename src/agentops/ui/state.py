@@ -1,6 +1,13 @@
 """The live view's model of a run: one ``AgentRow`` per agent, updated from
 engine events, plus run-wide spend. Updating is cheap (no rendering), because
-the engine calls subscribers on its event loop."""
+the engine calls subscribers on its event loop.
+
+A fan-out agent (``for_each``) is one row whatever its item count: its instances
+(``writer[2]``) are counted by status in its ``FanOut``, and only those under way
+are kept as rows of their own (at most the run's concurrency), so a 10,000-item
+fan-out costs a few counters, not 10,000 rows. Its usage and cost are its
+instances' summed.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from dataclasses import dataclass, field
 
 from agentops.runtime.events import (
     AgentFinished,
+    AgentResult,
     AgentStarted,
     AgentStatus,
     AnswerRejected,
@@ -18,6 +26,8 @@ from agentops.runtime.events import (
     AttemptSucceeded,
     CostWarning,
     Event,
+    FanOutStarted,
+    SkipCause,
     TokensStreamed,
     ToolCallFinished,
     ToolCallStarted,
@@ -25,10 +35,14 @@ from agentops.runtime.events import (
     Usage,
     WorkflowFinished,
     WorkflowStarted,
+    split_instance_key,
 )
+from agentops.ui.format import NOT_RUN, describe_items, shown_status
 
 RETRYING = "retrying"
 PREVIEW_BUFFER = 512  # raw characters kept per agent; the preview shows far fewer
+# An agent's name matches ``[A-Za-z_][\w-]*`` (spec.Agent), so a name with "[N]" at the end
+# can only be an instance's: the inverse of ``events.instance_key``.
 
 
 @dataclass
@@ -52,6 +66,8 @@ class AgentRow:
         default_factory=dict
     )  # call id -> "kb.lookup {key: alpha}"
     tool_calls: int = 0  # finished
+    skip_cause: SkipCause | None = None
+    fan_out: FanOut | None = None  # set when a fan-out agent has its items
 
     @property
     def active(self) -> bool:
@@ -62,17 +78,52 @@ class AgentRow:
         return not self.active and self.status != AgentStatus.WAITING
 
     @property
+    def shown_status(self) -> str:
+        """The status as counted and styled: "retrying" and "routed away" apart."""
+        return shown_status(self.status, self.skip_cause)
+
+    @property
     def label(self) -> str:
         if self.reused:
             return "succeeded (reused)"
         if self.status == RETRYING:
             return f"retrying ({self.retries})"
-        return str(self.status)
+        if self.fan_out is not None:
+            items = self.fan_out.describe()
+            return items if self.active else f"{self.status} {items}"
+        return self.shown_status
 
     def elapsed(self, now: float) -> float | None:
         if self.started_at is None:
             return None
         return (self.finished_at if self.finished_at is not None else now) - self.started_at
+
+
+@dataclass
+class FanOut:
+    """A fan-out agent's items: the settled ones counted by status, the ones under way as
+    rows (by instance name), the rest waiting for a slot."""
+
+    item_count: int
+    settled: Counter[str] = field(default_factory=Counter)  # shown status -> instances
+    active: dict[str, AgentRow] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)  # of the settled instances run this time
+    cost: float | None = 0.0
+    first_failure: str | None = None  # "writer[3]: ServerError: ...": what the row shows
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.item_count - sum(self.settled.values()) - len(self.active))
+
+    def counts(self) -> Counter[str]:
+        """Items by status, running and retrying and waiting included."""
+        counts = Counter(self.settled)
+        counts.update(row.shown_status for row in self.active.values())
+        counts[AgentStatus.WAITING] += self.waiting
+        return +counts  # without zeros
+
+    def describe(self) -> str:
+        return describe_items(self.counts(), self.item_count)
 
 
 @dataclass
@@ -85,6 +136,8 @@ class RunState:
     finished: bool = False
     warnings: list[str] = field(default_factory=list)
     _settled: int = 0
+    # Instances a resume reuses, by fan-out agent: counted once the agent has its items.
+    _reused_items: dict[str, list[AgentResult]] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
         """Fold one engine event into the state."""
@@ -96,12 +149,15 @@ class RunState:
             self.warnings.append(event.message)
         elif isinstance(event, ToolServerStopped):
             pass  # a server's stderr goes to the history only, never to the live view
+        elif isinstance(event, FanOutStarted):
+            self._start_fan_out(event)
         else:
-            row = self.rows.get(
-                event.name if not isinstance(event, AgentFinished) else event.result.name
-            )
+            name = event.name if not isinstance(event, AgentFinished) else event.result.name
+            row = self.rows.get(name)
             if row is not None:
                 self._apply_to_row(row, event)
+            else:
+                self._apply_to_instance(name, event)
 
     def _start(self, event: WorkflowStarted) -> None:
         workflow = event.workflow
@@ -114,6 +170,8 @@ class RunState:
         }
         for name, previous in event.reused.items():
             row = self.rows.get(name)
+            if row is None and previous.agent is not None:
+                self._reused_items.setdefault(previous.agent, []).append(previous)
             if row is not None:
                 row.status, row.reused = AgentStatus.SUCCEEDED, True
                 row.usage, row.cost = previous.usage, previous.cost
@@ -121,7 +179,7 @@ class RunState:
                 row.started_at, row.finished_at = previous.started_at, previous.finished_at
                 row.streamed = (previous.output or "")[-PREVIEW_BUFFER:]
 
-    def _apply_to_row(self, row: AgentRow, event: Event) -> None:
+    def _apply_to_row(self, row: AgentRow, event: Event, *, count: bool = True) -> None:
         if isinstance(event, AgentStarted):
             row.status, row.model, row.provider = AgentStatus.RUNNING, event.model, event.provider
             row.started_at = event.started_at
@@ -134,7 +192,7 @@ class RunState:
         elif isinstance(event, (AttemptSucceeded, AttemptFailed)):
             attempt = event.attempt
             row.usage = row.usage + attempt.usage
-            row.cost = None if row.cost is None or attempt.cost is None else row.cost + attempt.cost
+            row.cost = _add_cost(row.cost, attempt.cost)
             row.streamed_chars = 0  # the attempt's usage now counts what it streamed
             if isinstance(event, AttemptFailed):
                 row.error = attempt.error
@@ -153,14 +211,74 @@ class RunState:
             result = event.result
             row.calls_in_progress.clear()
             row.status, row.error = result.status, result.error
+            row.skip_cause = result.skip_cause
             row.usage, row.cost = result.usage, result.cost  # the engine's totals are authoritative
+            if result.instances is not None:
+                self._settle_fan_out(row, result)
             if result.started_at is not None:
                 row.started_at = result.started_at
             row.finished_at = result.finished_at
             if result.output:
                 row.streamed = result.output[-PREVIEW_BUFFER:]
-            self._settled += 1
-            row.finished_order = self._settled
+            if count:  # a workflow agent, not an instance
+                self._settled += 1
+                row.finished_order = self._settled
+
+    # --- fan-outs --------------------------------------------------------------------
+
+    def _start_fan_out(self, event: FanOutStarted) -> None:
+        row = self.rows.get(event.name)
+        if row is None:
+            return
+        row.status, row.started_at = AgentStatus.RUNNING, event.started_at
+        row.fan_out = FanOut(event.item_count)
+        # Items a resume reuses succeeded in an earlier run (whose spend is shown apart).
+        reused = len(self._reused_items.pop(event.name, []))
+        if reused:
+            row.fan_out.settled[AgentStatus.SUCCEEDED] += reused
+
+    def _apply_to_instance(self, name: str, event: Event) -> None:
+        agent, index = split_instance_key(name)
+        parent = self.rows.get(agent) if index is not None else None
+        fan_out = parent.fan_out if parent is not None else None
+        if parent is None or fan_out is None or index is None:
+            return
+        instance = fan_out.active.get(name)
+        if instance is None:
+            if isinstance(event, AgentStarted):
+                instance = fan_out.active[name] = AgentRow(name, index)
+            elif not isinstance(event, AgentFinished):
+                return  # an event of an instance already settled
+        if instance is not None:
+            self._apply_to_row(instance, event, count=False)
+        if isinstance(event, AgentFinished):
+            result = event.result
+            fan_out.active.pop(name, None)
+            fan_out.settled[shown_status(result.status, result.skip_cause)] += 1
+            if not result.reused:
+                fan_out.usage = fan_out.usage + result.usage
+                fan_out.cost = _add_cost(fan_out.cost, result.cost)
+            failed = result.status is not AgentStatus.SUCCEEDED
+            if failed and result.skip_cause is not SkipCause.ROUTED and not fan_out.first_failure:
+                fan_out.first_failure = f"{name}: {result.error or result.status}"
+        if isinstance(event, (AttemptSucceeded, AttemptFailed, AgentFinished)):
+            # The row's figures: the settled instances' and those under way.
+            parent.usage, parent.cost = fan_out.usage, fan_out.cost
+            for row in fan_out.active.values():
+                parent.usage = parent.usage + row.usage
+                parent.cost = _add_cost(parent.cost, row.cost)
+
+    def _settle_fan_out(self, row: AgentRow, result: AgentResult) -> None:
+        """The agent settled: its instances' statuses as the engine reports them."""
+        instances = result.instances or []
+        fan_out = row.fan_out or FanOut(result.item_count or len(instances))
+        fan_out.active.clear()
+        fan_out.settled = Counter(shown_status(i.status, i.skip_cause) for i in instances)
+        # Items never started (the cost cap, a stop) are not waiting any more: they did not run.
+        unstarted = (result.item_count or len(instances)) - len(instances)
+        if unstarted > 0:
+            fan_out.settled[NOT_RUN] += unstarted
+        row.fan_out = fan_out
 
     # --- derived figures ----------------------------------------------------------
 
@@ -178,10 +296,13 @@ class RunState:
         return sum(r.settled for r in self.rows.values())
 
     def counts(self) -> Counter[str]:
-        """How many agents are in each status ("retrying" counted apart from "running")."""
-        return Counter(
-            RETRYING if r.status == RETRYING else str(r.status) for r in self.rows.values()
-        )
+        """How many agents are in each status ("retrying" and "routed away" counted apart)."""
+        return Counter(r.shown_status for r in self.rows.values())
+
+
+def _add_cost(total: float | None, cost: float | None) -> float | None:
+    """None (unknown) once any part's price is unknown."""
+    return None if total is None or cost is None else total + cost
 
 
 def describe_call(tool: str, arguments: str, limit: int = 120) -> str:

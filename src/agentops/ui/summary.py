@@ -1,6 +1,14 @@
 """The end-of-run report: a table of every agent (status, attempts, tokens,
-cost, duration) with totals, the reasons agents failed or were skipped, and the
-full final outputs of the agents nothing depends on (the graph's sinks).
+cost, duration) with totals, the agents routed away and why, the reasons agents
+failed or were skipped, and the full final outputs of the agents nothing depends
+on (the graph's sinks).
+
+A fan-out agent is one row (its items by status, "failed (3/5 ✓ 2 failed)", and
+their attempts, tokens and cost summed); its items that did not succeed are
+listed under the problems, the first ``ITEM_PROBLEMS`` of them. An agent routed
+away is neither a success nor a problem: the counts name it apart ("3/4 agents
+succeeded, 1 routed away"), and a run whose only non-successes were routed away
+succeeded. Agent counts are of the workflow's agents, never of fan-out items.
 
 All model text and error messages pass through ``sanitize`` and are rendered as
 ``rich.text.Text``, never as markup.
@@ -14,18 +22,24 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from agentops.runtime.events import AgentStatus, WorkflowResult
+from agentops.runtime.events import AgentResult, AgentStatus, SkipCause, WorkflowResult
 from agentops.ui.format import (
+    ROUTED,
+    ROUTED_MARK,
     STATUS_STYLES,
+    attempt_count,
     format_cost,
     format_duration,
     format_spend,
     format_tokens,
+    shown_status,
     status_label,
 )
 from agentops.ui.sanitize import one_line, sanitize
 from agentops.workflow.graph import WorkflowGraph
 from agentops.workflow.spec import Workflow
+
+ITEM_PROBLEMS = 5  # a fan-out's items that did not succeed, listed; the rest are counted
 
 
 def summary_table(result: WorkflowResult, *, styled: bool = True) -> Table:
@@ -38,15 +52,17 @@ def summary_table(result: WorkflowResult, *, styled: bool = True) -> Table:
     )
     agents = list(result.agents.values())
     unknown_cost = any(a.cost is None for a in agents if not a.reused)
+    routed = _routed(agents)
     table.add_column("agent", footer="total")
     table.add_column(
         "status",
-        footer=f"{sum(a.status is AgentStatus.SUCCEEDED for a in agents)}/{len(agents)} ok",
+        footer=f"{sum(a.status is AgentStatus.SUCCEEDED for a in agents)}/{len(agents)} ok"
+        + (f", {len(routed)} routed" if routed else ""),
     )
     table.add_column(
         "attempts",
         justify="right",
-        footer=str(sum(len(a.attempts) for a in agents if not a.reused)),
+        footer=str(sum(attempt_count(a) for a in agents if not a.reused)),
     )
     table.add_column("tokens", justify="right", footer=format_tokens(result.usage))
     table.add_column(
@@ -57,11 +73,13 @@ def summary_table(result: WorkflowResult, *, styled: bool = True) -> Table:
     )
     for agent in agents:
         label = status_label(agent)
-        called = agent.reused or bool(agent.attempts)
+        attempts = attempt_count(agent)
+        called = agent.reused or attempts > 0
+        style = STATUS_STYLES.get(shown_status(agent.status, agent.skip_cause), "")
         table.add_row(
             Text(one_line(agent.name)),
-            Text(label, style=STATUS_STYLES.get(agent.status, "") if styled else ""),
-            "-" if agent.reused else str(len(agent.attempts)),
+            Text(label, style=style if styled else ""),
+            "-" if agent.reused else str(attempts),
             format_tokens(agent.usage) if called else "-",
             format_cost(agent.cost) if called else "-",
             format_duration(agent.duration),
@@ -73,23 +91,54 @@ def run_line(result: WorkflowResult) -> Text:
     """The one-line verdict: "workflow demo succeeded in 5.2s: 3/3 agents succeeded, 500+200 tokens, $0.0034 of $1.00 cap"."""
     agents = list(result.agents.values())
     succeeded = sum(a.status is AgentStatus.SUCCEEDED for a in agents)
+    routed = _routed(agents)
     unknown = any(a.cost is None for a in agents if not a.reused)
     return Text(
         f"workflow {one_line(result.workflow)} {result.status} in "
         f"{format_duration(result.finished_at - result.started_at)}: "
-        f"{succeeded}/{len(agents)} agents succeeded, {format_tokens(result.usage)} tokens, "
+        f"{succeeded}/{len(agents)} agents succeeded, "
+        + (f"{len(routed)} {ROUTED}, " if routed else "")
+        + f"{format_tokens(result.usage)} tokens, "
         f"{format_spend(result.cost, unknown, result.cost_cap, earlier=result.spent_before)}"
     )
 
 
+def _routed(agents: list[AgentResult]) -> list[AgentResult]:
+    return [a for a in agents if a.skip_cause is SkipCause.ROUTED]
+
+
+def routed_lines(result: WorkflowResult) -> list[Text]:
+    """Each agent routed away, with the decision: "↷ fix_bug routed away: when ... was false (...)"."""
+    return [
+        Text(f"{ROUTED_MARK} {one_line(agent.name)} {ROUTED}: {one_line(agent.error or '')}")
+        for agent in _routed(list(result.agents.values()))
+    ]
+
+
 def problem_lines(result: WorkflowResult) -> list[Text]:
-    """Why each failed, skipped or cancelled agent did not succeed."""
+    """Why each failed, skipped or cancelled agent (or fan-out item) did not succeed."""
     lines = []
     for agent in result.agents.values():
+        if agent.skip_cause is SkipCause.ROUTED:
+            continue
         if agent.status in (AgentStatus.FAILED, AgentStatus.SKIPPED, AgentStatus.CANCELLED):
-            reason = f": {one_line(agent.error)}" if agent.error else ""
-            lines.append(Text(f"{one_line(agent.name)} {agent.status}{reason}"))
+            lines.append(_problem(agent))
+        items = [
+            i
+            for i in agent.instances or ()
+            if i.status is not AgentStatus.SUCCEEDED and i.skip_cause is not SkipCause.ROUTED
+        ]
+        lines.extend(_problem(item, indent="  ") for item in items[:ITEM_PROBLEMS])
+        if len(items) > ITEM_PROBLEMS:
+            lines.append(
+                Text(f"  … and {len(items) - ITEM_PROBLEMS} more items of {one_line(agent.name)}")
+            )
     return lines
+
+
+def _problem(agent: AgentResult, indent: str = "") -> Text:
+    reason = f": {one_line(agent.error)}" if agent.error else ""
+    return Text(f"{indent}{one_line(agent.name)} {agent.status}{reason}")
 
 
 def final_outputs(
@@ -116,8 +165,9 @@ def final_outputs(
 def render_summary(
     result: WorkflowResult, workflow: Workflow | None, *, styled: bool = True
 ) -> Group:
-    """Everything printed when a run ends, in order: table, problems, outputs, verdict."""
+    """Everything printed when a run ends, in order: table, routing, problems, outputs, verdict."""
     parts: list[RenderableType] = [summary_table(result, styled=styled)]
+    parts.extend(routed_lines(result))
     parts.extend(problem_lines(result))
     parts.extend(final_outputs(result, workflow, styled=styled))
     parts.append(run_line(result))

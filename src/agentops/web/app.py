@@ -176,6 +176,12 @@ def create_app(
         lstrip_blocks=True,
     )
     templates.filters.update(pages.FILTERS)
+    templates.globals.update(
+        items_of=pages.items_of,
+        items_summary=pages.describe_item_counts,
+        status_cell=pages.status_cell,
+        figures_of=pages.figures_of,
+    )
 
     async def read(work: Callable[[HistoryReader], T]) -> T:
         return await run_in_threadpool(lambda: work(readers.get()))
@@ -209,6 +215,7 @@ def create_app(
     async def run_page(request: Request) -> Response:
         workflow_run_id = _run_id(request)
         expanded = pages.expanded_groups(request.query_params.get("expand"))
+        opened = pages.expanded_groups(request.query_params.get("open"))  # fan-outs listed open
 
         def gather(reader: HistoryReader) -> dict[str, Any]:
             header = reader.workflow_run_header(workflow_run_id)
@@ -226,8 +233,26 @@ def create_app(
             drawing=drawing,
             graph=pages.graph_view(state, drawing, expanded),
             expanded=expanded,
+            opened=opened,
             events_url=_events_url(request, workflow_run_id),
         )
+
+    async def items_fragment(request: Request) -> Response:
+        """A fan-out's items list alone: what the run page's live script swaps in."""
+        workflow_run_id = _run_id(request)
+        name = request.path_params["name"]
+
+        def gather(reader: HistoryReader) -> dict[str, Any]:
+            header = reader.workflow_run_header(workflow_run_id)
+            return {"run": header.run, "agent": run_state(reader, header).agents.get(name)}
+
+        found = await read(gather)
+        view = pages.items_of(found["run"], found["agent"]) if found["agent"] else None
+        if view is None:
+            raise HTTPException(
+                404, f"workflow run {workflow_run_id} has no fan-out named {name!r}"
+            )
+        return render("_items.html", view=view)
 
     async def agent_page(request: Request) -> Response:
         workflow_run_id = _run_id(request)
@@ -296,6 +321,7 @@ def create_app(
         Route("/runs/{workflow_run_id:int}/events", run_events),
         Route("/runs/{workflow_run_id:int}/agents/{name:str}", agent_page),
         Route("/runs/{workflow_run_id:int}/agents/{name:str}/body", agent_fragment),
+        Route("/runs/{workflow_run_id:int}/items/{name:str}", items_fragment),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(

@@ -1,6 +1,13 @@
 """A workflow run as the web view shows it: every agent of its definition with its
 status (settled, running or waiting), the dependency graph, the critical path, and
-the snapshot that live updates send. Built from ``HistoryReader`` records only."""
+the snapshot that live updates send. Built from ``HistoryReader`` records only.
+
+A fan-out agent (``for_each``) is one ``AgentState`` whatever its item count: its
+items (``writer[2]``, each an agent run of its own in the history) are ``ItemState``s
+in its ``FanOutState``, counted by status, their tokens and cost summed. An agent
+skipped because its ``when`` was false reads ``routed`` (routed away), apart from
+``skipped`` (a dependency failed, or the cost cap).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,19 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentops.runtime.events import SkipCause, instance_key, split_instance_key
 from agentops.store.reader import HistoryReader
-from agentops.store.records import AgentOutcome, AgentStart, WorkflowRunHeader, WorkflowRunRecord
+from agentops.store.records import (
+    AgentOutcome,
+    AgentStart,
+    WorkflowRunHeader,
+    WorkflowRunRecord,
+)
 from agentops.workflow.graph import WorkflowGraph, dependency_edges, describe_condition
 
-NodeStatus = Literal["succeeded", "failed", "skipped", "cancelled", "running", "waiting"]
-_SETTLED: frozenset[str] = frozenset(("succeeded", "failed", "skipped", "cancelled"))
+NodeStatus = Literal["succeeded", "failed", "skipped", "routed", "cancelled", "running", "waiting"]
+_SETTLED: frozenset[str] = frozenset(("succeeded", "failed", "skipped", "routed", "cancelled"))
+ROUTED_LABEL = "routed away"
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,43 @@ class Blueprint:
     conditions: dict[str, str]  # "a && (b || c)"
     models: dict[str, str]
     graph: WorkflowGraph | None
+    fan_outs: dict[str, str] = field(default_factory=dict)  # agent -> its ``for_each``
+    whens: dict[str, str] = field(default_factory=dict)  # agent -> its ``when``
+
+
+@dataclass
+class ItemState:
+    """One item of a fan-out: its agent run (``writer[2]``), settled, started or waiting."""
+
+    index: int
+    name: str
+    status: NodeStatus
+    outcome: AgentOutcome | None = None
+    start: AgentStart | None = None
+
+
+@dataclass
+class FanOutState:
+    """A fan-out agent's items as recorded so far; ``item_count`` is None until known."""
+
+    item_count: int | None = None
+    items: dict[int, ItemState] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return max(self.item_count or 0, len(self.items))
+
+    def counts(self) -> dict[str, int]:
+        """Items by status, those not started yet as ``waiting``."""
+        found: dict[str, int] = {}
+        for item in self.items.values():
+            found[item.status] = found.get(item.status, 0) + 1
+        if self.total > len(self.items):
+            found["waiting"] = found.get("waiting", 0) + self.total - len(self.items)
+        return found
+
+    def outcomes(self) -> list[AgentOutcome]:
+        return [item.outcome for item in self.items.values() if item.outcome is not None]
 
 
 @dataclass
@@ -43,10 +94,16 @@ class AgentState:
     provider: str | None = None
     outcome: AgentOutcome | None = None
     start: AgentStart | None = None
+    skip_cause: str | None = None
+    fan_out: FanOutState | None = None  # a fan-out agent's items
 
     @property
     def duration(self) -> float | None:
         return self.outcome.duration if self.outcome else None
+
+    @property
+    def status_label(self) -> str:
+        return ROUTED_LABEL if self.status == "routed" else self.status
 
 
 @dataclass
@@ -83,7 +140,7 @@ def blueprint_of(definition: str | None, recorded: tuple[str, ...]) -> Blueprint
             dict.fromkeys(names, ""),
             {},
             None,
-        )
+        )  # no definition: a fan-out shows as the agent its item rows name
     order = {name: index for index, name in enumerate(graph.names)}
     dependencies = {
         name: tuple(
@@ -110,6 +167,8 @@ def blueprint_of(definition: str | None, recorded: tuple[str, ...]) -> Blueprint
         },
         models={agent.name: agent.model for agent in graph.workflow.agents},
         graph=graph,
+        fan_outs={a.name: a.for_each for a in graph.workflow.agents if a.for_each},
+        whens={a.name: a.when for a in graph.workflow.agents if a.when},
     )
 
 
@@ -133,10 +192,14 @@ def run_state(reader: HistoryReader, header: WorkflowRunHeader | WorkflowRunReco
     definition = header.definition if isinstance(header, WorkflowRunHeader) else None
     outcomes = reader.agent_outcomes(run.id)
     starts = reader.agent_starts(run.id)
-    blueprint = blueprint_of(
-        definition, tuple(o.agent for o in outcomes) + tuple(s.agent for s in starts)
+    return combine(
+        run, blueprint_of(definition, recorded_agents(outcomes, starts)), outcomes, starts
     )
-    return combine(run, blueprint, outcomes, starts)
+
+
+def recorded_agents(outcomes: list[AgentOutcome], starts: list[AgentStart]) -> tuple[str, ...]:
+    """The workflow agents a run's records name (an item's, its fan-out agent)."""
+    return tuple(o.agent for o in outcomes) + tuple(split_instance_key(s.agent)[0] for s in starts)
 
 
 def combine(
@@ -146,19 +209,43 @@ def combine(
     starts: list[AgentStart],
 ) -> RunState:
     agents = {
-        name: AgentState(name, "waiting", model=blueprint.models.get(name))
+        name: AgentState(
+            name,
+            "waiting",
+            model=blueprint.models.get(name),
+            fan_out=FanOutState() if name in blueprint.fan_outs else None,
+        )
         for name in blueprint.names
     }
     still_running = run.status == "running"
-    for start in starts:
-        state = agents.setdefault(start.agent, AgentState(start.agent, "waiting"))
-        # A start with no outcome in a run that is over: its process died mid-call.
-        state.status = "running" if still_running else "cancelled"
-        state.start, state.model, state.provider = start, start.model, start.provider
+    # A start with no outcome in a run that is over: its process died mid-call.
+    started: NodeStatus = "running" if still_running else "cancelled"
+    for start in starts:  # an item's start row is named as the item (``writer[2]``)
+        name, index = split_instance_key(start.agent)
+        state = agents.setdefault(name, AgentState(name, "waiting"))
+        if index is not None:
+            item = _item(state, index, instance_key(name, index))
+            item.status, item.start = started, start
+            continue
+        state.status, state.start = started, start
+        state.model = start.model or state.model  # a fan-out's own start names no model
+        state.provider = start.provider
     for outcome in outcomes:  # the last outcome recorded for a name wins
-        state = agents.setdefault(outcome.agent, AgentState(outcome.agent, "waiting"))
-        state.status = node_status(outcome.status)
+        name, index = outcome.agent, outcome.item_index
+        state = agents.setdefault(name, AgentState(name, "waiting"))
+        status = node_status(outcome.status, outcome.skip_cause)
+        if index is not None:
+            item = _item(state, index, outcome.name)
+            item.status, item.outcome = status, outcome
+            continue
+        state.status, state.skip_cause = status, outcome.skip_cause
         state.outcome, state.model, state.provider = outcome, outcome.model, outcome.provider
+        if state.fan_out is not None or outcome.item_count is not None:
+            state.fan_out = state.fan_out or FanOutState()
+            state.fan_out.item_count = outcome.item_count
+    for state in agents.values():
+        if state.fan_out is not None and state.fan_out.items and state.status == "waiting":
+            state.status = started  # its items are recorded before it settles
     result = RunState(run=run, blueprint=blueprint, agents=agents)
     if blueprint.graph is not None:
         weights = {name: agent.duration or 0.0 for name, agent in agents.items()}
@@ -168,7 +255,17 @@ def combine(
     return result
 
 
-def node_status(recorded: str) -> NodeStatus:
+def _item(state: AgentState, index: int, name: str) -> ItemState:
+    state.fan_out = state.fan_out or FanOutState()
+    item = state.fan_out.items.get(index)
+    if item is None:
+        item = state.fan_out.items[index] = ItemState(index, name, "waiting")
+    return item
+
+
+def node_status(recorded: str, skip_cause: str | None = None) -> NodeStatus:
+    if recorded == "skipped" and skip_cause == SkipCause.ROUTED:
+        return "routed"
     if recorded in _SETTLED:
         return recorded  # type: ignore[return-value]
     if recorded == "success":  # a first-release file, before migration 4 rewrote it
@@ -177,30 +274,57 @@ def node_status(recorded: str) -> NodeStatus:
 
 
 def summary_of(state: AgentState) -> dict[str, Any]:
-    """One agent's figures as the live updates send them."""
+    """One agent's figures as the live updates send them; a fan-out's are its items' summed,
+    with its items by status."""
     outcome = state.outcome
-    return {
+    parts = state.fan_out.outcomes() if state.fan_out is not None else []
+    if not parts and outcome is not None:
+        parts = [outcome]
+    figures: dict[str, Any] = {
         "status": state.status,
-        "attempts": outcome.attempt_count if outcome else 0,
-        "tokens": (
-            f"{'~' if outcome.tokens_estimated else ''}{outcome.input_tokens}+{outcome.output_tokens}"
-            if outcome
-            else ""
-        ),
-        "cost": outcome.cost if outcome else None,
+        "skip_cause": state.skip_cause,
+        "attempts": sum(part.attempt_count for part in parts),
+        "tokens": _tokens(parts),
+        "cost": _cost(parts),
         "duration": outcome.duration if outcome else None,
     }
+    if state.fan_out is not None:
+        figures["item_count"] = state.fan_out.item_count
+        figures["items"] = state.fan_out.counts()
+    return figures
+
+
+def _tokens(parts: list[AgentOutcome]) -> str:
+    if not parts:
+        return ""
+    estimated = "~" if any(part.tokens_estimated for part in parts) else ""
+    spent = [part for part in parts if not part.reused] or parts
+    return f"{estimated}{sum(p.input_tokens for p in spent)}+{sum(p.output_tokens for p in spent)}"
+
+
+def _cost(parts: list[AgentOutcome]) -> float | None:
+    """What the parts cost this run (reused ones: their own recorded cost, as before)."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0].cost
+    costs = [part.cost for part in parts if not part.reused]
+    return None if None in costs else sum(cost or 0.0 for cost in costs)
 
 
 __all__ = [
+    "ROUTED_LABEL",
     "AgentState",
     "Blueprint",
     "Dependency",
+    "FanOutState",
+    "ItemState",
     "NodeStatus",
     "RunState",
     "blueprint_of",
     "combine",
     "node_status",
+    "recorded_agents",
     "run_state",
     "summary_of",
 ]

@@ -3,7 +3,10 @@
 Duplicate and reserved agent names, unparseable or unknown dependencies,
 cycles, template placeholders (``{{ agent.output }}`` only for the agent's own
 dependencies, ``{{ agent.output.field }}`` only for a field its output schema
-has, ``{{ inputs.name }}`` only for declared inputs), output schemas that are
+has, ``{{ inputs.name }}`` only for declared inputs, ``{{ item }}`` only in a
+fan-out), ``for_each`` and ``when`` expressions (their syntax, the agents,
+inputs and fields they read, a list to fan out over, literals a field can
+hold), keys that go only with ``for_each``, output schemas that are
 not valid JSON Schemas or whose ``$ref``s leave the schema or loop, unknown
 providers, contradictory inputs, and tools: each one Python or MCP (stdio or
 HTTP), and every agent's picks naming a tool or server that exists. What needs
@@ -21,25 +24,51 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
+from agentops.workflow.expressions import (
+    ITEM_NAMES,
+    CompareNode,
+    Expression,
+    ExpressionError,
+    ListNode,
+    LiteralNode,
+    Node,
+    PathNode,
+    children,
+    equal,
+    parse_expression,
+    show,
+    walk,
+)
 from agentops.workflow.graph import (
     Condition,
     ConditionSyntaxError,
     Ref,
     condition_names,
     find_cycle,
+    for_each_sources,
     parse_condition,
+    with_sources,
 )
 from agentops.workflow.provider_kinds import BUILTIN_PROVIDERS
-from agentops.workflow.schemas import field_problem, reference_problem, schema_problem
+from agentops.workflow.schemas import (
+    field_problem,
+    field_schema,
+    json_type,
+    reference_problem,
+    schema_problem,
+    schema_types,
+    schema_values,
+)
 from agentops.workflow.spec import InputSpec, Workflow
 from agentops.workflow.suggest import closest, did_you_mean
 from agentops.workflow.templates import PLACEHOLDER, references
 
 PathKey = tuple[str | int, ...]
 
-RESERVED_AGENT_NAMES = frozenset({"inputs"})
+RESERVED_AGENT_NAMES = frozenset({"inputs", *ITEM_NAMES})
 _INPUT_NAME = re.compile(r"^[A-Za-z_]\w*$")
 _MAX_CYCLES_REPORTED = 10
 
@@ -64,6 +93,10 @@ class AgentFacts:
     output: Any = (
         None  # as written: the output: mapping (its schema read from a file already), or None
     )
+    for_each: Any = None  # as written; None when absent
+    when: Any = None
+    max_items: Any = None  # as written; None when absent
+    on_item_error: Any = None  # as written; None when absent (not the default)
 
     @property
     def label(self) -> str:
@@ -118,6 +151,10 @@ class WorkflowFacts:
                 a.provider,
                 list(a.tools),
                 None if a.output is None else {"schema": a.output.json_schema},
+                a.for_each,
+                a.when,
+                a.max_items,
+                a.on_item_error if "on_item_error" in a.model_fields_set else None,
             )
             for i, a in enumerate(workflow.agents)
         )
@@ -151,6 +188,10 @@ class WorkflowFacts:
                 _text(item.get("provider")),
                 item.get("tools"),
                 item.get("output"),
+                item.get("for_each"),
+                item.get("when"),
+                item.get("max_items"),
+                item.get("on_item_error"),
             )
             for i, item in enumerate(raw_agents if isinstance(raw_agents, list) else [])
             if isinstance(item, dict)
@@ -195,8 +236,11 @@ def find_problems(facts: WorkflowFacts) -> list[Problem]:
     conditions, condition_problems = _parse_conditions(facts)
     problems += condition_problems
     problems += _unknown_dependencies(facts, conditions)
-    problems += _cycles(facts, conditions)
-    problems += _template_problems(facts, conditions)
+    waits_for = _with_fan_out_sources(facts, conditions)
+    problems += _cycles(facts, conditions, waits_for)
+    problems += _template_problems(facts, waits_for)
+    problems += _fan_out_key_problems(facts)
+    problems += _expression_problems(facts, waits_for)
     problems += _provider_problems(facts)
     problems += _input_problems(facts)
     problems += _tool_problems(facts)
@@ -216,11 +260,13 @@ def _name_problems(facts: WorkflowFacts) -> list[Problem]:
             continue
         path: PathKey = ("agents", agent.index, "name")
         if agent.name in RESERVED_AGENT_NAMES:
+            use = (
+                "{{ inputs.NAME }} placeholders"
+                if agent.name == "inputs"
+                else f"{{{{ {agent.name} }}}} in a fan-out"
+            )
             problems.append(
-                Problem(
-                    path,
-                    f"agent name '{agent.name}' is reserved for {{{{ inputs.NAME }}}} placeholders; rename the agent",
-                )
+                Problem(path, f"agent name '{agent.name}' is reserved for {use}; rename the agent")
             )
         if agent.name in first:
             problems.append(
@@ -249,6 +295,18 @@ def _parse_conditions(facts: WorkflowFacts) -> tuple[dict[int, Condition | None]
         except ConditionSyntaxError as error:
             problems.append(Problem(path, f"{agent.label}: {error}"))
     return conditions, problems
+
+
+def _with_fan_out_sources(
+    facts: WorkflowFacts, conditions: Mapping[int, Condition | None]
+) -> dict[int, Condition | None]:
+    """What each agent waits for: its depends_on, and the agent its for_each reads
+    (``graph.agent_condition`` for a validated workflow)."""
+    return {
+        agent.index: with_sources(conditions[agent.index], for_each_sources(_text(agent.for_each)))
+        for agent in facts.agents
+        if agent.index in conditions
+    }
 
 
 def _unknown_dependencies(
@@ -332,14 +390,20 @@ def _mentions(raw: Any, name: str) -> bool:
     return False
 
 
-def _cycles(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) -> list[Problem]:
+def _cycles(
+    facts: WorkflowFacts,
+    conditions: Mapping[int, Condition | None],
+    waits_for: Mapping[int, Condition | None],
+) -> list[Problem]:
+    """Cycles through depends_on and the dependencies for_each implies; each reported where the
+    first agent names the next (its depends_on, or its for_each)."""
     names = {agent.name for agent in facts.agents if agent.name}
     dependencies: dict[str, set[str]] = {}
     by_name: dict[str, AgentFacts] = {}
     for agent in facts.agents:
-        if agent.name and agent.index in conditions:
+        if agent.name and agent.index in waits_for:
             dependencies.setdefault(agent.name, set()).update(
-                condition_names(conditions[agent.index]) & names
+                condition_names(waits_for[agent.index]) & names
             )
             by_name.setdefault(agent.name, agent)
     problems = []
@@ -350,16 +414,40 @@ def _cycles(facts: WorkflowFacts, conditions: Mapping[int, Condition | None]) ->
         first, second = cycle[0], cycle[1]
         dependencies[first].discard(second)  # look for further, different cycles
         agent = by_name[first]
-        where, offset = locate_dependency(agent.depends_on, second)
-        if len(cycle) == 2:
+        if second in condition_names(conditions.get(agent.index)):
+            where, offset = locate_dependency(agent.depends_on, second)
+            path: PathKey = ("agents", agent.index, "depends_on", *where)
+        else:  # the dependency for_each implies
+            path, offset = ("agents", agent.index, "for_each"), _path_offset(agent.for_each, second)
+        implied = [
+            (user, source)
+            for user, source in pairwise(cycle)
+            if source not in condition_names(conditions.get(by_name[user].index))
+        ]
+        if len(cycle) == 2 and implied:
+            message = (
+                f"agent '{first}': for_each reads its own output; a fan-out's list comes from "
+                "an upstream agent"
+            )
+        elif len(cycle) == 2:
             message = f"agent '{first}' depends on itself; remove '{first}' from its depends_on"
         else:
+            note = "; for_each depends on the agent of its list" if implied else ""
             message = (
-                f"dependency cycle {' → '.join(cycle)} (each agent depends on the next); "
+                f"dependency cycle {' → '.join(cycle)} (each agent depends on the next{note}); "
                 "remove one of these dependencies"
             )
-        problems.append(Problem(("agents", agent.index, "depends_on", *where), message, offset))
+        problems.append(Problem(path, message, offset))
     return problems
+
+
+def _path_offset(text: Any, agent: str) -> int | None:
+    """Where an expression first reads ``agent``'s output."""
+    try:
+        paths = parse_expression(text).paths() if isinstance(text, str) else ()
+    except ExpressionError:
+        return None
+    return next((path.offset for path in paths if path.name == agent), None)
 
 
 # --- templates -----------------------------------------------------------------------
@@ -390,19 +478,23 @@ def _template_problems(
                 path: PathKey = ("agents", agent.index, field_name)
                 for offset, message in _text_problems(text, facts, known, upstream):
                     problems.append(Problem(path, f"{agent.label}: {field_name} {message}", offset))
-                for offset, message in _field_problems(text, by_name):
+                for offset, message in [
+                    *_field_problems(text, by_name),
+                    *_item_problems(text, agent, by_name),
+                ]:
                     problems.append(Problem(path, f"{agent.label}: {field_name} {message}", offset))
     return problems
 
 
 def _field_problems(text: str, agents: Mapping[str, AgentFacts]) -> list[tuple[int, str]]:
-    """``{{ NAME.output.FIELD }}``: NAME has an output schema, and the schema has FIELD."""
+    """``{{ NAME.output.FIELD }}``: NAME's output has FIELD (its schema, or a fan-out's list)."""
     found: list[tuple[int, str]] = []
     for ref in references(text):
         if ref.kind != "agent" or not ref.fields or ref.name not in agents:
             continue
         upstream = agents[ref.name]
-        if not upstream.has_schema:
+        seen = output_schema(upstream)
+        if seen is None:
             found.append(
                 (
                     ref.offset,
@@ -413,14 +505,374 @@ def _field_problems(text: str, agents: Mapping[str, AgentFacts]) -> list[tuple[i
                 )
             )
             continue
-        problem = (
-            field_problem(upstream.schema, ref.fields) if upstream.schema is not None else None
-        )
+        problem = field_problem(seen.schema, ref.fields, root=seen.root)
         if problem is not None:
-            found.append(
-                (ref.offset, f"uses {ref.text}, but the output schema of '{ref.name}' {problem}")
-            )
+            found.append((ref.offset, f"uses {ref.text}, but {_output_of(upstream)} {problem}"))
     return found
+
+
+def _item_problems(
+    text: str, agent: AgentFacts, agents: Mapping[str, AgentFacts]
+) -> list[tuple[int, str]]:
+    """``{{ item }}`` and friends only in a fan-out; ``{{ item.FIELD }}`` a field its items have."""
+    found: list[tuple[int, str]] = []
+    items = None if agent.for_each is None else _item_schema(agent, agents)
+    for ref in references(text):
+        if ref.kind != "item":
+            continue
+        if agent.for_each is None:
+            found.append(
+                (
+                    ref.offset,
+                    f"uses {ref.text}, but only an agent with for_each has an item; "
+                    "add for_each: AGENT.output.LIST to run it once per item of that list",
+                )
+            )
+        elif items is not None and ref.fields:
+            source, list_path, seen = items
+            problem = field_problem(
+                seen.schema, (*list_path.fields, 0, *ref.fields), root=seen.root
+            )
+            if problem is not None:
+                found.append(
+                    (
+                        ref.offset,
+                        f"uses {ref.text}, an item of {list_path.text}, but {_output_of(source)} {problem}",
+                    )
+                )
+    return found
+
+
+@dataclass(frozen=True)
+class OutputSchema:
+    """An agent's output as its dependents read it: ``schema`` (``true``: cannot tell), and
+    ``root``, where its local ``$ref``s point."""
+
+    schema: Any
+    root: Any
+
+
+def output_schema(agent: AgentFacts) -> OutputSchema | None:
+    """What an agent's output holds, downstream; None when it is text (no schema, no fan-out).
+    A fan-out's output is the list of its instances' answers."""
+    own = agent.schema if agent.has_schema else None
+    answer: Any = own
+    if own is None:  # text, or a schema that cannot be read here (true: anything)
+        answer = True if agent.has_schema else {"type": "string"}
+    if agent.for_each is not None:
+        return OutputSchema({"type": "array", "items": answer}, own)
+    return OutputSchema(answer, own) if agent.has_schema else None
+
+
+def _output_of(agent: AgentFacts) -> str:
+    if agent.for_each is not None:
+        return f"the output of '{agent.name}' (a fan-out: the list of its items' answers)"
+    return f"the output schema of '{agent.name}'"
+
+
+def _item_schema(
+    agent: AgentFacts, agents: Mapping[str, AgentFacts]
+) -> tuple[AgentFacts, PathNode, OutputSchema] | None:
+    """The fan-out's source agent, its list path and output schema, when the list checks out
+    (the problems of a list that does not are reported on for_each)."""
+    try:
+        root = parse_expression(agent.for_each).root if isinstance(agent.for_each, str) else None
+    except ExpressionError:
+        return None
+    if not (isinstance(root, PathNode) and root.kind == "agent" and root.name in agents):
+        return None
+    source = agents[root.name]
+    seen = output_schema(source)
+    if seen is None:
+        return None
+    node = field_schema(seen.schema, root.fields, root=seen.root)
+    if node is None or not _is_list(node, seen.root):
+        return None
+    return source, root, seen
+
+
+# --- fan-out and routing: for_each, when and the keys that go with them ----------------------
+
+_WHOLE_TEXT_TESTS = ("==", "!=", "in", "not in")
+_FAN_OUT_KEYS = {
+    "max_items": "it caps the items of a fan-out",
+    "on_item_error": "it says what a failed item of a fan-out does",
+}
+
+
+def _fan_out_key_problems(facts: WorkflowFacts) -> list[Problem]:
+    problems = []
+    for agent in facts.agents:
+        if agent.for_each is not None:
+            continue
+        for key, why in _FAN_OUT_KEYS.items():
+            if getattr(agent, key) is not None:
+                problems.append(
+                    Problem(
+                        ("agents", agent.index, key),
+                        f"{agent.label}: {key} is only with for_each ({why}); "
+                        "remove it, or add for_each: AGENT.output.LIST",
+                        at_key=True,
+                    )
+                )
+    return problems
+
+
+def _expression_problems(
+    facts: WorkflowFacts, waits_for: Mapping[int, Condition | None]
+) -> list[Problem]:
+    problems = []
+    by_name = {agent.name: agent for agent in facts.agents if agent.name}
+    for agent in facts.agents:
+        for key in ("for_each", "when"):
+            text = getattr(agent, key)
+            if not isinstance(text, str) or not text:
+                continue  # absent, or a type error reported with the fields
+            path: PathKey = ("agents", agent.index, key)
+            try:
+                expression = parse_expression(text)
+            except ExpressionError as error:
+                at = None if error.offset is None else min(error.offset, max(len(text) - 1, 0))
+                problems.append(Problem(path, f"{agent.label}: {key}: {error.message}", at))
+                continue
+            upstream = condition_names(waits_for[agent.index]) if agent.index in waits_for else None
+            check = _ExpressionCheck(key, expression, agent, facts, by_name, upstream)
+            for offset, message in check.problems():
+                problems.append(Problem(path, f"{agent.label}: {key} {message}", offset))
+    return problems
+
+
+@dataclass
+class _ExpressionCheck:
+    """One ``for_each`` or ``when`` of one agent, against the workflow around it."""
+
+    key: str
+    expression: Expression
+    agent: AgentFacts
+    facts: WorkflowFacts
+    agents: Mapping[str, AgentFacts]
+    upstream: frozenset[str] | None
+    found: list[tuple[int, str]] = field(default_factory=list)
+
+    def problems(self) -> list[tuple[int, str]]:
+        parents = _parents(self.expression.root)
+        readable = [
+            path for path in self.expression.paths() if self.path_is_readable(path, parents)
+        ]
+        if self.key == "for_each":
+            self.list_problems()
+        for node in self.expression.nodes():
+            if isinstance(node, CompareNode):
+                self.literal_problems(node, readable)
+        return self.found
+
+    def add(self, offset: int, message: str) -> None:
+        self.found.append((offset, message))
+
+    def path_is_readable(self, path: PathNode, parents: Mapping[int, Node]) -> bool:
+        """Report what is wrong with one path; True when its field can be checked further."""
+        if path.kind in ITEM_NAMES:
+            self.add(
+                path.offset,
+                f"cannot read {path.text}: {self.key} is decided once for the whole agent, not per "
+                "item (the item is for its task and system prompt)",
+            )
+            return False
+        if path.kind == "input":
+            inputs = self.facts.inputs
+            if inputs is not None and path.name not in inputs:
+                hint = did_you_mean(path.name, inputs) or _declared_inputs_hint(inputs)
+                self.add(
+                    path.offset, f"refers to undeclared input '{path.name}' in {path.text}{hint}"
+                )
+            return False
+        source = self.agents.get(path.name)
+        if source is None:
+            known = [name for name in self.agents if name != self.agent.name]
+            hint = did_you_mean(path.name, known)
+            self.add(path.offset, f"refers to unknown agent '{path.name}' in {path.text}{hint}")
+            return False
+        if source is self.agent:
+            return False  # a cycle, reported with the dependencies
+        if self.upstream is not None and path.name not in self.upstream:
+            self.add(
+                path.offset,
+                f"reads {path.text}, but '{path.name}' is not in its depends_on; add it there "
+                "so that it runs first",
+            )
+            return False
+        seen = output_schema(source)
+        if seen is None:
+            if path.fields:
+                self.add(
+                    path.offset,
+                    f"reads {path.text}, but '{path.name}' has no output schema, so its answer has "
+                    f"no fields; add output: {{schema: ...}} to '{path.name}'",
+                )
+                return False
+            parent = parents.get(id(path))
+            tested = isinstance(parent, CompareNode) and parent.operator in _WHOLE_TEXT_TESTS
+            if not tested and self.key != "for_each":  # for_each: said of the list
+                self.add(
+                    path.offset,
+                    f"reads {path.text}, the text of an agent without an output schema, which can "
+                    f"only be compared with ==, !=, in or not in (e.g. {path.text} == 'yes'); "
+                    f"add output: {{schema: ...}} to '{path.name}' to test a field",
+                )
+            return False
+        problem = field_problem(seen.schema, path.fields, root=seen.root)
+        if problem is not None:
+            self.add(path.offset, f"reads {path.text}, but {_output_of(source)} {problem}")
+            return False
+        return True
+
+    def list_problems(self) -> None:
+        """for_each names a list: an array field of an upstream agent's output."""
+        root = self.expression.root
+        if not isinstance(root, PathNode) or root.kind not in ("agent", "input"):
+            if not isinstance(root, PathNode):  # item: reported as a path
+                self.add(
+                    _start(root),
+                    "takes a path to a list in an upstream agent's output, like "
+                    "planner.output.sections, not a comparison, a condition or a literal",
+                )
+            return
+        if root.kind == "input":
+            self.add(
+                root.offset,
+                f"takes a list from an upstream agent's output, like planner.output.sections; "
+                f"{root.text} is one value given to the run",
+            )
+            return
+        source = self.agents.get(root.name)
+        if source is None or source is self.agent:
+            return
+        seen = output_schema(source)
+        if seen is None:
+            if root.fields:
+                return  # "has no fields", said of the path
+            self.add(
+                root.offset,
+                f"reads {root.text}, but '{root.name}' has no output schema, so its answer is text, "
+                f"not a list; add output: {{schema: ...}} to '{root.name}' with an array field "
+                "and name it here",
+            )
+            return
+        node = field_schema(seen.schema, root.fields, root=seen.root)
+        if node is None or field_problem(seen.schema, root.fields, root=seen.root) is not None:
+            return  # cannot tell (true), or the field is missing (reported with the paths)
+        if _is_list(node, seen.root):
+            return
+        types = schema_types(node, seen.root)
+        hint = ""
+        if lists := _list_fields(node, seen.root):  # a whole object: one of its lists
+            hint = f"; did you mean {root.text}.{lists[0]}?"
+        elif root.fields and isinstance(root.fields[-1], str):  # a field: a list beside it
+            parent = field_schema(seen.schema, root.fields[:-1], root=seen.root)
+            if lists := _list_fields(parent, seen.root):
+                prefix = root.text[: -len(root.fields[-1])]
+                hint = f"; did you mean {prefix}{lists[0]}?"
+        if types is None:
+            self.add(
+                root.offset,
+                f"reads {root.text}, which the output schema of '{root.name}' does not declare "
+                f"a list; give it type: array{hint}",
+            )
+        else:
+            self.add(
+                root.offset,
+                f"reads {root.text}, which is {_kinds(types)}, not an array; for_each needs a list{hint}",
+            )
+
+    def literal_problems(self, node: CompareNode, readable: list[PathNode]) -> None:
+        """A literal compared with a field: one of its enum values, of its type."""
+        pairs: list[tuple[PathNode, LiteralNode]] = []
+        if isinstance(node.left, PathNode) and isinstance(node.right, LiteralNode):
+            pairs.append((node.left, node.right))
+        elif isinstance(node.right, PathNode) and isinstance(node.left, LiteralNode):
+            if node.operator not in ("in", "not in"):
+                pairs.append((node.right, node.left))
+        elif (
+            isinstance(node.left, PathNode)
+            and isinstance(node.right, ListNode)
+            and node.operator in ("in", "not in")
+        ):
+            pairs += [
+                (node.left, item) for item in node.right.items if isinstance(item, LiteralNode)
+            ]
+        ordering = node.operator not in _WHOLE_TEXT_TESTS
+        for path, literal in pairs:
+            if path not in readable or literal.value is None:
+                continue  # a guard against null fits any field: the agent may not have succeeded
+            source = self.agents[path.name]
+            seen = output_schema(source)
+            assert seen is not None  # readable
+            schema = field_schema(seen.schema, path.fields, root=seen.root)
+            values = None if ordering else schema_values(schema, seen.root)
+            if values is not None and not any(equal(literal.value, value) for value in values):
+                choices = [value for value in values if value is not None]
+                words = [v if isinstance(v, str) else show(v) for v in choices]
+                hint = (
+                    did_you_mean(literal.value, [v for v in choices if isinstance(v, str)])
+                    if isinstance(literal.value, str)
+                    else ""
+                )
+                self.add(
+                    literal.offset,
+                    f"compares {path.text} with {literal.text}, which is not one of "
+                    f"{', '.join(words)}{hint}",
+                )
+                continue
+            types = schema_types(schema, seen.root)
+            kind = json_type(literal.value)
+            numbers = {"integer", "number"}
+            if types is None or kind in types or (kind in numbers and numbers & types):
+                continue  # 2.5 against an integer field may be a threshold, not a mistake
+            never = "they cannot be ordered" if ordering else "they are never equal"
+            self.add(
+                literal.offset,
+                f"compares {path.text} ({_kinds(types)}) with {literal.text} ({_kinds([kind])}); {never}",
+            )
+
+
+def _is_list(node: Any, root: Any) -> bool:
+    """Whether a subschema says it is an array (``type: array``, or ``items`` without a type)."""
+    types = schema_types(node, root)
+    if types is not None:
+        return "array" in types
+    return isinstance(node, Mapping) and ("items" in node or "prefixItems" in node)
+
+
+def _parents(root: Node) -> dict[int, Node]:
+    """Each node's parent, by the child's id."""
+    return {id(child): node for node in walk(root) for child in children(node)}
+
+
+def _start(node: Node) -> int:
+    """Where a node's text starts (a comparison's offset is its operator's)."""
+    while isinstance(node, CompareNode):
+        node = node.left
+    return node.offset
+
+
+def _list_fields(node: Any, root: Any) -> list[str]:
+    """The fields of an object schema that are arrays, for a did-you-mean."""
+    properties = node.get("properties") if isinstance(node, Mapping) else None
+    if not isinstance(properties, Mapping):
+        return []
+    return [
+        str(name)
+        for name, child in properties.items()
+        if "array" in (schema_types(child, root) or ())
+    ]
+
+
+def _kinds(types: Collection[str]) -> str:
+    """``a string``, ``an integer or null``."""
+    ordered = sorted(types, key=lambda kind: (kind == "null", kind))
+    words = [f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}" for kind in ordered]
+    words = [word if word != "a null" else "null" for word in words]
+    return " or ".join(words)
 
 
 # --- output schemas ----------------------------------------------------------------------

@@ -225,22 +225,26 @@ class CompareNode:
 Node = Union[PathNode, LiteralNode, ListNode, NotNode, BoolNode, CompareNode]
 
 
+def children(node: Node) -> tuple[Node, ...]:
+    """The nodes directly under ``node``, in the order written."""
+    if isinstance(node, ListNode):
+        return node.items
+    if isinstance(node, NotNode):
+        return (node.operand,)
+    if isinstance(node, BoolNode):
+        return node.operands
+    if isinstance(node, CompareNode):
+        return (node.left, node.right)
+    return ()
+
+
 def walk(node: Node) -> Iterator[Node]:
     """``node`` and every node under it, in the order written."""
     stack: list[Node] = [node]
     while stack:
         current = stack.pop()
         yield current
-        children: tuple[Node, ...] = ()
-        if isinstance(current, ListNode):
-            children = current.items
-        elif isinstance(current, NotNode):
-            children = (current.operand,)
-        elif isinstance(current, BoolNode):
-            children = current.operands
-        elif isinstance(current, CompareNode):
-            children = (current.left, current.right)
-        stack.extend(reversed(children))
+        stack.extend(reversed(children(current)))
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -673,6 +677,7 @@ __all__ = [
     "NotNode",
     "PathNode",
     "Scope",
+    "children",
     "compare",
     "equal",
     "item_value",

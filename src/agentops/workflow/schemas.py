@@ -8,7 +8,9 @@
 - ``strict_mode_problem``: the first of OpenAI's strict-mode rules a schema breaks
   (None: it can be sent with ``strict: true``).
 - ``field_problem``: does ``{{ NAME.output.a.b[0] }}`` name a field the schema
-  has? (load-time checks of downstream references).
+  has? (load-time checks of downstream references); ``field_schema``, ``schema_types``
+  and ``schema_values``: what that field's schema says it holds (checks of ``for_each``
+  and of the literals ``when`` compares it with).
 - ``field_value`` / ``as_text``: a field of a parsed value, and how a value
   renders in a prompt (strings plain, anything else as JSON).
 
@@ -297,30 +299,108 @@ def _strict_walk(schema: Any, where: str) -> str | None:
 # --- fields, for downstream references --------------------------------------------------
 
 
-def field_problem(schema: Any, fields: FieldPath) -> str | None:
-    """Why ``fields`` does not name something the schema can hold; None when it can (or cannot tell)."""
+def field_problem(schema: Any, fields: FieldPath, *, root: Any = None) -> str | None:
+    """Why ``fields`` does not name something the schema can hold; None when it can (or cannot tell).
+    ``root``: where its local ``$ref``s point (default: ``schema`` itself)."""
+    return _walk(schema, fields, root)[1]
+
+
+def field_schema(schema: Any, fields: FieldPath, *, root: Any = None) -> Any:
+    """The subschema ``fields`` names, ``$ref``s followed; None when there is none or it cannot tell."""
+    node, problem = _walk(schema, fields, root)
+    return None if problem is not None else node
+
+
+def _walk(schema: Any, fields: FieldPath, root: Any) -> tuple[Any, str | None]:
+    """(the subschema at ``fields`` or None when it cannot tell, why it is not there or None)."""
+    root = schema if root is None else root
     node: Any = schema
     walked: list[str | int] = []
     for part in fields:
-        node = _resolved(node, schema)
+        node = _resolved(node, root)
         if not isinstance(node, Mapping):
-            return None  # true/false or something unreadable: nothing to check against
+            return None, None  # true/false or something unreadable: nothing to check against
         branches = [
-            _resolved(b, schema)
+            _resolved(b, root)
             for b in node.get("anyOf", node.get("oneOf", []))
             if isinstance(b, Mapping)
         ]
         if branches:
             found = [b for b in branches if _holds(b, part)]
             if not found:
-                return _missing(part, walked, _names([*branches, node]))
+                return None, _missing(part, walked, _names([*branches, node]))
             node = _step(found[0], part)
         else:
             if not _holds(node, part):
-                return _missing(part, walked, _names([node]), _kind(node))
+                return None, _missing(part, walked, _names([node]), _kind(node))
             node = _step(node, part)
         walked.append(part)
+    return _resolved(node, root), None
+
+
+def schema_types(node: Any, root: Any) -> frozenset[str] | None:
+    """The JSON types a subschema allows (``type``, ``enum``/``const`` values, ``anyOf`` branches);
+    None when it does not say."""
+    node = _resolved(node, root)
+    if not isinstance(node, Mapping):
+        return None
+    kind = node.get("type")
+    if isinstance(kind, str):
+        return frozenset({kind})
+    if isinstance(kind, list) and all(isinstance(k, str) for k in kind):
+        return frozenset(kind)
+    values = schema_values(node, root)
+    if values is not None:
+        return frozenset(json_type(value) for value in values)
+    branches = node.get("anyOf", node.get("oneOf"))
+    if isinstance(branches, list) and branches:
+        found: set[str] = set()
+        for branch in branches:
+            types = schema_types(branch, root)
+            if types is None:
+                return None
+            found |= types
+        return frozenset(found)
     return None
+
+
+def schema_values(node: Any, root: Any) -> list[Any] | None:
+    """The only values a subschema allows (``enum``, ``const``, or those of every ``anyOf`` branch);
+    None when it allows others."""
+    node = _resolved(node, root)
+    if not isinstance(node, Mapping):
+        return None
+    if "const" in node:
+        return [node["const"]]
+    if isinstance(node.get("enum"), list):
+        return list(node["enum"])
+    branches = node.get("anyOf", node.get("oneOf"))
+    if isinstance(branches, list) and branches:
+        values: list[Any] = []
+        for branch in branches:
+            more = schema_values(branch, root)
+            if more is None:
+                return None
+            values += more
+        return values
+    return None
+
+
+def json_type(value: Any) -> str:
+    """The JSON Schema type of a value (an integral number is an "integer")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
 def _resolved(node: Any, root: Any) -> Any:
@@ -432,9 +512,13 @@ __all__ = [
     "FieldPath",
     "as_text",
     "field_problem",
+    "field_schema",
     "field_value",
+    "json_type",
     "path_text",
     "reference_problem",
     "schema_problem",
+    "schema_types",
+    "schema_values",
     "strict_mode_problem",
 ]

@@ -38,18 +38,50 @@
       if (!element) continue;
       setStatus(element, box.status);
       setText(element.querySelector("text.caption"), box.caption);
+      if (box.label) setText(element.querySelector("text.name"), box.label);
+      // A fan-out's bar: each status's segment moves and stretches (numbers set as attributes).
+      for (const [status, [x, width]] of Object.entries(box.segments || {})) {
+        const segment = element.querySelector('rect[data-segment="' + status + '"]');
+        if (!segment) continue;
+        segment.setAttribute("x", String(x));
+        segment.setAttribute("width", String(width));
+      }
     }
     for (const [name, agent] of Object.entries(snapshot.agents)) {
       const row = rows.get(name);
-      if (!row) continue;
-      setStatus(row, agent.status);
-      const badge = row.querySelector('[data-cell="status"]');
-      setStatus(badge, agent.status);
-      setText(badge, agent.status);
-      for (const cell of ["attempts", "tokens", "cost", "duration"]) {
-        setText(row.querySelector('[data-cell="' + cell + '"]'), agent[cell] ? String(agent[cell]) : "");
+      if (row) {
+        setStatus(row, agent.status);
+        const badge = row.querySelector('[data-cell="status"]');
+        setStatus(badge, agent.status);
+        setText(badge, agent.label);
+        for (const cell of ["attempts", "tokens", "cost", "duration"]) {
+          setText(row.querySelector('[data-cell="' + cell + '"]'), agent[cell] ? String(agent[cell]) : "");
+        }
       }
+      if (agent.items) refreshItems(name, agent);
     }
+  }
+
+  // A fan-out's items list on the run page: its summary is set as text; an open list whose
+  // counts changed is fetched again (HTML the server escaped) and put in place of the old one.
+  const itemCounts = new Map();
+  async function refreshItems(name, agent) {
+    const details = document.getElementById("items-" + name);
+    if (!details) return;
+    setText(details.querySelector("[data-items-summary]"), agent.items_summary || "");
+    const badge = details.querySelector("summary .badge");
+    setStatus(badge, agent.status);
+    setText(badge, agent.status);
+    const counts = JSON.stringify(agent.items);
+    if (itemCounts.get(name) === counts || !details.open) return;
+    itemCounts.set(name, counts);
+    const url = "/runs/" + root.dataset.run + "/items/" + encodeURIComponent(name);
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
+    const body = parsed.querySelector("[data-items-body]");
+    const current = details.querySelector("[data-items-body]");
+    if (body && current) current.replaceWith(document.adoptNode(body));
   }
 
   // The agent page: when this agent's status changes, fetch its body again (HTML the
