@@ -297,6 +297,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (workflow_run_id, agent, item_index)",
         ),
     ),
+    Migration(
+        12,
+        "ray_node",
+        (
+            # executor ray: the Ray node id (hex) that ran the agent run, the last one if its
+            # worker was lost and it moved; NULL when it ran in the driver's process, was
+            # reused, or is a fan-out agent's own row (its items have theirs).
+            "ALTER TABLE runs ADD COLUMN node TEXT",
+        ),
+    ),
 )
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (
