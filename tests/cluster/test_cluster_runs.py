@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 import agentops
-from agentops.runtime.events import AgentFinished, AgentStatus, RunStatus
+from agentops.runtime.events import AgentFinished, AgentStatus, RunStatus, SkipCause
 from agentops.testing.server import Fault, OpenAITestServer, call_tool_until
+from tests.support.fan_out import ROUTED_FLOW, answer_the_flow
 from tests.support.ray_cluster import RAY_ENV, LocalCluster
 from tests.support.reliability import (
     KEY,
@@ -128,33 +129,84 @@ def test_the_command_line_run_is_recorded_by_the_driver_with_the_node_of_each_ag
     assert sum(cost for *_, cost in runs) == pytest.approx(result["cost"])
 
 
-SECTIONS = {
-    "type": "object",
-    "properties": {"sections": {"type": "array", "items": {"type": "string"}}},
-    "required": ["sections"],
-}
-
-
-def test_a_fan_out_with_an_output_schema_runs_each_item_as_a_task(
-    tmp_path: Path, server: OpenAITestServer, ray_cluster: LocalCluster, key: None
-) -> None:
-    server.answer_when("Outline", {"sections": ["a", "b", "c"]})
-    flow = write_workflow(
-        tmp_path / "flow.yaml",
-        server.base_url,
-        [
-            {"name": "plan", "task": "Outline it.", "output": {"schema": SECTIONS}},
-            {"name": "write", "for_each": "plan.output.sections", "task": "Write {{ item }}."},
-        ],
-        prices=PRICES,
+def fan_out_flow(
+    tmp_path: Path, server: OpenAITestServer, items: int, padding: int = 0, **policies: Any
+) -> Path:
+    """``ROUTED_FLOW`` (a structured planner of ``items`` sections, a writer per section, triage
+    routing to plan_feature and away from fix_bug); writer's prompt carries its item, number
+    and count, and the server answers item i with "text i" (and ``padding`` more words), so an
+    answer traces to its prompt."""
+    answer_the_flow(server, items=items)
+    for index in range(items):
+        answer = f"text {index}" + " word" * padding
+        server.answer_when(f"Write 'section {index}' ({index + 1} of {items})", answer)
+    agents = [dict(agent) for agent in ROUTED_FLOW]
+    writer = next(agent for agent in agents if agent["name"] == "writer")
+    writer["task"] = "Write '{{ item.title }}' ({{ item_number }} of {{ item_count }})."
+    return write_workflow(
+        tmp_path / "flow.yaml", server.base_url, agents, prices=PRICES, policies=policies
     )
-    result = agentops.run(flow, executor="ray", ray_address=ray_cluster.address)
-    assert result.status is RunStatus.SUCCEEDED
-    assert result.agents["plan"].value == {"sections": ["a", "b", "c"]}
-    write = result.agents["write"]
-    assert [i.name for i in write.instances or []] == ["write[0]", "write[1]", "write[2]"]
-    assert all(i.node in ray_cluster.node_ids for i in write.instances or [])
-    assert len(server.requests) == 4
+
+
+def test_a_fan_out_runs_each_item_as_a_task_on_both_nodes_in_item_order_routed_on_the_driver(
+    tmp_path: Path, ray_cluster: LocalCluster, key: None
+) -> None:
+    db = tmp_path / "history.db"
+    with OpenAITestServer(latency=0.2) as server:
+        flow = fan_out_flow(tmp_path, server, items=6, cost_cap=0.01)
+        result = agentops.run(flow, executor="ray", ray_address=ray_cluster.address, db=db)
+        prompts = [str(request.body["messages"]) for request in server.requests]
+
+    assert result.status is RunStatus.SUCCEEDED, {n: a.error for n, a in result.agents.items()}
+    writer = result.agents["writer"]
+    instances = writer.instances or []
+    # Each item rendered into its prompt (item, number, count) and answered as its own call.
+    assert writer.value == [f"text {i}" for i in range(6)]
+    assert [(i.name, i.item_index, i.item) for i in instances] == [
+        (f"writer[{i}]", i, {"title": f"section {i}"}) for i in range(6)
+    ]
+    assert {i.node for i in instances} == set(ray_cluster.node_ids)  # a task each, spread
+    # The decision is the driver's: fix_bug never became a task; plan_feature ran on a node.
+    fix_bug, plan_feature = result.agents["fix_bug"], result.agents["plan_feature"]
+    assert fix_bug.skip_cause is SkipCause.ROUTED and fix_bug.node is None
+    assert fix_bug.decision is not None and not fix_bug.decision.held
+    assert (
+        plan_feature.status is AgentStatus.SUCCEEDED and plan_feature.node in ray_cluster.node_ids
+    )
+    assert len(prompts) == 9 and not any("Fix it" in prompt for prompt in prompts)
+    assert result.cost is not None and 0 < result.cost <= 0.01
+    with sqlite3.connect(db) as history:
+        recorded = history.execute(
+            "SELECT item_index, node FROM runs WHERE agent = 'writer' ORDER BY item_index"
+        ).fetchall()
+        spent = history.execute("SELECT sum(cost) FROM runs").fetchone()[0]
+    assert recorded == [(None, None), *((i.item_index, i.node) for i in instances)]
+    assert spent == pytest.approx(result.cost)
+
+
+def test_the_cap_holds_over_a_fan_out_on_the_cluster_the_items_past_it_refused(
+    tmp_path: Path, ray_cluster: LocalCluster, key: None
+) -> None:
+    # A call's worst case is about $0.00022 (max_tokens 100); the three agents beside the
+    # fan-out cost about $0.00015 together and an item about $0.0001: a few items fit, not 12.
+    cap = 0.0006
+    with OpenAITestServer(latency=0.2) as server:
+        flow = fan_out_flow(tmp_path, server, 12, padding=40, cost_cap=cap, max_tokens=100)
+        result = agentops.run(flow, executor="ray", ray_address=ray_cluster.address)
+        calls = len(server.requests)
+
+    writer = result.agents["writer"]
+    instances = writer.instances or []
+    ran = [i for i in instances if i.attempts]
+    assert result.status is RunStatus.FAILED
+    assert writer.status is AgentStatus.FAILED and "cost cap" in (writer.error or "")
+    # As in one process: the items that fit ran, the rest were refused before any call.
+    assert 1 <= len(ran) < 12 and all(i.status is AgentStatus.SUCCEEDED for i in ran)
+    assert all(i.skip_cause is SkipCause.COST_CAP for i in instances if not i.attempts)
+    assert result.cost is not None and result.cost <= cap
+    called = [a for a in result.agents.values() if a.attempts] + ran
+    assert calls == sum(len(a.attempts) for a in called)  # nothing called twice
+    assert all(i.node in ray_cluster.node_ids for i in ran)
 
 
 def test_a_stopped_run_records_the_cancelled_attempt_made_on_the_worker(
