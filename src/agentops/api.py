@@ -97,14 +97,16 @@ async def arun(
             # A file that cannot take the run's writes stops it here, before its first call.
             history.check_recordable(prepared.workflow.name)
         where = executor if isinstance(executor, str) else None if executor is None else "local"
-        cluster = enter_cluster(opened, prepared, where, ray_address, exclude=[db])
-        limits = agent_runner = None
-        if cluster is not None:  # every agent's run a Ray task, every call on one ledger
-            policies = prepared.workflow.policies
-            limits, agent_runner = cluster.start(
-                cap=cost_cap if cost_cap is not None else policies.cost_cap,
-                spent=_resume.spent if _resume else 0.0,
-            )
+        # On Ray: every agent's run a Ray task, every call on one ledger.
+        limits, agent_runner = enter_cluster(
+            opened,
+            prepared,
+            where,
+            ray_address,
+            cap=cost_cap if cost_cap is not None else prepared.workflow.policies.cost_cap,
+            spent=_resume.spent if _resume else 0.0,
+            exclude=[db],
+        ) or (None, None)
         assembly = RunAssembly(
             prepared,
             cost_cap=cost_cap,

@@ -49,7 +49,7 @@ from agentops.workflow.loader import (
 from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
-    from agentops.cluster.session import Cluster
+    from agentops.cluster.ledger import LedgerLimits
     from agentops.runtime.agent_run import AgentRunner, RunTools
     from agentops.store.reader import HistoryReader
     from agentops.store.recorder import RunRecorder
@@ -238,10 +238,14 @@ def enter_cluster(
     executor: str | None,
     address: str | None,
     *,
+    cap: float | None,
+    spent: float = 0.0,
     exclude: Iterable[str | Path | None] = (),
-) -> Cluster | None:
+) -> tuple[LedgerLimits, AgentRunner] | None:
     """Ray for the agent runs (``agentops.cluster``) when ``executor`` (else the workflow's
-    ``policies.executor``) is ``ray``, left by ``stack`` as it was found; None: they run in this
+    ``policies.executor``) is ``ray``, left by ``stack`` as it was found: the call limits every
+    call of the run or batch shares (the ledger, holding ``cap`` with ``spent`` already
+    counted) and the runner that makes each agent's run a Ray task. None: they run in this
     process. ``exclude``: files of the workflow's folder that must not travel with it."""
     choice = executor or prepared.workflow.policies.executor
     if choice not in ("local", "ray"):
@@ -262,7 +266,7 @@ def enter_cluster(
 
     cluster = open_cluster(prepared.loaded, prepared.registry, address, exclude=exclude)
     stack.push_async_callback(cluster.aclose)
-    return cluster
+    return cluster.start(cap=cap, spent=spent)
 
 
 @contextlib.contextmanager

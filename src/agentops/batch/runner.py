@@ -483,19 +483,16 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             job.loaded, inputs=job.first_inputs(), provider=options.provider, env=options.env
         )
         opened.push_async_callback(prepared.registry.aclose)
-        cluster = enter_cluster(
+        # On Ray: every row's agent runs Ray tasks, every call on one ledger.
+        limits, agent_runner = enter_cluster(
             opened,
             prepared,
             options.executor,
             options.ray_address,
+            cap=job.cost_cap,
+            spent=job.spent_before,
             exclude=[job.data, job.store.location],  # never sent with the workflow's folder
-        )
-        limits = agent_runner = None
-        if cluster is not None:  # every row's agent runs Ray tasks, every call on one ledger
-            limits, agent_runner = cluster.start(
-                cap=job.cost_cap,
-                spent=job.spent_before,
-            )
+        ) or (None, None)
         runner = BatchRunner(
             job,
             prepared,
