@@ -115,6 +115,9 @@ def test_a_batch_spreads_over_both_nodes_and_its_results_come_out_in_input_order
     assert all(f"[t{r['row']}]" in r["outputs"]["answer"] for r in results)
     assert topics == sorted(f"t{n}" for n in range(1, 13))  # each row called once
     assert {a.node for a in watch.agents} == set(ray_cluster.node_ids)
+    # Each result line names the node its agent ran on, as the history recorded it.
+    assert all(len(r["nodes"]) == 1 and r["nodes"][0] in ray_cluster.node_ids for r in results)
+    assert {r["nodes"][0] for r in results} == set(ray_cluster.node_ids)
     recorded = history(db, "SELECT batch_row, status FROM workflow_runs ORDER BY batch_row")
     assert recorded == [(n, "succeeded") for n in range(1, 13)]
     assert summary.cost == pytest.approx(sum(a.cost or 0 for a in watch.agents))

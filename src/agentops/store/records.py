@@ -359,6 +359,8 @@ class RowOutcome:
     cost: float
     error: str | None
     workflow_run_id: int
+    # executor ray: the Ray nodes its agent runs (a fan-out's items too) ran on; [] in-process.
+    nodes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
