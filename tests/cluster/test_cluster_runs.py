@@ -3,6 +3,7 @@ task, the engine, the history and the cost ledger on the driver; against the tes
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import sqlite3
@@ -321,3 +322,54 @@ def test_a_program_connected_to_ray_itself_is_used_as_it_is_and_left_connected(
         ray.shutdown()
     assert result.status is RunStatus.SUCCEEDED
     assert {a.node for a in result.agents.values()} <= set(ray_cluster.node_ids)
+
+
+def local_workers_under_ray() -> dict[int, int]:
+    """The local provider's worker processes whose parent is a Ray worker process: child pid
+    by parent pid (read from /proc)."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if "agentops.providers.local_worker" not in command:
+                continue
+            status = (entry / "status").read_text()
+            parent = int(status.split("PPid:", 1)[1].split()[0])
+            parent_command = Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+        if parent_command.startswith("ray::"):
+            found[int(entry.name)] = parent
+    return found
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"
+)
+def test_a_local_model_is_loaded_once_in_each_worker_process_that_runs_it(
+    tmp_path: Path, ray_cluster: LocalCluster
+) -> None:
+    import ray
+
+    flow = tmp_path / "local.yaml"
+    agents = [{"name": f"a{n}", "model": "local:smollm2", "task": "Say hi."} for n in range(4)]
+    document = {"name": "local", "policies": {"max_tokens": 4, "retries": 0}, "agents": agents}
+    flow.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    # Connected here, so the job's worker processes (and what they keep) outlive the run.
+    ray.init(address=ray_cluster.address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        result = agentops.run(flow, executor="ray")
+        workers = local_workers_under_ray()
+    finally:
+        ray.shutdown()
+    assert result.status is RunStatus.SUCCEEDED, {n: a.error for n, a in result.agents.items()}
+    assert all(
+        a.node in ray_cluster.node_ids and a.usage.output_tokens for a in result.agents.values()
+    )
+    # Four agent runs, one model worker per Ray worker process that ran some: loaded once
+    # there and kept for the next run (not closed after each, not one per run).
+    assert 1 <= len(workers) < 4
+    assert len(set(workers.values())) == len(workers)
