@@ -103,7 +103,6 @@ class RayAgentRunner:
         }
         self.ledger = uuid.uuid4().hex  # names this runner's ledger to the workers
         self._holders = (f"{self.ledger[:12]}:{n}" for n in itertools.count(1))
-        self.lost = 0  # task attempts lost with their worker, for the report
 
     async def run(self, agent_run: AgentRun) -> None:
         async with self._slots:
@@ -152,7 +151,6 @@ class RayAgentRunner:
                 result.status = AgentStatus.FAILED
                 result.error = agent_run.context.scrub(f"on Ray: {describe_exception(failure)}")
                 return
-            self.lost += 1
             charged, snapshot = await self.limits.actor.forfeit.remote(holder)
             self.limits.observe(snapshot)
             feed.lost(charged, failure)

@@ -138,6 +138,7 @@ class _Follower:
         self.stopped: dict[str, str] = {}  # a stop may come before its task starts here
         self.runs: dict[str, Callable[[str], None]] = {}
         self.gone = False
+        # Held: a task the loop alone refers to may be garbage-collected mid-call.
         self._follow = asyncio.ensure_future(self.follow())
 
     async def follow(self) -> None:
