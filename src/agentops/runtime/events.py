@@ -72,7 +72,7 @@ def split_instance_key(name: str) -> tuple[str, int | None]:
     return name, None
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One call to a provider, as the engine saw it."""
 
@@ -91,7 +91,7 @@ class Attempt:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolCallRecord:
     """One tool call an agent's model asked for, as it was run.
 
@@ -113,7 +113,7 @@ class ToolCallRecord:
     error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentResult:
     name: str
     status: AgentStatus
