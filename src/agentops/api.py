@@ -22,17 +22,19 @@ from agentops.assembly import (
     ProviderOverride,
     RunAssembly,
     WorkflowSource,
+    enter_cluster,
     enter_tracing,
     open_budget,
     open_history,
     prepare,
     start_tools,
 )
-from agentops.errors import StoreError
+from agentops.errors import StoreError, UsageError
 from agentops.runtime.budget import check_cap
 from agentops.runtime.engine import Engine
 from agentops.runtime.events import AgentResult, Decision, Subscriber, WorkflowResult
 from agentops.runtime.executor import Executor
+from agentops.store.location import locate
 from agentops.tracing import SpanRef
 from agentops.workflow.loader import load_workflow_text
 
@@ -51,11 +53,12 @@ async def arun(
     env: Mapping[str, str] | None = None,
     cost_cap: float | None = None,
     budget: str | None = None,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
     control: Callable[[Engine], None] | None = None,
     otel: bool | None = None,
     tracing: TracingSession | None = None,
     trace_links: Sequence[SpanRef] = (),
+    ray_address: str | None = None,
     _resume: _ResumeContext | None = None,
 ) -> WorkflowResult:
     """Run a workflow and return per-agent status, output, tokens, cost and attempts.
@@ -71,6 +74,10 @@ async def arun(
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
     ``executor``: carries out each provider call from its route and request
     (``executor.Executor``); None runs them in this process on the run's providers.
+    ``executor="ray"`` runs each agent's run as a task on a Ray cluster (the ``[ray]``
+    extra): the one at ``ray_address`` (else ``RAY_ADDRESS``, else a local Ray started for
+    this run), or the one this process is connected to; ``"local"`` runs them here. None
+    (or an ``Executor``) follows the workflow's ``policies.executor``, local by default.
     ``otel``: True traces the run with OpenTelemetry (the ``[otel]`` extra), False
     never; None (the default) traces when an OTLP endpoint variable is set.
     ``tracing``: a session shared by several runs, with the spans each run's root links
@@ -97,6 +104,22 @@ async def arun(
             # A file that cannot take the run's writes stops it here, before its first call.
             history.check_recordable(prepared.workflow.name)
         shared = open_budget(opened, db, budget or prepared.workflow.policies.budget)
+        where = executor if isinstance(executor, str) else None if executor is None else "local"
+        # On Ray: every agent's run a Ray task, every call on one ledger.
+        limits, agent_runner = enter_cluster(
+            opened,
+            prepared,
+            where,
+            ray_address,
+            cap=cost_cap if cost_cap is not None else prepared.workflow.policies.cost_cap,
+            spent=_resume.spent if _resume else 0.0,
+            exclude=[None if db is None else locate(db).path],
+        ) or (None, None)
+        if limits is not None and shared is not None:
+            raise UsageError(
+                "a named budget is not drawn on by agents running on Ray yet; "
+                "run with the executor local, or without the budget"
+            )
         assembly = RunAssembly(
             prepared,
             cost_cap=cost_cap,
@@ -105,8 +128,10 @@ async def arun(
             history=history,
             tracing=tracing,
             links=trace_links,
-            executor=executor,
+            executor=None if isinstance(executor, str) else executor,
             tools=tools,
+            limits=limits,
+            agent_runner=agent_runner,
         )
         run = assembly.workflow_run(
             inputs=prepared.inputs,
@@ -154,8 +179,6 @@ async def aresume(
     a new workflow run linked to the old one is recorded. The cost cap covers
     the whole chain: what the earlier runs spent counts against it.
     """
-    from agentops.store.location import locate
-
     location = locate(db)  # the file or database itself, where ``db`` named the default
     with open_history(location) as (history, _):
         state = history.resume_state(workflow_run_id)

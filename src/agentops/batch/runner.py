@@ -36,6 +36,7 @@ from agentops.assembly import (
     ProviderOverride,
     RunAssembly,
     WorkflowSource,
+    enter_cluster,
     enter_tracing,
     load,
     open_budget,
@@ -64,7 +65,8 @@ from agentops.workflow.inputs import resolve_inputs
 from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 
 if TYPE_CHECKING:
-    from agentops.runtime.agent_run import RunTools
+    from agentops.cluster.ledger import LedgerLimits
+    from agentops.runtime.agent_run import AgentRunner, RunTools
     from agentops.store.location import DbLocation
     from agentops.tracing.session import TracingSession
 
@@ -145,6 +147,8 @@ class BatchOptions:
     observer: BatchObserver | None = None  # the batch's progress
     control: Control | None = None  # receives the runner before any row runs (Ctrl-C)
     otel: bool | None = None  # as in agentops.run
+    executor: str | None = None  # "ray": rows' agent runs on a Ray cluster; None: policies.executor
+    ray_address: str | None = None  # with executor ray: the cluster (None: RAY_ADDRESS, else local)
 
     @classmethod
     def of(cls, options: BatchOptions | None, keywords: Mapping[str, Any]) -> BatchOptions:
@@ -191,11 +195,14 @@ class BatchRunner:
         observer: BatchObserver | None = None,
         tracing: TracingSession | None = None,
         shared_budget: Budget | None = None,
+        limits: LedgerLimits | None = None,
+        agent_runner: AgentRunner | None = None,
     ) -> None:
         self.job = job
         self.prepared = prepared
         workflow = job.loaded.workflow
-        self.limits = InProcessCallLimits.create(
+        # The calls of every row share these (a cluster's ledger, when the rows run on Ray).
+        self.limits: InProcessCallLimits | LedgerLimits = limits or InProcessCallLimits.create(
             workflow.policies.max_concurrency, job.cost_cap, job.spent_before, shared_budget
         )
         self.observer = observer
@@ -209,6 +216,7 @@ class BatchRunner:
             close_tools=False,  # every row shares them; the batch closes them
             limits=self.limits,
             history_failed=self._history_failed,
+            agent_runner=agent_runner,
         )
         self._engines: set[Engine] = set()
         self._stop: tuple[str, RunStatus] | None = None
@@ -377,7 +385,8 @@ async def arun_batch(
 
     ``input_map``: input name to the column that feeds it; ``max_rows``: only the first rows.
     The rest are ``BatchOptions``, given as ``options`` or as keywords (``db``, ``out``,
-    ``cost_cap``, ``provider``, ``env``, ``subscribers``, ``observer``, ``control``, ``otel``).
+    ``cost_cap``, ``provider``, ``env``, ``subscribers``, ``observer``, ``control``, ``otel``,
+    ``executor``, ``ray_address``).
     ``cost_cap`` caps the whole batch; without it the workflow's ``policies.cost_cap`` does
     (for the whole batch, not per row). Every row is checked before the first call.
     """
@@ -483,6 +492,21 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
         shared = open_budget(
             opened, options.db, options.budget or job.loaded.workflow.policies.budget
         )
+        # On Ray: every row's agent runs Ray tasks, every call on one ledger.
+        limits, agent_runner = enter_cluster(
+            opened,
+            prepared,
+            options.executor,
+            options.ray_address,
+            cap=job.cost_cap,
+            spent=job.spent_before,
+            exclude=[job.data, job.store.location],  # never sent with the workflow's folder
+        ) or (None, None)
+        if limits is not None and shared is not None:
+            raise UsageError(
+                "a named budget is not drawn on by agents running on Ray yet; "
+                "run with the executor local, or without the budget"
+            )
         runner = BatchRunner(
             job,
             prepared,
@@ -490,6 +514,8 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             observer=options.observer,
             tracing=tracing,
             shared_budget=shared,
+            limits=limits,
+            agent_runner=agent_runner,
         )
         job.batch_id = record()
         if options.control is not None:

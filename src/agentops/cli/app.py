@@ -124,6 +124,35 @@ OtelOption = Annotated[
 ]
 
 
+class ExecutorChoice(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+ExecutorOption = Annotated[
+    Optional[ExecutorChoice],
+    typer.Option(
+        "--executor",
+        help="Where each agent's run is carried out: local (this process) or ray (tasks on a Ray "
+        "cluster; needs the [ray] extra). Default: policies.executor, else local.",
+    ),
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="With --executor ray: the cluster, as Ray takes it (auto, HOST:PORT, "
+        "ray://HOST:10001). Default: RAY_ADDRESS, else a local Ray on 127.0.0.1 started for "
+        "this command and stopped after it.",
+    ),
+]
+
+
+def _executor(choice: Optional[ExecutorChoice]) -> Optional[str]:
+    return None if choice is None else choice.value
+
+
 RunStarter = Callable[..., Awaitable["WorkflowResult"]]
 
 
@@ -164,6 +193,8 @@ def run_command(
     budget: BudgetOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run a workflow. Exit code: 0 all agents succeeded, 1 some failed or were skipped,
     2 invalid workflow or usage, 130 interrupted."""
@@ -173,7 +204,16 @@ def run_command(
     from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    start = partial(arun, file, inputs=inputs, cost_cap=cost_cap, budget=budget, otel=otel or None)
+    start = partial(
+        arun,
+        file,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        budget=budget,
+        otel=otel or None,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
     _execute(start, db=db, json_output=json_output)
 
 
@@ -187,6 +227,8 @@ def resume_command(
     cost_cap: CostCapOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Continue a failed, interrupted or cost-capped run: succeeded agents are reused, not called."""
     from functools import partial
@@ -195,7 +237,15 @@ def resume_command(
     from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    start = partial(aresume, workflow_run_id, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
+    start = partial(
+        aresume,
+        workflow_run_id,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        otel=otel or None,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
     _execute(start, db=db, json_output=json_output)
 
 
@@ -438,6 +488,8 @@ def batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run the workflow once per row of a JSONL or CSV file, under one cost cap for the whole batch.
     Exit code: 0 every row succeeded, 1 some failed or were skipped, 2 bad input, 130 interrupted."""
@@ -458,6 +510,8 @@ def batch_command(
             max_rows=max_rows,
             out=out,
             otel=otel or None,
+            executor=_executor(executor),
+            ray_address=ray_address,
         ),
         db=db,
         json_output=json_output,
@@ -481,6 +535,8 @@ def resume_batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Continue a batch after a crash, Ctrl-C or the cost cap: succeeded rows are reused, the rest run."""
     from functools import partial
@@ -488,7 +544,15 @@ def resume_batch_command(
     from agentops.batch.runner import aresume_batch
 
     _execute_batch(
-        partial(aresume_batch, batch_id, out=out, cost_cap=cost_cap, otel=otel or None),
+        partial(
+            aresume_batch,
+            batch_id,
+            out=out,
+            cost_cap=cost_cap,
+            otel=otel or None,
+            executor=_executor(executor),
+            ray_address=ray_address,
+        ),
         db=db,
         json_output=json_output,
     )

@@ -72,7 +72,7 @@ def split_instance_key(name: str) -> tuple[str, int | None]:
     return name, None
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One call to a provider, as the engine saw it."""
 
@@ -91,7 +91,7 @@ class Attempt:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolCallRecord:
     """One tool call an agent's model asked for, as it was run.
 
@@ -113,7 +113,7 @@ class ToolCallRecord:
     error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentResult:
     name: str
     status: AgentStatus
@@ -142,6 +142,13 @@ class AgentResult:
     # items (instances the cost cap or a stop left unstarted are not in the list).
     instances: list[AgentResult] | None = None
     item_count: int | None = None
+    node: str | None = None  # executor: ray: the Ray node id that ran it (the last, if it moved)
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        """Count ``attempt`` in: its tokens and cost join the run's (an unknown cost makes it unknown)."""
+        self.attempts.append(attempt)
+        self.usage = self.usage + attempt.usage
+        self.cost = None if self.cost is None or attempt.cost is None else self.cost + attempt.cost
 
     @property
     def agent_name(self) -> str:
@@ -192,6 +199,17 @@ class WorkflowResult:
     @property
     def ok(self) -> bool:
         return self.status is RunStatus.SUCCEEDED
+
+    def __repr__(self) -> str:
+        # Short: asyncio's Runner puts the repr of the task holding this result into an error
+        # message it builds and discards on exit, and a full one of 10,000 agents costs seconds.
+        shown = ", ".join(f"{name}: {r.status.value}" for name, r in list(self.agents.items())[:5])
+        more = f", … {len(self.agents) - 5} more" if len(self.agents) > 5 else ""
+        return (
+            f"WorkflowResult(workflow={self.workflow!r}, status={self.status.value}, "
+            f"agents={{{shown}{more}}}, cost=${self.cost:.6f}, "
+            f"workflow_run_id={self.workflow_run_id})"
+        )
 
     @property
     def exit_code(self) -> int:

@@ -405,8 +405,8 @@ def _json_text(value: Any, *, canonical: bool = False) -> str | None:
 _INSERT_AGENT_RUN = """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output,
     error, retries, model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
     started_at, finished_at, duration, reused, reused_from_run_id, value, item_index, item,
-    item_count, skip_cause, decision)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    item_count, skip_cause, decision, node)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def _insert_agent_runs(
@@ -479,6 +479,7 @@ def _agent_run_row(
         _item_count(result),
         None if result.skip_cause is None else result.skip_cause.value,
         None if result.decision is None else _json_text(decision_json(result.decision)),
+        None if reused else storable(result.node),
     )
 
 
