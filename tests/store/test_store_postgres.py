@@ -60,6 +60,9 @@ def test_the_history_sql_is_carried_to_postgresql() -> None:
     assert translate("UPDATE t SET x = max(x, ?) WHERE id = ?") == (
         "UPDATE t SET x = greatest(x, %s) WHERE id = %s"
     )
+    assert translate("SELECT group_concat(DISTINCT n.node) FROM runs n") == (
+        "SELECT string_agg(DISTINCT n.node, ',') FROM runs n"
+    )
     assert (
         translate("INSERT INTO runs (a) VALUES (?)")
         == "INSERT INTO runs (a) VALUES (%s) RETURNING id"

@@ -5,7 +5,7 @@ What differs from SQLite is here and nowhere else:
 
 - ``translate``: the history's SQL is written once in the form SQLite reads; on its way to
   the server ``?`` becomes ``%s``, ``IS ?`` becomes ``IS NOT DISTINCT FROM``, SQLite's
-  two-argument ``max`` becomes ``greatest``, and an ``INSERT`` returns the new row's ``id``
+  two-argument ``max`` becomes ``greatest``, ``group_concat`` ``string_agg``, and an ``INSERT`` returns the new row's ``id``
   (``lastrowid``, as SQLite's cursor has it).
 - Types: ``migrations.for_postgres`` (BIGINT identities, DOUBLE PRECISION); a ``sum`` of
   BIGINTs is NUMERIC in PostgreSQL, read back as the int (or float) SQLite gives.
@@ -48,6 +48,8 @@ _RETRIED = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _TRANSLATIONS = (
     (re.compile(r"\bIS %s"), "IS NOT DISTINCT FROM %s"),
     (re.compile(r"\bmax\((\w+), %s\)"), r"greatest(\1, %s)"),
+    # SQLite's group_concat(DISTINCT x) joins with ","
+    (re.compile(r"\bgroup_concat\(DISTINCT ([\w.]+)\)"), r"string_agg(DISTINCT \1, ',')"),
 )
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 _WITHOUT_ID = {"_migrations"}
