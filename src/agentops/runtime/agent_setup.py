@@ -21,6 +21,7 @@ from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
     from agentops.workflow.expressions import ItemScope
+    from agentops.workflow.templates import Previous
 
 
 class AgentSetup:
@@ -63,14 +64,18 @@ class AgentSetup:
         *,
         item: ItemScope | None = None,
         fed: Collection[str] = (),
+        previous: Previous | None = None,
     ) -> AgentRun:
         """The run of agent ``name``, fed by the results of its ``upstream`` agents that succeeded
-        (for a fan-out instance: its ``item``, taken from the output of the ``fed`` agents)."""
+        (for a fan-out instance: its ``item``, taken from the output of the ``fed`` agents; for a
+        loop's member, ``previous``: the members' answers one iteration back)."""
         agent = self._agents[name]
         route = self.routes[name]
         outputs = {dep: upstream[dep].output or "" for dep in upstream}
         values = {dep: upstream[dep].value for dep in upstream}
-        messages = build_messages(agent, outputs, self.inputs, values, item=item, fed=fed)
+        messages = build_messages(
+            agent, outputs, self.inputs, values, item=item, fed=fed, previous=previous
+        )
         result.prompt = prompt_text(messages)
         toolbox = (
             self.tools.for_agent(name, self.context.emit, result.tool_calls)

@@ -64,12 +64,35 @@ def instance_key(agent: str, index: int) -> str:
     return f"{agent}[{index}]"
 
 
+def iteration_key(agent: str, iteration: int) -> str:
+    """The name of iteration ``iteration`` (1-based) of loop member ``agent``: ``draft#2``; an
+    item of a fan-out inside a loop is ``instance_key(iteration_key(...), index)``: ``writer#2[0]``."""
+    return f"{agent}#{iteration}"
+
+
 def split_instance_key(name: str) -> tuple[str, int | None]:
-    """``instance_key`` reversed: ``writer[2]`` -> ("writer", 2); an agent's name -> (name, None)."""
+    """``instance_key`` reversed: ``writer[2]`` -> ("writer", 2), ``writer#2[0]`` ->
+    ("writer#2", 0); an agent's name (or an iteration's) -> (name, None)."""
     agent, bracket, rest = name.partition("[")  # agent names cannot hold brackets
     if agent and bracket and rest.endswith("]") and rest[:-1].isdigit():
         return agent, int(rest[:-1])
     return name, None
+
+
+def split_run_key(name: str) -> tuple[str, int | None, int | None]:
+    """Any agent run's name as (agent, iteration, item index): ``writer#2[0]`` ->
+    ("writer", 2, 0), ``draft#3`` -> ("draft", 3, None), ``writer[1]`` -> ("writer", None, 1)."""
+    head, index = split_instance_key(name)
+    agent, hash_, number = head.partition("#")  # agent names cannot hold #
+    if agent and hash_ and number.isdigit():
+        return agent, int(number), index
+    return head, None, index
+
+
+def run_key(agent: str, iteration: int | None, item_index: int | None) -> str:
+    """``split_run_key`` reversed."""
+    name = agent if iteration is None else iteration_key(agent, iteration)
+    return name if item_index is None else instance_key(name, item_index)
 
 
 @dataclass
@@ -142,11 +165,23 @@ class AgentResult:
     # items (instances the cost cap or a stop left unstarted are not in the list).
     instances: list[AgentResult] | None = None
     item_count: int | None = None
+    # A loop's iteration of a member: ``name`` is ``iteration_key(agent, iteration)``; and the
+    # member's own result: its ``iterations`` in order, ``iteration`` the number run (its
+    # output the last one's), ``loop_end`` why its loop ended. Both carry the ``loop``.
+    loop: str | None = None
+    iteration: int | None = None
+    iterations: list[AgentResult] | None = None
+    loop_end: str | None = None
 
     @property
     def agent_name(self) -> str:
         """The workflow agent this result is of (for an instance, its fan-out agent)."""
         return self.agent or self.name
+
+    @property
+    def is_instance(self) -> bool:
+        """One item of a fan-out or one iteration of a loop, not a workflow agent's own result."""
+        return self.agent is not None
 
     @property
     def retries(self) -> int:
@@ -235,6 +270,29 @@ class FanOutStarted:
     name: str
     item_count: int
     started_at: float
+
+
+@dataclass(frozen=True)
+class IterationStarted:
+    """Iteration ``iteration`` (1-based) of loop ``loop`` starts; its members run as
+    ``draft#2``, ..., each settling as an instance of its agent."""
+
+    loop: str
+    iteration: int
+    max_iterations: int
+    started_at: float
+
+
+@dataclass(frozen=True)
+class LoopFinished:
+    """A loop ended: after ``iterations`` iterations, for ``reason`` (``until`` held,
+    ``max_iterations`` reached, a member failed, the run stopped); ``ok``: its members' last
+    answers stand (they settle right after this event), else each of them fails."""
+
+    loop: str
+    iterations: int
+    reason: str
+    ok: bool
 
 
 @dataclass(frozen=True)
@@ -332,6 +390,8 @@ Event = Union[
     WorkflowStarted,
     AgentStarted,
     FanOutStarted,
+    IterationStarted,
+    LoopFinished,
     AttemptStarted,
     TokensStreamed,
     AttemptFailed,

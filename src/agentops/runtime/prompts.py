@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentops.runtime.messages import Message
 from agentops.workflow.spec import Agent
-from agentops.workflow.templates import referenced_agents, render
+from agentops.workflow.templates import Previous, referenced_agents, render
 
 if TYPE_CHECKING:
     from agentops.workflow.expressions import ItemScope
@@ -29,11 +29,15 @@ def build_messages(
     *,
     item: ItemScope | None = None,
     fed: Collection[str] = (),
+    previous: Previous | None = None,
 ) -> tuple[Message, ...]:
     """The messages sent for ``agent``, given its succeeded direct dependencies' outputs
     (and the parsed values of those with an output schema). A fan-out instance gets its
-    ``item``; ``fed``: agents whose output reaches it as that item, so not as a whole too."""
-    text = render(agent.task, upstream_outputs, inputs, upstream_values, item=item)
+    ``item``; ``fed``: agents whose output reaches it as that item, so not as a whole too.
+    A loop's member gets ``previous``, what the loop's members answered one iteration back."""
+    text = render(
+        agent.task, upstream_outputs, inputs, upstream_values, item=item, previous=previous
+    )
     # An output placed in the system prompt is placed too: do not send it twice.
     placed = referenced_agents(agent.task) | referenced_agents(agent.system or "") | set(fed)
     block = [(name, output) for name, output in upstream_outputs.items() if name not in placed]
@@ -44,7 +48,15 @@ def build_messages(
     if agent.system:
         messages.append(
             Message(
-                "system", render(agent.system, upstream_outputs, inputs, upstream_values, item=item)
+                "system",
+                render(
+                    agent.system,
+                    upstream_outputs,
+                    inputs,
+                    upstream_values,
+                    item=item,
+                    previous=previous,
+                ),
             )
         )
     messages.append(Message("user", text))

@@ -115,6 +115,7 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
             r.agent, r.output, r.status, r.error, r.value, r.skip_cause
         FROM workflow_runs w JOIN runs r ON r.workflow_run_id = w.id
         WHERE w.batch_id = ? AND {LATEST_ROW_RUN} AND r.item_index IS NULL
+            AND r.iteration IS NULL
         ORDER BY w.batch_row, r.id""",
         (batch_id,),
     )

@@ -297,6 +297,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (workflow_run_id, agent, item_index)",
         ),
     ),
+    Migration(
+        14,
+        "loops",
+        (
+            # An iteration of a loop's member is a runs row of its agent (``agent`` is "draft",
+            # shown as "draft#2") with its 1-based iteration; a fan-out item inside a loop has
+            # both its iteration and its item_index. NULL on any other row.
+            "ALTER TABLE runs ADD COLUMN iteration INTEGER",
+            # A member's own row: how many iterations ran (its output is the last one's, its
+            # spend 0: it is on the iterations' rows) and why its loop ended.
+            "ALTER TABLE runs ADD COLUMN iterations INTEGER",
+            "ALTER TABLE runs ADD COLUMN loop_end TEXT",
+            # The loop, on a member's own row and on its iterations' rows.
+            "ALTER TABLE runs ADD COLUMN loop TEXT",
+        ),
+    ),
 )
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (

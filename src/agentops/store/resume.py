@@ -1,6 +1,7 @@
 """What ``resume`` needs from a recorded run: its definition, inputs, the agents
 that succeeded (with their outputs, to feed their dependents again), the fan-out
-instances that succeeded (so only the rest run again), the ``when`` decisions made
+instances that succeeded (so only the rest run again), the iterations of a loop that
+succeeded (so a loop goes on from the one in progress), the ``when`` decisions made
 (never evaluated again) and what the chain of runs it continues has spent, which
 counts against the cost cap."""
 
@@ -35,7 +36,9 @@ class ResumeState:
     status: str  # effective: "interrupted" when the recording process died
     # reused=True, with the usage, cost and attempts of their run; a fan-out's succeeded
     # instances under their keys (``writer[2]``), and the fan-out agent itself only when every
-    # one of its items succeeded (with them as its ``instances``)
+    # one of its items succeeded (with them as its ``instances``); a loop's iterations that
+    # succeeded under theirs (``draft#2``), and its member only when it succeeded (with them
+    # as its ``iterations``)
     succeeded: dict[str, AgentResult]
     cost_spent: float  # actual cost recorded by this run and every run it resumed
     cost_cap: float | None  # the cap the run had (a --cost-cap override included)
@@ -66,18 +69,7 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
         )
     succeeded: dict[str, AgentResult] = {}
     for agent in detail.agents:
-        for instance in agent.instances or ():
-            if _succeeded(instance):
-                succeeded[instance.name] = _reused_result(store, instance)
-        if not _succeeded(agent):
-            continue
-        result = _reused_result(store, agent)
-        if agent.instances is not None:
-            instances = [succeeded[i.name] for i in agent.instances if i.name in succeeded]
-            if len(instances) != (agent.item_count or 0):
-                continue  # an item failed (on_item_error: continue): the agent runs again for it
-            result.instances = instances
-        succeeded[agent.name] = result
+        _collect(store, agent, succeeded)
     decisions = {
         record.name: record.decision
         for record in detail.every_agent_run()
@@ -99,6 +91,26 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
     )
 
 
+def _collect(store: Store, record: AgentRunRecord, succeeded: dict[str, AgentResult]) -> None:
+    """Add the run (and its items and iterations) to ``succeeded`` if it can be reused."""
+    for run in [*(record.iteration_runs or ()), *(record.instances or ())]:
+        _collect(store, run, succeeded)
+    if not _succeeded(record):
+        return
+    result = _reused_result(store, record)
+    if record.instances is not None:
+        instances = [succeeded[i.name] for i in record.instances if i.name in succeeded]
+        if len(instances) != (record.item_count or 0):
+            return  # an item failed (on_item_error: continue): the agent runs again for it
+        result.instances = instances
+    if record.iteration_runs is not None:
+        iterations = [succeeded.get(i.name) for i in record.iteration_runs]
+        if None in iterations or len(iterations) != (record.iterations or 0):
+            return  # its loop goes on from the iterations that did succeed
+        result.iterations = [i for i in iterations if i is not None]
+    succeeded[record.name] = result
+
+
 def _succeeded(record: AgentRunRecord) -> bool:
     return record.status == AgentStatus.SUCCEEDED.value and bool(record.agent)
 
@@ -110,7 +122,7 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
         # If the original row is gone, what this row says is all there is.
         with suppress(RunNotFoundError):
             origin = agent_run(store, record.reused_from_run_id)
-    instance = record.item_index is not None
+    instance = record.item_index is not None or record.iteration is not None
     return AgentResult(
         name=record.name,
         status=AgentStatus.SUCCEEDED,
@@ -145,6 +157,9 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
         item_index=record.item_index,
         item=record.parsed_item,
         item_count=record.item_count,
+        loop=record.loop,
+        iteration=record.iteration if instance else record.iterations,
+        loop_end=record.loop_end,
     )
 
 

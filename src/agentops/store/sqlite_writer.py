@@ -355,9 +355,10 @@ def _origin_of(
         return None
     row = connection.execute(
         """SELECT coalesce(reused_from_run_id, id) FROM runs
-        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND status = 'succeeded'
+        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND iteration IS ?
+            AND status = 'succeeded'
         ORDER BY id DESC LIMIT 1""",
-        (resumed_from, storable(result.agent_name), result.item_index),
+        (resumed_from, storable(result.agent_name), result.item_index, _iteration(result)),
     ).fetchone()
     return None if row is None else int(row[0])
 
@@ -419,8 +420,10 @@ def _insert_agent_run(
         """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries,
             model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
             started_at, finished_at, duration, reused, reused_from_run_id, value,
-            item_index, item, item_count, skip_cause, decision)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            item_index, item, item_count, skip_cause, decision, iteration, iterations, loop,
+            loop_end)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+            ?, ?, ?, ?)""",
         (
             workflow_run_id,
             workflow,
@@ -447,6 +450,10 @@ def _insert_agent_run(
             _item_count(result),
             None if result.skip_cause is None else result.skip_cause.value,
             None if result.decision is None else _json_text(decision_json(result.decision)),
+            _iteration(result),
+            None if result.iterations is None else len(result.iterations),
+            storable(result.loop),
+            storable(result.loop_end),
         ),
     )
     run_id = _row_id(cursor)
@@ -476,6 +483,12 @@ def _insert_agent_run(
             ],
         )
     return run_id
+
+
+def _iteration(result: AgentResult) -> int | None:
+    """The iteration an instance belongs to (a member's own result counts its iterations in
+    ``iterations`` instead)."""
+    return result.iteration if result.is_instance else None
 
 
 def _item_count(result: AgentResult) -> int | None:

@@ -27,6 +27,8 @@ from agentops.runtime.events import (
     CostWarning,
     Event,
     FanOutStarted,
+    IterationStarted,
+    LoopFinished,
     SkipCause,
     TokensStreamed,
     ToolCallFinished,
@@ -151,6 +153,8 @@ class RunState:
             pass  # a server's stderr goes to the history only, never to the live view
         elif isinstance(event, FanOutStarted):
             self._start_fan_out(event)
+        elif isinstance(event, IterationStarted | LoopFinished):
+            pass
         else:
             name = event.name if not isinstance(event, AgentFinished) else event.result.name
             row = self.rows.get(name)

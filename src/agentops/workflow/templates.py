@@ -1,6 +1,8 @@
 """Prompt templates: ``{{ agent.output }}``, ``{{ agent.output.field[0].name }}``,
 ``{{ inputs.name }}`` and, in a fan-out agent, ``{{ item }}`` (``{{ item.field[0] }}``),
-``{{ item_index }}``, ``{{ item_number }}`` and ``{{ item_count }}``; nothing else.
+``{{ item_index }}``, ``{{ item_number }}`` and ``{{ item_count }}``, and in a loop's member
+``{{ NAME.previous.output }}`` (``{{ NAME.previous.output.field }}``), what loop member NAME
+answered in the previous iteration (empty on the first); nothing else.
 
 Substitution is plain text replacement: a template cannot execute code, call
 methods or filters. A field reference reads the parsed value of an agent with an
@@ -25,11 +27,12 @@ _ITEM = re.compile(
     r"^\s*(?:(item)((?:\.[A-Za-z_]\w*|\[\d+\])*)|(" + "|".join(ITEM_NUMBERS) + r"))\s*$"
 )
 _FIELD = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
+PREVIOUS = "previous"  # {{ NAME.previous.output }}: a loop member's answer one iteration back
 
 
 @dataclass(frozen=True)
 class Reference:
-    kind: str  # "agent" | "input" | "item" | "invalid"
+    kind: str  # "agent" | "previous" | "input" | "item" | "invalid"
     name: str  # for "item": item, item_index, item_number or item_count
     text: str  # the whole placeholder, braces included
     offset: int  # where it starts in the task text
@@ -56,11 +59,25 @@ def references(task: str) -> list[Reference]:
         elif inner and inner.group(2) == "output":
             fields = _fields(inner.group(3))
             found.append(Reference("agent", inner.group(1), match.group(0), match.start(), fields))
+        elif inner and inner.group(2) == PREVIOUS and _fields(inner.group(3))[:1] == ("output",):
+            fields = _fields(inner.group(3))[1:]
+            found.append(
+                Reference("previous", inner.group(1), match.group(0), match.start(), fields)
+            )
         else:
             found.append(
                 Reference("invalid", match.group(1).strip(), match.group(0), match.start())
             )
     return found
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What a loop's members answered in the previous iteration (empty on the first): their
+    text, and the parsed values of those with an output schema."""
+
+    outputs: Mapping[str, str]
+    values: Mapping[str, Any]
 
 
 def referenced_agents(task: str) -> set[str]:
@@ -74,10 +91,13 @@ def render(
     values: Mapping[str, Any] | None = None,
     *,
     item: ItemScope | None = None,
+    previous: Previous | None = None,
 ) -> str:
     """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty.
     ``values``: the parsed answers of agents with an output schema, for field references.
-    ``item``: a fan-out instance's item (outside a fan-out, item placeholders stay as written)."""
+    ``item``: a fan-out instance's item (outside a fan-out, item placeholders stay as written).
+    ``previous``: in a loop, the previous iteration's answers (outside one, previous
+    placeholders stay as written)."""
 
     def replace(match: re.Match[str]) -> str:
         in_item = _ITEM.match(match.group(1))
@@ -95,6 +115,13 @@ def render(
                 return match.group(0)
             value = inputs.get(attribute)
             return "" if value is None else str(value)
+        if attribute == PREVIOUS and previous is not None:
+            steps = _fields(path)
+            if steps[:1] != ("output",):
+                return match.group(0)
+            if len(steps) == 1:
+                return previous.outputs.get(owner, "")
+            return as_text(field_value(previous.values.get(owner), steps[1:]))
         if attribute != "output":
             return match.group(0)
         if not path:
