@@ -30,7 +30,7 @@ from agentops.assembly import (
 from agentops.errors import StoreError
 from agentops.runtime.budget import check_cap
 from agentops.runtime.engine import Engine
-from agentops.runtime.events import AgentResult, Decision, Subscriber, WorkflowResult
+from agentops.runtime.events import AgentResult, Approval, Decision, Subscriber, WorkflowResult
 from agentops.runtime.executor import Executor
 from agentops.tracing import SpanRef
 from agentops.workflow.loader import load_workflow_text
@@ -104,6 +104,7 @@ async def arun(
             inputs=prepared.inputs,
             reused=reused,
             decisions=_resume.decisions if _resume else None,
+            approvals=_resume.approvals if _resume else None,
             resumed_from=_resume.workflow_run_id if _resume else None,
             spent_before=_resume.spent if _resume else 0.0,
             links=[_resume.trace] if _resume is not None and _resume.trace is not None else [],
@@ -131,6 +132,7 @@ class _ResumeContext:
     spent: float
     trace: SpanRef | None = None  # the resumed run's workflow span, when it was traced
     decisions: dict[str, Decision] = field(default_factory=dict)  # its ``when`` decisions
+    approvals: dict[str, Approval] = field(default_factory=dict)  # its approvals not yet taken
 
 
 async def aresume(
@@ -162,7 +164,12 @@ async def aresume(
         else None
     )
     context = _ResumeContext(
-        workflow_run_id, dict(state.succeeded), state.cost_spent, trace, dict(state.decisions)
+        workflow_run_id,
+        dict(state.succeeded),
+        state.cost_spent,
+        trace,
+        dict(state.decisions),
+        dict(state.approvals),
     )
     return await arun(loaded, inputs=inputs, db=location, _resume=context, **options)
 

@@ -168,3 +168,27 @@ def test_a_workflow_made_in_python_is_checked_too() -> None:
         "agent 'draft': task uses {{ critic.previous.output }}, but 'critic' is not a member "
         "of loop 'refine'; previous reads an answer of the same loop one iteration back",
     ]
+
+
+def test_approval_forms_and_where_an_approval_cannot_go() -> None:
+    text = (
+        AGENTS.replace(
+            '    task: "Publish {{ critic.output.feedback }}"',
+            '    approval: {mode: after, timeout: 60}\n    task: "Publish {{ critic.output.feedback }}"',
+        )
+        + "  - {name: refine, agents: [draft, critic], max_iterations: 2}\n"
+    )
+    publish = load(text).workflow.agent("publish")
+    assert publish.approval_spec is not None
+    assert (publish.approval_spec.mode, publish.approval_spec.timeout) == ("after", 60)
+    assert publish.approval_spec.on_timeout == "reject"
+    inside = text.replace(
+        '    task: "Review {{ draft.output }}"',
+        '    approval: before\n    task: "Review {{ draft.output }}"',
+    )
+    assert only_problem(inside) == (
+        "flow.yaml:10:5: agent 'critic': approval is not supported on a member of loop "
+        "'refine': a person would be asked once per item or iteration; put the approval on an "
+        "agent after it"
+    )
+    assert "approval.mode must be" in only_problem(text.replace("mode: after", "mode: later"))

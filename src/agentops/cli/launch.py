@@ -127,6 +127,14 @@ def _agent_json(agent: AgentResult) -> dict[str, Any]:
         data.update(loop=agent.loop, iteration=agent.iteration)
         if agent.is_instance:
             data["name"] = agent.name
+    if agent.awaiting is not None:  # waiting_approval: what a person is asked for
+        data["awaiting_approval"] = agent.awaiting.mode
+    if agent.approval is not None and agent.approval.verdict is not None:
+        data["approval"] = {
+            "verdict": agent.approval.verdict,
+            "by": agent.approval.by,
+            "text": agent.approval.text,
+        }
     if agent.iterations is not None:
         data["loop_end"] = agent.loop_end
         data["iterations"] = [_agent_json(iteration) for iteration in agent.iterations]

@@ -24,6 +24,14 @@ after an iteration or ``max_iterations`` have run. Then each member settles at
 once with its last iteration's answer (or fails, with the loop), and only then
 do agents outside that depend on a member start.
 
+An agent with ``approval:`` waits for a person: ``before``, instead of calling its
+model it settles ``waiting_approval`` with its rendered prompt; ``after``, it runs
+and settles ``waiting_approval`` with its answer. Either way its dependents do not
+start, other branches go on, and the run ends ``waiting``. A resume passes the
+decisions made since (``RunOptions.approvals``): approved runs it (before) or
+releases the answer (after, never asked again), rejected fails it, revise asks
+again with the feedback and waits again.
+
 The engine imports neither storage nor the terminal UI: it emits ``events``.
 """
 
@@ -45,6 +53,8 @@ from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStatus,
+    Approval,
+    ApprovalRequest,
     Decision,
     Event,
     FanOutStarted,
@@ -64,6 +74,7 @@ from agentops.runtime.events import (
 from agentops.runtime.executor import Executor, InProcessExecutor, ProviderFactory
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.runtime.pricing import PriceBook
+from agentops.runtime.prompts import prompt_text
 from agentops.runtime.provider import Route
 from agentops.runtime.secrets import Secrets
 from agentops.workflow.expressions import (
@@ -94,6 +105,8 @@ class RunOptions:
     # the ``when`` decisions they made: resuming never re-evaluates a routing decision.
     reused: Mapping[str, AgentResult] = field(default_factory=dict)
     decisions: Mapping[str, Decision] = field(default_factory=dict)
+    # The approvals of the run this one resumes, by agent (decided or still pending).
+    approvals: Mapping[str, Approval] = field(default_factory=dict)
     resumed_from: int | None = None
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
     cost_cap: float | None = None  # None: the workflow's policy
@@ -151,6 +164,11 @@ class Engine:
         self.results: dict[str, AgentResult] = {}
         self._agents = {agent.name: agent for agent in workflow.agents}
         self._when = {a.name: _parsed(a.when) for a in workflow.agents if a.when}
+        self._approval = {
+            a.name: ApprovalRequest(spec.mode, spec.timeout, spec.on_timeout)
+            for a in workflow.agents
+            if (spec := a.approval_spec) is not None
+        }
         self._for_each = {a.name: _parsed(a.for_each) for a in workflow.agents if a.for_each}
         # The agents each fan-out's list comes from, worked out once rather than per item.
         self._fed = {
@@ -248,6 +266,7 @@ class Engine:
             batch_row=self.options.batch_row,
             trace_id=self.options.trace_id,
             trace_span_id=self.options.trace_span_id,
+            approvals=dict(self.options.approvals),
         )
         start = self.options.start_workflow_run
         workflow_run_id = start(started) if start is not None else None
@@ -308,8 +327,13 @@ class Engine:
         ):  # servers stop before the run is reported finished: their stderr is recorded
             for event in await self.tools.aclose():
                 self._emit(event)
+        waiting = [n for n, r in self.results.items() if r.status is AgentStatus.WAITING_APPROVAL]
         for name in self.graph.names:
             if name not in self.results:
+                if waiting and self._stop_reason is None:  # behind an approval: not a failure
+                    why = f"waits for the approval of {', '.join(waiting)}"
+                    self._settle(self._new_result(name, AgentStatus.WAITING, error=why), None)
+                    continue
                 self._settle(
                     self._new_result(name, AgentStatus.CANCELLED, error=self._stop_reason), None
                 )
@@ -332,6 +356,8 @@ class Engine:
         """Succeeded when every agent (and every fan-out item) succeeded or was routed away."""
         if self._stop_reason is not None:
             return self._stop_status
+        if any(r.status is AgentStatus.WAITING_APPROVAL for r in self.results.values()):
+            return RunStatus.WAITING
         if all(_clean(r) for r in self.results.values()):
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
@@ -394,8 +420,56 @@ class Engine:
             self._settle(decision, ready)
             return
         assert self._task_group is not None
-        run = self._run_fan_out if name in self._for_each else self._run_agent
-        self._task_group.create_task(run(name, decision), name=f"agent:{name}")
+        revision: tuple[str, str] | None = None
+        if name in self._approval:
+            gate = self._gate(name, upstream, decision)
+            if isinstance(gate, AgentResult):
+                waits = gate.status is AgentStatus.WAITING_APPROVAL
+                self._settle(gate, None if waits else ready)  # a wait releases nobody
+                return
+            revision = gate
+        if name in self._for_each:
+            self._task_group.create_task(self._run_fan_out(name, decision), name=f"agent:{name}")
+        else:
+            run = self._run_agent(name, decision, revision)
+            self._task_group.create_task(run, name=f"agent:{name}")
+
+    def _gate(
+        self, name: str, upstream: Mapping[str, AgentResult], decision: Decision | None
+    ) -> AgentResult | tuple[str, str] | None:
+        """An agent with ``approval:`` whose dependencies are met, given the decision a resume
+        brought (if any): a settled result (waiting, rejected, or an approved answer), a
+        revision to run (its answer and the feedback), or None: run it."""
+        request = self._approval[name]
+        given = self.options.approvals.get(name)
+        verdict = given.verdict if given is not None else None
+        if given is not None and verdict == "rejected":
+            error = f"rejected by {given.by or 'someone'}" + (
+                f": {given.text}" if given.text else ""
+            )
+            return self._new_result(
+                name, AgentStatus.FAILED, error=error, approval=given, decision=decision
+            )
+        answer = given.answer if given is not None else None
+        if request.mode == "before":
+            if verdict == "approved":
+                return None
+            waiting = self._new_result(
+                name, AgentStatus.WAITING_APPROVAL, awaiting=request, decision=decision
+            )
+            waiting.prompt = prompt_text(self._setup.messages(name, upstream))
+            waiting.started_at = waiting.finished_at = time.time()
+            return waiting
+        if given is None or answer is None:
+            return None  # after: it runs, then its answer waits
+        if verdict == "approved":
+            return replace(answer, approval=given, decision=decision)
+        if verdict == "revise":
+            return (answer.output or "", given.text or "")
+        # Still pending: the answer waits again, not asked for again.
+        return replace(
+            answer, status=AgentStatus.WAITING_APPROVAL, awaiting=request, decision=decision
+        )
 
     def _route(
         self, name: str, key: str, upstream: Mapping[str, AgentResult], **fields: Any
@@ -463,9 +537,19 @@ class Engine:
             inputs=self.options.inputs,
         )
 
-    async def _run_agent(self, name: str, decision: Decision | None) -> None:
-        result = self._new_result(name, AgentStatus.RUNNING, decision=decision)
-        await self._run_unit(name, result, self._upstream(name))
+    async def _run_agent(
+        self, name: str, decision: Decision | None, revision: tuple[str, str] | None = None
+    ) -> None:
+        approval = self.options.approvals.get(name)
+        result = self._new_result(name, AgentStatus.RUNNING, decision=decision, approval=approval)
+        await self._run_unit(name, result, self._upstream(name), revision=revision)
+        request = self._approval.get(name)
+        after = request is not None and request.mode == "after"
+        if after and result.status is AgentStatus.SUCCEEDED:  # its answer waits for a person
+            result.status = AgentStatus.WAITING_APPROVAL
+            result.awaiting = request
+            self._settle(result, None)
+            return
         self._settle_and_continue(result)
 
     async def _run_unit(
@@ -475,13 +559,14 @@ class Engine:
         upstream: Mapping[str, AgentResult],
         item: ItemScope | None = None,
         previous: Previous | None = None,
+        revision: tuple[str, str] | None = None,
     ) -> None:
         """Run one agent run (an agent, one item of a fan-out, or one iteration of a loop's
         member) to a settled ``result``."""
         fed = self._fed.get(name, frozenset()) if item is not None else frozenset()
         try:
             await self._setup.agent_run(
-                name, result, upstream, item=item, fed=fed, previous=previous
+                name, result, upstream, item=item, fed=fed, previous=previous, revision=revision
             ).run()
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED

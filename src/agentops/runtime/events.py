@@ -27,6 +27,9 @@ class AgentStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    # ``approval:``: it waits for a person (before it runs, or with its answer); its dependents
+    # do not start, and the run ends ``waiting`` once nothing else can run.
+    WAITING_APPROVAL = "waiting_approval"
 
     @property
     def settled(self) -> bool:
@@ -40,6 +43,7 @@ class RunStatus(StrEnum):
     INTERRUPTED = (
         "interrupted"  # Ctrl-C, SIGTERM, or a dead process (a whole-run timeout is FAILED)
     )
+    WAITING = "waiting"  # nothing else can run until a person decides an approval (exit 3)
 
 
 class SkipCause(StrEnum):
@@ -93,6 +97,33 @@ def run_key(agent: str, iteration: int | None, item_index: int | None) -> str:
     """``split_run_key`` reversed."""
     name = agent if iteration is None else iteration_key(agent, iteration)
     return name if item_index is None else instance_key(name, item_index)
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What an agent with ``approval:`` asks a person for: ``mode`` before (its prompt) or
+    after (its answer); unanswered after ``timeout`` seconds, ``on_timeout`` decides."""
+
+    mode: str  # "before" | "after"
+    timeout: float | None = None
+    on_timeout: str = "reject"  # "reject" | "approve"
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval recorded for a run a resume continues: its ``verdict`` (approved,
+    rejected, revise; None: still pending), who gave it, when, and the comment, reason or
+    feedback; for ``after``, ``answer`` is the agent's answer that waited (reused, never
+    asked again). ``id``: its row, which the resume closes so it is never applied twice."""
+
+    mode: str
+    verdict: str | None = None
+    by: str | None = None
+    at: float | None = None
+    text: str | None = None
+    answer: AgentResult | None = None
+    id: int | None = None
+    timed_out: bool = False  # nobody decided in time: ``verdict`` is its on_timeout
 
 
 @dataclass
@@ -172,6 +203,9 @@ class AgentResult:
     iteration: int | None = None
     iterations: list[AgentResult] | None = None
     loop_end: str | None = None
+    # ``approval:``: what it waits for (status waiting_approval), and the decision it ran under.
+    awaiting: ApprovalRequest | None = None
+    approval: Approval | None = None
 
     @property
     def agent_name(self) -> str:
@@ -230,8 +264,11 @@ class WorkflowResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all succeeded, 1 finished with failed/skipped agents, 130 interrupted."""
-        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1}.get(self.status, 130)
+        """0 all succeeded, 1 finished with failed/skipped agents, 3 waiting for an approval,
+        130 interrupted."""
+        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.WAITING: 3}.get(
+            self.status, 130
+        )
 
 
 # --- events -----------------------------------------------------------------
@@ -252,6 +289,8 @@ class WorkflowStarted:
     batch_row: int | None = None
     trace_id: str | None = None  # the OpenTelemetry trace of this run (32 hex digits), when traced
     trace_span_id: str | None = None  # its workflow span (16 hex digits)
+    # The approvals of the run it resumes, by agent: the history closes them (never applied twice).
+    approvals: Mapping[str, Approval] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 CONTEXT_HEADER = "--- Outputs of upstream agents ---"
 CONTEXT_FOOTER = "--- End of upstream outputs ---"
+REVISION_HEADER = "--- Your previous answer ---"
+REVISION_FOOTER = "--- End of your previous answer ---"
 
 
 def build_messages(
@@ -30,11 +32,14 @@ def build_messages(
     item: ItemScope | None = None,
     fed: Collection[str] = (),
     previous: Previous | None = None,
+    revision: tuple[str, str] | None = None,
 ) -> tuple[Message, ...]:
     """The messages sent for ``agent``, given its succeeded direct dependencies' outputs
     (and the parsed values of those with an output schema). A fan-out instance gets its
     ``item``; ``fed``: agents whose output reaches it as that item, so not as a whole too.
-    A loop's member gets ``previous``, what the loop's members answered one iteration back."""
+    A loop's member gets ``previous``, what the loop's members answered one iteration back.
+    An answer a person sent back (``approval: after``) comes as ``revision``: (that answer,
+    their feedback), appended to the task."""
     text = render(
         agent.task, upstream_outputs, inputs, upstream_values, item=item, previous=previous
     )
@@ -44,6 +49,12 @@ def build_messages(
     if block:
         sections = "\n\n".join(f"### {name}\n{output}" for name, output in block)
         text = f"{text}\n\n{CONTEXT_HEADER}\n{sections}\n{CONTEXT_FOOTER}"
+    if revision is not None:
+        answer, feedback = revision
+        text = (
+            f"{text}\n\n{REVISION_HEADER}\n{answer}\n{REVISION_FOOTER}\n"
+            f"A reviewer sent it back with this feedback; answer again, following it:\n{feedback}"
+        )
     messages = []
     if agent.system:
         messages.append(

@@ -674,3 +674,59 @@ def _json_list(text: str | None) -> list[str]:
 def _seconds_between(start: str | None, end: str | None) -> float | None:
     started, finished = from_iso(start), from_iso(end)
     return None if started is None or finished is None else finished - started
+
+
+@dataclass
+class ApprovalRecord:
+    """One row of ``approvals``: an agent that waited for a person, with the prompt
+    (``before``) or answer (``after``) to decide on, read from its waiting runs row."""
+
+    id: int
+    workflow_run_id: int
+    workflow: str | None
+    agent: str
+    mode: str  # before | after
+    status: str  # pending | approved | rejected | revise
+    requested_at: str | None
+    timeout_at: str | None  # pending past this: its on_timeout decides on resume
+    on_timeout: str | None
+    decided_at: str | None
+    decided_by: str | None
+    text: str | None  # the comment, reason or feedback
+    applied_run_id: int | None  # the run that resumed this one and took it
+    prompt: str | None = None
+    output: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+APPROVAL_COLUMNS = """a.id, a.workflow_run_id, w.workflow, a.agent, a.mode, a.status,
+    a.requested_at, a.timeout_at, a.on_timeout, a.decided_at, a.decided_by, a.text,
+    a.applied_run_id,
+    (SELECT r.prompt FROM runs r WHERE r.workflow_run_id = a.workflow_run_id
+        AND r.agent = a.agent AND r.status = 'waiting_approval' ORDER BY r.id DESC LIMIT 1)
+        AS prompt,
+    (SELECT r.output FROM runs r WHERE r.workflow_run_id = a.workflow_run_id
+        AND r.agent = a.agent AND r.status = 'waiting_approval' ORDER BY r.id DESC LIMIT 1)
+        AS output"""
+
+
+def approval_record(row: StoredRow) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row["id"],
+        workflow_run_id=row["workflow_run_id"],
+        workflow=row["workflow"],
+        agent=row["agent"],
+        mode=row["mode"],
+        status=row["status"],
+        requested_at=row["requested_at"],
+        timeout_at=row["timeout_at"],
+        on_timeout=row["on_timeout"],
+        decided_at=row["decided_at"],
+        decided_by=row["decided_by"],
+        text=row["text"],
+        applied_run_id=row["applied_run_id"],
+        prompt=row["prompt"],
+        output=row["output"],
+    )

@@ -7,6 +7,7 @@ counts against the cost cap."""
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +16,13 @@ from agentops.errors import RunNotFoundError, StoreError, UsageError
 from agentops.runtime.events import (
     AgentResult,
     AgentStatus,
+    Approval,
     Attempt,
     Decision,
     RunStatus,
     Usage,
 )
+from agentops.store.approvals import approvals_of, timed_out
 from agentops.store.liveness import RUNNING, hostname
 from agentops.store.queries import AgentRunRecord, agent_run, workflow_run
 from agentops.store.sqlite import Store
@@ -47,6 +50,9 @@ class ResumeState:
     # Every ``when`` decision the run recorded, routed-away agents' included, by name: a
     # resume reuses them (``RunOptions.decisions``) rather than evaluate them again.
     decisions: dict[str, Decision] = field(default_factory=dict)
+    # The run's approvals no resume has taken yet, by agent: decided (or timed out: their
+    # on_timeout), or still pending; an ``after`` one with the answer that waited.
+    approvals: dict[str, Approval] = field(default_factory=dict)
 
 
 def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
@@ -88,7 +94,31 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
         trace_id=detail.trace_id,
         trace_span_id=detail.trace_span_id,
         decisions=decisions,
+        approvals=_approvals(store, workflow_run_id, detail.agents),
     )
+
+
+def _approvals(
+    store: Store, workflow_run_id: int, agents: list[AgentRunRecord]
+) -> dict[str, Approval]:
+    waiting = {a.agent: a for a in agents if a.status == AgentStatus.WAITING_APPROVAL.value}
+    found: dict[str, Approval] = {}
+    now = time.time()
+    for record in approvals_of(store, workflow_run_id):
+        if record.applied_run_id is not None:
+            continue
+        row = waiting.get(record.agent)
+        answer = _reused_result(store, row) if row is not None and record.mode == "after" else None
+        verdict = None if record.status == "pending" else record.status
+        by, at, text = record.decided_by, from_iso(record.decided_at), record.text
+        expired = timed_out(record, now)
+        if expired:
+            verdict = "approved" if record.on_timeout == "approve" else "rejected"
+            by, at, text = "timeout", now, f"no decision by {record.timeout_at}"
+        found[record.agent] = Approval(
+            record.mode, verdict, by, at, text, answer, record.id, timed_out=expired
+        )
+    return found
 
 
 def _collect(store: Store, record: AgentRunRecord, succeeded: dict[str, AgentResult]) -> None:

@@ -22,6 +22,7 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
 )
+from agentops.store.records import ApprovalRecord
 
 __all__ = ["AgentChanges", "HistoryWriter", "every_agent_run", "is_fan_out"]
 
@@ -106,6 +107,13 @@ class HistoryWriter(Protocol):
         """The run's end: ``missing`` agents not recorded yet (``linked``: those with tool
         calls), every start row gone, the final status and totals (of ``result``'s agents and
         their instances, each counted once: see ``every_agent_run``)."""
+        ...
+
+    def decide_approval(
+        self, workflow_run_id: int, agent: str, verdict: str, *, by: str, text: str | None
+    ) -> ApprovalRecord:
+        """Record a person's decision (approved, rejected, revise) on the pending approval of
+        ``agent`` in the run; ``UsageError`` when it is stale or already decided."""
         ...
 
     def create_batch(

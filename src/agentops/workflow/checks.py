@@ -100,6 +100,7 @@ class AgentFacts:
     when: Any = None
     max_items: Any = None  # as written; None when absent
     on_item_error: Any = None  # as written; None when absent (not the default)
+    approval: Any = None  # as written; None when absent
 
     @property
     def label(self) -> str:
@@ -180,6 +181,7 @@ class WorkflowFacts:
                 a.when,
                 a.max_items,
                 a.on_item_error if "on_item_error" in a.model_fields_set else None,
+                a.approval,
             )
             for i, a in enumerate(workflow.agents)
         )
@@ -221,6 +223,7 @@ class WorkflowFacts:
                 item.get("when"),
                 item.get("max_items"),
                 item.get("on_item_error"),
+                item.get("approval"),
             )
             for i, item in enumerate(raw_agents if isinstance(raw_agents, list) else [])
             if isinstance(item, dict)
@@ -961,6 +964,25 @@ def _loop_problems(
         for agent in facts.agents
         if agent.name and agent.index in waits_for
     }
+    for agent in facts.agents:
+        if agent.approval is None:
+            continue
+        where = (
+            "a fan-out (for_each)"
+            if agent.for_each is not None
+            else f"a member of {looped[agent.name].label}"
+            if agent.name in looped
+            else None
+        )
+        if where is not None:
+            problems.append(
+                Problem(
+                    ("agents", agent.index, "approval"),
+                    f"{agent.label}: approval is not supported on {where}: a person would be "
+                    "asked once per item or iteration; put the approval on an agent after it",
+                    at_key=True,
+                )
+            )
     for loop in facts.loops:
         members = {m for m in loop.members if looped.get(m) is loop}
         problems += _around_loop(loop, members, dependencies)

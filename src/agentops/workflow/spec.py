@@ -145,6 +145,14 @@ class OutputSpec(_Strict):
         return self.json_schema
 
 
+class ApprovalSpec(_Strict):
+    """``approval: {mode: before, timeout: 86400, on_timeout: reject}``."""
+
+    mode: Literal["before", "after"]
+    timeout: float | None = Field(default=None, gt=0, description="seconds a person has to decide")
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+
 class Agent(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][\w\-]*$")
     model: str = Field(min_length=1)
@@ -167,6 +175,15 @@ class Agent(_Strict):
     on_item_error: Literal["fail", "continue"] = "fail"  # continue: a failed item is null
     # Routing: an expression over upstream outputs; false skips the agent (routed away).
     when: str | None = Field(default=None, min_length=1)
+    # A person approves before it runs (its prompt) or after (its answer, before any dependent
+    # sees it; or sends it back with feedback).
+    approval: Literal["before", "after"] | ApprovalSpec | None = None
+
+    @property
+    def approval_spec(self) -> ApprovalSpec | None:
+        if isinstance(self.approval, str):
+            return ApprovalSpec(mode=self.approval)
+        return self.approval
 
 
 class LoopSpec(_Strict):
