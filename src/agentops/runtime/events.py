@@ -126,7 +126,7 @@ class Approval:
     timed_out: bool = False  # nobody decided in time: ``verdict`` is its on_timeout
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One call to a provider, as the engine saw it."""
 
@@ -145,7 +145,7 @@ class Attempt:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolCallRecord:
     """One tool call an agent's model asked for, as it was run.
 
@@ -167,7 +167,7 @@ class ToolCallRecord:
     error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentResult:
     name: str
     status: AgentStatus
@@ -261,6 +261,17 @@ class WorkflowResult:
     @property
     def ok(self) -> bool:
         return self.status is RunStatus.SUCCEEDED
+
+    def __repr__(self) -> str:
+        # Short: asyncio's Runner puts the repr of the task holding this result into an error
+        # message it builds and discards on exit, and a full one of 10,000 agents costs seconds.
+        shown = ", ".join(f"{name}: {r.status.value}" for name, r in list(self.agents.items())[:5])
+        more = f", … {len(self.agents) - 5} more" if len(self.agents) > 5 else ""
+        return (
+            f"WorkflowResult(workflow={self.workflow!r}, status={self.status.value}, "
+            f"agents={{{shown}{more}}}, cost=${self.cost:.6f}, "
+            f"workflow_run_id={self.workflow_run_id})"
+        )
 
     @property
     def exit_code(self) -> int:
