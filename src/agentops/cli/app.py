@@ -537,8 +537,8 @@ def _decide(
     text: Optional[str],
 ) -> None:
     """Record one decision; a stale or second one is refused with what to do instead."""
-    from agentops.cli.approvals import decider
     from agentops.store import SqliteHistoryWriter, open_store
+    from agentops.store.approvals import decider
 
     try:
         with open_store(db) as store:

@@ -4,7 +4,6 @@ process that stays until a decision is recorded (from another terminal or the we
 
 from __future__ import annotations
 
-import getpass
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,16 +20,6 @@ from agentops.store.records import ApprovalRecord
 from agentops.ui.sanitize import one_line
 
 POLL_SECONDS = 0.25  # how often --wait looks for a decision
-
-
-def decider(by: str | None) -> str:
-    """Who decides: ``--by``, else the OS user."""
-    if by:
-        return by
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name for this uid (a container)
-        return "unknown"
 
 
 def decision_commands(workflow_run_id: int, agent: str, mode: str) -> str:

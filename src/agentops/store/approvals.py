@@ -3,6 +3,7 @@ recording a decision, refused when it is stale (the run was resumed since) or a 
 
 from __future__ import annotations
 
+import getpass
 import sqlite3
 import time
 from datetime import datetime
@@ -14,6 +15,16 @@ from agentops.store.timestamps import to_iso
 
 VERDICTS = ("approved", "rejected", "revise")
 _COMMANDS = {"approved": "approve", "rejected": "reject", "revise": "revise"}
+
+
+def decider(by: str | None) -> str:
+    """Who decides: ``--by``, else the OS user."""
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a container)
+        return "unknown"
 
 
 def open_approvals(store: Store, *, limit: int = 100) -> list[ApprovalRecord]:
