@@ -182,3 +182,37 @@ def test_chromium_decides_from_the_page_and_a_forged_cross_site_post_fails(
         assert browser.find_elements(By.CSS_SELECTOR, "[data-empty]")
         status, by, text = approval_row(waiting_run)
         assert (status, text) == ("revise", "Shorter, please.") and by.endswith(" (web view)")
+
+
+def test_a_loops_member_is_one_node_and_its_page_lists_its_iterations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentops.store import open_store
+    from agentops.store.sqlite_reader import SqliteHistoryReader
+    from agentops.web.state import run_state
+    from tests.support.loops import APPROVE, REJECT, refine_agents, refine_loop
+    from tests.support.web import fetch
+
+    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
+    db = tmp_path / "history.db"
+    with OpenAITestServer(latency=0.01) as server:
+        server.answer_in_turn("Review this draft", [REJECT, APPROVE])
+        flow = workflow_on(server, refine_agents(), loops=refine_loop())
+        assert agentops.run(flow, db=db, otel=False).status is RunStatus.SUCCEEDED
+    with open_store(db, create=False) as store:
+        reader = SqliteHistoryReader(store)
+        state = run_state(reader, reader.workflow_run_header(1))
+    assert sorted(state.agents) == ["critic", "draft", "publish"]  # no node per iteration
+    draft = state.agents["draft"]
+    assert draft.status == "succeeded"
+    assert [i.name for i in draft.iterations] == ["draft#1", "draft#2"]
+    with ui_server(db) as url:
+        status, _, page = fetch(f"{url}/runs/1/agents/draft")
+        assert status == 200
+        assert "data-loop-end>until held at iteration 2<" in page
+        assert 'href="/runs/1/agents/draft%231">draft#1</a>' in page
+        status, _, page = fetch(f"{url}/runs/1/agents/draft%232")
+        assert status == 200 and "refine, iteration 2" in page
+        assert f"[{REJECT['feedback']}]" in page  # its prompt read the critic's first answer
+        status, _, page = fetch(f"{url}/runs/1")
+        assert status == 200 and "draft#" not in page.split("<svg", 1)[1].split("</svg>", 1)[0]
