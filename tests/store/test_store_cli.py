@@ -163,6 +163,7 @@ def test_list_runs(history: History) -> None:
         "iterations",
         "loop",
         "loop_end",
+        "node",
     ]
     assert (
         listed[1]["output"] == "final draft"

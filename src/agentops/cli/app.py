@@ -101,6 +101,35 @@ OtelOption = Annotated[
 ]
 
 
+class ExecutorChoice(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+ExecutorOption = Annotated[
+    Optional[ExecutorChoice],
+    typer.Option(
+        "--executor",
+        help="Where each agent's run is carried out: local (this process) or ray (tasks on a Ray "
+        "cluster; needs the [ray] extra). Default: policies.executor, else local.",
+    ),
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="With --executor ray: the cluster, as Ray takes it (auto, HOST:PORT, "
+        "ray://HOST:10001). Default: RAY_ADDRESS, else a local Ray on 127.0.0.1 started for "
+        "this command and stopped after it.",
+    ),
+]
+
+
+def _executor(choice: Optional[ExecutorChoice]) -> Optional[str]:
+    return None if choice is None else choice.value
+
+
 RunStarter = Callable[..., Awaitable["WorkflowResult"]]
 WaitOption = Annotated[
     bool,
@@ -113,10 +142,17 @@ WaitOption = Annotated[
 
 
 def _execute(
-    start: RunStarter, *, db: Optional[Path], json_output: bool, wait: bool = False
+    start: RunStarter,
+    *,
+    db: Optional[Path],
+    json_output: bool,
+    wait: bool = False,
+    executor: Optional[str] = None,
+    ray_address: Optional[str] = None,
 ) -> None:
     """Run ``start`` (arun/aresume partial) with the live view and signals; exit with its code.
-    ``wait``: a run that ends waiting for an approval is resumed once one is decided."""
+    ``wait``: a run that ends waiting for an approval is resumed (on the same ``executor``)
+    once one is decided."""
     import json
     from functools import partial
 
@@ -155,7 +191,7 @@ def _execute(
         except KeyboardInterrupt:
             say(f"Stopped waiting; workflow run {result.workflow_run_id} stays waiting")
             break
-        start = partial(aresume, result.workflow_run_id)
+        start = partial(aresume, result.workflow_run_id, executor=executor, ray_address=ray_address)
     if json_output:
         typer.echo(json.dumps(result_json(result), indent=2))
     elif result.workflow_run_id is not None:
@@ -177,6 +213,8 @@ def run_command(
     json_output: JsonOption = False,
     otel: OtelOption = False,
     wait: WaitOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run a workflow. Exit code: 0 all agents succeeded, 1 some failed or were skipped,
     2 invalid workflow or usage, 3 waiting for an approval, 130 interrupted."""
@@ -186,8 +224,23 @@ def run_command(
     from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    start = partial(arun, file, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
-    _execute(start, db=db, json_output=json_output, wait=wait)
+    start = partial(
+        arun,
+        file,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        otel=otel or None,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
+    _execute(
+        start,
+        db=db,
+        json_output=json_output,
+        wait=wait,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
 
 
 @app.command("resume")
@@ -201,6 +254,8 @@ def resume_command(
     json_output: JsonOption = False,
     otel: OtelOption = False,
     wait: WaitOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Continue a failed, interrupted, cost-capped or waiting run: succeeded agents are reused,
     not called; the approvals decided since apply (with --wait, it first waits for one)."""
@@ -228,8 +283,23 @@ def resume_command(
             raise typer.Exit(3) from None
         except AgentOpsError as error:
             raise fail(str(error), error.exit_code) from None
-    start = partial(aresume, workflow_run_id, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
-    _execute(start, db=db_path, json_output=json_output, wait=wait)
+    start = partial(
+        aresume,
+        workflow_run_id,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        otel=otel or None,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
+    _execute(
+        start,
+        db=db_path,
+        json_output=json_output,
+        wait=wait,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
 
 
 @app.command("plan")
@@ -425,6 +495,8 @@ def batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run the workflow once per row of a JSONL or CSV file, under one cost cap for the whole batch.
     Exit code: 0 every row succeeded, 1 some failed or were skipped, 2 bad input, 130 interrupted."""
@@ -444,6 +516,8 @@ def batch_command(
             max_rows=max_rows,
             out=out,
             otel=otel or None,
+            executor=_executor(executor),
+            ray_address=ray_address,
         ),
         db=db,
         json_output=json_output,
@@ -467,6 +541,8 @@ def resume_batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Continue a batch after a crash, Ctrl-C or the cost cap: succeeded rows are reused, the rest run."""
     from functools import partial
@@ -474,7 +550,15 @@ def resume_batch_command(
     from agentops.batch.runner import aresume_batch
 
     _execute_batch(
-        partial(aresume_batch, batch_id, out=out, cost_cap=cost_cap, otel=otel or None),
+        partial(
+            aresume_batch,
+            batch_id,
+            out=out,
+            cost_cap=cost_cap,
+            otel=otel or None,
+            executor=_executor(executor),
+            ray_address=ray_address,
+        ),
         db=db,
         json_output=json_output,
     )

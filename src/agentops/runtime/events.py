@@ -206,6 +206,13 @@ class AgentResult:
     # ``approval:``: what it waits for (status waiting_approval), and the decision it ran under.
     awaiting: ApprovalRequest | None = None
     approval: Approval | None = None
+    node: str | None = None  # executor: ray: the Ray node id that ran it (the last, if it moved)
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        """Count ``attempt`` in: its tokens and cost join the run's (an unknown cost makes it unknown)."""
+        self.attempts.append(attempt)
+        self.usage = self.usage + attempt.usage
+        self.cost = None if self.cost is None or attempt.cost is None else self.cost + attempt.cost
 
     @property
     def agent_name(self) -> str:

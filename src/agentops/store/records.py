@@ -124,6 +124,7 @@ class AgentRunRecord:
     iterations: int | None = None  # a loop's member: how many iterations ran
     loop: str | None = None  # the loop, of a member and of its iterations
     loop_end: str | None = None  # a loop's member: why its loop ended
+    node: str | None = None  # executor ray: the Ray node id that ran it (None: in the driver)
     attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
     tool_calls: list[ToolCallRow] = field(default_factory=list)  # agent_run() / workflow_run()
     # A fan-out agent's instances in item order (workflow_run() only; None: not a fan-out).
@@ -377,6 +378,8 @@ class RowOutcome:
     cost: float
     error: str | None
     workflow_run_id: int
+    # executor ray: the Ray nodes its agent runs (a fan-out's items too) ran on; [] in-process.
+    nodes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -464,6 +467,7 @@ def agent_run_record(row: StoredRow, *, with_prompt: bool = False) -> AgentRunRe
         iterations=row["iterations"],
         loop=row["loop"],
         loop_end=row["loop_end"],
+        node=row["node"],
         prompt=row["prompt"] if with_prompt else None,
     )
 

@@ -429,9 +429,9 @@ def _insert_agent_run(
             model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
             started_at, finished_at, duration, reused, reused_from_run_id, value,
             item_index, item, item_count, skip_cause, decision, iteration, iterations, loop,
-            loop_end)
+            loop_end, node)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-            ?, ?, ?, ?)""",
+            ?, ?, ?, ?, ?)""",
         (
             workflow_run_id,
             workflow,
@@ -462,6 +462,7 @@ def _insert_agent_run(
             None if result.iterations is None else len(result.iterations),
             storable(result.loop),
             storable(result.loop_end),
+            None if reused else storable(result.node),
         ),
     )
     run_id = _row_id(cursor)

@@ -8,7 +8,7 @@ turns all of them into ``file:line:column`` diagnostics.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -58,6 +58,8 @@ class Policies(_Strict):
         default=DEFAULT_MAX_TURNS, ge=1, le=1000, description="model calls in a tool loop"
     )
     max_parallel_tool_calls: int = Field(default=DEFAULT_PARALLEL_TOOL_CALLS, ge=1, le=1000)
+    # Where agent runs are carried out: here, or as tasks on a Ray cluster (the [ray] extra).
+    executor: Literal["local", "ray"] = "local"
 
 
 class McpSpec(_Strict):
@@ -145,6 +147,15 @@ class OutputSpec(_Strict):
         return self.json_schema
 
 
+class Resources(_Strict):
+    """What one run of the agent holds on a Ray worker (``executor: ray``); Ray places it on a
+    node where they are free. Unset: Ray's default, one CPU."""
+
+    num_cpus: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    num_gpus: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    custom: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
+
+
 class ApprovalSpec(_Strict):
     """``approval: {mode: before, timeout: 86400, on_timeout: reject}``."""
 
@@ -175,6 +186,7 @@ class Agent(_Strict):
     on_item_error: Literal["fail", "continue"] = "fail"  # continue: a failed item is null
     # Routing: an expression over upstream outputs; false skips the agent (routed away).
     when: str | None = Field(default=None, min_length=1)
+    resources: Resources | None = None  # executor: ray: what each of its runs holds on a node
     # A person approves before it runs (its prompt) or after (its answer, before any dependent
     # sees it; or sends it back with feedback).
     approval: Literal["before", "after"] | ApprovalSpec | None = None
