@@ -144,9 +144,8 @@ def test_a_file_from_before_migration_12_gains_the_column_and_keeps_its_rows(
 
     with open_store(db):
         pass
-    assert [r["number"] for r in rows(db, "SELECT number FROM _migrations ORDER BY number")][
-        -1
-    ] == MIGRATIONS[-1].number
+    applied = [r["number"] for r in rows(db, "SELECT number FROM _migrations ORDER BY number")]
+    assert 12 in applied and applied[-1] == MIGRATIONS[-1].number
     assert [tuple(r) for r in rows(db, "SELECT agent, output, node FROM runs")] == [
         ("a", "done", None)
     ]

@@ -25,6 +25,7 @@ __all__ = ["PruneReport", "copy_history", "prune"]
 TABLES = (
     "batches",
     "workflow_runs",
+    "approvals",
     "runs",
     "attempts",
     "agent_starts",
@@ -181,6 +182,10 @@ def _prune_runs(connection: Connection, *, ids: list[int]) -> tuple[int, float]:
     )
     for table in ("tool_calls", "tool_servers", "agent_starts"):
         connection.execute(f"DELETE FROM {table} WHERE workflow_run_id IN ({marks})", chosen)
+    connection.execute(  # (their foreign keys point at the runs)
+        f"DELETE FROM approvals WHERE workflow_run_id IN ({marks}) OR applied_run_id IN ({marks})",
+        chosen + chosen,
+    )
     agents = _count(
         connection.execute(f"DELETE FROM runs WHERE workflow_run_id IN ({marks})", chosen)
     )

@@ -28,10 +28,11 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
 )
+from agentops.store.approvals import decide
 from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
 from agentops.store.database import Connection, Cursor, Database, insert_rows
 from agentops.store.liveness import this_process
-from agentops.store.records import decision_json
+from agentops.store.records import ApprovalRecord, decision_json
 from agentops.store.timestamps import to_iso
 from agentops.store.writer import AgentChanges, every_agent_run, is_fan_out
 
@@ -101,6 +102,7 @@ class SqliteHistoryWriter:
 
         def work(connection: Connection) -> int:
             workflow_run_id = _insert_workflow_run(connection, row)
+            _take_approvals(connection, start, workflow_run_id)
             reused = list(start.reused.values())
             origins = [_origin_of(connection, start.resumed_from, r) for r in reused]
             _insert_agent_runs(connection, workflow_run_id, name, reused, origins)
@@ -210,6 +212,11 @@ class SqliteHistoryWriter:
         self.store.write(work)
 
     # --- batches ---------------------------------------------------------------------
+
+    def decide_approval(
+        self, workflow_run_id: int, agent: str, verdict: str, *, by: str, text: str | None
+    ) -> ApprovalRecord:
+        return decide(self.store, workflow_run_id, agent, verdict, by, text)
 
     def create_batch(
         self,
@@ -359,9 +366,10 @@ def _origin_of(connection: Connection, resumed_from: int | None, result: AgentRe
         return None
     row = connection.execute(
         """SELECT coalesce(reused_from_run_id, id) FROM runs
-        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND status = 'succeeded'
+        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND iteration IS ?
+            AND status IN ('succeeded', 'waiting_approval')
         ORDER BY id DESC LIMIT 1""",
-        (resumed_from, storable(result.agent_name), result.item_index),
+        (resumed_from, storable(result.agent_name), result.item_index, _iteration(result)),
     ).fetchone()
     return None if row is None else int(row[0])
 
@@ -405,8 +413,8 @@ def _json_text(value: Any, *, canonical: bool = False) -> str | None:
 _INSERT_AGENT_RUN = """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output,
     error, retries, model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
     started_at, finished_at, duration, reused, reused_from_run_id, value, item_index, item,
-    item_count, skip_cause, decision, node)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    item_count, skip_cause, decision, iteration, iterations, loop, loop_end, node)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def _insert_agent_runs(
@@ -429,6 +437,9 @@ def _insert_agent_runs(
         for result, origin in zip(results, origins, strict=True)
     ]
     ids = insert_rows(connection, _INSERT_AGENT_RUN, rows)
+    for result in results:
+        if result.status is AgentStatus.WAITING_APPROVAL and result.awaiting is not None:
+            _request_approval(connection, workflow_run_id, result)
     attempts = [
         _attempt_row(run_id, attempt)
         for result, origin, run_id in zip(results, origins, ids, strict=True)
@@ -449,7 +460,8 @@ def _agent_run_row(
     workflow_run_id: int, workflow: str, result: AgentResult, reused_from: int | None
 ) -> tuple[object, ...]:
     reused = result.reused or reused_from is not None
-    status = AgentStatus.SUCCEEDED.value if reused else result.status.value
+    waits = result.status is AgentStatus.WAITING_APPROVAL  # an answer reused, waiting again
+    status = AgentStatus.SUCCEEDED.value if reused and not waits else result.status.value
     unspent = reused or is_fan_out(result)
     usage = result.usage
     instance = result.item_index is not None
@@ -479,6 +491,10 @@ def _agent_run_row(
         _item_count(result),
         None if result.skip_cause is None else result.skip_cause.value,
         None if result.decision is None else _json_text(decision_json(result.decision)),
+        _iteration(result),
+        None if result.iterations is None else len(result.iterations),
+        storable(result.loop),
+        storable(result.loop_end),
         None if reused else storable(result.node),
     )
 
@@ -500,6 +516,66 @@ def _attempt_row(run_id: int, attempt: Attempt) -> tuple[object, ...]:
         attempt.turn,
         storable(attempt.validation_error),
     )
+
+
+def _request_approval(connection: Connection, workflow_run_id: int, result: AgentResult) -> None:
+    """A pending approval of the agent's waiting row (its prompt or answer is on that row)."""
+    request = result.awaiting
+    assert request is not None
+    now = result.finished_at or time.time()
+    connection.execute(
+        """INSERT INTO approvals (workflow_run_id, agent, mode, status, requested_at, timeout_at,
+            on_timeout) VALUES (?, ?, ?, 'pending', ?, ?, ?)""",
+        (
+            workflow_run_id,
+            storable(result.agent_name),
+            request.mode,
+            to_iso(now),
+            None if request.timeout is None else to_iso(now + request.timeout),
+            request.on_timeout,
+        ),
+    )
+
+
+def _take_approvals(connection: Connection, start: WorkflowStarted, workflow_run_id: int) -> None:
+    """A resume takes the approvals of the run it continues, as it read them: each is closed
+    here (never decided or applied again). One decided since it was read stops the resume
+    before anything runs, so no decision is lost or applied twice."""
+    for agent, approval in start.approvals.items():
+        if approval.id is None:
+            continue
+        if approval.timed_out:  # the timeout's verdict is recorded as the decision
+            taken = connection.execute(
+                """UPDATE approvals SET applied_run_id = ?, status = ?, decided_by = ?,
+                    decided_at = ?, text = ?
+                WHERE id = ? AND applied_run_id IS NULL AND status = 'pending'""",
+                (
+                    workflow_run_id,
+                    approval.verdict,
+                    approval.by,
+                    to_iso(approval.at),
+                    storable(approval.text),
+                    approval.id,
+                ),
+            ).rowcount
+        else:
+            taken = connection.execute(
+                """UPDATE approvals SET applied_run_id = ? WHERE id = ? AND applied_run_id IS NULL
+                    AND status = ?""",
+                (workflow_run_id, approval.id, approval.verdict or "pending"),
+            ).rowcount
+        if taken != 1:
+            raise StoreError(
+                f"the approval of {agent} in workflow run {start.resumed_from} changed while this "
+                "resume started (a decision was recorded, or another resume took it); resume "
+                "again to continue with it"
+            )
+
+
+def _iteration(result: AgentResult) -> int | None:
+    """The iteration an instance belongs to (a member's own result counts its iterations in
+    ``iterations`` instead)."""
+    return result.iteration if result.is_instance else None
 
 
 def _item_count(result: AgentResult) -> int | None:

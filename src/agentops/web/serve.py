@@ -14,8 +14,8 @@ import ipaddress
 import re
 import socket
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from agentops.errors import StoreError, UsageError
 
@@ -93,6 +93,25 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def decider_of(db: DbLocation) -> Callable[[int, str, str, str | None], Any]:
+    """Records a decision taken in the web view: who is this server's OS user (the view has no
+    login), marked as the web view's."""
+    from agentops.store.approvals import decider
+
+    by = f"{decider(None)} (web view)"
+
+    def decide(workflow_run_id: int, agent: str, verdict: str, text: str | None) -> Any:
+        from agentops.store.sqlite_writer import SqliteHistoryWriter
+        from agentops.store.stores import open_database
+
+        with open_database(db, create=False) as store:
+            return SqliteHistoryWriter(store).decide_approval(
+                workflow_run_id, agent, verdict, by=by, text=text
+            )
+
+    return decide
+
+
 def serve(
     db: DbLocation,
     *,
@@ -116,7 +135,11 @@ def serve(
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     app = create_app(
-        lambda: history_reader(db, read_only=True), allowed_hosts=names, ip_addresses=remote
+        lambda: history_reader(db, read_only=True),
+        allowed_hosts=names,
+        ip_addresses=remote,
+        decide=decider_of(db),
+        remote_decisions=remote,
     )
     if warning:
         print(warning, file=sys.stderr, flush=True)
