@@ -23,17 +23,20 @@ from agentops.assembly import (
     RunAssembly,
     WorkflowSource,
     enter_tracing,
+    open_cache,
     open_history,
+    open_replay,
     prepare,
     start_tools,
 )
-from agentops.errors import StoreError
+from agentops.errors import StoreError, UsageError
 from agentops.runtime.budget import check_cap
 from agentops.runtime.engine import Engine
 from agentops.runtime.events import AgentResult, Decision, Subscriber, WorkflowResult
 from agentops.runtime.executor import Executor
 from agentops.tracing import SpanRef
 from agentops.workflow.loader import load_workflow_text
+from agentops.workflow.spec import CacheMode
 
 if TYPE_CHECKING:
     from agentops.tracing.session import TracingSession
@@ -53,6 +56,8 @@ async def arun(
     otel: bool | None = None,
     tracing: TracingSession | None = None,
     trace_links: Sequence[SpanRef] = (),
+    cache: CacheMode | None = None,
+    replay: int | None = None,
     _resume: _ResumeContext | None = None,
 ) -> WorkflowResult:
     """Run a workflow and return per-agent status, output, tokens, cost and attempts.
@@ -69,8 +74,15 @@ async def arun(
     never; None (the default) traces when an OTLP endpoint variable is set.
     ``tracing``: a session shared by several runs, with the spans each run's root links
     to in ``trace_links``; the caller closes it.
+    ``cache``: ``off``, ``read`` or ``read_write``, over the workflow's ``policies.cache``
+    (the cache lives in ``db``). ``replay``: answer every model call from the attempts of this
+    recorded workflow run in ``db`` (by agent and request key), never from the network.
     """
     check_cap(cost_cap)
+    if (cache is not None or replay is not None) and db is None:
+        raise UsageError("the response cache and replays live in the history: give db=")
+    if replay is not None and cache not in (None, "off"):
+        raise UsageError("--replay answers every call from the recording: leave --cache out")
     reused = _resume.reused if _resume else {}
     prepared = prepare(source, inputs=inputs, provider=provider, env=env, reused=reused)
     called = [a.name for a in prepared.workflow.agents if a.name not in reused]
@@ -85,11 +97,15 @@ async def arun(
         tools = await start_tools(opened, prepared, called)
         if tracing is None:
             tracing = enter_tracing(closed_last, otel)
-        history = None
+        history = answers = None
         if db is not None:
-            _, history = opened.enter_context(open_history(db))
+            reader, history = opened.enter_context(open_history(db))
             # A file that cannot take the run's writes stops it here, before its first call.
             history.check_recordable(prepared.workflow.name)
+            if replay is not None:
+                answers, executor = open_replay(reader, workflow_run=replay)
+            else:
+                answers = open_cache(reader, history, prepared.workflow, cache)
         assembly = RunAssembly(
             prepared,
             cost_cap=cost_cap,
@@ -99,6 +115,7 @@ async def arun(
             links=trace_links,
             executor=executor,
             tools=tools,
+            cache=answers,
         )
         run = assembly.workflow_run(
             inputs=prepared.inputs,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentops.errors import Diagnostic, StoreError, WorkflowError
 from agentops.providers.registry import ProviderRegistry
+from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.engine import Engine, RunOptions
 from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber
 from agentops.runtime.executor import Executor
@@ -45,7 +46,7 @@ from agentops.workflow.loader import (
     resolve_schema_files,
     validate_workflow,
 )
-from agentops.workflow.spec import Workflow
+from agentops.workflow.spec import CacheMode, Workflow
 
 if TYPE_CHECKING:
     from agentops.runtime.agent_run import RunTools
@@ -66,7 +67,9 @@ __all__ = [
     "check_capabilities",
     "enter_tracing",
     "load",
+    "open_cache",
     "open_history",
+    "open_replay",
     "prepare",
     "start_tools",
 ]
@@ -241,6 +244,47 @@ def open_history(db: str | Path | None) -> Iterator[tuple[HistoryReader, History
         yield SqliteHistoryReader(store), SqliteHistoryWriter(store)
 
 
+def open_cache(
+    reader: HistoryReader,
+    writer: HistoryWriter,
+    workflow: Workflow,
+    mode: CacheMode | None = None,
+) -> ResponseCache | None:
+    """The response cache of ``workflow``'s runs in the history: ``mode`` (``--cache``), else
+    its ``policies.cache``; None when that is off."""
+    from agentops.store.cache import HistoryCache
+
+    chosen = mode or workflow.policies.cache
+    if chosen == "off":
+        return None
+    return HistoryCache(
+        reader,
+        writer,
+        workflow=workflow.name,
+        mode=chosen,
+        ttl=workflow.policies.cache_ttl_seconds,
+    )
+
+
+def open_replay(
+    reader: HistoryReader, *, workflow_run: int | None = None, batch: int | None = None
+) -> tuple[ResponseCache, Executor]:
+    """A replay of a recorded workflow run (or of every run of a batch): the answers, and the
+    executor that makes sure no call goes out. ``RunNotFoundError`` for an unknown id."""
+    from agentops.runtime.cache import NoLiveCalls
+    from agentops.store.cache import RecordedAnswers
+
+    if batch is not None:
+        reader.batch(batch)  # raises RunNotFoundError
+        runs, recording = reader.batch_workflow_runs(batch), f"batch {batch}"
+    else:
+        assert workflow_run is not None
+        reader.workflow_run_record(workflow_run)  # raises RunNotFoundError
+        runs, recording = [workflow_run], f"workflow run {workflow_run}"
+    answers = RecordedAnswers(reader.recorded_answers(runs), recording=recording)
+    return answers, NoLiveCalls(recording)
+
+
 # --- one workflow run, assembled ----------------------------------------------------------------
 
 
@@ -271,6 +315,19 @@ class RunAssembly:
     batch_id: int | None = None
     # A history that fails mid-run must stop what it feeds; None: the run stops itself.
     history_failed: Callable[[StoreError], None] | None = None
+    # Answers calls before they are made: the response cache, or a replayed recording.
+    cache: ResponseCache | None = None
+
+    @cached_property
+    def _keys(self) -> CallKeys:
+        """How each provider's endpoint is named in a request's key (``runtime.cache``)."""
+        prepared = self.prepared
+        return CallKeys(
+            {
+                route.provider: prepared.registry.call_identity(route)
+                for route in prepared.routes.values()
+            }
+        )
 
     @cached_property
     def _trace_targets(self) -> dict[str, ChatTarget]:
@@ -325,6 +382,8 @@ class RunAssembly:
             trace_span_id=tracer.ids.span_id if tracer is not None else None,
             secrets=prepared.secrets,
             start_workflow_run=recorder.start_workflow_run if recorder is not None else None,
+            keys=self._keys,
+            cache=self.cache,
         )
         engine = self._engine(options, subscribers)
         if recorder is not None and self.history_failed is None:

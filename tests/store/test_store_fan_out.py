@@ -552,9 +552,8 @@ def test_a_file_at_migration_10_keeps_its_rows(tmp_path: Path) -> None:
 
     with open_store(db) as store:
         state = load_resume_state(store, 1)
-    assert [r["number"] for r in rows(db, "SELECT number FROM _migrations ORDER BY number")][
-        -1
-    ] == 11
+    applied = [r["number"] for r in rows(db, "SELECT number FROM _migrations ORDER BY number")]
+    assert 11 in applied and applied[-1] == MIGRATIONS[-1].number
     kept = rows(
         db,
         "SELECT agent, status, cost, value, item_index, item_count, skip_cause, decision FROM runs",

@@ -38,7 +38,9 @@ from agentops.assembly import (
     WorkflowSource,
     enter_tracing,
     load,
+    open_cache,
     open_history,
+    open_replay,
     prepare,
     start_tools,
 )
@@ -52,8 +54,10 @@ from agentops.batch.datasets import (
 )
 from agentops.errors import AgentOpsError, StoreError, UsageError
 from agentops.runtime.budget import check_cap
+from agentops.runtime.cache import ResponseCache
 from agentops.runtime.engine import COST_CAP_REASON, Engine
 from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber, WorkflowResult
+from agentops.runtime.executor import Executor
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.store.batches import RowState
 from agentops.store.reader import HistoryReader
@@ -61,6 +65,7 @@ from agentops.store.writer import HistoryWriter
 from agentops.workflow.files import file_kind
 from agentops.workflow.inputs import resolve_inputs
 from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
+from agentops.workflow.spec import CacheMode
 
 if TYPE_CHECKING:
     from agentops.runtime.agent_run import RunTools
@@ -140,6 +145,8 @@ class BatchOptions:
     observer: BatchObserver | None = None  # the batch's progress
     control: Control | None = None  # receives the runner before any row runs (Ctrl-C)
     otel: bool | None = None  # as in agentops.run
+    cache: CacheMode | None = None  # as in agentops.run: over the workflow's policies.cache
+    replay: int | None = None  # answer every call from the runs of this recorded batch
 
     @classmethod
     def of(cls, options: BatchOptions | None, keywords: Mapping[str, Any]) -> BatchOptions:
@@ -185,6 +192,8 @@ class BatchRunner:
         subscribers: Sequence[Subscriber] = (),
         observer: BatchObserver | None = None,
         tracing: TracingSession | None = None,
+        cache: ResponseCache | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.job = job
         self.prepared = prepared
@@ -203,6 +212,8 @@ class BatchRunner:
             close_tools=False,  # every row shares them; the batch closes them
             limits=self.limits,
             history_failed=self._history_failed,
+            cache=cache,
+            executor=executor,
         )
         self._engines: set[Engine] = set()
         self._stop: tuple[str, RunStatus] | None = None
@@ -466,6 +477,14 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
         }
         check_out(Path(out), keep)
     job.writer.check_recordable(job.loaded.workflow.name)
+    cache: ResponseCache | None
+    executor: Executor | None = None
+    if options.replay is not None:
+        if options.cache not in (None, "off"):
+            raise UsageError("--replay answers every call from the recording: leave --cache out")
+        cache, executor = open_replay(job.store, batch=options.replay)
+    else:
+        cache = open_cache(job.store, job.writer, job.loaded.workflow, options.cache)
     # Whatever was opened is closed on every way out, in reverse: the tools, the providers,
     # then tracing.
     async with contextlib.AsyncExitStack() as opened:
@@ -480,6 +499,8 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             subscribers=options.subscribers,
             observer=options.observer,
             tracing=tracing,
+            cache=cache,
+            executor=executor,
         )
         job.batch_id = record()
         if options.control is not None:

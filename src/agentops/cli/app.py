@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from agentops.batch.runner import BatchSummary
     from agentops.runtime.events import WorkflowResult
     from agentops.store.reader import HistoryReader
+    from agentops.workflow.spec import CacheMode
 
 app = typer.Typer(
     name="agentops",
@@ -101,6 +102,25 @@ OtelOption = Annotated[
 ]
 
 
+class CacheChoice(StrEnum):
+    off = "off"
+    read = "read"
+    read_write = "read_write"
+
+
+CacheOption = Annotated[
+    Optional[CacheChoice],
+    typer.Option(
+        "--cache",
+        help="The response cache, over policies.cache: off, read (hits only) or read_write.",
+    ),
+]
+
+
+def _cache_mode(choice: Optional[CacheChoice]) -> CacheMode | None:
+    return None if choice is None else choice.value
+
+
 RunStarter = Callable[..., Awaitable["WorkflowResult"]]
 
 
@@ -141,6 +161,18 @@ def run_command(
     cost_cap: CostCapOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
+    replay: Annotated[
+        Optional[int],
+        typer.Option(
+            "--replay",
+            min=1,
+            max=_MAX_ID,
+            metavar="RUN_ID",
+            help="Answer every model call from this recorded workflow run (by agent and "
+            "request), never from the network; a call it has no answer for fails its agent.",
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow. Exit code: 0 all agents succeeded, 1 some failed or were skipped,
     2 invalid workflow or usage, 130 interrupted."""
@@ -150,7 +182,15 @@ def run_command(
     from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    start = partial(arun, file, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
+    start = partial(
+        arun,
+        file,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        otel=otel or None,
+        cache=_cache_mode(cache),
+        replay=replay,
+    )
     _execute(start, db=db, json_output=json_output)
 
 
@@ -164,6 +204,7 @@ def resume_command(
     cost_cap: CostCapOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
 ) -> None:
     """Continue a failed, interrupted or cost-capped run: succeeded agents are reused, not called."""
     from functools import partial
@@ -172,7 +213,14 @@ def resume_command(
     from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
-    start = partial(aresume, workflow_run_id, inputs=inputs, cost_cap=cost_cap, otel=otel or None)
+    start = partial(
+        aresume,
+        workflow_run_id,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        otel=otel or None,
+        cache=_cache_mode(cache),
+    )
     _execute(start, db=db, json_output=json_output)
 
 
@@ -369,6 +417,18 @@ def batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
+    replay: Annotated[
+        Optional[int],
+        typer.Option(
+            "--replay",
+            min=1,
+            max=_MAX_ID,
+            metavar="BATCH_ID",
+            help="Answer every model call from the runs of this recorded batch (by agent and "
+            "request), never from the network.",
+        ),
+    ] = None,
 ) -> None:
     """Run the workflow once per row of a JSONL or CSV file, under one cost cap for the whole batch.
     Exit code: 0 every row succeeded, 1 some failed or were skipped, 2 bad input, 130 interrupted."""
@@ -388,6 +448,8 @@ def batch_command(
             max_rows=max_rows,
             out=out,
             otel=otel or None,
+            cache=_cache_mode(cache),
+            replay=replay,
         ),
         db=db,
         json_output=json_output,
@@ -411,6 +473,7 @@ def resume_batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
 ) -> None:
     """Continue a batch after a crash, Ctrl-C or the cost cap: succeeded rows are reused, the rest run."""
     from functools import partial
@@ -418,7 +481,14 @@ def resume_batch_command(
     from agentops.batch.runner import aresume_batch
 
     _execute_batch(
-        partial(aresume_batch, batch_id, out=out, cost_cap=cost_cap, otel=otel or None),
+        partial(
+            aresume_batch,
+            batch_id,
+            out=out,
+            cost_cap=cost_cap,
+            otel=otel or None,
+            cache=_cache_mode(cache),
+        ),
         db=db,
         json_output=json_output,
     )
@@ -635,6 +705,64 @@ def show_batch_command(
     from agentops.cli.history import show_batch
 
     _show_history(db, lambda reader: show_batch(reader, batch_id, json_output=json_output))
+
+
+# --- the response cache ------------------------------------------------------------------
+
+cache_app = typer.Typer(
+    name="cache",
+    help="The response cache in the history: what it holds, and clearing it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(cache_app)
+
+
+@cache_app.command("stats")
+def cache_stats_command(db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Per workflow: cached answers, their size, and the hits its runs had with the dollars saved."""
+    from agentops.cli.history import show_cache_stats
+
+    _show_history(db, lambda reader: show_cache_stats(reader, json_output=json_output))
+
+
+@cache_app.command("clear")
+def cache_clear_command(
+    workflow: Annotated[
+        Optional[str], typer.Option("--workflow", "-w", help="Only the answers of this workflow.")
+    ] = None,
+    older_than: Annotated[
+        Optional[str],
+        typer.Option(
+            "--older-than", metavar="DURATION", help="Only answers older than this: 12h, 7d, 2w."
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Delete cached answers (all of them, or of one workflow, or older than a duration); the
+    recorded runs are kept."""
+    import time
+
+    from agentops.assembly import open_history
+    from agentops.store import default_db_path
+    from agentops.workflow.durations import parse_duration
+
+    before = None
+    if older_than is not None:
+        try:
+            before = time.time() - parse_duration(older_than)
+        except ValueError as problem:
+            raise fail(f"--older-than: {problem}") from None
+    path = db or default_db_path()
+    if not path.exists():
+        typer.echo(f"no history at {path}: nothing to clear")
+        return
+    try:
+        with open_history(path) as (_, writer):
+            deleted = writer.clear_cache(workflow=workflow, before=before)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    typer.echo(f"cleared {deleted} cached answer{'s' if deleted != 1 else ''} from {path}")
 
 
 def main() -> None:

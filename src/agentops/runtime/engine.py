@@ -34,6 +34,7 @@ from typing import Any
 from agentops.errors import CostCapError, describe_exception
 from agentops.runtime.agent_run import COST_CAP_REASON, RunContext, RunTools
 from agentops.runtime.agent_setup import AgentSetup
+from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
@@ -94,6 +95,10 @@ class RunOptions:
     # Records the run's start in a history and answers its workflow run id (None: not
     # recorded); called before WorkflowStarted is emitted, so the id is on the result.
     start_workflow_run: Callable[[WorkflowStarted], int | None] | None = None
+    # How each call's request is named (recorded with its attempts), and the response cache
+    # (or a replayed recording) that answers calls before they are made; None: neither.
+    keys: CallKeys | None = None
+    cache: ResponseCache | None = None
 
 
 class Engine:
@@ -161,6 +166,8 @@ class Engine:
             backoff=policies.backoff,
             stop_reason=lambda: self._stop_reason,
             scrub=self.options.secrets.scrub,
+            keys=self.options.keys,
+            cache=self.options.cache,
         )
         self._setup = AgentSetup(
             workflow,

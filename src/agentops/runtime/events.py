@@ -89,6 +89,15 @@ class Attempt:
     validation_error: str | None = (
         None  # structured output: why this answer did not validate (then re-asked)
     )
+    # Answered from the response cache (or a replayed recording): no call was made, the usage
+    # is the original's, ``cost`` is 0 and ``saved`` what the original cost.
+    cached: bool = False
+    saved: float | None = None
+    request_key: str | None = (
+        None  # the request's key (``runtime.cache.RequestKey``), if it has one
+    )
+    request_digest: Mapping[str, Any] | None = None  # its digest, for a replay's mismatch message
+    response: ChatResponse | None = None  # what a succeeded attempt answered (recorded for replays)
 
 
 @dataclass

@@ -19,8 +19,11 @@ from agentops.store.records import (
     AgentRunRecord,
     AgentStart,
     BatchRecord,
+    CacheEntry,
+    CacheStat,
     CostGroup,
     CostGrouping,
+    RecordedAnswer,
     RowOutcome,
     RunPage,
     ToolCallRow,
@@ -154,6 +157,24 @@ class HistoryReader(Protocol):
 
     def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:
         """Each row's latest run in row order, with every agent's output; streamed."""
+        ...
+
+    # --- the response cache and replays ----------------------------------------------------
+
+    def cache_entry(self, key: str, *, not_before: float | None = None) -> CacheEntry | None:
+        """The answer stored under ``key`` (None: none, or written before ``not_before``)."""
+        ...
+
+    def cache_stats(self) -> list[CacheStat]:
+        """Per workflow: entries, their size, and the hits its runs had and what they saved."""
+        ...
+
+    def recorded_answers(self, workflow_run_ids: list[int]) -> list[RecordedAnswer]:
+        """The succeeded attempts of these runs that recorded their request and answer, in order."""
+        ...
+
+    def batch_workflow_runs(self, batch_id: int) -> list[int]:
+        """Every workflow run of a batch (its rows' runs and their resumes), oldest first."""
         ...
 
     def close(self) -> None: ...

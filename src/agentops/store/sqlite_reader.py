@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agentops.store import batches as batch_queries
-from agentops.store import browse, queries
+from agentops.store import browse, cache_queries, queries
 from agentops.store.batches import RowState
 from agentops.store.opening import open_reader
 from agentops.store.reader import HistoryReader
@@ -16,8 +16,11 @@ from agentops.store.records import (
     AgentRunRecord,
     AgentStart,
     BatchRecord,
+    CacheEntry,
+    CacheStat,
     CostGroup,
     CostGrouping,
+    RecordedAnswer,
     RowOutcome,
     RunPage,
     ToolCallRow,
@@ -135,6 +138,18 @@ class SqliteHistoryReader:
 
     def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:
         return batch_queries.row_outcomes(self.store, batch_id)
+
+    def cache_entry(self, key: str, *, not_before: float | None = None) -> CacheEntry | None:
+        return cache_queries.cache_entry(self.store, key, not_before=not_before)
+
+    def cache_stats(self) -> list[CacheStat]:
+        return cache_queries.cache_stats(self.store)
+
+    def recorded_answers(self, workflow_run_ids: list[int]) -> list[RecordedAnswer]:
+        return cache_queries.recorded_answers(self.store, workflow_run_ids)
+
+    def batch_workflow_runs(self, batch_id: int) -> list[int]:
+        return cache_queries.batch_workflow_runs(self.store, batch_id)
 
     def close(self) -> None:
         self.store.close()

@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from agentops.errors import StoreError
+from agentops.runtime.cache import response_json
 from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
@@ -31,7 +32,7 @@ from agentops.runtime.events import (
 )
 from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
 from agentops.store.liveness import this_process
-from agentops.store.records import decision_json
+from agentops.store.records import CacheEntry, decision_json
 from agentops.store.sqlite import Store
 from agentops.store.timestamps import to_iso
 from agentops.store.writer import AgentChanges, every_agent_run, is_fan_out
@@ -202,6 +203,49 @@ class SqliteHistoryWriter:
             )
 
         self.store.write(work)
+
+    # --- the response cache ----------------------------------------------------------
+
+    def put_cache_entry(self, entry: CacheEntry) -> None:
+        response = storable(entry.response) or ""
+        row = (
+            entry.key,
+            storable(entry.workflow) or "",
+            storable(entry.agent),
+            storable(entry.model),
+            response,
+            entry.input_tokens,
+            entry.output_tokens,
+            int(entry.tokens_estimated),
+            entry.cost,
+            len(response.encode("utf-8")),
+            to_iso(entry.created_at),
+        )
+        self.store.write(
+            lambda connection: connection.execute(
+                """INSERT OR REPLACE INTO response_cache (key, workflow, agent, model, response,
+                    input_tokens, output_tokens, tokens_estimated, cost, size, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                row,
+            )
+        )
+
+    def clear_cache(self, *, workflow: str | None = None, before: float | None = None) -> int:
+        where, parameters = [], []
+        if workflow is not None:
+            where.append("workflow = ?")
+            parameters.append(workflow)
+        if before is not None:
+            where.append("created_at < ?")
+            parameters.append(to_iso(before) or "")
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
+        return self.store.write(
+            lambda connection: (
+                connection.execute(
+                    f"DELETE FROM response_cache{condition}", tuple(parameters)
+                ).rowcount
+            )
+        )
 
     # --- batches ---------------------------------------------------------------------
 
@@ -453,8 +497,9 @@ def _insert_agent_run(
     if not reused:
         connection.executemany(
             """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
-                duration, input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                duration, input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error,
+                cached, saved_cost, request_key, request_digest, response)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     run_id,
@@ -471,6 +516,13 @@ def _insert_agent_run(
                     attempt.cost,
                     attempt.turn,
                     storable(attempt.validation_error),
+                    int(attempt.cached),
+                    attempt.saved,
+                    attempt.request_key,
+                    None
+                    if attempt.request_digest is None
+                    else json.dumps(attempt.request_digest, sort_keys=True),
+                    None if attempt.response is None else storable(response_json(attempt.response)),
                 )
                 for attempt in result.attempts
             ],

@@ -12,6 +12,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agentops.workflow.durations import parse_duration
 from agentops.workflow.provider_kinds import ProviderKind, ResponseFormatForm
 
 DEFAULT_RETRIES = 2
@@ -27,6 +28,8 @@ DEFAULT_MAX_ITEMS = 100
 # What a user may write under ``depends_on``: a name, a list (all of), a
 # ``{all: [...]}`` / ``{any: [...]}`` mapping (nesting), or a string expression
 # such as ``"a && (b || c)"``. ``graph.parse_condition`` gives it meaning.
+CacheMode = Literal["off", "read", "read_write"]
+
 DependsOn = Union[str, list[Union[str, dict[str, Any]]], dict[str, Any], None]
 
 
@@ -57,6 +60,22 @@ class Policies(_Strict):
         default=DEFAULT_MAX_TURNS, ge=1, le=1000, description="model calls in a tool loop"
     )
     max_parallel_tool_calls: int = Field(default=DEFAULT_PARALLEL_TOOL_CALLS, ge=1, le=1000)
+    # The response cache (``agentops.runtime.cache``): off, read hits only, or read and write.
+    cache: CacheMode = "off"
+    cache_ttl: str | None = Field(
+        default=None, description="entries older than this are not read (30s, 15m, 12h, 7d, 2w)"
+    )
+
+    @field_validator("cache_ttl")
+    @classmethod
+    def _ttl_is_a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # its ValueError names the form
+        return value
+
+    @property
+    def cache_ttl_seconds(self) -> float | None:
+        return None if self.cache_ttl is None else parse_duration(self.cache_ttl)
 
 
 class McpSpec(_Strict):
