@@ -72,6 +72,10 @@ def cli_reference() -> str:
     ]
     for name in names:
         lines += ["", f"## {name}", "", "```text", help_text(name), "```"]
+        command = group.get_command(typer.Context(group), name)
+        if isinstance(command, TyperGroup):  # a group of commands (cache): each of them too
+            for sub in command.list_commands(typer.Context(command)):
+                lines += ["", f"## {name} {sub}", "", "```text", help_text(name, sub), "```"]
     return "\n".join(lines) + "\n"
 
 

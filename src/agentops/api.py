@@ -106,6 +106,8 @@ async def arun(
                 answers, executor = open_replay(reader, workflow_run=replay)
             else:
                 answers = open_cache(reader, history, prepared.workflow, cache)
+                if tools is not None:  # tools that say cache: true share it
+                    tools.cache = answers
         assembly = RunAssembly(
             prepared,
             cost_cap=cost_cap,

@@ -203,3 +203,33 @@ def test_an_answer_that_does_not_follow_the_schema_is_never_cached(
     # The first turn misses (its bad answer was not kept) and now gets a valid answer.
     assert second.ok and len(server.requests) == 3
     assert not second.agents["planner"].attempts[0].cached
+
+
+def test_a_tool_that_says_cache_true_is_answered_from_the_cache_too(tmp_path: Path) -> None:
+    write_python_tools(tmp_path, "cachedtools")
+    db = tmp_path / "history.db"
+    try:
+        with OpenAITestServer(reply=call_tool_until("add", {"a": 4, "b": 5})) as server:
+            path = tool_workflow(
+                tmp_path,
+                server.base_url,
+                {"add": {"python": "cachedtools:add", "cache": True}},
+                [{"name": "a", "tools": ["add"]}],
+                key_env=TEST_KEY_ENV,
+                policies={"cache": "read_write"},
+            )
+            first = run(path, db, env={TEST_KEY_ENV: "sk-test"})
+            second = run(path, db, env={TEST_KEY_ENV: "sk-test"})
+            assert len(server.requests) == 2
+        tools = sys.modules["cachedtools"]
+        assert tools.calls == [("add", 4, 5)]  # run once: the second run's call was a hit
+    finally:
+        sys.modules.pop("cachedtools", None)
+    assert first.ok and second.ok
+    (call,) = second.agents["a"].tool_calls
+    assert call.status == "succeeded" and call.result == "9"
+    with sqlite3.connect(db) as connection:
+        models = sorted(
+            str(row[0]) for row in connection.execute("SELECT model FROM response_cache")
+        )
+    assert models == ["None", "gpt-4o-mini", "gpt-4o-mini"]  # the tool's entry has no model

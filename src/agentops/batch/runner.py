@@ -507,6 +507,8 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             options.control(runner)
         # MCP servers start once, for every row: one that cannot is exit 2, before any call.
         tools = await start_tools(opened, prepared, [a.name for a in job.loaded.workflow.agents])
+        if tools is not None and options.replay is None:  # tools that say cache: true share it
+            tools.cache = cache
         summary = await runner.run(tools)
     if out is not None and summary.status is not RunStatus.INTERRUPTED:
         summary.out = Path(out)

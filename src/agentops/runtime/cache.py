@@ -86,6 +86,16 @@ class RequestKey:
             return None
 
 
+def tool_key(source: str, name: str, arguments: Any) -> RequestKey | None:
+    """The key of a tool call whose tool says ``cache: true``: where the tool comes from (its
+    ``python:`` reference or MCP server), its name and its arguments as parsed."""
+    try:
+        digest = {"tool": name, "source": _sha(source), "arguments": _sha(arguments)}
+        return RequestKey(_sha(digest), digest)
+    except (TypeError, ValueError):
+        return None
+
+
 _PARTS = {
     "endpoint": "the endpoint (base URL, deployment, API version or schema form)",
     "tools": "the tools offered",
@@ -237,4 +247,5 @@ __all__ = [
     "describe_difference",
     "response_from_json",
     "response_json",
+    "tool_key",
 ]

@@ -87,7 +87,7 @@ class HistoryCache:
             key=key.key,
             workflow=self.workflow,
             agent=agent,
-            model=str(key.digest.get("model")),
+            model=model if isinstance(model := key.digest.get("model"), str) else None,
             response=response_json(response),
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,

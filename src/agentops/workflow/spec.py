@@ -101,6 +101,9 @@ class ToolSpec(_Strict):
     allow: list[str] | None = None  # mcp: only these of the server's tools
     prefix: str | None = None  # prepended to the names the model sees
     on_tool_error: Literal["return", "fail"] = "return"
+    # Its results join the response cache when the run's cache is on (same tool, same
+    # arguments: the call is answered from there); off by default, as a tool may act on the world.
+    cache: bool = False
     startup_timeout: float = Field(
         default=DEFAULT_STARTUP_TIMEOUT, gt=0, description="mcp: seconds to start"
     )
