@@ -98,3 +98,23 @@ def test_batch_rows_share_the_cache(server: OpenAITestServer, tmp_path: Path) ->
     again = run_agentops("batch", flow, "--data", data, "--db", db, "--cache", "read")
     assert again.returncode == 0, again.stderr
     assert len(server.requests) == calls
+
+
+def test_run_replay_on_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    with OpenAITestServer() as server:
+        flow = write_workflow(tmp_path / "flow.yaml", server.base_url, AGENTS)
+        recorded = run_agentops("run", flow, "--db", db)
+        assert recorded.returncode == 0, recorded.stderr
+        changed = write_workflow(
+            tmp_path / "changed.yaml", server.base_url, [{**AGENTS[0], "max_tokens": 50}]
+        )
+    replayed = run_agentops("run", flow, "--db", db, "--replay", "1", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["cost"] == 0.0
+    mismatch = run_agentops("run", changed, "--db", db, "--replay", "1")
+    assert mismatch.returncode == 1
+    assert "max_tokens 50 (recorded 1024)" in mismatch.stdout + mismatch.stderr
+    unknown = run_agentops("run", flow, "--db", db, "--replay", "9")
+    assert unknown.returncode == 2 and "no workflow run 9" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
