@@ -37,7 +37,7 @@ def test_the_command_reference_has_the_help_of_every_command() -> None:
     text = (ROOT / "docs/reference/cli.md").read_text(encoding="utf-8")
     headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     assert headings == [
-        "agentops", "run", "resume", "plan", "validate", "graph", "batch", "resume-batch", "list-runs",
+        "agentops", "run", "resume", "rerun", "plan", "validate", "graph", "batch", "resume-batch", "list-runs",
         "show-runs", "list-workflow-runs", "show-workflow-run", "show-run", "costs", "ui", "list-batches",
         "show-batch", "cache", "cache stats", "cache clear",
     ]  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from agentops.assembly import (
     RunAssembly,
     WorkflowSource,
     enter_tracing,
+    load,
     open_cache,
     open_history,
     open_replay,
@@ -35,10 +37,14 @@ from agentops.runtime.engine import Engine
 from agentops.runtime.events import AgentResult, Decision, Subscriber, WorkflowResult
 from agentops.runtime.executor import Executor
 from agentops.tracing import SpanRef
-from agentops.workflow.loader import load_workflow_text
+from agentops.workflow.changes import answer_changes
+from agentops.workflow.graph import WorkflowGraph
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 from agentops.workflow.spec import CacheMode
+from agentops.workflow.suggest import did_you_mean
 
 if TYPE_CHECKING:
+    from agentops.store.resume import ResumeState
     from agentops.tracing.session import TracingSession
 
 
@@ -124,6 +130,7 @@ async def arun(
             reused=reused,
             decisions=_resume.decisions if _resume else None,
             resumed_from=_resume.workflow_run_id if _resume else None,
+            rerun_from=_resume.rerun_from if _resume else None,
             spent_before=_resume.spent if _resume else 0.0,
             links=[_resume.trace] if _resume is not None and _resume.trace is not None else [],
         )
@@ -150,6 +157,7 @@ class _ResumeContext:
     spent: float
     trace: SpanRef | None = None  # the resumed run's workflow span, when it was traced
     decisions: dict[str, Decision] = field(default_factory=dict)  # its ``when`` decisions
+    rerun_from: str | None = None  # a rerun from this agent (``arerun``), not a resume
 
 
 async def aresume(
@@ -189,3 +197,93 @@ async def aresume(
 def resume(workflow_run_id: int, **options: Any) -> WorkflowResult:
     """Blocking twin of ``aresume``."""
     return asyncio.run(aresume(workflow_run_id, **options))
+
+
+async def arerun(
+    workflow_run_id: int,
+    from_agent: str,
+    source: WorkflowSource | None = None,
+    *,
+    db: str | Path | None = None,
+    force: bool = False,
+    **options: Any,
+) -> WorkflowResult:
+    """A new run of workflow run ``workflow_run_id`` (recorded in ``db``) from agent
+    ``from_agent``: every agent that is not it and not downstream of it reuses its recorded
+    output (no call, $0, marked reused); it and everything downstream run with ``source``.
+
+    ``source``: the workflow as it is now (None: the recorded file, which must still match the
+    recorded sha256). An agent whose output is reused but whose definition changed in a part
+    that decides its answer (prompt, model, parameters, tools, schema) is refused, naming it,
+    unless ``force``. The new run is linked to the old one; its cost cap starts afresh.
+    """
+    with open_history(db) as (history, _):
+        state = history.resume_state(workflow_run_id, rerun=True)
+        location = history.location
+    recorded = load_workflow_text(
+        state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>"
+    )
+    loaded = _rerun_source(source, state, workflow_run_id)
+    workflow = loaded.workflow
+    names = [agent.name for agent in workflow.agents]
+    if from_agent not in names:
+        raise UsageError(
+            f"--from {from_agent}: workflow {workflow.name!r} has no agent {from_agent!r}"
+            f"{did_you_mean(from_agent, names)}"
+        )
+    rerun = WorkflowGraph(workflow).downstream(from_agent)
+    reused = {
+        key: result
+        for key, result in state.succeeded.items()
+        if result.agent_name in names and result.agent_name not in rerun
+    }
+    if not force:
+        for name in dict.fromkeys(result.agent_name for result in reused.values()):
+            changed = answer_changes(recorded.workflow, workflow, name)
+            if changed:
+                raise UsageError(
+                    f"agent {name!r} changed since workflow run {workflow_run_id} "
+                    f"({', '.join(changed)}), so its recorded output may not be what it answers "
+                    f"now; rerun from it (--from {name}), or pass --force to reuse it anyway"
+                )
+    inputs = {**state.inputs, **dict(options.pop("inputs", None) or {})}
+    trace = (
+        SpanRef(state.trace_id, state.trace_span_id)
+        if state.trace_id and state.trace_span_id
+        else None
+    )
+    decisions = {name: d for name, d in state.decisions.items() if name in reused}
+    context = _ResumeContext(workflow_run_id, reused, 0.0, trace, decisions, rerun_from=from_agent)
+    return await arun(loaded, inputs=inputs, db=location, _resume=context, **options)
+
+
+def rerun(workflow_run_id: int, from_agent: str, *args: Any, **options: Any) -> WorkflowResult:
+    """Blocking twin of ``arerun``."""
+    return asyncio.run(arerun(workflow_run_id, from_agent, *args, **options))
+
+
+def _rerun_source(
+    source: WorkflowSource | None, state: ResumeState, workflow_run_id: int
+) -> LoadedWorkflow:
+    """The workflow a rerun runs: ``source``, else the recorded file if it is unchanged."""
+    if source is not None:
+        return load(source)
+    if state.source_path is None:
+        raise UsageError(
+            f"workflow run {workflow_run_id} was not run from a file; name the workflow file "
+            "to rerun it with"
+        )
+    path = Path(state.source_path)
+    if not path.is_file():
+        raise UsageError(
+            f"{path}, the workflow file of run {workflow_run_id}, is gone; name the file to "
+            "rerun with"
+        )
+    loaded = load(path)
+    sha = hashlib.sha256(loaded.source.encode("utf-8", "surrogatepass")).hexdigest()
+    if state.definition_sha256 is not None and sha != state.definition_sha256:
+        raise UsageError(
+            f"{path} changed since workflow run {workflow_run_id} (its sha256 differs); name it "
+            f"to rerun with what it says now: agentops rerun {workflow_run_id} --from AGENT {path}"
+        )
+    return loaded

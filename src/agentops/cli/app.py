@@ -224,6 +224,59 @@ def resume_command(
     _execute(start, db=db, json_output=json_output)
 
 
+@app.command("rerun")
+def rerun_command(
+    workflow_run_id: Annotated[
+        int, typer.Argument(min=1, max=_MAX_ID, metavar="RUN_ID", help="The workflow run to rerun.")
+    ],
+    from_agent: Annotated[
+        str,
+        typer.Option(
+            "--from", metavar="AGENT", help="Run this agent and everything downstream of it again."
+        ),
+    ],
+    file: Annotated[
+        Optional[Path],
+        typer.Argument(
+            metavar="[FILE]",
+            help="The workflow as it is now [default: the recorded file, if it is unchanged].",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Reuse the outputs of upstream agents whose definition changed."
+        ),
+    ] = False,
+    input_: InputOption = None,
+    db: DbOption = None,
+    cost_cap: CostCapOption = None,
+    json_output: JsonOption = False,
+    otel: OtelOption = False,
+    cache: CacheOption = None,
+) -> None:
+    """A new run from one agent: the agents not downstream of it reuse their recorded outputs
+    ($0, marked reused); it and everything downstream run with the current YAML."""
+    from functools import partial
+
+    from agentops.api import arerun
+    from agentops.workflow.inputs import parse_input_args
+
+    inputs = parse_input_args(input_ or [])
+    start = partial(
+        arerun,
+        workflow_run_id,
+        from_agent,
+        file,
+        force=force,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        otel=otel or None,
+        cache=_cache_mode(cache),
+    )
+    _execute(start, db=db, json_output=json_output)
+
+
 @app.command("plan")
 def plan_command(
     file: Annotated[Path, typer.Argument(help="The workflow YAML file.")],

@@ -85,6 +85,7 @@ class RunOptions:
     reused: Mapping[str, AgentResult] = field(default_factory=dict)
     decisions: Mapping[str, Decision] = field(default_factory=dict)
     resumed_from: int | None = None
+    rerun_from: str | None = None  # a rerun of ``resumed_from`` from this agent, not a resume
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
     cost_cap: float | None = None  # None: the workflow's policy
     batch_id: int | None = None  # this run is row ``batch_row`` of that batch
@@ -228,6 +229,7 @@ class Engine:
             batch_row=self.options.batch_row,
             trace_id=self.options.trace_id,
             trace_span_id=self.options.trace_span_id,
+            rerun_from=self.options.rerun_from,
         )
         start = self.options.start_workflow_run
         workflow_run_id = start(started) if start is not None else None

@@ -226,6 +226,9 @@ class WorkflowStarted:
     batch_row: int | None = None
     trace_id: str | None = None  # the OpenTelemetry trace of this run (32 hex digits), when traced
     trace_span_id: str | None = None  # its workflow span (16 hex digits)
+    rerun_from: str | None = (
+        None  # a rerun of ``resumed_from`` from this agent (``agentops rerun``)
+    )
 
 
 @dataclass(frozen=True)

@@ -83,10 +83,11 @@ class HistoryReader(Protocol):
 
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord: ...
 
-    def resume_state(self, workflow_run_id: int) -> ResumeState:
+    def resume_state(self, workflow_run_id: int, *, rerun: bool = False) -> ResumeState:
         """What resuming the run needs: its definition, inputs, succeeded agents and fan-out
         instances (as reused results, an instance under ``writer[2]``), every ``when`` decision
-        made, and the spend of its resume chain. ``StoreError`` if it cannot be resumed."""
+        made, and the spend of its resume chain. ``StoreError`` if it cannot be resumed.
+        ``rerun``: for a rerun from one of its agents, which a run that succeeded allows."""
         ...
 
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:

@@ -39,6 +39,7 @@ class ResumeState:
     succeeded: dict[str, AgentResult]
     cost_spent: float  # actual cost recorded by this run and every run it resumed
     cost_cap: float | None  # the cap the run had (a --cost-cap override included)
+    definition_sha256: str | None = None  # of ``source``: a rerun checks the file against it
     trace_id: str | None = None  # its OpenTelemetry trace and workflow span, when it was traced
     trace_span_id: str | None = None
     # Every ``when`` decision the run recorded, routed-away agents' included, by name: a
@@ -46,7 +47,8 @@ class ResumeState:
     decisions: dict[str, Decision] = field(default_factory=dict)
 
 
-def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
+def load_resume_state(store: Store, workflow_run_id: int, *, rerun: bool = False) -> ResumeState:
+    """``rerun``: for ``agentops rerun``, which takes a run that succeeded too."""
     detail = workflow_run(store, workflow_run_id)  # raises RunNotFoundError
     run = detail.run
     if detail.definition is None:
@@ -59,7 +61,7 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
             f"workflow run {workflow_run_id} is still running (pid {run.pid}); "
             "wait for it to finish or stop it before resuming"
         )
-    if run.status == RunStatus.SUCCEEDED.value:
+    if run.status == RunStatus.SUCCEEDED.value and not rerun:
         raise UsageError(
             f"workflow run {workflow_run_id} already succeeded: nothing to resume; "
             f"to run it again use agentops run {run.source_path or 'FILE'}"
@@ -88,6 +90,7 @@ def load_resume_state(store: Store, workflow_run_id: int) -> ResumeState:
         workflow=run.workflow or "",
         source=detail.definition,
         source_path=run.source_path,
+        definition_sha256=detail.definition_sha256,
         inputs=detail.inputs,
         status=run.status,
         succeeded=succeeded,
@@ -149,13 +152,14 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
 
 
 def chain_spend(store: Store, workflow_run_id: int) -> float:
-    """Actual cost of agent runs in this run and every run it resumed, transitively."""
+    """Actual cost of agent runs in this run and every run it resumed, transitively (a
+    rerun is a new run: the chain stops there, what it reused was paid for by its origin)."""
     rows = store.read(
         """WITH RECURSIVE chain(id) AS (
             SELECT ?
             UNION
             SELECT w.resumed_from FROM workflow_runs w JOIN chain ON w.id = chain.id
-            WHERE w.resumed_from IS NOT NULL
+            WHERE w.resumed_from IS NOT NULL AND w.rerun_from IS NULL
         )
         SELECT coalesce(sum(r.cost), 0) FROM runs r WHERE r.workflow_run_id IN (SELECT id FROM chain)""",
         (workflow_run_id,),

@@ -85,8 +85,8 @@ class SqliteHistoryReader:
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord:
         return browse.workflow_run_summary(self.store, workflow_run_id)
 
-    def resume_state(self, workflow_run_id: int) -> ResumeState:
-        return load_resume_state(self.store, workflow_run_id)
+    def resume_state(self, workflow_run_id: int, *, rerun: bool = False) -> ResumeState:
+        return load_resume_state(self.store, workflow_run_id, rerun=rerun)
 
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
         return browse.resume_chain(self.store, workflow_run_id)

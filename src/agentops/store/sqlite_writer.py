@@ -108,6 +108,11 @@ class SqliteHistoryWriter:
 
         def work(connection: sqlite3.Connection) -> int:
             workflow_run_id = _insert_workflow_run(connection, row)
+            if start.rerun_from is not None:
+                connection.execute(
+                    "UPDATE workflow_runs SET rerun_from = ? WHERE id = ?",
+                    (storable(start.rerun_from), workflow_run_id),
+                )
             for result in start.reused.values():
                 origin = _origin_of(connection, start.resumed_from, result)
                 _insert_agent_run(connection, workflow_run_id, name, result, reused_from=origin)
