@@ -179,3 +179,22 @@ def test_rerun_on_the_command_line(server: OpenAITestServer, tmp_path: Path) -> 
     ]
     forced = run_agentops("rerun", "1", "--from", "c", changed, "--force", "--db", db)
     assert forced.returncode == 0, forced.stderr
+
+
+def test_a_rerun_with_the_cache_calls_only_what_changed(
+    server: OpenAITestServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "history.db"
+    flow = write(tmp_path / "flow.yaml", server, AGENTS)
+    asyncio.run(arun(flow, db=db, cache="read_write"))
+    server.requests.clear()
+    same = rerun(1, "b", db, cache="read")  # b and c ask what they asked: both hits
+    assert same.ok and server.requests == []
+    assert all(a.cached for a in same.agents["c"].attempts)
+    changed = write(
+        tmp_path / "changed.yaml",
+        server,
+        [*AGENTS[:2], {**AGENTS[2], "task": "c: again"}, AGENTS[3]],
+    )
+    assert rerun(1, "b", db, changed, cache="read").ok
+    assert asked(server) == ["c"]
