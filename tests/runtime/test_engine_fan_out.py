@@ -89,6 +89,16 @@ def test_each_item_is_an_agent_run_and_the_output_is_their_list_in_order(
     assert finished.index("writer") > max(finished.index(f"writer[{i}]") for i in range(3))
 
 
+def test_a_large_result_has_a_short_repr(server: OpenAITestServer) -> None:
+    """asyncio.run(agentops.arun(...)) formats the repr of the task holding the result on exit."""
+    server.answer_when("Outline a report", sections(*(f"s{i}" for i in range(200))))
+    result = agentops.run(workflow_on(server, planner_and_writer(max_items=200)))
+
+    text = repr(result)
+    assert len(text) < 300, text
+    assert "status=succeeded" in text and "writer: succeeded" in text and "cost=$" in text
+
+
 def test_an_empty_list_succeeds_with_an_empty_output(server: OpenAITestServer) -> None:
     server.answer_when("Outline a report", sections())
     result = agentops.run(workflow_on(server, planner_and_writer()))

@@ -17,7 +17,7 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -143,7 +143,11 @@ class OpenAIProvider:
             "response_format" in text or "json_schema" in text
         )
 
-    async def _complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
+    def _complete(
+        self, request: ChatRequest, on_text: TextCallback
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """The call, streamed or whole. Not a coroutine itself: ``complete`` awaits the chosen
+        one directly, so each resumption of a call passes one frame fewer."""
         messages = cast(
             "list[ChatCompletionMessageParam]", [_wire_message(m) for m in request.messages]
         )
@@ -154,7 +158,16 @@ class OpenAIProvider:
             else httpx2.Timeout(request.timeout, connect=min(request.timeout, CONNECT_TIMEOUT))
         )
         if not request.stream:
-            return await self._complete_whole(request, messages, timeout)
+            return self._complete_whole(request, messages, timeout)
+        return self._complete_streamed(request, messages, timeout, on_text)
+
+    async def _complete_streamed(
+        self,
+        request: ChatRequest,
+        messages: list[ChatCompletionMessageParam],
+        timeout: Any,
+        on_text: TextCallback,
+    ) -> ChatResponse:
         pieces: list[str] = []
         calls: dict[int, _PartialCall] = {}
         usage: Usage | None = None

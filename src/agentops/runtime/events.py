@@ -202,6 +202,17 @@ class WorkflowResult:
     def ok(self) -> bool:
         return self.status is RunStatus.SUCCEEDED
 
+    def __repr__(self) -> str:
+        # Short: asyncio's Runner puts the repr of the task holding this result into an error
+        # message it builds and discards on exit, and a full one of 10,000 agents costs seconds.
+        shown = ", ".join(f"{name}: {r.status.value}" for name, r in list(self.agents.items())[:5])
+        more = f", … {len(self.agents) - 5} more" if len(self.agents) > 5 else ""
+        return (
+            f"WorkflowResult(workflow={self.workflow!r}, status={self.status.value}, "
+            f"agents={{{shown}{more}}}, cost=${self.cost:.6f}, "
+            f"workflow_run_id={self.workflow_run_id})"
+        )
+
     @property
     def exit_code(self) -> int:
         """0 all succeeded, 1 finished with failed/skipped agents, 130 interrupted."""

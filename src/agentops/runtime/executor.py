@@ -19,8 +19,8 @@ on the calling side and do not change.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from agentops.runtime.messages import ChatRequest, ChatResponse
 from agentops.runtime.provider import Provider, Route, TextCallback
@@ -51,8 +51,11 @@ class InProcessExecutor:
     def __init__(self, providers: ProviderFactory) -> None:
         self.providers = providers
 
-    async def call(self, route: Route, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
-        return await self.providers(route).complete(request, on_text)
+    def call(
+        self, route: Route, request: ChatRequest, on_text: TextCallback
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        # The provider's coroutine, awaited by the caller: no frame of this one in between.
+        return self.providers(route).complete(request, on_text)
 
 
 __all__ = ["Executor", "InProcessExecutor", "ProviderFactory"]

@@ -23,13 +23,24 @@ class PriceBook:
 
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self.overrides = dict(overrides or {})
+        self._override_of: dict[Route, Price | None] = {}  # looked up once per route, not per call
 
     def override_for(self, route: Route) -> Price | None:
-        for model in _names_of(route):
-            for key in (f"{route.provider}:{model}", model):
-                if key in self.overrides:
-                    return self.overrides[key]
-        return None
+        if not self.overrides:
+            return None
+        if route in self._override_of:
+            return self._override_of[route]
+        found = next(
+            (
+                self.overrides[key]
+                for model in _names_of(route)
+                for key in (f"{route.provider}:{model}", model)
+                if key in self.overrides
+            ),
+            None,
+        )
+        self._override_of[route] = found
+        return found
 
     def is_known(self, route: Route) -> bool:
         return self.cost(route, Usage(1, 1)) is not None

@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from agentops.workflow.expressions import ITEM, ITEM_NUMBERS, ItemScope, item_value
+from agentops.workflow.expressions import ITEM_NUMBERS, ItemScope, item_value
 from agentops.workflow.schemas import FieldPath, as_text, field_value
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -40,31 +41,54 @@ def _fields(text: str) -> FieldPath:
     return tuple(name if name else int(index) for name, index in _FIELD.findall(text))
 
 
-def references(task: str) -> list[Reference]:
-    """Every ``{{ ... }}`` placeholder in a task, classified."""
-    found = []
+@dataclass(frozen=True)
+class Template:
+    """A template split once: ``literals[0] refs[0] literals[1] … refs[-1] literals[-1]``."""
+
+    literals: tuple[str, ...]
+    refs: tuple[Reference, ...]
+    agents: frozenset[str]  # the agents whose output it places
+
+
+@lru_cache(maxsize=4096)
+def parse(task: str) -> Template:
+    """Every ``{{ ... }}`` placeholder in a template, classified. Cached: a fan-out renders the
+    same template once per item, and parsing it costs more than rendering it."""
+    literals: list[str] = []
+    found: list[Reference] = []
+    end = 0
     for match in PLACEHOLDER.finditer(task):
-        item = _ITEM.match(match.group(1))
-        if item:
-            name = item.group(1) or item.group(3)
-            fields = _fields(item.group(2) or "")
-            found.append(Reference("item", name, match.group(0), match.start(), fields))
-            continue
-        inner = _REFERENCE.match(match.group(1))
-        if inner and inner.group(1) == "inputs" and not inner.group(3):
-            found.append(Reference("input", inner.group(2), match.group(0), match.start()))
-        elif inner and inner.group(2) == "output":
-            fields = _fields(inner.group(3))
-            found.append(Reference("agent", inner.group(1), match.group(0), match.start(), fields))
-        else:
-            found.append(
-                Reference("invalid", match.group(1).strip(), match.group(0), match.start())
-            )
-    return found
+        literals.append(task[end : match.start()])
+        end = match.end()
+        found.append(_classify(match))
+    literals.append(task[end:])
+    agents = frozenset(ref.name for ref in found if ref.kind == "agent")
+    return Template(tuple(literals), tuple(found), agents)
 
 
-def referenced_agents(task: str) -> set[str]:
-    return {ref.name for ref in references(task) if ref.kind == "agent"}
+def _classify(match: re.Match[str]) -> Reference:
+    inner_text, text, offset = match.group(1), match.group(0), match.start()
+    item = _ITEM.match(inner_text)
+    if item:
+        name = item.group(1) or item.group(3)
+        return Reference("item", name, text, offset, _fields(item.group(2) or ""))
+    inner = _REFERENCE.match(inner_text)
+    if inner and inner.group(1) == "inputs":
+        if inner.group(3):  # {{ inputs.name.field }}: inputs have no fields
+            return Reference("invalid", inner_text.strip(), text, offset)
+        return Reference("input", inner.group(2), text, offset)
+    if inner and inner.group(2) == "output":
+        return Reference("agent", inner.group(1), text, offset, _fields(inner.group(3)))
+    return Reference("invalid", inner_text.strip(), text, offset)
+
+
+def references(task: str) -> tuple[Reference, ...]:
+    """Every ``{{ ... }}`` placeholder in a task, classified."""
+    return parse(task).refs
+
+
+def referenced_agents(task: str) -> frozenset[str]:
+    return parse(task).agents
 
 
 def render(
@@ -78,27 +102,30 @@ def render(
     """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty.
     ``values``: the parsed answers of agents with an output schema, for field references.
     ``item``: a fan-out instance's item (outside a fan-out, item placeholders stay as written)."""
+    template = parse(task)
+    if not template.refs:
+        return task
+    pieces = [template.literals[0]]
+    for ref, literal in zip(template.refs, template.literals[1:], strict=True):
+        pieces.append(_value(ref, outputs, inputs, values, item))
+        pieces.append(literal)
+    return "".join(pieces)
 
-    def replace(match: re.Match[str]) -> str:
-        in_item = _ITEM.match(match.group(1))
-        if in_item:
-            if item is None:
-                return match.group(0)
-            kind = in_item.group(3) or ITEM
-            return as_text(item_value(item, kind, _fields(in_item.group(2) or "")))
-        inner = _REFERENCE.match(match.group(1))
-        if not inner:
-            return match.group(0)
-        owner, attribute, path = inner.groups()
-        if owner == "inputs":
-            if path:
-                return match.group(0)
-            value = inputs.get(attribute)
-            return "" if value is None else str(value)
-        if attribute != "output":
-            return match.group(0)
-        if not path:
-            return outputs.get(owner, "")
-        return as_text(field_value((values or {}).get(owner), _fields(path)))
 
-    return PLACEHOLDER.sub(replace, task)
+def _value(
+    ref: Reference,
+    outputs: Mapping[str, str],
+    inputs: Mapping[str, Any],
+    values: Mapping[str, Any] | None,
+    item: ItemScope | None,
+) -> str:
+    if ref.kind == "agent":
+        if not ref.fields:
+            return outputs.get(ref.name, "")
+        return as_text(field_value((values or {}).get(ref.name), ref.fields))
+    if ref.kind == "input":
+        value = inputs.get(ref.name)
+        return "" if value is None else str(value)
+    if ref.kind == "item" and item is not None:
+        return as_text(item_value(item, ref.name, ref.fields))
+    return ref.text  # an invalid placeholder (reported at load), or an item outside a fan-out
