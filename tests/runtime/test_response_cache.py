@@ -233,3 +233,21 @@ def test_a_tool_that_says_cache_true_is_answered_from_the_cache_too(tmp_path: Pa
             str(row[0]) for row in connection.execute("SELECT model FROM response_cache")
         )
     assert models == ["None", "gpt-4o-mini", "gpt-4o-mini"]  # the tool's entry has no model
+
+
+def test_the_views_say_an_agent_was_answered_from_the_cache(
+    server: OpenAITestServer, tmp_path: Path
+) -> None:
+    from agentops.runtime.events import AgentFinished
+    from agentops.ui.plain import plain_lines
+    from agentops.ui.state import RunState
+
+    db = tmp_path / "history.db"
+    loaded = workflow_on(server, CHAIN, policies={"cache": "read_write"})
+    run(loaded, db)
+    log = EventLog()
+    state = RunState()
+    run(loaded, db, subscribers=[log, state.apply])
+    lines = [line for event in log.of(AgentFinished) for line in plain_lines(event)]
+    assert all(" succeeded (cached) in " in line for line in lines), lines
+    assert {row.label for row in state.rows.values()} == {"succeeded (cached)"}

@@ -165,6 +165,11 @@ class AgentResult:
         return len(self.attempts) - len({attempt.turn for attempt in self.attempts})
 
     @property
+    def cached(self) -> bool:
+        """Every call it made was answered from the response cache (or a replay)."""
+        return bool(self.attempts) and all(attempt.cached for attempt in self.attempts)
+
+    @property
     def turns(self) -> int:
         return max((attempt.turn for attempt in self.attempts), default=0)
 

@@ -144,8 +144,9 @@ def _finished_line(event: AgentFinished) -> str:
         figures = f"{format_tokens(result.usage)} tokens, {format_cost(result.cost)}"
         return f"{name} {result.status} in {format_duration(result.duration)}: {items}, {figures}{reason}"
     if result.status is AgentStatus.SUCCEEDED:
+        cached = " (cached)" if result.cached else ""
         return (
-            f"{name} succeeded in {format_duration(result.duration)}: "
+            f"{name} succeeded{cached} in {format_duration(result.duration)}: "
             f"{format_tokens(result.usage)} tokens, {format_cost(result.cost)}"
         )
     if result.status is AgentStatus.FAILED:
