@@ -72,7 +72,7 @@ def split_instance_key(name: str) -> tuple[str, int | None]:
     return name, None
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One call to a provider, as the engine saw it."""
 
@@ -100,7 +100,7 @@ class Attempt:
     response: ChatResponse | None = None  # what a succeeded attempt answered (recorded for replays)
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolCallRecord:
     """One tool call an agent's model asked for, as it was run.
 
@@ -122,7 +122,7 @@ class ToolCallRecord:
     error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentResult:
     name: str
     status: AgentStatus

@@ -31,7 +31,7 @@ Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = str  # "stop", "length", "tool_calls", "content_filter", or a provider's own
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """One call the model asked for. ``arguments`` is JSON text, exactly as the model wrote it."""
 
@@ -44,7 +44,7 @@ class ToolCall:
         return json.loads(self.arguments) if self.arguments.strip() else {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolDefinition:
     """A tool as offered to the model: a name legal for every provider, and a JSON schema."""
 
@@ -53,7 +53,7 @@ class ToolDefinition:
     parameters: Mapping[str, Any]  # a JSON schema of type "object"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResponseFormat:
     """Structured output: the answer must be JSON following ``schema``."""
 
@@ -64,7 +64,7 @@ class ResponseFormat:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One message. ``tool_calls`` only on ``assistant``; ``tool_call_id`` only (and always) on ``tool``."""
 
@@ -104,7 +104,7 @@ def tool_result(call_id: str, content: str) -> Message:
     return Message("tool", content, tool_call_id=call_id)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str  # the model name as the provider knows it (prefix already removed)
     messages: tuple[Message, ...]
@@ -117,7 +117,7 @@ class ChatRequest:
     stream: bool = True  # False: nobody watches tokens; a provider may answer in one piece
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChatResponse:
     text: str
     usage: Usage = field(default_factory=Usage)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class Usage:
     """Token counts; addable. ``estimated`` when the provider reported none."""
 
