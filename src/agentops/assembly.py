@@ -384,7 +384,9 @@ class RunAssembly:
             trace_span_id=tracer.ids.span_id if tracer is not None else None,
             secrets=prepared.secrets,
             start_workflow_run=recorder.start_workflow_run if recorder is not None else None,
-            keys=self._keys,
+            # Keys are recorded with each attempt (a replay matches on them): a run that is not
+            # recorded and has no cache computes none, and its attempts hold none.
+            keys=self._keys if self.history is not None or self.cache is not None else None,
             cache=self.cache,
         )
         engine = self._engine(options, subscribers)

@@ -145,13 +145,13 @@ def test_the_digest_names_what_differs() -> None:
         ENDPOINT, replace(with_message(1, user("bye")), model="gpt-4o", temperature=0.5)
     )
     assert before is not None and after is not None
-    said = describe_difference(before.digest, after.digest)
+    said = describe_difference(before.parts, after.parts)
     assert "model 'gpt-4o' (recorded 'gpt-4o-mini')" in said
     assert "message 2 (user)" in said
     assert "temperature 0.5 (recorded 0.0)" in said
     tools = RequestKey.of(ENDPOINT, replace(BASE, tools=()))
     assert tools is not None
-    assert describe_difference(before.digest, tools.digest) == "the tools offered"
+    assert describe_difference(before.parts, tools.parts) == "the tools offered"
 
 
 def test_the_endpoint_is_named_without_its_api_key() -> None:

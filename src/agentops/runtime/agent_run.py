@@ -469,7 +469,7 @@ class AgentRun:
             turn=turn,
             request_key=None if key is None else key.key,
             request_digest=None if key is None else key.digest,
-            response=response,
+            response=None if key is None else response,  # kept for replays, which match by key
         )
         self._add_attempt(attempt)
         return attempt

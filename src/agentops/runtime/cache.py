@@ -8,7 +8,8 @@ output schema. Its parts go into canonical JSON (keys sorted, no spaces) and a s
 
 A ``RequestKey`` carries the key with its ``digest``: the same parts with each message, tool,
 schema and the endpoint replaced by its own sha256, the model and the parameters in clear. The
-key is the sha256 of the digest, so each message is hashed once; the digest is recorded with
+key is the sha256 of those parts, so each message is hashed once; the digest (each hash cut to
+16 hex digits, as compact JSON text: a few hundred bytes an attempt holds) is recorded with
 every attempt, and a replay that finds no recorded match says which part differs
 (``describe_difference``). A request whose parts are not JSON (a schema holding a Python object
 built in code) has no key: it is called live and never cached, rather than keyed on what could
@@ -56,32 +57,45 @@ def _message(message: Message) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RequestKey:
-    """A model call's cache key (64 hex digits) and its digest (see the module)."""
+    """A model call's cache key (64 hex digits) and its digest as JSON text (see the module)."""
 
     key: str
-    digest: Mapping[str, Any]
+    digest: str
+
+    @property
+    def parts(self) -> dict[str, Any]:
+        """The digest read back (for a mismatch message; not on a call's path)."""
+        parts = json.loads(self.digest)
+        return parts if isinstance(parts, dict) else {}
 
     @classmethod
     def of(cls, endpoint: Mapping[str, Any], request: ChatRequest) -> RequestKey | None:
         """The key of ``request`` sent to ``endpoint``; None when a part is not JSON."""
         try:
             output = request.response_format
-            digest: dict[str, Any] = {
-                "endpoint": _sha(dict(endpoint)),
-                "model": request.model,
-                "messages": [f"{m.role}:{_sha(_message(m))}" for m in request.messages],
-                # Every sampling parameter the request carries; a new one joins this mapping.
-                "sampling": {"temperature": request.temperature},
-                "max_tokens": request.max_tokens,
-                "tools": [
-                    f"{t.name}:{_sha([t.name, t.description, dict(t.parameters)])}"
-                    for t in request.tools
-                ],
-                "output": None
-                if output is None
-                else _sha([output.name, dict(output.schema), output.strict]),
-            }
-            return cls(_sha(digest), digest)
+            endpoint_sha = _sha(dict(endpoint))
+            messages = [(m.role, _sha(_message(m))) for m in request.messages]
+            tools = [
+                (t.name, _sha([t.name, t.description, dict(t.parameters)])) for t in request.tools
+            ]
+            schema = (
+                None if output is None else _sha([output.name, dict(output.schema), output.strict])
+            )
+            # Every sampling parameter the request carries; a new one joins this mapping.
+            sampling = {"temperature": request.temperature}
+
+            def parts(cut: int) -> dict[str, Any]:
+                return {
+                    "endpoint": endpoint_sha[:cut],
+                    "model": request.model,
+                    "messages": [f"{role}:{sha[:cut]}" for role, sha in messages],
+                    "sampling": sampling,
+                    "max_tokens": request.max_tokens,
+                    "tools": [f"{name}:{sha[:cut]}" for name, sha in tools],
+                    "output": None if schema is None else schema[:cut],
+                }
+
+            return cls(_sha(parts(64)), canonical_json(parts(16)))
         except (TypeError, ValueError):
             return None
 
@@ -91,7 +105,12 @@ def tool_key(source: str, name: str, arguments: Any) -> RequestKey | None:
     ``python:`` reference or MCP server), its name and its arguments as parsed."""
     try:
         digest = {"tool": name, "source": _sha(source), "arguments": _sha(arguments)}
-        return RequestKey(_sha(digest), digest)
+        return RequestKey(
+            _sha(digest),
+            canonical_json(
+                {**digest, "source": digest["source"][:16], "arguments": digest["arguments"][:16]}
+            ),
+        )
     except (TypeError, ValueError):
         return None
 

@@ -96,7 +96,7 @@ class Attempt:
     request_key: str | None = (
         None  # the request's key (``runtime.cache.RequestKey``), if it has one
     )
-    request_digest: Mapping[str, Any] | None = None  # its digest, for a replay's mismatch message
+    request_digest: str | None = None  # its digest (JSON), for a replay's mismatch message
     response: ChatResponse | None = None  # what a succeeded attempt answered (recorded for replays)
 
 

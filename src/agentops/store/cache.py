@@ -87,7 +87,7 @@ class HistoryCache:
             key=key.key,
             workflow=self.workflow,
             agent=agent,
-            model=model if isinstance(model := key.digest.get("model"), str) else None,
+            model=model if isinstance(model := key.parts.get("model"), str) else None,
             response=response_json(response),
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -152,10 +152,11 @@ class RecordedAnswers:
                 f"replaying {self.recording}: agent {agent} made a model call, but the recording "
                 "has no call of that agent; record the run again"
             )
-        closest = max(recorded, key=lambda digest: _likeness(digest, key.digest))
+        current = key.parts
+        closest = max(recorded, key=lambda digest: _likeness(digest, current))
         return (
             f"replaying {self.recording}: agent {agent} made a call the recording has no answer "
-            f"for; it differs in {describe_difference(closest, key.digest)}; record the run again "
+            f"for; it differs in {describe_difference(closest, current)}; record the run again "
             "if the change is meant"
         )
 

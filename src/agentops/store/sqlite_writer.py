@@ -524,9 +524,7 @@ def _insert_agent_run(
                     int(attempt.cached),
                     attempt.saved,
                     attempt.request_key,
-                    None
-                    if attempt.request_digest is None
-                    else json.dumps(attempt.request_digest, sort_keys=True),
+                    attempt.request_digest,
                     None if attempt.response is None else storable(response_json(attempt.response)),
                 )
                 for attempt in result.attempts
