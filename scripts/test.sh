@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Quick start, command 2: set up (with the local model, tracing, the web view, test tools and the
-# manual's tools) and run the whole test suite.
+# Quick start, command 2: set up (with the local model, tracing, the web view, test tools, the
+# manual's tools and Ray) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh local,test,otel,ui,docs
+scripts/setup.sh local,test,otel,ui,docs,ray
 .venv/bin/python -m pip check
 .venv/bin/ruff format --check src tests benchmarks scripts
 .venv/bin/ruff check src tests benchmarks scripts

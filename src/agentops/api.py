@@ -23,6 +23,8 @@ from agentops.assembly import (
     ProviderOverride,
     RunAssembly,
     WorkflowSource,
+    check_cache_placement,
+    enter_cluster,
     enter_tracing,
     load,
     open_cache,
@@ -57,13 +59,14 @@ async def arun(
     provider: ProviderOverride = None,
     env: Mapping[str, str] | None = None,
     cost_cap: float | None = None,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
     control: Callable[[Engine], None] | None = None,
     otel: bool | None = None,
     tracing: TracingSession | None = None,
     trace_links: Sequence[SpanRef] = (),
     cache: CacheMode | None = None,
     replay: int | None = None,
+    ray_address: str | None = None,
     _resume: _ResumeContext | None = None,
 ) -> WorkflowResult:
     """Run a workflow and return per-agent status, output, tokens, cost and attempts.
@@ -76,6 +79,10 @@ async def arun(
     starts (the CLI uses it to wire Ctrl-C to ``engine.stop``).
     ``executor``: carries out each provider call from its route and request
     (``executor.Executor``); None runs them in this process on the run's providers.
+    ``executor="ray"`` runs each agent's run as a task on a Ray cluster (the ``[ray]``
+    extra): the one at ``ray_address`` (else ``RAY_ADDRESS``, else a local Ray started for
+    this run), or the one this process is connected to; ``"local"`` runs them here. None
+    (or an ``Executor``) follows the workflow's ``policies.executor``, local by default.
     ``otel``: True traces the run with OpenTelemetry (the ``[otel]`` extra), False
     never; None (the default) traces when an OTLP endpoint variable is set.
     ``tracing``: a session shared by several runs, with the spans each run's root links
@@ -103,6 +110,7 @@ async def arun(
         tools = await start_tools(opened, prepared, called)
         if tracing is None:
             tracing = enter_tracing(closed_last, otel)
+        where = executor if isinstance(executor, str) else None if executor is None else "local"
         history = answers = None
         if db is not None:
             reader, history = opened.enter_context(open_history(db))
@@ -114,6 +122,17 @@ async def arun(
                 answers = open_cache(reader, history, prepared.workflow, cache)
                 if tools is not None:  # tools that say cache: true share it
                     tools.cache = answers
+        check_cache_placement(prepared.workflow, where, answers)
+        # On Ray: every agent's run a Ray task, every call on one ledger.
+        limits, agent_runner = enter_cluster(
+            opened,
+            prepared,
+            where,
+            ray_address,
+            cap=cost_cap if cost_cap is not None else prepared.workflow.policies.cost_cap,
+            spent=_resume.spent if _resume else 0.0,
+            exclude=[db],
+        ) or (None, None)
         assembly = RunAssembly(
             prepared,
             cost_cap=cost_cap,
@@ -121,9 +140,11 @@ async def arun(
             history=history,
             tracing=tracing,
             links=trace_links,
-            executor=executor,
+            executor=None if isinstance(executor, str) else executor,
             tools=tools,
             cache=answers,
+            limits=limits,
+            agent_runner=agent_runner,
         )
         run = assembly.workflow_run(
             inputs=prepared.inputs,

@@ -15,7 +15,8 @@ executor or tracer plugs in at one place:
   prices, tools, call limits, the history, tracing, an executor, the caller's
   subscribers); ``RunAssembly.workflow_run`` wires one run from it: the history's
   recorder, the subscribers, the tracer, ``RunOptions`` and the ``Engine``. Another
-  executor or tracer is given to it (``executor``, ``tracing``).
+  executor, agent runner or tracer is given to it (``executor``, ``agent_runner``,
+  ``tracing``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentops.errors import Diagnostic, StoreError, WorkflowError
+from agentops.errors import Diagnostic, StoreError, UsageError, WorkflowError
 from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.engine import Engine, RunOptions
@@ -49,7 +50,8 @@ from agentops.workflow.loader import (
 from agentops.workflow.spec import CacheMode, Workflow
 
 if TYPE_CHECKING:
-    from agentops.runtime.agent_run import RunTools
+    from agentops.cluster.ledger import LedgerLimits
+    from agentops.runtime.agent_run import AgentRunner, RunTools
     from agentops.store.reader import HistoryReader
     from agentops.store.recorder import RunRecorder
     from agentops.store.writer import HistoryWriter
@@ -64,7 +66,9 @@ __all__ = [
     "ProviderOverride",
     "RunAssembly",
     "WorkflowSource",
+    "check_cache_placement",
     "check_capabilities",
+    "enter_cluster",
     "enter_tracing",
     "load",
     "open_cache",
@@ -232,6 +236,43 @@ def enter_tracing(stack: contextlib.AsyncExitStack, otel: bool | None) -> Tracin
     return session
 
 
+def enter_cluster(
+    stack: contextlib.AsyncExitStack,
+    prepared: PreparedRun,
+    executor: str | None,
+    address: str | None,
+    *,
+    cap: float | None,
+    spent: float = 0.0,
+    exclude: Iterable[str | Path | None] = (),
+) -> tuple[LedgerLimits, AgentRunner] | None:
+    """Ray for the agent runs (``agentops.cluster``) when ``executor`` (else the workflow's
+    ``policies.executor``) is ``ray``, left by ``stack`` as it was found: the call limits every
+    call of the run or batch shares (the ledger, holding ``cap`` with ``spent`` already
+    counted) and the runner that makes each agent's run a Ray task. None: they run in this
+    process. ``exclude``: files of the workflow's folder that must not travel with it."""
+    choice = executor or prepared.workflow.policies.executor
+    if choice not in ("local", "ray"):
+        raise UsageError(f"executor must be local or ray, not {choice!r}")
+    if choice == "local":
+        if address is not None:
+            raise UsageError(
+                f"--ray-address {address} is given, but the agents run in this process "
+                "(executor local); add --executor ray"
+            )
+        return None
+    if any(prepared.registry.overridden(route) for route in prepared.routes.values()):
+        raise UsageError(
+            "a provider given in Python (provider=) lives in this process and cannot run on "
+            "Ray; use the executor local, or name the provider in the workflow"
+        )
+    from agentops.cluster.session import open_cluster
+
+    cluster = open_cluster(prepared.loaded, prepared.registry, address, exclude=exclude)
+    stack.push_async_callback(cluster.aclose)
+    return cluster.start(cap=cap, spent=spent)
+
+
 @contextlib.contextmanager
 def open_history(db: str | Path | None) -> Iterator[tuple[HistoryReader, HistoryWriter]]:
     """The history in ``db`` (None: the default file), created and migrated: the reader (what a
@@ -264,6 +305,18 @@ def open_cache(
         mode=chosen,
         ttl=workflow.policies.cache_ttl_seconds,
     )
+
+
+def check_cache_placement(
+    workflow: Workflow, executor: str | None, cache: ResponseCache | None
+) -> None:
+    """The cache (or a replay) answers calls in this process: not with agents run on Ray, whose
+    workers have no history to read. ``UsageError`` before any cluster is started."""
+    if cache is not None and (executor or workflow.policies.executor) == "ray":
+        raise UsageError(
+            "the response cache (and --replay) answers calls in this process, and the agents "
+            "would run on Ray; use --executor local with them, or --cache off"
+        )
 
 
 def open_replay(
@@ -317,6 +370,7 @@ class RunAssembly:
     history_failed: Callable[[StoreError], None] | None = None
     # Answers calls before they are made: the response cache, or a replayed recording.
     cache: ResponseCache | None = None
+    agent_runner: AgentRunner | None = None  # None: every agent's run runs in this process
 
     @cached_property
     def _keys(self) -> CallKeys:
@@ -410,4 +464,5 @@ class RunAssembly:
             tools=self.tools,
             limits=self.limits,
             close_tools=self.close_tools,
+            agent_runner=self.agent_runner,
         )

@@ -175,3 +175,14 @@ def test_the_pytest_recipe_replays_a_committed_recording_and_leaves_it_unchanged
     assert latest_run(recording, "reliability") == recorded.workflow_run_id
     with pytest.raises(RunNotFoundError, match="no recorded run of workflow 'other'"):
         latest_run(recording, "other")
+
+
+def test_the_cache_and_replays_are_refused_with_agents_on_ray(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    with OpenAITestServer() as server:
+        loaded = workflow_on(server, CHAIN[:1])
+        recorded = run(loaded, db)
+        for options in ({"cache": "read"}, {"replay": recorded.workflow_run_id}):
+            with pytest.raises(UsageError, match="use --executor local with them"):
+                run(loaded, db, executor="ray", **options)
+        assert len(server.requests) == 1

@@ -159,6 +159,7 @@ def test_list_runs(history: History) -> None:
         "item_count",
         "skip_cause",
         "decision",
+        "node",
     ]
     assert (
         listed[1]["output"] == "final draft"

@@ -36,6 +36,8 @@ from agentops.assembly import (
     ProviderOverride,
     RunAssembly,
     WorkflowSource,
+    check_cache_placement,
+    enter_cluster,
     enter_tracing,
     load,
     open_cache,
@@ -68,7 +70,8 @@ from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
 from agentops.workflow.spec import CacheMode
 
 if TYPE_CHECKING:
-    from agentops.runtime.agent_run import RunTools
+    from agentops.cluster.ledger import LedgerLimits
+    from agentops.runtime.agent_run import AgentRunner, RunTools
     from agentops.tracing.session import TracingSession
 
 RowStatus = str  # "succeeded" | "failed" | "skipped" | "interrupted"
@@ -147,6 +150,8 @@ class BatchOptions:
     otel: bool | None = None  # as in agentops.run
     cache: CacheMode | None = None  # as in agentops.run: over the workflow's policies.cache
     replay: int | None = None  # answer every call from the runs of this recorded batch
+    executor: str | None = None  # "ray": rows' agent runs on a Ray cluster; None: policies.executor
+    ray_address: str | None = None  # with executor ray: the cluster (None: RAY_ADDRESS, else local)
 
     @classmethod
     def of(cls, options: BatchOptions | None, keywords: Mapping[str, Any]) -> BatchOptions:
@@ -194,11 +199,14 @@ class BatchRunner:
         tracing: TracingSession | None = None,
         cache: ResponseCache | None = None,
         executor: Executor | None = None,
+        limits: LedgerLimits | None = None,
+        agent_runner: AgentRunner | None = None,
     ) -> None:
         self.job = job
         self.prepared = prepared
         workflow = job.loaded.workflow
-        self.limits = InProcessCallLimits.create(
+        # The calls of every row share these (a cluster's ledger, when the rows run on Ray).
+        self.limits: InProcessCallLimits | LedgerLimits = limits or InProcessCallLimits.create(
             workflow.policies.max_concurrency, job.cost_cap, job.spent_before
         )
         self.observer = observer
@@ -214,6 +222,7 @@ class BatchRunner:
             history_failed=self._history_failed,
             cache=cache,
             executor=executor,
+            agent_runner=agent_runner,
         )
         self._engines: set[Engine] = set()
         self._stop: tuple[str, RunStatus] | None = None
@@ -382,7 +391,8 @@ async def arun_batch(
 
     ``input_map``: input name to the column that feeds it; ``max_rows``: only the first rows.
     The rest are ``BatchOptions``, given as ``options`` or as keywords (``db``, ``out``,
-    ``cost_cap``, ``provider``, ``env``, ``subscribers``, ``observer``, ``control``, ``otel``).
+    ``cost_cap``, ``provider``, ``env``, ``subscribers``, ``observer``, ``control``, ``otel``,
+    ``executor``, ``ray_address``).
     ``cost_cap`` caps the whole batch; without it the workflow's ``policies.cost_cap`` does
     (for the whole batch, not per row). Every row is checked before the first call.
     """
@@ -493,6 +503,17 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             job.loaded, inputs=job.first_inputs(), provider=options.provider, env=options.env
         )
         opened.push_async_callback(prepared.registry.aclose)
+        check_cache_placement(job.loaded.workflow, options.executor, cache)
+        # On Ray: every row's agent runs Ray tasks, every call on one ledger.
+        limits, agent_runner = enter_cluster(
+            opened,
+            prepared,
+            options.executor,
+            options.ray_address,
+            cap=job.cost_cap,
+            spent=job.spent_before,
+            exclude=[job.data, job.store.location],  # never sent with the workflow's folder
+        ) or (None, None)
         runner = BatchRunner(
             job,
             prepared,
@@ -501,6 +522,8 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             tracing=tracing,
             cache=cache,
             executor=executor,
+            limits=limits,
+            agent_runner=agent_runner,
         )
         job.batch_id = record()
         if options.control is not None:

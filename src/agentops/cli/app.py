@@ -117,7 +117,36 @@ CacheOption = Annotated[
 ]
 
 
+class ExecutorChoice(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+ExecutorOption = Annotated[
+    Optional[ExecutorChoice],
+    typer.Option(
+        "--executor",
+        help="Where each agent's run is carried out: local (this process) or ray (tasks on a Ray "
+        "cluster; needs the [ray] extra). Default: policies.executor, else local.",
+    ),
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="With --executor ray: the cluster, as Ray takes it (auto, HOST:PORT, "
+        "ray://HOST:10001). Default: RAY_ADDRESS, else a local Ray on 127.0.0.1 started for "
+        "this command and stopped after it.",
+    ),
+]
+
+
 def _cache_mode(choice: Optional[CacheChoice]) -> CacheMode | None:
+    return None if choice is None else choice.value
+
+
+def _executor(choice: Optional[ExecutorChoice]) -> Optional[str]:
     return None if choice is None else choice.value
 
 
@@ -173,6 +202,8 @@ def run_command(
             "request), never from the network; a call it has no answer for fails its agent.",
         ),
     ] = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run a workflow. Exit code: 0 all agents succeeded, 1 some failed or were skipped,
     2 invalid workflow or usage, 130 interrupted."""
@@ -190,6 +221,8 @@ def run_command(
         otel=otel or None,
         cache=_cache_mode(cache),
         replay=replay,
+        executor=_executor(executor),
+        ray_address=ray_address,
     )
     _execute(start, db=db, json_output=json_output)
 
@@ -205,6 +238,8 @@ def resume_command(
     json_output: JsonOption = False,
     otel: OtelOption = False,
     cache: CacheOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Continue a failed, interrupted or cost-capped run: succeeded agents are reused, not called."""
     from functools import partial
@@ -220,6 +255,8 @@ def resume_command(
         cost_cap=cost_cap,
         otel=otel or None,
         cache=_cache_mode(cache),
+        executor=_executor(executor),
+        ray_address=ray_address,
     )
     _execute(start, db=db, json_output=json_output)
 
@@ -254,6 +291,8 @@ def rerun_command(
     json_output: JsonOption = False,
     otel: OtelOption = False,
     cache: CacheOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """A new run from one agent: the agents not downstream of it reuse their recorded outputs
     ($0, marked reused); it and everything downstream run with the current YAML."""
@@ -273,6 +312,8 @@ def rerun_command(
         cost_cap=cost_cap,
         otel=otel or None,
         cache=_cache_mode(cache),
+        executor=_executor(executor),
+        ray_address=ray_address,
     )
     _execute(start, db=db, json_output=json_output)
 
@@ -482,6 +523,8 @@ def batch_command(
             "request), never from the network.",
         ),
     ] = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run the workflow once per row of a JSONL or CSV file, under one cost cap for the whole batch.
     Exit code: 0 every row succeeded, 1 some failed or were skipped, 2 bad input, 130 interrupted."""
@@ -503,6 +546,8 @@ def batch_command(
             otel=otel or None,
             cache=_cache_mode(cache),
             replay=replay,
+            executor=_executor(executor),
+            ray_address=ray_address,
         ),
         db=db,
         json_output=json_output,
@@ -527,6 +572,8 @@ def resume_batch_command(
     json_output: JsonOption = False,
     otel: OtelOption = False,
     cache: CacheOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Continue a batch after a crash, Ctrl-C or the cost cap: succeeded rows are reused, the rest run."""
     from functools import partial
@@ -541,6 +588,8 @@ def resume_batch_command(
             cost_cap=cost_cap,
             otel=otel or None,
             cache=_cache_mode(cache),
+            executor=_executor(executor),
+            ray_address=ray_address,
         ),
         db=db,
         json_output=json_output,

@@ -168,6 +168,8 @@ def _print_agent_run(console: Console, agent: AgentRunRecord) -> None:
     console.print(Rule(heading, align="left", style="dim"))
     if agent.item_index is not None:
         console.print(_line("  item: ", preview(agent.item, 200)))
+    if agent.node is not None:
+        console.print(_line("  ran on Ray node ", clean(agent.node)))
     if agent.decision is not None and agent.decision.held:
         console.print(_line("  ", clean(describe_decision(agent.decision))))
     for attempt in agent.attempts:
@@ -261,6 +263,7 @@ def show_agent_run(reader: HistoryReader, agent_run_id: int, *, json_output: boo
             " · finished ",
             short_time(run.finished_at),
             " UTC",
+            *((" · ran on Ray node ", clean(run.node)) if run.node is not None else ()),
         )
     )
     if run.item_index is not None:

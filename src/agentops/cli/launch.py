@@ -115,6 +115,7 @@ def _agent_json(agent: AgentResult) -> dict[str, Any]:
         # Why it was skipped (routed, dependency, cost_cap), and its ``when`` as evaluated.
         "skip_cause": agent.skip_cause.value if agent.skip_cause is not None else None,
         "decision": decision_json(agent.decision),
+        "node": agent.node,  # executor ray: the Ray node id that ran it; None in this process
     }
     if agent.item_index is not None:
         data.update(name=agent.name, item_index=agent.item_index, item=agent.item)

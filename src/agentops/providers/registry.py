@@ -75,6 +75,8 @@ class ProviderRegistry:
     ) -> None:
         self.workflow = workflow
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
+        # Every variable routing and the endpoints looked at: what a worker elsewhere needs.
+        self.read_variables: set[str] = set()
         self.max_connections = max(1, max_connections)
         self._override_all: Provider | None = None
         self._override_by_name: dict[str, Provider] = {}
@@ -306,6 +308,7 @@ class ProviderRegistry:
         return any(self._env(n) for n in (GPT5_AZURE.key, GPT5_AZURE.endpoint, GPT5_AZURE.version))
 
     def _env(self, name: str) -> str | None:
+        self.read_variables.add(name)
         value = self.env.get(name, "").strip()
         return value or None
 
@@ -360,6 +363,10 @@ class ProviderRegistry:
             if endpoint is not None and endpoint.api_key != PLACEHOLDER_KEY:
                 keys.add(endpoint.api_key)
         return keys
+
+    def overridden(self, route: Route) -> bool:
+        """Whether a provider given in Python (``override``) serves ``route``: it lives in this process."""
+        return self._override_all is not None or route.provider in self._override_by_name
 
     def capabilities(self, route: Route) -> Capabilities:
         """What the provider serving ``route`` can do: an override's own declaration, else its kind's."""

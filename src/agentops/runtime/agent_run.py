@@ -187,7 +187,8 @@ class AgentRun:
         self.tools = tools
         self.output = output  # structured output: answers are validated, and re-asked when invalid
         self.policy = RetryPolicy(retries=retries, backoff=context.backoff, rng=context.rng)
-        self._attempts = 0
+        # A run continued elsewhere (its worker lost) numbers on, and is not started twice.
+        self._attempts = len(result.attempts)
 
     async def run(self) -> None:
         messages: list[Message] = list(self.request.messages)
@@ -336,7 +337,7 @@ class AgentRun:
             request_digest=key.digest,
             response=response,
         )
-        self._add_attempt(attempt)
+        self.result.add_attempt(attempt)
         self.context.emit(AttemptSucceeded(self.name, attempt, response=response))
         return response
 
@@ -356,7 +357,7 @@ class AgentRun:
             request_key=key.key,
             request_digest=key.digest,
         )
-        self._add_attempt(attempt)
+        self.result.add_attempt(attempt)
         self.context.emit(AttemptFailed(self.name, attempt, will_retry=False, retry_in=None))
         self.result.status = AgentStatus.FAILED
         self.result.error = attempt.error
@@ -471,16 +472,8 @@ class AgentRun:
             request_digest=None if key is None else key.digest,
             response=None if key is None else response,  # kept for replays, which match by key
         )
-        self._add_attempt(attempt)
+        self.result.add_attempt(attempt)
         return attempt
-
-    def _add_attempt(self, attempt: Attempt) -> None:
-        result = self.result
-        result.attempts.append(attempt)
-        result.usage = result.usage + attempt.usage
-        result.cost = (
-            None if result.cost is None or attempt.cost is None else result.cost + attempt.cost
-        )
 
     async def _settle_cost(self, reservation: Reservation, usage: Usage) -> float | None:
         context, route = self.context, self.route
@@ -507,6 +500,30 @@ class AgentRun:
         return self.context.prices.cost(self.route, usage) or 0.0
 
 
+class AgentRunner(Protocol):
+    """Where one agent's run is carried out: ``run`` drives ``agent_run`` to a settled result.
+
+    The engine decides when an agent runs and builds its ``AgentRun``; a runner carries it
+    out. ``InProcessAgentRunner`` (the default) runs it on this event loop. Another runner
+    may run it elsewhere (a Ray worker: ``agentops.cluster``) from what the run holds as
+    data (its route, request, result, retries, turns, output contract and whether it has
+    tools), emitting its events through ``agent_run.context.emit`` and leaving its outcome
+    in ``agent_run.result``, as ``AgentRun.run`` does; cancelled, it raises
+    ``CancelledError`` once the attempt in flight is recorded.
+    """
+
+    async def run(self, agent_run: AgentRun) -> None: ...
+
+
+class InProcessAgentRunner:
+    """Runs each agent's run here, on the engine's event loop."""
+
+    __slots__ = ()
+
+    async def run(self, agent_run: AgentRun) -> None:
+        await agent_run.run()
+
+
 def _cost_cap_reason(turn: int, tries: int, reasks: int = 0) -> str:
     if reasks:
         return f"{COST_CAP_REASON} (before re-ask {reasks}: the last answer did not follow the output schema)"
@@ -523,4 +540,13 @@ def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:
     return Usage(input_token_bound(request) // 4, max(1, text_bytes // 4), estimated=True)
 
 
-__all__ = ["COST_CAP_REASON", "AgentRun", "AgentTools", "RunContext", "RunTools", "ToolOutcome"]
+__all__ = [
+    "COST_CAP_REASON",
+    "AgentRun",
+    "AgentRunner",
+    "AgentTools",
+    "InProcessAgentRunner",
+    "RunContext",
+    "RunTools",
+    "ToolOutcome",
+]

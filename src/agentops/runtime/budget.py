@@ -124,6 +124,7 @@ class InProcessBudget:
         self.cap = cap
         self.spent = spent
         self.reserved = 0.0
+        self._open = 0  # reservations not yet settled: "none left" must not hang on float residue
         self._changed = asyncio.Condition()
 
     def fits(self, amount: float, *, counting_reserved: bool = True) -> bool:
@@ -138,10 +139,11 @@ class InProcessBudget:
             return Reservation(amount)
         async with self._changed:
             while not self.fits(amount):
-                if self.reserved == 0 or not self.fits(amount, counting_reserved=False):
+                if self._open == 0 or not self.fits(amount, counting_reserved=False):
                     return None
                 await self._changed.wait()
             self.reserved += amount
+            self._open += 1
             return Reservation(amount)
 
     async def settle(self, reservation: Reservation, actual: float) -> None:
@@ -153,7 +155,9 @@ class InProcessBudget:
             self.spent += actual
             return
         async with self._changed:
-            self.reserved -= reservation.amount
+            self._open -= 1
+            # Sums of floats leave residue: with nothing held, nothing is reserved, exactly.
+            self.reserved = self.reserved - reservation.amount if self._open else 0.0
             self.spent += actual
             self._changed.notify_all()
 

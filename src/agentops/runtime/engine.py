@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentops.errors import CostCapError, describe_exception
-from agentops.runtime.agent_run import COST_CAP_REASON, RunContext, RunTools
+from agentops.runtime.agent_run import (
+    COST_CAP_REASON,
+    AgentRunner,
+    InProcessAgentRunner,
+    RunContext,
+    RunTools,
+)
 from agentops.runtime.agent_setup import AgentSetup
 from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.events import (
@@ -108,6 +114,7 @@ class Engine:
     ``providers`` serves the default ``InProcessExecutor``; an ``executor`` given
     builds its own providers from the routes. ``limits``: the ``CallLimits``
     shared with other workflow runs (a batch); None makes this run's own.
+    ``agent_runner`` carries out each agent's run (None: here, ``InProcessAgentRunner``).
     """
 
     def __init__(
@@ -123,6 +130,7 @@ class Engine:
         tools: RunTools | None = None,
         limits: CallLimits | None = None,
         close_tools: bool = True,
+        agent_runner: AgentRunner | None = None,
     ) -> None:
         self.workflow = workflow
         self.graph = WorkflowGraph(workflow)
@@ -132,6 +140,7 @@ class Engine:
         self.options = options or RunOptions()
         self.subscribers = list(subscribers)
         self.executor = executor or InProcessExecutor(providers)
+        self.agent_runner = agent_runner or InProcessAgentRunner()  # where each agent run runs
         self.tools = tools  # started by the caller; closed here before the run is reported finished
         self._close_tools = (
             close_tools  # False: a batch shares them across its rows and closes them
@@ -425,7 +434,9 @@ class Engine:
         """Run one agent run (an agent, or one item of a fan-out) to a settled ``result``."""
         fed = self._fed.get(name, frozenset()) if item is not None else frozenset()
         try:
-            await self._setup.agent_run(name, result, upstream, item=item, fed=fed).run()
+            await self.agent_runner.run(
+                self._setup.agent_run(name, result, upstream, item=item, fed=fed)
+            )
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"

@@ -151,6 +151,13 @@ class AgentResult:
     # items (instances the cost cap or a stop left unstarted are not in the list).
     instances: list[AgentResult] | None = None
     item_count: int | None = None
+    node: str | None = None  # executor: ray: the Ray node id that ran it (the last, if it moved)
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        """Count ``attempt`` in: its tokens and cost join the run's (an unknown cost makes it unknown)."""
+        self.attempts.append(attempt)
+        self.usage = self.usage + attempt.usage
+        self.cost = None if self.cost is None or attempt.cost is None else self.cost + attempt.cost
 
     @property
     def agent_name(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +30,11 @@ class ProviderPauses:
     count: int = 0  # pauses begun (a pause extended by a later 429 counts once)
     seconds: float = 0.0  # total time paused, overlapping pauses counted once
     _until: dict[str, float] = field(default_factory=dict)  # provider -> time.monotonic()
+
+    @property
+    def until(self) -> Mapping[str, float]:
+        """When each provider that asked for a pause may be called again (``time.monotonic()``)."""
+        return self._until
 
     def pause(self, provider: str, seconds: float) -> None:
         now = time.monotonic()

@@ -112,7 +112,9 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
     cursor = store.connection.execute(
         f"""SELECT w.batch_row, w.id, {ROW_STATUS}, w.inputs,
             (SELECT sum(c.cost) FROM workflow_runs c WHERE c.batch_id = w.batch_id AND c.batch_row = w.batch_row),
-            r.agent, r.output, r.status, r.error, r.value, r.skip_cause
+            r.agent, r.output, r.status, r.error, r.value, r.skip_cause,
+            (SELECT group_concat(DISTINCT n.node) FROM runs n
+                WHERE n.workflow_run_id = w.id AND n.node IS NOT NULL)
         FROM workflow_runs w JOIN runs r ON r.workflow_run_id = w.id
         WHERE w.batch_id = ? AND {LATEST_ROW_RUN} AND r.item_index IS NULL
         ORDER BY w.batch_row, r.id""",
@@ -132,6 +134,7 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
         error,
         value,
         cause,
+        nodes,
     ) in cursor:
         if current is None or current["row"] != row:
             if current is not None:
@@ -144,6 +147,7 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
                 "cost": round(cost or 0.0, 10),
                 "error": None,
                 "workflow_run_id": run_id,
+                "nodes": sorted(nodes.split(",")) if nodes else [],
             }
         # An agent with an output schema gives its parsed value (an object, not JSON in a string).
         answer = output if value is None else json.loads(value)

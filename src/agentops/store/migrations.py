@@ -298,6 +298,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        12,
+        "ray_node",
+        (
+            # executor ray: the Ray node id (hex) that ran the agent run, the last one if its
+            # worker was lost and it moved; NULL when it ran in the driver's process, was
+            # reused, or is a fan-out agent's own row (its items have theirs).
+            "ALTER TABLE runs ADD COLUMN node TEXT",
+        ),
+    ),
+    Migration(
         15,
         "response_cache_and_replay",
         (

@@ -53,7 +53,8 @@ __all__ = [
 
 AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
     output_tokens, tokens_estimated, cost, retries, started_at, finished_at, duration, reused,
-    reused_from_run_id, output, error, value, item_index, item, item_count, skip_cause, decision"""
+    reused_from_run_id, output, error, value, item_index, item, item_count, skip_cause, decision,
+    node"""
 
 
 def agent_runs(

@@ -118,6 +118,7 @@ class AgentRunRecord:
     item_count: int | None = None  # a fan-out agent: how many items it had
     skip_cause: str | None = None  # skipped: routed, dependency or cost_cap
     decision: Decision | None = None  # its ``when`` as evaluated
+    node: str | None = None  # executor ray: the Ray node id that ran it (None: in the driver)
     attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
     tool_calls: list[ToolCallRow] = field(default_factory=list)  # agent_run() / workflow_run()
     # A fan-out agent's instances in item order (workflow_run() only; None: not a fan-out).
@@ -359,6 +360,8 @@ class RowOutcome:
     cost: float
     error: str | None
     workflow_run_id: int
+    # executor ray: the Ray nodes its agent runs (a fan-out's items too) ran on; [] in-process.
+    nodes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -531,6 +534,7 @@ def agent_run_record(row: StoredRow, *, with_prompt: bool = False) -> AgentRunRe
         item_count=row["item_count"],
         skip_cause=row["skip_cause"],
         decision=decode_decision(row["decision"]),
+        node=row["node"],
         prompt=row["prompt"] if with_prompt else None,
     )
 

@@ -468,8 +468,8 @@ def _insert_agent_run(
         """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries,
             model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
             started_at, finished_at, duration, reused, reused_from_run_id, value,
-            item_index, item, item_count, skip_cause, decision)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            item_index, item, item_count, skip_cause, decision, node)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             workflow_run_id,
             workflow,
@@ -496,6 +496,7 @@ def _insert_agent_run(
             _item_count(result),
             None if result.skip_cause is None else result.skip_cause.value,
             None if result.decision is None else _json_text(decision_json(result.decision)),
+            None if reused else storable(result.node),
         ),
     )
     run_id = _row_id(cursor)

@@ -8,7 +8,7 @@ turns all of them into ``file:line:column`` diagnostics.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -76,6 +76,9 @@ class Policies(_Strict):
     @property
     def cache_ttl_seconds(self) -> float | None:
         return None if self.cache_ttl is None else parse_duration(self.cache_ttl)
+
+    # Where agent runs are carried out: here, or as tasks on a Ray cluster (the [ray] extra).
+    executor: Literal["local", "ray"] = "local"
 
 
 class McpSpec(_Strict):
@@ -166,6 +169,15 @@ class OutputSpec(_Strict):
         return self.json_schema
 
 
+class Resources(_Strict):
+    """What one run of the agent holds on a Ray worker (``executor: ray``); Ray places it on a
+    node where they are free. Unset: Ray's default, one CPU."""
+
+    num_cpus: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    num_gpus: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    custom: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
+
+
 class Agent(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][\w\-]*$")
     model: str = Field(min_length=1)
@@ -188,6 +200,7 @@ class Agent(_Strict):
     on_item_error: Literal["fail", "continue"] = "fail"  # continue: a failed item is null
     # Routing: an expression over upstream outputs; false skips the agent (routed away).
     when: str | None = Field(default=None, min_length=1)
+    resources: Resources | None = None  # executor: ray: what each of its runs holds on a node
 
 
 class Workflow(_Strict):
