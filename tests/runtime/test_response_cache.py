@@ -251,3 +251,25 @@ def test_the_views_say_an_agent_was_answered_from_the_cache(
     lines = [line for event in log.of(AgentFinished) for line in plain_lines(event)]
     assert all(" succeeded (cached) in " in line for line in lines), lines
     assert {row.label for row in state.rows.values()} == {"succeeded (cached)"}
+
+
+def test_a_batch_whose_calls_are_all_hits_draws_nothing_from_its_budget(
+    server: OpenAITestServer, tmp_path: Path
+) -> None:
+    from agentops.batch.runner import arun_batch
+
+    db = tmp_path / "history.db"
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"word": "a"}\n{"word": "b"}\n', encoding="utf-8")
+    loaded = workflow_on(
+        server,
+        [{"name": "echo", "task": "say {{ inputs.word }}"}],
+        inputs={"word": "x"},
+        prices=PRICES,
+    )
+    filled = asyncio.run(arun_batch(loaded, data=data, db=db, cache="read_write"))
+    assert filled.status is RunStatus.SUCCEEDED and filled.cost > 0
+    # A budget too small for any one call: every row is a hit, and the batch spends nothing.
+    again = asyncio.run(arun_batch(loaded, data=data, db=db, cache="read", cost_cap=0.000001))
+    assert again.status is RunStatus.SUCCEEDED and again.succeeded == 2
+    assert again.cost == 0.0 and len(server.requests) == 2
