@@ -273,3 +273,21 @@ def test_a_batch_whose_calls_are_all_hits_draws_nothing_from_its_budget(
     again = asyncio.run(arun_batch(loaded, data=data, db=db, cache="read", cost_cap=0.000001))
     assert again.status is RunStatus.SUCCEEDED and again.succeeded == 2
     assert again.cost == 0.0 and len(server.requests) == 2
+
+
+def test_resume_reads_the_cache_for_the_agents_it_runs_again(
+    server: OpenAITestServer, tmp_path: Path
+) -> None:
+    from agentops.api import aresume
+
+    db = tmp_path / "history.db"
+    loaded = workflow_on(server, CHAIN, policies={"cache": "off", "retries": 0})
+    assert run(loaded, db, cache="read_write").ok  # run 1 fills the cache
+    server.inject(Fault(kind="status", status=400), times=1, match=lambda b: "use " in str(b))
+    failed = run(loaded, db)  # run 2, cache off: second fails
+    assert failed.agents["second"].status is AgentStatus.FAILED
+    calls = len(server.requests)
+    resumed = asyncio.run(aresume(failed.workflow_run_id, db=db, cache="read"))
+    assert resumed.ok and len(server.requests) == calls  # second answered from the cache
+    assert resumed.agents["first"].reused
+    assert [a.cached for a in resumed.agents["second"].attempts] == [True]
