@@ -70,12 +70,17 @@ def replay(
     newest run of that workflow), on a copy of it in ``scratch`` (default: a temporary folder).
     The other options are ``agentops.run``'s."""
     from agentops.api import arun
-    from agentops.assembly import load
+    from agentops.assembly import load, open_history
 
     loaded = load(source)
-    chosen = run_id if run_id is not None else latest_run(recording, loaded.workflow.name)
     with tempfile.TemporaryDirectory() as spare:
         folder = Path(scratch) if scratch is not None else Path(spare)
         copy = folder / f"replay-of-{Path(recording).name}"
         shutil.copyfile(recording, copy)
-        return asyncio.run(arun(loaded, db=copy, replay=chosen, inputs=inputs, env=env, **options))
+        if run_id is None:
+            # Read from the copy, upgraded first: a recording made by an older agentops is read
+            # too, and the committed file is never migrated in place.
+            with open_history(copy):
+                pass
+            run_id = latest_run(copy, loaded.workflow.name)
+        return asyncio.run(arun(loaded, db=copy, replay=run_id, inputs=inputs, env=env, **options))
