@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from agentops.api import arun
 from agentops.batch.runner import arun_batch
 from agentops.errors import RunNotFoundError, UsageError
 from agentops.runtime.events import AgentStatus, WorkflowResult
+from agentops.store import open_store
+from agentops.store.sqlite_reader import SqliteHistoryReader
 from agentops.testing.replay import latest_run, replay
 from agentops.testing.server import OpenAITestServer, call_tool_until
 from agentops.workflow.loader import LoadedWorkflow
@@ -54,6 +57,12 @@ def test_a_replay_answers_every_call_from_the_recording_without_the_network(
     assert all(a.cached for r in replayed.agents.values() for a in r.attempts)
     # A replay of a replay works too: its cached attempts recorded their answers.
     assert run(loaded, db, replay=replayed.workflow_run_id).ok
+    with sqlite3.connect(db) as connection:
+        marks = connection.execute("SELECT replaying FROM workflow_runs ORDER BY id").fetchall()
+    assert marks == [(None,), (f"workflow run {recorded.workflow_run_id}",), ("workflow run 2",)]
+    # A replay's answers are not the cache's hits.
+    with open_store(db) as store:
+        assert SqliteHistoryReader(store).cache_stats() == []
 
 
 def test_a_call_with_no_recorded_match_fails_its_agent_naming_what_differs(

@@ -248,6 +248,11 @@ class ResponseCache(Protocol):
     @property
     def writes(self) -> bool: ...
 
+    @property
+    def replaying(self) -> str | None:
+        """What a replay answers from ("workflow run 7"); None for the cache."""
+        ...
+
     def lookup(self, agent: str, key: RequestKey) -> CachedAnswer | None: ...
 
     def store(

@@ -239,6 +239,7 @@ class Engine:
             trace_id=self.options.trace_id,
             trace_span_id=self.options.trace_span_id,
             rerun_from=self.options.rerun_from,
+            replaying=None if self.options.cache is None else self.options.cache.replaying,
         )
         start = self.options.start_workflow_run
         workflow_run_id = start(started) if start is not None else None

@@ -252,6 +252,7 @@ class WorkflowStarted:
     rerun_from: str | None = (
         None  # a rerun of ``resumed_from`` from this agent (``agentops rerun``)
     )
+    replaying: str | None = None  # a replay: what its calls are answered from ("workflow run 7")
 
 
 @dataclass(frozen=True)

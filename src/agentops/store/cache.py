@@ -64,6 +64,10 @@ class HistoryCache:
     def writes(self) -> bool:
         return self.mode == "read_write"
 
+    @property
+    def replaying(self) -> str | None:
+        return None
+
     def lookup(self, agent: str, key: RequestKey) -> CachedAnswer | None:
         not_before = None if self.ttl is None else time.time() - self.ttl
         try:
@@ -117,7 +121,7 @@ class RecordedAnswers:
     writes = False
 
     def __init__(self, answers: Iterable[RecordedAnswer], *, recording: str) -> None:
-        self.recording = recording  # what is replayed, as messages name it: "workflow run 7"
+        self.replaying = recording  # what is replayed, as messages name it: "workflow run 7"
         self._answers: dict[tuple[str, str], list[RecordedAnswer]] = {}
         self._served: dict[tuple[str, str], int] = {}
         self._digests: dict[str, list[Mapping[str, Any]]] = {}
@@ -137,7 +141,7 @@ class RecordedAnswers:
             return CachedAnswer(response_from_json(answer.response, usage), answer.cost)
         except ValueError as damaged:
             raise ReplayMismatchError(
-                f"the answer recorded for agent {agent} in {self.recording} is damaged ({damaged})"
+                f"the answer recorded for agent {agent} in {self.replaying} is damaged ({damaged})"
             ) from None
 
     def store(
@@ -149,13 +153,13 @@ class RecordedAnswers:
         recorded = self._digests.get(agent)
         if not recorded:
             return (
-                f"replaying {self.recording}: agent {agent} made a model call, but the recording "
+                f"replaying {self.replaying}: agent {agent} made a model call, but the recording "
                 "has no call of that agent; record the run again"
             )
         current = key.parts
         closest = max(recorded, key=lambda digest: _likeness(digest, current))
         return (
-            f"replaying {self.recording}: agent {agent} made a call the recording has no answer "
+            f"replaying {self.replaying}: agent {agent} made a call the recording has no answer "
             f"for; it differs in {describe_difference(closest, current)}; record the run again "
             "if the change is meant"
         )

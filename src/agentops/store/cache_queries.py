@@ -36,7 +36,9 @@ def cache_stats(store: Store) -> list[CacheStat]:
             GROUP BY workflow
         ), hits AS (
             SELECT r.workflow AS workflow, count(*) AS hits, sum(coalesce(a.saved_cost, 0)) AS saved
-            FROM attempts a JOIN runs r ON r.id = a.run_id WHERE a.cached = 1 GROUP BY r.workflow
+            FROM attempts a JOIN runs r ON r.id = a.run_id
+                JOIN workflow_runs w ON w.id = r.workflow_run_id
+            WHERE a.cached = 1 AND w.replaying IS NULL GROUP BY r.workflow
         ), names AS (SELECT workflow FROM entries UNION SELECT workflow FROM hits)
         SELECT names.workflow AS workflow, entries.entries AS entries, entries.size AS size,
             hits.hits AS hits, hits.saved AS saved

@@ -324,6 +324,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             # A rerun (agentops rerun RUN --from AGENT): the agent it ran again from; the run it
             # reruns is resumed_from, whose agents upstream of that one it reused.
             "ALTER TABLE workflow_runs ADD COLUMN rerun_from TEXT",
+            # A replay (--replay): what its calls were answered from ("workflow run 7", "batch
+            # 3"); its cached attempts are not the cache's hits.
+            "ALTER TABLE workflow_runs ADD COLUMN replaying TEXT",
             # The response cache: one answer per request key, written when an attempt's answer
             # is accepted, by the workflow that wrote it (clear --workflow), with its tokens and
             # what it cost (what each hit saves).

@@ -108,10 +108,10 @@ class SqliteHistoryWriter:
 
         def work(connection: sqlite3.Connection) -> int:
             workflow_run_id = _insert_workflow_run(connection, row)
-            if start.rerun_from is not None:
+            if start.rerun_from is not None or start.replaying is not None:
                 connection.execute(
-                    "UPDATE workflow_runs SET rerun_from = ? WHERE id = ?",
-                    (storable(start.rerun_from), workflow_run_id),
+                    "UPDATE workflow_runs SET rerun_from = ?, replaying = ? WHERE id = ?",
+                    (storable(start.rerun_from), start.replaying, workflow_run_id),
                 )
             for result in start.reused.values():
                 origin = _origin_of(connection, start.resumed_from, result)
