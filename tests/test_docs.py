@@ -37,7 +37,8 @@ def test_the_command_reference_has_the_help_of_every_command() -> None:
     text = (ROOT / "docs/reference/cli.md").read_text(encoding="utf-8")
     headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     assert headings == [
-        "agentops", "run", "resume", "rerun", "plan", "validate", "graph", "batch", "resume-batch", "list-runs",
+        "agentops", "run", "resume", "rerun", "plan", "validate", "graph", "batch", "resume-batch", "approvals",
+        "approve", "reject", "revise", "list-runs",
         "show-runs", "list-workflow-runs", "show-workflow-run", "show-run", "costs", "ui", "list-batches",
         "show-batch", "cache", "cache stats", "cache clear",
     ]  # fmt: skip
@@ -49,7 +50,7 @@ def test_the_table_reference_lists_each_column_with_the_migration_that_added_it(
     tables = re.findall(r"^## `(\w+)`$", text, flags=re.MULTILINE)
     assert tables == [
         "_migrations", "runs", "workflow_runs", "attempts", "agent_starts", "tool_calls", "tool_servers", "batches",
-        "response_cache",
+        "approvals", "response_cache",
     ]  # fmt: skip
     assert "| `value` | TEXT |  |  |  | 10 `structured_outputs` |" in text
     assert "| `run_id` | INTEGER | yes |  | `runs.id` (on delete cascade) | 5 `attempts` |" in text

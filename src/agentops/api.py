@@ -36,7 +36,7 @@ from agentops.assembly import (
 from agentops.errors import StoreError, UsageError
 from agentops.runtime.budget import check_cap
 from agentops.runtime.engine import Engine
-from agentops.runtime.events import AgentResult, Decision, Subscriber, WorkflowResult
+from agentops.runtime.events import AgentResult, Approval, Decision, Subscriber, WorkflowResult
 from agentops.runtime.executor import Executor
 from agentops.tracing import SpanRef
 from agentops.workflow.changes import answer_changes
@@ -150,6 +150,7 @@ async def arun(
             inputs=prepared.inputs,
             reused=reused,
             decisions=_resume.decisions if _resume else None,
+            approvals=_resume.approvals if _resume else None,
             resumed_from=_resume.workflow_run_id if _resume else None,
             rerun_from=_resume.rerun_from if _resume else None,
             spent_before=_resume.spent if _resume else 0.0,
@@ -178,6 +179,7 @@ class _ResumeContext:
     spent: float
     trace: SpanRef | None = None  # the resumed run's workflow span, when it was traced
     decisions: dict[str, Decision] = field(default_factory=dict)  # its ``when`` decisions
+    approvals: dict[str, Approval] = field(default_factory=dict)  # its approvals not yet taken
     rerun_from: str | None = None  # a rerun from this agent (``arerun``), not a resume
 
 
@@ -210,7 +212,12 @@ async def aresume(
         else None
     )
     context = _ResumeContext(
-        workflow_run_id, dict(state.succeeded), state.cost_spent, trace, dict(state.decisions)
+        workflow_run_id,
+        dict(state.succeeded),
+        state.cost_spent,
+        trace,
+        dict(state.decisions),
+        dict(state.approvals),
     )
     return await arun(loaded, inputs=inputs, db=location, _resume=context, **options)
 

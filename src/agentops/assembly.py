@@ -33,7 +33,7 @@ from agentops.errors import Diagnostic, StoreError, UsageError, WorkflowError
 from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.engine import Engine, RunOptions
-from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber
+from agentops.runtime.events import AgentResult, Approval, Decision, RunStatus, Subscriber
 from agentops.runtime.executor import Executor
 from agentops.runtime.limits import CallLimits
 from agentops.runtime.pricing import PriceBook
@@ -406,6 +406,7 @@ class RunAssembly:
         spent_before: float = 0.0,
         batch_row: int | None = None,
         links: Sequence[SpanRef] = (),
+        approvals: Mapping[str, Approval] | None = None,
     ) -> AssembledRun:
         """One workflow run: its recorder (first, so the history has every event), the
         caller's subscribers, its tracer (its workflow span links to ``links``, then to the
@@ -428,6 +429,7 @@ class RunAssembly:
             source_path=prepared.loaded.path,
             reused=reused or {},
             decisions=decisions or {},
+            approvals=approvals or {},
             resumed_from=resumed_from,
             rerun_from=rerun_from,
             spent_before=spent_before,

@@ -468,3 +468,39 @@ def test_a_cap_with_a_model_of_no_known_price_is_refused_before_any_call(
     assert (
         not db.exists() or rows(db, "SELECT count(*) FROM batches")[0][0] == 0
     )  # nothing ran: nothing recorded
+
+
+def test_rows_that_wait_for_approval_are_reported_and_resume_batch_continues_them(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
+    agents = [
+        {"name": "answer", "task": task_for("answer", "[{{ inputs.topic }}] answer it.")},
+        {
+            "name": "send",
+            "depends_on": "answer",
+            "approval": "before",
+            "task": task_for("send", "[{{ inputs.topic }}] send it."),
+        },
+    ]
+    flow = write_workflow(
+        tmp_path / "flow.yaml", server.base_url, agents, inputs={"topic": None}, prices=PRICES
+    )
+    data = write_jsonl(tmp_path / "rows.jsonl", topics(2))
+    db = tmp_path / "history.db"
+
+    first = run_agentops("batch", flow, "--data", data, "--db", db)
+    assert first.returncode == 3, first.stderr
+    assert "2 waiting for approval" in first.stdout and "agentops approvals" in first.stdout
+    waiting = json_of(run_agentops("approvals", "--json", "--db", db))
+    assert sorted((a["workflow_run_id"], a["agent"]) for a in waiting) == [(1, "send"), (2, "send")]
+    for approval in waiting:
+        decided = run_agentops(
+            "approve", str(approval["workflow_run_id"]), "send", "--by", "ops", "--db", db
+        )
+        assert decided.returncode == 0, decided.stderr
+    resumed = run_agentops("resume-batch", "1", "--db", db)
+    assert resumed.returncode == 0, resumed.stderr
+    sent = sorted(topic_of(r.body) for r in server.requests if "send it" in json.dumps(r.body))
+    assert sent == ["t1", "t2"]
+    answered = [r for r in server.requests if "send it" not in json.dumps(r.body)]
+    assert len(answered) == 2  # the answers were reused, not asked again

@@ -212,3 +212,56 @@ def test_plan_command_shows_fan_outs_and_routing(fan_out: Path) -> None:
     assert data["worst_case_total"] == pytest.approx(
         sum(a["worst_case_cost"] for a in data["agents"])
     )
+
+
+LOOP = """\
+name: refine
+prices:
+  gpt-4o-mini: {input: 1.0, output: 2.0}
+policies: {max_tokens: 100}
+agents:
+  - name: draft
+    model: "openai:gpt-4o-mini"
+    task: "Write. Feedback: {{ critic.previous.output }}"
+  - name: critic
+    model: "openai:gpt-4o-mini"
+    depends_on: draft
+    task: "Review {{ draft.output }}"
+  - name: publish
+    model: "openai:gpt-4o-mini"
+    depends_on: critic
+    task: "Publish {{ critic.output }}"
+loops:
+  - {name: refine, agents: [draft, critic], max_iterations: 4}
+"""
+
+
+def test_a_loops_worst_case_is_max_iterations_times_one_iteration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-plan-test")
+    path = tmp_path / "refine.yaml"
+    path.write_text(LOOP, encoding="utf-8")
+    plan = make_plan(load_workflow_text(LOOP, str(path)).workflow, {})
+    by_name = {a.name: a for a in plan.agents}
+    draft = by_name["draft"]
+    # The previous answer it reads is counted at the critic's max_tokens.
+    assert draft.input_tokens_bound == bound_of("Write. Feedback: ") + 100 + TOKENS_PER_MESSAGE
+    assert (draft.loop, draft.max_iterations) == ("refine", 4)
+    assert draft.per_iteration_cost == pytest.approx(cost_of(draft.input_tokens_bound))
+    assert draft.worst_case_cost == pytest.approx(4 * cost_of(draft.input_tokens_bound))
+    critic = by_name["critic"]
+    assert critic.worst_case_cost == pytest.approx(4 * cost_of(critic.input_tokens_bound))
+    # Downstream runs once, fed the last iteration's answer.
+    publish = by_name["publish"]
+    assert publish.max_iterations is None
+    assert publish.worst_case_cost == pytest.approx(cost_of(publish.input_tokens_bound))
+
+    text = CliRunner().invoke(app, ["plan", str(path)])
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    line = next(line for line in lines if line.startswith("  step 1  draft "))
+    assert " per iteration ($" in line and "×4 iterations (max_iterations) = worst case $" in line
+    assert lines[lines.index(line) + 1] == (
+        "          loop refine: one agent run per iteration, up to 4 (max_iterations)"
+    )

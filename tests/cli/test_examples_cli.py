@@ -124,3 +124,54 @@ def test_routing_runs_exactly_the_branch_of_the_label(
 
 def _label_of(branch: str) -> str:
     return next(label for label, name in BRANCHES.items() if name == branch)
+
+
+def test_evaluator_optimizer_revises_until_the_critic_approves(
+    tmp_path: Path, server: OpenAITestServer
+) -> None:
+    rejected = {"approved": False, "feedback": "Name the battery life."}
+    server.answer_in_turn(
+        "Review this product description", [rejected, {"approved": True, "feedback": "Good."}]
+    )
+    db = tmp_path / "history.db"
+    completed, result = run_example("evaluator_optimizer.yaml", server, db)
+
+    assert completed.returncode == 0, completed.stderr
+    assert result["status"] == "succeeded"
+    writes = [p for p in prompts(server) if p.startswith("Write a three-sentence")]
+    assert len(writes) == 2
+    assert writes[0].endswith("Reviewer feedback on your last draft, if any: \n")
+    assert writes[1].endswith(
+        f"Reviewer feedback on your last draft, if any: {rejected['feedback']}\n"
+    )
+    draft = result["agents"]["draft"]
+    assert (draft["loop"], draft["iteration"], draft["loop_end"]) == (
+        "refine",
+        2,
+        "until held at iteration 2",
+    )
+    assert [i["name"] for i in draft["iterations"]] == ["draft#1", "draft#2"]
+    assert draft["output"] == draft["iterations"][-1]["output"]
+    (publish,) = [p for p in prompts(server) if p.startswith("Format this description")]
+    assert draft["output"] in publish
+    with sqlite3.connect(db) as connection:
+        recorded = connection.execute(
+            "SELECT agent, iteration, iterations, loop, loop_end, status FROM runs "
+            "WHERE loop IS NOT NULL ORDER BY agent, iteration"
+        ).fetchall()
+    assert recorded == [
+        ("critic", None, 2, "refine", "until held at iteration 2", "succeeded"),
+        ("critic", 1, None, "refine", None, "succeeded"),
+        ("critic", 2, None, "refine", None, "succeeded"),
+        ("draft", None, 2, "refine", "until held at iteration 2", "succeeded"),
+        ("draft", 1, None, "refine", None, "succeeded"),
+        ("draft", 2, None, "refine", None, "succeeded"),
+    ]
+    env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.base_url)
+    shown = run_agentops("show-workflow-run", str(result["workflow_run_id"]), "--db", db, env=env)
+    assert shown.returncode == 0, shown.stderr
+    listed = run_agentops("list-workflow-runs", "--db", db, env=env).stdout.splitlines()
+    assert listed[-1].split()[6] == "3/3"  # agents, not iterations
+    assert "loop refine: 2 iterations, until held at iteration 2" in shown.stdout
+    for name in ("draft#1", "critic#1", "draft#2", "critic#2"):
+        assert f"  {name} " in shown.stdout

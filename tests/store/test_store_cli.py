@@ -159,6 +159,10 @@ def test_list_runs(history: History) -> None:
         "item_count",
         "skip_cause",
         "decision",
+        "iteration",
+        "iterations",
+        "loop",
+        "loop_end",
         "node",
     ]
     assert (

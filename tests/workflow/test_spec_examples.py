@@ -24,6 +24,7 @@ def test_the_expected_examples_exist() -> None:
         "structured_workflow.yaml",
         "orchestrator_workers.yaml",
         "routing.yaml",
+        "evaluator_optimizer.yaml",
     }
 
 

@@ -233,7 +233,7 @@ def test_keys_from_other_tools_get_ours_suggested(key: str, suggestion: str) -> 
 def test_unknown_key_without_a_close_match_lists_the_allowed_ones() -> None:
     assert only_problem("name: x\nzebra: 1\nagents: [{name: a, model: m, task: t}]\n") == (
         "flow.yaml:2:1: unknown key 'zebra' at the top level; allowed keys: "
-        "name, description, policies, inputs, prices, providers, tools, agents"
+        "name, description, policies, inputs, prices, providers, tools, agents, loops"
     )
 
 

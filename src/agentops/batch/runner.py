@@ -58,7 +58,14 @@ from agentops.errors import AgentOpsError, StoreError, UsageError
 from agentops.runtime.budget import check_cap
 from agentops.runtime.cache import ResponseCache
 from agentops.runtime.engine import COST_CAP_REASON, Engine
-from agentops.runtime.events import AgentResult, Decision, RunStatus, Subscriber, WorkflowResult
+from agentops.runtime.events import (
+    AgentResult,
+    Approval,
+    Decision,
+    RunStatus,
+    Subscriber,
+    WorkflowResult,
+)
 from agentops.runtime.executor import Executor
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.store.batches import RowState
@@ -74,7 +81,7 @@ if TYPE_CHECKING:
     from agentops.runtime.agent_run import AgentRunner, RunTools
     from agentops.tracing.session import TracingSession
 
-RowStatus = str  # "succeeded" | "failed" | "skipped" | "interrupted"
+RowStatus = str  # "succeeded" | "failed" | "skipped" | "waiting" | "interrupted"
 
 # `agentops` raises the collector's young threshold for speed (launch.tune_gc_for_run), which
 # leaves the cycles each row makes to the oldest generation: its garbage grew with the row
@@ -103,6 +110,7 @@ class BatchSummary:
     skipped: int = 0  # by the cost cap
     reused: int = 0  # succeeded in an earlier run of the batch, not called again
     not_run: int = 0  # interrupted before they started
+    waiting: int = 0  # waiting for an approval: resume-batch continues them once decided
     cost: float = 0.0  # this invocation's spend
     spent_before: float = 0.0  # what earlier runs of the batch spent (resume)
     cost_cap: float | None = None
@@ -114,7 +122,9 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1}.get(self.status, 130)
+        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.WAITING: 3}.get(
+            self.status, 130
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -327,6 +337,8 @@ class BatchRunner:
             return self._stop[1]
         if summary.succeeded == summary.rows:
             return RunStatus.SUCCEEDED
+        if summary.waiting and summary.succeeded + summary.waiting == summary.rows:
+            return RunStatus.WAITING
         return RunStatus.FAILED
 
     async def _run_row(self, row: Row, earlier: RowState | None, summary: BatchSummary) -> None:
@@ -344,6 +356,8 @@ class BatchRunner:
             summary.skipped += 1
         elif status == "failed":
             summary.failed += 1
+        elif status == "waiting":
+            summary.waiting += 1
         if self.observer is not None:
             self.observer.row_finished(row.number, status, result)
 
@@ -352,13 +366,16 @@ class BatchRunner:
         job = self.job
         reused: dict[str, AgentResult] = {}
         decisions: dict[str, Decision] = {}
-        if earlier is not None:  # it keeps its succeeded agents and its routing decisions
+        approvals: dict[str, Approval] = {}
+        if earlier is not None:  # its succeeded agents, routing decisions and approvals
             state = job.store.resume_state(earlier.workflow_run_id)
             reused, decisions = dict(state.succeeded), dict(state.decisions)
+            approvals = dict(state.approvals)
         run = self.assembly.workflow_run(
             inputs=resolve_inputs(job.loaded.workflow, job.mapping.inputs_of(row, job.data)),
             reused=reused,
             decisions=decisions,
+            approvals=approvals,
             resumed_from=earlier.workflow_run_id if earlier is not None else None,
             batch_row=row.number,
         )

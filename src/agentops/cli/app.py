@@ -2,7 +2,7 @@
 
 Each command is a thin layer over the package. Any ``AgentOpsError`` becomes
 one clear line on stderr and an exit code (2 usage / invalid workflow, 1 a run
-with failures, 130 interrupted); a traceback is never shown. Heavy modules
+with failures, 3 a run waiting for an approval, 130 interrupted); a traceback is never shown. Heavy modules
 (openai, pricing data, llama_cpp) are imported inside the commands that need
 them so ``--help`` and the history commands start fast.
 """
@@ -151,25 +151,67 @@ def _executor(choice: Optional[ExecutorChoice]) -> Optional[str]:
 
 
 RunStarter = Callable[..., Awaitable["WorkflowResult"]]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="When the run waits for an approval, stay: continue as soon as a decision is "
+        "recorded (from another terminal or the web view).",
+    ),
+]
 
 
-def _execute(start: RunStarter, *, db: Optional[Path], json_output: bool) -> None:
-    """Run ``start`` (arun/aresume partial) with the live view and signals; exit with its code."""
+def _execute(
+    start: RunStarter,
+    *,
+    db: Optional[Path],
+    json_output: bool,
+    wait: bool = False,
+    executor: Optional[str] = None,
+    ray_address: Optional[str] = None,
+) -> None:
+    """Run ``start`` (arun/aresume partial) with the live view and signals; exit with its code.
+    ``wait``: a run that ends waiting for an approval is resumed (on the same ``executor``)
+    once one is decided."""
     import json
+    from functools import partial
 
     from rich.console import Console
 
+    from agentops.api import aresume
+    from agentops.cli.approvals import history_reader, wait_for_decision, waiting_lines
     from agentops.cli.launch import result_json, run_with_signals
+    from agentops.runtime.events import RunStatus
     from agentops.store import default_db_path
     from agentops.ui import make_reporter
 
     console = Console(stderr=json_output)
-    reporter = make_reporter(console)
     db_path = db or default_db_path()
-    with reporter:
-        result = run_with_signals(
-            lambda control: start(db=db_path, subscribers=[reporter], control=control)
-        )
+
+    def once(start: RunStarter) -> WorkflowResult:
+        reporter = make_reporter(console)
+        with reporter:
+            return run_with_signals(
+                lambda control: start(db=db_path, subscribers=[reporter], control=control)
+            )
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
+    while True:
+        result = once(start)
+        if result.status is not RunStatus.WAITING:
+            break
+        for line in waiting_lines(result):
+            say(line)
+        if not wait or result.workflow_run_id is None:
+            break
+        try:
+            wait_for_decision(history_reader(db_path), result.workflow_run_id, say)
+        except KeyboardInterrupt:
+            say(f"Stopped waiting; workflow run {result.workflow_run_id} stays waiting")
+            break
+        start = partial(aresume, result.workflow_run_id, executor=executor, ray_address=ray_address)
     if json_output:
         typer.echo(json.dumps(result_json(result), indent=2))
     elif result.workflow_run_id is not None:
@@ -202,11 +244,12 @@ def run_command(
             "request), never from the network; a call it has no answer for fails its agent.",
         ),
     ] = None,
+    wait: WaitOption = False,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
 ) -> None:
     """Run a workflow. Exit code: 0 all agents succeeded, 1 some failed or were skipped,
-    2 invalid workflow or usage, 130 interrupted."""
+    2 invalid workflow or usage, 3 waiting for an approval, 130 interrupted."""
     from functools import partial
 
     from agentops.api import arun
@@ -224,7 +267,14 @@ def run_command(
         executor=_executor(executor),
         ray_address=ray_address,
     )
-    _execute(start, db=db, json_output=json_output)
+    _execute(
+        start,
+        db=db,
+        json_output=json_output,
+        wait=wait,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
 
 
 @app.command("resume")
@@ -238,16 +288,36 @@ def resume_command(
     json_output: JsonOption = False,
     otel: OtelOption = False,
     cache: CacheOption = None,
+    wait: WaitOption = False,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
 ) -> None:
-    """Continue a failed, interrupted or cost-capped run: succeeded agents are reused, not called."""
+    """Continue a failed, interrupted, cost-capped or waiting run: succeeded agents are reused,
+    not called; the approvals decided since apply (with --wait, it first waits for one)."""
     from functools import partial
 
     from agentops.api import aresume
+    from agentops.cli.approvals import history_reader, refuse_undecided, wait_for_decision
+    from agentops.store import default_db_path
     from agentops.workflow.inputs import parse_input_args
 
     inputs = parse_input_args(input_ or [])
+    db_path = db or default_db_path()
+
+    def decided_first(reader: HistoryReader) -> None:
+        if not wait:
+            refuse_undecided(reader, workflow_run_id)
+
+    _show_history(db_path, decided_first)
+    if wait:
+        try:
+            wait_for_decision(
+                history_reader(db_path), workflow_run_id, lambda t: typer.echo(t, err=True)
+            )
+        except KeyboardInterrupt:
+            raise typer.Exit(3) from None
+        except AgentOpsError as error:
+            raise fail(str(error), error.exit_code) from None
     start = partial(
         aresume,
         workflow_run_id,
@@ -258,7 +328,14 @@ def resume_command(
         executor=_executor(executor),
         ray_address=ray_address,
     )
-    _execute(start, db=db, json_output=json_output)
+    _execute(
+        start,
+        db=db_path,
+        json_output=json_output,
+        wait=wait,
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
 
 
 @app.command("rerun")
@@ -315,7 +392,9 @@ def rerun_command(
         executor=_executor(executor),
         ray_address=ray_address,
     )
-    _execute(start, db=db, json_output=json_output)
+    _execute(
+        start, db=db, json_output=json_output, executor=_executor(executor), ray_address=ray_address
+    )
 
 
 @app.command("plan")
@@ -620,6 +699,95 @@ def _show_history(db: Optional[Path], show: Callable[[HistoryReader], None]) -> 
             reader.close()
     except AgentOpsError as error:
         raise fail(str(error), error.exit_code) from None
+
+
+ByOption = Annotated[
+    Optional[str], typer.Option("--by", help="Who decides [default: the OS user].")
+]
+RunIdArgument = Annotated[
+    int, typer.Argument(min=1, max=_MAX_ID, help="The workflow run that waits.")
+]
+AgentArgument = Annotated[str, typer.Argument(help="The agent that waits for approval.")]
+
+
+@app.command("approvals")
+def approvals_command(db: DbOption = None, json_output: JsonOption = False) -> None:
+    """List what waits for approval, across runs: the prompt (before) or answer (after) to
+    decide on, and the commands to decide it."""
+    from agentops.cli.approvals import show_approvals
+    from agentops.cli.history import make_console
+
+    _show_history(
+        db,
+        lambda reader: show_approvals(reader, json_output=json_output, console=make_console()),
+    )
+
+
+def _decide(
+    db: Optional[Path],
+    workflow_run_id: int,
+    agent: str,
+    verdict: str,
+    by: Optional[str],
+    text: Optional[str],
+) -> None:
+    """Record one decision; a stale or second one is refused with what to do instead."""
+    from agentops.store import SqliteHistoryWriter, open_store
+    from agentops.store.approvals import decider
+
+    try:
+        with open_store(db) as store:
+            record = SqliteHistoryWriter(store).decide_approval(
+                workflow_run_id, agent, verdict, by=decider(by), text=text
+            )
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    word = {"approved": "Approved", "rejected": "Rejected", "revise": "Sent back"}[verdict]
+    typer.echo(
+        f"{word}: {agent} in workflow run {workflow_run_id} (by {record.decided_by}). "
+        f"Continue it: agentops resume {workflow_run_id}"
+    )
+
+
+@app.command("approve")
+def approve_command(
+    workflow_run_id: RunIdArgument,
+    agent: AgentArgument,
+    comment: Annotated[
+        Optional[str], typer.Option("--comment", help="A note kept with the decision.")
+    ] = None,
+    by: ByOption = None,
+    db: DbOption = None,
+) -> None:
+    """Approve an agent waiting for approval: before, it runs; after, its answer goes on."""
+    _decide(db, workflow_run_id, agent, "approved", by, comment)
+
+
+@app.command("reject")
+def reject_command(
+    workflow_run_id: RunIdArgument,
+    agent: AgentArgument,
+    reason: Annotated[str, typer.Option("--reason", help="Why: the agent fails with it.")],
+    by: ByOption = None,
+    db: DbOption = None,
+) -> None:
+    """Reject an agent waiting for approval: it fails with the reason; its dependents are skipped."""
+    _decide(db, workflow_run_id, agent, "rejected", by, reason)
+
+
+@app.command("revise")
+def revise_command(
+    workflow_run_id: RunIdArgument,
+    agent: AgentArgument,
+    feedback: Annotated[
+        str, typer.Option("--feedback", help="What to change: appended to its task.")
+    ],
+    by: ByOption = None,
+    db: DbOption = None,
+) -> None:
+    """Send an answer back (approval: after): the agent answers again with the feedback, as a
+    new attempt under the cap, and waits again."""
+    _decide(db, workflow_run_id, agent, "revise", by, feedback)
 
 
 @app.command("list-runs")

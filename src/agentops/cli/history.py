@@ -148,16 +148,31 @@ def show_workflow_run(
     limit = None if every_item else ITEMS_SHOWN
     console.print(_agents_table(console, detail.agents, limit))
     for agent in detail.agents:
-        _print_agent_run(console, agent)
-        if agent.instances is None:
-            continue
-        for instance in agent.instances[:limit]:
-            _print_agent_run(console, instance)
-        hidden = len(agent.instances) - len(agent.instances[:limit])
-        if hidden:
-            console.print(_more_items(hidden, agent, run.id))
+        _print_with_instances(console, agent, limit, run.id)
     for server in detail.tool_servers:
         _print_server(console, server)
+
+
+def _print_with_instances(
+    console: Console, agent: AgentRunRecord, limit: int | None, workflow_run_id: int
+) -> None:
+    """An agent run's section, then its iterations' (a loop's member) and items' (a fan-out)."""
+    _print_agent_run(console, agent)
+    for iteration in agent.iteration_runs or ():
+        _print_with_instances(console, iteration, limit, workflow_run_id)
+    if agent.instances is None:
+        return
+    for instance in agent.instances[:limit]:
+        _print_agent_run(console, instance)
+    hidden = len(agent.instances) - len(agent.instances[:limit])
+    if hidden:
+        console.print(_more_items(hidden, agent, workflow_run_id))
+
+
+def loop_summary(agent: AgentRunRecord) -> str:
+    """ "loop refine: 2 iterations, until held at iteration 2"."""
+    ran = plural(agent.iterations or 0, "iteration")
+    return f"loop {agent.loop}: {ran}" + (f", {agent.loop_end}" if agent.loop_end else "")
 
 
 def _print_agent_run(console: Console, agent: AgentRunRecord) -> None:
@@ -165,6 +180,8 @@ def _print_agent_run(console: Console, agent: AgentRunRecord) -> None:
     heading = _line(clean(agent.name), f" (agent run {agent.id})")
     if agent.instances is not None:
         heading.append(f" · {fan_out_summary(agent)}")
+    if agent.iteration_runs is not None:
+        heading.append(_line(" · ", clean(loop_summary(agent))))
     console.print(Rule(heading, align="left", style="dim"))
     if agent.item_index is not None:
         console.print(_line("  item: ", preview(agent.item, 200)))
@@ -800,22 +817,33 @@ def _agents_table(console: Console, agents: list[AgentRunRecord], limit: int | N
         Column("time", "right"),
     ]
     rows: list[list[Text]] = []
-    for agent in agents:
+
+    def add(agent: AgentRunRecord, indent: str) -> None:
+        if agent.iteration_runs is not None:  # a loop's member: its spend is its iterations'
+            rows.append(_agent_row(agent, indent=indent, note=f" (×{agent.iterations or 0})"))
+            for iteration in agent.iteration_runs:
+                add(iteration, indent + "  ")
+            return
         if agent.instances is None:
-            rows.append(_agent_row(agent))
-            continue
-        rows.append(_fan_out_row(agent))
-        rows.extend(_agent_row(instance, indent="  ") for instance in agent.instances[:limit])
+            rows.append(_agent_row(agent, indent=indent))
+            return
+        rows.append(_fan_out_row(agent, indent))
+        rows.extend(
+            _agent_row(instance, indent=indent + "  ") for instance in agent.instances[:limit]
+        )
         hidden = len(agent.instances) - len(agent.instances[:limit])
         if hidden:
-            more = [Text("  …"), Text(""), Text(f"{hidden} more: --all")]
+            more = [Text(indent + "  …"), Text(""), Text(f"{hidden} more: --all")]
             rows.append(more + [Text("") for _ in columns[len(more) :]])
+
+    for agent in agents:
+        add(agent, "")
     return fitted_table(console, columns, rows)
 
 
-def _agent_row(agent: AgentRunRecord, indent: str = "") -> list[Text]:
+def _agent_row(agent: AgentRunRecord, indent: str = "", note: str = "") -> list[Text]:
     return [
-        _line(indent, clean(agent.name)),
+        _line(indent, clean(agent.name), note),
         Text(str(agent.id)),
         Text(_table_status(agent)),
         Text(str(len(agent.attempts))),
@@ -826,7 +854,7 @@ def _agent_row(agent: AgentRunRecord, indent: str = "") -> list[Text]:
     ]
 
 
-def _fan_out_row(agent: AgentRunRecord) -> list[Text]:
+def _fan_out_row(agent: AgentRunRecord, indent: str = "") -> list[Text]:
     """A fan-out agent's row: its items, how many succeeded ("failed 2/3"; its section has
     every status), and what its instances spent (called in this run: a reused one was paid
     for by its own run)."""
@@ -835,7 +863,7 @@ def _fan_out_row(agent: AgentRunRecord) -> list[Text]:
     status = f"{_table_status(agent)} {done}/{_item_count(agent)}"
     costs = [i.cost for i in called]
     return [
-        _line(clean(agent.agent), f" ({plural(_item_count(agent), 'item')})"),
+        _line(indent, clean(agent.name), f" ({plural(_item_count(agent), 'item')})"),
         Text(str(agent.id)),
         Text(status),
         Text(str(sum(len(i.attempts) for i in called))),

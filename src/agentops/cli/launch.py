@@ -99,7 +99,9 @@ def result_json(result: WorkflowResult) -> dict[str, Any]:
 
 
 def _agent_json(agent: AgentResult) -> dict[str, Any]:
-    """One agent of ``result_json``; a fan-out agent has its items, each in this form too."""
+    """One agent of ``result_json``; a fan-out agent has its items, a loop's member its
+    iterations (``iteration``: how many ran; ``loop_end``: why they stopped), each in this
+    form too."""
     data: dict[str, Any] = {
         "status": agent.status.value,
         "model": agent.model,
@@ -122,6 +124,21 @@ def _agent_json(agent: AgentResult) -> dict[str, Any]:
     if agent.instances is not None:
         data["item_count"] = agent.item_count
         data["items"] = [_agent_json(instance) for instance in agent.instances]
+    if agent.loop is not None:  # a loop's member, or one of its iterations
+        data.update(loop=agent.loop, iteration=agent.iteration)
+        if agent.is_instance:
+            data["name"] = agent.name
+    if agent.awaiting is not None:  # waiting_approval: what a person is asked for
+        data["awaiting_approval"] = agent.awaiting.mode
+    if agent.approval is not None and agent.approval.verdict is not None:
+        data["approval"] = {
+            "verdict": agent.approval.verdict,
+            "by": agent.approval.by,
+            "text": agent.approval.text,
+        }
+    if agent.iterations is not None:
+        data["loop_end"] = agent.loop_end
+        data["iterations"] = [_agent_json(iteration) for iteration in agent.iterations]
     return data
 
 

@@ -14,6 +14,10 @@ counted at the source agent's ``max_tokens``) instead of the source's whole answ
 agent downstream of a fan-out is fed the whole list: max_items answers, each at most
 ``max_tokens`` plus per-message overhead. An agent with ``when`` may run, so its worst case
 counts in full, noted with its condition.
+
+A loop's member (``loops:``) runs up to ``max_iterations`` times: its worst case is
+max_iterations × one iteration's, and its prompt's bound counts each
+``{{ NAME.previous.output }}`` at NAME's ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from agentops.ui.format import plural
 from agentops.workflow.graph import WorkflowGraph, describe_condition, for_each_sources
 from agentops.workflow.loader import strict_mode_warnings
 from agentops.workflow.spec import Agent, Workflow
-from agentops.workflow.templates import referenced_agents, references
+from agentops.workflow.templates import Previous, referenced_agents, references
+
+_NO_PREVIOUS = Previous({}, {})  # a previous answer is counted apart, at its max_tokens
 
 
 @dataclass
@@ -63,6 +69,11 @@ class PlannedAgent:
     fan_out_items: int | None = None
     per_item_cost: float | None = None
     when: str | None = None  # runs only when this holds (its worst case counts: it may run)
+    # A loop's member: its loop, and the most iterations it runs (max_iterations); worst_case_cost
+    # is max_iterations × per_iteration_cost.
+    loop: str | None = None
+    max_iterations: int | None = None
+    per_iteration_cost: float | None = None
 
 
 @dataclass
@@ -99,6 +110,7 @@ class _Planner:
             workflow, env=env, max_connections=workflow.policies.max_concurrency
         )
         self.prices = PriceBook(workflow.prices)
+        self.loops = {member: loop for loop in workflow.loops for member in loop.agents}
 
     def plan(self, inputs: Mapping[str, Any]) -> Plan:
         workflow, graph, levels, registry, prices = (
@@ -119,12 +131,21 @@ class _Planner:
             fed = self._fed(agent)
             upstream = {dep: "" for dep in sorted(graph.dependencies[name])}
             request = ChatRequest(
-                agent.model, build_messages(agent, upstream, inputs, fed=fed), max_tokens
+                agent.model,
+                build_messages(
+                    agent,
+                    upstream,
+                    inputs,
+                    fed=fed,
+                    previous=_NO_PREVIOUS if name in self.loops else None,
+                ),
+                max_tokens,
             )
             bound = (
                 input_token_bound(request)
                 + sum(self._output_bound(dep) for dep in upstream if dep not in fed)
                 + self._item_bound(agent)
+                + self._previous_bound(agent)
             )
             route: Route | None = None
             note = None
@@ -139,7 +160,10 @@ class _Planner:
             turns = workflow.effective_max_turns(agent) + output_retries
             per_run = None if per_turn is None else per_turn * turns
             items = workflow.effective_max_items(agent) if agent.for_each else None
-            cost = None if per_run is None else per_run * (items or 1)
+            per_iteration = None if per_run is None else per_run * (items or 1)
+            loop = self.loops.get(name)
+            rounds = loop.max_iterations if loop is not None else None
+            cost = None if per_iteration is None else per_iteration * (rounds or 1)
             planned.append(
                 PlannedAgent(
                     name=name,
@@ -160,6 +184,9 @@ class _Planner:
                     fan_out_items=items,
                     per_item_cost=per_run if items is not None else None,
                     when=agent.when,
+                    loop=loop.name if loop is not None else None,
+                    max_iterations=rounds,
+                    per_iteration_cost=per_iteration if rounds is not None else None,
                 )
             )
         path, _ = graph.critical_path({name: 1.0 for name in graph.names})
@@ -185,6 +212,15 @@ class _Planner:
             return frozenset()
         placed = referenced_agents(agent.task) | referenced_agents(agent.system or "")
         return frozenset(for_each_sources(agent.for_each)) - placed
+
+    def _previous_bound(self, agent: Agent) -> int:
+        """What each ``{{ NAME.previous.output }}`` adds: NAME's answer (a fan-out's list)."""
+        return sum(
+            self._output_bound(ref.name)
+            for text in (agent.task, agent.system or "")
+            for ref in references(text)
+            if ref.kind == "previous" and ref.name in self.loops
+        )
 
     def _item_bound(self, agent: Agent) -> int:
         """What a fan-out instance's item adds: each ``{{ item... }}`` renders part of one
@@ -292,6 +328,13 @@ def render_plan(plan: Plan) -> list[str]:
             if agent.fan_out_items is None
             else f" per item ({per_item}) ×{plural(agent.fan_out_items, 'item')} (max_items)"
         )
+        if agent.max_iterations is not None:
+            one = (
+                "unknown"
+                if agent.per_iteration_cost is None
+                else f"${agent.per_iteration_cost:.6f}"
+            )
+            items += f" per iteration ({one}) ×{plural(agent.max_iterations, 'iteration')} (max_iterations)"
         if agent.max_turns > 1:
             per_turn = "unknown" if agent.per_turn_cost is None else f"${agent.per_turn_cost:.6f}"
             calls = [f"tools {', '.join(agent.tools)}"] if agent.tools else []
@@ -315,7 +358,7 @@ def render_plan(plan: Plan) -> list[str]:
                 f"counting the first turn's prompt only ({grows} grow later ones; each turn "
                 "reserves its own bound)"
             )
-        elif agent.fan_out_items is not None:
+        elif agent.fan_out_items is not None or agent.max_iterations is not None:
             bound = (
                 f"≤{agent.input_tokens_bound} in + ≤{agent.max_tokens} out tokens{items} "
                 f"= worst case {cost}"
@@ -326,6 +369,10 @@ def render_plan(plan: Plan) -> list[str]:
         if agent.for_each:
             lines.append(
                 f"          fan-out: one agent run per item of {' '.join(agent.for_each.split())}"
+            )
+        if agent.loop:
+            lines.append(
+                f"          loop {agent.loop}: one agent run per iteration, up to {agent.max_iterations} (max_iterations)"
             )
         if agent.when:
             lines.append(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentops.runtime.agent_run import AgentRun, RunContext, RunTools
 from agentops.runtime.events import AgentResult
-from agentops.runtime.messages import ChatRequest, ResponseFormat
+from agentops.runtime.messages import ChatRequest, Message, ResponseFormat
 from agentops.runtime.prompts import build_messages, prompt_text
 from agentops.runtime.provider import Route
 from agentops.runtime.structured import OutputContract, format_name
@@ -21,6 +21,7 @@ from agentops.workflow.spec import Workflow
 
 if TYPE_CHECKING:
     from agentops.workflow.expressions import ItemScope
+    from agentops.workflow.templates import Previous
 
 
 class AgentSetup:
@@ -63,14 +64,17 @@ class AgentSetup:
         *,
         item: ItemScope | None = None,
         fed: Collection[str] = (),
+        previous: Previous | None = None,
+        revision: tuple[str, str] | None = None,
     ) -> AgentRun:
         """The run of agent ``name``, fed by the results of its ``upstream`` agents that succeeded
-        (for a fan-out instance: its ``item``, taken from the output of the ``fed`` agents)."""
+        (for a fan-out instance: its ``item``, taken from the output of the ``fed`` agents; for a
+        loop's member, ``previous``: the members' answers one iteration back)."""
         agent = self._agents[name]
         route = self.routes[name]
-        outputs = {dep: upstream[dep].output or "" for dep in upstream}
-        values = {dep: upstream[dep].value for dep in upstream}
-        messages = build_messages(agent, outputs, self.inputs, values, item=item, fed=fed)
+        messages = self.messages(
+            name, upstream, item=item, fed=fed, previous=previous, revision=revision
+        )
         result.prompt = prompt_text(messages)
         toolbox = (
             self.tools.for_agent(name, self.context.emit, result.tool_calls)
@@ -97,6 +101,31 @@ class AgentSetup:
             max_turns=self.workflow.effective_max_turns(agent),
             tools=toolbox,
             output=self._contracts.get(name),
+        )
+
+    def messages(
+        self,
+        name: str,
+        upstream: Mapping[str, AgentResult],
+        *,
+        item: ItemScope | None = None,
+        fed: Collection[str] = (),
+        previous: Previous | None = None,
+        revision: tuple[str, str] | None = None,
+    ) -> tuple[Message, ...]:
+        """What agent ``name`` is sent, given its ``upstream`` results (a prompt a person
+        approves before it runs is this one)."""
+        outputs = {dep: upstream[dep].output or "" for dep in upstream}
+        values = {dep: upstream[dep].value for dep in upstream}
+        return build_messages(
+            self._agents[name],
+            outputs,
+            self.inputs,
+            values,
+            item=item,
+            fed=fed,
+            previous=previous,
+            revision=revision,
         )
 
 

@@ -17,6 +17,21 @@ agent with ``for_each`` runs once per item of an upstream list, each instance
 list of theirs. Routing away is not a failure: a run whose only skips were
 routed succeeds.
 
+A loop (``loops:``) runs its members as one unit once every dependency they have
+outside it has settled: iteration after iteration, each member's run an instance
+of it (``draft#2``) settled as it ends, in dependency order, until ``until`` holds
+after an iteration or ``max_iterations`` have run. Then each member settles at
+once with its last iteration's answer (or fails, with the loop), and only then
+do agents outside that depend on a member start.
+
+An agent with ``approval:`` waits for a person: ``before``, instead of calling its
+model it settles ``waiting_approval`` with its rendered prompt; ``after``, it runs
+and settles ``waiting_approval`` with its answer. Either way its dependents do not
+start, other branches go on, and the run ends ``waiting``. A resume passes the
+decisions made since (``RunOptions.approvals``): approved runs it (before) or
+releases the answer (after, never asked again), rejected fails it, revise asks
+again with the feedback and waits again.
+
 The engine imports neither storage nor the terminal UI: it emits ``events``.
 """
 
@@ -28,7 +43,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agentops.errors import CostCapError, describe_exception
@@ -45,9 +60,13 @@ from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
     AgentStatus,
+    Approval,
+    ApprovalRequest,
     Decision,
     Event,
     FanOutStarted,
+    IterationStarted,
+    LoopFinished,
     RunStatus,
     SkipCause,
     Subscriber,
@@ -56,11 +75,13 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
     instance_key,
+    iteration_key,
     wants_tokens,
 )
 from agentops.runtime.executor import Executor, InProcessExecutor, ProviderFactory
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.runtime.pricing import PriceBook
+from agentops.runtime.prompts import prompt_text
 from agentops.runtime.provider import Route
 from agentops.runtime.secrets import Secrets
 from agentops.workflow.expressions import (
@@ -72,7 +93,8 @@ from agentops.workflow.expressions import (
 )
 from agentops.workflow.graph import WorkflowGraph, condition_holds, unmet_reason
 from agentops.workflow.schemas import as_text
-from agentops.workflow.spec import Workflow
+from agentops.workflow.spec import LoopSpec, Workflow
+from agentops.workflow.templates import Previous
 
 logger = logging.getLogger("agentops")
 
@@ -90,6 +112,8 @@ class RunOptions:
     # the ``when`` decisions they made: resuming never re-evaluates a routing decision.
     reused: Mapping[str, AgentResult] = field(default_factory=dict)
     decisions: Mapping[str, Decision] = field(default_factory=dict)
+    # The approvals of the run this one resumes, by agent (decided or still pending).
+    approvals: Mapping[str, Approval] = field(default_factory=dict)
     resumed_from: int | None = None
     rerun_from: str | None = None  # a rerun of ``resumed_from`` from this agent, not a resume
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
@@ -137,7 +161,7 @@ class Engine:
         self.routes = routes
         self.providers = providers
         self.prices = prices
-        self.options = options or RunOptions()
+        self.options = _whole_loops_only(workflow, options or RunOptions())
         self.subscribers = list(subscribers)
         self.executor = executor or InProcessExecutor(providers)
         self.agent_runner = agent_runner or InProcessAgentRunner()  # where each agent run runs
@@ -155,6 +179,11 @@ class Engine:
         self.results: dict[str, AgentResult] = {}
         self._agents = {agent.name: agent for agent in workflow.agents}
         self._when = {a.name: _parsed(a.when) for a in workflow.agents if a.when}
+        self._approval = {
+            a.name: ApprovalRequest(spec.mode, spec.timeout, spec.on_timeout)
+            for a in workflow.agents
+            if (spec := a.approval_spec) is not None
+        }
         self._for_each = {a.name: _parsed(a.for_each) for a in workflow.agents if a.for_each}
         # The agents each fan-out's list comes from, worked out once rather than per item.
         self._fed = {
@@ -164,6 +193,22 @@ class Engine:
         }
         self._succeeded: set[str] = set()
         self._remaining = {name: len(deps) for name, deps in self.graph.dependencies.items()}
+        self._loops = {loop.name: loop for loop in workflow.loops}
+        self._loop_of = {member: loop for loop in workflow.loops for member in loop.agents}
+        self._until = {loop.name: _parsed(loop.until) for loop in workflow.loops if loop.until}
+        self._loop_levels = {loop.name: _levels(loop, self.graph) for loop in workflow.loops}
+        # A loop starts once every agent outside it that a member depends on has settled.
+        self._loop_waiting = {
+            loop.name: {
+                dep
+                for member in loop.agents
+                for dep in self.graph.dependencies[member]
+                if dep not in loop.agents
+            }
+            for loop in workflow.loops
+        }
+        self._loops_started: set[str] = set()
+        self._loops_ready: deque[str] = deque()
         self._task_group: asyncio.TaskGroup | None = None
         self._main_task: asyncio.Task[Any] | None = None
         self._stop_reason: str | None = None
@@ -240,6 +285,7 @@ class Engine:
             trace_span_id=self.options.trace_span_id,
             rerun_from=self.options.rerun_from,
             replaying=None if self.options.cache is None else self.options.cache.replaying,
+            approvals=dict(self.options.approvals),
         )
         start = self.options.start_workflow_run
         workflow_run_id = start(started) if start is not None else None
@@ -261,6 +307,9 @@ class Engine:
                 for name in reused:
                     self.results[name] = self.options.reused[name]
                     self._succeeded.add(name)
+                for loop in self.workflow.loops:  # a loop that ended before: nothing to run
+                    if all(member in self.results for member in loop.agents):
+                        self._loops_started.add(loop.name)
                 for name in reused:
                     self._release_dependents(name, ready)
                 # Agents released by reused ones are already queued: queue each only once.
@@ -268,8 +317,15 @@ class Engine:
                 ready.extend(
                     n
                     for n, count in self._remaining.items()
-                    if count == 0 and n not in self.results and n not in queued
+                    if count == 0
+                    and n not in self.results
+                    and n not in queued
+                    and n not in self._loop_of
                 )
+                for loop in self.workflow.loops:
+                    if loop.name not in self._loops_started and not self._loop_waiting[loop.name]:
+                        self._loops_started.add(loop.name)
+                        self._loops_ready.append(loop.name)
                 self._decide(ready)
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -290,8 +346,13 @@ class Engine:
         ):  # servers stop before the run is reported finished: their stderr is recorded
             for event in await self.tools.aclose():
                 self._emit(event)
+        waiting = [n for n, r in self.results.items() if r.status is AgentStatus.WAITING_APPROVAL]
         for name in self.graph.names:
             if name not in self.results:
+                if waiting and self._stop_reason is None:  # behind an approval: not a failure
+                    why = f"waits for the approval of {', '.join(waiting)}"
+                    self._settle(self._new_result(name, AgentStatus.WAITING, error=why), None)
+                    continue
                 self._settle(
                     self._new_result(name, AgentStatus.CANCELLED, error=self._stop_reason), None
                 )
@@ -314,6 +375,8 @@ class Engine:
         """Succeeded when every agent (and every fan-out item) succeeded or was routed away."""
         if self._stop_reason is not None:
             return self._stop_status
+        if any(r.status is AgentStatus.WAITING_APPROVAL for r in self.results.values()):
+            return RunStatus.WAITING
         if all(_clean(r) for r in self.results.values()):
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
@@ -321,7 +384,14 @@ class Engine:
     def _release_dependents(self, name: str, ready: deque[str]) -> None:
         for user in self.graph.dependents[name]:
             self._remaining[user] -= 1
-            if self._remaining[user] == 0 and user not in self.results:
+            loop = self._loop_of.get(user)
+            if loop is not None:
+                waiting = self._loop_waiting[loop.name]
+                waiting.discard(name)
+                if not waiting and loop.name not in self._loops_started:
+                    self._loops_started.add(loop.name)
+                    self._loops_ready.append(loop.name)
+            elif self._remaining[user] == 0 and user not in self.results:
                 ready.append(user)
 
     def _decide(self, ready: deque[str]) -> None:
@@ -338,49 +408,115 @@ class Engine:
                 self._start(name, ready)
                 continue
             dependencies = [self.results[n] for n in self.graph.dependencies[name]]
-            statuses = {r.name: r.status.value for r in dependencies}
-            # Waiting only on branches routed away is being routed away too, not a failure.
-            routed = all(
-                r.status is AgentStatus.SUCCEEDED or r.skip_cause is SkipCause.ROUTED
-                for r in dependencies
-            )
-            skipped = self._new_result(
-                name,
-                AgentStatus.SKIPPED,
-                error=unmet_reason(condition, statuses),
-                skip_cause=SkipCause.ROUTED if routed else SkipCause.DEPENDENCY,
-            )
-            self._settle(skipped, ready)
+            self._settle(self._unmet(name, dependencies), ready)
+        while self._loops_ready:
+            loop = self._loops[self._loops_ready.popleft()]
+            if self._stop_reason is None and self._task_group is not None:
+                self._task_group.create_task(self._run_loop(loop), name=f"loop:{loop.name}")
+
+    def _unmet(self, name: str, dependencies: list[AgentResult], **fields: Any) -> AgentResult:
+        """The skipped result of an agent run whose dependency condition did not hold."""
+        condition = self.graph.conditions[fields.get("agent") or name]
+        statuses = {r.agent_name: r.status.value for r in dependencies}
+        # Waiting only on branches routed away is being routed away too, not a failure.
+        routed = all(
+            r.status is AgentStatus.SUCCEEDED or r.skip_cause is SkipCause.ROUTED
+            for r in dependencies
+        )
+        return self._new_result(
+            name,
+            AgentStatus.SKIPPED,
+            error=unmet_reason(condition, statuses),
+            skip_cause=SkipCause.ROUTED if routed else SkipCause.DEPENDENCY,
+            **fields,
+        )
 
     def _start(self, name: str, ready: deque[str]) -> None:
         """Route the agent (its ``when``), then start it: once, or once per item."""
-        decision: Decision | None = None
-        if name in self._when:
-            try:
-                decision = self.options.decisions.get(name) or self._decision(name)
-            except ExpressionError as problem:
-                failed = self._new_result(name, AgentStatus.FAILED, error=f"when: {problem}")
-                self._settle(failed, ready)
-                return
-            if not decision.held:
-                skipped = self._new_result(
-                    name,
-                    AgentStatus.SKIPPED,
-                    error=_routed_reason(decision),
-                    skip_cause=SkipCause.ROUTED,
-                    decision=decision,
-                )
-                self._settle(skipped, ready)
-                return
+        upstream = self._upstream(name)
+        decision = self._route(name, name, upstream)
+        if isinstance(decision, AgentResult):
+            self._settle(decision, ready)
+            return
         assert self._task_group is not None
-        run = self._run_fan_out if name in self._for_each else self._run_agent
-        self._task_group.create_task(run(name, decision), name=f"agent:{name}")
+        revision: tuple[str, str] | None = None
+        if name in self._approval:
+            gate = self._gate(name, upstream, decision)
+            if isinstance(gate, AgentResult):
+                waits = gate.status is AgentStatus.WAITING_APPROVAL
+                self._settle(gate, None if waits else ready)  # a wait releases nobody
+                return
+            revision = gate
+        if name in self._for_each:
+            self._task_group.create_task(self._run_fan_out(name, decision), name=f"agent:{name}")
+        else:
+            run = self._run_agent(name, decision, revision)
+            self._task_group.create_task(run, name=f"agent:{name}")
 
-    def _decision(self, name: str) -> Decision:
+    def _gate(
+        self, name: str, upstream: Mapping[str, AgentResult], decision: Decision | None
+    ) -> AgentResult | tuple[str, str] | None:
+        """An agent with ``approval:`` whose dependencies are met, given the decision a resume
+        brought (if any): a settled result (waiting, rejected, or an approved answer), a
+        revision to run (its answer and the feedback), or None: run it."""
+        request = self._approval[name]
+        given = self.options.approvals.get(name)
+        verdict = given.verdict if given is not None else None
+        if given is not None and verdict == "rejected":
+            error = f"rejected by {given.by or 'someone'}" + (
+                f": {given.text}" if given.text else ""
+            )
+            return self._new_result(
+                name, AgentStatus.FAILED, error=error, approval=given, decision=decision
+            )
+        answer = given.answer if given is not None else None
+        if request.mode == "before":
+            if verdict == "approved":
+                return None
+            waiting = self._new_result(
+                name, AgentStatus.WAITING_APPROVAL, awaiting=request, decision=decision
+            )
+            waiting.prompt = prompt_text(self._setup.messages(name, upstream))
+            waiting.started_at = waiting.finished_at = time.time()
+            return waiting
+        if given is None or answer is None:
+            return None  # after: it runs, then its answer waits
+        if verdict == "approved":
+            return replace(answer, approval=given, decision=decision)
+        if verdict == "revise":
+            return (answer.output or "", given.text or "")
+        # Still pending: the answer waits again, not asked for again.
+        return replace(
+            answer, status=AgentStatus.WAITING_APPROVAL, awaiting=request, decision=decision
+        )
+
+    def _route(
+        self, name: str, key: str, upstream: Mapping[str, AgentResult], **fields: Any
+    ) -> Decision | AgentResult | None:
+        """The ``when`` decision of agent run ``key`` (of agent ``name``); a settled result
+        instead when it is routed away or its ``when`` cannot be evaluated."""
+        if name not in self._when:
+            return None
+        try:
+            decision = self.options.decisions.get(key) or self._decision(name, upstream)
+        except ExpressionError as problem:
+            return self._new_result(key, AgentStatus.FAILED, error=f"when: {problem}", **fields)
+        if decision.held:
+            return decision
+        return self._new_result(
+            key,
+            AgentStatus.SKIPPED,
+            error=_routed_reason(decision),
+            skip_cause=SkipCause.ROUTED,
+            decision=decision,
+            **fields,
+        )
+
+    def _decision(self, name: str, upstream: Mapping[str, AgentResult]) -> Decision:
         when = self._when[name]
         if isinstance(when, ExpressionError):
             raise when
-        scope = self._scope(self._upstream(name))
+        scope = self._scope(upstream)
         return Decision(when.text, when.holds(scope), when.observed(scope))
 
     def _settle(self, result: AgentResult, ready: deque[str] | None) -> None:
@@ -420,9 +556,19 @@ class Engine:
             inputs=self.options.inputs,
         )
 
-    async def _run_agent(self, name: str, decision: Decision | None) -> None:
-        result = self._new_result(name, AgentStatus.RUNNING, decision=decision)
-        await self._run_unit(name, result, self._upstream(name))
+    async def _run_agent(
+        self, name: str, decision: Decision | None, revision: tuple[str, str] | None = None
+    ) -> None:
+        approval = self.options.approvals.get(name)
+        result = self._new_result(name, AgentStatus.RUNNING, decision=decision, approval=approval)
+        await self._run_unit(name, result, self._upstream(name), revision=revision)
+        request = self._approval.get(name)
+        after = request is not None and request.mode == "after"
+        if after and result.status is AgentStatus.SUCCEEDED:  # its answer waits for a person
+            result.status = AgentStatus.WAITING_APPROVAL
+            result.awaiting = request
+            self._settle(result, None)
+            return
         self._settle_and_continue(result)
 
     async def _run_unit(
@@ -431,20 +577,25 @@ class Engine:
         result: AgentResult,
         upstream: Mapping[str, AgentResult],
         item: ItemScope | None = None,
+        previous: Previous | None = None,
+        revision: tuple[str, str] | None = None,
     ) -> None:
-        """Run one agent run (an agent, or one item of a fan-out) to a settled ``result``."""
+        """Run one agent run (an agent, one item of a fan-out, or one iteration of a loop's
+        member) to a settled ``result``."""
         fed = self._fed.get(name, frozenset()) if item is not None else frozenset()
         try:
             await self.agent_runner.run(
-                self._setup.agent_run(name, result, upstream, item=item, fed=fed)
+                self._setup.agent_run(
+                    name, result, upstream, item=item, fed=fed, previous=previous, revision=revision
+                )
             )
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"
-            if item is None:
-                self._settle(result, None)
-            else:
+            if result.is_instance:
                 self._settle_instance(result)
+            else:
+                self._settle(result, None)
             raise
         # The boundary of one agent: whatever its run raises (a template, a tool, a provider,
         # SystemExit or KeyboardInterrupt from a tool's code) fails this agent, never the run.
@@ -456,20 +607,33 @@ class Engine:
     # --- a fan-out -------------------------------------------------------------------------
 
     async def _run_fan_out(self, name: str, decision: Decision | None) -> None:
-        """Run the agent once per item of its ``for_each`` list, each item as slots free.
+        result = self._new_result(name, AgentStatus.RUNNING, decision=decision)
+        try:
+            await self._fan_out(name, result, self._upstream(name))
+        except asyncio.CancelledError:
+            self._settle(result, None)
+            raise
+        self._settle_and_continue(result)
+
+    async def _fan_out(
+        self,
+        name: str,
+        result: AgentResult,
+        upstream: Mapping[str, AgentResult],
+        previous: Previous | None = None,
+    ) -> None:
+        """Run the agent once per item of its ``for_each`` list, each item as slots free, to
+        a finished ``result`` (the agent's own, or one iteration's in a loop); not settled.
 
         The items start in order, at most ``max_concurrency`` of them under way at once (so a
         50,000-item list is not 50,000 waiting tasks); once one does not fit under the cost cap
-        the rest are not started. The agent settles when every started item has.
+        the rest are not started. It finishes when every started item has settled.
         """
-        result = self._new_result(name, AgentStatus.RUNNING, decision=decision)
-        upstream = self._upstream(name)
         try:
             items = self._items(name, upstream)
         except ExpressionError as problem:
             result.status = AgentStatus.FAILED
             result.error = f"for_each: {problem}"
-            self._settle_and_continue(result)
             return
         count = len(items)
         result.started_at = time.time()
@@ -477,26 +641,28 @@ class Engine:
         slots: list[AgentResult | None] = [None] * count
         waiting: deque[int] = deque()
         for index in range(count):
-            reused = self.options.reused.get(instance_key(name, index))
+            reused = self.options.reused.get(instance_key(result.name, index))
             if reused is not None:
                 slots[index] = reused
             else:
                 waiting.append(index)
-        self._emit(FanOutStarted(name, count, result.started_at))
+        self._emit(FanOutStarted(result.name, count, result.started_at))
 
         async def work() -> None:
             while waiting and self._stop_reason is None:
                 index = waiting.popleft()
                 instance = self._new_result(
-                    instance_key(name, index),
+                    instance_key(result.name, index),
                     AgentStatus.RUNNING,
                     agent=name,
                     item_index=index,
                     item=items[index],
+                    loop=result.loop,
+                    iteration=result.iteration,
                 )
                 slots[index] = instance
                 await self._run_unit(
-                    name, instance, upstream, ItemScope(items[index], index, count)
+                    name, instance, upstream, ItemScope(items[index], index, count), previous
                 )
                 self._settle_instance(instance)
                 if instance.skip_cause is SkipCause.COST_CAP:
@@ -508,13 +674,146 @@ class Engine:
                 for _ in range(workers):
                     group.create_task(work())
         except asyncio.CancelledError:
-            self._finish_fan_out(result, slots)
+            self._finish_fan_out(name, result, slots)
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"
-            self._settle(result, None)
             raise
-        self._finish_fan_out(result, slots)
-        self._settle_and_continue(result)
+        self._finish_fan_out(name, result, slots)
+
+    # --- a loop -----------------------------------------------------------------------------
+
+    async def _run_loop(self, loop: LoopSpec) -> None:
+        """Run the loop's members iteration by iteration, then settle each of them."""
+        runs: dict[str, list[AgentResult]] = {member: [] for member in loop.agents}
+        previous: dict[str, AgentResult] = {}
+        iteration = 0
+        reason = f"max_iterations {loop.max_iterations} reached"
+        ok = loop.on_max_iterations == "continue"
+        try:
+            for iteration in range(1, loop.max_iterations + 1):
+                self._emit(IterationStarted(loop.name, iteration, loop.max_iterations, time.time()))
+                current = await self._run_iteration(loop, iteration, previous)
+                for member in loop.agents:
+                    runs[member].append(current[member])
+                broken = next((r for r in current.values() if not _settled_ok(r)), None)
+                if broken is not None:
+                    reason = f"{broken.name} {broken.status.value} at iteration {iteration}"
+                    ok = False
+                    break
+                if self._until_held(loop, current):
+                    reason = f"until held at iteration {iteration}"
+                    ok = True
+                    break
+                previous = current
+        except ExpressionError as problem:
+            reason, ok = f"until: {problem} (at iteration {iteration})", False
+        except asyncio.CancelledError:
+            why = self._stop_reason or "cancelled"
+            self._finish_loop(loop, runs, f"stopped at iteration {iteration}: {why}", ok=False)
+            raise
+        self._finish_loop(loop, runs, reason, ok=ok)
+
+    async def _run_iteration(
+        self, loop: LoopSpec, iteration: int, previous: Mapping[str, AgentResult]
+    ) -> dict[str, AgentResult]:
+        """One iteration: the members in dependency order, those of one level at once."""
+        current: dict[str, AgentResult] = {}
+        answered = {m: r for m, r in previous.items() if r.status is AgentStatus.SUCCEEDED}
+        prior = Previous(
+            outputs={m: r.output or "" for m, r in answered.items()},
+            values={m: r.value for m, r in answered.items() if r.value is not None},
+        )
+        for level in self._loop_levels[loop.name]:
+            async with asyncio.TaskGroup() as group:
+                for name in level:
+                    group.create_task(self._run_member(loop, name, iteration, current, prior))
+        return current
+
+    async def _run_member(
+        self,
+        loop: LoopSpec,
+        name: str,
+        iteration: int,
+        current: dict[str, AgentResult],
+        prior: Previous,
+    ) -> None:
+        """One iteration of one member (``draft#2``): reused, skipped, routed away or run."""
+        key = iteration_key(name, iteration)
+        reused = self.options.reused.get(key)
+        if reused is not None:
+            current[name] = reused
+            return
+        fields: dict[str, Any] = {"agent": name, "loop": loop.name, "iteration": iteration}
+        dependencies = {
+            dep: current[dep] if dep in current else self.results[dep]
+            for dep in sorted(self.graph.dependencies[name])
+        }
+        succeeded = self._succeeded | {
+            dep for dep, r in dependencies.items() if r.status is AgentStatus.SUCCEEDED
+        }
+        if not condition_holds(self.graph.conditions[name], succeeded):
+            current[name] = self._unmet(key, list(dependencies.values()), **fields)
+            self._settle_instance(current[name])
+            return
+        upstream = {dep: r for dep, r in dependencies.items() if r.status is AgentStatus.SUCCEEDED}
+        decision = self._route(name, key, upstream, **fields)
+        if isinstance(decision, AgentResult):
+            current[name] = decision
+            self._settle_instance(decision)
+            return
+        result = self._new_result(key, AgentStatus.RUNNING, decision=decision, **fields)
+        current[name] = result
+        if name in self._for_each:
+            await self._fan_out(name, result, upstream, prior)
+        else:
+            await self._run_unit(name, result, upstream, previous=prior)
+        self._settle_instance(result)
+
+    def _until_held(self, loop: LoopSpec, current: Mapping[str, AgentResult]) -> bool:
+        until = self._until.get(loop.name)
+        if until is None:
+            return False
+        if isinstance(until, ExpressionError):
+            raise until
+        answered = {m: r for m, r in current.items() if r.status is AgentStatus.SUCCEEDED}
+        return until.holds(self._scope(answered))
+
+    def _finish_loop(
+        self, loop: LoopSpec, runs: Mapping[str, list[AgentResult]], reason: str, *, ok: bool
+    ) -> None:
+        """Each member settles with its iterations: its last answer when the loop ended well,
+        else failed (cancelled when the run is stopping) with why the loop ended."""
+        count = max((len(iterations) for iterations in runs.values()), default=0)
+        self._emit(LoopFinished(loop.name, count, reason, ok))
+        ready: deque[str] = deque()
+        stopping = self._stop_reason is not None
+        for name in loop.agents:
+            iterations = runs[name]
+            result = self._new_result(
+                name,
+                AgentStatus.FAILED,
+                loop=loop.name,
+                iteration=len(iterations),
+                iterations=iterations,
+                loop_end=reason,
+                started_at=iterations[0].started_at if iterations else None,
+            )
+            spent = [i for i in iterations if not i.reused]
+            result.usage = sum((i.usage for i in spent), Usage())
+            costs = [i.cost for i in spent]
+            result.cost = None if None in costs else sum(c or 0.0 for c in costs)
+            last = iterations[-1] if iterations else None
+            if ok and last is not None:
+                result.status = last.status
+                result.output, result.value, result.prompt = last.output, last.value, last.prompt
+                result.error, result.skip_cause = last.error, last.skip_cause
+                result.decision = last.decision
+            else:
+                result.status = AgentStatus.CANCELLED if stopping else AgentStatus.FAILED
+                result.error = f"loop {loop.name}: {reason}"
+            self._settle(result, None if stopping else ready)
+        if not stopping:
+            self._decide(ready)
 
     def _items(self, name: str, upstream: Mapping[str, AgentResult]) -> list[Any]:
         """The list the agent fans out over; an ExpressionError says why there is none."""
@@ -537,9 +836,11 @@ class Engine:
         instance.finished_at = instance.finished_at or time.time()
         self._emit(AgentFinished(instance))
 
-    def _finish_fan_out(self, result: AgentResult, slots: list[AgentResult | None]) -> None:
+    def _finish_fan_out(
+        self, name: str, result: AgentResult, slots: list[AgentResult | None]
+    ) -> None:
         """The agent's result from its items': their outputs in order, their cost summed."""
-        agent = self._agents[result.name]
+        agent = self._agents[name]
         instances = [instance for instance in slots if instance is not None]
         result.instances = instances
         result.finished_at = time.time()
@@ -596,6 +897,21 @@ class Engine:
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def _whole_loops_only(workflow: Workflow, options: RunOptions) -> RunOptions:
+    """A loop member's own result is reused only with its whole loop's: a loop that did not
+    end is continued from its iterations (``draft#2``) instead."""
+    partial = {
+        member
+        for loop in workflow.loops
+        if not all(member in options.reused for member in loop.agents)
+        for member in loop.agents
+    }
+    if not partial & set(options.reused):
+        return options
+    reused = {name: r for name, r in options.reused.items() if name not in partial}
+    return replace(options, reused=reused)
+
+
 def _parsed(text: str) -> Expression | ExpressionError:
     """A workflow made in Python skips the loader's checks: a bad expression fails its agent."""
     try:
@@ -604,13 +920,42 @@ def _parsed(text: str) -> Expression | ExpressionError:
         return problem
 
 
-def _clean(result: AgentResult) -> bool:
-    """Whether this agent leaves the run able to succeed."""
+def _settled_ok(result: AgentResult) -> bool:
+    """Succeeded, or routed away: what lets a loop go on."""
     if result.status is AgentStatus.SKIPPED:
         return result.skip_cause is SkipCause.ROUTED
-    if result.status is not AgentStatus.SUCCEEDED:
+    return result.status is AgentStatus.SUCCEEDED
+
+
+def _clean(result: AgentResult) -> bool:
+    """Whether this agent leaves the run able to succeed."""
+    if not _settled_ok(result):
         return False
-    return all(i.status is AgentStatus.SUCCEEDED for i in result.instances or ())
+    if result.status is AgentStatus.SKIPPED:
+        return True
+    if not all(i.status is AgentStatus.SUCCEEDED for i in result.instances or ()):
+        return False
+    return all(_clean(i) for i in result.iterations or ())
+
+
+def _levels(loop: LoopSpec, graph: WorkflowGraph) -> list[list[str]]:
+    """The loop's members in dependency order, grouped into levels that can run at once (a
+    cycle among them, which the loader reports, leaves its members in a last level)."""
+    members = list(loop.agents)
+    placed: set[str] = set()
+    levels: list[list[str]] = []
+    while len(placed) < len(members):
+        level = [
+            m
+            for m in members
+            if m not in placed
+            and all(d in placed or d not in members for d in graph.dependencies.get(m, ()))
+        ]
+        if not level:
+            level = [m for m in members if m not in placed]
+        levels.append(level)
+        placed.update(level)
+    return levels
 
 
 def _routed_reason(decision: Decision) -> str:

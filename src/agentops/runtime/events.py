@@ -27,6 +27,9 @@ class AgentStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    # ``approval:``: it waits for a person (before it runs, or with its answer); its dependents
+    # do not start, and the run ends ``waiting`` once nothing else can run.
+    WAITING_APPROVAL = "waiting_approval"
 
     @property
     def settled(self) -> bool:
@@ -40,6 +43,7 @@ class RunStatus(StrEnum):
     INTERRUPTED = (
         "interrupted"  # Ctrl-C, SIGTERM, or a dead process (a whole-run timeout is FAILED)
     )
+    WAITING = "waiting"  # nothing else can run until a person decides an approval (exit 3)
 
 
 class SkipCause(StrEnum):
@@ -64,12 +68,62 @@ def instance_key(agent: str, index: int) -> str:
     return f"{agent}[{index}]"
 
 
+def iteration_key(agent: str, iteration: int) -> str:
+    """The name of iteration ``iteration`` (1-based) of loop member ``agent``: ``draft#2``; an
+    item of a fan-out inside a loop is ``instance_key(iteration_key(...), index)``: ``writer#2[0]``."""
+    return f"{agent}#{iteration}"
+
+
 def split_instance_key(name: str) -> tuple[str, int | None]:
-    """``instance_key`` reversed: ``writer[2]`` -> ("writer", 2); an agent's name -> (name, None)."""
+    """``instance_key`` reversed: ``writer[2]`` -> ("writer", 2), ``writer#2[0]`` ->
+    ("writer#2", 0); an agent's name (or an iteration's) -> (name, None)."""
     agent, bracket, rest = name.partition("[")  # agent names cannot hold brackets
     if agent and bracket and rest.endswith("]") and rest[:-1].isdigit():
         return agent, int(rest[:-1])
     return name, None
+
+
+def split_run_key(name: str) -> tuple[str, int | None, int | None]:
+    """Any agent run's name as (agent, iteration, item index): ``writer#2[0]`` ->
+    ("writer", 2, 0), ``draft#3`` -> ("draft", 3, None), ``writer[1]`` -> ("writer", None, 1)."""
+    head, index = split_instance_key(name)
+    agent, hash_, number = head.partition("#")  # agent names cannot hold #
+    if agent and hash_ and number.isdigit():
+        return agent, int(number), index
+    return head, None, index
+
+
+def run_key(agent: str, iteration: int | None, item_index: int | None) -> str:
+    """``split_run_key`` reversed."""
+    name = agent if iteration is None else iteration_key(agent, iteration)
+    return name if item_index is None else instance_key(name, item_index)
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What an agent with ``approval:`` asks a person for: ``mode`` before (its prompt) or
+    after (its answer); unanswered after ``timeout`` seconds, ``on_timeout`` decides."""
+
+    mode: str  # "before" | "after"
+    timeout: float | None = None
+    on_timeout: str = "reject"  # "reject" | "approve"
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval recorded for a run a resume continues: its ``verdict`` (approved,
+    rejected, revise; None: still pending), who gave it, when, and the comment, reason or
+    feedback; for ``after``, ``answer`` is the agent's answer that waited (reused, never
+    asked again). ``id``: its row, which the resume closes so it is never applied twice."""
+
+    mode: str
+    verdict: str | None = None
+    by: str | None = None
+    at: float | None = None
+    text: str | None = None
+    answer: AgentResult | None = None
+    id: int | None = None
+    timed_out: bool = False  # nobody decided in time: ``verdict`` is its on_timeout
 
 
 @dataclass(slots=True)
@@ -151,6 +205,16 @@ class AgentResult:
     # items (instances the cost cap or a stop left unstarted are not in the list).
     instances: list[AgentResult] | None = None
     item_count: int | None = None
+    # A loop's iteration of a member: ``name`` is ``iteration_key(agent, iteration)``; and the
+    # member's own result: its ``iterations`` in order, ``iteration`` the number run (its
+    # output the last one's), ``loop_end`` why its loop ended. Both carry the ``loop``.
+    loop: str | None = None
+    iteration: int | None = None
+    iterations: list[AgentResult] | None = None
+    loop_end: str | None = None
+    # ``approval:``: what it waits for (status waiting_approval), and the decision it ran under.
+    awaiting: ApprovalRequest | None = None
+    approval: Approval | None = None
     node: str | None = None  # executor: ray: the Ray node id that ran it (the last, if it moved)
 
     def add_attempt(self, attempt: Attempt) -> None:
@@ -163,6 +227,11 @@ class AgentResult:
     def agent_name(self) -> str:
         """The workflow agent this result is of (for an instance, its fan-out agent)."""
         return self.agent or self.name
+
+    @property
+    def is_instance(self) -> bool:
+        """One item of a fan-out or one iteration of a loop, not a workflow agent's own result."""
+        return self.agent is not None
 
     @property
     def retries(self) -> int:
@@ -227,8 +296,11 @@ class WorkflowResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all succeeded, 1 finished with failed/skipped agents, 130 interrupted."""
-        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1}.get(self.status, 130)
+        """0 all succeeded, 1 finished with failed/skipped agents, 3 waiting for an approval,
+        130 interrupted."""
+        return {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.WAITING: 3}.get(
+            self.status, 130
+        )
 
 
 # --- events -----------------------------------------------------------------
@@ -253,6 +325,8 @@ class WorkflowStarted:
         None  # a rerun of ``resumed_from`` from this agent (``agentops rerun``)
     )
     replaying: str | None = None  # a replay: what its calls are answered from ("workflow run 7")
+    # The approvals of the run it resumes, by agent: the history closes them (never applied twice).
+    approvals: Mapping[str, Approval] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -271,6 +345,29 @@ class FanOutStarted:
     name: str
     item_count: int
     started_at: float
+
+
+@dataclass(frozen=True)
+class IterationStarted:
+    """Iteration ``iteration`` (1-based) of loop ``loop`` starts; its members run as
+    ``draft#2``, ..., each settling as an instance of its agent."""
+
+    loop: str
+    iteration: int
+    max_iterations: int
+    started_at: float
+
+
+@dataclass(frozen=True)
+class LoopFinished:
+    """A loop ended: after ``iterations`` iterations, for ``reason`` (``until`` held,
+    ``max_iterations`` reached, a member failed, the run stopped); ``ok``: its members' last
+    answers stand (they settle right after this event), else each of them fails."""
+
+    loop: str
+    iterations: int
+    reason: str
+    ok: bool
 
 
 @dataclass(frozen=True)
@@ -368,6 +465,8 @@ Event = Union[
     WorkflowStarted,
     AgentStarted,
     FanOutStarted,
+    IterationStarted,
+    LoopFinished,
     AttemptStarted,
     TokensStreamed,
     AttemptFailed,

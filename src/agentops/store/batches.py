@@ -117,6 +117,7 @@ def _row_outcomes(store: Store, batch_id: int) -> Iterator[RowOutcome]:
                 WHERE n.workflow_run_id = w.id AND n.node IS NOT NULL)
         FROM workflow_runs w JOIN runs r ON r.workflow_run_id = w.id
         WHERE w.batch_id = ? AND {LATEST_ROW_RUN} AND r.item_index IS NULL
+            AND r.iteration IS NULL
         ORDER BY w.batch_row, r.id""",
         (batch_id,),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from agentops.runtime.events import split_instance_key
+from agentops.runtime.events import split_run_key
 from agentops.store import records
 from agentops.store.liveness import INTERRUPTED, RUNNING
 from agentops.store.queries import (
@@ -167,6 +167,7 @@ def agent_outcomes(store: Store, workflow_run_id: int) -> list[AgentOutcome]:
         """SELECT r.id, r.agent, r.status, r.model, r.provider, r.input_tokens, r.output_tokens,
             r.tokens_estimated, r.cost, r.started_at, r.finished_at, r.duration, r.reused,
             r.reused_from_run_id, r.error, r.item_index, r.item_count, r.skip_cause,
+            r.iteration, r.iterations, r.loop, r.loop_end,
             (SELECT count(*) FROM attempts a WHERE a.run_id = r.id) AS attempt_count
         FROM runs r WHERE r.workflow_run_id = ? ORDER BY r.id""",
         (workflow_run_id,),
@@ -193,13 +194,14 @@ def agent_start(store: Store, workflow_run_id: int, agent: str) -> AgentStart | 
 
 
 def agent_run_in(store: Store, workflow_run_id: int, agent: str) -> AgentRunRecord | None:
-    """``agent`` is a name as runs show it: ``writer`` (the fan-out agent's own run) or
-    ``writer[2]`` (an instance), looked up in ``runs_by_agent``."""
-    name, item_index = split_instance_key(agent)
+    """``agent`` is a name as runs show it: ``writer`` (the fan-out agent's own run),
+    ``writer[2]`` (an instance) or ``draft#2`` (an iteration), looked up in ``runs_by_agent``."""
+    name, iteration, item_index = split_run_key(agent)
     rows = store.read(
         f"""SELECT {AGENT_COLUMNS}, prompt FROM runs
-        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? ORDER BY id DESC LIMIT 1""",
-        (workflow_run_id, name, item_index),
+        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND iteration IS ?
+        ORDER BY id DESC LIMIT 1""",
+        (workflow_run_id, name, item_index, iteration),
     )
     if not rows:
         return None

@@ -308,6 +308,43 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        14,
+        "loops_and_approvals",
+        (
+            # An iteration of a loop's member is a runs row of its agent (``agent`` is "draft",
+            # shown as "draft#2") with its 1-based iteration; a fan-out item inside a loop has
+            # both its iteration and its item_index. NULL on any other row.
+            "ALTER TABLE runs ADD COLUMN iteration INTEGER",
+            # A member's own row: how many iterations ran (its output is the last one's, its
+            # spend 0: it is on the iterations' rows) and why its loop ended.
+            "ALTER TABLE runs ADD COLUMN iterations INTEGER",
+            "ALTER TABLE runs ADD COLUMN loop_end TEXT",
+            # The loop, on a member's own row and on its iterations' rows.
+            "ALTER TABLE runs ADD COLUMN loop TEXT",
+            # ``approval:``: one row each time an agent waits for a person (its runs row, status
+            # waiting_approval, holds the prompt or the answer to decide on). status: pending,
+            # then approved, rejected or revise (with who, when and the text); applied_run_id:
+            # the run that resumed this one and took the decision (or carried a pending one on),
+            # after which no decision is taken here: never applied twice.
+            """CREATE TABLE IF NOT EXISTS approvals (
+                id INTEGER PRIMARY KEY,
+                workflow_run_id INTEGER NOT NULL REFERENCES workflow_runs(id),
+                agent TEXT NOT NULL,
+                mode TEXT NOT NULL,
+                status TEXT NOT NULL,
+                requested_at TEXT NOT NULL,
+                timeout_at TEXT,
+                on_timeout TEXT,
+                decided_at TEXT,
+                decided_by TEXT,
+                text TEXT,
+                applied_run_id INTEGER REFERENCES workflow_runs(id)
+            )""",
+            "CREATE INDEX IF NOT EXISTS approvals_open ON approvals (applied_run_id, status)",
+            "CREATE INDEX IF NOT EXISTS approvals_by_run ON approvals (workflow_run_id, agent)",
+        ),
+    ),
+    Migration(
         15,
         "response_cache_and_replay",
         (

@@ -54,7 +54,7 @@ __all__ = [
 AGENT_COLUMNS = """id, workflow_run_id, workflow, agent, status, model, provider, input_tokens,
     output_tokens, tokens_estimated, cost, retries, started_at, finished_at, duration, reused,
     reused_from_run_id, output, error, value, item_index, item, item_count, skip_cause, decision,
-    node"""
+    iteration, iterations, loop, loop_end, node"""
 
 
 def agent_runs(
@@ -124,12 +124,13 @@ def tool_servers_of(store: Store, workflow_run_id: int) -> list[ToolServerRow]:
 
 # --- workflow runs -------------------------------------------------------------------------------
 
-# The workflow's agents, not a fan-out's instances: "3/3 agents", however many items.
+# The workflow's agents, not a fan-out's items or a loop's iterations: "3/3 agents", however
+# many items or iterations.
 WORKFLOW_COLUMNS = """w.id, w.workflow, w.status, w.started_at, w.finished_at,
-    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.item_index IS NULL)
-        AS agents_total,
     (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.item_index IS NULL
-        AND r.status = 'succeeded') AS agents_succeeded,
+        AND r.iteration IS NULL) AS agents_total,
+    (SELECT count(*) FROM runs r WHERE r.workflow_run_id = w.id AND r.item_index IS NULL
+        AND r.iteration IS NULL AND r.status = 'succeeded') AS agents_succeeded,
     w.input_tokens, w.output_tokens, w.tokens_estimated, w.cost, w.cost_cap, w.resumed_from,
     w.source_path, w.hostname, w.pid, w.process_start"""
 

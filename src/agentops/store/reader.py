@@ -18,6 +18,7 @@ from agentops.store.records import (
     AgentOutcome,
     AgentRunRecord,
     AgentStart,
+    ApprovalRecord,
     BatchRecord,
     CacheEntry,
     CacheStat,
@@ -45,6 +46,16 @@ class HistoryReader(Protocol):
     @property
     def location(self) -> str:
         """Where the history is, as messages name it (a file path, a database URL)."""
+        ...
+
+    # --- approvals --------------------------------------------------------------------------
+
+    def open_approvals(self, *, limit: int = 100) -> list[ApprovalRecord]:
+        """What waits for a person, across runs, oldest first (with the prompt or answer)."""
+        ...
+
+    def approvals_of(self, workflow_run_id: int) -> list[ApprovalRecord]:
+        """A run's approvals, decided or not, in the order requested."""
         ...
 
     # --- workflow runs ----------------------------------------------------------------------

@@ -158,7 +158,7 @@ class RunRecorder:
         self.workflow_run_id = self.writer.start_workflow_run(event)
         self._workflow = event.workflow.name
         self._recorded = set(event.reused)
-        self._agents_recorded = sum(r.item_index is None for r in event.reused.values())
+        self._agents_recorded = sum(not r.is_instance for r in event.reused.values())
         # Without tools, the run ends within a loop turn or two of its last agent settling.
         self._agents = len(event.workflow.agents)
         self._ends_with_last_agent = not event.workflow.tools
@@ -177,7 +177,7 @@ class RunRecorder:
         settled = sum(
             1
             for change in self._pending
-            if isinstance(change, AgentResult) and change.item_index is None
+            if isinstance(change, AgentResult) and not change.is_instance
         )
         return self._agents_recorded + settled >= self._agents
 
@@ -254,7 +254,7 @@ class RunRecorder:
     def _note_recorded(self, results: list[AgentResult]) -> None:
         new = [r for r in results if r.name not in self._recorded]
         self._recorded.update(r.name for r in new)
-        self._agents_recorded += sum(r.item_index is None for r in new)
+        self._agents_recorded += sum(not r.is_instance for r in new)
 
     def _require_started(self) -> int:
         if self.workflow_run_id is None:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
-from agentops.runtime.events import Decision, instance_key
+from agentops.runtime.events import Decision, run_key
 from agentops.store.liveness import effective_status
 from agentops.store.timestamps import from_iso
 
@@ -89,8 +89,11 @@ class AgentRunRecord:
 
     A fan-out instance has ``agent`` (its fan-out agent), ``item_index`` and ``item``, and
     ``name`` reads ``writer[2]``; the fan-out agent's own run has ``item_count`` and, read by
-    ``workflow_run()``, its ``instances`` in item order. A skipped one has its ``skip_cause``
-    (routed, dependency, cost_cap); an agent with a ``when`` has its ``decision``."""
+    ``workflow_run()``, its ``instances`` in item order. A loop's member has ``loop``; one of
+    its iterations has ``iteration`` (``name`` reads ``draft#2``), its own run ``iterations``
+    (how many ran), ``loop_end`` and, read by ``workflow_run()``, its ``iteration_runs`` in
+    order. A skipped one has its ``skip_cause`` (routed, dependency, cost_cap); an agent with
+    a ``when`` has its ``decision``."""
 
     id: int
     workflow_run_id: int | None
@@ -118,16 +121,23 @@ class AgentRunRecord:
     item_count: int | None = None  # a fan-out agent: how many items it had
     skip_cause: str | None = None  # skipped: routed, dependency or cost_cap
     decision: Decision | None = None  # its ``when`` as evaluated
+    iteration: int | None = None  # an iteration of a loop's member (1-based), or an item of one
+    iterations: int | None = None  # a loop's member: how many iterations ran
+    loop: str | None = None  # the loop, of a member and of its iterations
+    loop_end: str | None = None  # a loop's member: why its loop ended
     node: str | None = None  # executor ray: the Ray node id that ran it (None: in the driver)
     attempts: list[AttemptRecord] = field(default_factory=list)  # agent_run() / workflow_run()
     tool_calls: list[ToolCallRow] = field(default_factory=list)  # agent_run() / workflow_run()
     # A fan-out agent's instances in item order (workflow_run() only; None: not a fan-out).
     instances: list[AgentRunRecord] | None = None
+    # A loop member's iterations in order (workflow_run() only; None: not in a loop).
+    iteration_runs: list[AgentRunRecord] | None = None
 
     @property
     def name(self) -> str:
-        """The name runs show: the agent, or ``writer[2]`` for an instance."""
-        return run_name(self.agent or "", self.item_index)
+        """The name runs show: the agent, ``writer[2]`` for an item, ``draft#2`` for an
+        iteration, ``writer#2[0]`` for an item of a fan-out inside a loop."""
+        return run_name(self.agent or "", self.item_index, self.iteration)
 
     def to_json(self, *, detail: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -142,13 +152,12 @@ class AgentRunRecord:
         if detail:
             data["attempts"] = [attempt.to_json() for attempt in self.attempts]
             data["tool_calls"] = [call.to_json() for call in self.tool_calls]
-            data["instances"] = (
-                None
-                if self.instances is None
-                else [instance.to_json(detail=True) for instance in self.instances]
-            )
+            for key in ("instances", "iteration_runs"):
+                runs = getattr(self, key)
+                data[key] = None if runs is None else [run.to_json(detail=True) for run in runs]
         else:
-            del data["prompt"], data["attempts"], data["tool_calls"], data["instances"]
+            for key in ("prompt", "attempts", "tool_calls", "instances", "iteration_runs"):
+                del data[key]
         return data
 
     @property
@@ -223,8 +232,14 @@ class WorkflowRunDetail(WorkflowRunHeader):
     def every_agent_run(self) -> Iterator[AgentRunRecord]:
         """Every agent run, a fan-out agent's instances (in item order) before it."""
         for agent in self.agents:
-            yield from agent.instances or ()
-            yield agent
+            yield from _with_instances(agent)
+
+
+def _with_instances(record: AgentRunRecord) -> Iterator[AgentRunRecord]:
+    for iteration in record.iteration_runs or ():
+        yield from _with_instances(iteration)
+    yield from record.instances or ()
+    yield record
 
 
 class CostGrouping(StrEnum):
@@ -291,11 +306,15 @@ class AgentOutcome:
     item_index: int | None = None
     item_count: int | None = None
     skip_cause: str | None = None
+    iteration: int | None = None
+    iterations: int | None = None
+    loop: str | None = None
+    loop_end: str | None = None
 
     @property
     def name(self) -> str:
-        """The name runs show: the agent, or ``writer[2]`` for an instance."""
-        return run_name(self.agent, self.item_index)
+        """The name runs show (see ``AgentRunRecord.name``)."""
+        return run_name(self.agent, self.item_index, self.iteration)
 
 
 @dataclass
@@ -534,6 +553,10 @@ def agent_run_record(row: StoredRow, *, with_prompt: bool = False) -> AgentRunRe
         item_count=row["item_count"],
         skip_cause=row["skip_cause"],
         decision=decode_decision(row["decision"]),
+        iteration=row["iteration"],
+        iterations=row["iterations"],
+        loop=row["loop"],
+        loop_end=row["loop_end"],
         node=row["node"],
         prompt=row["prompt"] if with_prompt else None,
     )
@@ -561,6 +584,10 @@ def agent_outcome(row: StoredRow) -> AgentOutcome:
         item_index=row["item_index"],
         item_count=row["item_count"],
         skip_cause=row["skip_cause"],
+        iteration=row["iteration"],
+        iterations=row["iterations"],
+        loop=row["loop"],
+        loop_end=row["loop_end"],
     )
 
 
@@ -643,33 +670,50 @@ def batch_record(row: StoredRow) -> BatchRecord:
     )
 
 
-def run_name(agent: str, item_index: int | None) -> str:
-    """An agent run's name as runs show it (``writer``, ``writer[2]``); ``split_instance_key``
-    reverses it."""
-    return agent if item_index is None else instance_key(agent, item_index)
+def run_name(agent: str, item_index: int | None, iteration: int | None = None) -> str:
+    """An agent run's name as runs show it (``writer``, ``writer[2]``, ``draft#2``,
+    ``writer#2[0]``); ``split_run_key`` reverses it."""
+    return run_key(agent, iteration, item_index)
 
 
 def group_instances(agents: list[AgentRunRecord]) -> list[AgentRunRecord]:
-    """A run's agent runs (in the order recorded) with each fan-out instance moved under its
-    agent's ``instances``, in item order. An instance whose agent has no run of its own (the
-    process died mid-fan-out) stays where it was."""
+    """A run's agent runs (in the order recorded) with each fan-out item moved under its
+    fan-out's ``instances`` (in item order), and each loop iteration under its member's
+    ``iteration_runs`` (in order). A run whose parent has no row of its own (the process
+    died mid-fan-out or mid-loop) stays where it was."""
     fan_outs = {
-        agent.agent: agent
+        (agent.agent, agent.iteration): agent
         for agent in agents
         if agent.item_index is None and agent.item_count is not None
     }
+    members = {
+        agent.agent: agent
+        for agent in agents
+        if agent.item_index is None and agent.iteration is None and agent.iterations is not None
+    }
     for fan_out in fan_outs.values():
         fan_out.instances = []
+    for member in members.values():
+        member.iteration_runs = []
     grouped: list[AgentRunRecord] = []
     for agent in agents:
-        parent = fan_outs.get(agent.agent) if agent.item_index is not None else None
-        if parent is None or parent.instances is None:
-            grouped.append(agent)
-        else:
-            parent.instances.append(agent)
+        if agent.item_index is not None:
+            parent = fan_outs.get((agent.agent, agent.iteration))
+            if parent is not None and parent.instances is not None:
+                parent.instances.append(agent)
+                continue
+        elif agent.iteration is not None:
+            owner = members.get(agent.agent)
+            if owner is not None and owner.iteration_runs is not None:
+                owner.iteration_runs.append(agent)
+                continue
+        grouped.append(agent)
     for fan_out in fan_outs.values():
         if fan_out.instances:
             fan_out.instances.sort(key=lambda instance: instance.item_index or 0)
+    for member in members.values():
+        if member.iteration_runs:
+            member.iteration_runs.sort(key=lambda iteration: iteration.iteration or 0)
     return grouped
 
 
@@ -724,3 +768,59 @@ def _json_list(text: str | None) -> list[str]:
 def _seconds_between(start: str | None, end: str | None) -> float | None:
     started, finished = from_iso(start), from_iso(end)
     return None if started is None or finished is None else finished - started
+
+
+@dataclass
+class ApprovalRecord:
+    """One row of ``approvals``: an agent that waited for a person, with the prompt
+    (``before``) or answer (``after``) to decide on, read from its waiting runs row."""
+
+    id: int
+    workflow_run_id: int
+    workflow: str | None
+    agent: str
+    mode: str  # before | after
+    status: str  # pending | approved | rejected | revise
+    requested_at: str | None
+    timeout_at: str | None  # pending past this: its on_timeout decides on resume
+    on_timeout: str | None
+    decided_at: str | None
+    decided_by: str | None
+    text: str | None  # the comment, reason or feedback
+    applied_run_id: int | None  # the run that resumed this one and took it
+    prompt: str | None = None
+    output: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+APPROVAL_COLUMNS = """a.id, a.workflow_run_id, w.workflow, a.agent, a.mode, a.status,
+    a.requested_at, a.timeout_at, a.on_timeout, a.decided_at, a.decided_by, a.text,
+    a.applied_run_id,
+    (SELECT r.prompt FROM runs r WHERE r.workflow_run_id = a.workflow_run_id
+        AND r.agent = a.agent AND r.status = 'waiting_approval' ORDER BY r.id DESC LIMIT 1)
+        AS prompt,
+    (SELECT r.output FROM runs r WHERE r.workflow_run_id = a.workflow_run_id
+        AND r.agent = a.agent AND r.status = 'waiting_approval' ORDER BY r.id DESC LIMIT 1)
+        AS output"""
+
+
+def approval_record(row: StoredRow) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row["id"],
+        workflow_run_id=row["workflow_run_id"],
+        workflow=row["workflow"],
+        agent=row["agent"],
+        mode=row["mode"],
+        status=row["status"],
+        requested_at=row["requested_at"],
+        timeout_at=row["timeout_at"],
+        on_timeout=row["on_timeout"],
+        decided_at=row["decided_at"],
+        decided_by=row["decided_by"],
+        text=row["text"],
+        applied_run_id=row["applied_run_id"],
+        prompt=row["prompt"],
+        output=row["output"],
+    )

@@ -1,11 +1,13 @@
 """What ``resume`` needs from a recorded run: its definition, inputs, the agents
 that succeeded (with their outputs, to feed their dependents again), the fan-out
-instances that succeeded (so only the rest run again), the ``when`` decisions made
+instances that succeeded (so only the rest run again), the iterations of a loop that
+succeeded (so a loop goes on from the one in progress), the ``when`` decisions made
 (never evaluated again) and what the chain of runs it continues has spent, which
 counts against the cost cap."""
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +16,13 @@ from agentops.errors import RunNotFoundError, StoreError, UsageError
 from agentops.runtime.events import (
     AgentResult,
     AgentStatus,
+    Approval,
     Attempt,
     Decision,
     RunStatus,
     Usage,
 )
+from agentops.store.approvals import approvals_of, timed_out
 from agentops.store.liveness import RUNNING, hostname
 from agentops.store.queries import AgentRunRecord, agent_run, workflow_run
 from agentops.store.sqlite import Store
@@ -35,7 +39,9 @@ class ResumeState:
     status: str  # effective: "interrupted" when the recording process died
     # reused=True, with the usage, cost and attempts of their run; a fan-out's succeeded
     # instances under their keys (``writer[2]``), and the fan-out agent itself only when every
-    # one of its items succeeded (with them as its ``instances``)
+    # one of its items succeeded (with them as its ``instances``); a loop's iterations that
+    # succeeded under theirs (``draft#2``), and its member only when it succeeded (with them
+    # as its ``iterations``)
     succeeded: dict[str, AgentResult]
     cost_spent: float  # actual cost recorded by this run and every run it resumed
     cost_cap: float | None  # the cap the run had (a --cost-cap override included)
@@ -45,6 +51,9 @@ class ResumeState:
     # Every ``when`` decision the run recorded, routed-away agents' included, by name: a
     # resume reuses them (``RunOptions.decisions``) rather than evaluate them again.
     decisions: dict[str, Decision] = field(default_factory=dict)
+    # The run's approvals no resume has taken yet, by agent: decided (or timed out: their
+    # on_timeout), or still pending; an ``after`` one with the answer that waited.
+    approvals: dict[str, Approval] = field(default_factory=dict)
 
 
 def load_resume_state(store: Store, workflow_run_id: int, *, rerun: bool = False) -> ResumeState:
@@ -68,18 +77,7 @@ def load_resume_state(store: Store, workflow_run_id: int, *, rerun: bool = False
         )
     succeeded: dict[str, AgentResult] = {}
     for agent in detail.agents:
-        for instance in agent.instances or ():
-            if _succeeded(instance):
-                succeeded[instance.name] = _reused_result(store, instance)
-        if not _succeeded(agent):
-            continue
-        result = _reused_result(store, agent)
-        if agent.instances is not None:
-            instances = [succeeded[i.name] for i in agent.instances if i.name in succeeded]
-            if len(instances) != (agent.item_count or 0):
-                continue  # an item failed (on_item_error: continue): the agent runs again for it
-            result.instances = instances
-        succeeded[agent.name] = result
+        _collect(store, agent, succeeded)
     decisions = {
         record.name: record.decision
         for record in detail.every_agent_run()
@@ -99,7 +97,51 @@ def load_resume_state(store: Store, workflow_run_id: int, *, rerun: bool = False
         trace_id=detail.trace_id,
         trace_span_id=detail.trace_span_id,
         decisions=decisions,
+        approvals=_approvals(store, workflow_run_id, detail.agents),
     )
+
+
+def _approvals(
+    store: Store, workflow_run_id: int, agents: list[AgentRunRecord]
+) -> dict[str, Approval]:
+    waiting = {a.agent: a for a in agents if a.status == AgentStatus.WAITING_APPROVAL.value}
+    found: dict[str, Approval] = {}
+    now = time.time()
+    for record in approvals_of(store, workflow_run_id):
+        if record.applied_run_id is not None:
+            continue
+        row = waiting.get(record.agent)
+        answer = _reused_result(store, row) if row is not None and record.mode == "after" else None
+        verdict = None if record.status == "pending" else record.status
+        by, at, text = record.decided_by, from_iso(record.decided_at), record.text
+        expired = timed_out(record, now)
+        if expired:
+            verdict = "approved" if record.on_timeout == "approve" else "rejected"
+            by, at, text = "timeout", now, f"no decision by {record.timeout_at}"
+        found[record.agent] = Approval(
+            record.mode, verdict, by, at, text, answer, record.id, timed_out=expired
+        )
+    return found
+
+
+def _collect(store: Store, record: AgentRunRecord, succeeded: dict[str, AgentResult]) -> None:
+    """Add the run (and its items and iterations) to ``succeeded`` if it can be reused."""
+    for run in [*(record.iteration_runs or ()), *(record.instances or ())]:
+        _collect(store, run, succeeded)
+    if not _succeeded(record):
+        return
+    result = _reused_result(store, record)
+    if record.instances is not None:
+        instances = [succeeded[i.name] for i in record.instances if i.name in succeeded]
+        if len(instances) != (record.item_count or 0):
+            return  # an item failed (on_item_error: continue): the agent runs again for it
+        result.instances = instances
+    if record.iteration_runs is not None:
+        iterations = [succeeded.get(i.name) for i in record.iteration_runs]
+        if None in iterations or len(iterations) != (record.iterations or 0):
+            return  # its loop goes on from the iterations that did succeed
+        result.iterations = [i for i in iterations if i is not None]
+    succeeded[record.name] = result
 
 
 def _succeeded(record: AgentRunRecord) -> bool:
@@ -113,7 +155,7 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
         # If the original row is gone, what this row says is all there is.
         with suppress(RunNotFoundError):
             origin = agent_run(store, record.reused_from_run_id)
-    instance = record.item_index is not None
+    instance = record.item_index is not None or record.iteration is not None
     return AgentResult(
         name=record.name,
         status=AgentStatus.SUCCEEDED,
@@ -148,6 +190,9 @@ def _reused_result(store: Store, record: AgentRunRecord) -> AgentResult:
         item_index=record.item_index,
         item=record.parsed_item,
         item_count=record.item_count,
+        loop=record.loop,
+        iteration=record.iteration if instance else record.iterations,
+        loop_end=record.loop_end,
     )
 
 

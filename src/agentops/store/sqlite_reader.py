@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from agentops.store import approvals, browse, cache_queries, queries
 from agentops.store import batches as batch_queries
-from agentops.store import browse, cache_queries, queries
 from agentops.store.batches import RowState
 from agentops.store.opening import open_reader
 from agentops.store.reader import HistoryReader
@@ -15,6 +15,7 @@ from agentops.store.records import (
     AgentOutcome,
     AgentRunRecord,
     AgentStart,
+    ApprovalRecord,
     BatchRecord,
     CacheEntry,
     CacheStat,
@@ -51,6 +52,12 @@ class SqliteHistoryReader:
     @property
     def location(self) -> str:
         return str(self.store.path)
+
+    def open_approvals(self, *, limit: int = 100) -> list[ApprovalRecord]:
+        return approvals.open_approvals(self.store, limit=limit)
+
+    def approvals_of(self, workflow_run_id: int) -> list[ApprovalRecord]:
+        return approvals.approvals_of(self.store, workflow_run_id)
 
     def workflow_runs(
         self, *, workflow: str | None = None, limit: int = 20

@@ -30,9 +30,10 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
 )
+from agentops.store.approvals import decide
 from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
 from agentops.store.liveness import this_process
-from agentops.store.records import CacheEntry, decision_json
+from agentops.store.records import ApprovalRecord, CacheEntry, decision_json
 from agentops.store.sqlite import Store
 from agentops.store.timestamps import to_iso
 from agentops.store.writer import AgentChanges, every_agent_run, is_fan_out
@@ -113,6 +114,7 @@ class SqliteHistoryWriter:
                     "UPDATE workflow_runs SET rerun_from = ?, replaying = ? WHERE id = ?",
                     (storable(start.rerun_from), start.replaying, workflow_run_id),
                 )
+            _take_approvals(connection, start, workflow_run_id)
             for result in start.reused.values():
                 origin = _origin_of(connection, start.resumed_from, result)
                 _insert_agent_run(connection, workflow_run_id, name, result, reused_from=origin)
@@ -253,6 +255,11 @@ class SqliteHistoryWriter:
         )
 
     # --- batches ---------------------------------------------------------------------
+
+    def decide_approval(
+        self, workflow_run_id: int, agent: str, verdict: str, *, by: str, text: str | None
+    ) -> ApprovalRecord:
+        return decide(self.store, workflow_run_id, agent, verdict, by, text)
 
     def create_batch(
         self,
@@ -404,9 +411,10 @@ def _origin_of(
         return None
     row = connection.execute(
         """SELECT coalesce(reused_from_run_id, id) FROM runs
-        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND status = 'succeeded'
+        WHERE workflow_run_id = ? AND agent = ? AND item_index IS ? AND iteration IS ?
+            AND status IN ('succeeded', 'waiting_approval')
         ORDER BY id DESC LIMIT 1""",
-        (resumed_from, storable(result.agent_name), result.item_index),
+        (resumed_from, storable(result.agent_name), result.item_index, _iteration(result)),
     ).fetchone()
     return None if row is None else int(row[0])
 
@@ -460,7 +468,8 @@ def _insert_agent_run(
     row of its agent with its item; the fan-out agent's own row has its item count and no
     spend (its instances' rows have it)."""
     reused = result.reused or reused_from is not None
-    status = AgentStatus.SUCCEEDED.value if reused else result.status.value
+    waits = result.status is AgentStatus.WAITING_APPROVAL  # an answer reused, waiting again
+    status = AgentStatus.SUCCEEDED.value if reused and not waits else result.status.value
     unspent = reused or is_fan_out(result)
     usage = result.usage
     instance = result.item_index is not None
@@ -468,8 +477,10 @@ def _insert_agent_run(
         """INSERT INTO runs (workflow_run_id, workflow, agent, status, cost, output, error, retries,
             model, provider, prompt, input_tokens, output_tokens, tokens_estimated,
             started_at, finished_at, duration, reused, reused_from_run_id, value,
-            item_index, item, item_count, skip_cause, decision, node)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            item_index, item, item_count, skip_cause, decision, iteration, iterations, loop,
+            loop_end, node)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+            ?, ?, ?, ?, ?)""",
         (
             workflow_run_id,
             workflow,
@@ -496,10 +507,16 @@ def _insert_agent_run(
             _item_count(result),
             None if result.skip_cause is None else result.skip_cause.value,
             None if result.decision is None else _json_text(decision_json(result.decision)),
+            _iteration(result),
+            None if result.iterations is None else len(result.iterations),
+            storable(result.loop),
+            storable(result.loop_end),
             None if reused else storable(result.node),
         ),
     )
     run_id = _row_id(cursor)
+    if waits and result.awaiting is not None:
+        _request_approval(connection, workflow_run_id, result)
     if not reused:
         connection.executemany(
             """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
@@ -532,6 +549,70 @@ def _insert_agent_run(
             ],
         )
     return run_id
+
+
+def _request_approval(
+    connection: sqlite3.Connection, workflow_run_id: int, result: AgentResult
+) -> None:
+    """A pending approval of the agent's waiting row (its prompt or answer is on that row)."""
+    request = result.awaiting
+    assert request is not None
+    now = result.finished_at or time.time()
+    connection.execute(
+        """INSERT INTO approvals (workflow_run_id, agent, mode, status, requested_at, timeout_at,
+            on_timeout) VALUES (?, ?, ?, 'pending', ?, ?, ?)""",
+        (
+            workflow_run_id,
+            storable(result.agent_name),
+            request.mode,
+            to_iso(now),
+            None if request.timeout is None else to_iso(now + request.timeout),
+            request.on_timeout,
+        ),
+    )
+
+
+def _take_approvals(
+    connection: sqlite3.Connection, start: WorkflowStarted, workflow_run_id: int
+) -> None:
+    """A resume takes the approvals of the run it continues, as it read them: each is closed
+    here (never decided or applied again). One decided since it was read stops the resume
+    before anything runs, so no decision is lost or applied twice."""
+    for agent, approval in start.approvals.items():
+        if approval.id is None:
+            continue
+        if approval.timed_out:  # the timeout's verdict is recorded as the decision
+            taken = connection.execute(
+                """UPDATE approvals SET applied_run_id = ?, status = ?, decided_by = ?,
+                    decided_at = ?, text = ?
+                WHERE id = ? AND applied_run_id IS NULL AND status = 'pending'""",
+                (
+                    workflow_run_id,
+                    approval.verdict,
+                    approval.by,
+                    to_iso(approval.at),
+                    storable(approval.text),
+                    approval.id,
+                ),
+            ).rowcount
+        else:
+            taken = connection.execute(
+                """UPDATE approvals SET applied_run_id = ? WHERE id = ? AND applied_run_id IS NULL
+                    AND status = ?""",
+                (workflow_run_id, approval.id, approval.verdict or "pending"),
+            ).rowcount
+        if taken != 1:
+            raise StoreError(
+                f"the approval of {agent} in workflow run {start.resumed_from} changed while this "
+                "resume started (a decision was recorded, or another resume took it); resume "
+                "again to continue with it"
+            )
+
+
+def _iteration(result: AgentResult) -> int | None:
+    """The iteration an instance belongs to (a member's own result counts its iterations in
+    ``iterations`` instead)."""
+    return result.iteration if result.is_instance else None
 
 
 def _item_count(result: AgentResult) -> int | None:

@@ -22,24 +22,34 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from agentops.store.records import CacheEntry
+from agentops.store.records import ApprovalRecord, CacheEntry
 
 __all__ = ["AgentChanges", "HistoryWriter", "every_agent_run", "is_fan_out"]
 
 
 def is_fan_out(result: AgentResult) -> bool:
-    """A fan-out agent's own result: its spend is on its instances, never on it."""
-    return result.instances is not None or result.item_count is not None
+    """A fan-out agent's own result, or a loop member's: its spend is on its instances (its
+    items, its iterations), never on it."""
+    return (
+        result.instances is not None
+        or result.item_count is not None
+        or result.iterations is not None
+    )
 
 
 def every_agent_run(results: Iterable[AgentResult]) -> list[AgentResult]:
-    """Each result with a fan-out agent's instances before it, each name once: the rows a
-    run's results make, whether or not the instances are also listed under their own keys."""
+    """Each result with its instances before it (a fan-out's items, a loop member's
+    iterations and their items), each name once: the rows a run's results make, whether or
+    not the instances are also listed under their own keys."""
     found: dict[str, AgentResult] = {}
-    for result in results:
-        for instance in result.instances or ():
-            found.setdefault(instance.name, instance)
+
+    def add(result: AgentResult) -> None:
+        for instance in [*(result.iterations or ()), *(result.instances or ())]:
+            add(instance)
         found.setdefault(result.name, result)
+
+    for result in results:
+        add(result)
     return list(found.values())
 
 
@@ -97,6 +107,13 @@ class HistoryWriter(Protocol):
         """The run's end: ``missing`` agents not recorded yet (``linked``: those with tool
         calls), every start row gone, the final status and totals (of ``result``'s agents and
         their instances, each counted once: see ``every_agent_run``)."""
+        ...
+
+    def decide_approval(
+        self, workflow_run_id: int, agent: str, verdict: str, *, by: str, text: str | None
+    ) -> ApprovalRecord:
+        """Record a person's decision (approved, rejected, revise) on the pending approval of
+        ``agent`` in the run; ``UsageError`` when it is stale or already decided."""
         ...
 
     def create_batch(

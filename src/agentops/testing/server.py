@@ -40,6 +40,9 @@ Given answers
     is answered with ``value`` (a string as it is, anything else as JSON), before
     any ``reply`` hook or schema example; the first marker added that matches
     wins. ``--answer MARKER=JSON`` does the same from the command line.
+    ``answer_in_turn(marker, [v1, v2, ...])``: the first matching request gets ``v1``, the
+    next ``v2``, and so on, the last one repeating (a critic that rejects, then approves);
+    ``--answers MARKER=JSON_LIST`` from the command line.
 
 Tool calls
     A ``reply`` hook may return a ``ScriptedReply(text, tool_calls=[...])``
@@ -112,7 +115,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -223,6 +226,13 @@ class _Scripted:
     match: Callable[[Body], bool] | None = None
 
 
+@dataclass
+class _GivenAnswer:
+    marker: str
+    texts: list[str]  # answered in turn, the last one repeating
+    used: int = 0
+
+
 class OpenAITestServer:
     """See the module docstring. Safe to use from any thread."""
 
@@ -252,7 +262,7 @@ class OpenAITestServer:
         self.port = 0
         self._requested_port = port
         self._scripted: list[_Scripted] = []
-        self._answers: list[tuple[str, str]] = []
+        self._answers: list[_GivenAnswer] = []
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -287,17 +297,28 @@ class OpenAITestServer:
 
     def answer_when(self, marker: str, value: Any) -> None:
         """Answer every request whose messages contain ``marker`` with ``value`` (JSON unless text)."""
-        text = value if isinstance(value, str) else json.dumps(value)
+        self.answer_in_turn(marker, [value])
+
+    def answer_in_turn(self, marker: str, values: Sequence[Any]) -> None:
+        """Answer the requests whose messages contain ``marker`` with ``values`` in turn, the
+        last one repeating once they are used up."""
+        if not values:
+            raise ValueError("answer_in_turn needs at least one value")
+        texts = [value if isinstance(value, str) else json.dumps(value) for value in values]
         with self._lock:
-            self._answers.append((marker, text))
+            self._answers.append(_GivenAnswer(marker, texts))
 
     def _given_answer(self, body: Body) -> str | None:
         with self._lock:
-            answers = list(self._answers)
-        if not answers:
-            return None
-        conversation = "\n".join(str(m.get("content") or "") for m in _messages(body))
-        return next((text for marker, text in answers if marker in conversation), None)
+            if not self._answers:
+                return None
+            conversation = "\n".join(str(m.get("content") or "") for m in _messages(body))
+            given = next((a for a in self._answers if a.marker in conversation), None)
+            if given is None:
+                return None
+            text = given.texts[min(given.used, len(given.texts) - 1)]
+            given.used += 1
+            return text
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -775,6 +796,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MARKER=JSON",
         help="answer requests whose messages contain MARKER with this JSON (repeatable)",
     )
+    parser.add_argument(
+        "--answers",
+        action="append",
+        default=[],
+        metavar="MARKER=JSON_LIST",
+        help="answer requests whose messages contain MARKER with each value of the list in turn, "
+        "the last repeating (repeatable)",
+    )
     arguments = parser.parse_args(argv)
     hook = (
         call_tool_until(
@@ -801,6 +830,17 @@ def main(argv: list[str] | None = None) -> None:
             server.answer_when(marker, json.loads(value))
         except ValueError:
             parser.error(f"--answer {given!r}: the value is not JSON")
+    for given in arguments.answers:
+        marker, separator, value = given.partition("=")
+        try:
+            values = json.loads(value) if separator else None
+        except ValueError:
+            values = None
+        if not isinstance(values, list) or not values:
+            parser.error(
+                f"--answers {given!r}: write MARKER=JSON_LIST, a list of one value or more"
+            )
+        server.answer_in_turn(marker, values)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with server:

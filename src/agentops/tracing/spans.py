@@ -59,6 +59,8 @@ from agentops.runtime.events import (
     Decision,
     Event,
     FanOutStarted,
+    IterationStarted,
+    LoopFinished,
     RunStatus,
     SkipCause,
     ToolCallFinished,
@@ -66,6 +68,7 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
     split_instance_key,
+    split_run_key,
 )
 from agentops.runtime.usage import Usage
 from agentops.tracing.span_ref import SpanRef
@@ -128,6 +131,13 @@ SKIP_REASON = "agentops.skip.reason"
 DECISION_EXPRESSION = "agentops.decision.expression"  # the ``when``, as written
 DECISION_HELD = "agentops.decision.held"
 DECISION_VALUES = "agentops.decision.values"  # JSON: each path it read -> the value (content)
+LOOP_NAME = "agentops.loop.name"
+LOOP_ITERATION = "agentops.loop.iteration"  # on an iteration's agent span (1-based)
+LOOP_MAX_ITERATIONS = "agentops.loop.max_iterations"
+LOOP_ITERATIONS = "agentops.loop.iterations"  # on the loop's span: how many ran
+LOOP_END = "agentops.loop.end_reason"  # why it ended: until held, max_iterations reached, ...
+WAITING_EVENT = "agentops.agent.waiting_approval"  # on the workflow span: an agent waits
+APPROVAL_MODE = "agentops.approval.mode"  # before | after
 
 CANCELLED = "cancelled"  # error.type of a call or agent cut off by an interrupt or a run timeout
 COST_CAP_REACHED = "cost_cap"  # error.type of an agent skipped by the cost cap after attempts
@@ -181,12 +191,18 @@ class RunTracer:
         self._agents: dict[str, _RunningAgent] = {}  # by name: ``writer[2]`` for an item
         self._fan_outs: dict[str, Span] = {}
         self._models: dict[str, str] = {}  # agent -> its model, for a fan-out's span
+        self._loops: dict[str, Span] = {}  # a loop under way: its span, its iterations' parent
+        self._loop_of: dict[str, str] = {}  # a loop's member -> the loop
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, WorkflowStarted):
             self._start_workflow(event)
         elif isinstance(event, FanOutStarted):
             self._start_fan_out(event)
+        elif isinstance(event, IterationStarted):
+            self._start_iteration(event)
+        elif isinstance(event, LoopFinished):
+            self._finish_loop(event)
         elif isinstance(event, AgentStarted):
             self._start_agent(event)
         elif isinstance(event, AttemptStarted):
@@ -272,6 +288,7 @@ class RunTracer:
             attributes[SPENT_BEFORE] = event.spent_before
         links = [Link(_remote(ref)) for ref in self.links]
         self._models = {agent.name: agent.model for agent in workflow.agents}
+        self._loop_of = {member: loop.name for loop in workflow.loops for member in loop.agents}
         self._root = self.start_root(
             self.ids,
             lambda: self.tracer.start_span(
@@ -296,6 +313,9 @@ class RunTracer:
                 self._agents.pop(name).span.end()
             elif name in self._fan_outs:
                 self._fan_outs.pop(name).end()
+        for span in self._loops.values():
+            span.end()
+        self._loops.clear()
         root = self._root
         if root is None:
             return
@@ -319,19 +339,63 @@ class RunTracer:
 
     # --- agents ---------------------------------------------------------------------
 
+    def _parent_of(self, name: str) -> Span | None:
+        """An item's parent is its fan-out's span; an iteration's, its loop's; else the root."""
+        owner, index = split_instance_key(name)
+        if index is not None and owner in self._fan_outs:
+            return self._fan_outs[owner]
+        agent, iteration, _ = split_run_key(name)
+        if iteration is not None and agent in self._loop_of:
+            return self._loops.get(self._loop_of[agent], self._root)
+        return self._root
+
+    def _iteration_attributes(self, name: str) -> dict[str, Any]:
+        agent, iteration, _ = split_run_key(name)
+        if iteration is None:
+            return {}
+        return {LOOP_NAME: self._loop_of.get(agent, ""), LOOP_ITERATION: iteration}
+
+    def _start_iteration(self, event: IterationStarted) -> None:
+        if event.loop in self._loops:
+            return  # one span for the whole loop; each iteration's agent spans say which
+        self._loops[event.loop] = self.tracer.start_span(
+            f"loop {event.loop}",
+            context=self._context_of(self._root),
+            kind=SpanKind.INTERNAL,
+            attributes={LOOP_NAME: event.loop, LOOP_MAX_ITERATIONS: event.max_iterations},
+            start_time=_ns(event.started_at),
+        )
+
+    def _finish_loop(self, event: LoopFinished) -> None:
+        span = self._loops.pop(event.loop, None)
+        if span is None:
+            return
+        span.set_attributes({LOOP_ITERATIONS: event.iterations, LOOP_END: event.reason})
+        if not event.ok:
+            _fail(span, OTHER_ERROR, event.reason)
+        span.end()
+
+    def _waiting(self, result: AgentResult) -> None:
+        """An agent waiting for a person: an event on the workflow span says what for."""
+        if self._root is None or result.awaiting is None:
+            return
+        attributes = {AGENT_NAME: result.agent_name, APPROVAL_MODE: result.awaiting.mode}
+        timestamp = _ns(result.finished_at) if result.finished_at is not None else None
+        self._root.add_event(WAITING_EVENT, attributes, timestamp=timestamp)
+
     def _start_agent(self, event: AgentStarted) -> None:
         target = self._target(event.provider)
-        agent = split_instance_key(event.name)[0]
-        fan_out = self._fan_outs.get(agent) if agent != event.name else None
+        agent = split_run_key(event.name)[0]
         span = self.tracer.start_span(
             f"invoke_agent {agent}",
-            context=self._context_of(fan_out or self._root),
+            context=self._context_of(self._parent_of(event.name)),
             kind=SpanKind.INTERNAL,
             attributes={
                 OPERATION: "invoke_agent",
                 AGENT_NAME: agent,
                 PROVIDER: target.provider_name,
                 REQUEST_MODEL: event.model,
+                **self._iteration_attributes(event.name),
             },
             start_time=_ns(event.started_at),
         )
@@ -349,16 +413,18 @@ class RunTracer:
         return _RunningAgent(span, result.provider, result.model, agent=result.agent_name)
 
     def _start_fan_out(self, event: FanOutStarted) -> None:
+        agent = split_run_key(event.name)[0]  # writer#2: a fan-out inside a loop
         attributes: dict[str, Any] = {
             OPERATION: "invoke_agent",
-            AGENT_NAME: event.name,
+            AGENT_NAME: agent,
             ITEM_COUNT: event.item_count,
+            **self._iteration_attributes(event.name),
         }
-        if event.name in self._models:
-            attributes[REQUEST_MODEL] = self._models[event.name]
+        if agent in self._models:
+            attributes[REQUEST_MODEL] = self._models[agent]
         self._fan_outs[event.name] = self.tracer.start_span(
-            f"invoke_agent {event.name}",
-            context=self._context_of(self._root),
+            f"invoke_agent {agent}",
+            context=self._context_of(self._parent_of(event.name)),
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             start_time=_ns(event.started_at),
@@ -424,10 +490,17 @@ class RunTracer:
             self._finish_fan_out(fan_out, result)
             return
         running = self._agents.pop(result.name, None)
-        if running is None and result.status is AgentStatus.FAILED and not result.reused:
+        if (
+            running is None
+            and result.status is AgentStatus.FAILED
+            and not result.reused
+            and result.iterations is None  # a loop's member: its iterations have the spans
+        ):
             # Failed before any call (its ``when`` or ``for_each`` could not be evaluated).
             running = self._unstarted_span(result)
-        if running is None:  # never started: skipped, reused, or cancelled while waiting
+        if result.status is AgentStatus.WAITING_APPROVAL:
+            self._waiting(result)
+        if running is None:  # never started: skipped, reused, waiting, or cancelled waiting
             self._skipped(result)
             return
         for attempt in result.attempts:  # a call cut off by an interrupt emitted no attempt event

@@ -138,12 +138,13 @@ class BatchProgress:
 
 def summary_lines(summary: BatchSummary) -> list[str]:
     """The end of a batch: what ran, what it cost, the pauses, and what to do next."""
-    ran = summary.succeeded + summary.failed + summary.skipped
+    ran = summary.succeeded + summary.failed + summary.skipped + summary.waiting
+    waiting = f", {summary.waiting} waiting for approval" if summary.waiting else ""
     lines = [
         f"batch {summary.batch_id} ({sanitize(summary.workflow)}) {summary.status.value} in "
         f"{summary.finished_at - summary.started_at:.1f}s: {ran}/{summary.rows} rows ran — "
         f"{summary.succeeded} succeeded ({summary.reused} reused), {summary.failed} failed, "
-        f"{summary.skipped} skipped by the cost cap, {summary.not_run} not run; "
+        f"{summary.skipped} skipped by the cost cap{waiting}, {summary.not_run} not run; "
         f"{format_spend(summary.cost, False, summary.cost_cap, earlier=summary.spent_before)}",
     ]
     if summary.pauses:
@@ -152,6 +153,8 @@ def summary_lines(summary: BatchSummary) -> list[str]:
         )
     if summary.out is not None:
         lines.append(f"results: {summary.out} (one JSON line per row, in input order)")
+    if summary.waiting:
+        lines.append("decide them: agentops approvals lists what waits, with the commands")
     if summary.status.value != "succeeded":
         lines.append(
             f"resume with: agentops resume-batch {summary.batch_id}"

@@ -64,6 +64,10 @@ def status_label(result: AgentResult) -> str:
     if result.reused:
         return "succeeded (reused)"
     label = shown_status(result.status, result.skip_cause)
+    if result.status is AgentStatus.WAITING_APPROVAL:
+        label = "waiting for approval"
+    if result.iterations is not None:
+        label += f" ({plural(len(result.iterations), 'iteration')})"
     items = items_label(result)
     return f"{label} ({items})" if items is not None else label
 
@@ -98,7 +102,10 @@ def describe_items(counts: Mapping[str, int], total: int) -> str:
 
 
 def attempt_count(result: AgentResult) -> int:
-    """The calls an agent made: a fan-out's are its instances' (those run this time)."""
+    """The calls an agent made: a fan-out's are its instances', a loop member's its
+    iterations' (those run this time)."""
+    if result.iterations is not None:
+        return sum(attempt_count(i) for i in result.iterations if not i.reused)
     if result.instances is not None:
         return sum(len(i.attempts) for i in result.instances if not i.reused)
     return len(result.attempts)
@@ -117,4 +124,5 @@ STATUS_STYLES: dict[str, str] = {
     AgentStatus.SKIPPED: "magenta",
     AgentStatus.CANCELLED: "yellow",
     ROUTED: "blue",
+    AgentStatus.WAITING_APPROVAL: "bold yellow",
 }

@@ -63,6 +63,7 @@ INSTANCE_INDENT = "└ "
 STATUS_ORDER = (
     AgentStatus.RUNNING,
     RETRYING,
+    AgentStatus.WAITING_APPROVAL,
     AgentStatus.FAILED,
     AgentStatus.SUCCEEDED,
     ROUTED,

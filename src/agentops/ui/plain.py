@@ -47,6 +47,8 @@ from agentops.runtime.events import (
     CostWarning,
     Event,
     FanOutStarted,
+    IterationStarted,
+    LoopFinished,
     SkipCause,
     ToolCallFinished,
     WorkflowStarted,
@@ -97,6 +99,17 @@ def plain_lines(event: Event) -> list[str]:
         return [_finished_line(event)]
     if isinstance(event, FanOutStarted):
         return [f"{one_line(event.name)} fans out over {plural(event.item_count, 'item')}"]
+    if isinstance(event, IterationStarted):
+        return [
+            f"loop {one_line(event.loop)}: iteration {event.iteration} of at most "
+            f"{event.max_iterations}"
+        ]
+    if isinstance(event, LoopFinished):
+        verdict = "ended" if event.ok else "failed"
+        return [
+            f"loop {one_line(event.loop)} {verdict} after "
+            f"{plural(event.iterations, 'iteration')}: {one_line(event.reason)}"
+        ]
     if isinstance(event, CostWarning):
         return [f"warning: {one_line(event.message)}"]
     if isinstance(event, ToolCallFinished):
@@ -122,15 +135,16 @@ def _started_lines(event: WorkflowStarted) -> list[str]:
     lines = [
         f"workflow {one_line(workflow.name)} started{resumed}: {plural(len(workflow.agents), 'agent')}, {cap_text}"
     ]
-    reused_items: dict[str, int] = {}
+    reused_items: Counter[tuple[str, str]] = Counter()
     for name, previous in event.reused.items():
-        if previous.agent is not None:  # a fan-out's item: counted, not listed
-            reused_items[previous.agent] = reused_items.get(previous.agent, 0) + 1
+        if previous.agent is not None:  # a fan-out's item, a loop's iteration: counted
+            kind = "item" if previous.item_index is not None else "iteration"
+            reused_items[(previous.agent, kind)] += 1
         else:
             lines.append(f"{one_line(name)} succeeded (reused)")
     lines.extend(
-        f"{one_line(agent)}: {plural(count, 'item')} succeeded (reused)"
-        for agent, count in reused_items.items()
+        f"{one_line(agent)}: {plural(count, kind)} succeeded (reused)"
+        for (agent, kind), count in reused_items.items()
     )
     return lines
 
@@ -143,6 +157,13 @@ def _finished_line(event: AgentFinished) -> str:
         items = items_label(result)
         figures = f"{format_tokens(result.usage)} tokens, {format_cost(result.cost)}"
         return f"{name} {result.status} in {format_duration(result.duration)}: {items}, {figures}{reason}"
+    if result.status is AgentStatus.WAITING_APPROVAL and result.awaiting is not None:
+        what = "its prompt" if result.awaiting.mode == "before" else "its answer"
+        return f"{name} waits for approval ({result.awaiting.mode}: {what})"
+    if result.iterations is not None:  # a loop's member: its iterations' figures summed
+        figures = f"{format_tokens(result.usage)} tokens, {format_cost(result.cost)}"
+        ran = plural(len(result.iterations), "iteration")
+        return f"{name} {result.status} after {ran}: {figures}{reason}"
     if result.status is AgentStatus.SUCCEEDED:
         cached = " (cached)" if result.cached else ""
         return (

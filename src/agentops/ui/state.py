@@ -27,6 +27,8 @@ from agentops.runtime.events import (
     CostWarning,
     Event,
     FanOutStarted,
+    IterationStarted,
+    LoopFinished,
     SkipCause,
     TokensStreamed,
     ToolCallFinished,
@@ -35,7 +37,7 @@ from agentops.runtime.events import (
     Usage,
     WorkflowFinished,
     WorkflowStarted,
-    split_instance_key,
+    split_run_key,
 )
 from agentops.ui.format import NOT_RUN, describe_items, shown_status
 
@@ -69,6 +71,11 @@ class AgentRow:
     tool_calls: int = 0  # finished
     skip_cause: SkipCause | None = None
     fan_out: FanOut | None = None  # set when a fan-out agent has its items
+    # A loop's member: the iteration under way (or the last), of at most ``max_iterations``.
+    iteration: int | None = None
+    max_iterations: int | None = None
+    loop_usage: Usage = field(default_factory=Usage)  # of its iterations settled (run this time)
+    loop_cost: float | None = 0.0
 
     @property
     def active(self) -> bool:
@@ -91,10 +98,19 @@ class AgentRow:
             return "succeeded (cached)"
         if self.status == RETRYING:
             return f"retrying ({self.retries})"
+        if self.status == AgentStatus.WAITING_APPROVAL:
+            return "waiting for approval"
+        label = self.shown_status
         if self.fan_out is not None:
             items = self.fan_out.describe()
-            return items if self.active else f"{self.status} {items}"
-        return self.shown_status
+            label = items if self.active else f"{self.status} {items}"
+        if self.iteration is not None:
+            label += (
+                f" · iteration {self.iteration}/{self.max_iterations}"
+                if self.active
+                else f" after {self.iteration} iteration{'s' if self.iteration != 1 else ''}"
+            )
+        return label
 
     def elapsed(self, now: float) -> float | None:
         if self.started_at is None:
@@ -141,6 +157,7 @@ class RunState:
     _settled: int = 0
     # Instances a resume reuses, by fan-out agent: counted once the agent has its items.
     _reused_items: dict[str, list[AgentResult]] = field(default_factory=dict)
+    _loops: dict[str, tuple[str, ...]] = field(default_factory=dict)  # loop -> its members
 
     def apply(self, event: Event) -> None:
         """Fold one engine event into the state."""
@@ -154,6 +171,10 @@ class RunState:
             pass  # a server's stderr goes to the history only, never to the live view
         elif isinstance(event, FanOutStarted):
             self._start_fan_out(event)
+        elif isinstance(event, IterationStarted):
+            self._start_iteration(event)
+        elif isinstance(event, LoopFinished):
+            pass  # each member settles right after, with the loop's end as its own
         else:
             name = event.name if not isinstance(event, AgentFinished) else event.result.name
             row = self.rows.get(name)
@@ -162,8 +183,17 @@ class RunState:
             else:
                 self._apply_to_instance(name, event)
 
+    def _start_iteration(self, event: IterationStarted) -> None:
+        for name in self._loops.get(event.loop, ()):
+            row = self.rows.get(name)
+            if row is not None:
+                row.iteration, row.max_iterations = event.iteration, event.max_iterations
+                if row.status == AgentStatus.WAITING:
+                    row.status, row.started_at = AgentStatus.RUNNING, event.started_at
+
     def _start(self, event: WorkflowStarted) -> None:
         workflow = event.workflow
+        self._loops = {loop.name: tuple(loop.agents) for loop in workflow.loops}
         self.workflow = workflow.name
         self.started_at = event.started_at
         self.cost_cap = event.cost_cap if event.cost_cap is not None else workflow.policies.cost_cap
@@ -231,8 +261,13 @@ class RunState:
     # --- fan-outs --------------------------------------------------------------------
 
     def _start_fan_out(self, event: FanOutStarted) -> None:
-        row = self.rows.get(event.name)
+        agent, iteration, _ = split_run_key(event.name)  # writer#2: a fan-out in a loop
+        row = self.rows.get(agent)
         if row is None:
+            return
+        if iteration is not None:  # each iteration's items are counted afresh
+            row.fan_out = FanOut(event.item_count)
+            row.status = AgentStatus.RUNNING
             return
         row.status, row.started_at = AgentStatus.RUNNING, event.started_at
         row.fan_out = FanOut(event.item_count)
@@ -242,7 +277,10 @@ class RunState:
             row.fan_out.settled[AgentStatus.SUCCEEDED] += reused
 
     def _apply_to_instance(self, name: str, event: Event) -> None:
-        agent, index = split_instance_key(name)
+        agent, iteration, index = split_run_key(name)
+        if iteration is not None and index is None:
+            self._apply_to_iteration(agent, event)
+            return
         parent = self.rows.get(agent) if index is not None else None
         fan_out = parent.fan_out if parent is not None else None
         if parent is None or fan_out is None or index is None:
@@ -271,6 +309,27 @@ class RunState:
             for row in fan_out.active.values():
                 parent.usage = parent.usage + row.usage
                 parent.cost = _add_cost(parent.cost, row.cost)
+
+    def _apply_to_iteration(self, agent: str, event: Event) -> None:
+        """An iteration's events show on its member's row: its status while the loop goes on,
+        its spend added to the iterations' before it."""
+        row = self.rows.get(agent)
+        if row is None:
+            return
+        if not isinstance(event, AgentFinished):
+            self._apply_to_row(row, event, count=False)
+            return
+        result = event.result
+        if not result.reused:
+            row.loop_usage = row.loop_usage + result.usage
+            row.loop_cost = _add_cost(row.loop_cost, result.cost)
+        row.usage, row.cost = row.loop_usage, row.loop_cost
+        row.calls_in_progress.clear()
+        row.error, row.skip_cause = result.error, result.skip_cause
+        # The loop goes on until its members settle: the row stays under way.
+        row.status = AgentStatus.RUNNING
+        if result.output:
+            row.streamed = result.output[-PREVIEW_BUFFER:]
 
     def _settle_fan_out(self, row: AgentRow, result: AgentResult) -> None:
         """The agent settled: its instances' statuses as the engine reports them."""

@@ -9,20 +9,30 @@ style; nothing is loaded from another host.
 
 A history that cannot be read (damaged, or migrated by a newer agentops since the view
 started) answers 503 with a page saying why and what to do, and one line in the log.
+
+Approvals are its only state-changing requests: a POST from the approvals page's forms,
+accepted only with the form token of this server's session (an HMAC, under a key made when
+the server starts, of the session cookie it set: SameSite=Strict, HttpOnly), an ``Origin``
+(or ``Referer``) naming this very server, a trusted ``Host``, and a loopback client unless
+the view was started with ``--allow-remote``. A page on another site can send none of these.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import ipaddress
 import json
 import re
+import secrets
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sse_starlette.event import ServerSentEvent
@@ -33,12 +43,12 @@ from starlette.datastructures import URL, Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentops.errors import RunNotFoundError, StoreError
+from agentops.errors import RunNotFoundError, StoreError, UsageError
 from agentops.store.reader import HistoryReader
 from agentops.web import pages
 from agentops.web.layout import draw
@@ -57,7 +67,14 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 LIVE_POLL_SECONDS = 0.5  # how often a live page's stream reads the database
-RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
+RUN_STATUSES = ("running", "succeeded", "failed", "interrupted", "waiting")
+SESSION_COOKIE = "agentops_session"
+_SESSION = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+MAX_FORM_BYTES = 64 * 1024
+VERDICTS = {"approve": "approved", "reject": "rejected", "revise": "revise"}
+_ERROR_TITLES = {400: "Bad request", 403: "Refused", 409: "Not recorded", 413: "Too large"}
+# Records a decision: (workflow run, agent, verdict, text) -> the approval, or UsageError.
+Decide = Callable[[int, str, str, str | None], Any]
 
 T = TypeVar("T")
 
@@ -161,14 +178,23 @@ def create_app(
     *,
     allowed_hosts: Iterable[str] = ("*",),
     ip_addresses: bool = False,
+    decide: Decide | None = None,
+    remote_decisions: bool = False,
 ) -> Starlette:
     """The web view over the readers ``open_reader`` makes (called once per worker thread).
 
     ``allowed_hosts``: host names accepted in the Host header, any port (the CLI passes the
     address it binds, so a page on another site cannot reach this server through DNS
     rebinding); ``ip_addresses``: accept any IP address too (``ui --allow-remote``).
+    ``decide``: records an approval decision (None: the view is read-only); decisions come
+    from loopback clients only unless ``remote_decisions``.
     """
     readers = _Readers(open_reader)
+    session_key = secrets.token_bytes(32)  # a token from an earlier server never passes
+
+    def form_token(session: str) -> str:
+        return hmac.new(session_key, session.encode(), hashlib.sha256).hexdigest()
+
     templates = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -299,9 +325,71 @@ def create_app(
 
         return EventSourceResponse(stream(), ping=15, send_timeout=30)
 
+    async def approvals_page(request: Request) -> Response:
+        session = request.cookies.get(SESSION_COOKIE, "")
+        fresh = not _SESSION.fullmatch(session)
+        if fresh:
+            session = secrets.token_urlsafe(32)
+        pending = await read(lambda reader: reader.open_approvals(limit=200))
+        response = render(
+            "approvals.html",
+            approvals=pending,
+            token=form_token(session),
+            read_only=decide is None,
+            notice=request.query_params.get("decided"),
+        )
+        # Its forms must carry their Origin: under no-referrer a browser sends "null" instead.
+        response.headers["referrer-policy"] = "same-origin"
+        if fresh:
+            response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def decide_approval(request: Request) -> Response:
+        workflow_run_id = _run_id(request)
+        agent = request.path_params["name"]
+        if decide is None:
+            raise HTTPException(403, "this view is read-only")
+        client = request.client.host if request.client else ""
+        if not remote_decisions and not _is_loopback(client):
+            raise HTTPException(
+                403, "decisions are taken from this machine only (agentops ui --allow-remote)"
+            )
+        if not _same_origin(request):
+            raise HTTPException(403, "cross-site request refused: decide from the approvals page")
+        if request.headers.get("content-type", "").split(";")[0].strip() != (
+            "application/x-www-form-urlencoded"
+        ):
+            raise HTTPException(400, "expected a form")
+        body = await _body(request)
+        form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
+        session = request.cookies.get(SESSION_COOKIE, "")
+        token = form.get("token", "")
+        if not _SESSION.fullmatch(session) or not hmac.compare_digest(
+            token.encode(), form_token(session).encode()
+        ):
+            raise HTTPException(403, "missing or stale form token: reload the approvals page")
+        verdict = VERDICTS.get(form.get("verdict", ""))
+        if verdict is None:
+            raise HTTPException(400, "the decision must be approve, reject or revise")
+        text = form.get("text", "").strip() or None
+        if verdict != "approved" and text is None:
+            need = "a reason" if verdict == "rejected" else "feedback"
+            raise HTTPException(400, f"write {need} in the text box first")
+        try:
+            await run_in_threadpool(decide, workflow_run_id, agent, verdict, text)
+        except UsageError as error:
+            raise HTTPException(409, str(error)) from None
+        done = URL("/approvals").include_query_params(
+            decided=f"{agent} in workflow run {workflow_run_id}: {verdict}"
+        )
+        return RedirectResponse(str(done), status_code=303)
+
     async def not_found(request: Request, error: Exception) -> Response:
         if isinstance(error, HTTPException):
-            return render("error.html", status_code=error.status_code, message=error.detail)
+            title = _ERROR_TITLES.get(error.status_code, "Not found")
+            return render(
+                "error.html", status_code=error.status_code, title=title, message=error.detail
+            )
         return render("error.html", status_code=404, message=str(error))
 
     async def unavailable(request: Request, error: Exception) -> Response:
@@ -322,6 +410,10 @@ def create_app(
         Route("/runs/{workflow_run_id:int}/agents/{name:str}", agent_page),
         Route("/runs/{workflow_run_id:int}/agents/{name:str}/body", agent_fragment),
         Route("/runs/{workflow_run_id:int}/items/{name:str}", items_fragment),
+        Route("/approvals", approvals_page),
+        Route(
+            "/runs/{workflow_run_id:int}/approvals/{name:str}", decide_approval, methods=["POST"]
+        ),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(
@@ -350,6 +442,36 @@ def _run_id(request: Request) -> int:
     if not isinstance(value, int) or not 1 <= value < 2**63:
         raise HTTPException(404, "no such workflow run")
     return value
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _same_origin(request: Request) -> bool:
+    """The form was sent by a page of this server: its Origin (else Referer) names the same
+    scheme, host and port the request was sent to. A request with neither is refused."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or source == "null":
+        return False
+    parts = urlsplit(source)
+    host = request.headers.get("host", "")
+    return parts.scheme == request.url.scheme and parts.netloc.lower() == host.lower()
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused past ``MAX_FORM_BYTES``."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise HTTPException(413, "the form is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _events_url(request: Request, workflow_run_id: int) -> str:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from agentops.runtime.events import Decision, split_instance_key
+from agentops.runtime.events import Decision, split_run_key
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
+    AgentOutcome,
     AgentRunRecord,
     AgentStart,
     AttemptRecord,
@@ -48,6 +49,7 @@ _LABEL_WIDTH = 22  # characters that fit in a box
 # A group's status: the first of these any member has.
 _GROUP_PRECEDENCE: tuple[NodeStatus, ...] = (
     "running",
+    "approval",
     "failed",
     "waiting",
     "cancelled",
@@ -63,6 +65,7 @@ BAR_ORDER: tuple[NodeStatus, ...] = (
     "skipped",
     "routed",
     "running",
+    "approval",
     "waiting",
 )
 BAR_INSET = 10.0  # from each side of the box
@@ -367,6 +370,7 @@ class AgentView:
     for_each: str | None = None  # a fan-out: its ``for_each``, its items and a page of them
     fan_out: FanOutState | None = None
     items: list[ItemState] = field(default_factory=list)
+    iterations: list[AgentOutcome] = field(default_factory=list)  # a loop's member's
     agent: str | None = None  # an item: its fan-out agent, its index and the item as JSON
     item_index: int | None = None
     item_json: str | None = None
@@ -386,7 +390,7 @@ def agent_view(reader: HistoryReader, workflow_run_id: int, name: str) -> AgentV
     header = reader.workflow_run_header(workflow_run_id)
     record = reader.agent_run_in(workflow_run_id, name)
     start = None if record is not None else reader.agent_start(workflow_run_id, name)
-    agent, item_index = split_instance_key(name)
+    agent, iteration, item_index = split_run_key(name)
     blueprint = blueprint_of(header.definition, (agent,) if record or start else ())
     if name not in blueprint.names and record is None and start is None:
         return None
@@ -414,6 +418,9 @@ def agent_view(reader: HistoryReader, workflow_run_id: int, name: str) -> AgentV
         when=blueprint.whens.get(agent) if item_index is None else None,
         decision=record.decision if record is not None else None,
     )
+    if iteration is None and item_index is None and record is not None and record.loop:
+        state = run_state(reader, header).agents.get(agent)
+        view.iterations = state.iterations if state is not None else []
     if item_index is not None:
         view.agent, view.item_index = agent, item_index
         item = record.item if record is not None else None  # canonical JSON text

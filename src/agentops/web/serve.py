@@ -14,8 +14,9 @@ import ipaddress
 import re
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from agentops.errors import StoreError, UsageError
 
@@ -91,6 +92,24 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def decider_of(db: Path) -> Callable[[int, str, str, str | None], Any]:
+    """Records a decision taken in the web view: who is this server's OS user (the view has no
+    login), marked as the web view's."""
+    from agentops.store.approvals import decider
+
+    by = f"{decider(None)} (web view)"
+
+    def decide(workflow_run_id: int, agent: str, verdict: str, text: str | None) -> Any:
+        from agentops.store import SqliteHistoryWriter, open_store
+
+        with open_store(db, create=False) as store:
+            return SqliteHistoryWriter(store).decide_approval(
+                workflow_run_id, agent, verdict, by=by, text=text
+            )
+
+    return decide
+
+
 def serve(
     db: Path, *, host: str, port: int, allow_remote: bool = False, allowed_hosts: Iterable[str] = ()
 ) -> None:
@@ -108,7 +127,13 @@ def serve(
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    app = create_app(lambda: SqliteHistoryReader.open(db), allowed_hosts=names, ip_addresses=remote)
+    app = create_app(
+        lambda: SqliteHistoryReader.open(db),
+        allowed_hosts=names,
+        ip_addresses=remote,
+        decide=decider_of(db),
+        remote_decisions=remote,
+    )
     if warning:
         print(warning, file=sys.stderr, flush=True)
     print(

@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentops.runtime.events import SkipCause, instance_key, split_instance_key
+from agentops.runtime.events import SkipCause, instance_key, split_instance_key, split_run_key
 from agentops.store.reader import HistoryReader
 from agentops.store.records import (
     AgentOutcome,
@@ -25,9 +25,12 @@ from agentops.store.records import (
 )
 from agentops.workflow.graph import WorkflowGraph, dependency_edges, describe_condition
 
-NodeStatus = Literal["succeeded", "failed", "skipped", "routed", "cancelled", "running", "waiting"]
+NodeStatus = Literal[
+    "succeeded", "failed", "skipped", "routed", "cancelled", "running", "waiting", "approval"
+]
 _SETTLED: frozenset[str] = frozenset(("succeeded", "failed", "skipped", "routed", "cancelled"))
 ROUTED_LABEL = "routed away"
+APPROVAL_LABEL = "waiting for approval"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class AgentState:
     start: AgentStart | None = None
     skip_cause: str | None = None
     fan_out: FanOutState | None = None  # a fan-out agent's items
+    iterations: list[AgentOutcome] = field(default_factory=list)  # a loop member's, in order
 
     @property
     def duration(self) -> float | None:
@@ -103,6 +107,8 @@ class AgentState:
 
     @property
     def status_label(self) -> str:
+        if self.status == "approval":
+            return APPROVAL_LABEL
         return ROUTED_LABEL if self.status == "routed" else self.status
 
 
@@ -221,8 +227,11 @@ def combine(
     # A start with no outcome in a run that is over: its process died mid-call.
     started: NodeStatus = "running" if still_running else "cancelled"
     for start in starts:  # an item's start row is named as the item (``writer[2]``)
-        name, index = split_instance_key(start.agent)
+        name, iteration, index = split_run_key(start.agent)  # an iteration's: ``draft#2``
         state = agents.setdefault(name, AgentState(name, "waiting"))
+        if iteration is not None and index is None:
+            state.status, state.start = started, start
+            continue
         if index is not None:
             item = _item(state, index, instance_key(name, index))
             item.status, item.start = started, start
@@ -234,6 +243,11 @@ def combine(
         name, index = outcome.agent, outcome.item_index
         state = agents.setdefault(name, AgentState(name, "waiting"))
         status = node_status(outcome.status, outcome.skip_cause)
+        if outcome.iteration is not None and index is None:  # an iteration of a loop's member
+            state.iterations.append(outcome)
+            if state.outcome is None:  # the loop goes on until the member's own row
+                state.status = "running" if still_running else status
+            continue
         if index is not None:
             item = _item(state, index, outcome.name)
             item.status, item.outcome = status, outcome
@@ -270,6 +284,10 @@ def node_status(recorded: str, skip_cause: str | None = None) -> NodeStatus:
         return recorded  # type: ignore[return-value]
     if recorded == "success":  # a first-release file, before migration 4 rewrote it
         return "succeeded"
+    if recorded == "waiting_approval":
+        return "approval"
+    if recorded == "waiting":  # behind an approval: not started
+        return "waiting"
     return "failed" if recorded else "waiting"
 
 

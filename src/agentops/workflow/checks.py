@@ -6,7 +6,10 @@ dependencies, ``{{ agent.output.field }}`` only for a field its output schema
 has, ``{{ inputs.name }}`` only for declared inputs, ``{{ item }}`` only in a
 fan-out), ``for_each`` and ``when`` expressions (their syntax, the agents,
 inputs and fields they read, a list to fan out over, literals a field can
-hold), keys that go only with ``for_each``, output schemas that are
+hold), keys that go only with ``for_each``, loops (members named once, known and in one
+loop; no agent both before and after a loop; ``until`` reading this iteration's
+members; ``NAME.previous.output`` only inside a loop, of its own members), output
+schemas that are
 not valid JSON Schemas or whose ``$ref``s leave the schema or loop, unknown
 providers, contradictory inputs, and tools: each one Python or MCP (stdio or
 HTTP), and every agent's picks naming a tool or server that exists. What needs
@@ -97,6 +100,7 @@ class AgentFacts:
     when: Any = None
     max_items: Any = None  # as written; None when absent
     on_item_error: Any = None  # as written; None when absent (not the default)
+    approval: Any = None  # as written; None when absent
 
     @property
     def label(self) -> str:
@@ -133,11 +137,33 @@ class ToolFacts:
 
 
 @dataclass(frozen=True)
+class LoopFacts:
+    """One entry under ``loops:``, as written."""
+
+    index: int
+    name: str | None
+    agents: Any  # as written: a list of names, when it is one
+    until: Any = None
+
+    @property
+    def label(self) -> str:
+        return f"loop '{self.name}'" if self.name else f"loop #{self.index + 1}"
+
+    @property
+    def members(self) -> list[str]:
+        """The names it lists that are text (the others are type errors reported elsewhere)."""
+        return (
+            [a for a in self.agents if isinstance(a, str)] if isinstance(self.agents, list) else []
+        )
+
+
+@dataclass(frozen=True)
 class WorkflowFacts:
     agents: tuple[AgentFacts, ...]
     inputs: Mapping[str, InputFacts] | None  # None: unknown (the inputs section is malformed)
     providers: frozenset[str] = field(default_factory=frozenset)
     tools: Mapping[str, ToolFacts] | None = None  # None: unknown (the tools section is malformed)
+    loops: tuple[LoopFacts, ...] = ()
 
     @classmethod
     def from_workflow(cls, workflow: Workflow) -> WorkflowFacts:
@@ -155,6 +181,7 @@ class WorkflowFacts:
                 a.when,
                 a.max_items,
                 a.on_item_error if "on_item_error" in a.model_fields_set else None,
+                a.approval,
             )
             for i, a in enumerate(workflow.agents)
         )
@@ -172,7 +199,11 @@ class WorkflowFacts:
             )
             for name, spec in workflow.tools.items()
         }
-        return cls(agents, inputs, frozenset(workflow.providers), tools)
+        loops = tuple(
+            LoopFacts(i, loop.name, list(loop.agents), loop.until)
+            for i, loop in enumerate(workflow.loops)
+        )
+        return cls(agents, inputs, frozenset(workflow.providers), tools, loops)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> WorkflowFacts:
@@ -192,6 +223,7 @@ class WorkflowFacts:
                 item.get("when"),
                 item.get("max_items"),
                 item.get("on_item_error"),
+                item.get("approval"),
             )
             for i, item in enumerate(raw_agents if isinstance(raw_agents, list) else [])
             if isinstance(item, dict)
@@ -222,7 +254,13 @@ class WorkflowFacts:
                 )
                 for name, spec in raw_tools.items()
             }
-        return cls(agents, inputs, providers, tools)
+        raw_loops = data.get("loops")
+        loops = tuple(
+            LoopFacts(i, _text(item.get("name")), item.get("agents"), item.get("until"))
+            for i, item in enumerate(raw_loops if isinstance(raw_loops, list) else [])
+            if isinstance(item, dict)
+        )
+        return cls(agents, inputs, providers, tools, loops)
 
 
 def _text(value: Any) -> str | None:
@@ -241,6 +279,8 @@ def find_problems(facts: WorkflowFacts) -> list[Problem]:
     problems += _template_problems(facts, waits_for)
     problems += _fan_out_key_problems(facts)
     problems += _expression_problems(facts, waits_for)
+    problems += _loop_problems(facts, waits_for)
+    problems += _previous_problems(facts)
     problems += _provider_problems(facts)
     problems += _input_problems(facts)
     problems += _tool_problems(facts)
@@ -653,6 +693,8 @@ class _ExpressionCheck:
     agents: Mapping[str, AgentFacts]
     upstream: frozenset[str] | None
     found: list[tuple[int, str]] = field(default_factory=list)
+    # What is said of an agent it reads that is not in ``upstream``.
+    outside: str = "is not in its depends_on; add it there so that it runs first"
 
     def problems(self) -> list[tuple[int, str]]:
         parents = _parents(self.expression.root)
@@ -695,11 +737,7 @@ class _ExpressionCheck:
         if source is self.agent:
             return False  # a cycle, reported with the dependencies
         if self.upstream is not None and path.name not in self.upstream:
-            self.add(
-                path.offset,
-                f"reads {path.text}, but '{path.name}' is not in its depends_on; add it there "
-                "so that it runs first",
-            )
+            self.add(path.offset, f"reads {path.text}, but '{path.name}' {self.outside}")
             return False
         seen = output_schema(source)
         if seen is None:
@@ -873,6 +911,208 @@ def _kinds(types: Collection[str]) -> str:
     words = [f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}" for kind in ordered]
     words = [word if word != "a null" else "null" for word in words]
     return " or ".join(words)
+
+
+# --- loops ------------------------------------------------------------------------------
+
+
+def _loop_problems(
+    facts: WorkflowFacts, waits_for: Mapping[int, Condition | None]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    known = _agent_names(facts)
+    by_name = {agent.name: agent for agent in facts.agents if agent.name}
+    named: dict[str, int] = {}
+    looped: dict[str, LoopFacts] = {}  # member -> the first loop listing it
+    for loop in facts.loops:
+        if loop.name is not None:
+            if loop.name in named:
+                problems.append(
+                    Problem(
+                        ("loops", loop.index, "name"),
+                        f"duplicate loop name '{loop.name}' (also loop #{named[loop.name] + 1}); "
+                        "give each loop a unique name",
+                    )
+                )
+            named.setdefault(loop.name, loop.index)
+        listed: set[str] = set()
+        for position, member in enumerate(loop.agents if isinstance(loop.agents, list) else []):
+            if not isinstance(member, str):
+                continue
+            path: PathKey = ("loops", loop.index, "agents", position)
+            if member not in known:
+                hint = did_you_mean(member, known) or (
+                    f"; known agents: {', '.join(known)}" if 0 < len(known) <= 10 else ""
+                )
+                problems.append(Problem(path, f"{loop.label} lists unknown agent '{member}'{hint}"))
+            elif member in listed:
+                problems.append(
+                    Problem(path, f"{loop.label} lists '{member}' twice; list each agent once")
+                )
+            elif member in looped:
+                problems.append(
+                    Problem(
+                        path,
+                        f"{loop.label} lists '{member}', which is already in "
+                        f"{looped[member].label}; an agent belongs to one loop at most",
+                    )
+                )
+            listed.add(member)
+            looped.setdefault(member, loop)
+    dependencies = {
+        agent.name: condition_names(waits_for[agent.index])
+        for agent in facts.agents
+        if agent.name and agent.index in waits_for
+    }
+    for agent in facts.agents:
+        if agent.approval is None:
+            continue
+        where = (
+            "a fan-out (for_each)"
+            if agent.for_each is not None
+            else f"a member of {looped[agent.name].label}"
+            if agent.name in looped
+            else None
+        )
+        if where is not None:
+            problems.append(
+                Problem(
+                    ("agents", agent.index, "approval"),
+                    f"{agent.label}: approval is not supported on {where}: a person would be "
+                    "asked once per item or iteration; put the approval on an agent after it",
+                    at_key=True,
+                )
+            )
+    for loop in facts.loops:
+        members = {m for m in loop.members if looped.get(m) is loop}
+        problems += _around_loop(loop, members, dependencies)
+        problems += _until_problems(loop, members, facts, by_name)
+    return problems
+
+
+def _around_loop(
+    loop: LoopFacts, members: set[str], dependencies: Mapping[str, frozenset[str]]
+) -> list[Problem]:
+    """An agent outside the loop that a member needs and that needs a member: the loop, a
+    unit, would wait for it and it for the loop."""
+    if not members:
+        return []
+    before = _reach(members, dependencies) - members
+    users: dict[str, set[str]] = {}
+    for name, deps in dependencies.items():
+        for dep in deps:
+            users.setdefault(dep, set()).add(name)
+    after = _reach(members, users) - members
+    both = sorted(before & after)
+    if not both:
+        return []
+    name = both[0]
+    needs = next(m for m in sorted(members) if name in _reach({m}, dependencies))
+    needed = next(m for m in sorted(members) if m in _reach({name}, dependencies))
+    return [
+        Problem(
+            ("loops", loop.index, "agents"),
+            f"{loop.label}: '{needs}' needs '{name}', which needs '{needed}', but a loop runs "
+            f"as one unit, before or after any agent outside it; move '{name}' into the loop "
+            "or break one of those dependencies",
+        )
+    ]
+
+
+def _reach(start: set[str], edges: Mapping[str, Collection[str]]) -> set[str]:
+    """Every name reachable from ``start`` along ``edges``."""
+    seen: set[str] = set()
+    stack = list(start)
+    while stack:
+        for nxt in edges.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _until_problems(
+    loop: LoopFacts,
+    members: set[str],
+    facts: WorkflowFacts,
+    agents: Mapping[str, AgentFacts],
+) -> list[Problem]:
+    """``until`` is an expression of ``when``'s language over this iteration's members."""
+    text = loop.until
+    if not isinstance(text, str) or not text:
+        return []
+    path: PathKey = ("loops", loop.index, "until")
+    try:
+        expression = parse_expression(text)
+    except ExpressionError as error:
+        at = None if error.offset is None else min(error.offset, max(len(text) - 1, 0))
+        return [Problem(path, f"{loop.label}: until: {error.message}", at)]
+    owner = AgentFacts(-1, None, None, None, None, None)  # until is the loop's, no agent's
+    check = _ExpressionCheck(
+        "until",
+        expression,
+        owner,
+        facts,
+        agents,
+        frozenset(members),
+        outside=(
+            f"is not a member of {loop.label}; until reads what the loop's agents answered "
+            "in the iteration that just ended"
+        ),
+    )
+    return [
+        Problem(path, f"{loop.label}: until {message}", offset)
+        for offset, message in check.problems()
+    ]
+
+
+def _previous_problems(facts: WorkflowFacts) -> list[Problem]:
+    """``{{ NAME.previous.output }}``: only in a loop's member, NAME a member of the same loop,
+    its fields ones NAME's output schema has."""
+    loop_of: dict[str, LoopFacts] = {}
+    for each in facts.loops:
+        for member in each.members:
+            loop_of.setdefault(member, each)
+    by_name = {agent.name: agent for agent in facts.agents if agent.name}
+    problems = []
+    for agent in facts.agents:
+        loop = loop_of.get(agent.name) if agent.name else None
+        for field_name in ("task", "system"):
+            text = getattr(agent, field_name)
+            if not text:
+                continue
+            path: PathKey = ("agents", agent.index, field_name)
+            for ref in references(text):
+                if ref.kind != "previous":
+                    continue
+                message = None
+                if loop is None:
+                    message = (
+                        f"uses {ref.text}, but '{agent.name}' is in no loop, so it has no previous "
+                        "iteration; list it under loops: or use "
+                        f"{{{{ {ref.name}.output }}}}"
+                    )
+                elif loop_of.get(ref.name) is not loop:
+                    message = (
+                        f"uses {ref.text}, but '{ref.name}' is not a member of {loop.label}; "
+                        "previous reads an answer of the same loop one iteration back"
+                    )
+                elif ref.fields:
+                    seen = output_schema(by_name[ref.name])
+                    if seen is None:
+                        message = (
+                            f"uses {ref.text}, but '{ref.name}' has no output schema, so its answer "
+                            f"has no fields; add output: {{schema: ...}} to '{ref.name}'"
+                        )
+                    elif (
+                        problem := field_problem(seen.schema, ref.fields, root=seen.root)
+                    ) is not None:
+                        message = f"uses {ref.text}, but {_output_of(by_name[ref.name])} {problem}"
+                if message is not None:
+                    problems.append(
+                        Problem(path, f"{agent.label}: {field_name} {message}", ref.offset)
+                    )
+    return problems
 
 
 # --- output schemas ----------------------------------------------------------------------

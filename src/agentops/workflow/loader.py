@@ -457,11 +457,11 @@ def _top_level_message(data: Any) -> str:
         return "the file is empty; a workflow needs at least name: and agents: (see examples/)"
     return (
         f"the top level is {_describe_value(data)}, but a workflow is a mapping of keys: "
-        "name:, agents: and optionally description:, policies:, inputs:, prices:, providers:, tools:"
+        "name:, agents: and optionally description:, policies:, inputs:, prices:, providers:, tools:, loops:"
     )
 
 
-_OPTIONAL_SECTIONS = ("policies", "inputs", "prices", "providers", "tools")
+_OPTIONAL_SECTIONS = ("policies", "inputs", "prices", "providers", "tools", "loops")
 
 
 def _without_empty_sections(data: dict[str, Any]) -> dict[str, Any]:
@@ -677,25 +677,27 @@ def _number(value: Any) -> str:
 
 def _subject(path: PathKey, data: Any) -> str:
     """How to name the value at ``path``: ``agent 'writer': temperature``, ``policies.retries``."""
-    if len(path) >= 2 and path[0] == "agents" and isinstance(path[1], int):
-        label = _agent_label(path[1], data)
+    if len(path) >= 2 and path[0] in ("agents", "loops") and isinstance(path[1], int):
+        label = _agent_label(path[1], data, str(path[0]))
         rest = ".".join(map(str, path[2:]))
         return f"{label}: {rest}" if rest else label
     return ".".join(map(str, path)) or "the workflow"
 
 
-def _agent_label(index: int, data: Any) -> str:
-    agent = _value_at(data, ("agents", index))
+def _agent_label(index: int, data: Any, section: str = "agents") -> str:
+    """``agent 'writer'`` (or ``loop 'refine'`` under ``loops:``), else by its number."""
+    agent = _value_at(data, (section, index))
     name = agent.get("name") if isinstance(agent, dict) else None
-    return f"agent '{name}'" if isinstance(name, str) and name else f"agent #{index + 1}"
+    kind = "loop" if section == "loops" else "agent"
+    return f"{kind} '{name}'" if isinstance(name, str) and name else f"{kind} #{index + 1}"
 
 
 def _container(path: PathKey, data: Any) -> str:
     """The mapping at ``path``, as named in "unknown key ... in X"."""
     if not path:
         return "at the top level"
-    if len(path) == 2 and path[0] == "agents" and isinstance(path[1], int):
-        return f"in {_agent_label(path[1], data)}"
+    if len(path) == 2 and path[0] in ("agents", "loops") and isinstance(path[1], int):
+        return f"in {_agent_label(path[1], data, str(path[0]))}"
     return f"in {_subject(path, data)}"
 
 
@@ -719,8 +721,8 @@ def _missing_message(path: PathKey, data: Any) -> str:
     if not parent:
         return f"the workflow has no '{key}'; add {example}"
     owner = (
-        _agent_label(int(parent[1]), data)
-        if parent[0] == "agents" and len(parent) == 2
+        _agent_label(int(parent[1]), data, str(parent[0]))
+        if parent[0] in ("agents", "loops") and len(parent) == 2
         else _subject(parent, data)
     )
     return f"{owner} is missing '{key}'; add {example}"
@@ -734,6 +736,7 @@ _MISSING_EXAMPLES = {
     "input": "input: <USD per million input tokens>",
     "output": "output: <USD per million output tokens>",
     "schema": "schema: <a JSON Schema, or the path of a .json file>",
+    "max_iterations": "max_iterations: <the most iterations, 1 to 100>",
 }
 
 # Names other tools use for our keys (Argo, GitHub Actions, CrewAI, promptflow).

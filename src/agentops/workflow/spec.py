@@ -24,6 +24,7 @@ DEFAULT_TOOL_TIMEOUT = 60.0
 DEFAULT_STARTUP_TIMEOUT = 30.0
 DEFAULT_OUTPUT_RETRIES = 1
 DEFAULT_MAX_ITEMS = 100
+MAX_ITERATIONS = 100  # a loop's max_iterations is at most this
 
 # What a user may write under ``depends_on``: a name, a list (all of), a
 # ``{all: [...]}`` / ``{any: [...]}`` mapping (nesting), or a string expression
@@ -178,6 +179,14 @@ class Resources(_Strict):
     custom: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
 
 
+class ApprovalSpec(_Strict):
+    """``approval: {mode: before, timeout: 86400, on_timeout: reject}``."""
+
+    mode: Literal["before", "after"]
+    timeout: float | None = Field(default=None, gt=0, description="seconds a person has to decide")
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+
 class Agent(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][\w\-]*$")
     model: str = Field(min_length=1)
@@ -201,6 +210,29 @@ class Agent(_Strict):
     # Routing: an expression over upstream outputs; false skips the agent (routed away).
     when: str | None = Field(default=None, min_length=1)
     resources: Resources | None = None  # executor: ray: what each of its runs holds on a node
+    # A person approves before it runs (its prompt) or after (its answer, before any dependent
+    # sees it; or sends it back with feedback).
+    approval: Literal["before", "after"] | ApprovalSpec | None = None
+
+    @property
+    def approval_spec(self) -> ApprovalSpec | None:
+        if isinstance(self.approval, str):
+            return ApprovalSpec(mode=self.approval)
+        return self.approval
+
+
+class LoopSpec(_Strict):
+    """A bounded loop: ``agents`` (an acyclic group) run in dependency order as one unit,
+    again and again, until ``until`` holds after an iteration or ``max_iterations`` have run."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][\w\-]*$")
+    agents: list[str] = Field(min_length=1)
+    # The expression language of ``when``, over the outputs of this iteration's members;
+    # None: every iteration runs.
+    until: str | None = Field(default=None, min_length=1)
+    max_iterations: int = Field(ge=1, le=MAX_ITERATIONS)
+    # continue: the last iteration's outputs stand; fail: the loop (each member) fails.
+    on_max_iterations: Literal["continue", "fail"] = "continue"
 
 
 class Workflow(_Strict):
@@ -212,6 +244,7 @@ class Workflow(_Strict):
     providers: dict[str, ProviderSpec] = {}
     tools: dict[str, ToolSpec] = {}
     agents: list[Agent] = Field(min_length=1)
+    loops: list[LoopSpec] = []
 
     def agent(self, name: str) -> Agent:
         for agent in self.agents:

@@ -1,6 +1,8 @@
 """Prompt templates: ``{{ agent.output }}``, ``{{ agent.output.field[0].name }}``,
 ``{{ inputs.name }}`` and, in a fan-out agent, ``{{ item }}`` (``{{ item.field[0] }}``),
-``{{ item_index }}``, ``{{ item_number }}`` and ``{{ item_count }}``; nothing else.
+``{{ item_index }}``, ``{{ item_number }}`` and ``{{ item_count }}``, and in a loop's member
+``{{ NAME.previous.output }}`` (``{{ NAME.previous.output.field }}``), what loop member NAME
+answered in the previous iteration (empty on the first); nothing else.
 
 Substitution is plain text replacement: a template cannot execute code, call
 methods or filters. A field reference reads the parsed value of an agent with an
@@ -26,11 +28,12 @@ _ITEM = re.compile(
     r"^\s*(?:(item)((?:\.[A-Za-z_]\w*|\[\d+\])*)|(" + "|".join(ITEM_NUMBERS) + r"))\s*$"
 )
 _FIELD = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
+PREVIOUS = "previous"  # {{ NAME.previous.output }}: a loop member's answer one iteration back
 
 
 @dataclass(frozen=True)
 class Reference:
-    kind: str  # "agent" | "input" | "item" | "invalid"
+    kind: str  # "agent" | "previous" | "input" | "item" | "invalid"
     name: str  # for "item": item, item_index, item_number or item_count
     text: str  # the whole placeholder, braces included
     offset: int  # where it starts in the task text
@@ -79,7 +82,18 @@ def _classify(match: re.Match[str]) -> Reference:
         return Reference("input", inner.group(2), text, offset)
     if inner and inner.group(2) == "output":
         return Reference("agent", inner.group(1), text, offset, _fields(inner.group(3)))
+    if inner and inner.group(2) == PREVIOUS and _fields(inner.group(3))[:1] == ("output",):
+        return Reference("previous", inner.group(1), text, offset, _fields(inner.group(3))[1:])
     return Reference("invalid", inner_text.strip(), text, offset)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What a loop's members answered in the previous iteration (empty on the first): their
+    text, and the parsed values of those with an output schema."""
+
+    outputs: Mapping[str, str]
+    values: Mapping[str, Any]
 
 
 def references(task: str) -> tuple[Reference, ...]:
@@ -98,16 +112,19 @@ def render(
     values: Mapping[str, Any] | None = None,
     *,
     item: ItemScope | None = None,
+    previous: Previous | None = None,
 ) -> str:
     """Replace placeholders; an agent that produced nothing (skipped OR branch) renders empty.
     ``values``: the parsed answers of agents with an output schema, for field references.
-    ``item``: a fan-out instance's item (outside a fan-out, item placeholders stay as written)."""
+    ``item``: a fan-out instance's item (outside a fan-out, item placeholders stay as written).
+    ``previous``: in a loop, the previous iteration's answers (outside one, previous
+    placeholders stay as written)."""
     template = parse(task)
     if not template.refs:
         return task
     pieces = [template.literals[0]]
     for ref, literal in zip(template.refs, template.literals[1:], strict=True):
-        pieces.append(_value(ref, outputs, inputs, values, item))
+        pieces.append(_value(ref, outputs, inputs, values, item, previous))
         pieces.append(literal)
     return "".join(pieces)
 
@@ -118,6 +135,7 @@ def _value(
     inputs: Mapping[str, Any],
     values: Mapping[str, Any] | None,
     item: ItemScope | None,
+    previous: Previous | None = None,
 ) -> str:
     if ref.kind == "agent":
         if not ref.fields:
@@ -126,6 +144,10 @@ def _value(
     if ref.kind == "input":
         value = inputs.get(ref.name)
         return "" if value is None else str(value)
+    if ref.kind == "previous" and previous is not None:
+        if not ref.fields:
+            return previous.outputs.get(ref.name, "")
+        return as_text(field_value(previous.values.get(ref.name), ref.fields))
     if ref.kind == "item" and item is not None:
         return as_text(item_value(item, ref.name, ref.fields))
     return ref.text  # an invalid placeholder (reported at load), or an item outside a fan-out
