@@ -73,7 +73,7 @@ def cli_reference() -> str:
     for name in names:
         lines += ["", f"## {name}", "", "```text", help_text(name), "```"]
         command = group.get_command(typer.Context(group), name)
-        if isinstance(command, TyperGroup):  # agentops db: each of its commands too
+        if isinstance(command, TyperGroup):  # a group (db, budget, cache): each command too
             for sub in command.list_commands(typer.Context(command)):
                 lines += ["", f"## {name} {sub}", "", "```text", help_text(name, sub), "```"]
     return "\n".join(lines) + "\n"

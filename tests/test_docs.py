@@ -35,16 +35,15 @@ def test_a_generated_reference_is_what_the_code_generates_now(path: str) -> None
 
 def test_the_command_reference_has_the_help_of_every_command() -> None:
     text = (ROOT / "docs/reference/cli.md").read_text(encoding="utf-8")
-    headings = re.findall(r"^## (\S+)$", text, flags=re.MULTILINE)
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     assert headings == [
-        "agentops", "run", "resume", "plan", "validate", "graph", "batch", "resume-batch", "approvals",
+        "agentops", "run", "resume", "rerun", "plan", "validate", "graph", "batch", "resume-batch", "approvals",
         "approve", "reject", "revise", "list-runs",
         "show-runs", "list-workflow-runs", "show-workflow-run", "show-run", "costs", "ui", "list-batches",
-        "show-batch", "db", "budget",
+        "show-batch", "db", "db migrate", "db prune", "budget", "budget set", "budget list",
+        "budget show", "cache", "cache stats", "cache clear",
     ]  # fmt: skip
     assert "Usage: agentops show-run [OPTIONS] {RUN_ID}" in text
-    assert "## db migrate\n" in text and "## db prune\n" in text  # a group's commands too
-    assert "## budget set\n" in text and "## budget show\n" in text
 
 
 def test_the_table_reference_lists_each_column_with_the_migration_that_added_it() -> None:
@@ -52,7 +51,7 @@ def test_the_table_reference_lists_each_column_with_the_migration_that_added_it(
     tables = re.findall(r"^## `(\w+)`$", text, flags=re.MULTILINE)
     assert tables == [
         "_migrations", "runs", "workflow_runs", "attempts", "agent_starts", "tool_calls", "tool_servers", "batches",
-        "budgets", "budget_holds", "cost_ledger", "approvals",
+        "budgets", "budget_holds", "cost_ledger", "approvals", "response_cache",
     ]  # fmt: skip
     assert "| `value` | TEXT |  |  |  | 10 `structured_outputs` |" in text
     assert "| `run_id` | INTEGER | yes |  | `runs.id` (on delete cascade) | 5 `attempts` |" in text

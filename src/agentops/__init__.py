@@ -22,7 +22,7 @@ from agentops.errors import (
 from agentops.lazy import lazy_getattr as _lazy_getattr
 
 if TYPE_CHECKING:
-    from agentops.api import aresume, arun, resume, run
+    from agentops.api import arerun, aresume, arun, rerun, resume, run
     from agentops.providers.fake import FakeProvider
     from agentops.runtime.events import AgentResult, AgentStatus, Attempt, RunStatus, WorkflowResult
     from agentops.runtime.usage import Usage
@@ -36,6 +36,8 @@ _LAZY = {
     "arun": ".api",
     "resume": ".api",
     "aresume": ".api",
+    "rerun": ".api",
+    "arerun": ".api",
     "AgentResult": ".runtime.events",
     "AgentStatus": ".runtime.events",
     "Attempt": ".runtime.events",
@@ -69,10 +71,12 @@ __all__ = [
     "WorkflowError",
     "WorkflowResult",
     "__version__",
+    "arerun",
     "aresume",
     "arun",
     "load_workflow",
     "load_workflow_text",
+    "rerun",
     "resume",
     "run",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,10 +23,14 @@ from agentops.assembly import (
     ProviderOverride,
     RunAssembly,
     WorkflowSource,
+    check_cache_placement,
     enter_cluster,
     enter_tracing,
+    load,
     open_budget,
+    open_cache,
     open_history,
+    open_replay,
     prepare,
     start_tools,
 )
@@ -36,10 +41,15 @@ from agentops.runtime.events import AgentResult, Approval, Decision, Subscriber,
 from agentops.runtime.executor import Executor
 from agentops.store.location import locate
 from agentops.tracing import SpanRef
-from agentops.workflow.loader import load_workflow_text
+from agentops.workflow.changes import answer_changes
+from agentops.workflow.graph import WorkflowGraph
+from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
+from agentops.workflow.spec import CacheMode
+from agentops.workflow.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from agentops.store.location import DbLocation
+    from agentops.store.resume import ResumeState
     from agentops.tracing.session import TracingSession
 
 
@@ -58,6 +68,8 @@ async def arun(
     otel: bool | None = None,
     tracing: TracingSession | None = None,
     trace_links: Sequence[SpanRef] = (),
+    cache: CacheMode | None = None,
+    replay: int | None = None,
     ray_address: str | None = None,
     _resume: _ResumeContext | None = None,
 ) -> WorkflowResult:
@@ -82,8 +94,15 @@ async def arun(
     never; None (the default) traces when an OTLP endpoint variable is set.
     ``tracing``: a session shared by several runs, with the spans each run's root links
     to in ``trace_links``; the caller closes it.
+    ``cache``: ``off``, ``read`` or ``read_write``, over the workflow's ``policies.cache``
+    (the cache lives in ``db``). ``replay``: answer every model call from the attempts of this
+    recorded workflow run in ``db`` (by agent and request key), never from the network.
     """
     check_cap(cost_cap)
+    if (cache is not None or replay is not None) and db is None:
+        raise UsageError("the response cache and replays live in the history: give db=")
+    if replay is not None and cache not in (None, "off"):
+        raise UsageError("--replay answers every call from the recording: leave --cache out")
     reused = _resume.reused if _resume else {}
     prepared = prepare(source, inputs=inputs, provider=provider, env=env, reused=reused)
     called = [a.name for a in prepared.workflow.agents if a.name not in reused]
@@ -98,13 +117,20 @@ async def arun(
         tools = await start_tools(opened, prepared, called)
         if tracing is None:
             tracing = enter_tracing(closed_last, otel)
-        history = None
+        where = executor if isinstance(executor, str) else None if executor is None else "local"
+        history = answers = None
         if db is not None:
-            _, history = opened.enter_context(open_history(db))
+            reader, history = opened.enter_context(open_history(db))
             # A file that cannot take the run's writes stops it here, before its first call.
             history.check_recordable(prepared.workflow.name)
+            if replay is not None:
+                answers, executor = open_replay(reader, workflow_run=replay)
+            else:
+                answers = open_cache(reader, history, prepared.workflow, cache)
+                if tools is not None:  # tools that say cache: true share it
+                    tools.cache = answers
+        check_cache_placement(prepared.workflow, where, answers)
         shared = open_budget(opened, db, budget or prepared.workflow.policies.budget)
-        where = executor if isinstance(executor, str) else None if executor is None else "local"
         # On Ray: every agent's run a Ray task, every call on one ledger.
         limits, agent_runner = enter_cluster(
             opened,
@@ -130,6 +156,7 @@ async def arun(
             links=trace_links,
             executor=None if isinstance(executor, str) else executor,
             tools=tools,
+            cache=answers,
             limits=limits,
             agent_runner=agent_runner,
         )
@@ -139,6 +166,7 @@ async def arun(
             decisions=_resume.decisions if _resume else None,
             approvals=_resume.approvals if _resume else None,
             resumed_from=_resume.workflow_run_id if _resume else None,
+            rerun_from=_resume.rerun_from if _resume else None,
             spent_before=_resume.spent if _resume else 0.0,
             links=[_resume.trace] if _resume is not None and _resume.trace is not None else [],
         )
@@ -166,6 +194,7 @@ class _ResumeContext:
     trace: SpanRef | None = None  # the resumed run's workflow span, when it was traced
     decisions: dict[str, Decision] = field(default_factory=dict)  # its ``when`` decisions
     approvals: dict[str, Approval] = field(default_factory=dict)  # its approvals not yet taken
+    rerun_from: str | None = None  # a rerun from this agent (``arerun``), not a resume
 
 
 async def aresume(
@@ -210,3 +239,93 @@ async def aresume(
 def resume(workflow_run_id: int, **options: Any) -> WorkflowResult:
     """Blocking twin of ``aresume``."""
     return asyncio.run(aresume(workflow_run_id, **options))
+
+
+async def arerun(
+    workflow_run_id: int,
+    from_agent: str,
+    source: WorkflowSource | None = None,
+    *,
+    db: str | Path | None = None,
+    force: bool = False,
+    **options: Any,
+) -> WorkflowResult:
+    """A new run of workflow run ``workflow_run_id`` (recorded in ``db``) from agent
+    ``from_agent``: every agent that is not it and not downstream of it reuses its recorded
+    output (no call, $0, marked reused); it and everything downstream run with ``source``.
+
+    ``source``: the workflow as it is now (None: the recorded file, which must still match the
+    recorded sha256). An agent whose output is reused but whose definition changed in a part
+    that decides its answer (prompt, model, parameters, tools, schema) is refused, naming it,
+    unless ``force``. The new run is linked to the old one; its cost cap starts afresh.
+    """
+    with open_history(db) as (history, _):
+        state = history.resume_state(workflow_run_id, rerun=True)
+        location = history.location
+    recorded = load_workflow_text(
+        state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>"
+    )
+    loaded = _rerun_source(source, state, workflow_run_id)
+    workflow = loaded.workflow
+    names = [agent.name for agent in workflow.agents]
+    if from_agent not in names:
+        raise UsageError(
+            f"--from {from_agent}: workflow {workflow.name!r} has no agent {from_agent!r}"
+            f"{did_you_mean(from_agent, names)}"
+        )
+    rerun = WorkflowGraph(workflow).downstream(from_agent)
+    reused = {
+        key: result
+        for key, result in state.succeeded.items()
+        if result.agent_name in names and result.agent_name not in rerun
+    }
+    if not force:
+        for name in dict.fromkeys(result.agent_name for result in reused.values()):
+            changed = answer_changes(recorded.workflow, workflow, name)
+            if changed:
+                raise UsageError(
+                    f"agent {name!r} changed since workflow run {workflow_run_id} "
+                    f"({', '.join(changed)}), so its recorded output may not be what it answers "
+                    f"now; rerun from it (--from {name}), or pass --force to reuse it anyway"
+                )
+    inputs = {**state.inputs, **dict(options.pop("inputs", None) or {})}
+    trace = (
+        SpanRef(state.trace_id, state.trace_span_id)
+        if state.trace_id and state.trace_span_id
+        else None
+    )
+    decisions = {name: d for name, d in state.decisions.items() if name in reused}
+    context = _ResumeContext(workflow_run_id, reused, 0.0, trace, decisions, rerun_from=from_agent)
+    return await arun(loaded, inputs=inputs, db=location, _resume=context, **options)
+
+
+def rerun(workflow_run_id: int, from_agent: str, *args: Any, **options: Any) -> WorkflowResult:
+    """Blocking twin of ``arerun``."""
+    return asyncio.run(arerun(workflow_run_id, from_agent, *args, **options))
+
+
+def _rerun_source(
+    source: WorkflowSource | None, state: ResumeState, workflow_run_id: int
+) -> LoadedWorkflow:
+    """The workflow a rerun runs: ``source``, else the recorded file if it is unchanged."""
+    if source is not None:
+        return load(source)
+    if state.source_path is None:
+        raise UsageError(
+            f"workflow run {workflow_run_id} was not run from a file; name the workflow file "
+            "to rerun it with"
+        )
+    path = Path(state.source_path)
+    if not path.is_file():
+        raise UsageError(
+            f"{path}, the workflow file of run {workflow_run_id}, is gone; name the file to "
+            "rerun with"
+        )
+    loaded = load(path)
+    sha = hashlib.sha256(loaded.source.encode("utf-8", "surrogatepass")).hexdigest()
+    if state.definition_sha256 is not None and sha != state.definition_sha256:
+        raise UsageError(
+            f"{path} changed since workflow run {workflow_run_id} (its sha256 differs); name it "
+            f"to rerun with what it says now: agentops rerun {workflow_run_id} --from AGENT {path}"
+        )
+    return loaded

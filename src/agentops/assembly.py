@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentops.errors import Diagnostic, StoreError, UsageError, WorkflowError
 from agentops.providers.registry import ProviderRegistry
+from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.engine import Engine, RunOptions
 from agentops.runtime.events import AgentResult, Approval, Decision, RunStatus, Subscriber
 from agentops.runtime.executor import Executor
@@ -46,7 +47,7 @@ from agentops.workflow.loader import (
     resolve_schema_files,
     validate_workflow,
 )
-from agentops.workflow.spec import Workflow
+from agentops.workflow.spec import CacheMode, Workflow
 
 if TYPE_CHECKING:
     from agentops.cluster.ledger import LedgerLimits
@@ -67,12 +68,15 @@ __all__ = [
     "ProviderOverride",
     "RunAssembly",
     "WorkflowSource",
+    "check_cache_placement",
     "check_capabilities",
     "enter_cluster",
     "enter_tracing",
     "load",
     "open_budget",
+    "open_cache",
     "open_history",
+    "open_replay",
     "prepare",
     "start_tools",
 ]
@@ -313,6 +317,59 @@ def open_budget(
     return budget
 
 
+def open_cache(
+    reader: HistoryReader,
+    writer: HistoryWriter,
+    workflow: Workflow,
+    mode: CacheMode | None = None,
+) -> ResponseCache | None:
+    """The response cache of ``workflow``'s runs in the history: ``mode`` (``--cache``), else
+    its ``policies.cache``; None when that is off."""
+    from agentops.store.cache import HistoryCache
+
+    chosen = mode or workflow.policies.cache
+    if chosen == "off":
+        return None
+    return HistoryCache(
+        reader,
+        writer,
+        workflow=workflow.name,
+        mode=chosen,
+        ttl=workflow.policies.cache_ttl_seconds,
+    )
+
+
+def check_cache_placement(
+    workflow: Workflow, executor: str | None, cache: ResponseCache | None
+) -> None:
+    """The cache (or a replay) answers calls in this process: not with agents run on Ray, whose
+    workers have no history to read. ``UsageError`` before any cluster is started."""
+    if cache is not None and (executor or workflow.policies.executor) == "ray":
+        raise UsageError(
+            "the response cache (and --replay) answers calls in this process, and the agents "
+            "would run on Ray; use --executor local with them, or --cache off"
+        )
+
+
+def open_replay(
+    reader: HistoryReader, *, workflow_run: int | None = None, batch: int | None = None
+) -> tuple[ResponseCache, Executor]:
+    """A replay of a recorded workflow run (or of every run of a batch): the answers, and the
+    executor that makes sure no call goes out. ``RunNotFoundError`` for an unknown id."""
+    from agentops.runtime.cache import NoLiveCalls
+    from agentops.store.cache import RecordedAnswers
+
+    if batch is not None:
+        reader.batch(batch)  # raises RunNotFoundError
+        runs, recording = reader.batch_workflow_runs(batch), f"batch {batch}"
+    else:
+        assert workflow_run is not None
+        reader.workflow_run_record(workflow_run)  # raises RunNotFoundError
+        runs, recording = [workflow_run], f"workflow run {workflow_run}"
+    answers = RecordedAnswers(reader.recorded_answers(runs), recording=recording)
+    return answers, NoLiveCalls(recording)
+
+
 # --- one workflow run, assembled ----------------------------------------------------------------
 
 
@@ -344,7 +401,20 @@ class RunAssembly:
     batch_id: int | None = None
     # A history that fails mid-run must stop what it feeds; None: the run stops itself.
     history_failed: Callable[[StoreError], None] | None = None
+    # Answers calls before they are made: the response cache, or a replayed recording.
+    cache: ResponseCache | None = None
     agent_runner: AgentRunner | None = None  # None: every agent's run runs in this process
+
+    @cached_property
+    def _keys(self) -> CallKeys:
+        """How each provider's endpoint is named in a request's key (``runtime.cache``)."""
+        prepared = self.prepared
+        return CallKeys(
+            {
+                route.provider: prepared.registry.call_identity(route)
+                for route in prepared.routes.values()
+            }
+        )
 
     @cached_property
     def _trace_targets(self) -> dict[str, ChatTarget]:
@@ -365,6 +435,7 @@ class RunAssembly:
         reused: Mapping[str, AgentResult] | None = None,
         decisions: Mapping[str, Decision] | None = None,
         resumed_from: int | None = None,
+        rerun_from: str | None = None,
         spent_before: float = 0.0,
         batch_row: int | None = None,
         links: Sequence[SpanRef] = (),
@@ -393,6 +464,7 @@ class RunAssembly:
             decisions=decisions or {},
             approvals=approvals or {},
             resumed_from=resumed_from,
+            rerun_from=rerun_from,
             spent_before=spent_before,
             cost_cap=self.cost_cap,
             batch_id=self.batch_id,
@@ -402,6 +474,10 @@ class RunAssembly:
             secrets=prepared.secrets,
             start_workflow_run=recorder.start_workflow_run if recorder is not None else None,
             shared_budget=self.shared_budget,
+            # Keys are recorded with each attempt (a replay matches on them): a run that is not
+            # recorded and has no cache computes none, and its attempts hold none.
+            keys=self._keys if self.history is not None or self.cache is not None else None,
+            cache=self.cache,
         )
         engine = self._engine(options, subscribers)
         if recorder is not None and self.history_failed is None:

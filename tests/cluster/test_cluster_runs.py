@@ -373,3 +373,25 @@ def test_a_local_model_is_loaded_once_in_each_worker_process_that_runs_it(
     # there and kept for the next run (not closed after each, not one per run).
     assert 1 <= len(workers) < 4
     assert len(set(workers.values())) == len(workers)
+
+
+def test_a_run_on_ray_records_request_keys_and_replays_locally(
+    tmp_path: Path, ray_cluster: LocalCluster, key: None
+) -> None:
+    db = tmp_path / "history.db"
+    with OpenAITestServer() as server:
+        flow = write_workflow(
+            tmp_path / "flow.yaml",
+            server.base_url,
+            [{"name": "a"}, {"name": "b", "depends_on": "a"}],
+        )
+        recorded = agentops.run(flow, db=db, executor="ray", ray_address=ray_cluster.address)
+        assert recorded.ok and len(server.requests) == 2
+        with pytest.raises(agentops.UsageError, match="use --executor local with them"):
+            agentops.run(flow, db=db, executor="ray", cache="read")
+    # The server is gone: the local replay answers from what the workers recorded.
+    replayed = agentops.run(flow, db=db, replay=recorded.workflow_run_id)
+    assert replayed.ok
+    assert {n: a.output for n, a in replayed.agents.items()} == {
+        n: a.output for n, a in recorded.agents.items()
+    }

@@ -36,11 +36,14 @@ from agentops.assembly import (
     ProviderOverride,
     RunAssembly,
     WorkflowSource,
+    check_cache_placement,
     enter_cluster,
     enter_tracing,
     load,
     open_budget,
+    open_cache,
     open_history,
+    open_replay,
     prepare,
     start_tools,
 )
@@ -54,6 +57,7 @@ from agentops.batch.datasets import (
 )
 from agentops.errors import AgentOpsError, StoreError, UsageError
 from agentops.runtime.budget import Budget, check_cap
+from agentops.runtime.cache import ResponseCache
 from agentops.runtime.engine import COST_CAP_REASON, Engine
 from agentops.runtime.events import (
     AgentResult,
@@ -63,6 +67,7 @@ from agentops.runtime.events import (
     Subscriber,
     WorkflowResult,
 )
+from agentops.runtime.executor import Executor
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.store.batches import RowState
 from agentops.store.reader import HistoryReader
@@ -70,6 +75,7 @@ from agentops.store.writer import HistoryWriter
 from agentops.workflow.files import file_kind
 from agentops.workflow.inputs import resolve_inputs
 from agentops.workflow.loader import LoadedWorkflow, load_workflow_text
+from agentops.workflow.spec import CacheMode
 
 if TYPE_CHECKING:
     from agentops.cluster.ledger import LedgerLimits
@@ -157,6 +163,8 @@ class BatchOptions:
     observer: BatchObserver | None = None  # the batch's progress
     control: Control | None = None  # receives the runner before any row runs (Ctrl-C)
     otel: bool | None = None  # as in agentops.run
+    cache: CacheMode | None = None  # as in agentops.run: over the workflow's policies.cache
+    replay: int | None = None  # answer every call from the runs of this recorded batch
     executor: str | None = None  # "ray": rows' agent runs on a Ray cluster; None: policies.executor
     ray_address: str | None = None  # with executor ray: the cluster (None: RAY_ADDRESS, else local)
 
@@ -205,6 +213,8 @@ class BatchRunner:
         observer: BatchObserver | None = None,
         tracing: TracingSession | None = None,
         shared_budget: Budget | None = None,
+        cache: ResponseCache | None = None,
+        executor: Executor | None = None,
         limits: LedgerLimits | None = None,
         agent_runner: AgentRunner | None = None,
     ) -> None:
@@ -226,6 +236,8 @@ class BatchRunner:
             close_tools=False,  # every row shares them; the batch closes them
             limits=self.limits,
             history_failed=self._history_failed,
+            cache=cache,
+            executor=executor,
             agent_runner=agent_runner,
         )
         self._engines: set[Engine] = set()
@@ -498,6 +510,14 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
         }
         check_out(Path(out), keep)
     job.writer.check_recordable(job.loaded.workflow.name)
+    cache: ResponseCache | None
+    executor: Executor | None = None
+    if options.replay is not None:
+        if options.cache not in (None, "off"):
+            raise UsageError("--replay answers every call from the recording: leave --cache out")
+        cache, executor = open_replay(job.store, batch=options.replay)
+    else:
+        cache = open_cache(job.store, job.writer, job.loaded.workflow, options.cache)
     # Whatever was opened is closed on every way out, in reverse: the tools, the providers,
     # then tracing.
     async with contextlib.AsyncExitStack() as opened:
@@ -509,6 +529,7 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
         shared = open_budget(
             opened, options.db, options.budget or job.loaded.workflow.policies.budget
         )
+        check_cache_placement(job.loaded.workflow, options.executor, cache)
         # On Ray: every row's agent runs Ray tasks, every call on one ledger.
         limits, agent_runner = enter_cluster(
             opened,
@@ -531,6 +552,8 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             observer=options.observer,
             tracing=tracing,
             shared_budget=shared,
+            cache=cache,
+            executor=executor,
             limits=limits,
             agent_runner=agent_runner,
         )
@@ -539,6 +562,8 @@ async def _run(job: _Batch, options: BatchOptions, record: Callable[[], int]) ->
             options.control(runner)
         # MCP servers start once, for every row: one that cannot is exit 2, before any call.
         tools = await start_tools(opened, prepared, [a.name for a in job.loaded.workflow.agents])
+        if tools is not None and options.replay is None:  # tools that say cache: true share it
+            tools.cache = cache
         summary = await runner.run(tools)
     if out is not None and summary.status is not RunStatus.INTERRUPTED:
         summary.out = Path(out)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from agentops.runtime.events import WorkflowResult
     from agentops.store.location import DbLocation
     from agentops.store.reader import HistoryReader
+    from agentops.workflow.spec import CacheMode
 
 app = typer.Typer(
     name="agentops",
@@ -124,6 +125,21 @@ OtelOption = Annotated[
 ]
 
 
+class CacheChoice(StrEnum):
+    off = "off"
+    read = "read"
+    read_write = "read_write"
+
+
+CacheOption = Annotated[
+    Optional[CacheChoice],
+    typer.Option(
+        "--cache",
+        help="The response cache, over policies.cache: off, read (hits only) or read_write.",
+    ),
+]
+
+
 class ExecutorChoice(StrEnum):
     local = "local"
     ray = "ray"
@@ -147,6 +163,10 @@ RayAddressOption = Annotated[
         "this command and stopped after it.",
     ),
 ]
+
+
+def _cache_mode(choice: Optional[CacheChoice]) -> CacheMode | None:
+    return None if choice is None else choice.value
 
 
 def _executor(choice: Optional[ExecutorChoice]) -> Optional[str]:
@@ -235,6 +255,18 @@ def run_command(
     budget: BudgetOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
+    replay: Annotated[
+        Optional[int],
+        typer.Option(
+            "--replay",
+            min=1,
+            max=_MAX_ID,
+            metavar="RUN_ID",
+            help="Answer every model call from this recorded workflow run (by agent and "
+            "request), never from the network; a call it has no answer for fails its agent.",
+        ),
+    ] = None,
     wait: WaitOption = False,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
@@ -254,6 +286,8 @@ def run_command(
         cost_cap=cost_cap,
         budget=budget,
         otel=otel or None,
+        cache=_cache_mode(cache),
+        replay=replay,
         executor=_executor(executor),
         ray_address=ray_address,
     )
@@ -277,6 +311,7 @@ def resume_command(
     cost_cap: CostCapOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
     wait: WaitOption = False,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
@@ -312,6 +347,7 @@ def resume_command(
         inputs=inputs,
         cost_cap=cost_cap,
         otel=otel or None,
+        cache=_cache_mode(cache),
         executor=_executor(executor),
         ray_address=ray_address,
     )
@@ -322,6 +358,65 @@ def resume_command(
         wait=wait,
         executor=_executor(executor),
         ray_address=ray_address,
+    )
+
+
+@app.command("rerun")
+def rerun_command(
+    workflow_run_id: Annotated[
+        int, typer.Argument(min=1, max=_MAX_ID, metavar="RUN_ID", help="The workflow run to rerun.")
+    ],
+    from_agent: Annotated[
+        str,
+        typer.Option(
+            "--from", metavar="AGENT", help="Run this agent and everything downstream of it again."
+        ),
+    ],
+    file: Annotated[
+        Optional[Path],
+        typer.Argument(
+            metavar="[FILE]",
+            help="The workflow as it is now [default: the recorded file, if it is unchanged].",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Reuse the outputs of upstream agents whose definition changed."
+        ),
+    ] = False,
+    input_: InputOption = None,
+    db: DbOption = None,
+    cost_cap: CostCapOption = None,
+    json_output: JsonOption = False,
+    otel: OtelOption = False,
+    cache: CacheOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
+) -> None:
+    """A new run from one agent: the agents not downstream of it reuse their recorded outputs
+    ($0, marked reused); it and everything downstream run with the current YAML."""
+    from functools import partial
+
+    from agentops.api import arerun
+    from agentops.workflow.inputs import parse_input_args
+
+    inputs = parse_input_args(input_ or [])
+    start = partial(
+        arerun,
+        workflow_run_id,
+        from_agent,
+        file,
+        force=force,
+        inputs=inputs,
+        cost_cap=cost_cap,
+        otel=otel or None,
+        cache=_cache_mode(cache),
+        executor=_executor(executor),
+        ray_address=ray_address,
+    )
+    _execute(
+        start, db=db, json_output=json_output, executor=_executor(executor), ray_address=ray_address
     )
 
 
@@ -564,6 +659,18 @@ def batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
+    replay: Annotated[
+        Optional[int],
+        typer.Option(
+            "--replay",
+            min=1,
+            max=_MAX_ID,
+            metavar="BATCH_ID",
+            help="Answer every model call from the runs of this recorded batch (by agent and "
+            "request), never from the network.",
+        ),
+    ] = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
 ) -> None:
@@ -586,6 +693,8 @@ def batch_command(
             max_rows=max_rows,
             out=out,
             otel=otel or None,
+            cache=_cache_mode(cache),
+            replay=replay,
             executor=_executor(executor),
             ray_address=ray_address,
         ),
@@ -611,6 +720,7 @@ def resume_batch_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     otel: OtelOption = False,
+    cache: CacheOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
 ) -> None:
@@ -626,6 +736,7 @@ def resume_batch_command(
             out=out,
             cost_cap=cost_cap,
             otel=otel or None,
+            cache=_cache_mode(cache),
             executor=_executor(executor),
             ray_address=ray_address,
         ),
@@ -944,15 +1055,16 @@ db_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(db_app, name="db")
-_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 def _seconds(value: str) -> float:
-    """``90d``, ``12h``, ``2w`` as seconds; anything else is a usage error naming the forms."""
-    text = value.strip().lower()
-    if len(text) >= 2 and text[-1] in _DURATION and text[:-1].isdigit():
-        return int(text[:-1]) * _DURATION[text[-1]]
-    raise typer.BadParameter(f"{value!r}: give a number and a unit, e.g. 90d, 12h or 2w")
+    """``90d``, ``12h``, ``2w`` as seconds (``workflow.durations``); else a usage error."""
+    from agentops.workflow.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as problem:
+        raise typer.BadParameter(str(problem)) from None
 
 
 @db_app.command("migrate")
@@ -1130,6 +1242,63 @@ def budget_show_command(
         typer.echo(json.dumps(status.to_json(), indent=2))
         return
     typer.echo(_budget_line(status))
+
+
+# --- the response cache ------------------------------------------------------------------
+
+cache_app = typer.Typer(
+    name="cache",
+    help="The response cache in the history: what it holds, and clearing it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(cache_app)
+
+
+@cache_app.command("stats")
+def cache_stats_command(db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Per workflow: cached answers, their size, and the hits its runs had with the dollars saved."""
+    from agentops.cli.history import show_cache_stats
+
+    _show_history(db, lambda reader: show_cache_stats(reader, json_output=json_output))
+
+
+@cache_app.command("clear")
+def cache_clear_command(
+    workflow: Annotated[
+        Optional[str], typer.Option("--workflow", "-w", help="Only the answers of this workflow.")
+    ] = None,
+    older_than: Annotated[
+        Optional[str],
+        typer.Option(
+            "--older-than", metavar="DURATION", help="Only answers older than this: 12h, 7d, 2w."
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Delete cached answers (all of them, or of one workflow, or older than a duration); the
+    recorded runs are kept."""
+    import time
+
+    from agentops.assembly import open_history
+    from agentops.workflow.durations import parse_duration
+
+    before = None
+    if older_than is not None:
+        try:
+            before = time.time() - parse_duration(older_than)
+        except ValueError as problem:
+            raise fail(f"--older-than: {problem}") from None
+    path = _located(db)
+    if path.path is not None and not path.path.exists():
+        typer.echo(f"no history at {path}: nothing to clear")
+        return
+    try:
+        with open_history(path) as (_, writer):
+            deleted = writer.clear_cache(workflow=workflow, before=before)
+    except AgentOpsError as error:
+        raise fail(str(error), error.exit_code) from None
+    typer.echo(f"cleared {deleted} cached answer{'s' if deleted != 1 else ''} from {path}")
 
 
 def main() -> None:

@@ -380,6 +380,49 @@ def show_costs(
         )
 
 
+def show_cache_stats(reader: HistoryReader, *, json_output: bool = False) -> None:
+    """``cache stats``: per workflow, the cached answers, their size, the hits and what they saved."""
+    stats = reader.cache_stats()
+    if json_output:
+        print_json([stat.to_json() for stat in stats])
+        return
+    console = make_console()
+    if not stats:
+        console.print(
+            Text(f"The response cache in {reader.location} is empty, and no hit is recorded.")
+        )
+        return
+    columns = [
+        Column("workflow", cap=40),
+        Column("entries", "right"),
+        Column("size", "right"),
+        Column("hits", "right"),
+        Column("saved", "right"),
+    ]
+    rows = [
+        [
+            clean(stat.workflow),
+            Text(str(stat.entries)),
+            Text(_size(stat.size)),
+            Text(str(stat.hits)),
+            Text(format_cost(stat.saved)),
+        ]
+        for stat in stats
+    ]
+    console.print(fitted_table(console, columns, rows))
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    amount = float(size)
+    for unit in ("KB", "MB", "GB"):
+        amount /= 1024
+        if amount < 1024 or unit == "GB":
+            break
+    return f"{amount:.1f} {unit}"
+
+
 # --- pieces --------------------------------------------------------------------------------------
 
 
@@ -510,10 +553,19 @@ def short_time(iso: str | None) -> str:
     return iso[:19].replace("T", " ") if iso else "-"
 
 
+def _attempt_status(attempt: AttemptRecord) -> str:
+    """``invalid``: the call worked, its answer did not follow the schema; ``cached``: no call."""
+    if attempt.validation_error:
+        return "invalid"
+    return "cached" if attempt.cached else attempt.status
+
+
 def describe_attempt(attempt: AttemptRecord) -> Text:
     """ "attempt 1 failed after 0.4s (HTTP 503): ServerError: upstream busy"."""
     text = Text(f"attempt {attempt.number} {attempt.status}")
-    if attempt.duration is not None:
+    if attempt.cached:
+        text.append(" from the cache")
+    elif attempt.duration is not None:
         text.append(f" after {format_duration(attempt.duration)}")
     if attempt.http_status is not None:
         text.append(f" (HTTP {attempt.http_status})")
@@ -844,9 +896,7 @@ def _attempts_table(console: Console, attempts: list[AttemptRecord]) -> Table:
         [
             Text(str(attempt.number)),
             *([Text(str(attempt.turn))] if turns else []),
-            Text(
-                "invalid" if attempt.validation_error else attempt.status
-            ),  # the call worked; its answer did not
+            Text(_attempt_status(attempt)),
             Text(str(attempt.http_status or "")),
             Text(format_duration(attempt.duration)),
             Text(_tokens(attempt.input_tokens, attempt.output_tokens, attempt.tokens_estimated)),

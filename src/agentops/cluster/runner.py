@@ -128,6 +128,7 @@ class RayAgentRunner:
             tools=agent_run.tools is not None,
             cap=self.limits.cap,
             warned=frozenset(agent_run.context.warned_models),
+            keys=agent_run.context.keys,
         )
         losses: list[str] = []
         started = False

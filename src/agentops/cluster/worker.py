@@ -33,6 +33,7 @@ from agentops.cluster.ledger import LedgerLimits, News, Snapshot
 from agentops.errors import describe_exception
 from agentops.providers.registry import ProviderRegistry
 from agentops.runtime.agent_run import AgentRun, RunContext
+from agentops.runtime.cache import CallKeys
 from agentops.runtime.events import AgentResult, AgentStatus, Event
 from agentops.runtime.executor import InProcessExecutor
 from agentops.runtime.limits import ProviderPauses
@@ -74,6 +75,7 @@ class AgentWork:
     tools: bool
     cap: float | None
     warned: frozenset[str] = frozenset()  # models the run already warned have no price
+    keys: CallKeys | None = None  # how requests are keyed: recorded with each attempt (replays)
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,7 @@ async def _run(
             stop_reason=lambda: stopped[0] if stopped else None,
             scrub=scrub,
             warned_models=set(work.warned),
+            keys=work.keys,
         )
         toolbox = None
         if work.tools:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentops.errors import ConfigurationError
 from agentops.providers.endpoints import DEFAULT_OPENAI_BASE_URL, Endpoint
@@ -334,6 +334,23 @@ class ProviderRegistry:
         if route.kind not in ("openai", "azure"):
             return None
         return self.endpoint(route.provider)
+
+    def call_identity(self, route: Route) -> dict[str, Any]:
+        """Where ``route``'s calls go, as a cache key names it: the kind, base URL, deployment,
+        API version and schema form of an HTTP endpoint; never its key."""
+        try:
+            endpoint = self.http_endpoint(route)
+        except ConfigurationError:
+            endpoint = None  # reported when the provider is built
+        if endpoint is None:
+            return {"kind": route.kind, "provider": route.provider}
+        return {
+            "kind": endpoint.kind,
+            "url": endpoint.url,
+            "deployment": endpoint.deployment,
+            "api_version": endpoint.api_version,
+            "form": endpoint.response_format,
+        }
 
     def api_keys(self, routes: Iterable[Route]) -> set[str]:
         """The API keys that calls on ``routes`` send: secrets, masked wherever text is shown or stored."""

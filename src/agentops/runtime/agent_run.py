@@ -9,6 +9,11 @@ that answer must validate: one that does not is re-asked, with the errors, as a
 turn of its own, up to ``output.retries`` times; then the agent fails naming the
 first error.
 
+A turn whose request is in the response cache (``RunContext.cache``) is answered from it
+before anything is reserved: an attempt marked cached, the original's tokens, $0, no slot.
+An answer the run accepts (tool calls, a plain answer, one that follows the schema) is
+stored when the cache writes; a rejected one never is, so a re-ask is not served it again.
+
 Each turn is one model call made through attempts: every attempt reserves its
 worst case with the budget first (the prompt grows each turn, so the bound
 does too), holds a concurrency slot only while it calls, and is settled to
@@ -36,6 +41,13 @@ from agentops.errors import (
     describe_exception,
 )
 from agentops.runtime.budget import COST_CAP_REASON, Budget, Reservation, input_token_bound
+from agentops.runtime.cache import (
+    CachedAnswer,
+    CallKeys,
+    ReplayMismatchError,
+    RequestKey,
+    ResponseCache,
+)
 from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
@@ -86,6 +98,8 @@ class RunContext:
     scrub: Callable[[str], str] = str  # masks the run's secrets in text that is shown or stored
     rng: random.Random = field(default_factory=random.Random)
     warned_models: set[str] = field(default_factory=set)
+    keys: CallKeys | None = None  # names each call's request (recorded; the cache's key)
+    cache: ResponseCache | None = None  # answers calls before they are made (cache, replay)
 
     @property
     def budget(self) -> Budget:
@@ -181,10 +195,13 @@ class AgentRun:
         for turn in itertools.count(1):
             if turn > 1:
                 request = replace(self.request, messages=tuple(messages))
-            response = await self._turn(request, turn, reasks)
+            keys = self.context.keys
+            key = keys.key(self.route, request) if keys is not None else None
+            response = await self._turn(request, turn, reasks, key)
             if response is None:
                 return  # settled: failed, or skipped by the cost cap
             if response.tool_calls and self.tools is not None:
+                self._keep(key, response)
                 tool_turns += 1
                 if tool_turns == self.max_turns:
                     self.result.status = AgentStatus.FAILED
@@ -199,10 +216,12 @@ class AgentRun:
                     return
                 continue
             if self.output is None:
+                self._keep(key, response)
                 self._succeed(response.text)
                 return
             verdict = self.output.check(response, request.max_tokens)
             if verdict.valid:
+                self._keep(key, response)
                 self._succeed(verdict.text or "", verdict.value)
                 return
             # An answer that does not follow the schema is re-asked, as a turn of its own
@@ -223,6 +242,12 @@ class AgentRun:
             messages.append(assistant(response.text))
             messages.append(user(self.output.reask_message(verdict)))
 
+    def _keep(self, key: RequestKey | None, response: ChatResponse) -> None:
+        """Store an accepted answer in the cache, unless it came from there."""
+        cache, attempt = self.context.cache, self.result.attempts[-1]
+        if cache is not None and key is not None and cache.writes and not attempt.cached:
+            cache.store(self.request.agent or self.name, key, response, attempt.cost)
+
     def _succeed(self, output: str, value: Any = None) -> None:
         self.result.status = AgentStatus.SUCCEEDED
         self.result.output = output
@@ -230,8 +255,19 @@ class AgentRun:
 
     # --- one turn: attempts until one succeeds or retrying cannot help ----------------------
 
-    async def _turn(self, request: ChatRequest, turn: int, reasks: int = 0) -> ChatResponse | None:
-        context, route, result = self.context, self.route, self.result
+    async def _turn(
+        self, request: ChatRequest, turn: int, reasks: int = 0, key: RequestKey | None = None
+    ) -> ChatResponse | None:
+        context, result = self.context, self.result
+        cache = context.cache
+        if cache is not None and key is not None and cache.reads:
+            try:
+                hit = cache.lookup(request.agent or self.name, key)
+            except ReplayMismatchError as mismatch:
+                self._refuse(request, turn, key, mismatch)
+                return None
+            if hit is not None:
+                return self._serve(request, turn, key, hit)
         # Without a cap nothing is compared with the reservation: skip pricing the worst case.
         worst_case = (
             0.0
@@ -247,19 +283,9 @@ class AgentRun:
                 result.skip_cause = SkipCause.COST_CAP
                 result.error = _cost_cap_reason(context.budget.refusal, turn, tries, reasks)
                 return None
-            self._attempts += 1
-            if self._attempts == 1:  # started only once its first call fits under the cost cap
-                result.started_at = time.time()
-                context.emit(
-                    AgentStarted(
-                        self.name,
-                        route.model,
-                        route.provider,
-                        result.prompt or "",
-                        result.started_at,
-                    )
-                )
-            attempt, error, response = await self._attempt(request, reservation, turn)
+            # started only once its first call fits under the cost cap
+            number = self._next_attempt(request, turn)
+            attempt, error, response = await self._attempt(request, reservation, number, turn, key)
             if error is None:
                 context.emit(AttemptSucceeded(self.name, attempt, response=response))
                 return response
@@ -273,14 +299,78 @@ class AgentRun:
             assert delay is not None
             await asyncio.sleep(delay)
 
+    def _next_attempt(self, request: ChatRequest, turn: int) -> int:
+        """Number the next attempt and say it started (the agent too, before its first)."""
+        self._attempts += 1
+        context, result, route = self.context, self.result, self.route
+        if self._attempts == 1:
+            result.started_at = time.time()
+            context.emit(
+                AgentStarted(
+                    self.name, route.model, route.provider, result.prompt or "", result.started_at
+                )
+            )
+        context.emit(AttemptStarted(self.name, self._attempts, turn, request=request))
+        return self._attempts
+
+    def _serve(
+        self, request: ChatRequest, turn: int, key: RequestKey, hit: CachedAnswer
+    ) -> ChatResponse:
+        """A turn answered from the cache: nothing reserved or called, recorded as cached."""
+        number = self._next_attempt(request, turn)
+        response = hit.response
+        if request.stream and response.text:  # a streaming view shows the whole answer at once
+            self.context.emit(TokensStreamed(self.name, response.text))
+        attempt = Attempt(
+            number=number,
+            status="succeeded",
+            started_at=time.time(),
+            duration=0.0,
+            usage=response.usage,
+            cost=0.0,
+            turn=turn,
+            cached=True,
+            saved=hit.cost,
+            request_key=key.key,
+            request_digest=key.digest,
+            response=response,
+        )
+        self.result.add_attempt(attempt)
+        self.context.emit(AttemptSucceeded(self.name, attempt, response=response))
+        return response
+
+    def _refuse(
+        self, request: ChatRequest, turn: int, key: RequestKey, mismatch: ReplayMismatchError
+    ) -> None:
+        """A call the cache must answer and cannot (a replay): the agent fails, nothing called."""
+        number = self._next_attempt(request, turn)
+        attempt = Attempt(
+            number=number,
+            status="failed",
+            started_at=time.time(),
+            duration=0.0,
+            error=f"{type(mismatch).__name__}: {mismatch}",
+            error_type=type(mismatch).__name__,
+            turn=turn,
+            request_key=key.key,
+            request_digest=key.digest,
+        )
+        self.result.add_attempt(attempt)
+        self.context.emit(AttemptFailed(self.name, attempt, will_retry=False, retry_in=None))
+        self.result.status = AgentStatus.FAILED
+        self.result.error = attempt.error
+
     async def _attempt(
-        self, request: ChatRequest, reservation: Reservation, turn: int
+        self,
+        request: ChatRequest,
+        reservation: Reservation,
+        number: int,
+        turn: int,
+        key: RequestKey | None = None,
     ) -> tuple[Attempt, ProviderError | None, ChatResponse | None]:
         """One call, holding a concurrency slot and a cost reservation; always settles both
         and adds the attempt to the result (a cancelled one too: it may have been billed)."""
         context = self.context
-        number = self._attempts
-        context.emit(AttemptStarted(self.name, number, turn, request=request))
         streamed: list[str] = []
         name = self.name
         limits = context.limits
@@ -320,7 +410,7 @@ class AgentRun:
             usage = _partial_usage(request, streamed)
             cancelled = context.stop_reason() or "cancelled"
             await self._close_attempt(
-                reservation, number, turn, started, clock, usage, "cancelled", cancelled
+                reservation, number, turn, started, clock, usage, "cancelled", cancelled, key
             )
             raise
         except (
@@ -340,7 +430,7 @@ class AgentRun:
             limits.pause(self.route.provider, min(error.retry_after, MAX_RETRY_AFTER))
         status = "succeeded" if error is None else "failed"
         attempt = await self._close_attempt(
-            reservation, number, turn, started, clock, usage, status, error
+            reservation, number, turn, started, clock, usage, status, error, key, response
         )
         return attempt, error, response
 
@@ -354,6 +444,8 @@ class AgentRun:
         usage: Usage,
         status: str,
         error: ProviderError | str | None,
+        key: RequestKey | None = None,
+        response: ChatResponse | None = None,
     ) -> Attempt:
         """Settle the reservation to what the attempt cost, and add the attempt to the result."""
         duration = time.monotonic() - clock
@@ -374,6 +466,9 @@ class AgentRun:
             error_type=error_type,
             http_status=http_status,
             turn=turn,
+            request_key=None if key is None else key.key,
+            request_digest=None if key is None else key.digest,
+            response=None if key is None else response,  # kept for replays, which match by key
         )
         self.result.add_attempt(attempt)
         return attempt

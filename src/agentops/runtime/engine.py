@@ -56,6 +56,7 @@ from agentops.runtime.agent_run import (
 )
 from agentops.runtime.agent_setup import AgentSetup
 from agentops.runtime.budget import CURRENT_WORKFLOW_RUN, Budget
+from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.events import (
     AgentFinished,
     AgentResult,
@@ -115,6 +116,7 @@ class RunOptions:
     # The approvals of the run this one resumes, by agent (decided or still pending).
     approvals: Mapping[str, Approval] = field(default_factory=dict)
     resumed_from: int | None = None
+    rerun_from: str | None = None  # a rerun of ``resumed_from`` from this agent, not a resume
     spent_before: float = 0.0  # cost already spent by the runs this one resumes
     cost_cap: float | None = None  # None: the workflow's policy
     batch_id: int | None = None  # this run is row ``batch_row`` of that batch
@@ -128,6 +130,10 @@ class RunOptions:
     # A budget other runs draw on too (a named budget in the store): every attempt reserves
     # its worst case on it as well as under the cost cap (ignored when ``limits`` are given).
     shared_budget: Budget | None = None
+    # How each call's request is named (recorded with its attempts), and the response cache
+    # (or a replayed recording) that answers calls before they are made; None: neither.
+    keys: CallKeys | None = None
+    cache: ResponseCache | None = None
 
 
 class Engine:
@@ -219,6 +225,8 @@ class Engine:
             backoff=policies.backoff,
             stop_reason=lambda: self._stop_reason,
             scrub=self.options.secrets.scrub,
+            keys=self.options.keys,
+            cache=self.options.cache,
         )
         self._setup = AgentSetup(
             workflow,
@@ -280,6 +288,8 @@ class Engine:
             batch_row=self.options.batch_row,
             trace_id=self.options.trace_id,
             trace_span_id=self.options.trace_span_id,
+            rerun_from=self.options.rerun_from,
+            replaying=None if self.options.cache is None else self.options.cache.replaying,
             approvals=dict(self.options.approvals),
         )
         start = self.options.start_workflow_run

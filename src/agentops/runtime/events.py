@@ -143,6 +143,15 @@ class Attempt:
     validation_error: str | None = (
         None  # structured output: why this answer did not validate (then re-asked)
     )
+    # Answered from the response cache (or a replayed recording): no call was made, the usage
+    # is the original's, ``cost`` is 0 and ``saved`` what the original cost.
+    cached: bool = False
+    saved: float | None = None
+    request_key: str | None = (
+        None  # the request's key (``runtime.cache.RequestKey``), if it has one
+    )
+    request_digest: str | None = None  # its digest (JSON), for a replay's mismatch message
+    response: ChatResponse | None = None  # what a succeeded attempt answered (recorded for replays)
 
 
 @dataclass(slots=True)
@@ -232,6 +241,11 @@ class AgentResult:
         return len(self.attempts) - len({attempt.turn for attempt in self.attempts})
 
     @property
+    def cached(self) -> bool:
+        """Every call it made was answered from the response cache (or a replay)."""
+        return bool(self.attempts) and all(attempt.cached for attempt in self.attempts)
+
+    @property
     def turns(self) -> int:
         return max((attempt.turn for attempt in self.attempts), default=0)
 
@@ -307,6 +321,10 @@ class WorkflowStarted:
     batch_row: int | None = None
     trace_id: str | None = None  # the OpenTelemetry trace of this run (32 hex digits), when traced
     trace_span_id: str | None = None  # its workflow span (16 hex digits)
+    rerun_from: str | None = (
+        None  # a rerun of ``resumed_from`` from this agent (``agentops rerun``)
+    )
+    replaying: str | None = None  # a replay: what its calls are answered from ("workflow run 7")
     # The approvals of the run it resumes, by agent: the history closes them (never applied twice).
     approvals: Mapping[str, Approval] = field(default_factory=dict)
 

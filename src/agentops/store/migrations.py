@@ -438,6 +438,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS approvals_by_run ON approvals (workflow_run_id, agent)",
         ),
     ),
+    Migration(
+        15,
+        "response_cache_and_replay",
+        (
+            # An attempt answered from the response cache (or a replayed recording): no call was
+            # made; its tokens are the original's, its cost 0, saved_cost what the original cost.
+            "ALTER TABLE attempts ADD COLUMN cached INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE attempts ADD COLUMN saved_cost REAL",
+            # The request's key (sha256 of its canonical parts) and its digest (each part's hash,
+            # the model and parameters in clear), and the answer of a succeeded attempt as JSON:
+            # what a replay answers from, and names the difference with.
+            "ALTER TABLE attempts ADD COLUMN request_key TEXT",
+            "ALTER TABLE attempts ADD COLUMN request_digest TEXT",
+            "ALTER TABLE attempts ADD COLUMN response TEXT",
+            # A rerun (agentops rerun RUN --from AGENT): the agent it ran again from; the run it
+            # reruns is resumed_from, whose agents upstream of that one it reused.
+            "ALTER TABLE workflow_runs ADD COLUMN rerun_from TEXT",
+            # A replay (--replay): what its calls were answered from ("workflow run 7", "batch
+            # 3"); its cached attempts are not the cache's hits.
+            "ALTER TABLE workflow_runs ADD COLUMN replaying TEXT",
+            # The response cache: one answer per request key, written when an attempt's answer
+            # is accepted, by the workflow that wrote it (clear --workflow), with its tokens and
+            # what it cost (what each hit saves).
+            """CREATE TABLE IF NOT EXISTS response_cache (
+                key TEXT PRIMARY KEY,
+                workflow TEXT NOT NULL,
+                agent TEXT,
+                model TEXT,
+                response TEXT NOT NULL,
+                input_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens INTEGER NOT NULL DEFAULT 0,
+                tokens_estimated INTEGER NOT NULL DEFAULT 0,
+                cost REAL,
+                size INTEGER NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS response_cache_by_workflow ON response_cache (workflow, created_at)",
+            "CREATE INDEX IF NOT EXISTS response_cache_by_created_at ON response_cache (created_at)",
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (

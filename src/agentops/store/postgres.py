@@ -52,7 +52,7 @@ _TRANSLATIONS = (
     (re.compile(r"\bgroup_concat\(DISTINCT ([\w.]+)\)"), r"string_agg(DISTINCT \1, ',')"),
 )
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
-_WITHOUT_ID = {"_migrations"}
+_WITHOUT_ID = {"_migrations", "response_cache"}
 # The tables a workflow run writes (see check_writable).
 _WRITTEN = (
     "workflow_runs",

@@ -89,7 +89,7 @@ def attempts_of(store: Database, run_ids: list[int]) -> dict[int, list[AttemptRe
         chunk = run_ids[start : start + 500]
         rows = store.read(
             f"""SELECT run_id, number, status, http_status, error, error_type, started_at, duration,
-                input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error FROM attempts
+                input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error, cached FROM attempts
             WHERE run_id IN ({", ".join("?" * len(chunk))}) ORDER BY run_id, number""",
             tuple(chunk),
         )

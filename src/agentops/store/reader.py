@@ -20,8 +20,11 @@ from agentops.store.records import (
     AgentStart,
     ApprovalRecord,
     BatchRecord,
+    CacheEntry,
+    CacheStat,
     CostGroup,
     CostGrouping,
+    RecordedAnswer,
     RowOutcome,
     RunPage,
     ToolCallRow,
@@ -91,10 +94,11 @@ class HistoryReader(Protocol):
 
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord: ...
 
-    def resume_state(self, workflow_run_id: int) -> ResumeState:
+    def resume_state(self, workflow_run_id: int, *, rerun: bool = False) -> ResumeState:
         """What resuming the run needs: its definition, inputs, succeeded agents and fan-out
         instances (as reused results, an instance under ``writer[2]``), every ``when`` decision
-        made, and the spend of its resume chain. ``StoreError`` if it cannot be resumed."""
+        made, and the spend of its resume chain. ``StoreError`` if it cannot be resumed.
+        ``rerun``: for a rerun from one of its agents, which a run that succeeded allows."""
         ...
 
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
@@ -165,6 +169,24 @@ class HistoryReader(Protocol):
 
     def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:
         """Each row's latest run in row order, with every agent's output; streamed."""
+        ...
+
+    # --- the response cache and replays ----------------------------------------------------
+
+    def cache_entry(self, key: str, *, not_before: float | None = None) -> CacheEntry | None:
+        """The answer stored under ``key`` (None: none, or written before ``not_before``)."""
+        ...
+
+    def cache_stats(self) -> list[CacheStat]:
+        """Per workflow: entries, their size, and the hits its runs had and what they saved."""
+        ...
+
+    def recorded_answers(self, workflow_run_ids: list[int]) -> list[RecordedAnswer]:
+        """The succeeded attempts of these runs that recorded their request and answer, in order."""
+        ...
+
+    def batch_workflow_runs(self, batch_id: int) -> list[int]:
+        """Every workflow run of a batch (its rows' runs and their resumes), oldest first."""
         ...
 
     def close(self) -> None: ...

@@ -43,6 +43,7 @@ class AttemptRecord:
     cost: float | None
     turn: int = 1
     validation_error: str | None = None  # structured output: why this answer did not validate
+    cached: bool = False  # answered from the response cache (or a replay): no call was made
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -388,6 +389,94 @@ class RowOutcome:
 # --- one mapping per row kind ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """One answer of the response cache (``response_cache``): what a hit serves."""
+
+    key: str
+    workflow: str  # the workflow whose run wrote it
+    agent: str | None
+    model: str | None
+    response: str  # the answer as JSON (``runtime.cache.response_json``)
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost: float | None  # what the call cost (None: no known price); each hit saves it
+    created_at: float  # unix time
+
+
+@dataclass
+class CacheStat:
+    """The response cache of one workflow: its entries, their size, and the hits its runs had."""
+
+    workflow: str
+    entries: int
+    size: int  # bytes of stored answers
+    hits: int  # attempts of its runs answered from the cache
+    saved: float  # USD those hits did not spend (what their originals cost)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RecordedAnswer:
+    """A succeeded attempt of a recorded run, as a replay answers from it."""
+
+    agent: str  # the workflow agent (a fan-out instance's agent)
+    request_key: str
+    digest: dict[str, Any]
+    response: str  # JSON (``runtime.cache.response_json``)
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost: float | None
+
+
+def cache_entry(row: StoredRow) -> CacheEntry:
+    """A row of ``response_cache``."""
+    return CacheEntry(
+        key=row["key"],
+        workflow=row["workflow"],
+        agent=row["agent"],
+        model=row["model"],
+        response=row["response"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"],
+        created_at=from_iso(row["created_at"]) or 0.0,
+    )
+
+
+def cache_stat(row: StoredRow) -> CacheStat:
+    return CacheStat(
+        workflow=row["workflow"],
+        entries=row["entries"] or 0,
+        size=row["size"] or 0,
+        hits=row["hits"] or 0,
+        saved=float(row["saved"] or 0.0),
+    )
+
+
+def recorded_answer(row: StoredRow) -> RecordedAnswer:
+    """A succeeded attempt with its request and answer (``attempts`` joined to ``runs``)."""
+    try:
+        digest = json.loads(row["request_digest"] or "{}")
+    except ValueError:
+        digest = {}
+    return RecordedAnswer(
+        agent=row["agent"],
+        request_key=row["request_key"],
+        digest=digest if isinstance(digest, dict) else {},
+        response=row["response"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        tokens_estimated=bool(row["tokens_estimated"]),
+        cost=row["cost"] if not row["cached"] else row["saved_cost"],
+    )
+
+
 def attempt_record(row: StoredRow) -> AttemptRecord:
     """A row of ``attempts``."""
     return AttemptRecord(
@@ -404,6 +493,7 @@ def attempt_record(row: StoredRow) -> AttemptRecord:
         cost=row["cost"],
         turn=row["turn"],
         validation_error=row["validation_error"],
+        cached=bool(row["cached"]),
     )
 
 

@@ -45,6 +45,7 @@ class ResumeState:
     succeeded: dict[str, AgentResult]
     cost_spent: float  # actual cost recorded by this run and every run it resumed
     cost_cap: float | None  # the cap the run had (a --cost-cap override included)
+    definition_sha256: str | None = None  # of ``source``: a rerun checks the file against it
     trace_id: str | None = None  # its OpenTelemetry trace and workflow span, when it was traced
     trace_span_id: str | None = None
     # Every ``when`` decision the run recorded, routed-away agents' included, by name: a
@@ -55,7 +56,8 @@ class ResumeState:
     approvals: dict[str, Approval] = field(default_factory=dict)
 
 
-def load_resume_state(store: Database, workflow_run_id: int) -> ResumeState:
+def load_resume_state(store: Database, workflow_run_id: int, *, rerun: bool = False) -> ResumeState:
+    """``rerun``: for ``agentops rerun``, which takes a run that succeeded too."""
     detail = workflow_run(store, workflow_run_id)  # raises RunNotFoundError
     run = detail.run
     if detail.definition is None:
@@ -69,7 +71,7 @@ def load_resume_state(store: Database, workflow_run_id: int) -> ResumeState:
             f"workflow run {workflow_run_id} is still running (pid {run.pid}{where}); "
             "wait for it to finish or stop it before resuming"
         )
-    if run.status == RunStatus.SUCCEEDED.value:
+    if run.status == RunStatus.SUCCEEDED.value and not rerun:
         raise UsageError(
             f"workflow run {workflow_run_id} already succeeded: nothing to resume; "
             f"to run it again use agentops run {run.source_path or 'FILE'}"
@@ -87,6 +89,7 @@ def load_resume_state(store: Database, workflow_run_id: int) -> ResumeState:
         workflow=run.workflow or "",
         source=detail.definition,
         source_path=run.source_path,
+        definition_sha256=detail.definition_sha256,
         inputs=detail.inputs,
         status=run.status,
         succeeded=succeeded,
@@ -201,13 +204,14 @@ def _reused_result(store: Database, record: AgentRunRecord) -> AgentResult:
 
 
 def chain_spend(store: Database, workflow_run_id: int) -> float:
-    """Actual cost of agent runs in this run and every run it resumed, transitively."""
+    """Actual cost of agent runs in this run and every run it resumed, transitively (a
+    rerun is a new run: the chain stops there, what it reused was paid for by its origin)."""
     rows = store.read(
         """WITH RECURSIVE chain(id) AS (
             SELECT CAST(? AS BIGINT)
             UNION
             SELECT w.resumed_from FROM workflow_runs w JOIN chain ON w.id = chain.id
-            WHERE w.resumed_from IS NOT NULL
+            WHERE w.resumed_from IS NOT NULL AND w.rerun_from IS NULL
         )
         SELECT coalesce(sum(r.cost), 0) FROM runs r WHERE r.workflow_run_id IN (SELECT id FROM chain)""",
         (workflow_run_id,),

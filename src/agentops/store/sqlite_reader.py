@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from agentops.store import approvals, browse, queries
+from agentops.store import approvals, browse, cache_queries, queries
 from agentops.store import batches as batch_queries
 from agentops.store.batches import RowState
 from agentops.store.database import Database
@@ -18,8 +18,11 @@ from agentops.store.records import (
     AgentStart,
     ApprovalRecord,
     BatchRecord,
+    CacheEntry,
+    CacheStat,
     CostGroup,
     CostGrouping,
+    RecordedAnswer,
     RowOutcome,
     RunPage,
     ToolCallRow,
@@ -89,8 +92,8 @@ class SqliteHistoryReader:
     def workflow_run_record(self, workflow_run_id: int) -> WorkflowRunRecord:
         return browse.workflow_run_summary(self.store, workflow_run_id)
 
-    def resume_state(self, workflow_run_id: int) -> ResumeState:
-        return load_resume_state(self.store, workflow_run_id)
+    def resume_state(self, workflow_run_id: int, *, rerun: bool = False) -> ResumeState:
+        return load_resume_state(self.store, workflow_run_id, rerun=rerun)
 
     def resume_chain(self, workflow_run_id: int) -> list[WorkflowRunRecord]:
         return browse.resume_chain(self.store, workflow_run_id)
@@ -142,6 +145,18 @@ class SqliteHistoryReader:
 
     def batch_row_outcomes(self, batch_id: int) -> Iterator[RowOutcome]:
         return batch_queries.row_outcomes(self.store, batch_id)
+
+    def cache_entry(self, key: str, *, not_before: float | None = None) -> CacheEntry | None:
+        return cache_queries.cache_entry(self.store, key, not_before=not_before)
+
+    def cache_stats(self) -> list[CacheStat]:
+        return cache_queries.cache_stats(self.store)
+
+    def recorded_answers(self, workflow_run_ids: list[int]) -> list[RecordedAnswer]:
+        return cache_queries.recorded_answers(self.store, workflow_run_ids)
+
+    def batch_workflow_runs(self, batch_id: int) -> list[int]:
+        return cache_queries.batch_workflow_runs(self.store, batch_id)
 
     def close(self) -> None:
         self.store.close()

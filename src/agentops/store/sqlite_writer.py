@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from agentops.errors import StoreError
+from agentops.runtime.cache import response_json
 from agentops.runtime.events import (
     AgentResult,
     AgentStarted,
@@ -32,7 +33,7 @@ from agentops.store.approvals import decide
 from agentops.store.batches import LATEST_ROW_RUN, ROW_STATUS
 from agentops.store.database import Connection, Cursor, Database, insert_rows
 from agentops.store.liveness import this_process
-from agentops.store.records import ApprovalRecord, decision_json
+from agentops.store.records import ApprovalRecord, CacheEntry, decision_json
 from agentops.store.timestamps import to_iso
 from agentops.store.writer import AgentChanges, every_agent_run, is_fan_out
 
@@ -102,6 +103,11 @@ class SqliteHistoryWriter:
 
         def work(connection: Connection) -> int:
             workflow_run_id = _insert_workflow_run(connection, row)
+            if start.rerun_from is not None or start.replaying is not None:
+                connection.execute(
+                    "UPDATE workflow_runs SET rerun_from = ?, replaying = ? WHERE id = ?",
+                    (storable(start.rerun_from), start.replaying, workflow_run_id),
+                )
             _take_approvals(connection, start, workflow_run_id)
             reused = list(start.reused.values())
             origins = [_origin_of(connection, start.resumed_from, r) for r in reused]
@@ -210,6 +216,54 @@ class SqliteHistoryWriter:
             )
 
         self.store.write(work)
+
+    # --- the response cache ----------------------------------------------------------
+
+    def put_cache_entry(self, entry: CacheEntry) -> None:
+        response = storable(entry.response) or ""
+        row = (
+            entry.key,
+            storable(entry.workflow) or "",
+            storable(entry.agent),
+            storable(entry.model),
+            response,
+            entry.input_tokens,
+            entry.output_tokens,
+            int(entry.tokens_estimated),
+            entry.cost,
+            len(response.encode("utf-8")),
+            to_iso(entry.created_at),
+        )
+        self.store.write(
+            lambda connection: connection.execute(
+                """INSERT INTO response_cache (key, workflow, agent, model, response,
+                    input_tokens, output_tokens, tokens_estimated, cost, size, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET
+                    workflow = excluded.workflow, agent = excluded.agent, model = excluded.model,
+                    response = excluded.response, input_tokens = excluded.input_tokens,
+                    output_tokens = excluded.output_tokens,
+                    tokens_estimated = excluded.tokens_estimated, cost = excluded.cost,
+                    size = excluded.size, created_at = excluded.created_at""",
+                row,
+            )
+        )
+
+    def clear_cache(self, *, workflow: str | None = None, before: float | None = None) -> int:
+        where, parameters = [], []
+        if workflow is not None:
+            where.append("workflow = ?")
+            parameters.append(workflow)
+        if before is not None:
+            where.append("created_at < ?")
+            parameters.append(to_iso(before) or "")
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
+        return self.store.write(
+            lambda connection: (
+                connection.execute(
+                    f"DELETE FROM response_cache{condition}", tuple(parameters)
+                ).rowcount
+            )
+        )
 
     # --- batches ---------------------------------------------------------------------
 
@@ -449,8 +503,9 @@ def _insert_agent_runs(
     if attempts:
         connection.executemany(
             """INSERT INTO attempts (run_id, number, status, http_status, error, error_type, started_at,
-                duration, input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                duration, input_tokens, output_tokens, tokens_estimated, cost, turn, validation_error,
+                cached, saved_cost, request_key, request_digest, response)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             attempts,
         )
     return ids
@@ -515,6 +570,11 @@ def _attempt_row(run_id: int, attempt: Attempt) -> tuple[object, ...]:
         attempt.cost,
         attempt.turn,
         storable(attempt.validation_error),
+        int(attempt.cached),
+        attempt.saved,
+        attempt.request_key,
+        attempt.request_digest,
+        None if attempt.response is None else storable(response_json(attempt.response)),
     )
 
 

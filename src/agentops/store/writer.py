@@ -22,7 +22,7 @@ from agentops.runtime.events import (
     WorkflowResult,
     WorkflowStarted,
 )
-from agentops.store.records import ApprovalRecord
+from agentops.store.records import ApprovalRecord, CacheEntry
 
 __all__ = ["AgentChanges", "HistoryWriter", "every_agent_run", "is_fan_out"]
 
@@ -146,4 +146,14 @@ class HistoryWriter(Protocol):
         self, batch_id: int, *, status: str, finished_at: float, pauses: int, paused: float
     ) -> None:
         """Store the batch's final status and the totals, counted from its rows' runs."""
+        ...
+
+    # --- the response cache ------------------------------------------------------------
+
+    def put_cache_entry(self, entry: CacheEntry) -> None:
+        """Store an answer under its key, replacing any older one (an expired entry, say)."""
+        ...
+
+    def clear_cache(self, *, workflow: str | None = None, before: float | None = None) -> int:
+        """Delete entries (of ``workflow``; written before unix time ``before``); how many."""
         ...

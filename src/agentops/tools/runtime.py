@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentops.errors import Diagnostic, ToolServerError, WorkflowError, describe_exception
 from agentops.runtime.agent_run import ToolOutcome
+from agentops.runtime.cache import RequestKey, ResponseCache, canonical_json, tool_key
 from agentops.runtime.events import (
     Event,
     ToolCallFinished,
@@ -36,7 +37,14 @@ from agentops.runtime.events import (
     ToolCallStarted,
     ToolServerStopped,
 )
-from agentops.runtime.messages import Message, ToolCall, ToolDefinition, tool_result, valid_text
+from agentops.runtime.messages import (
+    ChatResponse,
+    Message,
+    ToolCall,
+    ToolDefinition,
+    tool_result,
+    valid_text,
+)
 from agentops.tools.base import Tool, ToolCallError
 from agentops.tools.catalog import ToolCatalog
 from agentops.workflow.suggest import did_you_mean
@@ -70,6 +78,7 @@ class Entry:
     tool: Tool
     sent_name: str
     fail_on_error: bool
+    cache_source: str | None = None  # the tool says cache: true: where it comes from, for its key
 
 
 class ToolRuntime:
@@ -82,6 +91,9 @@ class ToolRuntime:
         self.servers: dict[str, McpServer] = {}
         self._tables: dict[str, dict[str, Entry]] = {}
         self._closed = False
+        # The response cache, for the results of tools that say cache: true (set by whoever
+        # assembles the run; a replay leaves it unset: its tools run for real).
+        self.cache: ResponseCache | None = None
 
     # --- start --------------------------------------------------------------------------------
 
@@ -179,7 +191,12 @@ class ToolRuntime:
                             )
                         )
                         continue
-                    table[sent] = Entry(tool, sent, spec.on_tool_error == "fail")
+                    source = None
+                    if spec.cache:
+                        source = spec.python or canonical_json(
+                            spec.mcp.model_dump(mode="json") if spec.mcp else None
+                        )
+                    table[sent] = Entry(tool, sent, spec.on_tool_error == "fail", source)
                     origin[sent] = tool.label
             self._tables[agent_name] = table
         if problems:
@@ -226,7 +243,9 @@ class ToolRuntime:
         if not table:
             return None
         limit = self.workflow.effective_parallel_tool_calls(self.workflow.agent(name))
-        return AgentToolbox(table, limit, emit, self.catalog.secrets.scrub, records)
+        return AgentToolbox(
+            table, limit, emit, self.catalog.secrets.scrub, records, cache=self.cache
+        )
 
     # --- close --------------------------------------------------------------------------------
 
@@ -262,7 +281,10 @@ class AgentToolbox:
         emit: Callable[[Event], None],
         scrub: Callable[[str], str],
         records: list[ToolCallRecord],
+        *,
+        cache: ResponseCache | None = None,
     ) -> None:
+        self.cache = cache
         self.table = table
         self.records = records
         self.emit = emit
@@ -305,8 +327,16 @@ class AgentToolbox:
                     f"the tools are: {', '.join(self.table)}"
                 )
             arguments = _parse_arguments(call)
-            async with self.slots:
-                text = await entry.tool.invoke(arguments)
+            key = self._cache_key(agent, entry, arguments)
+            hit = None if key is None or self.cache is None else self.cache.lookup(agent, key)
+            if hit is not None:
+                text = hit.response.text  # stored as it was returned: scrubbed and valid
+            else:
+                async with self.slots:
+                    text = await entry.tool.invoke(arguments)
+                if key is not None and self.cache is not None and self.cache.writes:
+                    stored = valid_text(self.scrub(text))
+                    self.cache.store(agent, key, ChatResponse(stored), 0.0)
         except asyncio.CancelledError:
             self._finish(agent, turn, call, label, "cancelled", started, clock, None, "cancelled")
             raise
@@ -328,6 +358,12 @@ class AgentToolbox:
         if error is not None and entry is not None and entry.fail_on_error:
             return text, f"tool {label} failed (on_tool_error: fail): {error}"
         return text, None
+
+    def _cache_key(self, agent: str, entry: Entry, arguments: Any) -> RequestKey | None:
+        """The key of a call to a tool that says ``cache: true`` while the cache reads."""
+        if entry.cache_source is None or self.cache is None or not self.cache.reads:
+            return None
+        return tool_key(entry.cache_source, entry.tool.label, arguments)
 
     def _finish(
         self,

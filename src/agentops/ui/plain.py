@@ -165,8 +165,9 @@ def _finished_line(event: AgentFinished) -> str:
         ran = plural(len(result.iterations), "iteration")
         return f"{name} {result.status} after {ran}: {figures}{reason}"
     if result.status is AgentStatus.SUCCEEDED:
+        cached = " (cached)" if result.cached else ""
         return (
-            f"{name} succeeded in {format_duration(result.duration)}: "
+            f"{name} succeeded{cached} in {format_duration(result.duration)}: "
             f"{format_tokens(result.usage)} tokens, {format_cost(result.cost)}"
         )
     if result.status is AgentStatus.FAILED:

@@ -63,6 +63,7 @@ class AgentRow:
     streamed_chars: int = 0
     error: str | None = None
     reused: bool = False
+    cached: bool = False  # every call answered from the response cache
     finished_order: int = 0  # 1 for the first agent to settle, 2 for the next...
     calls_in_progress: dict[str, str] = field(
         default_factory=dict
@@ -93,6 +94,8 @@ class AgentRow:
     def label(self) -> str:
         if self.reused:
             return "succeeded (reused)"
+        if self.cached and self.status == AgentStatus.SUCCEEDED:
+            return "succeeded (cached)"
         if self.status == RETRYING:
             return f"retrying ({self.retries})"
         if self.status == AgentStatus.WAITING_APPROVAL:
@@ -242,6 +245,7 @@ class RunState:
             row.calls_in_progress.clear()
             row.status, row.error = result.status, result.error
             row.skip_cause = result.skip_cause
+            row.cached = result.cached
             row.usage, row.cost = result.usage, result.cost  # the engine's totals are authoritative
             if result.instances is not None:
                 self._settle_fan_out(row, result)

@@ -290,6 +290,17 @@ class WorkflowGraph:
         """Agents nothing depends on: their outputs are the workflow's results."""
         return [name for name, users in self.dependents.items() if not users]
 
+    def downstream(self, name: str) -> set[str]:
+        """``name`` and every agent that depends on it, directly or not."""
+        found = {name}
+        waiting = deque([name])
+        while waiting:
+            for user in self.dependents.get(waiting.popleft(), ()):
+                if user not in found:
+                    found.add(user)
+                    waiting.append(user)
+        return found
+
     def find_cycle(self) -> list[str] | None:
         """A dependency cycle as a path ``[a, b, c, a]``, or None."""
         return find_cycle(self.dependencies)

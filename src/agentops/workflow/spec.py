@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agentops.workflow.durations import parse_duration
 from agentops.workflow.provider_kinds import ProviderKind, ResponseFormatForm
 
 DEFAULT_RETRIES = 2
@@ -28,6 +29,8 @@ MAX_ITERATIONS = 100  # a loop's max_iterations is at most this
 # What a user may write under ``depends_on``: a name, a list (all of), a
 # ``{all: [...]}`` / ``{any: [...]}`` mapping (nesting), or a string expression
 # such as ``"a && (b || c)"``. ``graph.parse_condition`` gives it meaning.
+CacheMode = Literal["off", "read", "read_write"]
+
 DependsOn = Union[str, list[Union[str, dict[str, Any]]], dict[str, Any], None]
 
 
@@ -63,6 +66,23 @@ class Policies(_Strict):
         default=DEFAULT_MAX_TURNS, ge=1, le=1000, description="model calls in a tool loop"
     )
     max_parallel_tool_calls: int = Field(default=DEFAULT_PARALLEL_TOOL_CALLS, ge=1, le=1000)
+    # The response cache (``agentops.runtime.cache``): off, read hits only, or read and write.
+    cache: CacheMode = "off"
+    cache_ttl: str | None = Field(
+        default=None, description="entries older than this are not read (30s, 15m, 12h, 7d, 2w)"
+    )
+
+    @field_validator("cache_ttl")
+    @classmethod
+    def _ttl_is_a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # its ValueError names the form
+        return value
+
+    @property
+    def cache_ttl_seconds(self) -> float | None:
+        return None if self.cache_ttl is None else parse_duration(self.cache_ttl)
+
     # Where agent runs are carried out: here, or as tasks on a Ray cluster (the [ray] extra).
     executor: Literal["local", "ray"] = "local"
 
@@ -90,6 +110,9 @@ class ToolSpec(_Strict):
     allow: list[str] | None = None  # mcp: only these of the server's tools
     prefix: str | None = None  # prepended to the names the model sees
     on_tool_error: Literal["return", "fail"] = "return"
+    # Its results join the response cache when the run's cache is on (same tool, same
+    # arguments: the call is answered from there); off by default, as a tool may act on the world.
+    cache: bool = False
     startup_timeout: float = Field(
         default=DEFAULT_STARTUP_TIMEOUT, gt=0, description="mcp: seconds to start"
     )
