@@ -91,7 +91,7 @@ def test_a_ray_address_for_a_local_run_or_an_address_ray_cannot_take_is_a_usage_
     tmp_path: Path, server: OpenAITestServer
 ) -> None:
     completed = run_agentops(
-        "run", flow(tmp_path, server), "--executor", "local", "--ray-address", "10.1.2.3:6379"
+        "run", flow(tmp_path, server), "--executor", "local", "--ray-address", "127.0.0.1:6379"
     )
     assert "add --executor ray" in one_line_error(completed)
     completed = run_agentops(

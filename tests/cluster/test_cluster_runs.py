@@ -245,6 +245,8 @@ def test_an_agent_no_node_can_take_is_exit_2_naming_it(
         "ray",
         "--ray-address",
         ray_cluster.address,
+        "--db",
+        tmp_path / "history.db",
         env=cli_env(**RAY_ENV),
     )
     assert completed.returncode == 2, completed.stderr

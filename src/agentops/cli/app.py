@@ -218,7 +218,8 @@ def _execute(
             )
 
     def say(text: str) -> None:
-        console.print(text, markup=False, highlight=False)
+        # Not wrapped: the commands in these lines are copied and pasted whole.
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     while True:
         result = once(start)
