@@ -3,7 +3,7 @@ machine, and history goes to a fresh SQLite file under the test's tmp_path unles
 says otherwise. And the fixtures of more than one folder: ``server``, the OpenAI-compatible
 test server with its defaults (a module wanting other settings defines its own), and
 ``postgres_url``, a new database on a PostgreSQL server the session starts itself
-(``tests.support.postgres``)."""
+(``tests.support.postgres``), and ``db``, a test's history on each store in turn."""
 
 from __future__ import annotations
 
@@ -66,3 +66,13 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 def server() -> Iterator[OpenAITestServer]:
     with OpenAITestServer() as running:
         yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's history, once on each store: a new SQLite file, then a new PostgreSQL
+    database (``postgres_url``). A test that is about a SQLite file as such takes
+    ``tmp_path`` instead and says why in its docstring."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "agentops.db")

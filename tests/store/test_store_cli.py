@@ -17,10 +17,11 @@ from agentops.runtime.events import AgentStatus, RunStatus
 from agentops.store import load_resume_state
 from agentops.store.location import locate
 from agentops.store.stores import open_database
-from tests.support.postgres import PASSWORD
+from tests.support.postgres import PASSWORD, PostgresServer
 from tests.support.store import (
     T0,
     failed,
+    is_postgres,
     make_sketch_database,
     not_run,
     record,
@@ -280,7 +281,13 @@ def test_show_run(history: History) -> None:
     ]
 
 
-def test_unknown_ids_name_the_latest(history: History, tmp_path: Path) -> None:
+def test_unknown_ids_name_the_latest(
+    history: History, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    empty: str | Path = tmp_path / "empty.db"
+    if is_postgres(history.db):  # an empty database of the same server
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        empty = server.url(server.create_database())
     for command, what, latest in (
         ("show-workflow-run", "workflow run", 4),
         ("show-run", "agent run", 7),
@@ -289,16 +296,17 @@ def test_unknown_ids_name_the_latest(history: History, tmp_path: Path) -> None:
         assert result.exit_code == 2
         shown = locate(history.db)  # a URL without its password
         assert result.stderr.strip() == f"error: no {what} 42; latest is {latest} (in {shown})"
-        empty = tmp_path / "empty.db"
         result = invoke(command, "1", "--db", empty)
         assert result.exit_code == 2
-        assert result.stderr.strip() == f"error: no {what}s recorded yet in {empty}"
+        assert result.stderr.strip() == f"error: no {what}s recorded yet in {locate(empty)}"
     assert (
         invoke("show-run", "0", "--db", history.db).exit_code == 2
     )  # ids start at 1: a usage error
 
 
 def test_empty_or_missing_history_lists_nothing_and_creates_nothing(tmp_path: Path) -> None:
+    """SQLite only: a file that does not exist (an empty PostgreSQL database:
+    test_unknown_ids_name_the_latest)."""
     missing = tmp_path / "nothing-yet.db"
     result = invoke("list-runs", "--db", missing)
     assert (
@@ -386,6 +394,7 @@ def test_costs_rejects_bad_dates(history: History, args: tuple[str, ...], messag
 
 
 def test_a_broken_database_file_is_one_clear_line(tmp_path: Path) -> None:
+    """SQLite only: a file that is not a database."""
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not sqlite at all\x00" * 200)
     for command in (("list-runs",), ("show-workflow-run", "1"), ("costs",)):
@@ -398,6 +407,7 @@ def test_a_broken_database_file_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_a_sketch_era_file_is_listed(tmp_path: Path) -> None:
+    """SQLite only: the sketch wrote SQLite files."""
     db = tmp_path / "agentops.db"
     make_sketch_database(db)
     assert [(r["id"], r["status"]) for r in json_of("list-workflow-runs", "--db", db)] == [

@@ -44,6 +44,7 @@ from tests.support.store import (
     fan_out_workflow,
     finished,
     instance_of,
+    migrated_to,
     not_run,
     record_events,
     routed_away,
@@ -514,19 +515,10 @@ def test_instance_keys_split_back_into_agent_and_index() -> None:
 
 
 def test_a_file_at_migration_10_keeps_its_rows(tmp_path: Path) -> None:
+    """SQLite only: no PostgreSQL history predates migration 13, which came with PostgreSQL."""
     db = tmp_path / "agentops.db"
+    migrated_to(db, 10)
     connection = sqlite3.connect(db)
-    connection.execute(
-        "CREATE TABLE _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    for migration in MIGRATIONS:
-        if migration.number > 10:
-            break
-        for statement in migration.statements:
-            connection.execute(statement)
-        connection.execute(
-            "INSERT INTO _migrations VALUES (?, ?, 'then')", (migration.number, migration.name)
-        )
     connection.execute(
         "INSERT INTO workflow_runs (workflow, status, definition, cost, started_at, finished_at) "
         "VALUES ('w', 'failed', 'name: w', 0.5, '2024-05-01T12:00:00.000000+00:00', "
@@ -588,12 +580,11 @@ def test_recording_inside_an_event_loop_commits_instances_before_their_agent_set
     assert asyncio.run(scenario()) == [0, 1]
 
 
-def test_resume_hands_the_recorded_decisions_and_instances_to_the_engine(tmp_path: Path) -> None:
+def test_resume_hands_the_recorded_decisions_and_instances_to_the_engine(db: str) -> None:
     import agentops
     from agentops import FakeProvider
     from tests.support.store import record, workflow_of
 
-    db = tmp_path / "agentops.db"
     workflow = workflow_of("routes", ["triage", "fix_bug", "reply"])
     decision = Decision("triage.output == 'bug'", False, {"triage.output": "feature"})
     routed = routed_away("fix_bug", "triage.output == 'bug'", {"triage.output": "feature"})

@@ -23,7 +23,15 @@ from agentops.store.queries import (
     workflow_runs,
 )
 from agentops.store.stores import open_database
-from tests.support.store import SKETCH_SCHEMA, columns, is_postgres, make_sketch_database, rows
+from tests.support.store import (
+    SKETCH_SCHEMA,
+    columns,
+    execute,
+    is_postgres,
+    make_sketch_database,
+    migrated_to,
+    rows,
+)
 
 SKETCH_RUNS = [
     "id",
@@ -40,6 +48,7 @@ SKETCH_WORKFLOW_RUNS = ["id", "workflow", "started_at", "finished_at"]
 
 
 def test_migration_1_is_exactly_the_sketch_schema(tmp_path: Path) -> None:
+    """SQLite only: the sketch wrote SQLite files."""
     sketch = tmp_path / "sketch.db"
     ours = tmp_path / "ours.db"
     connection = sqlite3.connect(sketch)
@@ -100,6 +109,7 @@ def test_a_blank_file_gets_every_migration_once(db: str) -> None:
 
 
 def test_a_sketch_era_file_is_upgraded_in_place_with_its_rows(tmp_path: Path) -> None:
+    """SQLite only: the sketch wrote SQLite files."""
     db = tmp_path / "agentops.db"
     make_sketch_database(db)
     with open_store(db) as store:
@@ -133,28 +143,16 @@ def test_a_sketch_era_file_is_upgraded_in_place_with_its_rows(tmp_path: Path) ->
     assert [a.id for a in agents] == [3, 2, 1] and agents[0].model is None and not agents[0].reused
 
 
-def test_a_half_migrated_file_gets_only_what_it_lacks(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
-    connection = sqlite3.connect(db)
-    connection.execute(
-        "CREATE TABLE _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    for migration in MIGRATIONS[:3]:
-        for statement in migration.statements:
-            connection.execute(statement)
-        connection.execute(
-            "INSERT INTO _migrations VALUES (?, ?, 'then')", (migration.number, migration.name)
-        )
-    connection.execute("INSERT INTO workflow_runs (workflow, status) VALUES ('w', 'succeeded')")
-    connection.commit()
-    connection.close()
+def test_a_half_migrated_file_gets_only_what_it_lacks(db: str) -> None:
+    migrated_to(db, 3)
+    execute(db, "INSERT INTO workflow_runs (workflow, status) VALUES ('w', 'succeeded')")
 
-    with open_store(db):
+    with open_database(db):
         pass
     assert [
-        tuple(r)
+        (r[0], bool(r[1]))
         for r in rows(db, "SELECT number, applied_at = 'then' FROM _migrations ORDER BY number")
-    ] == [(m.number, int(m.number <= 3)) for m in MIGRATIONS]
+    ] == [(m.number, m.number <= 3) for m in MIGRATIONS]
     assert rows(db, "SELECT workflow, status FROM workflow_runs")[0]["status"] == "succeeded"
 
 
@@ -166,7 +164,7 @@ def not_found(store: Store, workflow_run_id: int) -> None:
 def test_every_history_query_uses_an_index(tmp_path: Path) -> None:
     """The statements the history commands really run (traced), planned by SQLite: nothing is
     sorted, and no table is read in full except by the unfiltered listings, which walk the
-    primary key newest first and stop at their LIMIT."""
+    primary key newest first and stop at their LIMIT. SQLite only: it reads SQLite's plans."""
     db = tmp_path / "agentops.db"
     make_sketch_database(db)
     calls: dict[str, Callable[[Store], object]] = {
@@ -201,6 +199,7 @@ def test_every_history_query_uses_an_index(tmp_path: Path) -> None:
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    """SQLite only: a file that is not a database."""
     db = tmp_path / "notes.db"
     db.write_bytes(b"this is not a database\x00" * 100)
     with pytest.raises(
@@ -210,6 +209,7 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_another_programs_database_is_left_alone(tmp_path: Path) -> None:
+    """SQLite only: a file is one program's; a PostgreSQL database may hold other tables."""
     db = tmp_path / "other.db"
     connection = sqlite3.connect(db)
     connection.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
@@ -222,6 +222,7 @@ def test_another_programs_database_is_left_alone(tmp_path: Path) -> None:
 
 
 def test_a_directory_or_missing_parent_is_a_clear_error(tmp_path: Path) -> None:
+    """SQLite only: paths."""
     with pytest.raises(StoreError, match="is a directory"):
         open_store(tmp_path)
     with pytest.raises(StoreError, match="does not exist"):
@@ -229,6 +230,7 @@ def test_a_directory_or_missing_parent_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_reading_a_missing_file_does_not_create_it(tmp_path: Path) -> None:
+    """SQLite only: a file that does not exist."""
     db = tmp_path / "never.db"
     with open_store(db, create=False) as store:
         assert workflow_runs(store) == [] and store.path == db
@@ -238,6 +240,7 @@ def test_reading_a_missing_file_does_not_create_it(tmp_path: Path) -> None:
 def test_default_location_is_agentops_db_or_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """SQLite only: the default is a file (AGENTOPS_DB as a URL: test_store_postgres)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AGENTOPS_DB")
     with open_store() as store:

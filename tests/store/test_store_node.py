@@ -1,8 +1,8 @@
 """The Ray node of each agent run in the history (migration 12, ``runs.node``): written from
 ``AgentResult.node`` by the recorder (NULL for a run in the driver's process, a reused one and a
 fan-out agent's own row), read back on every record, and shown by show-workflow-run (text and
---json), show-run and the web view's agent page; a file from before migration 12 keeps its rows.
-The node ids here are made up; tests/cluster records real ones."""
+--json), show-run and the web view's agent page, on both stores; a file from before migration
+12 keeps its rows. The node ids here are made up; tests/cluster records real ones."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from agentops.cli.app import app
 from agentops.runtime.events import AgentFinished, Event, RunStatus
 from agentops.store import open_store
 from agentops.store.migrations import MIGRATIONS
-from agentops.store.sqlite_reader import SqliteHistoryReader
+from agentops.store.stores import history_reader, open_database
 from tests.support.store import (
     fan_out_events,
     fan_out_of,
     fan_out_workflow,
     instance_of,
+    migrated_to,
     record_events,
     rows,
     succeeded,
@@ -39,7 +40,7 @@ def on(node: str | None, result: Any) -> Any:
     return result
 
 
-def record_spread_run(db: Path) -> int:
+def record_spread_run(db: str) -> int:
     """planner on the head, writer's three items on worker, head, worker; triage in the
     driver's process (no node); plan_feature reused from an earlier run (its node not this
     run's)."""
@@ -54,7 +55,7 @@ def record_spread_run(db: Path) -> int:
         *fan_out_events("writer", fan_out_of("writer", instances)),
         AgentFinished(succeeded("triage", '{"label": "feature"}')),
     ]
-    with open_store(db) as store:
+    with open_database(db) as store:
         return record_events(
             store, FLOW, events, RunStatus.SUCCEEDED, reused={"plan_feature": reused}
         )
@@ -66,8 +67,7 @@ def invoke(*args: str | Path | int) -> str:
     return result.stdout
 
 
-def test_each_agent_runs_node_is_recorded_read_back_and_shown(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"
+def test_each_agent_runs_node_is_recorded_read_back_and_shown(db: str) -> None:
     run_id = record_spread_run(db)
 
     stored = {
@@ -86,7 +86,7 @@ def test_each_agent_runs_node_is_recorded_read_back_and_shown(tmp_path: Path) ->
         ("triage", None): None,  # in the driver's process
     }
 
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db)
     try:
         detail = reader.workflow_run(run_id)
         writer = next(a for a in detail.agents if a.agent == "writer")
@@ -117,19 +117,10 @@ def test_each_agent_runs_node_is_recorded_read_back_and_shown(tmp_path: Path) ->
 def test_a_file_from_before_migration_12_gains_the_column_and_keeps_its_rows(
     tmp_path: Path,
 ) -> None:
+    """SQLite only: no PostgreSQL history predates migration 13, which came with PostgreSQL."""
     db = tmp_path / "agentops.db"
+    migrated_to(db, 11)
     connection = sqlite3.connect(db)
-    connection.execute(
-        "CREATE TABLE _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    for migration in MIGRATIONS:
-        if migration.number > 11:
-            break
-        for statement in migration.statements:
-            connection.execute(statement)
-        connection.execute(
-            "INSERT INTO _migrations VALUES (?, ?, 'then')", (migration.number, migration.name)
-        )
     connection.execute(
         "INSERT INTO workflow_runs (workflow, status, definition, cost, started_at, finished_at) "
         "VALUES ('w', 'succeeded', 'name: w', 0.5, '2024-05-01T12:00:00.000000+00:00', "

@@ -215,7 +215,9 @@ def test_tool_calls_are_read_in_the_order_they_finished(db: str) -> None:
 def test_the_reader_is_read_only_and_never_blocks_a_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "agentops.db"  # SQLite's read-only connection and WAL snapshot
+    """SQLite only: its read-only connection, WAL snapshot and busy timeout (PostgreSQL's
+    read-only reader: test_store_postgres)."""
+    db = tmp_path / "agentops.db"
     history_with_runs(db)
     reader = open_reader(db)
     with pytest.raises(StoreError, match="read-only"):
@@ -239,6 +241,8 @@ def test_the_reader_is_read_only_and_never_blocks_a_writer(
 
 
 def test_reading_needs_a_file_and_an_up_to_date_schema(tmp_path: Path) -> None:
+    """SQLite only: a missing file and one an older agentops wrote (PostgreSQL's unmigrated
+    database read-only: test_store_postgres)."""
     with pytest.raises(StoreError, match="no history database at"):
         open_reader(tmp_path / "missing.db")
     old = tmp_path / "old.db"
@@ -251,7 +255,8 @@ def test_reading_needs_a_file_and_an_up_to_date_schema(tmp_path: Path) -> None:
 
 
 def test_every_reader_query_uses_an_index(tmp_path: Path) -> None:
-    db = tmp_path / "agentops.db"  # SQLite's query plans
+    """SQLite only: it reads SQLite's query plans (the indexes are the same on both stores)."""
+    db = tmp_path / "agentops.db"
     history_with_runs(db)
     reader = history_reader(db, read_only=True)
     calls = {
@@ -312,7 +317,7 @@ def test_a_skipped_agent_has_no_start(db: str) -> None:
 
 
 def test_the_light_agent_outcome_is_the_agent_run_record_without_its_heavy_fields(
-    tmp_path: Path,
+    db: str,
 ) -> None:
     light = {f.name: f.type for f in dataclasses.fields(AgentOutcome)}
     whole = {f.name: f.type for f in dataclasses.fields(AgentRunRecord)}
@@ -321,7 +326,6 @@ def test_the_light_agent_outcome_is_the_agent_run_record_without_its_heavy_field
     assert light == shared | {"agent": "str", "status": "str", "attempt_count": "int"}
     assert light.keys() - whole.keys() == {"attempt_count"}
 
-    db = tmp_path / "agentops.db"
     history_with_runs(db)
     reader = history_reader(db, read_only=True)
     try:

@@ -14,7 +14,7 @@ import pytest
 
 from agentops.errors import RunNotFoundError, StoreError, UsageError
 from agentops.runtime.events import AgentFinished, AgentStatus, RunStatus
-from agentops.store import RunRecorder, effective_status, load_resume_state, open_store
+from agentops.store import RunRecorder, effective_status, load_resume_state
 from agentops.store.liveness import hostname, process_start
 from agentops.store.queries import workflow_runs
 from agentops.store.resume import chain_spend
@@ -276,12 +276,20 @@ def test_the_dead_process_rule() -> None:
         assert effective_status("running", me, here, mine + "0") == "interrupted"
 
 
-def test_unknown_runs_and_runs_that_cannot_be_resumed(tmp_path: Path) -> None:
-    with (
-        open_store(tmp_path / "empty.db") as store,
-        pytest.raises(RunNotFoundError, match=r"no workflow runs recorded yet in .*empty\.db"),
-    ):
-        load_resume_state(store, 1)
+def test_unknown_runs_and_runs_that_cannot_be_resumed(db: str) -> None:
+    with open_database(db) as store:
+        with pytest.raises(RunNotFoundError, match=r"no workflow runs recorded yet in "):
+            load_resume_state(store, 1)
+        record(store, FLOW, [succeeded("gather", "kept")], RunStatus.FAILED)
+        with pytest.raises(RunNotFoundError, match="no workflow run 42; latest is 1"):
+            load_resume_state(store, 42)
+        store.connection.execute("UPDATE workflow_runs SET definition = NULL")
+        with pytest.raises(StoreError, match="without its workflow definition"):
+            load_resume_state(store, 1)
+
+
+def test_a_sketch_era_run_cannot_be_resumed(tmp_path: Path) -> None:
+    """SQLite only: the sketch wrote SQLite files, and recorded no workflow definition."""
     db = tmp_path / "sketch.db"
     make_sketch_database(db)
     with open_database(db) as store:
@@ -292,13 +300,11 @@ def test_unknown_runs_and_runs_that_cannot_be_resumed(tmp_path: Path) -> None:
 
 
 def test_agents_settling_in_one_loop_turn_are_committed_together_before_the_next(
-    tmp_path: Path,
+    db: str,
 ) -> None:
     """Inside an event loop, results wait for the end of the loop turn (one commit for all),
     which comes before any task the engine starts in that turn takes its first step."""
     import asyncio
-
-    db = tmp_path / "agentops.db"
 
     async def scenario() -> tuple[int, int, int]:
         with open_database(db) as store:

@@ -465,6 +465,39 @@ class _Both(tuple[Any, ...]):
         return list(self.names)
 
 
+def migrated_to(db: str | Path, last: int) -> None:
+    """A new history as an older agentops left it: migrations 1 to ``last`` applied (each
+    recorded as applied ``'then'``), on either store, past the store."""
+    from agentops.store.migrations import MIGRATIONS, MIGRATIONS_TABLE
+
+    applied = [m for m in MIGRATIONS if m.number <= last]
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db), autocommit=True) as pg, pg.transaction():
+            pg.execute(MIGRATIONS_TABLE)
+            for migration in applied:
+                for statement in migration.postgres_statements():
+                    pg.execute(statement.encode())  # bytes: no placeholders, as the store does
+                pg.execute(
+                    "INSERT INTO _migrations VALUES (%s, %s, 'then')",
+                    (migration.number, migration.name),
+                )
+        return
+    connection = sqlite3.connect(db)
+    try:
+        connection.execute(MIGRATIONS_TABLE)
+        for migration in applied:
+            for statement in migration.statements:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO _migrations VALUES (?, ?, 'then')", (migration.number, migration.name)
+            )
+        connection.commit()
+    finally:
+        connection.close()
+
+
 def columns(db: str | Path, table: str) -> list[str]:
     if is_postgres(db):
         found = rows(
