@@ -246,7 +246,7 @@ async def arerun(
     from_agent: str,
     source: WorkflowSource | None = None,
     *,
-    db: str | Path | None = None,
+    db: str | Path | DbLocation | None = None,
     force: bool = False,
     **options: Any,
 ) -> WorkflowResult:
@@ -259,9 +259,10 @@ async def arerun(
     that decides its answer (prompt, model, parameters, tools, schema) is refused, naming it,
     unless ``force``. The new run is linked to the old one; its cost cap starts afresh.
     """
-    with open_history(db) as (history, _):
+    # The location itself (a URL keeps its password), not the reader's printable name of it.
+    location = locate(db)
+    with open_history(location) as (history, _):
         state = history.resume_state(workflow_run_id, rerun=True)
-        location = history.location
     recorded = load_workflow_text(
         state.source, filename=state.source_path or f"<workflow run {workflow_run_id}>"
     )

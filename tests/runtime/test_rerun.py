@@ -1,11 +1,11 @@
 """``rerun --from AGENT``: a new run, linked to the recorded one, that reuses the recorded outputs
 of every agent not downstream of AGENT and runs the rest with the current YAML; a changed
-upstream definition is refused unless forced; fan-out instances and structured values too."""
+upstream definition is refused unless forced; fan-out instances and structured values too; a
+history of either store."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,12 @@ import pytest
 from agentops.api import arerun, arun
 from agentops.errors import UsageError
 from agentops.runtime.events import AgentStatus, WorkflowResult
-from agentops.store import open_store
 from agentops.store.resume import chain_spend
+from agentops.store.stores import open_database
 from agentops.testing.server import OpenAITestServer
 from tests.support.fan_out import SECTIONS, answer_the_flow
 from tests.support.reliability import KEY, KEY_ENV, run_agentops, write_workflow
+from tests.support.store import rows
 
 PRICES = {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}
 AGENTS: list[dict[str, Any]] = [
@@ -38,7 +39,7 @@ def write(path: Path, server: OpenAITestServer, agents: list[dict[str, Any]]) ->
     return write_workflow(path, server.base_url, agents, name="chain", prices=PRICES)
 
 
-def rerun(run_id: int, agent: str, db: Path, *args: Any, **options: Any) -> WorkflowResult:
+def rerun(run_id: int, agent: str, db: str | Path, *args: Any, **options: Any) -> WorkflowResult:
     return asyncio.run(arerun(run_id, agent, *args, db=db, **options))
 
 
@@ -48,9 +49,8 @@ def asked(server: OpenAITestServer) -> list[str]:
 
 
 def test_rerun_from_an_agent_reuses_everything_not_downstream_of_it(
-    server: OpenAITestServer, tmp_path: Path
+    server: OpenAITestServer, tmp_path: Path, db: str
 ) -> None:
-    db = tmp_path / "history.db"
     flow = write(tmp_path / "flow.yaml", server, AGENTS)
     first = asyncio.run(arun(flow, db=db))
     assert first.ok and first.workflow_run_id == 1 and len(server.requests) == 4
@@ -70,19 +70,17 @@ def test_rerun_from_an_agent_reuses_everything_not_downstream_of_it(
     assert not again.agents["b"].reused and not again.agents["c"].reused
     # The reused agents cost nothing here; the rerun's own spend is b and c.
     assert again.cost == pytest.approx(again.agents["b"].cost + again.agents["c"].cost)
-    with sqlite3.connect(db) as connection:
-        link = connection.execute(
-            "SELECT resumed_from, rerun_from, source_path FROM workflow_runs WHERE id = 2"
-        ).fetchone()
-        rows = dict(
-            connection.execute(
-                "SELECT agent, reused_from_run_id FROM runs WHERE workflow_run_id = 2"
-            ).fetchall()
-        )
-    assert link == (1, "b", str(changed))
-    assert rows["a"] is not None and rows["b"] is None
+    (link,) = rows(
+        db, "SELECT resumed_from, rerun_from, source_path FROM workflow_runs WHERE id = 2"
+    )
+    reused_from = dict(
+        tuple(r)
+        for r in rows(db, "SELECT agent, reused_from_run_id FROM runs WHERE workflow_run_id = 2")
+    )
+    assert tuple(link) == (1, "b", str(changed))
+    assert reused_from["a"] is not None and reused_from["b"] is None
     # The rerun is a new run: what the run it reused spent is not its spend.
-    with open_store(db) as store:
+    with open_database(db) as store:
         assert chain_spend(store, 2) == pytest.approx(again.cost)
 
 
@@ -163,8 +161,7 @@ def test_a_fan_out_and_structured_values_are_reused_or_rerun_whole(
     assert [i.reused for i in instances] == [False, False, False]
 
 
-def test_rerun_on_the_command_line(server: OpenAITestServer, tmp_path: Path) -> None:
-    db = tmp_path / "history.db"
+def test_rerun_on_the_command_line(server: OpenAITestServer, tmp_path: Path, db: str) -> None:
     flow = write(tmp_path / "flow.yaml", server, AGENTS)
     assert run_agentops("run", flow, "--db", db).returncode == 0
     done = run_agentops("rerun", "1", "--from", "c", "--db", db, "--json")
