@@ -1,21 +1,22 @@
 """The response cache from the command line, in real ``agentops`` processes against the test
 server: ``--cache`` on run and batch, ``cache stats [--json]``, ``cache clear`` by workflow and
-by age, and bad input as one line."""
+by age (on both stores), and bad input as one line."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from agentops.testing.server import OpenAITestServer
+from tests.support.postgres import PASSWORD
 from tests.support.reliability import run_agentops, write_workflow
+from tests.support.store import execute
 
 AGENTS = [{"name": "first"}, {"name": "second", "depends_on": "first"}]
 PRICES = {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}
 
 
-def stats(db: Path) -> list[dict[str, object]]:
+def stats(db: str | Path) -> list[dict[str, object]]:
     done = run_agentops("cache", "stats", "--json", "--db", db)
     assert done.returncode == 0, done.stderr
     found: list[dict[str, object]] = json.loads(done.stdout)
@@ -23,9 +24,8 @@ def stats(db: Path) -> list[dict[str, object]]:
 
 
 def test_cache_on_the_command_line_stats_and_clear(
-    server: OpenAITestServer, tmp_path: Path
+    server: OpenAITestServer, tmp_path: Path, db: str
 ) -> None:
-    db = tmp_path / "history.db"
     one = write_workflow(tmp_path / "one.yaml", server.base_url, AGENTS, name="one", prices=PRICES)
     two = write_workflow(
         tmp_path / "two.yaml", server.base_url, [{"name": "other"}], name="two", prices=PRICES
@@ -43,19 +43,18 @@ def test_cache_on_the_command_line_stats_and_clear(
     assert isinstance(found["one"]["size"], int) and found["one"]["size"] > 0
     table = run_agentops("cache", "stats", "--db", db)
     assert table.returncode == 0 and "one" in table.stdout and "saved" in table.stdout
+    assert PASSWORD not in table.stdout + table.stderr
 
     shown = run_agentops("show-run", "3", "--db", db)
     assert "cached" in shown.stdout, shown.stdout
 
     cleared = run_agentops("cache", "clear", "--workflow", "one", "--db", db)
     assert cleared.returncode == 0 and "cleared 2 cached answers" in cleared.stdout
+    assert PASSWORD not in cleared.stdout + cleared.stderr
     assert {row["workflow"]: row["entries"] for row in stats(db)} == {"one": 0, "two": 1}
     recent = run_agentops("cache", "clear", "--older-than", "30d", "--db", db)
     assert "cleared 0 cached answers" in recent.stdout
-    with sqlite3.connect(db) as connection:
-        connection.execute(
-            "UPDATE response_cache SET created_at = '2020-01-01T00:00:00.000000+00:00'"
-        )
+    execute(db, "UPDATE response_cache SET created_at = '2020-01-01T00:00:00.000000+00:00'")
     old = run_agentops("cache", "clear", "--older-than", "30d", "--db", db)
     assert "cleared 1 cached answer " in old.stdout
     # The recorded runs and their cached attempts are kept: the hits still count.

@@ -1,12 +1,11 @@
 """Replays: a run answered from a recorded run's attempts by agent and request key, with the
-test server stopped (no network); a call with no recorded match fails its agent naming what
+test server stopped (no network), from either store; a call with no recorded match fails its agent naming what
 differs; tools run for real; a batch replays a recorded batch."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,14 @@ from agentops.api import arun
 from agentops.batch.runner import arun_batch
 from agentops.errors import RunNotFoundError, UsageError
 from agentops.runtime.events import AgentStatus, WorkflowResult
-from agentops.store import open_store
-from agentops.store.sqlite_reader import SqliteHistoryReader
+from agentops.store.stores import history_reader
 from agentops.testing.replay import latest_run, replay
 from agentops.testing.server import OpenAITestServer, call_tool_until
 from agentops.workflow.loader import LoadedWorkflow
 from tests.support.engine import TEST_KEY_ENV, workflow_on
 from tests.support.fan_out import ROUTED_FLOW, answer_the_flow
 from tests.support.reliability import write_workflow
+from tests.support.store import rows
 from tests.support.tool import tool_workflow, write_python_tools
 
 CHAIN = [
@@ -33,7 +32,7 @@ CHAIN = [
 ]
 
 
-def run(loaded: LoadedWorkflow | Path, db: Path, **options: Any) -> WorkflowResult:
+def run(loaded: LoadedWorkflow | Path, db: str | Path, **options: Any) -> WorkflowResult:
     return asyncio.run(arun(loaded, db=db, **options))
 
 
@@ -41,10 +40,7 @@ def outputs(result: WorkflowResult) -> dict[str, str | None]:
     return {name: agent.output for name, agent in result.agents.items()}
 
 
-def test_a_replay_answers_every_call_from_the_recording_without_the_network(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "history.db"
+def test_a_replay_answers_every_call_from_the_recording_without_the_network(db: str) -> None:
     with OpenAITestServer() as server:
         loaded = workflow_on(server, CHAIN)
         recorded = run(loaded, db)
@@ -57,12 +53,14 @@ def test_a_replay_answers_every_call_from_the_recording_without_the_network(
     assert all(a.cached for r in replayed.agents.values() for a in r.attempts)
     # A replay of a replay works too: its cached attempts recorded their answers.
     assert run(loaded, db, replay=replayed.workflow_run_id).ok
-    with sqlite3.connect(db) as connection:
-        marks = connection.execute("SELECT replaying FROM workflow_runs ORDER BY id").fetchall()
+    marks = [tuple(r) for r in rows(db, "SELECT replaying FROM workflow_runs ORDER BY id")]
     assert marks == [(None,), (f"workflow run {recorded.workflow_run_id}",), ("workflow run 2",)]
     # A replay's answers are not the cache's hits.
-    with open_store(db) as store:
-        assert SqliteHistoryReader(store).cache_stats() == []
+    reader = history_reader(db)
+    try:
+        assert reader.cache_stats() == []
+    finally:
+        reader.close()
 
 
 def test_a_call_with_no_recorded_match_fails_its_agent_naming_what_differs(

@@ -1,5 +1,5 @@
 """The response cache end to end: real runs against the test server, recorded in a real
-SQLite history. Hits make no request, cost $0 with the original's tokens, reserve nothing
+history (hits, misses and the TTL on both stores, the rest in SQLite). Hits make no request, cost $0 with the original's tokens, reserve nothing
 (a cap too small for any call still lets them through), stream at once; tools still run
 inside a cached tool loop; read does not write, off does not read; the TTL; a rejected
 structured answer is never cached."""
@@ -7,7 +7,6 @@ structured answer is never cached."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from agentops.runtime.events import AgentStatus, RunStatus, TokensStreamed, Work
 from agentops.testing.server import Fault, OpenAITestServer, call_tool_until
 from agentops.workflow.loader import LoadedWorkflow
 from tests.support.engine import TEST_KEY_ENV, EventLog, workflow_on
+from tests.support.store import execute, rows
 from tests.support.tool import tool_workflow, write_python_tools
 
 PRICES = {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}
@@ -29,29 +29,26 @@ CHAIN = [
 ]
 
 
-def run(loaded: LoadedWorkflow | Path, db: Path, **options: Any) -> WorkflowResult:
+def run(loaded: LoadedWorkflow | Path, db: str | Path, **options: Any) -> WorkflowResult:
     return asyncio.run(arun(loaded, db=db, **options))
 
 
-def attempts(db: Path) -> list[sqlite3.Row]:
-    with sqlite3.connect(db) as connection:
-        connection.row_factory = sqlite3.Row
-        return connection.execute(
-            """SELECT r.workflow_run_id, r.agent, a.cached, a.cost, a.saved_cost, a.input_tokens,
-                a.output_tokens, a.request_key, a.response FROM attempts a JOIN runs r
-            ON r.id = a.run_id ORDER BY a.id"""
-        ).fetchall()
+def attempts(db: str | Path) -> list[Any]:
+    return rows(
+        db,
+        """SELECT r.workflow_run_id, r.agent, a.cached, a.cost, a.saved_cost, a.input_tokens,
+            a.output_tokens, a.request_key, a.response FROM attempts a JOIN runs r
+        ON r.id = a.run_id ORDER BY a.id""",
+    )
 
 
-def entries(db: Path) -> int:
-    with sqlite3.connect(db) as connection:
-        return int(connection.execute("SELECT count(*) FROM response_cache").fetchone()[0])
+def entries(db: str | Path) -> int:
+    return int(rows(db, "SELECT count(*) FROM response_cache")[0][0])
 
 
 def test_a_second_run_is_answered_from_the_cache_at_no_cost(
-    server: OpenAITestServer, tmp_path: Path
+    server: OpenAITestServer, db: str
 ) -> None:
-    db = tmp_path / "history.db"
     loaded = workflow_on(server, CHAIN, policies={"cache": "read_write"}, prices=PRICES)
     first = run(loaded, db)
     assert first.ok and first.cost > 0 and len(server.requests) == 2
@@ -73,15 +70,18 @@ def test_a_second_run_is_answered_from_the_cache_at_no_cost(
     pieces = [e.text for e in log.of(TokensStreamed) if e.name == "first"]
     assert pieces == [first.agents["first"].output]
 
-    rows = attempts(db)
-    assert [row["cached"] for row in rows] == [0, 0, 1, 1]
-    assert [row["cost"] for row in rows[2:]] == [0.0, 0.0]
-    assert [row["saved_cost"] for row in rows[2:]] == [row["cost"] for row in rows[:2]]
-    assert [row["input_tokens"] for row in rows[2:]] == [row["input_tokens"] for row in rows[:2]]
-    assert [row["request_key"] for row in rows[2:]] == [row["request_key"] for row in rows[:2]]
-    with sqlite3.connect(db) as connection:
-        costs = connection.execute("SELECT cost FROM workflow_runs ORDER BY id").fetchall()
-    assert costs[1] == (0.0,)
+    recorded = attempts(db)
+    assert [row["cached"] for row in recorded] == [0, 0, 1, 1]
+    assert [row["cost"] for row in recorded[2:]] == [0.0, 0.0]
+    assert [row["saved_cost"] for row in recorded[2:]] == [row["cost"] for row in recorded[:2]]
+    assert [row["input_tokens"] for row in recorded[2:]] == [
+        row["input_tokens"] for row in recorded[:2]
+    ]
+    assert [row["request_key"] for row in recorded[2:]] == [
+        row["request_key"] for row in recorded[:2]
+    ]
+    costs = rows(db, "SELECT cost FROM workflow_runs ORDER BY id")
+    assert tuple(costs[1]) == (0.0,)
 
 
 def test_hits_reserve_nothing_a_cap_too_small_for_any_call_lets_them_through(
@@ -100,9 +100,8 @@ def test_hits_reserve_nothing_a_cap_too_small_for_any_call_lets_them_through(
 
 
 def test_a_changed_prompt_misses_and_the_unchanged_agent_still_hits(
-    server: OpenAITestServer, tmp_path: Path
+    server: OpenAITestServer, db: str
 ) -> None:
-    db = tmp_path / "history.db"
     policies = {"cache": "read_write"}
     run(workflow_on(server, CHAIN, policies=policies), db)
     changed = [CHAIN[0], {**CHAIN[1], "task": "summarise {{ first.output }}"}]
@@ -133,19 +132,15 @@ def test_read_does_not_write_and_off_does_not_read(
 
 
 def test_entries_older_than_the_ttl_are_not_read_and_are_replaced(
-    server: OpenAITestServer, tmp_path: Path
+    server: OpenAITestServer, db: str
 ) -> None:
-    db = tmp_path / "history.db"
     loaded = workflow_on(
         server, [{"name": "only"}], policies={"cache": "read_write", "cache_ttl": "1h"}
     )
     run(loaded, db)
     run(loaded, db)
     assert len(server.requests) == 1
-    with sqlite3.connect(db) as connection:
-        connection.execute(
-            "UPDATE response_cache SET created_at = '2020-01-01T00:00:00.000000+00:00'"
-        )
+    execute(db, "UPDATE response_cache SET created_at = '2020-01-01T00:00:00.000000+00:00'")
     run(loaded, db)
     assert len(server.requests) == 2  # expired: called again, and stored afresh
     run(loaded, db)
@@ -228,10 +223,7 @@ def test_a_tool_that_says_cache_true_is_answered_from_the_cache_too(tmp_path: Pa
     assert first.ok and second.ok
     (call,) = second.agents["a"].tool_calls
     assert call.status == "succeeded" and call.result == "9"
-    with sqlite3.connect(db) as connection:
-        models = sorted(
-            str(row[0]) for row in connection.execute("SELECT model FROM response_cache")
-        )
+    models = sorted(str(row[0]) for row in rows(db, "SELECT model FROM response_cache"))
     assert models == ["None", "gpt-4o-mini", "gpt-4o-mini"]  # the tool's entry has no model
 
 
