@@ -1,6 +1,7 @@
 """Approval gates in the engine, through the Python API against the test server: a wait ends
 the run ``waiting`` (exit 3) while other branches finish; decisions recorded in the history
-carry into ``resume`` (approve, send back, reject), each applied once."""
+carry into ``resume`` (approve, send back, reject), each recorded once and applied once, in
+either store."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 
 import agentops
+from agentops.errors import UsageError
 from agentops.runtime.events import AgentStatus, RunStatus, SkipCause
-from agentops.store import SqliteHistoryWriter, open_store
+from agentops.store import SqliteHistoryWriter
+from agentops.store.stores import open_database
 from agentops.testing.server import OpenAITestServer
 from tests.support.engine import workflow_on
 
@@ -23,8 +26,8 @@ def server() -> Iterator[OpenAITestServer]:
         yield running
 
 
-def decide(db: Path, run_id: int, agent: str, verdict: str, text: str | None = None) -> None:
-    with open_store(db) as store:
+def decide(db: str | Path, run_id: int, agent: str, verdict: str, text: str | None = None) -> None:
+    with open_database(db) as store:
         SqliteHistoryWriter(store).decide_approval(run_id, agent, verdict, by="ann", text=text)
 
 
@@ -45,9 +48,8 @@ AGENTS: list[dict[str, Any]] = [
 
 
 def test_waits_end_the_run_waiting_while_other_branches_finish(
-    server: OpenAITestServer, tmp_path: Path
+    server: OpenAITestServer, db: str
 ) -> None:
-    db = tmp_path / "history.db"
     first = agentops.run(workflow_on(server, AGENTS), db=db)
     assert first.status is RunStatus.WAITING and first.exit_code == 3
     notes, send, side = (first.agents[n] for n in ("notes", "send", "side"))
@@ -59,7 +61,13 @@ def test_waits_end_the_run_waiting_while_other_branches_finish(
 
     # Sent back: notes answers again with the feedback (a new call, paid for), then waits.
     decide(db, 1, "notes", "revise", "Shorter.")
+    with pytest.raises(
+        UsageError, match=r"was already sent back by ann at .*; a decision is recorded once"
+    ):
+        decide(db, 1, "notes", "approved")
     second = agentops.resume(1, db=db)
+    with pytest.raises(UsageError, match="applied by workflow run 2; nothing to decide"):
+        decide(db, 1, "notes", "approved")
     assert second.status is RunStatus.WAITING
     assert prompts(server)[-1].endswith("answer again, following it:\nShorter.")
     assert second.agents["notes"].cost == second.cost > 0

@@ -1,10 +1,10 @@
-"""Bounded loops (``loops:``) in the engine, against the test server over HTTP."""
+"""Bounded loops (``loops:``) in the engine, against the test server over HTTP; a resume
+reading its iterations back from either store."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from agentops.runtime.events import (
     RunStatus,
     SkipCause,
 )
-from agentops.store.sqlite_reader import SqliteHistoryReader
+from agentops.store.stores import history_reader
 from agentops.testing.server import Fault, OpenAITestServer
 from tests.support.engine import EventLog, workflow_on
 from tests.support.loops import APPROVE, REJECT, refine_agents, refine_loop
@@ -154,10 +154,7 @@ def test_each_iteration_reserves_under_the_cost_cap(server: OpenAITestServer) ->
     assert "at iteration" in (draft.loop_end or "")
 
 
-def test_a_resume_continues_the_iteration_in_progress(
-    server: OpenAITestServer, tmp_path: Path
-) -> None:
-    db = tmp_path / "history.db"
+def test_a_resume_continues_the_iteration_in_progress(server: OpenAITestServer, db: str) -> None:
     server.answer_in_turn("Review this draft", [REJECT, APPROVE])
     # The critic's second review fails: iteration 2 is in progress, its draft done.
     server.inject(
@@ -188,7 +185,7 @@ def test_a_resume_continues_the_iteration_in_progress(
     ]
     assert draft.loop_end == "until held at iteration 2"
     # The history holds each iteration under its member.
-    reader = SqliteHistoryReader.open(db)
+    reader = history_reader(db)
     try:
         detail = reader.workflow_run(second.workflow_run_id or 0)
     finally:
