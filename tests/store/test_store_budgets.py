@@ -234,3 +234,43 @@ def test_runs_draw_on_the_budget_and_plan_says_what_is_left(
     (status,) = json.loads(invoke("budget", "list", "--db", db, "--json").stdout)
     assert status["spent"] <= float(cap) and status["runs"] == 1 and status["reserved"] == 0
     assert agent_of(server.requests[0].body) == "a"
+
+
+@pytest.mark.parametrize("limit", ["cost_cap", "budget", "both"])
+def test_batch_rows_the_budget_has_no_room_for_are_skipped_as_under_the_cost_cap(
+    db: str, tmp_path: Path, server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    """A row whose first call a named budget refused is skipped, not failed, as one the cost
+    cap refused is: in the summary, its line, and the batch's counts in the history."""
+    from agentops.batch.runner import arun_batch
+    from agentops.runtime.events import RunStatus
+    from agentops.ui.batch import summary_lines
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    tiny = 0.000001  # below any call's worst case
+    agents = [{"name": "echo", "task": task_for("echo", "say {{ inputs.word }}")}]
+    flow = write_workflow(
+        tmp_path / "flow.yaml", server.base_url, agents, inputs={"word": "x"}, prices=PRICES
+    )
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"word": "a"}\n{"word": "b"}\n', encoding="utf-8")
+    with open_database(db) as store:
+        set_budget(store, "research", tiny)
+    limits: dict[str, Any] = {
+        "cost_cap": {"cost_cap": tiny},
+        "budget": {"budget": "research"},
+        "both": {"budget": "research", "cost_cap": 1.0},  # the budget refuses
+    }[limit]
+
+    summary = asyncio.run(arun_batch(flow, data=data, db=db, **limits))
+
+    assert (summary.succeeded, summary.failed, summary.skipped) == (0, 0, 2)
+    assert summary.status is RunStatus.FAILED and server.requests == []
+    refused = {
+        "cost_cap": "the cost cap",
+        "budget": "budget research",
+        "both": "the cost cap or budget research",
+    }[limit]
+    assert f"0 failed, 2 skipped by {refused}, 0 not run" in summary_lines(summary)[0]
+    (counts,) = rows(db, "SELECT rows_succeeded, rows_failed, rows_skipped FROM batches")
+    assert tuple(counts) == (0, 0, 2)

@@ -64,6 +64,7 @@ from agentops.runtime.events import (
     Approval,
     Decision,
     RunStatus,
+    SkipCause,
     Subscriber,
     WorkflowResult,
 )
@@ -109,7 +110,8 @@ class BatchSummary:
     rows: int
     succeeded: int = 0  # in this batch so far, reused rows included
     failed: int = 0
-    skipped: int = 0  # by the cost cap
+    skipped: int = 0  # by the cost cap or the named budget
+    skipped_by: str = f"the {COST_CAP_REASON}"  # what could skip them: "budget research", …
     reused: int = 0  # succeeded in an earlier run of the batch, not called again
     not_run: int = 0  # interrupted before they started
     waiting: int = 0  # waiting for an approval: resume-batch continues them once decided
@@ -138,10 +140,13 @@ class BatchSummary:
 
 
 def row_status(result: WorkflowResult) -> RowStatus:
-    """A row the cap left no room for before its first call is *skipped*, not failed."""
+    """A row the cost cap or a named budget left no room for before its first call is
+    *skipped*, not failed (``store.batches.ROW_STATUS`` reads a recorded row the same way)."""
     if result.status is RunStatus.FAILED:
         agents = list(result.agents.values())
-        if not any(a.attempts for a in agents) and any(a.error == COST_CAP_REASON for a in agents):
+        if not any(a.attempts for a in agents) and any(
+            a.skip_cause is SkipCause.COST_CAP for a in agents
+        ):
             return "skipped"
     return result.status.value
 
@@ -226,6 +231,7 @@ class BatchRunner:
             workflow.policies.max_concurrency, job.cost_cap, job.spent_before, shared_budget
         )
         self.observer = observer
+        self.shared_budget = shared_budget
         # Every row's workflow run is assembled from this, on the batch's limits and history.
         self.assembly = RunAssembly(
             prepared,
@@ -274,6 +280,9 @@ class BatchRunner:
             spent_before=job.spent_before,
             started_at=time.time(),
         )
+        if self.shared_budget is not None:
+            own = [f"the {COST_CAP_REASON}"] if job.cost_cap is not None else []
+            summary.skipped_by = " or ".join([*own, self.shared_budget.refusal])
         done = sum(1 for state in job.earlier.values() if state.status == "succeeded")
         batch_span = None
         tracing = self.assembly.tracing

@@ -24,11 +24,14 @@ from agentops.store.liveness import effective_status
 from agentops.store.records import BatchRecord, RowOutcome, batch_record
 from agentops.store.sqlite import describe
 
-# The row's result: its latest run; "skipped" when that run made no attempt for lack of budget.
+# The row's result: its latest run; "skipped" when that run made no attempt for lack of budget
+# (the cost cap, or a named budget: batch.runner.row_status). Rows from before skip_cause
+# (migration 11) say so only by their error.
 ROW_STATUS = """CASE
     WHEN w.status = 'failed'
      AND NOT EXISTS (SELECT 1 FROM runs r JOIN attempts a ON a.run_id = r.id WHERE r.workflow_run_id = w.id)
-     AND EXISTS (SELECT 1 FROM runs r WHERE r.workflow_run_id = w.id AND r.error = 'cost cap')
+     AND EXISTS (SELECT 1 FROM runs r WHERE r.workflow_run_id = w.id
+                 AND (r.skip_cause = 'cost_cap' OR r.error = 'cost cap'))
     THEN 'skipped' ELSE w.status END"""
 LATEST_ROW_RUN = """w.id = (SELECT max(l.id) FROM workflow_runs l WHERE l.batch_id = w.batch_id AND l.batch_row = w.batch_row)"""
 

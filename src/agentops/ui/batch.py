@@ -144,7 +144,7 @@ def summary_lines(summary: BatchSummary) -> list[str]:
         f"batch {summary.batch_id} ({sanitize(summary.workflow)}) {summary.status.value} in "
         f"{summary.finished_at - summary.started_at:.1f}s: {ran}/{summary.rows} rows ran — "
         f"{summary.succeeded} succeeded ({summary.reused} reused), {summary.failed} failed, "
-        f"{summary.skipped} skipped by the cost cap{waiting}, {summary.not_run} not run; "
+        f"{summary.skipped} skipped by {summary.skipped_by}{waiting}, {summary.not_run} not run; "
         f"{format_spend(summary.cost, False, summary.cost_cap, earlier=summary.spent_before)}",
     ]
     if summary.pauses:
