@@ -274,3 +274,32 @@ def test_batch_rows_the_budget_has_no_room_for_are_skipped_as_under_the_cost_cap
     assert f"0 failed, 2 skipped by {refused}, 0 not run" in summary_lines(summary)[0]
     (counts,) = rows(db, "SELECT rows_succeeded, rows_failed, rows_skipped FROM batches")
     assert tuple(counts) == (0, 0, 2)
+
+
+def test_a_fan_out_whose_items_the_budget_refused_names_the_budget(
+    db: str, tmp_path: Path, server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentops.api import run
+    from tests.support.fan_out import SECTIONS, answer_the_flow
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    answer_the_flow(server, items=3)
+    agents = [
+        {"name": "planner", "task": "Outline a report.", "output": {"schema": SECTIONS}},
+        # A worst case of $0.20 an item: the budget has room for the planner's only.
+        {
+            "name": "writer",
+            "for_each": "planner.output.sections",
+            "task": "Write {{ item.title }}.",
+            "max_tokens": 100_000,
+        },
+    ]
+    flow = write_workflow(tmp_path / "flow.yaml", server.base_url, agents, prices=PRICES)
+    with open_database(db) as store:
+        set_budget(store, "research", 0.05)
+    writer = run(flow, db=db, budget="research").agents["writer"]
+    assert (
+        writer.error == "budget research: 2 of 3 items not run; first: writer[0]: budget research"
+    )
+    assert [i.error for i in writer.instances or []] == ["budget research"]
+    assert len(server.requests) == 1  # the planner's

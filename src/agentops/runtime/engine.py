@@ -866,7 +866,8 @@ class Engine:
         count = len(slots)
         if not_started:
             capped = any(i.skip_cause is SkipCause.COST_CAP for i in instances)
-            why = COST_CAP_REASON if capped else (self._stop_reason or "not started")
+            # "cost cap", or the named budget that refused ("budget research")
+            why = self.budget.refusal if capped else (self._stop_reason or "not started")
             result.status = AgentStatus.FAILED
             result.error = f"{why}: {not_started} of {count} items not run" + _first_failure(failed)
         elif failed and agent.on_item_error == "fail":
