@@ -148,8 +148,7 @@ def test_replay_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         asyncio.run(arun(loaded, replay=1))
 
 
-def test_a_batch_replays_a_recorded_batch(tmp_path: Path) -> None:
-    db = tmp_path / "history.db"
+def test_a_batch_replays_a_recorded_batch(tmp_path: Path, db: str) -> None:
     data = tmp_path / "rows.jsonl"
     data.write_text('{"word": "a"}\n{"word": "b"}\n', encoding="utf-8")
     agents = [{"name": "echo", "task": "say {{ inputs.word }}"}]
