@@ -72,7 +72,7 @@ def chromium() -> Iterator[Any]:
 
 
 @contextmanager
-def ui_server(db: Path, *extra: str, logs: list[str] | None = None) -> Iterator[str]:
+def ui_server(db: Path | str, *extra: str, logs: list[str] | None = None) -> Iterator[str]:
     """``agentops ui --db DB --port 0`` in its own process; yields its base URL. ``logs``
     receives what the process wrote to stderr, once it has stopped."""
     process = subprocess.Popen(
