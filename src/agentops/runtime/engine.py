@@ -38,7 +38,6 @@ The engine imports neither storage nor the terminal UI: it emits ``events``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
@@ -71,7 +70,6 @@ from agentops.runtime.events import (
     RunStatus,
     SkipCause,
     Subscriber,
-    Usage,
     WorkflowFinished,
     WorkflowResult,
     WorkflowStarted,
@@ -80,6 +78,7 @@ from agentops.runtime.events import (
     wants_tokens,
 )
 from agentops.runtime.executor import Executor, InProcessExecutor, ProviderFactory
+from agentops.runtime.fan_out import finish_fan_out, items_of
 from agentops.runtime.limits import CallLimits, InProcessCallLimits
 from agentops.runtime.pricing import PriceBook
 from agentops.runtime.prompts import prompt_text
@@ -804,10 +803,7 @@ class Engine:
                 loop_end=reason,
                 started_at=iterations[0].started_at if iterations else None,
             )
-            spent = [i for i in iterations if not i.reused]
-            result.usage = sum((i.usage for i in spent), Usage())
-            costs = [i.cost for i in spent]
-            result.cost = None if None in costs else sum(c or 0.0 for c in costs)
+            result.add_spend_of(iterations)
             last = iterations[-1] if iterations else None
             if ok and last is not None:
                 result.status = last.status
@@ -826,17 +822,8 @@ class Engine:
         source = self._for_each[name]
         if isinstance(source, ExpressionError):
             raise source
-        items = source.evaluate(self._scope(upstream))
-        if not isinstance(items, list):
-            kind = "null" if items is None else _json_kind(items)
-            raise ExpressionError(f"{source.text} is {kind}, not a list")
         limit = self.workflow.effective_max_items(self._agents[name])
-        if len(items) > limit:
-            raise ExpressionError(
-                f"{source.text} has {len(items)} items, more than max_items {limit}; "
-                "raise max_items if that many are expected"
-            )
-        return items
+        return items_of(source, self._scope(upstream), limit)
 
     def _settle_instance(self, instance: AgentResult) -> None:
         instance.finished_at = instance.finished_at or time.time()
@@ -845,40 +832,14 @@ class Engine:
     def _finish_fan_out(
         self, name: str, result: AgentResult, slots: list[AgentResult | None]
     ) -> None:
-        """The agent's result from its items': their outputs in order, their cost summed."""
         agent = self._agents[name]
-        instances = [instance for instance in slots if instance is not None]
-        result.instances = instances
-        result.finished_at = time.time()
-        result.usage = sum((i.usage for i in instances if not i.reused), Usage())
-        costs = [i.cost for i in instances if not i.reused]
-        result.cost = None if None in costs else sum(c or 0.0 for c in costs)
-        failed = [i for i in instances if i.status is not AgentStatus.SUCCEEDED]
-        not_started = sum(1 for instance in slots if instance is None)
-        structured = agent.output is not None
-        result.value = [
-            None
-            if i is None or i.status is not AgentStatus.SUCCEEDED
-            else (i.value if structured else i.output or "")
-            for i in slots
-        ]
-        result.output = json.dumps(result.value, ensure_ascii=False)
-        count = len(slots)
-        if not_started:
-            capped = any(i.skip_cause is SkipCause.COST_CAP for i in instances)
-            why = COST_CAP_REASON if capped else (self._stop_reason or "not started")
-            result.status = AgentStatus.FAILED
-            result.error = f"{why}: {not_started} of {count} items not run" + _first_failure(failed)
-        elif failed and agent.on_item_error == "fail":
-            result.status = AgentStatus.FAILED
-            result.error = f"{len(failed)} of {count} items failed" + _first_failure(failed)
-        else:
-            result.status = AgentStatus.SUCCEEDED
-            if failed:  # on_item_error: continue
-                result.error = (
-                    f"{len(failed)} of {count} items failed and are null in the list"
-                    + _first_failure(failed)
-                )
+        finish_fan_out(
+            result,
+            slots,
+            structured=agent.output is not None,
+            on_item_error=agent.on_item_error,
+            stop_reason=self._stop_reason,
+        )
 
     def _reason(self, failure: BaseException) -> str:
         """One line for an unexpected exception, secrets masked."""
@@ -973,21 +934,3 @@ def _routed_reason(decision: Decision) -> str:
 def _shown(value: Any) -> str:
     text = repr(value) if isinstance(value, str) else as_text(value) or "null"
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _json_kind(value: Any) -> str:
-    names = {
-        bool: "a boolean",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        dict: "an object",
-    }
-    return names.get(type(value), f"a {type(value).__name__}")
-
-
-def _first_failure(failed: list[AgentResult]) -> str:
-    if not failed:
-        return ""
-    first = failed[0]
-    return f"; first: {first.name}: {first.error or first.status.value}"

@@ -8,7 +8,7 @@ the engine's event loop, in emission order, so it must be quick.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Union
@@ -222,6 +222,14 @@ class AgentResult:
         self.attempts.append(attempt)
         self.usage = self.usage + attempt.usage
         self.cost = None if self.cost is None or attempt.cost is None else self.cost + attempt.cost
+
+    def add_spend_of(self, parts: Iterable[AgentResult]) -> None:
+        """Tokens and cost of the runs this one is made of (a fan-out's items, a loop member's
+        iterations); a reused part was paid for by an earlier run. Cost None: one is unknown."""
+        spent = [part for part in parts if not part.reused]
+        self.usage = sum((part.usage for part in spent), Usage())
+        costs = [part.cost for part in spent]
+        self.cost = None if None in costs else sum(cost or 0.0 for cost in costs)
 
     @property
     def agent_name(self) -> str:
