@@ -10,12 +10,16 @@ import re
 import subprocess
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from agentops.store.location import locate
 from agentops.store.stores import open_database
 from agentops.testing.server import Fault, OpenAITestServer
+from agentops.web.serve import READER_CONNECTIONS
 from tests.support.postgres import PASSWORD, free_port
 from tests.support.reliability import (
     agent_of,
@@ -136,6 +140,81 @@ def test_the_web_view_reads_postgresql(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_web_view_serves_requests_in_parallel_on_a_few_connections(
+    tmp_path: Path, server: OpenAITestServer, postgres_url: str
+) -> None:
+    assert agentops("run", flow(tmp_path, server), "--db", postgres_url).returncode == 0
+    process = start_agentops("ui", "--db", postgres_url, "--port", "0")
+    locker = psycopg.connect(postgres_url)
+    try:
+        assert process.stdout is not None
+        address = re.search(r"http://\S+/", process.stdout.readline().decode())
+        assert address is not None
+        base = address.group(0)
+
+        def get(path: str) -> tuple[int, str]:
+            with urllib.request.urlopen(base + path, timeout=60) as response:
+                return response.status, response.read().decode()
+
+        # The approvals page's query waits on a lock this test holds: a slow query.
+        locker.execute("LOCK TABLE approvals IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(17) as threads:
+            try:
+                blocked = threads.submit(get, "approvals")
+                deadline = time.monotonic() + 30
+                while not _waiting_on_a_lock(postgres_url):
+                    assert time.monotonic() < deadline and not blocked.done()
+                    time.sleep(0.05)
+                began = time.monotonic()
+                pages = list(threads.map(get, ["", "runs/1", "runs/1/agents/answer"] * 5 + [""]))
+                took = time.monotonic() - began
+                assert all(status == 200 for status, _ in pages)
+                assert all("reliability" in body or "answer" in body for _, body in pages)
+                assert not blocked.done() and took < 20  # served while the slow one waited
+                locker.rollback()
+                status, body = blocked.result(timeout=30)
+                assert status == 200 and "Approvals" in body
+
+                # Twelve slow requests at once: they wait on the pool's connections, no more.
+                locker.execute("LOCK TABLE approvals IN ACCESS EXCLUSIVE MODE")
+                slow = [threads.submit(get, "approvals") for _ in range(12)]
+                deadline = time.monotonic() + 30
+                while _waiting_on_a_lock(postgres_url) < READER_CONNECTIONS:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                time.sleep(0.5)  # time for any further connection to show
+                assert _sessions(postgres_url) == READER_CONNECTIONS
+                locker.rollback()
+                assert [f.result(timeout=30)[0] for f in slow] == [200] * 12
+            finally:  # the slow requests end before the threads are joined
+                locker.rollback()
+    finally:
+        locker.close()
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "error" not in err.decode().lower() and "Traceback" not in err.decode()
+
+
+def _waiting_on_a_lock(url: str) -> int:
+    return int(
+        rows(
+            url,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'agentops' "
+            "AND wait_event_type = 'Lock' AND datname = current_database()",
+        )[0][0]
+    )
+
+
+def _sessions(url: str) -> int:
+    return int(
+        rows(
+            url,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'agentops' "
+            "AND datname = current_database()",
+        )[0][0]
+    )
 
 
 def test_an_unreachable_server_stops_a_run_before_any_call(

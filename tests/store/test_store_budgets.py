@@ -1,7 +1,8 @@
 """Named budgets on both stores: reserve → settle in the store, waiting while only other holds
 stand in the way, refusing what can never fit; eight processes drawing at once never pass the
 cap; a process killed holding reservations has them charged at their worst case after the
-grace period; periods; and the commands (budget set/list/show, run --budget, plan --budget)."""
+grace period; periods; and the commands (budget set/list/show, --budget on run, resume, batch
+and resume-batch, plan --budget)."""
 
 from __future__ import annotations
 
@@ -303,3 +304,49 @@ def test_a_fan_out_whose_items_the_budget_refused_names_the_budget(
     )
     assert [i.error for i in writer.instances or []] == ["budget research"]
     assert len(server.requests) == 1  # the planner's
+
+
+def test_resume_and_resume_batch_draw_on_the_budget_named_over_the_workflows(
+    db: str, tmp_path: Path, server: OpenAITestServer
+) -> None:
+    agents = [
+        {"name": "a", "task": task_for("a", "[{{ inputs.topic }}] a.")},
+        {"name": "b", "task": task_for("b", "[{{ inputs.topic }}] b."), "depends_on": "a"},
+    ]
+    flow = write_workflow(
+        tmp_path / "flow.yaml",
+        server.base_url,
+        agents,
+        policies={"budget": "closed"},
+        prices=PRICES,
+        inputs={"topic": "t0"},
+    )
+    invoke("budget", "set", "closed", "--cap", "0", "--db", db)  # nothing ever fits
+    invoke("budget", "set", "open", "--cap", "5", "--db", db)
+    env = cli_env(AGENTOPS_DB=db)
+
+    def agentops(*args: str | Path, code: int) -> Any:
+        completed = run_agentops(*args, "--json", env=env)
+        assert completed.returncode == code, completed.stderr
+        return json.loads(completed.stdout)
+
+    def spent() -> dict[str, tuple[float, int]]:
+        listed = agentops("budget", "list", code=0)
+        return {b["name"]: (b["spent"], b["runs"]) for b in listed}
+
+    first = agentops("run", flow, code=1)  # policies.budget: closed
+    assert first["agents"]["a"]["error"].startswith("budget closed") and server.requests == []
+    resumed = agentops("resume", str(first["workflow_run_id"]), "--budget", "open", code=0)
+    assert resumed["status"] == "succeeded"
+    assert [agent_of(r.body) for r in server.requests] == ["a", "b"]
+    assert spent()["open"][0] > 0 and spent()["open"][1] == 1
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"topic": f"t{n}"}) + "\n" for n in (1, 2)))
+    batch = agentops("batch", flow, "--data", data, code=1)
+    assert (batch["succeeded"], batch["failed"]) == (0, 2) and len(server.requests) == 2
+    again = agentops("resume-batch", str(batch["batch_id"]), "--budget", "open", code=0)
+    assert (again["succeeded"], again["failed"]) == (2, 0) and len(server.requests) == 6
+    after = spent()
+    assert after["closed"][0] == 0 and after["open"][1] == 3
+    assert after["open"][0] == pytest.approx(float(again["cost"]) + float(resumed["cost"]))

@@ -6,13 +6,12 @@ headless Chromium, a forged cross-site form fails and a real click decides."""
 from __future__ import annotations
 
 import http.server
-import sqlite3
 import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,16 +19,31 @@ import agentops
 from agentops.runtime.events import RunStatus
 from agentops.testing.server import OpenAITestServer
 from tests.support.engine import TEST_KEY, TEST_KEY_ENV, workflow_on
+from tests.support.store import rows
 from tests.support.web import needs_browser, ui_server, wait_for
 
+DB = TypeVar("DB", str, Path)
 HOSTILE = '<img src="x" onerror="window.__pwned = 1">'
 
 
 @pytest.fixture
 def waiting_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A recorded run whose ``notes`` answer waits for review (approval: after)."""
+    return record_waiting(tmp_path / "history.db", monkeypatch)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def waiting_history(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str | Path:
+    """``waiting_run`` in a SQLite file, then in a PostgreSQL database."""
+    if request.param == "postgresql":
+        return record_waiting(str(request.getfixturevalue("postgres_url")), monkeypatch)
+    return record_waiting(tmp_path / "history.db", monkeypatch)
+
+
+def record_waiting(db: DB, monkeypatch: pytest.MonkeyPatch) -> DB:
     monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
-    db = tmp_path / "history.db"
     with OpenAITestServer(latency=0.01) as server:
         server.answer_when("Write notes", f"Release notes {HOSTILE}")
         agents = [
@@ -41,9 +55,8 @@ def waiting_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return db
 
 
-def approval_row(db: Path) -> tuple[Any, ...]:
-    with sqlite3.connect(db) as connection:
-        row = connection.execute("SELECT status, decided_by, text FROM approvals").fetchone()
+def approval_row(db: str | Path) -> tuple[Any, ...]:
+    (row,) = rows(db, "SELECT status, decided_by, text FROM approvals")
     return tuple(row)
 
 
@@ -79,8 +92,10 @@ def token_of(page: str) -> str:
     return page.split('name="token" value="', 1)[1].split('"', 1)[0]
 
 
-def test_a_decision_needs_the_session_token_and_this_servers_origin(waiting_run: Path) -> None:
-    with ui_server(waiting_run) as url:
+def test_a_decision_needs_the_session_token_and_this_servers_origin(
+    waiting_history: str | Path,
+) -> None:
+    with ui_server(waiting_history) as url:
         status, cookie, page = get(f"{url}/approvals")
         assert status == 200 and cookie.startswith("agentops_session=")
         assert "HttpOnly" in urllib.request.urlopen(f"{url}/approvals").headers["set-cookie"]
@@ -99,15 +114,15 @@ def test_a_decision_needs_the_session_token_and_this_servers_origin(waiting_run:
         assert post(target, approve, {**same, "origin": "http://evil.example"}) == 403
         assert post(target, approve, {"cookie": cookie}) == 403  # neither Origin nor Referer
         assert post(target, approve, {**same, "host": "evil.example"}) == 400  # DNS rebinding
-        assert approval_row(waiting_run) == ("pending", None, None)
+        assert approval_row(waiting_history) == ("pending", None, None)
         # A reject needs its reason; then the real form's post is recorded, once.
         assert post(target, {"verdict": "reject", "token": token}, same) == 400
         assert post(target, {**approve, "text": "fine"}, same) == 303
-        assert approval_row(waiting_run)[0] == "approved"
-        assert approval_row(waiting_run)[1].endswith(" (web view)")
+        assert approval_row(waiting_history)[0] == "approved"
+        assert approval_row(waiting_history)[1].endswith(" (web view)")
         assert post(target, approve, same) == 409  # already decided
     # A token of an earlier server does not pass this one.
-    with ui_server(waiting_run) as url:
+    with ui_server(waiting_history) as url:
         assert (
             post(f"{url}/runs/1/approvals/notes", approve, {"origin": url, "cookie": cookie}) == 403
         )

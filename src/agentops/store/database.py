@@ -9,7 +9,9 @@ imports nothing of the store.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -86,6 +88,46 @@ class Database(Protocol):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+
+
+class DatabasePool(Protocol):
+    """Databases for many threads at once (the web view's requests): what ``borrow`` yields is
+    the calling thread's alone until its ``with`` block ends."""
+
+    def borrow(self) -> AbstractContextManager[Database]: ...
+
+    def close(self) -> None:
+        """Close every database it opened (none may be borrowed then)."""
+        ...
+
+
+class ThreadDatabases:
+    """A ``DatabasePool`` of one database per thread, opened by ``open`` on the thread's first
+    borrow and kept: SQLite's, where a connection is cheap and local, and belongs to one thread
+    at a time. (PostgreSQL's is ``postgres.PostgresPool``: connections there are few and
+    costly, so threads share a bounded set.)"""
+
+    def __init__(self, open: Callable[[], Database]) -> None:
+        self._open = open
+        self._local = threading.local()
+        self._all: list[Database] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self) -> Iterator[Database]:
+        database: Database | None = getattr(self._local, "database", None)
+        if database is None:
+            database = self._open()
+            self._local.database = database
+            with self._lock:
+                self._all.append(database)
+        yield database
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._all = self._all, []
+        for database in opened:
+            database.close()
 
 
 def insert_rows(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:

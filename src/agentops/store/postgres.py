@@ -15,12 +15,16 @@ What differs from SQLite is here and nowhere else:
 - Concurrency is PostgreSQL's: each write is one READ COMMITTED transaction; the history's
   writes only insert rows and update their own run's, so writers never wait on each other
   beyond a row lock, and a serialization failure or deadlock (none expected) is retried whole.
+- Connections: a command (a run, a batch, a history command) holds one, used by one thread;
+  what serves many threads at once (the web view) borrows from a ``PostgresPool``
+  (psycopg_pool), at most a few connections whatever the number of requests.
 - Messages name the database by its URL without the password (``location.DbLocation``), and
   an unreachable server by its host and port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import re
@@ -37,11 +41,12 @@ from agentops.store.database import Connection, Cursor, Dialect, T
 from agentops.store.location import DbLocation
 from agentops.store.migrations import MIGRATIONS_TABLE, pending_of
 
-__all__ = ["PostgresStore", "open_postgres", "translate"]
+__all__ = ["PostgresPool", "PostgresStore", "open_postgres", "translate"]
 
 # pg_advisory_xact_lock key of the migrations: "agentops" read as a 64-bit integer.
 MIGRATION_LOCK = int.from_bytes(b"agentops", "big") >> 1
 CONNECT_TIMEOUT_SECONDS = 10
+POOL_WAIT_SECONDS = 30.0  # how long a borrower waits for a pooled connection to come free
 WRITE_ATTEMPTS = 8
 _RETRIED = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
@@ -121,6 +126,14 @@ class _NumberLoader(Loader):
         return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
+def _clean_rows(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """``_clean`` over many rows: one quick look for a NUL first, since there almost never is one
+    (cleaning each value of each row was a visible part of recording an agent)."""
+    if any("\x00" in p for row in rows for p in row if type(p) is str):
+        return [_clean(row) for row in rows]
+    return rows
+
+
 def _clean(parameters: Sequence[Any]) -> tuple[Any, ...]:
     # PostgreSQL text cannot hold NUL, which SQLite stores (a model may write one): U+FFFD instead.
     return tuple(
@@ -177,7 +190,7 @@ class _Connection:
         ids: list[int] = []
         try:
             cursor = self._store.raw.cursor()
-            cursor.executemany(text, [_clean(row) for row in rows], returning=True)
+            cursor.executemany(text, _clean_rows(rows), returning=True)
             while True:
                 found = cursor.fetchone()
                 if found is not None:
@@ -192,7 +205,7 @@ class _Connection:
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
         text = translate(sql).removesuffix(" RETURNING id")
-        rows = [_clean(p) for p in parameters]
+        rows = _clean_rows(list(parameters))
         try:
             cursor = self._store.raw.cursor()
             if rows:
@@ -203,7 +216,8 @@ class _Connection:
 
 
 class PostgresStore:
-    """An open, migrated PostgreSQL history (one connection; one thread at a time)."""
+    """An open, migrated PostgreSQL history (one connection; one thread at a time). Closing
+    it closes the connection: one lent by ``PostgresPool`` goes back when its borrow ends."""
 
     dialect: Dialect = "postgresql"
 
@@ -300,24 +314,43 @@ def describe(error: psycopg.Error, location: DbLocation) -> str:
     return f"history database {location}: {reason}"
 
 
-def open_postgres(location: DbLocation, *, read_only: bool = False) -> PostgresStore:
-    """Connect (``StoreError`` naming host and port when the server cannot be reached) and
-    migrate; ``read_only``: every transaction read-only (the web view), nothing migrated."""
+def _connect_options(location: DbLocation) -> dict[str, Any]:
+    """What every connection to ``location`` is opened with (single or pooled)."""
+    options: dict[str, Any] = {
+        "autocommit": True,
+        "row_factory": _row_factory,
+        "application_name": "agentops",
+    }
     assert location.url is not None
-    options: dict[str, Any] = {"application_name": "agentops"}
     if "connect_timeout" not in location.url:
         options["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return options
+
+
+def _configure(raw: psycopg.Connection[Any], *, read_only: bool) -> None:
+    raw.adapters.register_loader("numeric", _NumberLoader)
+    if read_only:
+        raw.execute("SET default_transaction_read_only = on")
+
+
+def open_postgres(location: DbLocation, *, read_only: bool = False) -> PostgresStore:
+    """Connect (``StoreError`` naming host and port when the server cannot be reached) and
+    migrate; ``read_only``: every transaction read-only (the web view), nothing migrated.
+
+    One connection, for one thread: a run's writer and its budget's reserve → settle need
+    their statements on one session (the migration's advisory lock and ``SELECT … FOR
+    UPDATE`` hold only within their transaction), and a run does its writes in order on
+    one event loop, so a pool would add only a hand-over per statement. What many threads
+    use at once (the web view) takes ``PostgresPool``."""
+    assert location.url is not None
     try:
-        raw: psycopg.Connection[Any] = psycopg.connect(
-            location.url, autocommit=True, row_factory=_row_factory, **options
-        )
+        raw: psycopg.Connection[Any] = psycopg.connect(location.url, **_connect_options(location))
     except psycopg.Error as error:
         raise StoreError(describe(error, location)) from error
-    raw.adapters.register_loader("numeric", _NumberLoader)
     store = PostgresStore(location, raw, read_only=read_only)
     try:
+        _configure(raw, read_only=read_only)
         if read_only:
-            raw.execute("SET default_transaction_read_only = on")
             if pending_of(_applied(raw), location):
                 raise StoreError(
                     f"history database {location} is not migrated to this agentops; open it once "
@@ -332,6 +365,71 @@ def open_postgres(location: DbLocation, *, read_only: bool = False) -> PostgresS
         raw.close()
         raise
     return store
+
+
+class PostgresPool:
+    """A ``database.DatabasePool`` over ``psycopg_pool.ConnectionPool``: up to ``size``
+    connections shared by every thread, each lent for one ``borrow`` (a web view request), so
+    a slow query holds up only its own request. Opened on an already migrated database
+    (``open_postgres`` first): a pool never migrates.
+
+    ``min_size`` connections are opened at once (``StoreError`` naming host and port when they
+    cannot be); a connection is checked before it is lent, so one that a restarted server
+    dropped is replaced instead of failing a request."""
+
+    def __init__(
+        self, location: DbLocation, *, read_only: bool, size: int, min_size: int = 1
+    ) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.location = location
+        self.read_only = read_only
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            location.url or "",
+            kwargs=_connect_options(location),
+            min_size=min_size,
+            max_size=size,
+            open=False,
+            configure=functools.partial(_configure, read_only=read_only),
+            check=ConnectionPool.check_connection,
+            name=f"agentops {location}",
+            timeout=POOL_WAIT_SECONDS,
+        )
+        try:
+            if min_size:  # the pool retries quietly until its timeout: this says why at once
+                psycopg.connect(location.url or "", **_connect_options(location)).close()
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        except psycopg.Error as error:
+            self._pool.close()
+            raise StoreError(self._describe(error)) from error
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[PostgresStore]:
+        try:
+            raw = self._pool.getconn()
+        except psycopg.Error as error:
+            raise StoreError(self._describe(error)) from error
+        try:
+            yield PostgresStore(self.location, raw, read_only=self.read_only)
+        finally:
+            # Back to the pool: a transaction left open is rolled back, a broken connection
+            # replaced.
+            self._pool.putconn(raw)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _describe(self, error: psycopg.Error) -> str:
+        from psycopg_pool import PoolTimeout
+
+        if isinstance(error, PoolTimeout):
+            return (
+                f"cannot get a connection to the history database {self.location} at "
+                f"{self.location.host_port} in time (the server is unreachable, or every "
+                "pooled connection stayed busy); check that the server is running and "
+                "reachable, and the URL in --db (or AGENTOPS_DB)"
+            )
+        return describe(error, self.location)
 
 
 def migrate(store: PostgresStore) -> list[int]:

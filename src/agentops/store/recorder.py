@@ -109,6 +109,9 @@ class RunRecorder:
         self._started: set[str] = set()  # agents whose start row was committed
         # started or settled, to be committed at the end of this loop turn
         self._pending: list[AgentStarted | FanOutStarted | AgentResult] = []
+        # of _pending, the workflow's agents settled (counted as they come: a scan of _pending
+        # per result was quadratic in a loop turn's agents)
+        self._pending_settled = 0
         self._pending_calls: list[tuple[str, ToolCallRecord]] = []  # finished tool calls, likewise
         # agents with tool calls whose run row does not exist yet
         self._with_calls: set[str] = set()
@@ -172,20 +175,17 @@ class RunRecorder:
     def _record_agent(self, change: AgentStarted | FanOutStarted | AgentResult) -> None:
         self._require_started()
         self._pending.append(change)
-        if isinstance(change, AgentResult) and self._ends_with_last_agent and self._all_settled():
+        settles = isinstance(change, AgentResult)
+        if isinstance(change, AgentResult) and not change.is_instance:  # not a fan-out's items
+            self._pending_settled += 1
+        if settles and self._ends_with_last_agent and self._all_settled():
             # Nothing can depend on the last agents: the run's end, a turn or two away, writes
             # them with the totals. One commit less per run (a 1-agent batch row makes three).
             return
         self._queue_flush()
 
     def _all_settled(self) -> bool:
-        # The workflow's agents, not a fan-out's instances: those settle before their agent.
-        settled = sum(
-            1
-            for change in self._pending
-            if isinstance(change, AgentResult) and not change.is_instance
-        )
-        return self._agents_recorded + settled >= self._agents
+        return self._agents_recorded + self._pending_settled >= self._agents
 
     def _record_tool_call(self, agent: str, call: ToolCallRecord) -> None:
         self._require_started()
@@ -211,6 +211,7 @@ class RunRecorder:
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, []
+        self._pending_settled = 0
         calls, self._pending_calls = self._pending_calls, []
         if not pending and not calls:
             return
@@ -269,7 +270,7 @@ class RunRecorder:
         if self._pending_calls:
             self._pending = []
             self._flush_pending()
-        self._pending = []
+        self._pending, self._pending_settled = [], 0
         self._started = set()  # the run's end deletes every start row of the run
         # Agents the engine settled without an AgentFinished we recorded (a failed write,
         # say) are recorded now, so the run is complete in the history.

@@ -39,6 +39,7 @@ from agentops.store.writer import AgentChanges, every_agent_run, is_fan_out
 
 __all__ = ["SqliteHistoryWriter", "storable"]
 
+_DELETE_CHUNK = 500  # agents' start rows deleted per statement (SQLite takes 32,766 values)
 # A well-formed str holds no surrogates at all: any here is half of a broken pair.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -119,7 +120,7 @@ class SqliteHistoryWriter:
     def record_agents(self, workflow_run_id: int, workflow: str, changes: AgentChanges) -> None:
         starts = [_start_row(workflow_run_id, c) for c in changes.started]
         settled = changes.settled
-        ended = [(workflow_run_id, storable(name)) for name in changes.ended]
+        ended = [storable(name) for name in changes.ended]
         usage, cost = _spent(settled)
         totals = (
             usage.input_tokens,
@@ -146,9 +147,14 @@ class SqliteHistoryWriter:
             for result, run_id in zip(settled, ids, strict=True):
                 if result.name in changes.linked:
                     _link_tool_calls(connection, workflow_run_id, result.name, run_id)
-            if ended:
-                connection.executemany(
-                    "DELETE FROM agent_starts WHERE workflow_run_id = ? AND agent = ?", ended
+            # A statement per chunk, not per agent: on PostgreSQL each row of an executemany
+            # is a statement of its own for the client to send.
+            for first in range(0, len(ended), _DELETE_CHUNK):
+                chunk = ended[first : first + _DELETE_CHUNK]
+                connection.execute(
+                    "DELETE FROM agent_starts WHERE workflow_run_id = ? AND agent IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    (workflow_run_id, *chunk),
                 )
             connection.execute(
                 """UPDATE workflow_runs SET input_tokens = input_tokens + ?,

@@ -5,17 +5,26 @@ queries use. Every command opens its history through here."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentops.errors import ConfigurationError
-from agentops.store.database import Database
+from agentops.store.database import Database, DatabasePool, ThreadDatabases
 from agentops.store.location import DbLocation, locate
 
 if TYPE_CHECKING:
     from agentops.store.reader import HistoryReader
 
-__all__ = ["history_reader", "open_database", "open_read_only"]
+__all__ = [
+    "ReaderPool",
+    "history_reader",
+    "open_database",
+    "open_pool",
+    "open_read_only",
+    "reader_pool",
+]
 
 
 def open_database(db: str | Path | DbLocation | None, *, create: bool = True) -> Database:
@@ -51,12 +60,61 @@ def history_reader(
     return SqliteHistoryReader(opened)
 
 
-def _open_postgres(location: DbLocation, *, read_only: bool) -> Database:
+def open_pool(
+    db: str | Path | DbLocation | None, *, read_only: bool, size: int, eager: bool = True
+) -> DatabasePool:
+    """Databases at ``db`` for many threads at once (the web view): SQLite's one per thread,
+    PostgreSQL's up to ``size`` pooled connections (``eager``: one opened now, so an
+    unreachable server is named before serving). The history must be migrated already."""
+    location = locate(db)
+    if location.is_postgres:
+        _postgres_module(location, pool=True)
+        from agentops.store.postgres import PostgresPool
+
+        return PostgresPool(location, read_only=read_only, size=size, min_size=int(eager))
+    if read_only:
+        return ThreadDatabases(lambda: open_read_only(location))
+    return ThreadDatabases(lambda: open_database(location, create=False))
+
+
+class ReaderPool:
+    """``HistoryReader``s for many threads at once (the web view), over ``open_pool``."""
+
+    def __init__(self, databases: DatabasePool) -> None:
+        self._databases = databases
+
+    @contextmanager
+    def reader(self) -> Iterator[HistoryReader]:
+        """A reader for this thread until the block ends."""
+        from agentops.store.sqlite_reader import SqliteHistoryReader
+
+        with self._databases.borrow() as database:
+            yield SqliteHistoryReader(database)
+
+    def close(self) -> None:
+        self._databases.close()
+
+
+def reader_pool(db: str | Path | DbLocation | None, *, size: int) -> ReaderPool:
+    """Read-only ``HistoryReader``s over the history at ``db`` (see ``open_pool``)."""
+    return ReaderPool(open_pool(db, read_only=True, size=size))
+
+
+def _postgres_module(location: DbLocation, *, pool: bool = False) -> None:
     try:
-        from agentops.store.postgres import open_postgres
+        import agentops.store.postgres  # noqa: F401
+
+        if pool:
+            import psycopg_pool  # noqa: F401
     except ImportError as error:
         raise ConfigurationError(
             f"--db {location}: a PostgreSQL history needs the postgres extra ({error.name} is "
             "missing): pip install 'agentops[postgres]'"
         ) from None
+
+
+def _open_postgres(location: DbLocation, *, read_only: bool) -> Database:
+    _postgres_module(location)
+    from agentops.store.postgres import open_postgres
+
     return open_postgres(location, read_only=read_only)

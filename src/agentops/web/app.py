@@ -1,8 +1,8 @@
 """The web view's ASGI application: its pages, the live updates (server-sent events),
 the static assets, and the headers that keep it safe.
 
-Every page reads through ``HistoryReader`` (one read-only connection per worker
-thread) and renders a Jinja2 template with autoescaping on, so text from models,
+Every page reads through a ``HistoryReader`` borrowed for the request (``stores.ReaderPool``:
+a SQLite connection per worker thread, or one of a few pooled PostgreSQL connections) and renders a Jinja2 template with autoescaping on, so text from models,
 tools and workflow files is always escaped. The Content-Security-Policy allows
 scripts, styles and connections from this server only and no inline script or
 style; nothing is loaded from another host.
@@ -27,9 +27,7 @@ import json
 import re
 import secrets
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentops.errors import RunNotFoundError, StoreError, UsageError
 from agentops.store.reader import HistoryReader
+from agentops.store.stores import ReaderPool
 from agentops.web import pages
 from agentops.web.layout import draw
 from agentops.web.state import run_state
@@ -77,31 +76,6 @@ _ERROR_TITLES = {400: "Bad request", 403: "Refused", 409: "Not recorded", 413: "
 Decide = Callable[[int, str, str, str | None], Any]
 
 T = TypeVar("T")
-
-
-class _Readers:
-    """One reader per worker thread (a SQLite connection belongs to one thread)."""
-
-    def __init__(self, open_reader: Callable[[], HistoryReader]) -> None:
-        self._open = open_reader
-        self._local = threading.local()
-        self._all: list[HistoryReader] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> HistoryReader:
-        reader: HistoryReader | None = getattr(self._local, "reader", None)
-        if reader is None:
-            reader = self._open()
-            self._local.reader = reader
-            with self._lock:
-                self._all.append(reader)
-        return reader
-
-    def close(self) -> None:
-        with self._lock:
-            readers, self._all = self._all, []
-        for reader in readers:
-            reader.close()
 
 
 _HOST_HEADER = re.compile(
@@ -174,14 +148,14 @@ class _SecurityHeaders:
 
 
 def create_app(
-    open_reader: Callable[[], HistoryReader],
+    readers: ReaderPool,
     *,
     allowed_hosts: Iterable[str] = ("*",),
     ip_addresses: bool = False,
     decide: Decide | None = None,
     remote_decisions: bool = False,
 ) -> Starlette:
-    """The web view over the readers ``open_reader`` makes (called once per worker thread).
+    """The web view over ``readers`` (each request borrows one; the caller closes them).
 
     ``allowed_hosts``: host names accepted in the Host header, any port (the CLI passes the
     address it binds, so a page on another site cannot reach this server through DNS
@@ -189,7 +163,6 @@ def create_app(
     ``decide``: records an approval decision (None: the view is read-only); decisions come
     from loopback clients only unless ``remote_decisions``.
     """
-    readers = _Readers(open_reader)
     session_key = secrets.token_bytes(32)  # a token from an earlier server never passes
 
     def form_token(session: str) -> str:
@@ -209,8 +182,12 @@ def create_app(
         figures_of=pages.figures_of,
     )
 
+    def borrowed(work: Callable[[HistoryReader], T]) -> T:
+        with readers.reader() as reader:
+            return work(reader)
+
     async def read(work: Callable[[HistoryReader], T]) -> T:
-        return await run_in_threadpool(lambda: work(readers.get()))
+        return await run_in_threadpool(borrowed, work)
 
     def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code)
@@ -398,11 +375,6 @@ def create_app(
             "error.html", status_code=503, title="History unavailable", message=str(error)
         )
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        readers.close()
-
     routes = [
         Route("/", run_list),
         Route("/runs/{workflow_run_id:int}", run_page),
@@ -427,7 +399,6 @@ def create_app(
             StoreError: unavailable,
             HTTPException: not_found,
         },
-        lifespan=lifespan,
     )
     return app
 

@@ -20,9 +20,14 @@ from typing import TYPE_CHECKING, Any
 from agentops.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
+    from agentops.store.database import DatabasePool
     from agentops.store.location import DbLocation
 
 LOOPBACK_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
+# PostgreSQL connections the view holds at most: requests beyond wait for one to come free
+# (a page is a few short queries); decisions, a person's clicks, need few.
+READER_CONNECTIONS = 8
+WRITER_CONNECTIONS = 2
 
 
 def is_loopback(host: str) -> bool:
@@ -93,18 +98,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def decider_of(db: DbLocation) -> Callable[[int, str, str, str | None], Any]:
-    """Records a decision taken in the web view: who is this server's OS user (the view has no
-    login), marked as the web view's."""
+def decider_of(writers: DatabasePool) -> Callable[[int, str, str, str | None], Any]:
+    """Records a decision taken in the web view, on a database borrowed from ``writers``:
+    who is this server's OS user (the view has no login), marked as the web view's."""
     from agentops.store.approvals import decider
+    from agentops.store.sqlite_writer import SqliteHistoryWriter
 
     by = f"{decider(None)} (web view)"
 
     def decide(workflow_run_id: int, agent: str, verdict: str, text: str | None) -> Any:
-        from agentops.store.sqlite_writer import SqliteHistoryWriter
-        from agentops.store.stores import open_database
-
-        with open_database(db, create=False) as store:
+        with writers.borrow() as store:
             return SqliteHistoryWriter(store).decide_approval(
                 workflow_run_id, agent, verdict, by=by, text=text
             )
@@ -128,26 +131,33 @@ def serve(
     prepare_history(db)
     import uvicorn
 
-    from agentops.store.stores import history_reader
+    from agentops.store.stores import open_pool, reader_pool
     from agentops.web.app import create_app
 
-    sock = bind(host, port)
-    bound_port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    app = create_app(
-        lambda: history_reader(db, read_only=True),
-        allowed_hosts=names,
-        ip_addresses=remote,
-        decide=decider_of(db),
-        remote_decisions=remote,
-    )
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
-    print(
-        f"AgentOps history view of {db} at http://{shown}:{bound_port}/ (Ctrl-C to stop)",
-        flush=True,
-    )
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    readers = reader_pool(db, size=READER_CONNECTIONS)
+    # Opened on the first decision: a view nobody decides in holds no writing connection.
+    writers = open_pool(db, read_only=False, size=WRITER_CONNECTIONS, eager=False)
+    try:
+        sock = bind(host, port)
+        bound_port = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        app = create_app(
+            readers,
+            allowed_hosts=names,
+            ip_addresses=remote,
+            decide=decider_of(writers),
+            remote_decisions=remote,
+        )
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        print(
+            f"AgentOps history view of {db} at http://{shown}:{bound_port}/ (Ctrl-C to stop)",
+            flush=True,
+        )
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        writers.close()
+        readers.close()
