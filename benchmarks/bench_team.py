@@ -10,6 +10,10 @@ temporary directory, on 127.0.0.1) unless ``--url`` names an empty database. It 
   ``--agents / --runs`` agents each at once, and the client CPU per agent (this process's
   CPU time, the server's not included) with PostgreSQL against SQLite; opening the store
   (once per process: the driver's import, the connection) is reported on its own line;
+- model calls: client CPU per call of a workflow of ``--call-agents`` independent agents
+  against the test server (another process, as ``bench_fan_out.py`` serves it), recorded into
+  each store, each run in a fresh process with the store's driver imported before the clock:
+  the whole client's work per call (the SDK, the engine and recording), as a user pays it;
 - budget: the reserve + settle round trip of a named budget (median and p99, 2,000 of
   them), and ``--runs`` processes × ``--calls`` calls under one budget: whether spend stayed
   within it, lock errors, and calls per second against the same calls with no budget.
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_fan_out
 
 from agentops.runtime.events import AgentFinished, AgentStarted, RunStatus
 from agentops.store import RunRecorder
@@ -97,6 +102,56 @@ def recording(db: str, agents: int, runs: int) -> dict[str, float]:
         # once per process: the driver imported, connected, the schema checked
         "open_cpu_ms_per_process": statistics.median(o for _, _, o in parts) * 1e3,
     }
+
+
+def call_cpu(db: str, base_url: str, agents: int) -> float:
+    """Client CPU (ms) per model call of ``agents`` independent agents recorded into ``db``."""
+    import bench_fan_out
+
+    import agentops
+    from agentops.cli.launch import tune_gc_for_run
+
+    with open_database(db):
+        pass  # the driver imported and the tables made: once per process, not per call
+    loaded = bench_fan_out.workflow("plain", agents, base_url)
+    tune_gc_for_run()
+    cpu = time.process_time()
+    result = asyncio.run(_status_of(agentops.arun(loaded, db=db)))
+    cpu = time.process_time() - cpu
+    if result != "succeeded":
+        raise SystemExit(f"the {agents}-agent run into {db.split(':')[0]} ended {result}")
+    return cpu / agents * 1000
+
+
+async def _status_of(run: Any) -> str:
+    return str((await run).status.value)  # not the result: asyncio.run would format its repr
+
+
+def model_calls(databases: dict[str, str], agents: int) -> dict[str, float]:
+    """CPU per call into each store, each in a fresh process, the test server in another."""
+    import subprocess
+
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve().parent / "bench_fan_out.py"), "serve"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        base_url = server.stdout.readline().strip()
+        figures = {}
+        for kind, db in databases.items():
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                figures[f"{kind}_cpu_ms_per_call"] = pool.submit(
+                    call_cpu, db, base_url, agents
+                ).result()
+    finally:
+        server.terminate()
+        server.wait()
+    figures["postgresql_vs_sqlite"] = (
+        figures["postgresql_cpu_ms_per_call"] / figures["sqlite_cpu_ms_per_call"]
+    )
+    return figures
 
 
 def round_trips(db: str, count: int = 2000) -> dict[str, float]:
@@ -188,6 +243,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--call-agents", type=int, default=2000)
     parser.add_argument("--url", help="an empty PostgreSQL database (default: start a server)")
     options = parser.parse_args()
     server = None
@@ -198,6 +254,13 @@ def main() -> None:
     try:
         figures: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as folder:
+            figures["model_calls"] = model_calls(
+                {
+                    kind: fresh(kind, folder, server, options.url)
+                    for kind in ("sqlite", "postgresql")
+                },
+                options.call_agents,
+            )
             for kind in ("sqlite", "postgresql"):
                 databases = [fresh(kind, folder, server, options.url) for _ in range(3)]
                 figures[kind] = {
