@@ -122,7 +122,7 @@ class RayAgentRunner:
             route=agent_run.route,
             request=agent_run.request,
             result=result,
-            retries=agent_run.policy.retries,
+            retries=agent_run.retries,
             max_turns=agent_run.max_turns,
             output=None if output is None else (output.schema, output.retries),
             tools=agent_run.tools is not None,

@@ -29,7 +29,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -157,9 +157,9 @@ class AgentRun:
         "max_turns",
         "name",
         "output",
-        "policy",
         "request",
         "result",
+        "retries",
         "route",
         "tools",
     )
@@ -184,9 +184,15 @@ class AgentRun:
         self.max_turns = max_turns
         self.tools = tools
         self.output = output  # structured output: answers are validated, and re-asked when invalid
-        self.policy = RetryPolicy(retries=retries, backoff=context.backoff, rng=context.rng)
+        self.retries = retries
         # A run continued elsewhere (its worker lost) numbers on, and is not started twice.
         self._attempts = len(result.attempts)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """Whether and when a failed attempt is retried (made only once one has failed)."""
+        context = self.context
+        return RetryPolicy(retries=self.retries, backoff=context.backoff, rng=context.rng)
 
     async def run(self) -> None:
         messages: list[Message] = list(self.request.messages)
@@ -289,8 +295,9 @@ class AgentRun:
             if error is None:
                 context.emit(AttemptSucceeded(self.name, attempt, response=response))
                 return response
-            retry = self.policy.should_retry(error, tries) and context.stop_reason() is None
-            delay = self.policy.delay(error, tries) if retry else None
+            policy = self.policy
+            retry = policy.should_retry(error, tries) and context.stop_reason() is None
+            delay = policy.delay(error, tries) if retry else None
             context.emit(AttemptFailed(self.name, attempt, will_retry=retry, retry_in=delay))
             if not retry:
                 result.status = AgentStatus.FAILED
@@ -518,8 +525,9 @@ class InProcessAgentRunner:
 
     __slots__ = ()
 
-    async def run(self, agent_run: AgentRun) -> None:
-        await agent_run.run()
+    def run(self, agent_run: AgentRun) -> Coroutine[Any, Any, None]:
+        # The run's own coroutine, awaited by the engine: no frame of this one in between.
+        return agent_run.run()
 
 
 def _cost_cap_reason(refusal: str, turn: int, tries: int, reasks: int = 0) -> str:

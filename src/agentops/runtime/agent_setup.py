@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from agentops.runtime.agent_run import AgentRun, RunContext, RunTools
 from agentops.runtime.events import AgentResult
 from agentops.runtime.messages import ChatRequest, Message, ResponseFormat
-from agentops.runtime.prompts import build_messages, prompt_text
+from agentops.runtime.prompts import Prompt, prompt_text
 from agentops.runtime.provider import Route
 from agentops.runtime.structured import OutputContract, format_name
 from agentops.workflow.schemas import strict_mode_problem
-from agentops.workflow.spec import Workflow
+from agentops.workflow.spec import Agent, Workflow
 
 if TYPE_CHECKING:
     from agentops.workflow.expressions import ItemScope
@@ -56,77 +56,106 @@ class AgentSetup:
                     format_name(agent.name), schema if isinstance(schema, dict) else {}, strict
                 )
 
-    def agent_run(
+    def plan(
         self,
         name: str,
-        result: AgentResult,
         upstream: Mapping[str, AgentResult],
         *,
-        item: ItemScope | None = None,
         fed: Collection[str] = (),
         previous: Previous | None = None,
         revision: tuple[str, str] | None = None,
-    ) -> AgentRun:
-        """The run of agent ``name``, fed by the results of its ``upstream`` agents that succeeded
-        (for a fan-out instance: its ``item``, taken from the output of the ``fed`` agents; for a
-        loop's member, ``previous``: the members' answers one iteration back)."""
+    ) -> AgentPlan:
+        """The runs of agent ``name`` fed by the results of its ``upstream`` agents that
+        succeeded (for a fan-out: every item's, each taken from the output of the ``fed``
+        agents; for a loop's member, ``previous``: the members' answers one iteration back)."""
         agent = self._agents[name]
-        route = self.routes[name]
-        messages = self.messages(
-            name, upstream, item=item, fed=fed, previous=previous, revision=revision
-        )
-        result.prompt = prompt_text(messages)
-        toolbox = (
-            self.tools.for_agent(name, self.context.emit, result.tool_calls)
-            if self.tools is not None
-            else None
-        )
-        request = ChatRequest(
-            model=route.model,
-            messages=messages,
-            max_tokens=self.workflow.effective_max_tokens(agent),
-            temperature=self.workflow.effective_temperature(agent),
-            timeout=agent.timeout,
-            agent=agent.name,
-            tools=toolbox.definitions if toolbox is not None else (),
-            response_format=self._formats.get(name),
-            stream=self.stream,
-        )
-        return AgentRun(
-            self.context,
-            route,
-            request,
-            result,
-            retries=self.workflow.effective_retries(agent),
-            max_turns=self.workflow.effective_max_turns(agent),
-            tools=toolbox,
-            output=self._contracts.get(name),
-        )
-
-    def messages(
-        self,
-        name: str,
-        upstream: Mapping[str, AgentResult],
-        *,
-        item: ItemScope | None = None,
-        fed: Collection[str] = (),
-        previous: Previous | None = None,
-        revision: tuple[str, str] | None = None,
-    ) -> tuple[Message, ...]:
-        """What agent ``name`` is sent, given its ``upstream`` results (a prompt a person
-        approves before it runs is this one)."""
-        outputs = {dep: upstream[dep].output or "" for dep in upstream}
-        values = {dep: upstream[dep].value for dep in upstream}
-        return build_messages(
-            self._agents[name],
-            outputs,
+        prompt = Prompt(
+            agent,
+            {dep: result.output or "" for dep, result in upstream.items()},
             self.inputs,
-            values,
-            item=item,
+            {dep: result.value for dep, result in upstream.items()},
             fed=fed,
             previous=previous,
             revision=revision,
         )
+        return AgentPlan(self, agent, prompt)
+
+    def messages(self, name: str, upstream: Mapping[str, AgentResult]) -> tuple[Message, ...]:
+        """What agent ``name`` is sent, given its ``upstream`` results (a prompt a person
+        approves before it runs is this one)."""
+        return self.plan(name, upstream).prompt.messages()
 
 
-__all__ = ["AgentSetup"]
+class AgentPlan:
+    """What every run of one agent fed by the same answers shares, worked out once: its prompt
+    (rendered per run, with the run's item), route, request settings and output contract. A
+    fan-out's instances are its runs, one per item; any other agent has one."""
+
+    __slots__ = (
+        "agent",
+        "context",
+        "max_turns",
+        "output",
+        "prompt",
+        "request",
+        "retries",
+        "route",
+        "setup",
+    )
+
+    def __init__(self, setup: AgentSetup, agent: Agent, prompt: Prompt) -> None:
+        workflow, name = setup.workflow, agent.name
+        self.setup = setup
+        self.agent = agent
+        self.context = setup.context
+        self.prompt = prompt
+        self.route = setup.routes[name]
+        self.output = setup._contracts.get(name)
+        self.retries = workflow.effective_retries(agent)
+        self.max_turns = workflow.effective_max_turns(agent)
+        # Each run's request is this one with its own messages (and tools, bound to its result).
+        self.request = ChatRequest(
+            model=self.route.model,
+            messages=(),
+            max_tokens=workflow.effective_max_tokens(agent),
+            temperature=workflow.effective_temperature(agent),
+            timeout=agent.timeout,
+            agent=name,
+            response_format=setup._formats.get(name),
+            stream=setup.stream,
+        )
+
+    def agent_run(self, result: AgentResult, item: ItemScope | None = None) -> AgentRun:
+        """One run, to settle ``result`` (a fan-out instance's: with its ``item``)."""
+        setup, agent, shared = self.setup, self.agent, self.request
+        messages = self.prompt.messages(item)
+        result.prompt = prompt_text(messages)
+        toolbox = (
+            setup.tools.for_agent(agent.name, self.context.emit, result.tool_calls)
+            if setup.tools is not None
+            else None
+        )
+        request = ChatRequest(
+            shared.model,
+            messages,
+            shared.max_tokens,
+            shared.temperature,
+            shared.timeout,
+            shared.agent,
+            toolbox.definitions if toolbox is not None else (),
+            shared.response_format,
+            shared.stream,
+        )
+        return AgentRun(
+            self.context,
+            self.route,
+            request,
+            result,
+            retries=self.retries,
+            max_turns=self.max_turns,
+            tools=toolbox,
+            output=self.output,
+        )
+
+
+__all__ = ["AgentPlan", "AgentSetup"]

@@ -53,7 +53,7 @@ from agentops.runtime.agent_run import (
     RunContext,
     RunTools,
 )
-from agentops.runtime.agent_setup import AgentSetup
+from agentops.runtime.agent_setup import AgentPlan, AgentSetup
 from agentops.runtime.budget import CURRENT_WORKFLOW_RUN, Budget
 from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.events import (
@@ -566,7 +566,9 @@ class Engine:
     ) -> None:
         approval = self.options.approvals.get(name)
         result = self._new_result(name, AgentStatus.RUNNING, decision=decision, approval=approval)
-        await self._run_unit(name, result, self._upstream(name), revision=revision)
+        await self._run_unit(
+            result, lambda: self._setup.plan(name, self._upstream(name), revision=revision)
+        )
         request = self._approval.get(name)
         after = request is not None and request.mode == "after"
         if after and result.status is AgentStatus.SUCCEEDED:  # its answer waits for a person
@@ -578,22 +580,17 @@ class Engine:
 
     async def _run_unit(
         self,
-        name: str,
         result: AgentResult,
-        upstream: Mapping[str, AgentResult],
+        plan: AgentPlan | Callable[[], AgentPlan],
         item: ItemScope | None = None,
-        previous: Previous | None = None,
-        revision: tuple[str, str] | None = None,
     ) -> None:
         """Run one agent run (an agent, one item of a fan-out, or one iteration of a loop's
-        member) to a settled ``result``."""
-        fed = self._fed.get(name, frozenset()) if item is not None else frozenset()
+        member) to a settled ``result``. ``plan``: what its runs share (or how to work it out,
+        which fails this run alone if it raises)."""
         try:
-            await self.agent_runner.run(
-                self._setup.agent_run(
-                    name, result, upstream, item=item, fed=fed, previous=previous, revision=revision
-                )
-            )
+            if not isinstance(plan, AgentPlan):
+                plan = plan()
+            await self.agent_runner.run(plan.agent_run(result, item))
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"
@@ -652,23 +649,31 @@ class Engine:
             else:
                 waiting.append(index)
         self._emit(FanOutStarted(result.name, count, result.started_at))
+        try:
+            plan = self._setup.plan(name, upstream, fed=self._fed.get(name, ()), previous=previous)
+        except Exception as failure:  # as any run's would, it fails this agent, not the run
+            result.status = AgentStatus.FAILED
+            result.error = self._reason(failure)
+            return
+        route = self.routes[name]
 
         async def work() -> None:
             while waiting and self._stop_reason is None:
                 index = waiting.popleft()
-                instance = self._new_result(
+                item = items[index]
+                instance = AgentResult(
                     instance_key(result.name, index),
                     AgentStatus.RUNNING,
+                    route.model,
+                    route.provider,
                     agent=name,
                     item_index=index,
-                    item=items[index],
+                    item=item,
                     loop=result.loop,
                     iteration=result.iteration,
                 )
                 slots[index] = instance
-                await self._run_unit(
-                    name, instance, upstream, ItemScope(items[index], index, count), previous
-                )
+                await self._run_unit(instance, plan, ItemScope(item, index, count))
                 self._settle_instance(instance)
                 if instance.skip_cause is SkipCause.COST_CAP:
                     waiting.clear()  # the next item would not fit either: start no more
@@ -771,7 +776,7 @@ class Engine:
         if name in self._for_each:
             await self._fan_out(name, result, upstream, prior)
         else:
-            await self._run_unit(name, result, upstream, previous=prior)
+            await self._run_unit(result, lambda: self._setup.plan(name, upstream, previous=prior))
         self._settle_instance(result)
 
     def _until_held(self, loop: LoopSpec, current: Mapping[str, AgentResult]) -> bool:
