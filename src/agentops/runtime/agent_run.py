@@ -100,6 +100,8 @@ class RunContext:
     warned_models: set[str] = field(default_factory=set)
     keys: CallKeys | None = None  # names each call's request (recorded; the cache's key)
     cache: ResponseCache | None = None  # answers calls before they are made (cache, replay)
+    # False: nothing subscribes to ``emit``, so the events every call makes are not even built.
+    listening: bool = True
 
     @property
     def budget(self) -> Budget:
@@ -293,7 +295,8 @@ class AgentRun:
             number = self._next_attempt(request, turn)
             attempt, error, response = await self._attempt(request, reservation, number, turn, key)
             if error is None:
-                context.emit(AttemptSucceeded(self.name, attempt, response=response))
+                if context.listening:
+                    context.emit(AttemptSucceeded(self.name, attempt, response=response))
                 return response
             policy = self.policy
             retry = policy.should_retry(error, tries) and context.stop_reason() is None
@@ -312,12 +315,18 @@ class AgentRun:
         context, result, route = self.context, self.result, self.route
         if self._attempts == 1:
             result.started_at = time.time()
-            context.emit(
-                AgentStarted(
-                    self.name, route.model, route.provider, result.prompt or "", result.started_at
+            if context.listening:
+                context.emit(
+                    AgentStarted(
+                        self.name,
+                        route.model,
+                        route.provider,
+                        result.prompt or "",
+                        result.started_at,
+                    )
                 )
-            )
-        context.emit(AttemptStarted(self.name, self._attempts, turn, request=request))
+        if context.listening:
+            context.emit(AttemptStarted(self.name, self._attempts, turn, request=request))
         return self._attempts
 
     def _serve(

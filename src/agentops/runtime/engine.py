@@ -226,6 +226,7 @@ class Engine:
             scrub=self.options.secrets.scrub,
             keys=self.options.keys,
             cache=self.options.cache,
+            listening=bool(self.subscribers),
         )
         self._setup = AgentSetup(
             workflow,
@@ -529,7 +530,8 @@ class Engine:
         self.results[result.name] = result
         if result.status is AgentStatus.SUCCEEDED:
             self._succeeded.add(result.name)
-        self._emit(AgentFinished(result))
+        if self.subscribers:
+            self._emit(AgentFinished(result))
         if ready is not None:
             self._release_dependents(result.name, ready)
 
@@ -832,7 +834,8 @@ class Engine:
 
     def _settle_instance(self, instance: AgentResult) -> None:
         instance.finished_at = instance.finished_at or time.time()
-        self._emit(AgentFinished(instance))
+        if self.subscribers:
+            self._emit(AgentFinished(instance))
 
     def _finish_fan_out(
         self, name: str, result: AgentResult, slots: list[AgentResult | None]
