@@ -17,8 +17,8 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Coroutine, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import aiohttp
 import httpx2
@@ -252,7 +252,8 @@ class OpenAIProvider:
         }
         if request.temperature is not None:
             payload["temperature"] = request.temperature
-        payload.update(_tool_options(request, self.schema_form))
+        if request.tools or request.response_format is not None:
+            payload.update(_tool_options(request, self.schema_form))
         options: RequestOptions = (
             {} if isinstance(timeout, openai.NotGiven) else {"timeout": timeout}
         )
@@ -417,43 +418,58 @@ def _tool_options(request: ChatRequest, form: ResponseFormatForm) -> dict[str, A
     return options
 
 
-@contextlib.contextmanager
-def translate_errors(endpoint: Endpoint, model: str) -> Iterator[None]:
-    """Turn every SDK and transport exception into an ``errors`` type, with no key in any message."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except openai.APIStatusError as error:
-        raise _status_error(error, endpoint, model) from error
-    except openai.APIConnectionError as error:  # APITimeoutError included
+class translate_errors:  # named for what ``with`` does, as contextlib's suppress
+    """Turn every SDK and transport exception into an ``errors`` type, with no key in any message.
+
+    A class rather than a ``contextlib.contextmanager`` generator: it wraps every call, and
+    entering and leaving it then costs two plain method calls."""
+
+    __slots__ = ("endpoint", "model")
+
+    def __init__(self, endpoint: Endpoint, model: str) -> None:
+        self.endpoint = endpoint
+        self.model = model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> Literal[False]:
+        if error is None or not isinstance(error, Exception) or isinstance(error, ProviderError):
+            return False  # no error, cancellation or an exit, or one already translated
+        translated = _translated(error, self.endpoint, self.model)
+        if translated is None:
+            return False  # not the SDK's or the transport's: the caller's own bug, as it is
+        raise translated from error
+
+
+def _translated(error: Exception, endpoint: Endpoint, model: str) -> ProviderError | None:
+    if isinstance(error, openai.APIStatusError):
+        return _status_error(error, endpoint, model)
+    if isinstance(error, openai.APIConnectionError):  # APITimeoutError included
         failure = _connection_failure(error, endpoint)
         if failure is not None:
-            raise ProviderConnectionError(failure) from error
-        raise ProviderTimeoutError(
-            f"{endpoint.name} did not answer in time for {model!r}"
-        ) from error
-    except (
-        openai.APIResponseValidationError,
-        ValueError,
-    ) as error:  # JSONDecodeError is a ValueError
-        raise MalformedResponseError(
+            return ProviderConnectionError(failure)
+        return ProviderTimeoutError(f"{endpoint.name} did not answer in time for {model!r}")
+    if isinstance(error, (openai.APIResponseValidationError, ValueError)):
+        # JSONDecodeError is a ValueError
+        return MalformedResponseError(
             f"{endpoint.name} sent a response that is not valid JSON for {model!r}: {_detail(error, endpoint)}"
-        ) from error
-    except openai.APIError as error:  # an error event inside a 200 stream
-        raise ServerError(
+        )
+    if isinstance(error, openai.APIError):  # an error event inside a 200 stream
+        return ServerError(
             f"{endpoint.name} reported an error mid-answer: {_detail(error, endpoint)}"
-        ) from error
-    except TimeoutError as error:
-        raise ProviderTimeoutError(
-            f"{endpoint.name} did not answer in time for {model!r}"
-        ) from error
-    except (httpx2.HTTPError, aiohttp.ClientError, OSError) as error:
-        raise ProviderConnectionError(
+        )
+    if isinstance(error, TimeoutError):
+        return ProviderTimeoutError(f"{endpoint.name} did not answer in time for {model!r}")
+    if isinstance(error, (httpx2.HTTPError, aiohttp.ClientError, OSError)):
+        return ProviderConnectionError(
             f"the connection to {endpoint.name} failed: {_detail(error, endpoint)}"
-        ) from error
-    except openai.OpenAIError as error:
-        raise MalformedResponseError(f"{endpoint.name}: {_detail(error, endpoint)}") from error
+        )
+    if isinstance(error, openai.OpenAIError):
+        return MalformedResponseError(f"{endpoint.name}: {_detail(error, endpoint)}")
+    return None
 
 
 def _status_error(error: openai.APIStatusError, endpoint: Endpoint, model: str) -> ProviderError:

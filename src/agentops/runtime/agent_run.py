@@ -465,7 +465,8 @@ class AgentRun:
     ) -> Attempt:
         """Settle the reservation to what the attempt cost, and add the attempt to the result."""
         duration = time.monotonic() - clock
-        cost = await self._settle_cost(reservation, usage)
+        cost = self._cost_of(reservation, usage)
+        await self.context.budget.settle(reservation, cost or 0.0)
         message: str | None = (
             error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
         )
@@ -489,7 +490,8 @@ class AgentRun:
         self.result.add_attempt(attempt)
         return attempt
 
-    async def _settle_cost(self, reservation: Reservation, usage: Usage) -> float | None:
+    def _cost_of(self, reservation: Reservation, usage: Usage) -> float | None:
+        """What an attempt cost (None: its model has no known price, which is said once)."""
         context, route = self.context, self.route
         cost = context.prices.cost(route, usage)
         if cost is None and route.model not in context.warned_models:
@@ -507,7 +509,6 @@ class AgentRun:
                 cost,
                 reservation.amount,
             )
-        await context.budget.settle(reservation, cost or 0.0)
         return cost
 
     def _cost_or_zero(self, usage: Usage) -> float:

@@ -49,6 +49,11 @@ class ProviderPauses:
             self.seconds += seconds
         self._until[provider] = until
 
+    @property
+    def ever_paused(self) -> bool:
+        """Whether any provider was ever paused (the common case: none, and nothing to wait on)."""
+        return bool(self._until)
+
     async def wait(self, provider: str) -> None:
         if not self._until:  # the common case: nothing paused, no clock read
             return
@@ -107,7 +112,8 @@ class InProcessCallLimits:
         return cls(asyncio.Semaphore(max_concurrency), budget)
 
     async def acquire(self, provider: str) -> None:
-        await self.pauses.wait(provider)
+        if self.pauses.ever_paused:
+            await self.pauses.wait(provider)
         await self.slots.acquire()
         self.in_flight += 1
 

@@ -132,10 +132,12 @@ class ChatResponse:
         """This response with every lone surrogate replaced (``valid_text``): itself when it has none."""
         text = valid_text(self.text)
         refusal = None if self.refusal is None else valid_text(self.refusal)
-        calls = tuple(
-            ToolCall(call.id, valid_text(call.name), valid_text(call.arguments))
-            for call in self.tool_calls
-        )
+        calls = self.tool_calls
+        if calls:
+            calls = tuple(
+                ToolCall(call.id, valid_text(call.name), valid_text(call.arguments))
+                for call in calls
+            )
         unchanged = text is self.text and refusal is self.refusal and calls == self.tool_calls
         return self if unchanged else replace(self, text=text, refusal=refusal, tool_calls=calls)
 
