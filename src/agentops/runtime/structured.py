@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentops.workflow.quick_schema import quick_check
 from agentops.workflow.schemas import path_text
 
 if TYPE_CHECKING:
@@ -131,6 +132,8 @@ class OutputContract:
         # An empty registry: a $ref resolves inside the schema or not at all, never by a fetch
         # (jsonschema's default retrieves URLs and files, blocking the event loop for good).
         self._validator: Validator = Draft202012Validator(schema, registry=Registry())
+        # Most answers follow the schema: a quick test says so without jsonschema's descent.
+        self._quick = quick_check(schema)
 
     def check(self, response: ChatResponse, max_tokens: int) -> Verdict:
         """The answer's verdict; never raises, whatever the model wrote."""
@@ -161,6 +164,8 @@ class OutputContract:
             preview = text if len(text) <= 80 else text[:77] + "..."
             message = f"the answer is not JSON ({error}): {preview!r}"
             return Verdict(error=message, errors=(message,))
+        if self._quick is not None and self._quick(value):
+            return Verdict(value=value, text=text)
         problems = sorted(self._validator.iter_errors(value), key=_error_order)
         if problems:
             errors = tuple(
