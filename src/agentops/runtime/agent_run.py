@@ -400,7 +400,6 @@ class AgentRun:
         started = time.time()
         clock = time.monotonic()
         error: ProviderError | None = None
-        usage = Usage()
         response: ChatResponse | None = None
         timeout = request.timeout
         route = self.route
@@ -417,7 +416,6 @@ class AgentRun:
             finally:
                 limits.release()
             response = response.with_valid_text()
-            usage = response.usage
         except TimeoutError:
             error = ProviderTimeoutError(f"no answer within {timeout:g}s (the agent's timeout)")
         except ProviderError as caught:
@@ -438,7 +436,9 @@ class AgentRun:
             error = MalformedResponseError(
                 context.scrub(f"the provider raised {describe_exception(caught)}")
             )
-        if error is not None:
+        if error is None and response is not None:
+            usage = response.usage
+        else:
             usage = _partial_usage(request, streamed)
             response = None
         if isinstance(error, RateLimitError) and error.retry_after:

@@ -220,7 +220,10 @@ class AgentResult:
     def add_attempt(self, attempt: Attempt) -> None:
         """Count ``attempt`` in: its tokens and cost join the run's (an unknown cost makes it unknown)."""
         self.attempts.append(attempt)
-        self.usage = self.usage + attempt.usage
+        usage = self.usage
+        # Usage is a value, never changed in place: added to nothing, the attempt's is the sum.
+        counted = usage.input_tokens or usage.output_tokens or usage.estimated
+        self.usage = usage + attempt.usage if counted else attempt.usage
         self.cost = None if self.cost is None or attempt.cost is None else self.cost + attempt.cost
 
     def add_spend_of(self, parts: Iterable[AgentResult]) -> None:

@@ -80,6 +80,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def valid_text(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD: a model's or a tool's text may hold
     one (JSON's ``"\\ud800"``), and no UTF-8 encoder, HTTP body or SQLite column accepts it."""
+    if text.isascii():  # a flag of the string: most text is checked without a copy
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
