@@ -423,9 +423,10 @@ class AgentRun:
         except asyncio.CancelledError:
             usage = _partial_usage(request, streamed)
             cancelled = context.stop_reason() or "cancelled"
-            await self._close_attempt(
+            attempt = self._record_attempt(
                 reservation, number, turn, started, clock, usage, "cancelled", cancelled, key
             )
+            await context.budget.settle(reservation, attempt.cost or 0.0)
             raise
         except (
             BaseException
@@ -445,12 +446,13 @@ class AgentRun:
             # Every call to this provider waits, not just this attempt's retry: the limit is theirs.
             limits.pause(self.route.provider, min(error.retry_after, MAX_RETRY_AFTER))
         status = "succeeded" if error is None else "failed"
-        attempt = await self._close_attempt(
+        attempt = self._record_attempt(
             reservation, number, turn, started, clock, usage, status, error, key, response
         )
+        await context.budget.settle(reservation, attempt.cost or 0.0)
         return attempt, error, response
 
-    async def _close_attempt(
+    def _record_attempt(
         self,
         reservation: Reservation,
         number: int,
@@ -463,10 +465,10 @@ class AgentRun:
         key: RequestKey | None = None,
         response: ChatResponse | None = None,
     ) -> Attempt:
-        """Settle the reservation to what the attempt cost, and add the attempt to the result."""
+        """Add the attempt to the result, with what it cost (its caller then settles the
+        reservation to that)."""
         duration = time.monotonic() - clock
         cost = self._cost_of(reservation, usage)
-        await self.context.budget.settle(reservation, cost or 0.0)
         message: str | None = (
             error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
         )

@@ -24,6 +24,8 @@ class PriceBook:
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self.overrides = dict(overrides or {})
         self._override_of: dict[Route, Price | None] = {}  # looked up once per route, not per call
+        # Routes genai-prices does not know: whether it knows a model does not depend on tokens.
+        self._unpriced: set[Route] = set()
 
     def override_for(self, route: Route) -> Price | None:
         if not self.overrides:
@@ -55,12 +57,13 @@ class PriceBook:
         if route.kind in FREE_KINDS:
             return 0.0
         provider_id = _PROVIDER_IDS.get(route.kind)
-        if provider_id is None:
+        if provider_id is None or route in self._unpriced:
             return None
         for model in _names_of(route):
             cost = _library_cost(model, provider_id, usage.input_tokens, usage.output_tokens)
             if cost is not None:
                 return cost
+        self._unpriced.add(route)
         return None
 
 
