@@ -644,10 +644,11 @@ class Engine:
         result.item_count = count
         slots: list[AgentResult | None] = [None] * count
         waiting: deque[int] = deque()
+        reused = self.options.reused
         for index in range(count):
-            reused = self.options.reused.get(instance_key(result.name, index))
-            if reused is not None:
-                slots[index] = reused
+            earlier = reused.get(instance_key(result.name, index)) if reused else None
+            if earlier is not None:
+                slots[index] = earlier
             else:
                 waiting.append(index)
         self._emit(FanOutStarted(result.name, count, result.started_at))
