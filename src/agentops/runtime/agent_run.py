@@ -224,7 +224,8 @@ class AgentRun:
                     return
                 continue
             if self.output is None:
-                self._keep(key, response)
+                if self.context.cache is not None:
+                    self._keep(key, response)
                 self._succeed(response.text)
                 return
             verdict = self.output.check(response, request.max_tokens)
@@ -267,6 +268,7 @@ class AgentRun:
         self, request: ChatRequest, turn: int, reasks: int = 0, key: RequestKey | None = None
     ) -> ChatResponse | None:
         context, result = self.context, self.result
+        budget = context.limits.budget
         cache = context.cache
         if cache is not None and key is not None and cache.reads:
             try:
@@ -279,17 +281,17 @@ class AgentRun:
         # Without a cap nothing is compared with the reservation: skip pricing the worst case.
         worst_case = (
             0.0
-            if not context.budget.capped
+            if not budget.capped
             else self._cost_or_zero(Usage(input_token_bound(request), request.max_tokens))
         )
         tries = 0
         while True:
             tries += 1
-            reservation = await context.budget.reserve(worst_case)
+            reservation = await budget.reserve(worst_case)
             if reservation is None:
                 result.status = AgentStatus.SKIPPED
                 result.skip_cause = SkipCause.COST_CAP
-                result.error = _cost_cap_reason(context.budget.refusal, turn, tries, reasks)
+                result.error = _cost_cap_reason(budget.refusal, turn, tries, reasks)
                 return None
             # started only once its first call fits under the cost cap
             number = self._next_attempt(request, turn)

@@ -49,11 +49,6 @@ class ProviderPauses:
             self.seconds += seconds
         self._until[provider] = until
 
-    @property
-    def ever_paused(self) -> bool:
-        """Whether any provider was ever paused (the common case: none, and nothing to wait on)."""
-        return bool(self._until)
-
     async def wait(self, provider: str) -> None:
         if not self._until:  # the common case: nothing paused, no clock read
             return
@@ -112,7 +107,7 @@ class InProcessCallLimits:
         return cls(asyncio.Semaphore(max_concurrency), budget)
 
     async def acquire(self, provider: str) -> None:
-        if self.pauses.ever_paused:
+        if self.pauses.count:  # some provider was paused once: it may still be
             await self.pauses.wait(provider)
         await self.slots.acquire()
         self.in_flight += 1
