@@ -224,8 +224,7 @@ class AgentRun:
                     return
                 continue
             if self.output is None:
-                if self.context.cache is not None:
-                    self._keep(key, response)
+                self._keep(key, response)
                 self._succeed(response.text)
                 return
             verdict = self.output.check(response, request.max_tokens)
@@ -315,19 +314,13 @@ class AgentRun:
         """Number the next attempt and say it started (the agent too, before its first)."""
         self._attempts += 1
         context, result, route = self.context, self.result, self.route
-        if self._attempts == 1:
-            result.started_at = time.time()
-            if context.listening:
-                context.emit(
-                    AgentStarted(
-                        self.name,
-                        route.model,
-                        route.provider,
-                        result.prompt or "",
-                        result.started_at,
-                    )
-                )
+        first = self._attempts == 1
+        if first:
+            result.started_at = started = time.time()
         if context.listening:
+            if first:
+                prompt = result.prompt or ""
+                context.emit(AgentStarted(self.name, route.model, route.provider, prompt, started))
             context.emit(AttemptStarted(self.name, self._attempts, turn, request=request))
         return self._attempts
 

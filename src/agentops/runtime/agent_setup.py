@@ -45,14 +45,15 @@ class AgentSetup:
         self.tools = tools
         self.stream = stream  # False: nobody watches tokens, so calls need not stream
         self._agents = {agent.name: agent for agent in workflow.agents}
-        self._contracts: dict[str, OutputContract] = {}
-        self._formats: dict[str, ResponseFormat] = {}
+        # Per agent with an output schema: its contract, and how its request asks for it.
+        self.contracts: dict[str, OutputContract] = {}
+        self.formats: dict[str, ResponseFormat] = {}
         for agent in workflow.agents:
             if agent.output is not None and agent.name not in reused:
                 schema = agent.output.schema_dict
-                self._contracts[agent.name] = OutputContract(schema, agent.output.retries)
+                self.contracts[agent.name] = OutputContract(schema, agent.output.retries)
                 strict = isinstance(schema, dict) and strict_mode_problem(schema) is None
-                self._formats[agent.name] = ResponseFormat(
+                self.formats[agent.name] = ResponseFormat(
                     format_name(agent.name), schema if isinstance(schema, dict) else {}, strict
                 )
 
@@ -110,7 +111,7 @@ class AgentPlan:
         self.context = setup.context
         self.prompt = prompt
         self.route = setup.routes[name]
-        self.output = setup._contracts.get(name)
+        self.output = setup.contracts.get(name)
         self.retries = workflow.effective_retries(agent)
         self.max_turns = workflow.effective_max_turns(agent)
         # Each run's request is this one with its own messages (and tools, bound to its result).
@@ -121,7 +122,7 @@ class AgentPlan:
             temperature=workflow.effective_temperature(agent),
             timeout=agent.timeout,
             agent=name,
-            response_format=setup._formats.get(name),
+            response_format=setup.formats.get(name),
             stream=setup.stream,
         )
 
