@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from measured import figures_of
+
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 LATENCY = 0.05
@@ -166,19 +168,13 @@ def hit_cost() -> dict[str, float]:
     return {"hit_ms": per_hit * 1000, "key_ms": per_key * 1000, "miss_ms": per_miss * 1000}
 
 
-def run_one(mode: str, base_url: str, db: str) -> dict[str, float]:
-    done = subprocess.run(
+def run_one(mode: str, base_url: str, db: str) -> dict[str, Any]:
+    return figures_of(
         [PYTHON, __file__, "one", mode, base_url, db],
-        capture_output=True,
-        text=True,
-        check=False,
+        mode,
         timeout=600,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    if done.returncode != 0:
-        raise SystemExit(f"{mode}: {done.stderr.strip()[-2000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def main() -> None:

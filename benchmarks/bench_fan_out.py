@@ -29,6 +29,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from measured import figures_of  # noqa: E402
 from shapes import latency_from_prompt  # noqa: E402
 
 RATIO_ITEMS = 10_000
@@ -233,16 +234,8 @@ def serve() -> None:
 
 
 def measure_once(mode: str, count: int, base_url: str) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, __file__, "one", mode, str(count), base_url],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    if output.returncode != 0:
-        raise SystemExit(f"{mode}/{count} failed: {output.stderr.strip()[-2000:]}")
-    return dict(json.loads(output.stdout.strip().splitlines()[-1]))
+    argv = [sys.executable, __file__, "one", mode, str(count), base_url]
+    return figures_of(argv, f"{mode}/{count}", timeout=1800)
 
 
 def measure(modes: tuple[str, ...], count: int, base_url: str) -> dict[str, dict[str, Any]]:

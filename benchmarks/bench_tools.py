@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from measured import figures_of
+
 HERE = Path(__file__).resolve().parent
 AGENTS = 100
 TOOL_TURNS = 3
@@ -212,20 +214,9 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     try:
         for implementation in ("reference", "agentops"):
-            runs = []
-            for _ in range(REPEATS):
-                output = subprocess.run(
-                    [sys.executable, __file__, "one", implementation, base_url],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    timeout=600,
-                    cwd=HERE,
-                )
-                if output.returncode != 0:
-                    raise SystemExit(f"{implementation} failed: {output.stderr.strip()[-2000:]}")
-                runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
-            results[implementation] = min(runs, key=lambda r: r["wall"])
+            argv = [sys.executable, __file__, "one", implementation, base_url]
+            runs = [figures_of(argv, implementation, timeout=600, cwd=HERE) for _ in range(REPEATS)]
+            results[implementation] = min(runs, key=lambda r: float(r["wall"]))
     finally:
         server.terminate()
         server.wait(10)

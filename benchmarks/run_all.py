@@ -8,7 +8,6 @@ asserts a time (these machines are noisy).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from measured import figures_of  # noqa: E402
 from shapes import CONCURRENCY, SHAPES, ideal_seconds  # noqa: E402
 
 PYTHON = sys.executable
@@ -35,19 +35,12 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 
 
 def measure(shape: str, implementation: str, base_url: str) -> dict[str, float]:
-    runs = []
-    for _ in range(REPEATS if shape != "fan_in_10000" else 2):
-        output = subprocess.run(
-            [PYTHON, str(HERE / "bench_one.py"), shape, implementation, base_url],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        if output.returncode != 0:
-            raise SystemExit(f"{shape}/{implementation} failed: {output.stderr.strip()[-2000:]}")
-        runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
-    return min(runs, key=lambda r: r["wall"])
+    argv = [PYTHON, str(HERE / "bench_one.py"), shape, implementation, base_url]
+    runs = [
+        figures_of(argv, f"{shape}/{implementation}", timeout=600)
+        for _ in range(REPEATS if shape != "fan_in_10000" else 2)
+    ]
+    return min(runs, key=lambda r: float(r["wall"]))
 
 
 def cold_start(arguments: list[str], env: dict[str, str]) -> float:
