@@ -109,7 +109,19 @@ class OpenAIProvider:
                 http_client=http_client,
             )
 
-    async def complete(self, request: ChatRequest, on_text: TextCallback) -> ChatResponse:
+    def complete(
+        self, request: ChatRequest, on_text: TextCallback
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """The call's coroutine. Only a request whose schema the server may refuse over its
+        form is wrapped to handle that; any other is the call itself, a frame fewer on
+        every resumption."""
+        if request.response_format is None or self.schema_form != "json_schema":
+            return self._complete(request, on_text)
+        return self._complete_minding_form(request, on_text)
+
+    async def _complete_minding_form(
+        self, request: ChatRequest, on_text: TextCallback
+    ) -> ChatResponse:
         try:
             return await self._complete(request, on_text)
         except ProviderError as error:
@@ -267,13 +279,18 @@ class OpenAIProvider:
             message = choice["message"]
             text = message.get("content") or ""
             finish_reason = choice["finish_reason"]
-            tool_calls = tuple(
-                ToolCall(
-                    call.get("id") or f"call_{index}",
-                    call["function"]["name"],
-                    call["function"].get("arguments") or "{}",
+            wanted = message.get("tool_calls")
+            tool_calls = (
+                tuple(
+                    ToolCall(
+                        call.get("id") or f"call_{index}",
+                        call["function"]["name"],
+                        call["function"].get("arguments") or "{}",
+                    )
+                    for index, call in enumerate(wanted)
                 )
-                for index, call in enumerate(message.get("tool_calls") or ())
+                if wanted
+                else ()
             )
             reported = body.get("usage")
             refusal = message.get("refusal")
@@ -286,7 +303,7 @@ class OpenAIProvider:
                 f"{self.name} sent a completion of the wrong shape for {request.model!r}"
             )
         usage = None
-        if isinstance(reported, Mapping):
+        if isinstance(reported, dict):  # as json.loads makes every object
             usage = Usage(
                 int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0)
             )
