@@ -2,7 +2,8 @@
 ``.venv/bin/python benchmarks/bench_fan_out.py``.
 
     bench_fan_out.py                      # every figure: a table, then one JSON line
-    bench_fan_out.py one MODE N BASE_URL  # one measurement in this fresh process (used by the above)
+    bench_fan_out.py --latency 1          # the makespan and CPU figures at 1 s per call instead
+    bench_fan_out.py one MODE N BASE_URL [LATENCY]  # one measurement in this fresh process
     bench_fan_out.py serve                # the server: prints its base URL, serves until killed
 
 MODE is ``fan_out`` (a planner whose answer lists N items, then one writer call per item),
@@ -10,7 +11,8 @@ MODE is ``fan_out`` (a planner whose answer lists N items, then one writer call 
 configuration as ``bench_one``'s reference, a semaphore of max_concurrency, each call posted
 as AgentOps posts it), or ``plain`` (a
 workflow of N independent agents making the writer's calls, without the planner). Each
-runs in a fresh process; every call takes 50 ms on the server. The figures: makespan ÷ the
+runs in a fresh process; every call takes 50 ms on the server (``--latency``: as long as
+asked, the peak RSS runs still at 50 ms). The figures: makespan ÷ the
 reference (target ≤ 1.10), client CPU per call against the plain workflow (target within
 10 %), and peak RSS of the fan-out at 1,000 / 10,000 / 50,000 items (``VmHWM`` of the
 measuring process). Nothing asserts a time: these machines are noisy.
@@ -49,23 +51,29 @@ LIST_SCHEMA = {
 }
 
 
-def planner_task(count: int) -> str:
-    return f"[latency={LATENCY}] List {count} items."
+def planner_task(count: int, latency: float = LATENCY) -> str:
+    return f"[latency={latency}] {list_marker(count)}"
+
+
+def list_marker(count: int) -> str:
+    """What the server answers with the list of ``count`` items, whatever the latency; no
+    marker is part of another ("List 1000 items." is not part of "List 10000 items.")."""
+    return f"List {count} items."
 
 
 def item_of(index: int) -> str:
     return f"topic {index}"
 
 
-def writer_task(item: str) -> str:
+def writer_task(item: str, latency: float = LATENCY) -> str:
     """The writer's prompt for one item, as ``[latency=0.05] Write about {{ item }}.`` renders."""
-    return f"[latency={LATENCY}] Write about {item}."
+    return f"[latency={latency}] Write about {item}."
 
 
 # --- the three sides ------------------------------------------------------------------------
 
 
-def workflow(mode: str, count: int, base_url: str) -> Any:
+def workflow(mode: str, count: int, base_url: str, latency: float = LATENCY) -> Any:
     """The fan-out or the plain workflow, loaded (before timing, as ``bench_one`` does)."""
     import os
 
@@ -82,19 +90,20 @@ def workflow(mode: str, count: int, base_url: str) -> Any:
                 "name": "planner",
                 "max_tokens": PLANNER_MAX_TOKENS,
                 "output": {"schema": LIST_SCHEMA, "retries": 0},
-                "task": planner_task(count),
+                "task": planner_task(count, latency),
             },
             {
                 **common,
                 "name": "writer",
                 "for_each": "planner.output.items",
                 "max_items": count,
-                "task": f"[latency={LATENCY}] Write about {{{{ item }}}}.",
+                "task": f"[latency={latency}] Write about {{{{ item }}}}.",
             },
         ]
     else:
         agents = [
-            {**common, "name": f"writer{i}", "task": writer_task(item_of(i))} for i in range(count)
+            {**common, "name": f"writer{i}", "task": writer_task(item_of(i), latency)}
+            for i in range(count)
         ]
     document = {
         "name": f"bench_{mode}",
@@ -126,7 +135,7 @@ def calls_made(result: Any) -> int:
     return sum(len(run.attempts) for run in runs)
 
 
-async def reference(count: int, base_url: str) -> int:
+async def reference(count: int, base_url: str, latency: float = LATENCY) -> int:
     """The planner's call, then one call per item of its list, at most CONCURRENCY at once.
 
     The same calls as AgentOps makes, byte for byte and through the same SDK path: not
@@ -156,7 +165,7 @@ async def reference(count: int, base_url: str) -> int:
         plan = await call(
             {
                 "model": "bench-model",
-                "messages": [{"role": "user", "content": planner_task(count)}],
+                "messages": [{"role": "user", "content": planner_task(count, latency)}],
                 "max_tokens": PLANNER_MAX_TOKENS,
                 "response_format": {
                     "type": "json_schema",
@@ -173,7 +182,7 @@ async def reference(count: int, base_url: str) -> int:
                 outputs[index] = await call(
                     {
                         "model": "bench-model",
-                        "messages": [{"role": "user", "content": writer_task(item)}],
+                        "messages": [{"role": "user", "content": writer_task(item, latency)}],
                         "max_tokens": MAX_TOKENS,
                     }
                 )
@@ -191,7 +200,7 @@ def peak_rss_mb() -> float:
     raise SystemExit("no VmHWM in /proc/self/status")
 
 
-def one(mode: str, count: int, base_url: str) -> None:
+def one(mode: str, count: int, base_url: str, latency: float = LATENCY) -> None:
     # Imported and loaded before timing, for every side: start-up is not orchestration.
     import openai  # noqa: F401
 
@@ -203,12 +212,12 @@ def one(mode: str, count: int, base_url: str) -> None:
     from agentops.runtime.provider import Route
 
     PriceBook().cost(Route("openai", "openai", "gpt-4o"), Usage(1, 1))
-    loaded = workflow(mode, count, base_url) if mode != "reference" else None
+    loaded = workflow(mode, count, base_url, latency) if mode != "reference" else None
     tune_gc_for_run()  # as `agentops run` does; for the reference too
     wall = time.perf_counter()
     cpu = time.process_time()
     outcome = asyncio.run(
-        with_agentops(loaded) if loaded is not None else reference(count, base_url)
+        with_agentops(loaded) if loaded is not None else reference(count, base_url, latency)
     )
     wall = time.perf_counter() - wall
     cpu = time.process_time() - cpu
@@ -233,52 +242,57 @@ def one(mode: str, count: int, base_url: str) -> None:
 def serve() -> None:
     from agentops.testing.server import OpenAITestServer
 
-    # The planner's answer for each size; no marker is part of another ("List 1000 items.").
+    # The planner's answer for each size; every call waits as long as its prompt asks.
     with OpenAITestServer(latency=latency_from_prompt, reply_tokens=8) as server:
         for count in sorted({RATIO_ITEMS, *RSS_ITEMS, *SMOKE_ITEMS}):
-            server.answer_when(planner_task(count), {"items": [item_of(i) for i in range(count)]})
+            server.answer_when(list_marker(count), {"items": [item_of(i) for i in range(count)]})
         print(server.base_url, flush=True)
         while True:
             time.sleep(3600)
 
 
-def measure_once(mode: str, count: int, base_url: str) -> dict[str, Any]:
-    argv = [sys.executable, __file__, "one", mode, str(count), base_url]
+def measure_once(mode: str, count: int, base_url: str, latency: float = LATENCY) -> dict[str, Any]:
+    argv = [sys.executable, __file__, "one", mode, str(count), base_url, str(latency)]
     return figures_of(argv, f"{mode}/{count}", timeout=1800)
 
 
-def measure(modes: tuple[str, ...], count: int, base_url: str) -> dict[str, dict[str, Any]]:
+def measure(
+    modes: tuple[str, ...], count: int, base_url: str, latency: float
+) -> dict[str, dict[str, Any]]:
     """The least disturbed of REPEATS runs of each mode, the modes taken in turn (``reference``,
     ``fan_out``, ``plain``, ``reference``, ...) so that a machine slowing down or speeding up
     part way through weighs on every side alike."""
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     for _ in range(REPEATS):
         for mode in modes:
-            runs[mode].append(measure_once(mode, count, base_url))
+            runs[mode].append(measure_once(mode, count, base_url, latency))
     return {mode: min(found, key=lambda r: float(r["wall"])) for mode, found in runs.items()}
 
 
-def main() -> None:
+def main(latency: float) -> None:
     server = subprocess.Popen(
         [sys.executable, __file__, "serve"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
-        best = measure(("reference", "fan_out", "plain"), RATIO_ITEMS, base_url)
+        best = measure(("reference", "fan_out", "plain"), RATIO_ITEMS, base_url, latency)
         reference_run, fan_out, plain = best["reference"], best["fan_out"], best["plain"]
         rss = {
-            count: fan_out if count == RATIO_ITEMS else measure_once("fan_out", count, base_url)
+            count: fan_out
+            if count == RATIO_ITEMS and latency == LATENCY
+            else measure_once("fan_out", count, base_url)
             for count in RSS_ITEMS
         }
     finally:
         server.terminate()
         server.wait()
-    ideal = RATIO_ITEMS * LATENCY / CONCURRENCY
+    # The planner's call, then the items in waves of CONCURRENCY.
+    ideal = latency + RATIO_ITEMS * latency / CONCURRENCY
     ratio = fan_out["wall"] / reference_run["wall"]
     cpu_ratio = fan_out["cpu_per_call_ms"] / plain["cpu_per_call_ms"]
     print(
-        f"fan-out of {RATIO_ITEMS:,} items, max_concurrency {CONCURRENCY}, {LATENCY * 1000:g} ms per call"
+        f"fan-out of {RATIO_ITEMS:,} items, max_concurrency {CONCURRENCY}, {latency * 1000:g} ms per call"
     )
     print(f"{'':<28}{'makespan s':>11}{'CPU/call ms':>12}{'peak MB':>9}")
     for label, run in (
@@ -294,7 +308,7 @@ def main() -> None:
         f"CPU per call ÷ plain workflow {cpu_ratio:.3f} (target within 10 %)"
     )
     print(
-        "peak RSS of the fan-out: "
+        f"peak RSS of the fan-out ({LATENCY * 1000:g} ms per call): "
         + ", ".join(f"{count:,} items {rss[count]['peak_rss_mb']:.0f} MB" for count in RSS_ITEMS)
     )
     print(
@@ -302,6 +316,7 @@ def main() -> None:
             {
                 "items": RATIO_ITEMS,
                 "max_concurrency": CONCURRENCY,
+                "latency": latency,
                 "makespan_ratio": ratio,
                 "cpu_per_call_ratio": cpu_ratio,
                 "fan_out": fan_out,
@@ -315,8 +330,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "one":
-        one(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        one(sys.argv[2], int(sys.argv[3]), sys.argv[4], *map(float, sys.argv[5:6]))
     elif len(sys.argv) > 1 and sys.argv[1] == "serve":
         serve()
     else:
-        main()
+        import argparse
+
+        parser = argparse.ArgumentParser(description="A fan-out against the test server.")
+        parser.add_argument(
+            "--latency",
+            type=float,
+            default=LATENCY,
+            help=f"seconds each call takes on the server (default {LATENCY})",
+        )
+        main(parser.parse_args().latency)
