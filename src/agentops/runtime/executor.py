@@ -3,7 +3,7 @@
 The engine schedules and an agent's run decides what to send; an executor
 performs one call. What it receives can cross a process boundary: the
 ``Route`` (where the call goes) and the ``ChatRequest`` (what it sends), both
-frozen dataclasses that pickle. What comes back is data too: text pieces as
+dataclasses that pickle. What comes back is data too: text pieces as
 they stream, then a ``ChatResponse``, or an ``errors.ProviderError`` (which
 pickles with its status and Retry-After). No live provider and no callback
 cross: the provider is rebuilt from the route on the executing side, and the

@@ -15,6 +15,11 @@ templates, providers and the tools), with no SDK and no pydantic behind them:
 - ``ChatRequest`` / ``ChatResponse``: one call to a provider and its answer.
 
 Usage (token counts) is in ``usage``, a leaf both this module and ``events`` import.
+
+All of them are values: never changed once made (``dataclasses.replace`` makes a changed
+copy). ``Message``, ``ChatRequest`` and ``ChatResponse`` are not frozen, though: one of
+each is made for every model call, and a frozen dataclass pays ``object.__setattr__`` for
+every field (a request 0.96 µs to make instead of 0.19 µs).
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ class ResponseFormat:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """One message. ``tool_calls`` only on ``assistant``; ``tool_call_id`` only (and always) on ``tool``."""
 
@@ -106,7 +111,7 @@ def tool_result(call_id: str, content: str) -> Message:
     return Message("tool", content, tool_call_id=call_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatRequest:
     model: str  # the model name as the provider knows it (prefix already removed)
     messages: tuple[Message, ...]
@@ -119,7 +124,7 @@ class ChatRequest:
     stream: bool = True  # False: nobody watches tokens; a provider may answer in one piece
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatResponse:
     text: str
     usage: Usage = field(default_factory=Usage)

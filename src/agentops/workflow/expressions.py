@@ -449,9 +449,10 @@ def parse_expression(text: str) -> Expression:
 # --- evaluation ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ItemScope:
-    """The item of a fan-out instance: its value, its place (0-based) and how many there are."""
+    """The item of a fan-out instance: its value, its place (0-based) and how many there are.
+    A value, not frozen: one is made per item (see ``runtime.messages``)."""
 
     value: Any
     index: int
