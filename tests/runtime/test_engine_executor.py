@@ -339,6 +339,12 @@ class CountingLimits:
         await self.inner.acquire(provider)
         self.acquired.append(provider)
 
+    def try_acquire(self, provider: str) -> bool:
+        taken = self.inner.try_acquire(provider)
+        if taken:
+            self.acquired.append(provider)
+        return taken
+
     def release(self) -> None:
         self.released += 1
         self.inner.release()

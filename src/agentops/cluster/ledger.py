@@ -276,6 +276,12 @@ class LedgerLimits:
         self.pauses.count = snapshot.pauses
         self.pauses.seconds = snapshot.paused_seconds
 
+    def try_acquire(self, provider: str) -> bool:
+        if self.pauses.blocks(provider):
+            return False
+        self.in_flight += 1
+        return True
+
     async def acquire(self, provider: str) -> None:
         await self.pauses.wait(provider)  # a pause any worker's 429 began, as the ledger said
         self.in_flight += 1

@@ -399,7 +399,8 @@ class AgentRun:
         timeout = request.timeout
         route = self.route
         try:
-            await limits.acquire(route.provider)  # waits out a pause a 429 elsewhere began
+            if not limits.try_acquire(route.provider):
+                await limits.acquire(route.provider)  # waits out a pause a 429 elsewhere began
             try:
                 clock = time.monotonic()
                 started = time.time()

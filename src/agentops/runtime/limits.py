@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -49,6 +50,12 @@ class ProviderPauses:
             self.seconds += seconds
         self._until[provider] = until
 
+    def blocks(self, provider: str) -> bool:
+        """Whether a pause on ``provider`` has not passed yet."""
+        if not self._until:  # the common case: nothing paused, no clock read
+            return False
+        return self._until.get(provider, 0.0) > time.monotonic()
+
     async def wait(self, provider: str) -> None:
         if not self._until:  # the common case: nothing paused, no clock read
             return
@@ -56,11 +63,61 @@ class ProviderPauses:
             await asyncio.sleep(delay)
 
 
+class Slots:
+    """``count`` slots, handed out in the order they were asked for, as ``asyncio.Semaphore``
+    does; but a free slot is taken by a plain call (``try_take``), with no coroutine made:
+    every model call takes one."""
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def free(self) -> int:
+        return self._free
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody waits for one before us."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting for one to be given back if none is free."""
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # ``give`` hands its slot straight to the first waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():  # still waiting: no slot was handed over
+                self._waiters.remove(waiter)
+            else:  # handed one as it was cancelled: pass it on
+                self.give()
+            raise
+
+    def give(self) -> None:
+        """Give a slot back: to the first waiter, else to the free ones."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 class CallLimits(Protocol):
     """The slots, pauses and budget the calls of one workflow run (or one batch) share.
 
     - ``acquire(provider)`` waits until a call to ``provider`` may start (no pause
       on that provider, a concurrency slot free), then holds a slot;
+      ``try_acquire(provider)`` holds one only if that needs no wait, and says whether it
+      did (every call tries it first: most need no wait, and then no coroutine is made);
       ``release()`` gives it back once the call is over, however it ended. A slot
       is held only while calling: never while waiting on dependencies, for the
       budget, or while backing off, so holding one cannot deadlock.
@@ -78,6 +135,8 @@ class CallLimits(Protocol):
 
     async def acquire(self, provider: str) -> None: ...
 
+    def try_acquire(self, provider: str) -> bool: ...
+
     def release(self) -> None: ...
 
     def pause(self, provider: str, seconds: float) -> None: ...
@@ -85,9 +144,9 @@ class CallLimits(Protocol):
 
 @dataclass
 class InProcessCallLimits:
-    """The ``CallLimits`` of one process: a semaphore, an ``InProcessBudget``, ``ProviderPauses``."""
+    """The ``CallLimits`` of one process: ``Slots``, an ``InProcessBudget``, ``ProviderPauses``."""
 
-    slots: asyncio.Semaphore
+    slots: Slots
     budget: Budget
     pauses: ProviderPauses = field(default_factory=ProviderPauses)
     in_flight: int = 0
@@ -104,20 +163,28 @@ class InProcessCallLimits:
         budget: Budget = InProcessBudget(cap, spent=spent)
         if shared is not None:
             budget = BothBudgets(budget, shared)
-        return cls(asyncio.Semaphore(max_concurrency), budget)
+        return cls(Slots(max_concurrency), budget)
+
+    def try_acquire(self, provider: str) -> bool:
+        if self.pauses.count and self.pauses.blocks(provider):
+            return False
+        if not self.slots.try_take():
+            return False
+        self.in_flight += 1
+        return True
 
     async def acquire(self, provider: str) -> None:
         if self.pauses.count:  # some provider was paused once: it may still be
             await self.pauses.wait(provider)
-        await self.slots.acquire()
+        await self.slots.take()
         self.in_flight += 1
 
     def release(self) -> None:
         self.in_flight -= 1
-        self.slots.release()
+        self.slots.give()
 
     def pause(self, provider: str, seconds: float) -> None:
         self.pauses.pause(provider, seconds)
 
 
-__all__ = ["CallLimits", "InProcessCallLimits", "ProviderPauses"]
+__all__ = ["CallLimits", "InProcessCallLimits", "ProviderPauses", "Slots"]
