@@ -160,12 +160,11 @@ class OpenAIProvider:
     ) -> Coroutine[Any, Any, ChatResponse]:
         """The call, streamed or whole. Not a coroutine itself: ``complete`` awaits the chosen
         one directly, so each resumption of a call passes one frame fewer."""
-        messages = cast(
-            "list[ChatCompletionMessageParam]", [_wire_message(m) for m in request.messages]
-        )
-        # Without an agent timeout the client's own (DEFAULT_TIMEOUT) applies: no per-call options to merge.
+        messages = [_wire_message(m) for m in request.messages]
+        # Without an agent timeout (None) the client's own (DEFAULT_TIMEOUT) applies: no
+        # per-call options to merge.
         timeout = (
-            openai.not_given
+            None
             if request.timeout is None
             else httpx2.Timeout(request.timeout, connect=min(request.timeout, CONNECT_TIMEOUT))
         )
@@ -176,8 +175,8 @@ class OpenAIProvider:
     async def _complete_streamed(
         self,
         request: ChatRequest,
-        messages: list[ChatCompletionMessageParam],
-        timeout: Any,
+        messages: list[dict[str, Any]],
+        timeout: httpx2.Timeout | None,
         on_text: TextCallback,
     ) -> ChatResponse:
         pieces: list[str] = []
@@ -189,12 +188,12 @@ class OpenAIProvider:
         with translate_errors(self.endpoint, request.model):
             stream = await self.client.chat.completions.create(
                 model=request.model,
-                messages=messages,
+                messages=cast("list[ChatCompletionMessageParam]", messages),
                 max_tokens=request.max_tokens,
                 temperature=openai.omit if request.temperature is None else request.temperature,
                 stream=True,
                 stream_options={"include_usage": True},
-                timeout=timeout,
+                timeout=openai.not_given if timeout is None else timeout,
                 **_tool_options(request, self.schema_form),
             )
         chunks = stream.__aiter__()
@@ -250,7 +249,7 @@ class OpenAIProvider:
         )
 
     async def _complete_whole(
-        self, request: ChatRequest, messages: list[ChatCompletionMessageParam], timeout: Any
+        self, request: ChatRequest, messages: list[dict[str, Any]], timeout: httpx2.Timeout | None
     ) -> ChatResponse:
         """One call, not streamed, posted and read as plain JSON. The SDK's typed path costs
         more client CPU than everything else in a call: it transforms the request through its
@@ -266,14 +265,14 @@ class OpenAIProvider:
             payload["temperature"] = request.temperature
         if request.tools or request.response_format is not None:
             payload.update(_tool_options(request, self.schema_form))
-        options: RequestOptions = (
-            {} if isinstance(timeout, openai.NotGiven) else {"timeout": timeout}
-        )
-        with translate_errors(self.endpoint, request.model):
+        options: RequestOptions = {} if timeout is None else {"timeout": timeout}
+        try:  # translate_errors' work, without a context manager made and left per call
             answer = await self.client.post(
                 "/chat/completions", body=payload, cast_to=httpx2.Response, options=options
             )
             body = json.loads(answer.content)
+        except Exception as error:
+            raise translation_of(error, self.endpoint, request.model)  # noqa: B904 (chained there)
         try:
             choice = body["choices"][0]
             message = choice["message"]
@@ -336,14 +335,7 @@ class OpenAIProvider:
             usage = estimated_usage(
                 request, text + "".join(c.name + c.arguments for c in tool_calls)
             )
-        return ChatResponse(
-            text=text,
-            usage=usage,
-            finish_reason=finish_reason,
-            tool_calls=tool_calls,
-            model=answered_by,
-            refusal=refusal,
-        )
+        return ChatResponse(text, usage, finish_reason, tool_calls, answered_by, refusal)
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -453,12 +445,24 @@ class translate_errors:  # named for what ``with`` does, as contextlib's suppres
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: object
     ) -> Literal[False]:
-        if error is None or not isinstance(error, Exception) or isinstance(error, ProviderError):
-            return False  # no error, cancellation or an exit, or one already translated
-        translated = _translated(error, self.endpoint, self.model)
-        if translated is None:
-            return False  # not the SDK's or the transport's: the caller's own bug, as it is
-        raise translated from error
+        if error is None or not isinstance(error, Exception):
+            return False  # no error, or cancellation or an exit: as they are
+        translated = translation_of(error, self.endpoint, self.model)
+        if translated is error:
+            return False
+        raise translated
+
+
+def translation_of(error: Exception, endpoint: Endpoint, model: str) -> Exception:
+    """What ``error`` is raised as: an ``errors`` type caused by it, for the SDK's and the
+    transport's; itself when already translated, or when it is the caller's own bug."""
+    if isinstance(error, ProviderError):
+        return error
+    translated = _translated(error, endpoint, model)
+    if translated is None:
+        return error
+    translated.__cause__ = error  # as ``raise translated from error``
+    return translated
 
 
 def _translated(error: Exception, endpoint: Endpoint, model: str) -> ProviderError | None:

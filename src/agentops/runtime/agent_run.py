@@ -25,7 +25,6 @@ as data (the route and the request): the run never holds a provider.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 import time
@@ -77,7 +76,7 @@ from agentops.runtime.messages import (
     valid_text,
 )
 from agentops.runtime.pricing import PriceBook
-from agentops.runtime.provider import Route
+from agentops.runtime.provider import Route, TextCallback
 from agentops.runtime.retry import MAX_RETRY_AFTER, RetryPolicy
 from agentops.runtime.structured import OutputContract
 from agentops.workflow.spec import Backoff
@@ -172,7 +171,6 @@ class AgentRun:
         route: Route,
         request: ChatRequest,
         result: AgentResult,
-        *,
         retries: int,
         max_turns: int = 1,
         tools: AgentTools | None = None,
@@ -197,12 +195,13 @@ class AgentRun:
         return RetryPolicy(retries=self.retries, backoff=context.backoff, rng=context.rng)
 
     async def run(self) -> None:
-        messages: list[Message] = list(self.request.messages)
+        messages = self.request.messages  # grows by a tuple per turn: most runs take one
         request = self.request
-        tool_turns = reasks = 0
-        for turn in itertools.count(1):
+        tool_turns = reasks = turn = 0
+        while True:
+            turn += 1
             if turn > 1:
-                request = replace(self.request, messages=tuple(messages))
+                request = replace(self.request, messages=messages)
             keys = self.context.keys
             key = keys.key(self.route, request) if keys is not None else None
             response = await self._turn(request, turn, reasks, key)
@@ -215,9 +214,9 @@ class AgentRun:
                     self.result.status = AgentStatus.FAILED
                     self.result.error = f"stopped after {turn} turns (max_turns)"
                     return
-                messages.append(assistant(response.text, response.tool_calls))
+                messages += (assistant(response.text, response.tool_calls),)
                 outcome = await self.tools.run_calls(self.name, turn, response.tool_calls)
-                messages.extend(outcome.messages)
+                messages += outcome.messages
                 if outcome.failure is not None:  # a tool with on_tool_error: fail
                     self.result.status = AgentStatus.FAILED
                     self.result.error = outcome.failure
@@ -247,8 +246,7 @@ class AgentRun:
                 )
                 return
             reasks += 1
-            messages.append(assistant(response.text))
-            messages.append(user(self.output.reask_message(verdict)))
+            messages += (assistant(response.text), user(self.output.reask_message(verdict)))
 
     def _keep(self, key: RequestKey | None, response: ChatResponse) -> None:
         """Store an accepted answer in the cache, unless it came from there."""
@@ -383,15 +381,8 @@ class AgentRun:
         and adds the attempt to the result (a cancelled one too: it may have been billed)."""
         context = self.context
         streamed: list[str] = []
-        name = self.name
         limits = context.limits
-
-        def on_text(text: str) -> None:
-            text = valid_text(text)
-            streamed.append(text)
-            if request.stream:
-                context.emit(TokensStreamed(name, text))
-
+        on_text = self._streamer(streamed) if request.stream else streamed.append
         started = time.time()
         clock = time.monotonic()
         error: ProviderError | None = None
@@ -401,9 +392,9 @@ class AgentRun:
         try:
             if not limits.try_acquire(route.provider):
                 await limits.acquire(route.provider)  # waits out a pause a 429 elsewhere began
-            try:
-                clock = time.monotonic()
+                clock = time.monotonic()  # the call starts now, not when it began to wait
                 started = time.time()
+            try:
                 if timeout is None:  # no timeout scope: it costs a task lookup per call
                     response = await context.executor.call(route, request, on_text)
                 else:
@@ -448,6 +439,17 @@ class AgentRun:
         await context.budget.settle(reservation, attempt.cost or 0.0)
         return attempt, error, response
 
+    def _streamer(self, streamed: list[str]) -> TextCallback:
+        """What a streamed call's text goes to: kept for the attempt, shown as it comes."""
+        context, name = self.context, self.name
+
+        def on_text(text: str) -> None:
+            text = valid_text(text)
+            streamed.append(text)
+            context.emit(TokensStreamed(name, text))
+
+        return on_text
+
     def _record_attempt(
         self,
         reservation: Reservation,
@@ -465,26 +467,18 @@ class AgentRun:
         reservation to that)."""
         duration = time.monotonic() - clock
         cost = self._cost_of(reservation, usage)
-        message: str | None = (
-            error if not isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
-        )
-        error_type = type(error).__name__ if isinstance(error, ProviderError) else None
-        http_status = error.status if isinstance(error, ProviderError) else None
-        attempt = Attempt(
-            number=number,
-            status=status,
-            started_at=started,
-            duration=duration,
-            usage=usage,
-            cost=cost,
-            error=message,
-            error_type=error_type,
-            http_status=http_status,
-            turn=turn,
-            request_key=None if key is None else key.key,
-            request_digest=None if key is None else key.digest,
-            response=None if key is None else response,  # kept for replays, which match by key
-        )
+        attempt = Attempt(number, status, started, duration, usage, cost)
+        attempt.turn = turn  # set, not passed by keyword: that would build a dict per call
+        if isinstance(error, ProviderError):
+            attempt.error = f"{type(error).__name__}: {error}"
+            attempt.error_type = type(error).__name__
+            attempt.http_status = error.status
+        elif error is not None:
+            attempt.error = error
+        if key is not None:
+            attempt.request_key = key.key
+            attempt.request_digest = key.digest
+            attempt.response = response  # kept for replays, which match by key
         self.result.add_attempt(attempt)
         return attempt
 
@@ -553,7 +547,8 @@ def _partial_usage(request: ChatRequest, streamed: list[str]) -> Usage:
     """A failed attempt that streamed text was probably billed: estimate it."""
     if not streamed:
         return Usage()
-    text_bytes = sum(len(piece.encode("utf-8")) for piece in streamed)
+    # A call not streamed to a view keeps its pieces as they came: a lone surrogate is counted.
+    text_bytes = sum(len(piece.encode("utf-8", "surrogatepass")) for piece in streamed)
     return Usage(input_token_bound(request) // 4, max(1, text_bytes // 4), estimated=True)
 
 

@@ -147,15 +147,16 @@ class AgentPlan:
             shared.response_format,
             shared.stream,
         )
+        # In order, not by keyword: a class called with keywords builds a dict per run.
         return AgentRun(
             self.context,
             self.route,
             request,
             result,
-            retries=self.retries,
-            max_turns=self.max_turns,
-            tools=toolbox,
-            output=self.output,
+            self.retries,
+            self.max_turns,
+            toolbox,
+            self.output,
         )
 
 

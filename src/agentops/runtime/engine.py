@@ -669,12 +669,10 @@ class Engine:
                     AgentStatus.RUNNING,
                     route.model,
                     route.provider,
-                    agent=name,
-                    item_index=index,
-                    item=item,
-                    loop=result.loop,
-                    iteration=result.iteration,
                 )
+                # Set, not passed by keyword: a class called with keywords builds a dict per item.
+                instance.agent, instance.item_index, instance.item = name, index, item
+                instance.loop, instance.iteration = result.loop, result.iteration
                 slots[index] = instance
                 await self._run_unit(instance, plan, ItemScope(item, index, count))
                 self._settle_instance(instance)

@@ -137,6 +137,8 @@ class ChatResponse:
 
     def with_valid_text(self) -> ChatResponse:
         """This response with every lone surrogate replaced (``valid_text``): itself when it has none."""
+        if self.refusal is None and not self.tool_calls and self.text.isascii():
+            return self  # the common answer, checked without a call
         text = valid_text(self.text)
         refusal = None if self.refusal is None else valid_text(self.refusal)
         calls = self.tool_calls

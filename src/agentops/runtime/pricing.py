@@ -24,8 +24,9 @@ class PriceBook:
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self.overrides = dict(overrides or {})
         self._override_of: dict[Route, Price | None] = {}  # looked up once per route, not per call
-        # Routes genai-prices does not know: whether it knows a model does not depend on tokens.
-        self._unpriced: set[Route] = set()
+        # Models genai-prices does not know (kind, model, priced_as): whether it knows one does
+        # not depend on tokens. Keyed by strings, not the Route: hashing one is a Python call.
+        self._unpriced: set[tuple[str, str, str | None]] = set()
 
     def override_for(self, route: Route) -> Price | None:
         if not self.overrides:
@@ -49,7 +50,7 @@ class PriceBook:
 
     def cost(self, route: Route, usage: Usage) -> float | None:
         """USD for ``usage`` on ``route``; None when the model has no known price."""
-        override = self.override_for(route)
+        override = self.override_for(route) if self.overrides else None
         if override is not None:
             return (
                 usage.input_tokens * override.input + usage.output_tokens * override.output
@@ -57,13 +58,14 @@ class PriceBook:
         if route.kind in FREE_KINDS:
             return 0.0
         provider_id = _PROVIDER_IDS.get(route.kind)
-        if provider_id is None or route in self._unpriced:
+        known = (route.kind, route.model, route.priced_as)
+        if provider_id is None or known in self._unpriced:
             return None
         for model in _names_of(route):
             cost = _library_cost(model, provider_id, usage.input_tokens, usage.output_tokens)
             if cost is not None:
                 return cost
-        self._unpriced.add(route)
+        self._unpriced.add(known)
         return None
 
 
