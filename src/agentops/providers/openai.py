@@ -160,7 +160,7 @@ class OpenAIProvider:
     ) -> Coroutine[Any, Any, ChatResponse]:
         """The call, streamed or whole. Not a coroutine itself: ``complete`` awaits the chosen
         one directly, so each resumption of a call passes one frame fewer."""
-        messages = [_wire_message(m) for m in request.messages]
+        messages = list(map(_wire_message, request.messages))  # no comprehension's frame
         # Without an agent timeout (None) the client's own (DEFAULT_TIMEOUT) applies: no
         # per-call options to merge.
         timeout = (

@@ -149,5 +149,7 @@ def _value(
             return previous.outputs.get(ref.name, "")
         return as_text(field_value(previous.values.get(ref.name), ref.fields))
     if ref.kind == "item" and item is not None:
+        if ref.name == "item" and not ref.fields and isinstance(item.value, str):
+            return item.value  # the common ``{{ item }}`` of a list of strings, without a call
         return as_text(item_value(item, ref.name, ref.fields))
     return ref.text  # an invalid placeholder (reported at load), or an item outside a fan-out
