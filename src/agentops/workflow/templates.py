@@ -122,10 +122,11 @@ def render(
     template = parse(task)
     if not template.refs:
         return task
-    pieces = [template.literals[0]]
-    for ref, literal in zip(template.refs, template.literals[1:], strict=True):
+    literals = template.literals
+    pieces = [literals[0]]
+    for after, ref in enumerate(template.refs, 1):  # no slice of the literals made per render
         pieces.append(_value(ref, outputs, inputs, values, item, previous))
-        pieces.append(literal)
+        pieces.append(literals[after])
     return "".join(pieces)
 
 
