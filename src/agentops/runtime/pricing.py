@@ -29,8 +29,6 @@ class PriceBook:
         self._unpriced: set[tuple[str, str, str | None]] = set()
 
     def override_for(self, route: Route) -> Price | None:
-        if not self.overrides:
-            return None
         if route in self._override_of:
             return self._override_of[route]
         found = next(
@@ -50,6 +48,7 @@ class PriceBook:
 
     def cost(self, route: Route, usage: Usage) -> float | None:
         """USD for ``usage`` on ``route``; None when the model has no known price."""
+        # Most workflows set no prices: then no call, and no Route hashed, per priced call.
         override = self.override_for(route) if self.overrides else None
         if override is not None:
             return (
