@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 import agentops
+from agentops.runtime.agent_run import AgentRun
+from agentops.runtime.agent_setup import AgentPlan
 from agentops.runtime.events import (
     AgentFinished,
+    AgentResult,
     AgentStarted,
     AgentStatus,
     Decision,
@@ -20,6 +23,7 @@ from agentops.runtime.events import (
     SkipCause,
 )
 from agentops.testing.server import Fault, OpenAITestServer
+from agentops.workflow.expressions import ItemScope
 from tests.support.engine import EventLog, workflow_on
 from tests.support.fan_out import ROUTING, SECTIONS
 
@@ -133,6 +137,33 @@ def test_a_failed_item_fails_the_agent_after_the_others_settle(server: OpenAITes
     assert (writer.error or "").startswith("1 of 3 items failed; first: writer[1]:")
     assert result.agents["editor"].status is AgentStatus.SKIPPED
     assert result.status is RunStatus.FAILED
+
+
+def test_an_item_whose_run_cannot_be_built_fails_alone(
+    server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Items' runs are built ahead, several at once: a failure to build one is still that
+    # item's, recorded where any run's failure is.
+    server.answer_when("Outline a report", sections("Alpha", "Broken", "Gamma"))
+    build = AgentPlan.agent_run
+
+    def failing(plan: AgentPlan, result: AgentResult, item: ItemScope | None = None) -> AgentRun:
+        if item is not None and item.value == {"title": "Broken"}:
+            raise RuntimeError("no prompt for this item")
+        return build(plan, result, item)
+
+    monkeypatch.setattr(AgentPlan, "agent_run", failing)
+    result = agentops.run(workflow_on(server, planner_and_writer(on_item_error="continue")))
+    writer = result.agents["writer"]
+    instances = writer.instances or []
+    assert [i.status for i in instances] == [
+        AgentStatus.SUCCEEDED,
+        AgentStatus.FAILED,
+        AgentStatus.SUCCEEDED,
+    ]
+    assert "no prompt for this item" in (instances[1].error or "")
+    assert not instances[1].attempts
+    assert sum(1 for p in prompts(server) if p.startswith("Write")) == 2
 
 
 def test_on_item_error_continue_puts_null_in_the_list_and_the_run_still_fails(

@@ -43,17 +43,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from agentops.errors import CostCapError, describe_exception
 from agentops.runtime.agent_run import (
     COST_CAP_REASON,
+    AgentRun,
     AgentRunner,
     InProcessAgentRunner,
     RunContext,
     RunTools,
 )
-from agentops.runtime.agent_setup import AgentPlan, AgentSetup
+from agentops.runtime.agent_setup import AgentSetup
 from agentops.runtime.budget import CURRENT_WORKFLOW_RUN, Budget
 from agentops.runtime.cache import CallKeys, ResponseCache
 from agentops.runtime.events import (
@@ -97,6 +99,10 @@ from agentops.workflow.spec import LoopSpec, Workflow
 from agentops.workflow.templates import Previous
 
 logger = logging.getLogger("agentops")
+
+PREPARED_AT_ONCE = 64
+"""A fan-out's items whose runs are built together (``Engine._fan_out``): few enough that
+the built runs waiting cost nothing to hold, enough that their code stays warm in the CPU."""
 
 __all__ = ["COST_CAP_REASON", "Engine", "RunOptions"]
 
@@ -568,8 +574,9 @@ class Engine:
     ) -> None:
         approval = self.options.approvals.get(name)
         result = self._new_result(name, AgentStatus.RUNNING, decision=decision, approval=approval)
+        upstream = self._upstream(name)
         await self._run_unit(
-            result, lambda: self._setup.plan(name, self._upstream(name), revision=revision)
+            result, lambda: self._setup.plan(name, upstream, revision=revision).agent_run(result)
         )
         request = self._approval.get(name)
         after = request is not None and request.mode == "after"
@@ -580,19 +587,14 @@ class Engine:
             return
         self._settle_and_continue(result)
 
-    async def _run_unit(
-        self,
-        result: AgentResult,
-        plan: AgentPlan | Callable[[], AgentPlan],
-        item: ItemScope | None = None,
-    ) -> None:
-        """Run one agent run (an agent, one item of a fan-out, or one iteration of a loop's
-        member) to a settled ``result``. ``plan``: what its runs share (or how to work it out,
-        which fails this run alone if it raises)."""
+    async def _run_unit(self, result: AgentResult, run: AgentRun | Callable[[], AgentRun]) -> None:
+        """Carry out one agent run (an agent's, one item's of a fan-out, or one iteration's of
+        a loop's member) to a settled ``result``: ``run``, or how to build it (which fails this
+        run alone if it raises)."""
         try:
-            if not isinstance(plan, AgentPlan):
-                plan = plan()
-            await self.agent_runner.run(plan.agent_run(result, item))
+            if not isinstance(run, AgentRun):
+                run = run()
+            await self.agent_runner.run(run)
         except asyncio.CancelledError:
             result.status = AgentStatus.CANCELLED
             result.error = self._stop_reason or "cancelled"
@@ -660,8 +662,13 @@ class Engine:
             return
         route = self.routes[name]
 
-        async def work() -> None:
-            while waiting and self._stop_reason is None:
+        ready: deque[tuple[int, AgentResult, AgentRun | Callable[[], AgentRun]]] = deque()
+
+        def prepare() -> None:
+            """Build the runs of the next items, PREPARED_AT_ONCE of them back to back. Built
+            one at a time between two HTTP calls, each finds the code and data it needs
+            evicted from the CPU's caches by the HTTP stack, and costs several times more."""
+            for _ in range(min(PREPARED_AT_ONCE, len(waiting))):
                 index = waiting.popleft()
                 item = items[index]
                 instance = AgentResult(
@@ -673,11 +680,26 @@ class Engine:
                 # Set, not passed by keyword: a class called with keywords builds a dict per item.
                 instance.agent, instance.item_index, instance.item = name, index, item
                 instance.loop, instance.iteration = result.loop, result.iteration
+                scope = ItemScope(item, index, count)
+                run: AgentRun | Callable[[], AgentRun]
+                try:
+                    run = plan.agent_run(instance, scope)
+                except Exception:  # built again by _run_unit, which fails this item with it
+                    run = partial(plan.agent_run, instance, scope)
+                ready.append((index, instance, run))
+
+        async def work() -> None:
+            while (ready or waiting) and self._stop_reason is None:
+                if not ready:
+                    prepare()
+                index, instance, run = ready.popleft()
                 slots[index] = instance
-                await self._run_unit(instance, plan, ItemScope(item, index, count))
+                await self._run_unit(instance, run)
                 self._settle_instance(instance)
                 if instance.skip_cause is SkipCause.COST_CAP:
-                    waiting.clear()  # the next item would not fit either: start no more
+                    # the next item would not fit either: start no more
+                    waiting.clear()
+                    ready.clear()
 
         try:
             workers = min(len(waiting), self.workflow.policies.max_concurrency)
@@ -777,7 +799,9 @@ class Engine:
         if name in self._for_each:
             await self._fan_out(name, result, upstream, prior)
         else:
-            await self._run_unit(result, lambda: self._setup.plan(name, upstream, previous=prior))
+            await self._run_unit(
+                result, lambda: self._setup.plan(name, upstream, previous=prior).agent_run(result)
+            )
         self._settle_instance(result)
 
     def _until_held(self, loop: LoopSpec, current: Mapping[str, AgentResult]) -> bool:
