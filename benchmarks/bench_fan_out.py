@@ -243,7 +243,9 @@ def serve() -> None:
     from agentops.testing.server import OpenAITestServer
 
     # The planner's answer for each size; every call waits as long as its prompt asks.
-    with OpenAITestServer(latency=latency_from_prompt, reply_tokens=8) as server:
+    with OpenAITestServer(
+        latency=latency_from_prompt, reply_tokens=8, keep_requests=False
+    ) as server:
         for count in sorted({RATIO_ITEMS, *RSS_ITEMS, *SMOKE_ITEMS}):
             server.answer_when(list_marker(count), {"items": [item_of(i) for i in range(count)]})
         print(server.base_url, flush=True)

@@ -17,7 +17,9 @@ from shapes import latency_from_prompt
 from agentops.testing.server import OpenAITestServer
 
 if __name__ == "__main__":
-    with OpenAITestServer(latency=latency_from_prompt, reply_tokens=8) as server:
+    with OpenAITestServer(
+        latency=latency_from_prompt, reply_tokens=8, keep_requests=False
+    ) as server:
         print(server.base_url, flush=True)
         while True:
             time.sleep(3600)

@@ -59,6 +59,16 @@ def test_a_json_reply_is_deterministic_and_sized_by_max_tokens() -> None:
     assert server.requests[0].usage == answer["usage"] and server.requests[0].status == 200
 
 
+def test_a_server_told_not_to_keep_requests_answers_and_keeps_none() -> None:
+    with OpenAITestServer(keep_requests=False) as server:
+        status, text = post_sync(f"{server.base_url}/chat/completions", chat_body(max_tokens=2))
+        assert status == 200 and json.loads(text)["usage"]["completion_tokens"] == 2
+        assert server.requests == []
+        server.keep_requests = True
+        post_sync(f"{server.base_url}/chat/completions", chat_body("kept"))
+        assert [r.body["messages"][0]["content"] for r in server.requests] == ["kept"]
+
+
 def test_replies_pad_to_reply_tokens_and_a_hook_can_replace_them() -> None:
     with OpenAITestServer(reply_tokens=12) as server:
         _, text = post_sync(f"{server.base_url}/chat/completions", chat_body("hi"))

@@ -96,6 +96,10 @@ Records
     JSON), ``started_at``/``finished_at`` (``time.monotonic()``), ``status``
     returned (None for a dropped connection), ``usage`` reported (None when
     none was) and the ``fault`` applied. ``faults_injected`` counts faults.
+    ``keep_requests=False`` keeps none: a server that answers for hours, or
+    a benchmark's hundreds of thousands of calls, would otherwise grow
+    without bound, and each of the collector's full passes over the records
+    would hold up every answer (for as long as a second in a benchmark's).
 
 Also runnable: ``python -m agentops.testing.server --port 0 --latency 0.05``
 prints its base URL on the first line of stdout and serves until killed
@@ -247,6 +251,7 @@ class OpenAITestServer:
         chunk_delay: float = 0.0,
         port: int = 0,
         seed: int = 1234,
+        keep_requests: bool = True,
     ) -> None:
         self.latency = latency
         self.reply_tokens = reply_tokens
@@ -258,6 +263,7 @@ class OpenAITestServer:
         self.random_faults: tuple[Fault, ...] = DEFAULT_RANDOM_FAULTS
         self.fault_match: Callable[[Body], bool] | None = None
         self.requests: list[RecordedRequest] = []
+        self.keep_requests = keep_requests
         self.faults_injected = 0
         self.port = 0
         self._requested_port = port
@@ -417,8 +423,9 @@ class OpenAITestServer:
             body={},
             started_at=time.monotonic(),
         )
-        with self._lock:
-            self.requests.append(record)
+        if self.keep_requests:
+            with self._lock:
+                self.requests.append(record)
         try:
             body = await request.json()
         except ValueError:
@@ -820,6 +827,7 @@ def main(argv: list[str] | None = None) -> None:
         send_usage=not arguments.no_usage,
         port=arguments.port,
         seed=arguments.seed,
+        keep_requests=False,  # nothing outside this process could read them
     )
     server.fault_rate = arguments.fault_rate
     for given in arguments.answer:
